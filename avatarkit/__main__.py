@@ -1,0 +1,5 @@
+import sys
+
+from avatarkit.cli import main
+
+sys.exit(main())

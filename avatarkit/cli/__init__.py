@@ -1,0 +1,51 @@
+"""``avatarkit`` command line: one module per subcommand in this package.
+
+Each module defines ``register(subparsers)``, which adds its parser and sets
+``func=run`` (``run(args) -> int``). Modules import heavy dependencies inside
+``run`` so ``avatarkit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from avatarkit.errors import AvatarKitError
+
+SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avatarkit", description="AvatarKit for Python: real-time talking avatars.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"avatarkit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"avatarkit.cli.{name}":
+                raise
+            continue  # subcommand not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except AvatarKitError as exc:
+        print(f"avatarkit {args.command}: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

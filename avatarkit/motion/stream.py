@@ -1,0 +1,36 @@
+"""The streaming interface of an audio-to-motion model.
+
+A :class:`MotionStream` is fed PCM as it arrives (any chunk size, odd byte counts
+included) and returns every frame whose audio (plus the model's lookahead) is complete.
+``finish()`` flushes the tail so the frames cover the whole utterance:
+``ceil(samples * fps / sample_rate)`` frames in all.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from avatarkit.motion.frame import MotionFrame
+
+SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+SUPPORTED_FPS = (25, 30, 60)
+
+
+class MotionStream(Protocol):
+    sample_rate: int
+    fps: int
+
+    def push(self, pcm: bytes) -> list[MotionFrame]:
+        """Feed mono PCM s16le bytes; returns the frames that became ready."""
+        ...
+
+    def finish(self) -> list[MotionFrame]:
+        """End of utterance: returns the remaining frames; the stream is then spent."""
+        ...
+
+
+def create_stream(sample_rate: int = 16000, fps: int = 30) -> MotionStream:
+    """The best available model as a fresh stream for one utterance."""
+    from avatarkit.motion.envelope import EnvelopeStream  # replaced by the trained model
+
+    return EnvelopeStream(sample_rate, fps)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian + Python 3.11 machine: system packages, venv, pip.
+# Optional pieces (PortAudio, Xvfb, espeak-ng) are installed when possible; without them
+# the runtime falls back (null audio device, headless EGL) and the related tests skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REQUIRED_DEBS=(libegl1 libgl1-mesa-dri libegl-mesa0)
+OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox)
+
+missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
+
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    want=$(missing_debs "${REQUIRED_DEBS[@]}" "${OPTIONAL_DEBS[@]}")
+    if [ -n "$want" ]; then
+        echo "[setup] apt-get install:" $want
+        apt-get update -qq || true
+        # shellcheck disable=SC2086
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $want \
+            >/dev/null || echo "[setup] warning: some system packages could not be installed"
+    fi
+fi
+still=$(missing_debs "${REQUIRED_DEBS[@]}")
+[ -z "$still" ] || echo "[setup] warning: missing $still: headless EGL rendering may not work"
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+
+extras="test,bench"
+if dpkg -s portaudio19-dev >/dev/null 2>&1; then extras="$extras,audio"; fi
+echo "[setup] pip install -e .[$extras]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+echo "[setup] ready: .venv"
