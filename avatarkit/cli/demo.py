@@ -1,0 +1,43 @@
+"""``avatarkit demo [scene] [--out DIR]``: run one of the bundled scenes.
+
+A scene is a module ``scenes.<name>`` with ``main(argv) -> int``; the demo passes it
+``--out DIR``. Scenes choose their own backend: headless ones (``render_test``) always
+render off-screen, interactive ones open a window only when there is a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DEFAULT_SCENE = "render_test"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="run a bundled scene (default: the headless render test)")
+    parser.add_argument("scene", nargs="?", default=DEFAULT_SCENE, help=f"scene name (default: {DEFAULT_SCENE})")
+    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    parser.set_defaults(func=run)
+
+
+def available_scenes() -> list[str]:
+    import scenes
+
+    folder = Path(scenes.__file__).parent
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib
+
+    from avatarkit.errors import AvatarKitError, ErrorCode
+    from engine.errors import EngineError
+
+    names = available_scenes()
+    if args.scene not in names:
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unknown scene {args.scene!r}; available: {', '.join(names)}")
+    module = importlib.import_module(f"scenes.{args.scene}")
+    try:
+        return int(module.main(["--out", str(args.out)]) or 0)
+    except EngineError as exc:  # engine codes are the same camelCase strings as ErrorCode's
+        raise AvatarKitError(exc.code, exc.message) from exc

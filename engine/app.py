@@ -1,0 +1,204 @@
+"""The App: a GL backend, a clock, a scene, and the frame loop.
+
+One frame (``step``): tick the clock, dispatch input, ``scene.update(dt)``, render the
+scene into the off-screen target, present (headless: wait for the GPU; window: blit and
+swap), then ``post_render`` hooks and frame listeners (capture). Everything here runs on
+the thread that created the App: the render thread.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine import events
+from engine.backends.base import Backend
+from engine.capture import save_png
+from engine.clock import Clock, ManualClock, RealtimeClock
+from engine.events import Event
+from engine.render.frame import Frame
+from engine.render.renderer import Renderer
+from engine.render.target import RenderTarget
+from engine.scene import Scene
+from engine.stats import FrameStats
+
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "lavapipe")
+EventHandler = Callable[[Event], bool | None]
+FrameListener = Callable[["App", Frame], None]
+
+
+class App:
+    def __init__(
+        self, backend: Backend, clock: Clock | None = None, scene: Scene | None = None, samples: int | None = 4
+    ) -> None:
+        """``samples``: MSAA samples (0 = off); None = automatic: 4 on a GPU, 0 on a
+        software rasteriser, where 4x MSAA costs about 3x the frame time."""
+        self.backend = backend
+        self.ctx = backend.ctx
+        if samples is None:
+            software = any(name in self.ctx.info["GL_RENDERER"].lower() for name in SOFTWARE_RENDERERS)
+            samples = 0 if software else 4
+        self.clock: Clock = clock or (RealtimeClock(60.0) if backend.interactive else ManualClock(30.0))
+        self.scene = scene or Scene()
+        self.renderer = Renderer(self.ctx)
+        self.target = RenderTarget(self.ctx, backend.size, samples)
+        self.frame_index = 0  # frames completed
+        self.stats = FrameStats()  # rolling real frame rate (``app.stats.fps``)
+        self.running = False
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._event_handlers: list[EventHandler] = []
+        self._frame_listeners: list[FrameListener] = []
+        self._closed = False
+
+    @classmethod
+    def headless(
+        cls, size: tuple[int, int] = (1280, 720), fps: float = 30.0, samples: int | None = 4, clock: Clock | None = None
+    ) -> App:
+        """Off-screen EGL rendering with a virtual clock (exactly ``1/fps`` per frame).
+        MSAA 4x by default: offline quality first (the clock is virtual)."""
+        from engine.backends.headless import HeadlessBackend
+
+        return cls(HeadlessBackend(size), clock or ManualClock(fps), samples=samples)
+
+    @classmethod
+    def window(
+        cls,
+        size: tuple[int, int] = (1280, 720),
+        title: str = "engine",
+        fps: float = 60.0,
+        samples: int | None = None,
+        clock: Clock | None = None,
+        vsync: bool = True,
+    ) -> App:
+        """A pygame window with a real-time clock paced at ``fps`` (MSAA automatic)."""
+        from engine.backends.window import WindowBackend
+
+        return cls(WindowBackend(size, title, vsync), clock or RealtimeClock(fps), samples=samples)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.target.size
+
+    @property
+    def aspect(self) -> float:
+        return self.size[0] / self.size[1]
+
+    # -- input -----------------------------------------------------------------
+    def post_event(self, event: Event) -> None:
+        """Queue an event as if it came from the window (thread-safe; tests use this)."""
+        self._events.put(event)
+
+    def add_event_handler(self, handler: EventHandler) -> None:
+        """``handler(event)`` sees events before the scene; return True to consume one."""
+        self._event_handlers.append(handler)
+
+    def _dispatch_events(self) -> None:
+        for event in self.backend.poll_events():
+            self._events.put(event)
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if any(handler(event) for handler in self._event_handlers):
+                continue
+            if self.scene.dispatch_event(event):
+                continue
+            if event.type == events.QUIT:
+                self.running = False
+
+    # -- frames ----------------------------------------------------------------
+    def add_frame_listener(self, listener: FrameListener) -> None:
+        """``listener(app, frame)`` after each completed frame (e.g. write it to a video)."""
+        self._frame_listeners.append(listener)
+
+    def remove_frame_listener(self, listener: FrameListener) -> None:
+        self._frame_listeners.remove(listener)
+
+    def step(self) -> Frame:
+        """Run exactly one frame and return it."""
+        # Make our context current: another App (or a plain moderngl context) in this
+        # process may have made its own current since our last frame.
+        with self.ctx:
+            dt = self.clock.tick()
+            self._dispatch_events()
+            self.scene.update(dt)
+            frame = self._render()
+            self.backend.present(self.target)
+            self.scene.post_render(frame)
+            for listener in list(self._frame_listeners):
+                listener(self, frame)
+        self.frame_index += 1
+        self.stats.tick()
+        return frame
+
+    def _render(self) -> Frame:
+        scene = self.scene
+        camera = scene.camera
+        frame = Frame(
+            ctx=self.ctx,
+            renderer=self.renderer,
+            size=self.size,
+            index=self.frame_index,
+            time=self.clock.time,
+            view=camera.view_matrix(),
+            projection=camera.projection_matrix(self.aspect),
+            camera_position=camera.position.copy(),
+            lighting=scene.lighting,
+        )
+        self.target.begin(scene.lighting.clear_color)
+        self.renderer.begin_frame(frame)
+        scene.render(frame)
+        self.target.resolve()
+        return frame
+
+    def run(self, seconds: float | None = None, frames: int | None = None) -> int:
+        """Run frames until ``seconds`` of clock time or ``frames`` frames pass, or until
+        ``stop()`` / a window close. Returns the number of frames run."""
+        self.running = True
+        start_time, count = self.clock.time, 0
+        pace = getattr(self.clock, "wait", None) if self.backend.interactive else None
+        while self.running:
+            if frames is not None and count >= frames:
+                break
+            if seconds is not None and self.clock.time - start_time >= seconds - 1e-9:
+                break
+            self.step()
+            count += 1
+            if pace is not None:
+                pace()
+        self.running = False
+        return count
+
+    def stop(self) -> None:
+        self.running = False
+
+    # -- capture ---------------------------------------------------------------
+    def read_pixels(self, alpha: bool = False) -> np.ndarray:
+        """The last rendered frame as HxWx3 (or x4) uint8, top row first."""
+        with self.ctx:
+            return self.target.read(alpha)
+
+    def save_png(self, path: str | Path, alpha: bool = False) -> Path:
+        return save_png(self.read_pixels(alpha), path)
+
+    # -- teardown --------------------------------------------------------------
+    def close(self) -> None:
+        """Dispose the scene (components release GL objects), then the context."""
+        if self._closed:
+            return
+        self._closed = True
+        with self.ctx:
+            self.scene.dispose()
+            self.renderer.close()
+            self.target.release()
+        self.backend.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

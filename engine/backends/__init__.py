@@ -1,0 +1,1 @@
+"""Interchangeable GL backends with one interface (see ``base.Backend``)."""

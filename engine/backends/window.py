@@ -1,0 +1,67 @@
+"""Window backend: a pygame OpenGL window with a moderngl context on it."""
+
+from __future__ import annotations
+
+import moderngl
+
+from engine import errors, events
+from engine.errors import EngineError
+from engine.events import Event
+from engine.render.target import RenderTarget
+
+
+class WindowBackend:
+    interactive = True
+
+    def __init__(self, size: tuple[int, int] = (1280, 720), title: str = "engine", vsync: bool = True) -> None:
+        import pygame
+
+        self._pg = pygame
+        self.size = (int(size[0]), int(size[1]))
+        pygame.display.init()
+        gl = pygame.GL_CONTEXT_PROFILE_CORE
+        pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MAJOR_VERSION, 3)
+        pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MINOR_VERSION, 3)
+        pygame.display.gl_set_attribute(pygame.GL_CONTEXT_PROFILE_MASK, gl)
+        try:
+            pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF, vsync=int(vsync))
+        except pygame.error:
+            try:  # vsync is a request some drivers refuse
+                pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF)
+            except pygame.error as exc:
+                pygame.display.quit()
+                raise EngineError(errors.RENDER_NOT_SUPPORTED, f"cannot open an OpenGL window: {exc}") from exc
+        pygame.display.set_caption(title)
+        self.ctx = moderngl.create_context(require=330)
+        self.screen = self.ctx.detect_framebuffer()
+
+    def poll_events(self) -> list[Event]:
+        pg = self._pg
+        out: list[Event] = []
+        for e in pg.event.get():
+            if e.type == pg.QUIT:
+                out.append(Event(events.QUIT))
+            elif e.type in (pg.KEYDOWN, pg.KEYUP):
+                kind = events.KEY_DOWN if e.type == pg.KEYDOWN else events.KEY_UP
+                out.append(Event(kind, key=pg.key.name(e.key), mods=_mods(pg, e.mod)))
+            elif e.type in (pg.MOUSEBUTTONDOWN, pg.MOUSEBUTTONUP):
+                kind = events.MOUSE_DOWN if e.type == pg.MOUSEBUTTONDOWN else events.MOUSE_UP
+                out.append(Event(kind, button=e.button, pos=tuple(e.pos)))
+            elif e.type == pg.MOUSEMOTION:
+                out.append(Event(events.MOUSE_MOVE, pos=tuple(e.pos), delta=tuple(e.rel)))
+            elif e.type == pg.MOUSEWHEEL:
+                out.append(Event(events.MOUSE_WHEEL, delta=(e.x, e.y)))
+        return out
+
+    def present(self, target: RenderTarget) -> None:
+        self.ctx.copy_framebuffer(self.screen, target.resolved)
+        self._pg.display.flip()
+
+    def close(self) -> None:
+        self.ctx.release()
+        self._pg.display.quit()
+
+
+def _mods(pg, mod: int) -> frozenset[str]:
+    names = {"shift": pg.KMOD_SHIFT, "ctrl": pg.KMOD_CTRL, "alt": pg.KMOD_ALT, "meta": pg.KMOD_META}
+    return frozenset(name for name, bit in names.items() if mod & bit)

@@ -1,0 +1,85 @@
+"""Perspective camera: look-at, and framing a bounding box."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _normalize(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class Camera:
+    """A perspective camera placed by ``look_at``; the aspect comes from the frame size."""
+
+    def __init__(
+        self,
+        fov_y: float = 30.0,
+        near: float = 0.05,
+        far: float = 100.0,
+        position: Sequence[float] = (0.0, 0.0, 3.0),
+        target: Sequence[float] = (0.0, 0.0, 0.0),
+        up: Sequence[float] = (0.0, 1.0, 0.0),
+    ) -> None:
+        self.fov_y = float(fov_y)  # degrees, vertical
+        self.near = float(near)
+        self.far = float(far)
+        self.position = np.array(position, dtype=np.float32)
+        self.target = np.array(target, dtype=np.float32)
+        self.up = np.array(up, dtype=np.float32)
+
+    def look_at(self, position: Sequence[float], target: Sequence[float], up: Sequence[float] = (0.0, 1.0, 0.0)) -> Camera:
+        self.position = np.array(position, dtype=np.float32)
+        self.target = np.array(target, dtype=np.float32)
+        self.up = np.array(up, dtype=np.float32)
+        return self
+
+    def frame_bounds(
+        self,
+        bounds_min: Sequence[float],
+        bounds_max: Sequence[float],
+        direction: Sequence[float] = (0.0, 0.0, 1.0),
+        aspect: float = 16 / 9,
+        margin: float = 1.1,
+    ) -> Camera:
+        """Place the camera along ``direction`` from the box centre so the whole box fits.
+
+        Uses the bounding sphere, so the result holds for any view direction; ``margin``
+        > 1 leaves some room around it. Near/far are adapted to the distance.
+        """
+        lo = np.asarray(bounds_min, dtype=np.float32)
+        hi = np.asarray(bounds_max, dtype=np.float32)
+        center = (lo + hi) / 2
+        radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-4) * margin
+        half_fov = math.radians(self.fov_y) / 2
+        half_fov = min(half_fov, math.atan(math.tan(half_fov) * aspect))  # the tighter axis
+        distance = radius / math.sin(half_fov)
+        d = _normalize(np.asarray(direction, dtype=np.float32))
+        self.look_at(center + d * distance, center, self.up)
+        self.near = max(distance - radius * 2, distance * 0.01)
+        self.far = distance + radius * 2
+        return self
+
+    def view_matrix(self) -> np.ndarray:
+        f = _normalize(self.target - self.position)
+        s = _normalize(np.cross(f, self.up))
+        u = np.cross(s, f)
+        m = np.eye(4, dtype=np.float32)
+        m[0, :3], m[1, :3], m[2, :3] = s, u, -f
+        m[:3, 3] = -m[:3, :3] @ self.position
+        return m
+
+    def projection_matrix(self, aspect: float) -> np.ndarray:
+        t = 1.0 / math.tan(math.radians(self.fov_y) / 2)
+        n, f = self.near, self.far
+        m = np.zeros((4, 4), dtype=np.float32)
+        m[0, 0] = t / aspect
+        m[1, 1] = t
+        m[2, 2] = (f + n) / (n - f)
+        m[2, 3] = 2 * f * n / (n - f)
+        m[3, 2] = -1.0
+        return m

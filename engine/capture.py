@@ -1,0 +1,150 @@
+"""Capture: frames to PNG, and an MP4 writer (H.264 + AAC via PyAV) fed from the loop.
+
+``VideoWriter`` timestamps video by frame count and audio by sample count, both from
+zero, so a video fed one frame plus ``sample_rate / fps`` samples per frame has audio
+and picture aligned sample-exactly (AAC's own 1024-sample framing aside).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from engine import errors
+from engine.errors import EngineError
+
+H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
+
+
+def read_pixels(framebuffer, size: tuple[int, int] | None = None, alpha: bool = False) -> np.ndarray:
+    """Read a moderngl framebuffer as HxWx3 (or x4) uint8, top row first."""
+    components = 4 if alpha else 3
+    w, h = size or framebuffer.size
+    data = framebuffer.read(viewport=(0, 0, w, h), components=components, alignment=1)
+    return np.frombuffer(data, np.uint8).reshape(h, w, components)[::-1].copy()
+
+
+def save_png(pixels: np.ndarray, path: str | Path) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
+    Image.fromarray(np.ascontiguousarray(pixels), mode).save(path)
+    return path
+
+
+def _h264_codec() -> str:
+    import av
+
+    for name in H264_ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:
+            continue
+    raise EngineError(errors.CAPTURE_FAILED, "PyAV's FFmpeg has no H.264 encoder")
+
+
+class VideoWriter:
+    """Write RGB frames and s16le PCM to an MP4 (H.264 video, AAC audio).
+
+    ``sample_rate=None`` writes video only. Use as a context manager or call ``close()``;
+    on close, audio shorter than the video is padded with silence.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        size: tuple[int, int],
+        fps: float = 30.0,
+        sample_rate: int | None = 48000,
+        channels: int = 1,
+        crf: int = 20,
+    ) -> None:
+        import av
+
+        w, h = int(size[0]), int(size[1])
+        if w % 2 or h % 2 or w <= 0 or h <= 0:
+            raise EngineError(errors.INVALID_ARGUMENT, f"H.264 needs an even, positive frame size, got {w}x{h}")
+        if channels not in (1, 2):
+            raise EngineError(errors.INVALID_ARGUMENT, f"channels must be 1 or 2, got {channels}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.size = (w, h)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.frames = 0
+        self.samples = 0  # audio samples (per channel) written so far
+        self._container = av.open(str(self.path), "w")
+        self._video = self._container.add_stream(_h264_codec(), rate=self.fps)
+        self._video.width, self._video.height = w, h
+        self._video.pix_fmt = "yuv420p"
+        self._video.time_base = 1 / self.fps
+        self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        self._audio = None
+        if sample_rate:
+            layout = "mono" if channels == 1 else "stereo"
+            self._audio = self._container.add_stream("aac", rate=int(sample_rate), layout=layout)
+            self._audio.time_base = Fraction(1, int(sample_rate))
+        self._closed = False
+
+    def write_frame(self, rgb: np.ndarray) -> None:
+        """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives)."""
+        import av
+
+        if rgb.shape[0] != self.size[1] or rgb.shape[1] != self.size[0]:
+            raise EngineError(errors.INVALID_ARGUMENT, f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
+        frame.pts = self.frames
+        self.frames += 1
+        self._mux(self._video.encode(frame))
+
+    def write_audio(self, pcm: bytes | np.ndarray) -> None:
+        """s16le PCM (interleaved when stereo), any length: bytes or an int16 array."""
+        import av
+
+        if self._audio is None:
+            raise EngineError(errors.INVALID_ARGUMENT, "this writer has no audio stream (sample_rate=None)")
+        samples = np.frombuffer(pcm, np.int16) if isinstance(pcm, bytes | bytearray | memoryview) else np.asarray(pcm, np.int16)
+        if samples.size % self.channels:
+            raise EngineError(errors.INVALID_ARGUMENT, "PCM length is not a whole number of sample frames")
+        if samples.size == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(
+            samples.reshape(1, -1), format="s16", layout="mono" if self.channels == 1 else "stereo"
+        )
+        frame.sample_rate = self.sample_rate
+        frame.pts = self.samples
+        self.samples += samples.size // self.channels
+        self._mux(self._audio.encode(frame))
+
+    @property
+    def duration(self) -> float:
+        return float(self.frames / self.fps)
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+
+    def close(self) -> Path:
+        if self._closed:
+            return self.path
+        self._closed = True
+        if self._audio is not None:
+            missing = round(self.duration * self.sample_rate) - self.samples
+            if missing > 0:
+                self.write_audio(np.zeros(missing * self.channels, np.int16))
+            self._mux(self._audio.encode(None))
+        self._mux(self._video.encode(None))
+        self._container.close()
+        return self.path
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,75 @@
+"""Frame clocks: where ``dt`` comes from.
+
+``RealtimeClock`` follows the wall clock (windows, live apps) and clamps long stalls so a
+paused debugger does not launch the simulation forward. ``ManualClock`` advances exactly
+``1/fps`` per frame (offline and deterministic rendering, tests): frame ``n`` is at
+``n / fps`` seconds, computed from the frame count so it never accumulates rounding drift.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+MAX_REALTIME_DT = 0.25  # seconds; a longer stall is treated as this long
+
+
+class Clock(Protocol):
+    fps: float
+    frame: int  # frames ticked so far
+
+    @property
+    def time(self) -> float:
+        """Seconds since the clock started (at the last tick)."""
+
+    def tick(self) -> float:
+        """Advance by one frame; return its ``dt`` in seconds."""
+
+
+class ManualClock:
+    """Virtual clock: every tick is exactly ``1/fps`` seconds, wall time is ignored."""
+
+    def __init__(self, fps: float = 30.0) -> None:
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self.fps = float(fps)
+        self.frame = 0
+
+    @property
+    def time(self) -> float:
+        return self.frame / self.fps
+
+    def tick(self) -> float:
+        before = self.time
+        self.frame += 1
+        return self.time - before
+
+
+class RealtimeClock:
+    """Wall clock (``time.perf_counter``); ``fps`` is the target rate for ``wait``."""
+
+    def __init__(self, fps: float = 60.0, timer=time.perf_counter) -> None:
+        self.fps = float(fps)
+        self.frame = 0
+        self._timer = timer
+        self._start = timer()
+        self._last = self._start
+        self._time = 0.0
+
+    @property
+    def time(self) -> float:
+        return self._time
+
+    def tick(self) -> float:
+        now = self._timer()
+        dt = min(now - self._last, MAX_REALTIME_DT)
+        self._last = now
+        self._time += dt
+        self.frame += 1
+        return dt
+
+    def wait(self) -> None:
+        """Sleep off what is left of this frame's budget (frame pacing for windows)."""
+        remaining = self._last + 1.0 / self.fps - self._timer()
+        if remaining > 0:
+            time.sleep(remaining)

@@ -1,0 +1,182 @@
+"""``ModelRenderer``: a component drawing a glTF asset with GPU morph targets.
+
+Morph weights live in one float array ordered like ``target_names`` (every target name
+of every mesh in the asset, first appearance first). A name shared by several meshes
+(a head and its teeth both having ``jawOpen``) drives all of them. Each frame, each mesh
+gets the compact list of its non-zero targets in a uniform block; the vertex shader
+fetches only those deltas. No per-vertex work happens in Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine import errors
+from engine.errors import EngineError
+from engine.gltf import GltfAsset, load_gltf
+from engine.render.frame import Frame
+from engine.scene import Component
+from engine.transform import Transform
+
+if TYPE_CHECKING:
+    from engine.render.gpu import GpuAsset, GpuPrimitive
+    from engine.render.renderer import MorphWeights, Renderer
+
+
+class ModelRenderer(Component):
+    def __init__(self, asset: GltfAsset | str | os.PathLike) -> None:
+        self.asset = asset if isinstance(asset, GltfAsset) else load_gltf(asset)
+        self.target_names: list[str] = self.asset.target_names
+        self._target_index = {name: i for i, name in enumerate(self.target_names)}
+        # Per mesh: for each of its targets, the index into self.weights.
+        self._mesh_targets = [
+            np.array([self._target_index[n] for n in mesh.target_names], np.intp) for mesh in self.asset.meshes
+        ]
+        self.weights = np.zeros(len(self.target_names), np.float32)
+        for mesh, idx in zip(self.asset.meshes, self._mesh_targets, strict=True):
+            if mesh.weights:
+                self.weights[idx] = mesh.weights
+        # Editable local transforms of the asset's nodes (e.g. turn a head node).
+        self.nodes: list[Transform] = [node.transform.copy() for node in self.asset.nodes]
+        self._node_index = {node.name: i for i, node in enumerate(self.asset.nodes)}
+        self._walk = list(self.asset.walk())
+        self._name_orders: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._gpu: GpuAsset | None = None
+        self._renderer: Renderer | None = None
+        self._mesh_weights: dict[int, MorphWeights] = {}
+        # Per mesh: (opaque primitives, alpha-blended primitives), set at upload.
+        self._passes: list[tuple[list[GpuPrimitive], list[GpuPrimitive]]] = []
+
+    # -- morph weights -----------------------------------------------------------
+    def target_index(self, name: str) -> int:
+        try:
+            return self._target_index[name]
+        except KeyError:
+            raise EngineError(errors.INVALID_ARGUMENT, f"no morph target named {name!r}") from None
+
+    def set_weight(self, target: str | int, value: float) -> None:
+        index = self.target_index(target) if isinstance(target, str) else int(target)
+        self.weights[index] = value
+
+    def set_weights(
+        self, values: Mapping[str, float] | Sequence[float] | np.ndarray, names: Sequence[str] | None = None
+    ) -> None:
+        """Set many weights at once.
+
+        - a mapping ``{name: weight}``;
+        - an array in ``target_names`` order (``names=None``);
+        - an array in the order of ``names`` (e.g. the 52 ARKit names): names the asset
+          lacks are ignored. The name mapping is computed once per distinct ``names``.
+        """
+        if isinstance(values, Mapping):
+            for name, value in values.items():
+                self.set_weight(name, value)
+            return
+        values = np.asarray(values, np.float32)
+        if names is None:
+            if len(values) != len(self.weights):
+                raise EngineError(errors.INVALID_ARGUMENT, f"expected {len(self.weights)} weights, got {len(values)}")
+            self.weights[:] = values
+            return
+        key = tuple(names)
+        order = self._name_orders.get(key)
+        if order is None:
+            pairs = [(i, self._target_index[n]) for i, n in enumerate(key) if n in self._target_index]
+            src, dst = (np.array(p, np.intp) for p in zip(*pairs, strict=True)) if pairs else (np.zeros(0, np.intp),) * 2
+            order = self._name_orders[key] = (src, dst)
+        if len(values) != len(key):
+            raise EngineError(errors.INVALID_ARGUMENT, f"expected {len(key)} weights, got {len(values)}")
+        self.weights[order[1]] = values[order[0]]
+
+    def set_mesh_weights(self, mesh: int | str, values: Sequence[float] | np.ndarray) -> None:
+        """Set the weights of one mesh's targets, in that mesh's own target order."""
+        if isinstance(mesh, str):
+            found = next((i for i, m in enumerate(self.asset.meshes) if m.name == mesh), None)
+            if found is None:
+                raise EngineError(errors.INVALID_ARGUMENT, f"no mesh named {mesh!r}")
+            mesh = found
+        targets = self._mesh_targets[mesh]
+        values = np.asarray(values, np.float32)
+        if len(values) != len(targets):
+            raise EngineError(errors.INVALID_ARGUMENT, f"mesh {mesh} has {len(targets)} targets, got {len(values)} weights")
+        self.weights[targets] = values
+
+    # -- nodes -----------------------------------------------------------------
+    def node(self, name: str) -> Transform:
+        """The editable local transform of the asset node called ``name``."""
+        try:
+            return self.nodes[self._node_index[name]]
+        except KeyError:
+            raise EngineError(errors.INVALID_ARGUMENT, f"no node named {name!r}") from None
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rest-pose bounds in world space (the entity's transform applied)."""
+        lo, hi = self.asset.bounds()
+        if self.entity is None:
+            return lo, hi
+        m = self.entity.world_matrix()
+        corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        world = (corners @ m.T)[:, :3]
+        return world.min(axis=0), world.max(axis=0)
+
+    @property
+    def triangle_count(self) -> int:
+        return sum(
+            p.triangle_count
+            for i, _ in self._walk
+            if (m := self.asset.nodes[i].mesh) is not None
+            for p in self.asset.meshes[m].primitives
+        )
+
+    # -- lifecycle -------------------------------------------------------------
+    def render(self, frame: Frame) -> None:
+        renderer = frame.renderer
+        if self._gpu is None:  # first frame: upload on the render thread
+            self._renderer = renderer
+            self._gpu = renderer.acquire(self.asset)
+            self._passes = [
+                ([p for p in prims if not self._blended(p.material)], [p for p in prims if self._blended(p.material)])
+                for prims in self._gpu.meshes
+            ]
+        gpu = self._gpu
+        world: dict[int, np.ndarray] = {}
+        base = self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)
+        blended = []
+        for index, parent in self._walk:
+            local = self.nodes[index].local_matrix()
+            matrix = world[index] = (base if parent is None else world[parent]) @ local
+            mesh = self.asset.nodes[index].mesh
+            if mesh is None:
+                continue
+            weights = self._weights_for(mesh)
+            opaque, transparent = self._passes[mesh]
+            renderer.draw_node(gpu, opaque, matrix, weights)
+            if transparent:
+                blended.append((transparent, matrix, weights))
+        for prims, matrix, weights in blended:  # after every opaque primitive of the model
+            renderer.draw_node(gpu, prims, matrix, weights)
+
+    def _blended(self, material: int | None) -> bool:
+        return material is not None and self.asset.materials[material].alpha_mode == "BLEND"
+
+    def _weights_for(self, mesh: int) -> MorphWeights | None:
+        targets = self._mesh_targets[mesh]
+        if not len(targets):
+            return None
+        block = self._mesh_weights.get(mesh)
+        if block is None:
+            block = self._mesh_weights[mesh] = self._renderer.morph_weights()
+        block.set(self.weights[targets])
+        return block
+
+    def dispose(self) -> None:
+        for block in self._mesh_weights.values():
+            block.release()
+        self._mesh_weights.clear()
+        if self._gpu is not None:
+            self._renderer.release(self.asset)
+            self._gpu = None

@@ -1,0 +1,1 @@
+"""The moderngl renderer: render target, shaders, GPU uploads of glTF assets."""

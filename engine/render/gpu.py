@@ -1,0 +1,98 @@
+"""GPU uploads of a ``GltfAsset``: vertex/index buffers, morph delta textures, material
+textures. One upload is shared by every model instance of the same asset (refcounted)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import moderngl
+import numpy as np
+
+from engine import errors
+from engine.errors import EngineError
+from engine.gltf import GltfAsset, GltfPrimitive
+from engine.render.shaders import DELTA_TEXTURE_WIDTH
+
+
+@dataclass
+class GpuPrimitive:
+    vao: moderngl.VertexArray
+    buffers: list[moderngl.Buffer]
+    deltas: moderngl.Texture | None  # None when the primitive has no morph targets
+    vertex_count: int
+    material: int | None
+    has_colors: bool = False
+
+    def release(self) -> None:
+        self.vao.release()
+        for b in self.buffers:
+            b.release()
+        if self.deltas is not None:
+            self.deltas.release()
+
+
+def delta_texture(ctx: moderngl.Context, prim: GltfPrimitive) -> moderngl.Texture | None:
+    """All targets' position and normal deltas in one RGBA32F texture (see the shader)."""
+    if not prim.targets:
+        return None
+    n = prim.vertex_count
+    texels = np.zeros((len(prim.targets), n, 2, 4), np.float32)
+    for t, target in enumerate(prim.targets):
+        texels[t, :, 0, :3] = target.positions
+        texels[t, :, 1, :3] = target.normals
+    flat = texels.reshape(-1, 4)
+    rows = -(-len(flat) // DELTA_TEXTURE_WIDTH)
+    if rows > ctx.info["GL_MAX_TEXTURE_SIZE"]:
+        raise EngineError(errors.RENDER_NOT_SUPPORTED, f"morph data too large for one texture ({len(flat)} texels)")
+    padded = np.zeros((rows * DELTA_TEXTURE_WIDTH, 4), np.float32)
+    padded[: len(flat)] = flat
+    tex = ctx.texture((DELTA_TEXTURE_WIDTH, rows), 4, padded.tobytes(), dtype="f4")
+    tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+    return tex
+
+
+def color_texture(ctx: moderngl.Context, image: np.ndarray) -> moderngl.Texture:
+    """An RGBA8 image (top row first, as glTF UVs expect: v=0 is the top row)."""
+    h, w = image.shape[:2]
+    tex = ctx.texture((w, h), 4, np.ascontiguousarray(image, np.uint8).tobytes())
+    tex.build_mipmaps()
+    tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+    tex.repeat_x = tex.repeat_y = True
+    return tex
+
+
+class GpuAsset:
+    """Everything of one asset on the GPU, built for ``program`` (the lit shader)."""
+
+    def __init__(self, ctx: moderngl.Context, program: moderngl.Program, asset: GltfAsset) -> None:
+        self.asset = asset
+        self.refcount = 0
+        self.textures = [
+            color_texture(ctx, m.base_color_texture) if m.base_color_texture is not None else None
+            for m in asset.materials
+        ]
+        self.meshes = [[self._primitive(ctx, program, p) for p in mesh.primitives] for mesh in asset.meshes]
+
+    @staticmethod
+    def _primitive(ctx: moderngl.Context, program: moderngl.Program, prim: GltfPrimitive) -> GpuPrimitive:
+        n = prim.vertex_count
+        uvs = prim.uvs if prim.uvs is not None else np.zeros((n, 2), np.float32)
+        interleaved = np.hstack([prim.positions, prim.normals, uvs]).astype(np.float32)
+        vbo = ctx.buffer(interleaved.tobytes())
+        ibo = ctx.buffer(np.ascontiguousarray(prim.indices, np.uint32).tobytes())
+        content = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
+        buffers = [vbo, ibo]
+        if prim.colors is not None:
+            colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())
+            content.append((colors, "4f", "in_color"))
+            buffers.append(colors)
+        vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
+        return GpuPrimitive(vao, buffers, delta_texture(ctx, prim), n, prim.material, prim.colors is not None)
+
+    def release(self) -> None:
+        for prims in self.meshes:
+            for p in prims:
+                p.release()
+        for t in self.textures:
+            if t is not None:
+                t.release()

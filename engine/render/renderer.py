@@ -1,0 +1,202 @@
+"""Per-context renderer: the lit morph shader, the background, shared GPU assets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import moderngl
+import numpy as np
+
+from engine.gltf import GltfAsset, GltfMaterial
+from engine.render.frame import Frame
+from engine.render.gpu import GpuAsset, GpuPrimitive
+from engine.render.shaders import (
+    BACKGROUND_FRAGMENT,
+    BACKGROUND_VERTEX,
+    LIT_FRAGMENT,
+    LIT_VERTEX,
+    MAX_ACTIVE_TARGETS,
+)
+
+MORPH_BLOCK_BINDING = 0
+DELTAS_UNIT = 0
+BASE_TEXTURE_UNIT = 1
+_ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
+_DEFAULT_MATERIAL = GltfMaterial()
+
+
+def _mat4(m: np.ndarray) -> bytes:
+    return np.ascontiguousarray(m.T, np.float32).tobytes()  # GLSL wants column-major
+
+
+class MorphWeights:
+    """A uniform buffer holding the compact active-target list of one mesh instance."""
+
+    SIZE = 16 + MAX_ACTIVE_TARGETS * 4 * 2
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.buffer = ctx.buffer(reserve=self.SIZE)
+        self._words = np.zeros(self.SIZE // 4, np.int32)
+        self._floats = self._words.view(np.float32)
+        self._last = b""
+        self.active = 0
+
+    def set(self, weights: np.ndarray) -> None:
+        """Upload the non-zero entries of ``weights`` (indexed by the mesh's targets)."""
+        active = np.flatnonzero(np.abs(weights) > 1e-6)
+        if len(active) > MAX_ACTIVE_TARGETS:  # keep the strongest ones
+            strongest = np.argsort(-np.abs(weights[active]), kind="stable")[:MAX_ACTIVE_TARGETS]
+            active = np.sort(active[strongest])
+        k = len(active)
+        self._words[:] = 0
+        self._words[0] = k
+        self._words[4 : 4 + k] = active
+        self._floats[4 + MAX_ACTIVE_TARGETS : 4 + MAX_ACTIVE_TARGETS + k] = weights[active]
+        data = self._words.tobytes()
+        if data != self._last:  # most frames change weights, idle ones do not
+            self.buffer.write(data)
+            self._last = data
+        self.active = k
+
+    def release(self) -> None:
+        self.buffer.release()
+
+
+class Renderer:
+    """Owns shader programs and GPU assets of one GL context. Render thread only."""
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.lit = ctx.program(vertex_shader=LIT_VERTEX, fragment_shader=LIT_FRAGMENT)
+        self.lit["Morph"].binding = MORPH_BLOCK_BINDING
+        self.lit["u_deltas"].value = DELTAS_UNIT
+        self.lit["u_base_texture"].value = BASE_TEXTURE_UNIT
+        self._background = ctx.program(vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT)
+        self._background_vao = ctx.vertex_array(self._background, [])
+        # Bound where a primitive has no targets / no texture (samplers need a texture).
+        self._dummy = ctx.texture((1, 1), 4, b"\xff\xff\xff\xff")
+        self._dummy_deltas = ctx.texture((1, 1), 4, bytes(16), dtype="f4")
+        self._no_morph = MorphWeights(ctx)
+        self._no_morph.set(np.zeros(0, np.float32))
+        self._assets: dict[int, GpuAsset] = {}
+        self._material_key: tuple[int, int | None] | None = None
+        self.draw_calls = 0
+
+    # -- assets ----------------------------------------------------------------
+    def acquire(self, asset: GltfAsset) -> GpuAsset:
+        """Upload ``asset`` once per context; later calls share it. Pair with ``release``."""
+        gpu = self._assets.get(id(asset))
+        if gpu is None:
+            gpu = self._assets[id(asset)] = GpuAsset(self.ctx, self.lit, asset)
+        gpu.refcount += 1
+        return gpu
+
+    def release(self, asset: GltfAsset) -> None:
+        gpu = self._assets.get(id(asset))
+        if gpu is not None:
+            gpu.refcount -= 1
+            if gpu.refcount <= 0:
+                gpu.release()
+                del self._assets[id(asset)]
+
+    def morph_weights(self) -> MorphWeights:
+        return MorphWeights(self.ctx)
+
+    # -- frame -----------------------------------------------------------------
+    def begin_frame(self, frame: Frame) -> None:
+        """Per-frame uniforms and the background. The target is bound and cleared."""
+        self.draw_calls = 0
+        lighting = frame.lighting
+        self.ctx.disable(moderngl.BLEND)  # a known state, whatever the last frame's components left
+        if lighting.background is not None:
+            self.ctx.disable(moderngl.DEPTH_TEST)
+            top, bottom = lighting.background
+            self._background["u_top"].value = tuple(top)
+            self._background["u_bottom"].value = tuple(bottom)
+            self._background_vao.render(moderngl.TRIANGLES, vertices=3)
+        self.ctx.enable(moderngl.DEPTH_TEST)
+        lit = self.lit
+        lit["u_view_projection"].write(_mat4(frame.view_projection))
+        lit["u_camera_position"].value = tuple(float(v) for v in frame.camera_position)
+        lights = lighting.lights()
+        lit["u_light_dir"].write(np.array([light.shader_direction() for light in lights], np.float32).tobytes())
+        colors = np.array([np.asarray(light.color, np.float32) * light.intensity for light in lights], np.float32)
+        lit["u_light_color"].write(colors.tobytes())
+        lit["u_ambient"].value = tuple(lighting.ambient)
+        lit["u_exposure"].value = float(lighting.exposure)
+
+    def draw_node(
+        self,
+        gpu: GpuAsset,
+        prims: Sequence[GpuPrimitive],
+        model_matrix: np.ndarray,
+        weights: MorphWeights | None,
+    ) -> None:
+        """Draw primitives sharing one model matrix and one set of morph weights."""
+        linear = model_matrix[:3, :3]
+        det = float(np.linalg.det(linear))
+        if abs(det) < 1e-12:
+            return  # scaled to nothing: invisible, and its normals are undefined
+        lit = self.lit
+        lit["u_model"].write(_mat4(model_matrix))
+        normal_matrix = np.linalg.inv(linear).T
+        lit["u_normal_matrix"].write(np.ascontiguousarray(normal_matrix.T, np.float32).tobytes())
+        self.ctx.front_face = "cw" if det < 0 else "ccw"  # a mirroring transform flips the winding
+        # Material state is cached only within this call: other components may change
+        # GL state between calls.
+        self._material_key = None
+        for prim in prims:
+            self._draw(gpu, prim, weights)
+
+    def draw_primitive(
+        self, gpu: GpuAsset, prim: GpuPrimitive, model_matrix: np.ndarray, weights: MorphWeights | None
+    ) -> None:
+        self.draw_node(gpu, (prim,), model_matrix, weights)
+
+    def _use_material(self, gpu: GpuAsset, index: int | None) -> GltfMaterial:
+        material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
+        key = (id(gpu), index)
+        if key == self._material_key:  # consecutive primitives often share a material
+            return material
+        self._material_key = key
+        lit = self.lit
+        lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
+        texture = gpu.textures[index] if index is not None else None
+        lit["u_has_texture"].value = texture is not None
+        (texture or self._dummy).use(BASE_TEXTURE_UNIT)
+        lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
+        lit["u_alpha_cutoff"].value = material.alpha_cutoff
+        if material.double_sided:
+            self.ctx.disable(moderngl.CULL_FACE)
+        else:
+            self.ctx.enable(moderngl.CULL_FACE)
+        return material
+
+    def _draw(self, gpu: GpuAsset, prim: GpuPrimitive, weights: MorphWeights | None) -> None:
+        material = self._use_material(gpu, prim.material)
+        self.lit["u_has_colors"].value = prim.has_colors
+        if prim.deltas is not None and weights is not None:
+            prim.deltas.use(DELTAS_UNIT)
+            weights.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
+            self.lit["u_vertex_count"].value = prim.vertex_count
+        else:
+            self._dummy_deltas.use(DELTAS_UNIT)
+            self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
+        if material.alpha_mode == "BLEND":
+            ctx = self.ctx
+            ctx.enable(moderngl.BLEND)
+            ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+            prim.vao.render()
+            ctx.disable(moderngl.BLEND)
+        else:
+            prim.vao.render()
+        self.draw_calls += 1
+
+    def close(self) -> None:
+        """Release every GL object this renderer made (assets included)."""
+        for gpu in self._assets.values():
+            gpu.release()
+        self._assets.clear()
+        self._no_morph.release()
+        for obj in (self._dummy, self._dummy_deltas, self._background_vao, self._background, self.lit):
+            obj.release()

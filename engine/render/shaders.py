@@ -1,0 +1,153 @@
+"""GLSL sources. Shading happens in linear RGB; output is sRGB-encoded by hand (the
+render target is a plain RGBA8 texture, so the encoding is ours and explicit)."""
+
+from __future__ import annotations
+
+# Compact list of active morph targets, packed 4 per ivec4/vec4 (std140 arrays have a
+# 16-byte stride, so packing avoids wasting 3/4 of the block).
+MAX_ACTIVE_TARGETS = 64
+DELTA_TEXTURE_WIDTH = 4096  # texels per row of the morph delta texture (power of two)
+
+MORPH_BLOCK = f"""
+layout(std140) uniform Morph {{
+    ivec4 u_morph_count;                               // x = number of active targets
+    ivec4 u_morph_index[{MAX_ACTIVE_TARGETS // 4}];    // target indices, 4 per element
+    vec4 u_morph_weight[{MAX_ACTIVE_TARGETS // 4}];    // their weights, same packing
+}};
+"""
+
+LIT_VERTEX = (
+    """
+#version 330
+"""
+    + MORPH_BLOCK
+    + f"""
+// Deltas of every target: texel (target * vertex_count + vertex) * 2 holds the position
+// delta, the next texel the normal delta. Only the active targets are fetched.
+uniform sampler2D u_deltas;
+uniform int u_vertex_count;
+uniform mat4 u_model;
+uniform mat3 u_normal_matrix;
+uniform mat4 u_view_projection;
+
+in vec3 in_position;
+in vec3 in_normal;
+in vec2 in_uv;
+in vec4 in_color;  // COLOR_0 (linear), only read when u_has_colors
+uniform bool u_has_colors;
+
+out vec3 v_world;
+out vec3 v_normal;
+out vec2 v_uv;
+out vec4 v_color;
+
+ivec2 delta_texel(int i) {{
+    return ivec2(i & {DELTA_TEXTURE_WIDTH - 1}, i >> {DELTA_TEXTURE_WIDTH.bit_length() - 1});
+}}
+
+void main() {{
+    vec3 position = in_position;
+    vec3 normal = in_normal;
+    for (int k = 0; k < u_morph_count.x; ++k) {{
+        int target = u_morph_index[k >> 2][k & 3];
+        float weight = u_morph_weight[k >> 2][k & 3];
+        int base = (target * u_vertex_count + gl_VertexID) * 2;
+        position += weight * texelFetch(u_deltas, delta_texel(base), 0).xyz;
+        normal += weight * texelFetch(u_deltas, delta_texel(base + 1), 0).xyz;
+    }}
+    vec4 world = u_model * vec4(position, 1.0);
+    v_world = world.xyz;
+    v_normal = u_normal_matrix * normal;
+    v_uv = in_uv;
+    v_color = u_has_colors ? in_color : vec4(1.0);
+    gl_Position = u_view_projection * world;
+}}
+"""
+)
+
+LIT_FRAGMENT = """
+#version 330
+uniform vec4 u_base_color;          // linear
+uniform sampler2D u_base_texture;   // sRGB-encoded
+uniform bool u_has_texture;
+uniform int u_alpha_mode;           // 0 opaque, 1 mask, 2 blend
+uniform float u_alpha_cutoff;
+
+uniform vec3 u_light_dir[3];        // key, fill, rim: unit vectors towards the light
+uniform vec3 u_light_color[3];      // colour * intensity, linear
+uniform vec3 u_ambient;
+uniform vec3 u_camera_position;
+uniform float u_exposure;
+
+in vec3 v_world;
+in vec3 v_normal;
+in vec2 v_uv;
+in vec4 v_color;
+out vec4 f_color;
+
+vec3 srgb_to_linear(vec3 c) {
+    return mix(c / 12.92, pow((c + 0.055) / 1.055, vec3(2.4)), step(0.04045, c));
+}
+vec3 linear_to_srgb(vec3 c) {
+    c = clamp(c, 0.0, 1.0);
+    return mix(c * 12.92, 1.055 * pow(c, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, c));
+}
+vec3 tonemap(vec3 x) {  // Narkowicz ACES fit: keeps highlights from clipping harshly
+    return clamp((x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14), 0.0, 1.0);
+}
+
+void main() {
+    vec4 base = u_base_color * v_color;
+    if (u_has_texture) {
+        vec4 t = texture(u_base_texture, v_uv);
+        base *= vec4(srgb_to_linear(t.rgb), t.a);
+    }
+    if (u_alpha_mode == 1 && base.a < u_alpha_cutoff) discard;
+
+    vec3 n = normalize(v_normal);
+    if (!gl_FrontFacing) n = -n;
+    vec3 v = normalize(u_camera_position - v_world);
+    vec3 color = u_ambient * base.rgb;
+    for (int i = 0; i < 2; ++i) {  // key and fill: wrapped diffuse (soft, skin-friendly) + spec
+        vec3 l = u_light_dir[i];
+        float wrap = max((dot(n, l) + 0.2) / 1.2, 0.0);
+        float spec = pow(max(dot(n, normalize(l + v)), 0.0), 40.0) * 0.12 * step(0.0, dot(n, l));
+        color += u_light_color[i] * (base.rgb * wrap + spec);
+    }
+    // Rim: grazing angles lit from behind, outlining the silhouette against the background.
+    float fresnel = pow(1.0 - max(dot(n, v), 0.0), 3.0);
+    color += u_light_color[2] * fresnel * max(dot(n, u_light_dir[2]) * 0.5 + 0.5, 0.0) * 0.5;
+
+    float alpha = u_alpha_mode == 2 ? base.a : 1.0;
+    f_color = vec4(linear_to_srgb(tonemap(color * u_exposure)), alpha);
+}
+"""
+
+BACKGROUND_VERTEX = """
+#version 330
+out vec2 v_uv;
+void main() {  // one full-screen triangle, no buffers
+    vec2 p = vec2((gl_VertexID << 1) & 2, gl_VertexID & 2);
+    v_uv = p;
+    gl_Position = vec4(p * 2.0 - 1.0, 1.0, 1.0);
+}
+"""
+
+BACKGROUND_FRAGMENT = """
+#version 330
+uniform vec3 u_top;     // linear
+uniform vec3 u_bottom;  // linear
+in vec2 v_uv;
+out vec4 f_color;
+vec3 linear_to_srgb(vec3 c) {
+    c = clamp(c, 0.0, 1.0);
+    return mix(c * 12.92, 1.055 * pow(c, vec3(1.0 / 2.4)) - 0.055, step(0.0031308, c));
+}
+void main() {
+    float t = smoothstep(0.0, 1.0, v_uv.y);
+    vec3 c = linear_to_srgb(mix(u_bottom, u_top, t));
+    // Ordered-noise dither hides 8-bit banding in the smooth gradient.
+    float noise = fract(52.9829189 * fract(dot(gl_FragCoord.xy, vec2(0.06711056, 0.00583715))));
+    f_color = vec4(c + (noise - 0.5) / 255.0, 1.0);
+}
+"""

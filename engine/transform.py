@@ -1,0 +1,88 @@
+"""Translation / rotation / scale, composed into 4x4 matrices.
+
+Matrices are numpy float32 arrays in the column-vector convention (``p' = M @ p``);
+upload them to GLSL with ``.T.tobytes()`` (GLSL is column-major). Quaternions are
+``(x, y, z, w)`` as in glTF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
+    x, y, z, w = (float(v) for v in q)
+    n = x * x + y * y + z * z + w * w
+    s = 2.0 / n if n > 0 else 0.0
+    return np.array(
+        [
+            [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)],
+            [s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)],
+            [s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)],
+        ],
+        dtype=np.float32,
+    )
+
+
+def quat_from_euler(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0) -> np.ndarray:
+    """Radians about x (pitch), y (yaw), z (roll), applied roll, then pitch, then yaw."""
+    cx, sx = np.cos(pitch / 2), np.sin(pitch / 2)
+    cy, sy = np.cos(yaw / 2), np.sin(yaw / 2)
+    cz, sz = np.cos(roll / 2), np.sin(roll / 2)
+    qx = np.array([sx, 0, 0, cx])
+    qy = np.array([0, sy, 0, cy])
+    qz = np.array([0, 0, sz, cz])
+    return quat_multiply(quat_multiply(qy, qx), qz).astype(np.float32)
+
+
+def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return np.array(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        dtype=np.float32,
+    )
+
+
+def compose(translation, rotation, scale) -> np.ndarray:
+    m = np.eye(4, dtype=np.float32)
+    m[:3, :3] = quat_to_matrix(rotation) * np.asarray(scale, dtype=np.float32)[None, :]
+    m[:3, 3] = translation
+    return m
+
+
+class Transform:
+    """Local TRS (or an explicit local matrix) relative to the parent."""
+
+    __slots__ = ("translation", "rotation", "scale", "matrix")
+
+    def __init__(
+        self,
+        translation: Sequence[float] = (0.0, 0.0, 0.0),
+        rotation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
+        scale: Sequence[float] = (1.0, 1.0, 1.0),
+        matrix: np.ndarray | None = None,
+    ) -> None:
+        self.translation = np.array(translation, dtype=np.float32)
+        self.rotation = np.array(rotation, dtype=np.float32)
+        self.scale = np.array(scale, dtype=np.float32)
+        # An explicit matrix (glTF ``node.matrix``) wins over TRS when set.
+        self.matrix = None if matrix is None else np.array(matrix, dtype=np.float32)
+
+    def local_matrix(self) -> np.ndarray:
+        if self.matrix is not None:
+            return self.matrix
+        return compose(self.translation, self.rotation, self.scale)
+
+    def copy(self) -> Transform:
+        return Transform(self.translation, self.rotation, self.scale, self.matrix)
+
+    def __repr__(self) -> str:
+        return f"Transform(t={self.translation.tolist()}, r={self.rotation.tolist()}, s={self.scale.tolist()})"

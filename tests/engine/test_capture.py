@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import EngineError, ModelRenderer, VideoWriter, load_gltf
+
+FPS = 30
+RATE = 48000
+
+
+def _tone(seconds: float, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(round(seconds * RATE)) / RATE
+    return (np.sin(2 * np.pi * freq * t) * 12000).astype(np.int16)
+
+
+def test_png_roundtrip(app, sphere_scene_path, tmp_path):
+    from PIL import Image
+
+    asset = load_gltf(sphere_scene_path)
+    app.scene.create_entity("m").add_component(ModelRenderer(asset))
+    app.scene.camera.frame_bounds(*asset.bounds(), aspect=app.aspect)
+    app.step()
+    path = app.save_png(tmp_path / "out" / "frame.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), app.read_pixels())
+
+
+@pytest.mark.timeout(60)
+def test_mp4_from_the_render_loop_with_audio(app, sphere_scene_path, tmp_path):
+    import av
+
+    asset = load_gltf(sphere_scene_path)
+    model = app.scene.create_entity("m").add_component(ModelRenderer(asset))
+    app.scene.camera.frame_bounds(*asset.bounds(), aspect=app.aspect)
+    audio = _tone(2.0)
+    per_frame = RATE // FPS
+    frames = 2 * FPS
+    path = tmp_path / "clip.mp4"
+    with VideoWriter(path, app.size, fps=FPS, sample_rate=RATE) as writer:
+
+        def record(app_, frame):
+            model.set_weight("bulge", (frame.index % 10) / 10)
+            writer.write_frame(app_.read_pixels())
+            start = frame.index * per_frame
+            writer.write_audio(audio[start : start + per_frame].tobytes())  # as it "plays"
+
+        app.add_frame_listener(record)
+        app.run(frames=frames)
+    assert writer.frames == frames and writer.samples == len(audio)
+
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio_stream = container.streams.audio[0]
+        assert video.codec_context.name == "h264"
+        assert audio_stream.codec_context.name == "aac"
+        assert (video.codec_context.width, video.codec_context.height) == app.size
+        assert audio_stream.codec_context.sample_rate == RATE
+        # The container's edit list trims AAC padding: both streams last exactly 2 s.
+        assert float(video.duration * video.time_base) == pytest.approx(frames / FPS, abs=1e-3)
+        assert float(audio_stream.duration * audio_stream.time_base) == pytest.approx(frames / FPS, abs=1e-3)
+        decoded = [f for f in container.decode(video=0)]
+    assert len(decoded) == frames
+    last = decoded[-1]
+    assert float(last.pts * last.time_base) == pytest.approx((frames - 1) / FPS, abs=1e-6)
+    with av.open(str(path)) as container:
+        samples = sum(f.samples for f in container.decode(audio=0))
+        duration = container.duration / av.time_base
+    # AAC works in 1024-sample frames: what we decode is the input rounded up to one.
+    assert len(audio) <= samples <= len(audio) + 1024
+    assert duration == pytest.approx(frames / FPS, abs=1024 / RATE + 1e-3)
+    # The picture changed along with the morph weight.
+    first, fifth = decoded[0].to_ndarray(format="rgb24"), decoded[5].to_ndarray(format="rgb24")
+    assert np.abs(first.astype(int) - fifth.astype(int)).mean() > 0.5
+
+
+def test_short_audio_is_padded_to_the_video(tmp_path):
+    import av
+
+    path = tmp_path / "pad.mp4"
+    with VideoWriter(path, (64, 48), fps=FPS, sample_rate=RATE) as writer:
+        for i in range(15):
+            writer.write_frame(np.full((48, 64, 3), i * 10, np.uint8))
+        writer.write_audio(_tone(0.1))
+    assert writer.samples == RATE // 2
+    with av.open(str(path)) as container:
+        samples = sum(f.samples for f in container.decode(audio=0))
+    assert RATE // 2 <= samples <= RATE // 2 + 1024
+
+
+def test_video_only_and_bad_input(tmp_path):
+    import av
+
+    with VideoWriter(tmp_path / "v.mp4", (32, 32), fps=25, sample_rate=None) as writer:
+        for _ in range(5):
+            writer.write_frame(np.zeros((32, 32, 3), np.uint8))
+        with pytest.raises(EngineError):
+            writer.write_audio(b"\0\0")
+        with pytest.raises(EngineError):
+            writer.write_frame(np.zeros((16, 32, 3), np.uint8))
+    with av.open(str(tmp_path / "v.mp4")) as container:
+        assert len(container.streams.audio) == 0
+        assert sum(1 for _ in container.decode(video=0)) == 5
+    with pytest.raises(EngineError) as info:
+        VideoWriter(tmp_path / "odd.mp4", (33, 32))
+    assert info.value.code == "invalidArgument"
+    with pytest.raises(EngineError):
+        with VideoWriter(tmp_path / "stereo.mp4", (32, 32), channels=2) as writer:
+            writer.write_audio(b"\0\0\0\0\0\0")  # 1.5 stereo sample frames
