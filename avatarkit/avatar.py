@@ -1,0 +1,169 @@
+"""``Avatar``: a loaded avatar package, ready for an ``AvatarView`` to render.
+
+An Avatar is plain data on disk plus the knowledge of how to drive it: its manifest, the
+local GLB path, and the :class:`~avatarkit.blendshapes.BlendshapeMap` that turns a
+float32[52] ARKit vector into morph-target weights. Parsing the GLB into GPU-ready arrays
+is the engine's job (``engine.load_gltf``), done lazily by :attr:`Avatar.asset`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avatarkit.blendshapes import BlendshapeMap, build_map, gltf_target_names
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.package import (
+    MANIFEST_NAME,
+    FileEntry,
+    Framing,
+    Manifest,
+    read_manifest,
+    sha256_file,
+    verify_package,
+)
+
+if TYPE_CHECKING:
+    from engine import GltfAsset
+
+MODEL_SUFFIXES = (".glb", ".gltf")
+
+
+class Avatar:
+    """A loaded avatar. Cheap to keep around; GPU resources belong to views."""
+
+    def __init__(self, manifest: Manifest, root: Path, blendshape_map: BlendshapeMap | None = None) -> None:
+        self.manifest = manifest
+        self.root = Path(root)
+        self.model_path = self.root / manifest.model
+        self.blendshape_map = blendshape_map or build_map(gltf_target_names(self.model_path))
+        self._asset: GltfAsset | None = None
+        self._asset_lock = threading.Lock()
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def framing(self) -> Framing:
+        return self.manifest.framing
+
+    @property
+    def head_node(self) -> str | None:
+        """Name of the node a head pose turns (None: the model's roots)."""
+        return self.manifest.extra.get("head_node") or self.manifest.framing.extra.get("head_node")
+
+    @property
+    def available_channels(self) -> tuple[str, ...]:
+        return self.blendshape_map.available_channels
+
+    # -- driving --------------------------------------------------------------------------
+    def target_weights(self, arkit: np.ndarray, target_names: Sequence[str]) -> np.ndarray:
+        """Weights in ``target_names`` order (e.g. ``ModelRenderer.asset.target_names``)."""
+        return self.blendshape_map.weights_for(arkit, target_names)
+
+    @property
+    def asset(self) -> GltfAsset:
+        """The parsed glTF (CPU arrays), loaded on first use and shared by every view."""
+        with self._asset_lock:
+            if self._asset is None:
+                from engine import EngineError, load_gltf
+
+                try:
+                    self._asset = load_gltf(self.model_path)
+                except EngineError as exc:
+                    raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{self.id}: {exc}") from exc
+            return self._asset
+
+    def __repr__(self) -> str:
+        return f"Avatar(id={self.id!r}, name={self.name!r}, channels={len(self.available_channels)}/52)"
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_package(cls, package_dir: str | Path, verify: bool = True) -> Avatar:
+        """Open ``<dir>/manifest.json`` + its files; ``verify`` checks sizes and SHA-256."""
+        package_dir = Path(package_dir)
+        manifest = verify_package(package_dir) if verify else read_manifest(package_dir)
+        return cls(manifest, package_dir)
+
+    @classmethod
+    def from_file(cls, model_path: str | Path, avatar_id: str | None = None, name: str | None = None) -> Avatar:
+        """Any glTF 2.0 file: a manifest is synthesised (id from the file name, framing estimated)."""
+        path = Path(model_path)
+        if not path.is_file():
+            raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no such file: {path}")
+        if path.suffix.lower() not in MODEL_SUFFIXES:
+            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb or .gltf file")
+        meshes = gltf_target_names(path)
+        if not meshes:
+            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes")
+        blend = build_map(meshes)
+        avatar_id = avatar_id or local_id(path.stem)
+        manifest = Manifest(
+            id=avatar_id,
+            name=name or path.stem,
+            version="local",
+            model=path.name,
+            files=(FileEntry(path.name, path.stat().st_size, sha256_file(path)),),
+            channels=blend.available_channels,
+            framing=Framing(),  # replaced below once the engine has measured the model
+        )
+        avatar = cls(manifest, path.parent, blend)
+        lo, hi = avatar.asset.bounds()
+        avatar.manifest = _with_framing(manifest, estimate_framing(lo, hi))
+        return avatar
+
+
+def derive(path: str | Path) -> Avatar:
+    """Open a local avatar: a package folder, a folder holding one glTF, or a glTF file."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return Avatar.from_package(path)
+        models = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
+        if len(models) != 1:
+            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"{path}: expected one .glb/.gltf file, found {len(models)}")
+        return Avatar.from_file(models[0])
+    return Avatar.from_file(path)
+
+
+def local_id(stem: str) -> str:
+    """A valid avatar id derived from a file name (``My Avatar.glb`` -> ``my-avatar``)."""
+    slug = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64]
+    return slug or "avatar"
+
+
+def estimate_framing(lo: np.ndarray, hi: np.ndarray) -> Framing:
+    """Guess the head from the bounds: the top of the model, sized by what fits (Y up).
+
+    A full body (taller than 1.2 units) has its head in the top ~12 cm; a bust or a bare
+    head is framed by its own height.
+    """
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    height = float(hi[1] - lo[1]) or 1.0
+    centre_x, centre_z = float(lo[0] + hi[0]) / 2, float(lo[2] + hi[2]) / 2
+    if height > 1.2:
+        head_y, distance = float(hi[1]) - 0.12, 0.65
+    else:
+        head_y, distance = float(hi[1]) - 0.3 * height, 1.6 * height
+    return Framing(head_center=(centre_x, head_y, centre_z), camera_distance=max(distance, 1e-3), extra={"estimated": True})
+
+
+def _with_framing(manifest: Manifest, framing: Framing) -> Manifest:
+    from dataclasses import replace
+
+    return replace(manifest, framing=framing)

@@ -1,0 +1,233 @@
+"""Avatar packages: ``<root>/<id>/manifest.json`` plus the files it lists (see docs/avatar-package.md).
+
+The manifest is the single source of truth for a package: what it is called, which files
+belong to it (with size and SHA-256, so a download can be verified), which ARKit channels
+the model drives and how to frame it. Reading validates everything a client relies on and
+raises ``AvatarKitError(INVALID_AVATAR_METADATA)`` otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+
+FORMAT = "avatarkit-avatar/1"
+MANIFEST_NAME = "manifest.json"
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a bare name: no separators, no ".."
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Framing:
+    """Where to point a camera, in model units and axes."""
+
+    head_center: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    camera_distance: float = 1.0  # head-and-shoulders shot at ~30 degrees vertical field of view
+    up_axis: str = "+Y"
+    forward_axis: str = "+Z"
+    units: str = "meters"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "head_center": list(self.head_center),
+            "camera_distance": self.camera_distance,
+            "up_axis": self.up_axis,
+            "forward_axis": self.forward_axis,
+            "units": self.units,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Framing:
+        known = {"head_center", "camera_distance", "up_axis", "forward_axis", "units"}
+        head = data.get("head_center", (0.0, 0.0, 0.0))
+        if not (isinstance(head, list | tuple) and len(head) == 3 and all(isinstance(v, int | float) for v in head)):
+            raise ValueError("framing.head_center must be three numbers")
+        distance = data.get("camera_distance", 1.0)
+        if not isinstance(distance, int | float) or distance <= 0:
+            raise ValueError("framing.camera_distance must be a positive number")
+        return cls(
+            head_center=tuple(float(v) for v in head),
+            camera_distance=float(distance),
+            up_axis=str(data.get("up_axis", "+Y")),
+            forward_axis=str(data.get("forward_axis", "+Z")),
+            units=str(data.get("units", "meters")),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    id: str
+    name: str
+    version: str
+    model: str  # the GLB among ``files``
+    files: tuple[FileEntry, ...]
+    channels: tuple[str, ...]  # ARKit channels the model drives
+    framing: Framing = Framing()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def file(self, name: str) -> FileEntry | None:
+        return next((f for f in self.files if f.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "model": self.model,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in self.files],
+            "blendshapes": {"set": "arkit52", "channels": list(self.channels)},
+            "framing": self.framing.to_json(),
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_json(), indent=2) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "manifest") -> Manifest:
+        try:
+            return cls._parse(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, data: Any) -> Manifest:
+        if not isinstance(data, dict):
+            raise TypeError("the manifest must be a JSON object")
+        if data.get("format", FORMAT) != FORMAT:
+            raise ValueError(f"unsupported format {data.get('format')!r} (expected {FORMAT})")
+        avatar_id = data["id"]
+        if not isinstance(avatar_id, str) or not ID_RE.match(avatar_id):
+            raise ValueError(f"invalid id {avatar_id!r}")
+        files = []
+        for entry in data["files"]:
+            name, size, digest = entry["name"], entry["size"], entry["sha256"]
+            if not isinstance(name, str) or not FILE_RE.match(name) or name == MANIFEST_NAME:
+                raise ValueError(f"invalid file name {name!r}")
+            if not isinstance(size, int) or size < 0:
+                raise ValueError(f"{name}: invalid size {size!r}")
+            if not isinstance(digest, str) or not SHA256_RE.match(digest):
+                raise ValueError(f"{name}: invalid sha256")
+            files.append(FileEntry(name, size, digest))
+        if len({f.name for f in files}) != len(files):
+            raise ValueError("duplicate file names")
+        model = data.get("model") or next((f.name for f in files if f.name.endswith((".glb", ".gltf"))), "")
+        if model not in {f.name for f in files}:
+            raise ValueError(f"model {model!r} is not among the files")
+        blend = data.get("blendshapes") or {}
+        channels = tuple(str(c) for c in blend.get("channels", []))
+        return cls(
+            id=avatar_id,
+            name=str(data.get("name") or avatar_id),
+            version=str(data.get("version", "0")),
+            model=model,
+            files=tuple(files),
+            channels=channels,
+            framing=Framing.from_json(data.get("framing") or {}),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(package_dir: Path) -> Manifest:
+    path = Path(package_dir) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no avatar package at {package_dir}") from exc
+    except (OSError, ValueError) as exc:
+        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{path}: {exc}") from exc
+    return Manifest.from_json(data, str(path))
+
+
+def verify_package(package_dir: Path, manifest: Manifest | None = None) -> Manifest:
+    """Check that every listed file is present with the right size and SHA-256."""
+    manifest = manifest or read_manifest(package_dir)
+    for entry in manifest.files:
+        path = Path(package_dir) / entry.name
+        if not path.is_file():
+            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"{manifest.id}: {entry.name} is missing")
+        if path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+            raise AvatarKitError(ErrorCode.CHECKSUM_MISMATCH, f"{manifest.id}: {entry.name} does not match its manifest")
+    return manifest
+
+
+def list_packages(root: Path) -> list[Manifest]:
+    """Every valid package directly under root, sorted by id (invalid ones are skipped)."""
+    manifests = []
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    for child in sorted(root.iterdir()):
+        if (child / MANIFEST_NAME).is_file():
+            try:
+                manifest = read_manifest(child)
+            except AvatarKitError:
+                continue
+            if manifest.id == child.name:
+                manifests.append(manifest)
+    return manifests
+
+
+def write_package(
+    package_dir: Path,
+    *,
+    avatar_id: str,
+    name: str,
+    version: str,
+    model: str,
+    framing: dict[str, Any] | Framing,
+    files: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Manifest:
+    """Write ``manifest.json`` for files already in package_dir (hashing them)."""
+    from avatarkit.blendshapes import build_map, gltf_target_names
+
+    package_dir = Path(package_dir)
+    names = files or [model]
+    entries = tuple(FileEntry(n, (package_dir / n).stat().st_size, sha256_file(package_dir / n)) for n in names)
+    channels = build_map(gltf_target_names(package_dir / model)).available_channels
+    manifest = Manifest.from_json(
+        {
+            "id": avatar_id,
+            "name": name,
+            "version": version,
+            "model": model,
+            "files": [{"name": e.name, "size": e.size, "sha256": e.sha256} for e in entries],
+            "blendshapes": {"channels": list(channels)},
+            "framing": framing.to_json() if isinstance(framing, Framing) else framing,
+            "extra": extra or {},
+        },
+        str(package_dir),
+    )
+    (package_dir / MANIFEST_NAME).write_bytes(manifest.to_bytes())
+    return manifest

@@ -1,0 +1,182 @@
+"""The avatar asset service: packages by id over HTTP (aiohttp).
+
+Routes (mounted by ``avatarkit serve`` on its one port, or alone by :class:`AssetServer`):
+
+- ``GET /v1/avatars`` - ``{"avatars": [{id, name, version, size, channels}]}``
+- ``GET /v1/avatars/{id}`` - the manifest JSON
+- ``GET /v1/avatars/{id}/files/{name}`` - file bytes with Content-Length, a strong ETag
+  (its SHA-256), single ``Range`` requests (206 / 416), ``If-None-Match`` (304) and
+  ``If-Range``.
+
+Only names listed in a valid manifest are ever opened, and the resolved path must stay
+inside the package directory, so no request can read outside ``root``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from avatarkit.errors import ErrorCode
+from avatarkit.package import ID_RE, Manifest, list_packages, read_manifest
+
+ROOT_KEY = web.AppKey("avatarkit_assets_root", Path)
+CHUNK = 256 * 1024
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def add_asset_routes(app: web.Application, root: Path | None = None) -> None:
+    """Mount the asset routes on ``app``, serving packages under ``root`` (default: bundled)."""
+    from avatarkit.paths import AVATARS_DIR
+
+    app[ROOT_KEY] = Path(root or AVATARS_DIR).resolve()
+    app.router.add_get("/v1/avatars", _list)
+    app.router.add_get("/v1/avatars/{avatar_id}", _manifest)
+    app.router.add_get("/v1/avatars/{avatar_id}/files/{name}", _file)
+
+
+def _error(status: int, code: ErrorCode, message: str) -> web.Response:
+    return web.json_response({"error": {"code": str(code), "message": message}}, status=status)
+
+
+def _package(request: web.Request) -> tuple[Path, Manifest] | web.Response:
+    avatar_id = request.match_info["avatar_id"]
+    if not ID_RE.match(avatar_id):
+        return _error(404, ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id!r}")
+    package_dir = request.app[ROOT_KEY] / avatar_id
+    try:
+        manifest = read_manifest(package_dir)
+    except Exception as exc:  # missing or invalid: either way the client cannot use it
+        code = getattr(exc, "code", ErrorCode.AVATAR_NOT_FOUND)
+        status = 404 if code == ErrorCode.AVATAR_NOT_FOUND else 500
+        return _error(status, code, f"avatar {avatar_id!r} is not available")
+    if manifest.id != avatar_id:
+        return _error(500, ErrorCode.INVALID_AVATAR_METADATA, f"avatar {avatar_id!r}: manifest id mismatch")
+    return package_dir, manifest
+
+
+async def _list(request: web.Request) -> web.Response:
+    manifests = await asyncio.to_thread(list_packages, request.app[ROOT_KEY])
+    return web.json_response(
+        {
+            "avatars": [
+                {"id": m.id, "name": m.name, "version": m.version, "size": m.total_size, "channels": len(m.channels)}
+                for m in manifests
+            ]
+        }
+    )
+
+
+async def _manifest(request: web.Request) -> web.Response:
+    found = await asyncio.to_thread(_package, request)
+    if isinstance(found, web.Response):
+        return found
+    _, manifest = found
+    return web.Response(body=manifest.to_bytes(), content_type="application/json", headers={"Cache-Control": "no-cache"})
+
+
+async def _file(request: web.Request) -> web.StreamResponse:
+    found = await asyncio.to_thread(_package, request)
+    if isinstance(found, web.Response):
+        return found
+    package_dir, manifest = found
+    name = request.match_info["name"]
+    entry = manifest.file(name)
+    path = (package_dir / name).resolve()
+    if entry is None or path.parent != package_dir.resolve() or not path.is_file():
+        return _error(404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}")
+    size = path.stat().st_size
+    etag = f'"{entry.sha256}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "public, max-age=3600"}
+    if etag in _etags(request.headers.get("If-None-Match", "")):
+        return web.Response(status=304, headers=headers)
+
+    start, end = 0, size - 1
+    status = 200
+    range_header = request.headers.get("Range")
+    if_range = request.headers.get("If-Range")
+    if range_header and (if_range is None or if_range.strip() == etag):
+        parsed = _parse_range(range_header, size)
+        if parsed is None:
+            headers["Content-Range"] = f"bytes */{size}"
+            return web.Response(status=416, headers=headers)
+        start, end = parsed
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_type = "model/gltf-binary" if name.endswith(".glb") else "application/octet-stream"
+    response.content_length = end - start + 1 if size else 0
+    await response.prepare(request)
+    if request.method != "HEAD" and size:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
+                if not chunk:
+                    break  # the file shrank under us; the client sees a short body and retries
+                await response.write(chunk)
+                remaining -= len(chunk)
+    await response.write_eof()
+    return response
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` / ``a-`` / ``-n`` range -> inclusive (start, end), or None (416)."""
+    match = _RANGE_RE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        length = int(last)
+        if length == 0 or size == 0:
+            return None
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return None
+    return start, end
+
+
+class AssetServer:
+    """Just the asset service on 127.0.0.1 (tests, scripts): ``async with AssetServer(root) as s``."""
+
+    def __init__(self, root: Path | None = None, host: str = "127.0.0.1", port: int = 0, app: web.Application | None = None) -> None:
+        self.app = app or web.Application()
+        if app is None:
+            add_asset_routes(self.app, root)
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the avatar routes, e.g. ``http://127.0.0.1:54321/v1/avatars``."""
+        return f"http://{self.host}:{self.port}/v1/avatars"
+
+    async def start(self) -> AssetServer:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]  # the real port when port=0
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> AssetServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
