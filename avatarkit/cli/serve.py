@@ -1,0 +1,56 @@
+"""``avatarkit serve``: Motion Server, Console API and avatar assets on one port."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the local Motion Server + Console API (Spatius v2 compatible)",
+        description="Serve the Console API (/v1/console), the ingress websocket "
+        "(/v2/driveningress/websocket) and avatar assets (/v1/avatars) on one port. "
+        "Credentials come from the flags, else AVATARKIT_API_KEY / AVATARKIT_APP_ID, "
+        "else they are generated and printed.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--api-key", default=None, help="API key the Console API accepts")
+    parser.add_argument("--app-id", default=None, help="app id session tokens are scoped to")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds without audio before a session closes")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # One BLAS thread per server process (see avatarkit.server.workers); effective only
+    # if numpy is not loaded yet, which holds because the CLI imports it lazily.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    from avatarkit.errors import AvatarKitError, ErrorCode
+    from avatarkit.server.config import ServerConfig
+    from avatarkit.server.workers import pick_free_port, serve
+
+    if args.workers < 1:
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, "--workers must be at least 1")
+    key_given = bool(args.api_key or os.environ.get("AVATARKIT_API_KEY"))
+    port = args.port or pick_free_port(args.host)
+    config = ServerConfig(
+        host=args.host,
+        port=port,
+        api_key=args.api_key or "",
+        app_id=args.app_id or "",
+        idle_timeout_s=args.idle_timeout,
+    ).with_credentials()
+    base = f"http://{args.host}:{port}"
+    print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")
+    print(f"  console_endpoint_url = {base}/v1/console")
+    print(f"  ingress_endpoint_url = ws://{args.host}:{port}/v2/driveningress")
+    print(f"  assets               = {base}/v1/avatars")
+    print(f"  app_id               = {config.app_id}")
+    print(f"  api_key              = {config.api_key if not key_given else '(given)'}")
+    print("Ctrl-C stops it gracefully.", flush=True)
+    serve(config, args.workers)
+    return 0

@@ -1,0 +1,1 @@
+"""Generated protobuf code of the wire protocol (``wire.proto``; see docs/protocol.md)."""

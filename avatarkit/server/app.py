@@ -1,0 +1,100 @@
+"""The aiohttp application: Console API, ingress websocket and avatar assets on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from avatarkit.server.config import ServerConfig
+from avatarkit.server.console import STATE_KEY, add_console_routes
+from avatarkit.server.ingress import INGRESS_PATH, ingress
+from avatarkit.server.state import ServerState
+
+CONSOLE_PATH = "/v1/console"
+INGRESS_BASE_PATH = "/v2/driveningress"
+ASSETS_PATH = "/v1/avatars"
+
+
+async def create_app(config: ServerConfig | None = None) -> web.Application:
+    """A ready-to-run application; missing credentials are taken from the env or generated."""
+    config = config or ServerConfig()
+    if not (config.api_key and config.app_id):
+        config = config.with_credentials()
+    app = web.Application()
+    app[STATE_KEY] = ServerState(config)
+    add_console_routes(app)
+    app.router.add_get(INGRESS_PATH, ingress)
+    app.router.add_get("/v1/health", _health)
+    if config.serve_assets:
+        _add_assets(app)
+    app.cleanup_ctx.append(_watchdog)
+    app.on_shutdown.append(_drain_sessions)
+    return app
+
+
+def server_state(app: web.Application) -> ServerState:
+    return app[STATE_KEY]
+
+
+def _add_assets(app: web.Application) -> None:
+    try:
+        assets = importlib.import_module("avatarkit.server.assets")
+    except ModuleNotFoundError as exc:
+        if exc.name != "avatarkit.server.assets":
+            raise
+        return  # the asset service is not built in this checkout
+    assets.add_asset_routes(app)
+
+
+async def _health(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.json_response({"status": "draining" if state.draining else "ok",
+                              "sessions": len(state.sessions), "pid": os.getpid()})
+
+
+async def _watchdog(app: web.Application) -> AsyncIterator[None]:
+    """One task checks every session's limits (cheaper than a timer per session)."""
+    state = app[STATE_KEY]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(state.config.watchdog_interval_s)
+            state.check_limits()
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def graceful_shutdown(runner: web.AppRunner) -> None:
+    """Stop listening, let open utterances finish (grace period), then clean up.
+
+    The draining must happen before ``runner.cleanup()``: aiohttp's shutdown stops reading
+    from open connections first, so an utterance could not receive its last chunks.
+    (Under ``web.run_app`` the on_shutdown hook still closes sessions with a clear error.)
+    """
+    for site in list(runner.sites):
+        await site.stop()  # no new connections
+    await _drain_sessions(runner.app)
+    await runner.cleanup()
+
+
+async def _drain_sessions(app: web.Application) -> None:
+    """No new sessions or utterances; open ones get the grace period, then sessions close."""
+    state = app[STATE_KEY]
+    if state.draining:
+        return
+    state.draining = True
+    deadline = time.monotonic() + state.config.shutdown_grace_s
+    sessions = list(state.sessions)
+    await asyncio.gather(*(s.drain(deadline) for s in sessions), return_exceptions=True)
+    while state.sessions and time.monotonic() < deadline + 2.0:
+        await asyncio.sleep(0.02)  # sessions deliver their last messages and close

@@ -1,0 +1,56 @@
+"""Console API: ``POST /v1/console/session-tokens`` exchanges the API key for a token."""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from aiohttp import web
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.protocol.errors import WIRE_ERRORS
+from avatarkit.server.state import ServerState
+
+STATE_KEY = web.AppKey("avatarkit_state", ServerState)
+
+
+def error_response(status: int, code: ErrorCode | str, detail: str) -> web.Response:
+    """The ``{"errors": [...]}`` body the public SDK reads (phrase first, see WIRE_ERRORS)."""
+    wire = WIRE_ERRORS.get(code) if isinstance(code, ErrorCode) else None
+    title = wire.phrase if wire else str(code)
+    body = {"errors": [{"status": status, "code": str(code), "title": title, "detail": detail}]}
+    return web.json_response(body, status=status)
+
+
+def refusal(exc: AvatarKitError, status: int | None = None) -> web.Response:
+    wire = WIRE_ERRORS.get(exc.code)
+    return error_response(status or (wire.code if wire and wire.code >= 400 else 400), exc.code, exc.message)
+
+
+async def create_session_token(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    given = request.headers.get("X-Api-Key", "")
+    if not hmac.compare_digest(given.encode(), state.config.api_key.encode()):
+        # 403, not 401: the public SDK reads a bare 401 as "session token expired".
+        return error_response(403, "invalidApiKey", "invalid API key")
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict):
+        return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")
+    app_id = body.get("appId")
+    if app_id is not None and app_id != state.config.app_id:
+        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id!r}")
+    expire_at = body.get("expireAt")
+    if isinstance(expire_at, bool) or not isinstance(expire_at, int | float):
+        return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt (unix seconds) is required")
+    try:
+        token = state.signer.issue(float(expire_at))
+    except AvatarKitError as exc:
+        return error_response(400, exc.code, exc.message)
+    return web.json_response({"sessionToken": token, "expireAt": int(expire_at)})
+
+
+def add_console_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/console/session-tokens", create_session_token)

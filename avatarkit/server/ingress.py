@@ -1,0 +1,56 @@
+"""Ingress: ``GET /v2/driveningress/websocket?id=<avatar>`` authenticates, then runs a Session.
+
+Auth by headers (``X-App-ID``, ``X-Session-Key``) or query (``appId``, ``sessionKey``).
+A refused upgrade is an HTTP error whose JSON body the public SDK classifies.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.server.console import STATE_KEY, error_response, refusal
+from avatarkit.server.session import Session
+
+INGRESS_PATH = "/v2/driveningress/websocket"
+_AVATAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+async def ingress(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    cfg = state.config
+    if state.draining:
+        return error_response(503, ErrorCode.SERVER_SHUTTING_DOWN, "server shutting down")
+    ws = web.WebSocketResponse(max_msg_size=2 * cfg.max_message_bytes, timeout=2.0, compress=False)
+    if not ws.can_prepare(request).ok:
+        return error_response(400, ErrorCode.INVALID_REQUEST, "expected a websocket upgrade")
+    app_id = request.headers.get("X-App-ID") or request.query.get("appId", "")
+    token = request.headers.get("X-Session-Key") or request.query.get("sessionKey", "")
+    avatar_id = request.query.get("id", "")
+    if app_id != cfg.app_id:
+        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id!r}")
+    if not _AVATAR_ID.fullmatch(avatar_id) or (cfg.avatars is not None and avatar_id not in cfg.avatars):
+        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"avatar not found: {avatar_id!r}")
+    try:
+        claims = state.signer.verify(token)
+    except AvatarKitError as exc:
+        return refusal(exc)
+    if claims.app_id != app_id:
+        return error_response(400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app")
+    if not state.ledger.acquire(claims.token_id):
+        return error_response(400, ErrorCode.SESSION_TOKEN_INVALID,
+                              "invalid session token: already in use by another connection")
+    try:
+        await ws.prepare(request)
+        session = Session(request, ws, state, claims.expire_at)
+        state.sessions.add(session)
+        state.stats.sessions_total += 1
+        try:
+            await session.run()
+        finally:
+            state.sessions.discard(session)
+    finally:
+        state.ledger.release(claims.token_id)
+    return ws

@@ -1,0 +1,404 @@
+"""One Motion Server websocket session: handshake, utterances in, animation out.
+
+Everything runs on the server's event loop. Inference is inline (a push of one audio
+chunk costs far less than the chunk lasts); a burst is fed to the model in slices with a
+yield between them, so one client's burst never stalls the others. Outgoing envelopes go
+through an outbox drained by one writer task; a client whose backlog fills up while the
+writer waits on its socket is a slow consumer, closed rather than allowed to grow memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.motion import MotionFrame, MotionStream, create_stream
+from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
+from avatarkit.proto import wire_pb2 as pb
+from avatarkit.protocol import (
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_TOKEN_EXPIRED,
+    decode_envelope,
+    encode_animation,
+    encode_confirm,
+    encode_error,
+    wire_error,
+)
+
+if TYPE_CHECKING:
+    from avatarkit.server.ogg_opus import OggOpusDecoder
+    from avatarkit.server.state import ServerState
+
+log = logging.getLogger(__name__)
+
+_REMEMBERED_REQUESTS = 64  # ended/dropped req_ids kept to recognise late messages
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    """Queued after the last envelope of a session that must end."""
+
+    code: int
+    reason: str
+
+
+@dataclass(slots=True)
+class _Utterance:
+    req_id: str
+    stream: MotionStream
+    audio_bytes: int = 0
+    pending: list[MotionFrame] = field(default_factory=list)
+    sent_first: bool = False
+    flush_timer: asyncio.TimerHandle | None = None
+    decoder: OggOpusDecoder | None = None  # Ogg Opus sessions only
+
+
+class Session:
+    def __init__(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        state: ServerState,
+        token_expires_at: float,
+    ) -> None:
+        self.connection_id = secrets.token_urlsafe(9)
+        self.started_at = time.monotonic()
+        self.last_audio_at = self.started_at
+        self.token_expires_at = token_expires_at  # unix seconds
+        self._request = request
+        self._ws = ws
+        self._state = state
+        self._config = state.config
+        # Outgoing envelopes. While the writer keeps up, a burst may briefly queue more than
+        # send_queue_messages (one inference slice's worth); once the writer waits on the
+        # client's socket, a full backlog means the client is too slow.
+        self._outbox: deque[bytes | _Close] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._writer_waiting_on_client = False
+        self._utterances: dict[str, _Utterance] = {}
+        self._ended: deque[str] = deque(maxlen=_REMEMBERED_REQUESTS)  # completed (end=true)
+        # Interrupted, or failed with an error already sent: later audio is dropped silently.
+        self._dropped: deque[str] = deque(maxlen=_REMEMBERED_REQUESTS)
+        self._sample_rate = 16000
+        self._fps = self._config.default_fps
+        self._ogg_opus = False
+        self.closing = False
+        self._slow = False
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
+
+    # ----- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        writer = self._writer = asyncio.create_task(self._write_loop())
+        try:
+            if await self._handshake():
+                await self._receive_loop()
+            if self.closing:  # let the writer deliver the final error and close frame
+                await asyncio.wait({writer}, timeout=self._config.handshake_timeout_s)
+        finally:
+            writer.cancel()
+            for utterance in self._utterances.values():
+                self._cancel_timer(utterance)
+            self._utterances.clear()
+            if not self._ws.closed:
+                await self._ws.close()
+
+    def fail(self, code: ErrorCode, detail: str = "", *, close_code: int = 1000, req_id: str = "") -> None:
+        """Send an error, then close the connection once everything queued before it is out."""
+        if self.closing:
+            return
+        self._send_error(code, detail, req_id=req_id)
+        self.closing = True
+        self._put(_Close(close_code, f"{code}: {detail}" if detail else str(code)))
+
+    def check_limits(self, now_monotonic: float, now_unix: float) -> None:
+        """Called by the server's watchdog: token expiry, idle timeout, session duration."""
+        cfg = self._config
+        if now_unix >= self.token_expires_at:
+            self.fail(ErrorCode.SESSION_TOKEN_EXPIRED, "token expired on an open connection",
+                      close_code=CLOSE_TOKEN_EXPIRED)
+        elif now_monotonic - self.started_at >= cfg.max_session_s:
+            self.fail(ErrorCode.SESSION_DURATION_EXCEEDED, f"the limit is {cfg.max_session_s:g} s")
+        elif now_monotonic - self.last_audio_at >= cfg.idle_timeout_s:
+            self.fail(ErrorCode.IDLE_TIMEOUT, f"no audio input for {cfg.idle_timeout_s:g} s (idle timeout)")
+
+    async def drain(self, deadline: float) -> None:
+        """Graceful shutdown: let open utterances finish until ``deadline``, then close."""
+        while self._utterances and not self.closing and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for req_id in list(self._utterances):
+            self._drop_utterance(req_id)
+            self._send_error(ErrorCode.SERVER_SHUTTING_DOWN, "utterance cut short", req_id=req_id)
+        self.fail(ErrorCode.SERVER_SHUTTING_DOWN, "closing the connection", close_code=1001)
+
+    # ----- inbound ---------------------------------------------------------------------
+
+    async def _handshake(self) -> bool:
+        try:
+            msg = await self._ws.receive(timeout=self._config.handshake_timeout_s)
+        except TimeoutError:
+            self.fail(ErrorCode.PROTOCOL_ERROR, "no ClientConfigureSession message in time")
+            return False
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return False
+        if msg.type is not WSMsgType.BINARY:
+            self.fail(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
+            return False
+        try:
+            envelope = decode_envelope(msg.data)
+        except AvatarKitError:
+            self.fail(ErrorCode.PROTOCOL_ERROR, "failed to unmarshal initial message")
+            return False
+        if envelope.type != pb.MESSAGE_CLIENT_CONFIGURE_SESSION:
+            self.fail(ErrorCode.PROTOCOL_ERROR,
+                      f"expected ClientConfigureSession message, got type {envelope.type}")
+            return False
+        try:
+            self._configure(envelope.client_configure_session)
+        except AvatarKitError as exc:
+            self.fail(exc.code, exc.message)
+            return False
+        self._put(encode_confirm(self.connection_id))
+        return True
+
+    def _configure(self, cfg: pb.ClientConfigureSession) -> None:
+        if cfg.audio_format not in (pb.AUDIO_FORMAT_PCM_S16LE, pb.AUDIO_FORMAT_OGG_OPUS):
+            raise AvatarKitError(ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+                                 f"format {cfg.audio_format}; send mono PCM s16le or Ogg Opus")
+        wants_egress = cfg.HasField("livekit_egress") or cfg.HasField("agora_egress")
+        if wants_egress or cfg.egress_type != pb.EGRESS_TYPE_UNSPECIFIED:
+            raise AvatarKitError(ErrorCode.EGRESS_UNAVAILABLE, "this server streams motion over the websocket only")
+        if cfg.sample_rate not in SUPPORTED_SAMPLE_RATES:
+            raise AvatarKitError(ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+                                 f"{cfg.sample_rate} Hz; supported: {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}")
+        fps_text = cfg.extra_params.get("fps", "")
+        if fps_text:
+            if not fps_text.isdigit() or int(fps_text) not in SUPPORTED_FPS:
+                raise AvatarKitError(ErrorCode.INVALID_REQUEST,
+                                     f"fps {fps_text!r}; supported: {', '.join(map(str, SUPPORTED_FPS))}")
+            self._fps = int(fps_text)
+        self._sample_rate = cfg.sample_rate
+        self._ogg_opus = cfg.audio_format == pb.AUDIO_FORMAT_OGG_OPUS
+
+    async def _receive_loop(self) -> None:
+        while True:
+            msg = await self._ws.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            if msg.type is WSMsgType.ERROR:
+                log.info("session %s: websocket error %s", self.connection_id, msg.data)
+                return
+            if self.closing:
+                continue  # the session is ending: nothing more is processed
+            if msg.type is not WSMsgType.BINARY:
+                self._send_error(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
+                continue
+            await self._on_binary(msg.data)
+
+    async def _on_binary(self, data: bytes) -> None:
+        try:
+            envelope = decode_envelope(data)
+        except AvatarKitError:
+            self._send_error(ErrorCode.INVALID_REQUEST, "invalid protobuf payload")
+            return
+        kind = envelope.type
+        if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT:
+            too_large = len(data) > self._config.max_message_bytes
+            await self._on_audio(envelope.client_audio_input, too_large)
+        elif kind == pb.MESSAGE_CLIENT_INTERRUPT:
+            self._on_interrupt(envelope.client_interrupt.req_id)
+        elif kind == pb.MESSAGE_CLIENT_CONFIGURE_SESSION:
+            self._send_error(ErrorCode.INVALID_REQUEST, "the session is already configured")
+        else:
+            self._send_error(ErrorCode.PROTOCOL_ERROR, f"type {kind}")
+
+    async def _on_audio(self, audio_in: pb.ClientAudioInput, too_large: bool) -> None:
+        req_id = audio_in.req_id
+        if not req_id:
+            self._send_error(ErrorCode.INVALID_REQUEST, "ClientAudioInput without req_id")
+            return
+        if req_id in self._dropped:
+            return  # late audio of an interrupted or failed utterance: nothing more for it
+        if req_id in self._ended:
+            self._send_error(ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id)
+            return
+        self.last_audio_at = time.monotonic()
+        utterance = self._utterances.get(req_id)
+        if utterance is None:
+            utterance = self._open_utterance(req_id)
+            if utterance is None:
+                return
+        try:
+            if too_large:
+                raise AvatarKitError(ErrorCode.MESSAGE_TOO_LARGE,
+                                     f"an audio message may hold at most {self._config.max_message_bytes} bytes")
+            audio = self._decode(utterance, audio_in.audio, audio_in.end)
+            utterance.audio_bytes += len(audio)
+            if utterance.audio_bytes > self._config.max_utterance_audio_s * self._sample_rate * 2:
+                raise AvatarKitError(ErrorCode.INVALID_REQUEST,
+                                     f"utterance exceeds {self._config.max_utterance_audio_s:g} s of audio")
+            await self._feed(utterance, audio)
+            if audio_in.end:
+                utterance.pending.extend(utterance.stream.finish())
+        except AvatarKitError as exc:
+            self._drop_utterance(req_id)
+            self._send_error(exc.code, exc.message, req_id=req_id)
+            return
+        if req_id not in self._utterances:
+            return  # interrupted while the burst was being fed
+        if audio_in.end:
+            self._flush(utterance, end=True)
+            self._utterances.pop(req_id, None)
+            self._ended.append(req_id)
+            self._state.stats.utterances += 1
+        else:
+            self._flush(utterance)
+
+    def _open_utterance(self, req_id: str) -> _Utterance | None:
+        if self._state.draining:
+            self._send_error(ErrorCode.SERVER_SHUTTING_DOWN, "no new utterances", req_id=req_id)
+            return None
+        if len(self._utterances) >= self._config.max_open_utterances:
+            self._send_error(ErrorCode.INVALID_REQUEST,
+                             f"at most {self._config.max_open_utterances} utterances may be open at once",
+                             req_id=req_id)
+            return None
+        try:
+            stream = create_stream(self._sample_rate, self._fps)
+        except AvatarKitError as exc:
+            self._send_error(exc.code, exc.message, req_id=req_id)
+            return None
+        utterance = self._utterances[req_id] = _Utterance(req_id, stream)
+        if self._ogg_opus:
+            from avatarkit.server.ogg_opus import OggOpusDecoder  # PyAV loads only when needed
+
+            utterance.decoder = OggOpusDecoder(self._sample_rate, self._config.max_utterance_audio_s)
+        return utterance
+
+    @staticmethod
+    def _decode(utterance: _Utterance, audio: bytes, end: bool) -> bytes:
+        """The chunk as PCM s16le: Ogg Opus sessions decode it, PCM passes through."""
+        decoder = utterance.decoder
+        if decoder is None:
+            return audio
+        return decoder.feed(audio) + (decoder.finish() if end else b"")
+
+    async def _feed(self, utterance: _Utterance, audio: bytes) -> None:
+        """Push ``audio`` to the model in slices, sending what is ready after each one."""
+        step = max(2, int(self._config.inference_slice_s * self._sample_rate) * 2)
+        for start in range(0, len(audio), step):
+            if start:
+                self._flush(utterance)
+                await asyncio.sleep(0)  # let other sessions run between slices of a burst
+                if utterance.req_id not in self._utterances or self.closing:
+                    return
+            utterance.pending.extend(utterance.stream.push(audio[start:start + step]))
+
+    def _on_interrupt(self, req_id: str) -> None:
+        if req_id and req_id not in self._ended:
+            self._drop_utterance(req_id)
+
+    def _drop_utterance(self, req_id: str) -> None:
+        utterance = self._utterances.pop(req_id, None)
+        if utterance is not None:
+            self._cancel_timer(utterance)
+            utterance.pending.clear()
+        if req_id not in self._dropped:
+            self._dropped.append(req_id)
+
+    # ----- outbound --------------------------------------------------------------------
+
+    def _flush(self, utterance: _Utterance, end: bool = False, force: bool = False) -> None:
+        """Send ready frames: the first at once, then in batches (see ServerConfig)."""
+        cfg = self._config
+        if not (end or force or not utterance.sent_first or len(utterance.pending) >= cfg.batch_frames):
+            if utterance.pending and utterance.flush_timer is None:
+                utterance.flush_timer = asyncio.get_running_loop().call_later(
+                    cfg.flush_after_s, self._flush_later, utterance)
+            return
+        self._cancel_timer(utterance)
+        frames, utterance.pending = utterance.pending, []
+        size = cfg.max_frames_per_message
+        batches = [frames[i:i + size] for i in range(0, len(frames), size)] or ([[]] if end else [])
+        for i, batch in enumerate(batches):
+            last = end and i == len(batches) - 1
+            self._put(encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps))
+            self._state.stats.frames_sent += len(batch)
+            utterance.sent_first = True
+
+    def _flush_later(self, utterance: _Utterance) -> None:
+        utterance.flush_timer = None
+        if self._utterances.get(utterance.req_id) is utterance and not self.closing:
+            self._flush(utterance, force=True)
+
+    @staticmethod
+    def _cancel_timer(utterance: _Utterance) -> None:
+        if utterance.flush_timer is not None:
+            utterance.flush_timer.cancel()
+            utterance.flush_timer = None
+
+    def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+        wire_code, message = wire_error(code, detail)
+        self._state.stats.count_error(code)
+        log.info("session %s: %s", self.connection_id, message)
+        self._put(encode_error(wire_code, message, connection_id=self.connection_id, req_id=req_id))
+
+    def _put(self, item: bytes | _Close) -> None:
+        backlog, limit = len(self._outbox), self._config.send_queue_messages
+        if backlog >= limit and (self._writer_waiting_on_client or backlog >= 4 * limit):
+            self._on_slow_consumer()
+            return
+        self._outbox.append(item)
+        self._outbox_ready.set()
+
+    def _on_slow_consumer(self) -> None:
+        if self._slow:
+            return
+        self._slow = self.closing = True
+        self._state.stats.count_error(ErrorCode.SLOW_CONSUMER)
+        log.warning("session %s: slow consumer, %d messages unsent; closing",
+                    self.connection_id, len(self._outbox))
+        self._closer = asyncio.get_running_loop().create_task(self._close_slow_consumer())
+
+    async def _close_slow_consumer(self) -> None:
+        # The backlog is dropped: the client cannot keep up, and holding it would grow memory.
+        if self._writer is not None:
+            self._writer.cancel()
+        self._outbox.clear()
+        reason = b"slowConsumer: the client did not read animation in time"
+        try:
+            await asyncio.wait_for(self._ws.close(code=CLOSE_SLOW_CONSUMER, message=reason), 2.0)
+        except Exception:  # whatever happened, the connection must go
+            transport = self._request.transport
+            if transport is not None:
+                transport.abort()
+
+    async def _write_loop(self) -> None:
+        ws, outbox, stats = self._ws, self._outbox, self._state.stats
+        try:
+            while True:
+                if not outbox:
+                    self._outbox_ready.clear()
+                    await self._outbox_ready.wait()
+                    continue
+                item = outbox.popleft()
+                if isinstance(item, _Close):
+                    # A close reason is at most 123 bytes; cut on a character boundary.
+                    reason = item.reason.encode()[:120].decode(errors="ignore").encode()
+                    await ws.close(code=item.code, message=reason)
+                    return
+                self._writer_waiting_on_client = True  # only observable if send_bytes blocks
+                await ws.send_bytes(item)
+                self._writer_waiting_on_client = False
+                stats.bytes_sent += len(item)
+        except ConnectionError as exc:  # the client went away; the receive loop sees it too
+            log.debug("session %s: send failed: %s", self.connection_id, exc)

@@ -1,0 +1,42 @@
+"""What the whole server shares: config, token signer and ledger, live sessions, counters."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from avatarkit.errors import ErrorCode
+from avatarkit.server.config import ServerConfig
+from avatarkit.server.tokens import TokenLedger, TokenSigner
+
+if TYPE_CHECKING:
+    from avatarkit.server.session import Session
+
+
+@dataclass
+class ServerStats:
+    sessions_total: int = 0
+    utterances: int = 0
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def count_error(self, code: ErrorCode) -> None:
+        self.errors[str(code)] += 1
+
+
+class ServerState:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.signer = TokenSigner(config.signing_key(), config.app_id, config.max_token_ttl_s)
+        self.ledger = TokenLedger()
+        self.sessions: set[Session] = set()
+        self.stats = ServerStats()
+        self.draining = False
+
+    def check_limits(self) -> None:
+        now_monotonic, now_unix = time.monotonic(), time.time()
+        for session in list(self.sessions):
+            session.check_limits(now_monotonic, now_unix)

@@ -1,0 +1,95 @@
+"""Session tokens: HS256 JWTs, validated statelessly with the server's signing key.
+
+Claims: ``app`` (app id), ``exp``/``iat`` (unix seconds), ``jti`` (unique id) and
+``scope``. Any worker holding the same key accepts any worker's tokens. Single use is
+enforced per process by :class:`TokenLedger`: a token backs at most one live connection
+at a time, and may reconnect once that connection has closed (until it expires).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+
+SCOPE = "motion:stream"
+_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    app_id: str
+    expire_at: float
+    token_id: str
+
+
+class TokenSigner:
+    def __init__(self, key: bytes, app_id: str, max_ttl_s: float = 24 * 3600.0) -> None:
+        self._key = key
+        self.app_id = app_id
+        self.max_ttl_s = max_ttl_s
+
+    def issue(self, expire_at: float, now: float | None = None) -> str:
+        """A token valid until ``expire_at``; refuses a time in the past or beyond the max TTL."""
+        now = time.time() if now is None else now
+        if not expire_at > now:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "expireAt must be in the future")
+        if expire_at > now + self.max_ttl_s:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"expireAt must be at most {self.max_ttl_s / 3600:g} h ahead",
+            )
+        claims = {
+            "app": self.app_id,
+            "exp": int(expire_at),
+            "iat": int(now),
+            "jti": uuid.uuid4().hex,
+            "scope": SCOPE,
+        }
+        return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
+
+    def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid token; raises ``sessionTokenInvalid``/``sessionTokenExpired``.
+
+        The caller checks the claims' app id against the one the client presented.
+        """
+        if not token:
+            raise AvatarKitError(ErrorCode.SESSION_TOKEN_INVALID, "empty token")
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,
+                algorithms=[_ALGORITHM],
+                options={"require": ["exp", "jti", "app", "scope"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AvatarKitError(ErrorCode.SESSION_TOKEN_EXPIRED, "the token's expireAt has passed") from exc
+        except jwt.InvalidTokenError as exc:
+            raise AvatarKitError(ErrorCode.SESSION_TOKEN_INVALID, str(exc) or "malformed token") from exc
+        if claims.get("scope") != SCOPE:
+            raise AvatarKitError(ErrorCode.SESSION_TOKEN_INVALID, "token scope does not allow streaming")
+        return TokenClaims(str(claims["app"]), float(claims["exp"]), str(claims["jti"]))
+
+
+class TokenLedger:
+    """Token ids with a live connection in this process (one connection per token).
+
+    Several workers would need a shared store for this (e.g. Redis ``SET jti NX EX ttl``);
+    see docs/protocol.md.
+    """
+
+    def __init__(self) -> None:
+        self._live: set[str] = set()
+
+    def acquire(self, token_id: str) -> bool:
+        if token_id in self._live:
+            return False
+        self._live.add(token_id)
+        return True
+
+    def release(self, token_id: str) -> None:
+        self._live.discard(token_id)
