@@ -1,0 +1,374 @@
+"""``AvatarController``: connection, data and playback of one avatar (created by its view).
+
+Threads: ``send``/``yield_*``/``interrupt``/``pause``... may be called from any thread;
+they validate at once (raising ``AvatarKitError``) and hand their data to the render
+thread through a thread-safe inbox. ``tick(dt)`` runs on the render thread: it drains the
+inbox, advances the audio-clock playback, fires the callbacks, and returns the face.
+
+Sends before ``connected`` (while connecting or reconnecting) are queued and go out once
+connected; sends when disconnected (never started, closed, failed) raise
+``connectionClosed``. Sends after ``interrupt()`` or after an ``end=True`` belong to a new
+conversation by design.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from avatarkit.arkit import ARKIT_INDEX
+from avatarkit.controller.direct import DirectSink, DirectTransport, new_req_id
+from avatarkit.controller.pose import FacePose, lerp_pose
+from avatarkit.controller.states import (
+    BufferHealth,
+    ConnectionState,
+    ConversationState,
+    StateReason,
+)
+from avatarkit.controller.timeline import Playback
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.idle import IdleAnimator
+from avatarkit.sdk import AvatarSDK, Configuration, DrivingMode
+
+log = logging.getLogger(__name__)
+
+BLEND_IN = 0.08  # seconds from idle to speech (short: the first syllable must show)
+BLEND_OUT = 0.25  # seconds from speech back to idle
+ISSUED_MEMORY = 64  # recent conversation ids whose frames are still accepted
+HEALTH_PERIOD = 0.5  # seconds between on_buffer_health reports (TalkingHead's worklet rate)
+# Idle blinks continue under speech (speech motion rarely blinks on its own).
+_BLINKS = (ARKIT_INDEX["eyeBlinkLeft"], ARKIT_INDEX["eyeBlinkRight"])
+
+
+class AvatarController:
+    """Drives one avatar. Get it from ``AvatarView.controller``; never construct it directly."""
+
+    def __init__(
+        self,
+        avatar_id: str,
+        mixer,
+        *,
+        configuration: Configuration | None = None,
+        app_id: str | None = None,
+        idle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.config = configuration or AvatarSDK.require_initialized()
+        self.avatar_id = avatar_id
+        self.app_id = app_id or AvatarSDK.app_id()
+        if mixer.sample_rate != self.config.sample_rate:
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+                f"mixer runs at {mixer.sample_rate} Hz, configuration says {self.config.sample_rate} Hz",
+            )
+        self._mixer = mixer
+        self._source = mixer.add_source()
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._conversation: str | None = None  # the one send()/yield_audio_data() extends
+        self._interrupted: set[str] = set()
+        self._issued: deque[str] = deque(maxlen=ISSUED_MEMORY)  # ids frames may still arrive for
+        self._playback = Playback(
+            self._source,
+            self.config.sample_rate,
+            jitter=self.config.jitter_buffer_ms / 1000,
+            strict_sync=self.config.strict_sync,
+            on_state=self._conversation_changed,
+        )
+        self._idle = IdleAnimator(seed, enabled=idle)
+        self._clock = 0.0
+        self._speech_weight = 0.0
+        self._last_speech = FacePose()
+        self._health = BufferHealth()
+        self._next_health = 0.0
+        self._transport: DirectTransport | None = None
+        self._connection_state = ConnectionState.DISCONNECTED  # when there is no transport
+        self._emitted_connection = ConnectionState.DISCONNECTED
+        self._disposed = False
+        self.on_connection_state: Callable[[ConnectionState, StateReason], None] | None = None
+        self.on_conversation_state: Callable[[ConversationState, StateReason], None] | None = None
+        self.on_error: Callable[[AvatarKitError], None] | None = None
+        self.on_buffer_health: Callable[[BufferHealth], None] | None = None
+        self.on_first_rendering: Callable[[], None] | None = None
+
+    # -- observable state ---------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._transport.state if self._transport else self._connection_state
+
+    @property
+    def conversation_state(self) -> ConversationState:
+        return self._playback.state
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self._conversation
+
+    @property
+    def audio_time(self) -> float:
+        """Playback position (s) of the current conversation; 0 when not playing."""
+        return self._playback.audio_time
+
+    @property
+    def face_time(self) -> float | None:
+        """Motion timeline time shown by the face at the last tick (None when idle)."""
+        return self._playback.motion_time
+
+    @property
+    def buffer_health(self) -> BufferHealth:
+        return self._health
+
+    @property
+    def volume(self) -> float:
+        return self._source.volume
+
+    def set_volume(self, volume: float) -> None:
+        if not 0.0 <= volume <= 1.0:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"volume {volume} not in 0..1")
+        self._source.volume = float(volume)
+
+    # -- Direct Mode --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect to the Motion Server with the session token (Direct Mode only)."""
+        self._require_mode(DrivingMode.DIRECT, "start()")
+        if self._transport is None:
+            self._transport = DirectTransport(
+                self.avatar_id,
+                self.app_id,
+                self.config.ingress_url,
+                self.config.sample_rate,
+                AvatarSDK.session_token,
+                DirectSink(self._net_state, self._net_motion, self._net_error),
+                token_provider=self.config.token_provider,
+                reconnect_attempts=self.config.reconnect_attempts,
+                reconnect_backoff=self.config.reconnect_backoff_s,
+            )
+        self._transport.start()
+
+    def send(self, audio: bytes, end: bool = False, *, sample_rate: int | None = None) -> str:
+        """Stream speech PCM (mono s16le at the configured rate); returns the conversation id."""
+        self._require_mode(DrivingMode.DIRECT, "send()")
+        pcm = self._validate_audio(audio, end, sample_rate)
+        state = self.connection_state
+        if state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
+            raise AvatarKitError(
+                ErrorCode.CONNECTION_CLOSED, f"not connected ({state}): call start() first"
+            )
+        cid = self._append(pcm, end)
+        self._transport.send_audio(cid, pcm, end)
+        return cid
+
+    def close(self) -> None:
+        """Stop playback and close the connection (a normal close, not an error)."""
+        self.interrupt()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        self._connection_state = ConnectionState.DISCONNECTED
+        self._inbox.put(("connection", ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
+
+    # -- Backend Mode -------------------------------------------------------------------
+
+    def yield_audio_data(
+        self, data: bytes, end: bool = False, *, sample_rate: int | None = None
+    ) -> str:
+        """Audio a backend relays (Backend Mode only); returns the conversation id."""
+        self._require_mode(DrivingMode.BACKEND, "yield_audio_data()")
+        return self._append(self._validate_audio(data, end, sample_rate), end)
+
+    def yield_frames_data(self, payloads: Iterable[bytes] | bytes, conversation_id: str) -> None:
+        """Animation envelopes a backend relays (the Server SDK's ``transport_frames`` bytes).
+
+        Payloads of another conversation are discarded (logged, ``conversationMismatch``);
+        an empty list switches the conversation to audio only. Invalid bytes raise
+        ``protocolError``/``invalidAnimationData`` and nothing of the call is applied.
+        """
+        from avatarkit.protocol import decode_animation
+
+        self._require_mode(DrivingMode.BACKEND, "yield_frames_data()")
+        if isinstance(payloads, bytes | bytearray | memoryview):
+            payloads = [bytes(payloads)]
+        decoded = [decode_animation(p) for p in payloads]  # raises before anything is applied
+        if conversation_id in self._interrupted:
+            log.debug("dropping frames of interrupted conversation %s", conversation_id)
+            return
+        if conversation_id not in self._issued:
+            self._report(
+                AvatarKitError(
+                    ErrorCode.CONVERSATION_MISMATCH,
+                    f"frames for unknown conversation {conversation_id!r} discarded",
+                )
+            )
+            return
+        if not decoded:
+            self._inbox.put(("motion", conversation_id, [], 0.0, True))
+        for _req_id, frames, last in decoded:
+            self._inbox.put(("motion", conversation_id, frames, 0.0, last))
+
+    # -- both modes ---------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Stop the current response, clearing audio and motion; the next send starts anew."""
+        with self._lock:
+            cid, self._conversation = self._conversation, None
+            if cid:
+                self._interrupted.add(cid)
+            self._source.clear()
+        if cid and self._transport is not None:
+            self._transport.interrupt(cid)
+        self._inbox.put(("interrupt",))
+
+    def pause(self) -> None:
+        """Freeze playback (the clock stops, buffers are kept)."""
+        self._source.paused = True  # at once, not at the next tick
+        self._inbox.put(("pause",))
+
+    def resume(self) -> None:
+        self._inbox.put(("resume",))
+
+    def dispose(self) -> None:
+        if self._disposed:
+            return
+        self._disposed = True
+        self.close()
+        self._mixer.remove_source(self._source)
+
+    # -- render thread ------------------------------------------------------------------
+
+    def tick(self, dt: float) -> FacePose:
+        """Advance by ``dt`` seconds of render time; returns the face to draw."""
+        self._clock += dt
+        self._drain()
+        speech = self._playback.update()
+        if speech is not None:
+            self._last_speech = speech
+        target, span = (1.0, BLEND_IN) if speech is not None else (0.0, BLEND_OUT)
+        step = dt / span if span > 0 else 1.0
+        w = self._speech_weight
+        self._speech_weight = min(target, w + step) if target > w else max(target, w - step)
+        idle = self._idle.sample(self._clock)
+        pose = lerp_pose(idle, self._last_speech, self._speech_weight)
+        for i in _BLINKS:
+            pose.weights[i] = max(pose.weights[i], idle.weights[i])
+        if self._clock >= self._next_health:
+            self._next_health = self._clock + HEALTH_PERIOD
+            self._health = self._playback.health()
+            self._emit(self.on_buffer_health, self._health)
+        return pose
+
+    def buffered(self) -> BufferHealth:
+        """Fresh buffer health, taking in everything received so far (render thread)."""
+        self._drain()
+        self._health = self._playback.health()
+        return self._health
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _append(self, pcm: bytes, end: bool) -> str:
+        with self._lock:
+            if self._conversation is None:
+                self._conversation = new_req_id()
+                self._issued.append(self._conversation)
+            cid = self._conversation
+            if end:
+                self._conversation = None  # new audio after an end starts a new round
+            self._inbox.put(("audio", cid, pcm, end))
+        return cid
+
+    def _drain(self) -> None:
+        playback = self._playback
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            kind = item[0]
+            if kind == "audio":
+                _, cid, pcm, end = item
+                if cid not in self._interrupted:
+                    playback.conversation(cid).add_audio(pcm, end)
+            elif kind == "motion":
+                _, cid, frames, offset, end = item
+                conv = playback.find(cid)
+                if conv is not None:
+                    conv.add_motion(frames, offset, end)
+            elif kind == "interrupt":
+                playback.interrupt()
+            elif kind == "pause":
+                playback.pause()
+            elif kind == "resume":
+                playback.resume()
+            elif kind == "connection":
+                _, state, reason = item
+                if state in (ConnectionState.FAILED, ConnectionState.DISCONNECTED):
+                    for conv in playback.conversations:
+                        conv.motion_done = True  # no motion will come: play audio only
+                if state != self._emitted_connection:
+                    self._emitted_connection = state
+                    self._emit(self.on_connection_state, state, reason)
+            elif kind == "error":
+                self._report(item[1])
+
+    def _conversation_changed(self, state: ConversationState, reason: StateReason) -> None:
+        if state in (ConversationState.IDLE, ConversationState.PLAYING):
+            self._interrupted.clear()  # ids are unique: the set only guards in-flight data
+        self._emit(self.on_conversation_state, state, reason)
+
+    def _net_state(
+        self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None
+    ) -> None:
+        self._inbox.put(("connection", state, reason))
+
+    def _net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
+        self._inbox.put(("motion", cid, frames, offset, end))
+
+    def _net_error(self, error: AvatarKitError) -> None:
+        self._inbox.put(("error", error))
+
+    def _report(self, error: AvatarKitError) -> None:
+        log.warning("%s: %s", error.code, error.message)
+        self._emit(self.on_error, error)
+
+    def _emit(self, callback, *args) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:  # an app callback must never break the frame loop
+            log.exception("error in %s callback", getattr(callback, "__name__", "controller"))
+
+    def _require_mode(self, mode: DrivingMode, call: str) -> None:
+        if self._disposed:
+            raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"{call} on a disposed controller")
+        if self.config.driving_mode != mode:
+            raise AvatarKitError(
+                ErrorCode.NETWORK_LAYER_NOT_AVAILABLE,
+                f"{call} is a {mode} mode call; this SDK is in {self.config.driving_mode} mode",
+            )
+
+    def _validate_audio(self, audio: bytes, end: bool, sample_rate: int | None) -> bytes:
+        if sample_rate is not None and sample_rate != self.config.sample_rate:
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+                f"audio at {sample_rate} Hz, session configured for {self.config.sample_rate} Hz (no resampling)",
+            )
+        if not isinstance(audio, bytes | bytearray | memoryview):
+            raise AvatarKitError(
+                ErrorCode.INVALID_AUDIO,
+                f"audio must be PCM s16le bytes, got {type(audio).__name__}",
+            )
+        pcm = bytes(audio)
+        if len(pcm) % 2:
+            raise AvatarKitError(
+                ErrorCode.INVALID_AUDIO, f"{len(pcm)} bytes is not whole 16-bit samples"
+            )
+        if not pcm and not end:
+            raise AvatarKitError(
+                ErrorCode.NO_AUDIO, "empty audio chunk (only the last, end=True chunk may be empty)"
+            )
+        return pcm

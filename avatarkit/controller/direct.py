@@ -1,0 +1,366 @@
+"""Direct Mode transport: a websocket client to the Motion Server on its own thread.
+
+The transport runs an asyncio loop in a daemon thread. The controller hands it audio
+through ``send_audio`` (any thread) and gets everything back through ``sink`` callbacks,
+which only put items into the controller's thread-safe inbox.
+
+Conversations and wire requests: the controller names a conversation once; on the wire
+it travels as a ``req_id``. After a dropped connection the rest of a conversation goes
+out under a fresh ``req_id`` whose motion is placed at the sample offset already sent, so
+reconnecting never replays audio and the timeline stays exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from avatarkit.controller.states import ConnectionState, StateReason
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.protocol import (
+    classify,
+    classify_close,
+    decode_envelope,
+    encode_audio,
+    encode_configure,
+    encode_interrupt,
+    pb,
+)
+from avatarkit.protocol.motion import animation_frames
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds to wait for SERVER_CONFIRM_SESSION
+CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we close
+TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
+# Server verdicts no retry can fix: stop and report instead of reconnecting.
+FATAL_ERRORS = (
+    ErrorCode.AVATAR_NOT_FOUND,
+    ErrorCode.APP_ID_MISMATCH,
+    ErrorCode.APP_ID_UNRECOGNIZED,
+    ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+    ErrorCode.BILLING_REQUIRED,
+)
+
+
+def new_req_id() -> str:
+    """``YYYYMMDDHHMMSS_<random>``, the product's request id shape."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "_" + secrets.token_hex(6)
+
+
+@dataclass
+class DirectSink:
+    """Callbacks into the controller (called on the network thread; must only enqueue)."""
+
+    on_state: Callable[[ConnectionState, StateReason, AvatarKitError | None], None]
+    on_motion: Callable[[str, list, float, bool], None]  # conversation, frames, offset s, end
+    on_error: Callable[[AvatarKitError], None]
+
+
+@dataclass
+class _WireRequest:
+    conversation: str
+    req_id: str
+    offset: float  # seconds of the conversation already sent before this request began
+    generation: int  # connection it belongs to
+
+
+class DirectTransport:
+    def __init__(
+        self,
+        avatar_id: str,
+        app_id: str,
+        ingress_url: str,
+        sample_rate: int,
+        token: Callable[[], str | None],
+        sink: DirectSink,
+        token_provider: Callable[[], str] | None = None,
+        reconnect_attempts: int = 5,
+        reconnect_backoff: float = 0.2,
+    ) -> None:
+        self.avatar_id, self.app_id = avatar_id, app_id
+        self.ingress_url = ingress_url.rstrip("/")
+        self.sample_rate = sample_rate
+        self._token, self._token_provider = token, token_provider
+        self.sink = sink
+        self.reconnect_attempts, self.reconnect_backoff = reconnect_attempts, reconnect_backoff
+        self.state = ConnectionState.DISCONNECTED
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="avatarkit-direct", daemon=True
+        )
+        self._thread.start()
+        self._outbox: asyncio.Queue = asyncio.Queue()  # survives reconnects: nothing sent is lost
+        self._unsent: tuple | None = None  # the outbox item being sent
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self._generation = 0
+        self._sent: dict[str, int] = {}  # conversation -> samples sent on the wire
+        self._wire: dict[str, _WireRequest] = {}  # conversation -> its current wire request
+        self._by_req: dict[str, _WireRequest] = {}
+        self._interrupted: set[str] = set()
+        self._reported: ErrorCode | None = None  # last server error already passed on
+
+    # -- any thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.state in (
+            ConnectionState.CONNECTING,
+            ConnectionState.CONNECTED,
+            ConnectionState.RECONNECTING,
+        ):
+            raise AvatarKitError(ErrorCode.CONNECTION_IN_PROGRESS, f"already {self.state}")
+        self._closing = False
+        self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
+        asyncio.run_coroutine_threadsafe(self._spawn(), self._loop).result(timeout=5)
+
+    def send_audio(self, conversation: str, pcm: bytes, end: bool) -> None:
+        self._loop.call_soon_threadsafe(self._outbox.put_nowait, ("audio", conversation, pcm, end))
+
+    def interrupt(self, conversation: str) -> None:
+        self._loop.call_soon_threadsafe(
+            self._outbox.put_nowait, ("interrupt", conversation, b"", False)
+        )
+
+    def close(self) -> None:
+        """Close the connection (normal close, not an error) and stop the thread."""
+        self._closing = True
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._cancel(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+        if self.state != ConnectionState.FAILED:
+            self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
+
+    # -- the network thread -------------------------------------------------------------
+
+    async def _spawn(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        attempt, reconnecting = 0, False
+        while not self._closing:
+            try:
+                if reconnecting and self._token_provider is not None:
+                    await self._refresh_token()  # tokens are single-use: one per connection
+                await self._session()
+                return  # closed by us
+            except asyncio.CancelledError:
+                raise
+            except AvatarKitError as error:
+                if self._closing:
+                    return
+                self._abandon_in_flight()
+                retry = error.code not in FATAL_ERRORS and attempt < self.reconnect_attempts
+                if error.code in TOKEN_ERRORS and self._token_provider is None:
+                    # Only a refusal while reconnecting may heal by itself (the server may
+                    # not have noticed the dropped connection holding this token yet).
+                    retry = retry and reconnecting and error.code == ErrorCode.SESSION_TOKEN_INVALID
+                if error.code != self._reported:
+                    self.sink.on_error(error)
+                self._reported = None
+                if not retry:
+                    reason = (
+                        StateReason.TOKEN_ERROR
+                        if error.code in TOKEN_ERRORS
+                        else StateReason.NETWORK_ERROR
+                    )
+                    self._set_state(ConnectionState.FAILED, reason, error)
+                    return
+                attempt = 0 if self.state == ConnectionState.CONNECTED else attempt + 1
+                self._set_state(ConnectionState.RECONNECTING, StateReason.NETWORK_ERROR, error)
+                await asyncio.sleep(self.reconnect_backoff * (2 ** max(0, attempt - 1)))
+                reconnecting = True
+
+    async def _refresh_token(self) -> None:
+        try:
+            token = await asyncio.to_thread(self._token_provider)
+        except Exception as exc:  # the app's callback failed: report it as a token problem
+            raise AvatarKitError(
+                ErrorCode.SESSION_TOKEN_INVALID, f"token provider failed: {exc}"
+            ) from exc
+        from avatarkit.sdk import AvatarSDK
+
+        AvatarSDK.set_session_token(token)
+
+    async def _session(self) -> None:
+        token = self._token()
+        if not token:
+            raise AvatarKitError(
+                ErrorCode.SESSION_TOKEN_INVALID,
+                "no session token: call AvatarSDK.set_session_token()",
+            )
+        url = f"{self.ingress_url}/websocket?{urlencode({'id': self.avatar_id})}"
+        headers = {"X-App-ID": self.app_id, "X-Session-Key": token}
+        try:
+            ws = await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=HANDSHAKE_TIMEOUT,
+                close_timeout=CLOSE_TIMEOUT,
+                max_size=None,
+            )
+        except InvalidStatus as exc:
+            raise _refusal(exc) from exc
+        except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
+            raise AvatarKitError(
+                ErrorCode.CONNECTION_FAILED, f"cannot reach {self.ingress_url}: {exc}"
+            ) from exc
+        async with ws:
+            await ws.send(encode_configure(self.sample_rate))
+            await self._handshake(ws)
+            self._generation += 1
+            self._set_state(ConnectionState.CONNECTED, StateReason.DATA_RECEIVED)
+            writer = asyncio.create_task(self._write(ws))
+            try:
+                await self._read(ws)
+            finally:
+                writer.cancel()
+
+    async def _handshake(self, ws) -> None:
+        try:
+            data = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+        except TimeoutError as exc:
+            raise AvatarKitError(
+                ErrorCode.CONNECTION_FAILED, "no session confirmation from the server"
+            ) from exc
+        msg = decode_envelope(data)
+        if msg.type == pb.MESSAGE_SERVER_ERROR:
+            raise _server_error(msg.server_error)
+        if msg.type != pb.MESSAGE_SERVER_CONFIRM_SESSION:
+            raise AvatarKitError(
+                ErrorCode.PROTOCOL_ERROR, f"expected session confirmation, got type {msg.type}"
+            )
+
+    async def _read(self, ws) -> None:
+        try:
+            async for data in ws:
+                msg = decode_envelope(data)
+                if msg.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
+                    self._deliver(msg)
+                elif msg.type == pb.MESSAGE_SERVER_ERROR:
+                    error = _server_error(msg.server_error)
+                    self._reported = error.code  # the close that may follow says the same
+                    self.sink.on_error(error)
+        except ConnectionClosed as exc:
+            error = _closed(exc)
+            if error is not None or not self._closing:
+                raise error or AvatarKitError(
+                    ErrorCode.CONNECTION_CLOSED, "server closed the connection"
+                ) from exc
+            return
+        if not self._closing:
+            error = classify_close(ws.close_code)
+            raise AvatarKitError(
+                error or ErrorCode.CONNECTION_CLOSED, f"connection closed ({ws.close_code})"
+            )
+
+    def _deliver(self, msg) -> None:
+        try:
+            req_id, frames, end = animation_frames(msg)
+        except AvatarKitError as error:
+            self.sink.on_error(error)  # bad motion: that stretch plays with a still face
+            return
+        wire = self._by_req.get(req_id)
+        if wire is None or wire.conversation in self._interrupted:
+            return  # interrupted or unknown: nothing of it may play
+        self.sink.on_motion(wire.conversation, frames, wire.offset, end)
+        if end:
+            self._by_req.pop(req_id, None)
+
+    async def _write(self, ws) -> None:
+        while True:
+            item = self._unsent or await self._outbox.get()
+            # Held until sent: a chunk whose send fails goes out first on the next connection.
+            self._unsent = item
+            kind, conversation, pcm, end = item
+            if kind == "interrupt":
+                self._interrupted.add(conversation)
+                wire = self._wire.pop(conversation, None)
+                if wire is not None and wire.generation == self._generation:
+                    await ws.send(encode_interrupt(wire.req_id))
+            elif conversation not in self._interrupted:
+                await self._send_audio(ws, conversation, pcm, end)
+            self._unsent = None
+
+    async def _send_audio(self, ws, conversation: str, pcm: bytes, end: bool) -> None:
+        wire = self._wire.get(conversation)
+        if wire is None or wire.generation != self._generation:
+            offset = self._sent.get(conversation, 0) / self.sample_rate
+            wire = _WireRequest(conversation, new_req_id(), offset, self._generation)
+            self._wire[conversation] = self._by_req[wire.req_id] = wire
+        await ws.send(encode_audio(wire.req_id, pcm, end))
+        self._sent[conversation] = self._sent.get(conversation, 0) + len(pcm) // 2
+        if end:
+            self._wire.pop(conversation, None)
+            self._sent.pop(conversation, None)
+
+    def _abandon_in_flight(self) -> None:
+        """The connection died: motion still owed on it will never come; close those streams.
+
+        Conversations whose audio has not ended continue under a new wire request.
+        """
+        for req_id, wire in list(self._by_req.items()):
+            if wire.generation == self._generation:
+                del self._by_req[req_id]
+                if self._wire.get(wire.conversation) is not wire:  # its audio had ended
+                    self.sink.on_motion(wire.conversation, [], 0.0, True)
+
+    def _set_state(
+        self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None = None
+    ) -> None:
+        if state != self.state:
+            self.state = state
+            self.sink.on_state(state, reason, error)
+
+
+def _server_error(err) -> AvatarKitError:
+    return AvatarKitError(
+        classify(err.code, err.message), err.message or f"server error {err.code}"
+    )
+
+
+def _closed(exc: ConnectionClosed) -> AvatarKitError | None:
+    code = exc.rcvd.code if exc.rcvd is not None else 1006
+    reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
+    error = classify_close(code)
+    return AvatarKitError(error, f"connection closed ({code}): {reason}") if error else None
+
+
+def _refusal(exc: InvalidStatus) -> AvatarKitError:
+    status = exc.response.status_code
+    body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+    code, text = None, body
+    try:
+        errors = json.loads(body).get("errors") or [{}]
+        first = errors[0]
+        code = first.get("code")
+        text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
+    except (ValueError, AttributeError):
+        pass
+    return AvatarKitError(
+        classify(code, text, http_status=status, upgrade=True),
+        f"connection refused ({status}): {text.strip()}",
+    )

@@ -1,0 +1,292 @@
+"""Conversation timelines and audio-clock playback (render thread only).
+
+Each conversation (one ``req_id`` / conversation id) owns one timeline: its audio sample
+``n`` plays at ``n / sample_rate`` seconds and its motion frame ``i`` sits at
+``i / fps`` seconds (plus the sample offset of a re-issued wire request after a
+reconnect). Audio reaches the mixer source only once the conversation covers the jitter
+buffer with both audio and motion; from then on the face is sampled at the source's
+audible position, so the audio clock is the master and nothing is played twice or
+skipped. Thresholds are named constants, as in ffplay.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from avatarkit.controller.pose import FacePose, lerp_pose
+from avatarkit.controller.states import BufferHealth, ConversationState, StateReason
+from avatarkit.motion.frame import MotionFrame
+
+JITTER_BUFFER = 0.1  # seconds of audio and motion needed before an utterance starts
+MOTION_HOLD = 0.1  # seconds the face holds the last frame when motion runs short ...
+MOTION_DECAY = 0.15  # ... then decays towards neutral with this time constant
+
+
+class Conversation:
+    """Audio and motion of one utterance, placed on its own timeline."""
+
+    def __init__(self, conversation_id: str, sample_rate: int) -> None:
+        self.id = conversation_id
+        self.sample_rate = sample_rate
+        self.pending: list[bytes] = []  # audio not yet handed to the mixer
+        self.audio_samples = 0  # received so far
+        self.audio_ended = False
+        self.keys: deque[tuple[float, MotionFrame]] = deque()
+        self.motion_end = 0.0  # seconds of the timeline covered by received motion
+        self.motion_done = False  # the motion stream said end (or will never come)
+        self.base: int | None = None  # source sample index of this timeline's sample 0
+        self.written = 0  # samples handed to the mixer
+        self.frame_period = 1 / 30
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_samples / self.sample_rate
+
+    @property
+    def started(self) -> bool:
+        return self.base is not None
+
+    def add_audio(self, pcm: bytes, end: bool) -> None:
+        if pcm:
+            self.pending.append(pcm)
+            self.audio_samples += len(pcm) // 2
+        self.audio_ended = self.audio_ended or end
+
+    def add_motion(self, frames: list[MotionFrame], offset: float, end: bool) -> None:
+        for frame in frames:
+            t = offset + frame.index / frame.fps
+            if not self.keys or t > self.keys[-1][0]:
+                self.keys.append((t, frame))
+            elif t > self.keys[0][0] and all(k[0] != t for k in self.keys):
+                # Out of order (never on one websocket, possible through a relay): insert.
+                at = next(i for i, k in enumerate(self.keys) if k[0] > t)
+                self.keys.insert(at, (t, frame))
+            self.frame_period = 1 / frame.fps
+            self.motion_end = max(self.motion_end, t + self.frame_period)
+        self.motion_done = self.motion_done or end
+
+    def ready(self, jitter: float) -> bool:
+        """Both audio and motion cover the jitter buffer (or all there will ever be)."""
+        audio_ok = self.audio_seconds >= jitter or (self.audio_ended and self.audio_samples > 0)
+        need = min(jitter, self.audio_seconds) if self.audio_ended else jitter
+        motion_ok = self.motion_done or self.motion_end >= need
+        return audio_ok and motion_ok
+
+    def motion_at(self, t: float) -> tuple[FacePose | None, float | None]:
+        """The face at timeline time ``t`` (interpolated) and the motion time it shows."""
+        keys = self.keys
+        while len(keys) >= 2 and keys[1][0] <= t:
+            keys.popleft()
+        if not keys:
+            return None, None
+        t0, f0 = keys[0]
+        if len(keys) >= 2 and t > t0:
+            t1, f1 = keys[1]
+            a = (t - t0) / (t1 - t0)
+            pose = lerp_pose(_pose(f0), _pose(f1), a)
+            return pose, t0 + a * (t1 - t0)
+        if t <= t0:
+            return _pose(f0), t0  # before the first frame: show it, the clock runs ahead
+        if t <= t0 + self.frame_period:
+            return _pose(f0), t  # the last frame covers its own period
+        # Motion ran short: hold the last frame briefly, then decay towards neutral.
+        over = t - t0 - self.frame_period - MOTION_HOLD
+        k = 1.0 if over <= 0 else math.exp(-over / MOTION_DECAY)
+        return _pose(f0).scaled(k), t0
+
+    def finished(self, position: int) -> bool:
+        return (
+            self.audio_ended
+            and self.started
+            and not self.pending
+            and position >= self.base + self.audio_samples
+        )
+
+
+def _pose(frame: MotionFrame) -> FacePose:
+    return FacePose(frame.weights, frame.head, frame.gaze)
+
+
+class Playback:
+    """The jitter buffer and the audio clock of one avatar; ticked on the render thread.
+
+    ``source`` is the avatar's mixer source. ``on_state(state, reason)`` fires on every
+    conversation state change.
+    """
+
+    def __init__(
+        self,
+        source,
+        sample_rate: int,
+        jitter: float = JITTER_BUFFER,
+        strict_sync: bool = False,
+        on_state: Callable[[ConversationState, StateReason], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.sample_rate = sample_rate
+        self.jitter = jitter
+        self.strict_sync = strict_sync
+        self.on_state = on_state or (lambda state, reason: None)
+        self.conversations: deque[Conversation] = deque()
+        self.state = ConversationState.IDLE
+        self.paused = False
+        self.stalled = False  # strict sync: waiting for motion
+        self.audio_time = 0.0
+        self.motion_time: float | None = None
+        self.audio_underruns = 0
+        self.motion_underruns = 0
+        self._audio_dry = False
+        self._motion_short = False
+
+    # -- input (already on the render thread) -------------------------------------------
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        for conv in self.conversations:
+            if conv.id == conversation_id:
+                return conv
+        conv = Conversation(conversation_id, self.sample_rate)
+        self.conversations.append(conv)
+        return conv
+
+    def find(self, conversation_id: str) -> Conversation | None:
+        return next((c for c in self.conversations if c.id == conversation_id), None)
+
+    def interrupt(self) -> None:
+        """Drop all audio and motion; the face blends back to idle."""
+        self.conversations.clear()
+        self.source.clear()
+        self.stalled = self.paused = False  # idle again: the next utterance plays
+        self._sync_source()
+        self._set(ConversationState.IDLE, StateReason.USER_ACTION)
+
+    def pause(self) -> None:
+        self.paused = True
+        self._sync_source()
+        self._set(ConversationState.PAUSED, StateReason.USER_ACTION)
+
+    def resume(self) -> None:
+        self.paused = False
+        self._sync_source()
+        self._set(self._running_state(), StateReason.USER_ACTION)
+
+    # -- the clock ----------------------------------------------------------------------
+
+    def update(self) -> FacePose | None:
+        """Advance to the source's audible position; the speech face, or None when silent."""
+        self._feed_source()
+        position = self.source.position()
+        while self.conversations and self.conversations[0].finished(position):
+            self.conversations.popleft()
+        if not self.conversations:
+            self.audio_time, self.motion_time = 0.0, None
+            self._audio_dry = self._motion_short = False
+            if not self.paused:
+                self._set(ConversationState.IDLE, StateReason.PLAYBACK_END)
+            return None
+        conv = self.conversations[0]
+        if not conv.started:
+            if not self.paused:
+                self._set(ConversationState.BUFFERING, StateReason.DATA_RECEIVED)
+            return None
+        t = max(0.0, (position - conv.base) / self.sample_rate)
+        self.audio_time = t
+        self._check_underruns(conv, position, t)
+        pose, self.motion_time = conv.motion_at(t)
+        if not self.paused:
+            state = ConversationState.BUFFERING if self.stalled else ConversationState.PLAYING
+            reason = (
+                StateReason.MOTION_UNDERRUN if self.stalled else StateReason.JITTER_BUFFER_FILLED
+            )
+            self._set(state, reason)
+        return pose if pose is not None else FacePose()
+
+    def health(self) -> BufferHealth:
+        position = self.source.position()
+        audio = motion = 0.0
+        for conv in self.conversations:
+            if conv.started:
+                played = max(0, position - conv.base)
+                audio += (conv.audio_samples - played) / self.sample_rate
+                motion += max(0.0, conv.motion_end - played / self.sample_rate)
+            else:
+                audio += conv.audio_seconds
+                motion += conv.motion_end
+        return BufferHealth(
+            audio * 1000, motion * 1000, self.audio_underruns, self.motion_underruns
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _feed_source(self) -> None:
+        """Start ready conversations in order and hand their received audio to the mixer.
+
+        Strict sync hands over audio only as far as motion covers it, so the device runs
+        dry exactly where motion ends (a stall) instead of playing ahead of the face.
+        """
+        for conv in self.conversations:
+            if not conv.started:
+                if not conv.ready(self.jitter):
+                    return
+                conv.base = self.source.written  # right after everything queued before it
+            self._write(conv, self._audio_limit(conv))
+            if not conv.audio_ended or conv.pending:
+                return  # later conversations wait for this one's audio to end
+
+    def _audio_limit(self, conv: Conversation) -> float:
+        """How many of ``conv``'s samples the mixer may have so far."""
+        if not self.strict_sync or conv.motion_done:
+            return math.inf
+        if (
+            self.stalled
+            and conv.motion_end * self.sample_rate - conv.written < self.jitter * self.sample_rate
+        ):
+            return conv.written  # refill the jitter buffer before playing on
+        return int(conv.motion_end * self.sample_rate)
+
+    def _write(self, conv: Conversation, limit: float) -> None:
+        while conv.pending and conv.written < limit:
+            pcm = conv.pending[0]
+            room = int(min(len(pcm) // 2, limit - conv.written))
+            self.source.write(pcm[: 2 * room])
+            conv.written += room
+            if room * 2 == len(pcm):
+                conv.pending.pop(0)
+            else:
+                conv.pending[0] = pcm[2 * room :]
+
+    def _check_underruns(self, conv: Conversation, position: int, t: float) -> None:
+        dry = not conv.audio_ended and position >= conv.base + conv.audio_samples
+        if dry and not self._audio_dry and not self.paused:
+            self.audio_underruns += 1
+        self._audio_dry = dry
+        # Half a sample of tolerance: strict sync feeds audio to int(motion_end * rate).
+        short = not conv.motion_done and t >= conv.motion_end - 0.5 / self.sample_rate
+        if short and not self._motion_short and not self.paused:
+            self.motion_underruns += 1
+        self._motion_short = short
+        if self.strict_sync:
+            self.stalled = short
+
+    def _sync_source(self) -> None:
+        self.source.paused = self.paused
+
+    def _running_state(self) -> ConversationState:
+        if not self.conversations:
+            return ConversationState.IDLE
+        if self.conversations[0].started and not self.stalled:
+            return ConversationState.PLAYING
+        return ConversationState.BUFFERING
+
+    def _set(self, state: ConversationState, reason: StateReason) -> None:
+        if state != self.state:
+            self.state = state
+            self.on_state(state, reason)
+
+
+def silence(seconds: float, sample_rate: int) -> bytes:
+    """PCM s16le silence (handy for tests and padding)."""
+    return np.zeros(int(round(seconds * sample_rate)), "<i2").tobytes()

@@ -1,0 +1,170 @@
+"""Stage 1 of the lifecycle: process-wide set-up (``AvatarSDK.initialize``).
+
+``AvatarSDK`` is a namespace of class methods, like the platform SDKs' singletons: one
+configuration, one session token and one audio output (mixer + device) per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from avatarkit import __version__
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.motion.stream import SUPPORTED_SAMPLE_RATES
+
+log = logging.getLogger("avatarkit")
+
+DEFAULT_HOST = "http://127.0.0.1:8765"  # `avatarkit serve` on this machine
+
+
+class DrivingMode(StrEnum):
+    DIRECT = "direct"  # the client connects to the Motion Server with a session token
+    BACKEND = "backend"  # a backend relays audio + motion (yield_audio_data / yield_frames_data)
+
+
+class LogLevel(StrEnum):
+    OFF = "off"
+    ERROR = "error"
+    WARNING = "warning"
+    ALL = "all"
+
+
+_LOGGING_LEVELS = {
+    LogLevel.OFF: logging.CRITICAL + 1,
+    LogLevel.ERROR: logging.ERROR,
+    LogLevel.WARNING: logging.WARNING,
+    LogLevel.ALL: logging.DEBUG,
+}
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """What ``AvatarSDK.initialize`` takes. Endpoints default to a local ``avatarkit serve``.
+
+    ``token_provider``: optional; called (on the network thread) for a fresh session token
+    when the server refuses or expires the current one, so the controller reconnects by
+    itself. ``jitter_buffer_ms``: audio and motion needed before an utterance plays.
+    ``strict_sync``: stall playback (and report it) when motion runs short, instead of
+    letting audio play on with a held face. ``audio_device``: ``auto`` (sound card when
+    present, else a real-time null device), ``pyaudio``, ``null`` or ``virtual``.
+    """
+
+    console_url: str = f"{DEFAULT_HOST}/v1/console"
+    ingress_url: str = f"{DEFAULT_HOST.replace('http', 'ws', 1)}/v2/driveningress"
+    sample_rate: int = 16000
+    driving_mode: DrivingMode = DrivingMode.DIRECT
+    log_level: LogLevel = LogLevel.WARNING
+    jitter_buffer_ms: float = 100.0
+    strict_sync: bool = False
+    audio_device: str = "auto"
+    token_provider: Callable[[], str] | None = None
+    reconnect_attempts: int = 5
+    reconnect_backoff_s: float = 0.2  # first retry delay; doubles per attempt
+
+    def __post_init__(self) -> None:
+        if self.sample_rate not in SUPPORTED_SAMPLE_RATES:
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+                f"sample rate {self.sample_rate} not in {SUPPORTED_SAMPLE_RATES}",
+            )
+        object.__setattr__(self, "driving_mode", DrivingMode(self.driving_mode))
+        object.__setattr__(self, "log_level", LogLevel(self.log_level))
+        if self.jitter_buffer_ms < 0:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "jitter_buffer_ms must be >= 0")
+
+    def with_changes(self, **changes) -> Configuration:
+        return replace(self, **changes)
+
+
+class AvatarSDK:
+    """Process-wide state. ``initialize`` again updates the configuration in place."""
+
+    version = __version__
+    _lock = threading.Lock()
+    _app_id: str | None = None
+    _config: Configuration | None = None
+    _token: str | None = None
+    _user_id: str | None = None
+    _mixer = None
+    _device = None
+
+    @classmethod
+    def initialize(cls, app_id: str, configuration: Configuration | None = None) -> None:
+        if not app_id:
+            raise AvatarKitError(ErrorCode.APP_ID_UNRECOGNIZED, "initialize() needs an app id")
+        config = configuration or Configuration()
+        with cls._lock:
+            if cls._mixer is not None and cls._config.sample_rate != config.sample_rate:
+                cls._close_audio()  # the next view opens the device at the new rate
+            cls._app_id, cls._config = app_id, config
+        log.setLevel(_LOGGING_LEVELS[config.log_level])
+
+    @classmethod
+    def is_initialized(cls) -> bool:
+        return cls._config is not None
+
+    @classmethod
+    def require_initialized(cls) -> Configuration:
+        if cls._config is None:
+            raise AvatarKitError(
+                ErrorCode.NOT_INITIALIZED, "call AvatarSDK.initialize(app_id, configuration) first"
+            )
+        return cls._config
+
+    @classmethod
+    def configuration(cls) -> Configuration:
+        return cls.require_initialized()
+
+    @classmethod
+    def app_id(cls) -> str:
+        cls.require_initialized()
+        return cls._app_id
+
+    @classmethod
+    def set_session_token(cls, token: str) -> None:
+        """The Direct Mode session token (may be set before or after ``initialize``)."""
+        cls._token = token or None
+
+    @classmethod
+    def session_token(cls) -> str | None:
+        return cls._token
+
+    @classmethod
+    def set_user_id(cls, user_id: str) -> None:
+        cls._user_id = user_id
+        log.info("user id set to %s", user_id)
+
+    @classmethod
+    def audio_mixer(cls):
+        """The process's mixer, opening its output device on first use."""
+        from engine.audio import Mixer, open_device
+
+        config = cls.require_initialized()
+        with cls._lock:
+            if cls._mixer is None:
+                cls._mixer = Mixer(config.sample_rate)
+                cls._device = open_device(cls._mixer, config.audio_device)
+            return cls._mixer
+
+    @classmethod
+    def audio_device(cls):
+        """The device playing the process mixer (a ``VirtualDevice`` is advanced by you)."""
+        cls.audio_mixer()
+        return cls._mixer.device
+
+    @classmethod
+    def cleanup(cls) -> None:
+        """Forget the configuration and token, and close the audio device."""
+        with cls._lock:
+            cls._close_audio()
+            cls._app_id = cls._config = cls._token = cls._user_id = None
+
+    @classmethod
+    def _close_audio(cls) -> None:
+        if cls._mixer is not None and cls._mixer.device is not None:
+            cls._mixer.device.stop()
+        cls._mixer = cls._device = None

@@ -1,0 +1,155 @@
+"""Fixtures for the client SDK tests: an initialised SDK and a virtual audio device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatarkit.sdk import AvatarSDK, Configuration
+from engine.audio import Mixer, VirtualDevice
+
+RATE = 16000
+FPS = 30
+
+
+def speech(seconds: float, rate: int = RATE, seed: int = 0) -> bytes:
+    """Syllable-like bursts of a voiced tone (amplitude-modulated), s16le mono."""
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t + seed), 0, None)
+    tone = np.sin(2 * np.pi * 180 * t) + 0.5 * np.sin(2 * np.pi * 360 * t)
+    return (tone * envelope * 9000).astype("<i2").tobytes()
+
+
+class Rig:
+    """A mixer on a virtual device, advanced one video frame at a time after each tick."""
+
+    def __init__(self, rate: int = RATE, fps: int = FPS) -> None:
+        self.mixer = Mixer(rate)
+        self.device = VirtualDevice(self.mixer).start()
+        self.fps = fps
+        self.frame = 0
+
+    def step(self, *controllers, frames: int = 1) -> list:
+        poses = []
+        for _ in range(frames):
+            poses = [c.tick(1 / self.fps) for c in controllers]
+            self.device.advance(self.device.frames_for_video_frame(self.frame, self.fps))
+            self.frame += 1
+        return poses
+
+
+@pytest.fixture
+def rig() -> Rig:
+    return Rig()
+
+
+@pytest.fixture
+def sdk():
+    """Yields a function initialising the SDK with a configuration; cleans up after."""
+
+    def init(app_id: str = "test-app", **config) -> Configuration:
+        configuration = Configuration(audio_device="virtual", **config)
+        AvatarSDK.initialize(app_id, configuration)
+        return configuration
+
+    yield init
+    AvatarSDK.cleanup()
+
+
+@pytest.fixture
+def make_speech():
+    return speech
+
+
+@pytest.fixture
+def motion_payloads():
+    """``motion_payloads(pcm, per_message=10)``: the real model's frames as wire envelopes."""
+    from avatarkit.motion import create_stream
+    from avatarkit.protocol import encode_animation
+
+    def build(pcm: bytes, per_message: int = 10, rate: int = RATE, fps: int = FPS) -> list[bytes]:
+        stream = create_stream(rate, fps)
+        frames = stream.push(pcm) + stream.finish()
+        chunks = [frames[i : i + per_message] for i in range(0, len(frames), per_message)]
+        return [
+            encode_animation("conn", "req", chunk, end=i == len(chunks) - 1)
+            for i, chunk in enumerate(chunks)
+        ]
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real Motion Server on loopback (its watchdog checks token expiry every 0.1 s)."""
+    from avatarkit.server.embedded import EmbeddedServer
+
+    with EmbeddedServer(watchdog_interval_s=0.1) as embedded:
+        yield embedded
+
+
+class Proxy:
+    """A TCP relay on loopback whose connections the test can cut (a dropped network)."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._pairs: list = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Abort every open connection (both sides see a reset, no close frame)."""
+        import socket
+
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+@pytest.fixture
+def proxy(server):
+    relay = Proxy(server.port)
+    yield relay
+    relay.close()

@@ -1,0 +1,110 @@
+"""``avatarkit render`` end to end: decode the MP4 and check duration, audio, lip motion."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+
+from avatarkit.cli import main
+from avatarkit.paths import SPEECH_DIR
+
+pytestmark = pytest.mark.timeout(120)
+
+SPEECH = SPEECH_DIR / "conv_ben_1.wav"
+MOUTH = (slice(225, 265), slice(280, 360))  # rows, cols of ava's mouth at 640x360
+
+
+def decode(path):
+    import av
+
+    with av.open(str(path)) as container:
+        streams = {s.type: s for s in container.streams}
+        video = streams["video"]
+        duration = float(video.duration * video.time_base)
+        audio_codec = streams["audio"].codec_context.name if "audio" in streams else None
+        frames = np.array(
+            [f.to_ndarray(format="rgb24") for f in container.decode(video=0)], np.float32
+        )
+    with av.open(str(path)) as container:
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    return duration, audio_codec, frames, audio
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("render") / "ben.mp4"
+    assert main(["render", "--audio", str(SPEECH), "-o", str(out), "--idle", "off"]) == 0
+    return out
+
+
+def test_video_lasts_as_long_as_the_audio_with_an_audio_stream(rendered):
+    with wave.open(str(SPEECH)) as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+    duration, codec, frames, audio = decode(rendered)
+    assert codec == "aac"
+    assert abs(duration - seconds) <= 1 / 30
+    assert len(frames) == round(duration * 30) and frames.shape[1:] == (360, 640, 3)
+    assert np.abs(audio).max() > 0.1  # the speech is in there, not silence
+
+
+def test_lips_move_with_the_sound(rendered):
+    _, _, frames, _ = decode(rendered)
+    with wave.open(str(SPEECH)) as wav:
+        pcm = np.frombuffer(wav.readframes(-1), "<i2") / 32768
+    per_frame = 16000 // 30
+    loudness = np.array(
+        [
+            np.sqrt(np.mean(pcm[k * per_frame : (k + 1) * per_frame] ** 2) + 1e-12)
+            for k in range(len(frames))
+        ]
+    )
+    mouth = frames[:, MOUTH[0], MOUTH[1]]
+    openness = np.abs(mouth - mouth[0]).mean(axis=(1, 2, 3))  # frame 0: the still, closed face
+    assert openness.max() > 20  # lips visibly move
+    best = max(range(-2, 3), key=lambda lag: _corr(openness, loudness, lag))
+    assert _corr(openness, loudness, best) > 0.4  # ... and with the speech, within 2 frames
+
+
+def _corr(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+    n = len(a)
+    x, y = a[max(0, lag) : n + min(0, lag)], b[max(0, -lag) : n - max(0, lag)]
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def test_idle_off_keeps_the_face_still_without_speech(tmp_path):
+    silent = tmp_path / "silence.wav"
+    with wave.open(str(silent), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(np.zeros(16000, "<i2").tobytes())
+    out = tmp_path / "still.mp4"
+    assert (
+        main(
+            ["render", "--audio", str(silent), "-o", str(out), "--idle", "off", "--size", "320x180"]
+        )
+        == 0
+    )
+    _, _, frames, _ = decode(out)
+    assert len(frames) == 30
+    # No idle motion: after the short blend into the (near-neutral) silent speech pose,
+    # consecutive frames differ by codec noise only.
+    assert np.abs(np.diff(frames[6:], axis=0)).max() <= 6
+    assert np.abs(frames - frames[0]).mean() < 0.2
+
+
+def test_bad_input_exits_with_a_stable_code(tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav")
+    assert main(["render", "--audio", str(bad), "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "invalidAudio" in capsys.readouterr().err
+    odd = tmp_path / "odd.wav"
+    with wave.open(str(odd), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(11025)
+        wav.writeframes(np.zeros(100, "<i2").tobytes())
+    assert main(["render", "--audio", str(odd), "-o", str(tmp_path / "y.mp4")]) == 2
+    assert "unsupportedSampleRate" in capsys.readouterr().err
