@@ -1,0 +1,129 @@
+"""Kiosk: greets with captions on the audio clock, speaks on input, HUD toggle,
+survives a Motion Server restart, and its command writes an MP4 and a PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatarkit import ConnectionState, ConversationState
+from avatarkit.arkit import ARKIT_INDEX
+from engine.events import KEY_DOWN, MOUSE_DOWN, Event
+from scenes import kiosk
+
+pytestmark = pytest.mark.timeout(90)
+JAW = ARKIT_INDEX["jawOpen"]
+
+
+def test_greets_with_moving_lips_and_word_captions(make_stage, step_until):
+    stage = make_stage()
+    scene = kiosk.Kiosk(stage)
+    assert list(scene.spoken) == ["greeting"]
+    controller = scene.view.controller
+    step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
+    jaw, highlights = [], []
+    for _ in range(45):  # 1.5 s of speech
+        stage.step()
+        jaw.append(float(scene.view.pose.weights[JAW]))
+        highlights.append(scene.captions.text.highlight)
+    assert scene.captions.visible and scene.captions.text.text.startswith("Hello!")
+    assert max(jaw) > 0.15 and min(jaw) < max(jaw) / 2  # the mouth opens and closes
+    assert highlights == sorted(highlights) and highlights[-1] >= 3  # words light up in order
+    # The caption is really drawn: the bottom band differs from the same band without it.
+    with_caption = stage.app.read_pixels()[-60:]
+    scene.captions.text.visible = False
+    stage.step()
+    assert np.abs(with_caption.astype(int) - stage.app.read_pixels()[-60:]).mean() > 2
+
+
+def test_key_and_click_speak_the_next_topics(make_stage, step_until):
+    stage = make_stage()
+    scene = kiosk.Kiosk(stage)
+    stage.app.post_event(Event(KEY_DOWN, key="space"))
+    stage.step()
+    assert list(scene.spoken) == ["greeting", "kiosk_welcome"]
+    assert scene.captions.text.text == scene.topics[0].text
+    stage.app.post_event(Event(MOUSE_DOWN, button=1, pos=(10, 10)))
+    stage.app.post_event(Event(KEY_DOWN, key="3"))
+    stage.step()
+    assert list(scene.spoken)[1:] == ["kiosk_welcome", "kiosk_tickets", scene.topics[2].id]
+    controller = scene.view.controller
+    step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
+    assert scene.captions.text.text == scene.topics[2].text
+
+
+def test_hud_toggles_and_reports_health(make_stage, step_until):
+    stage = make_stage()
+    scene = kiosk.Kiosk(stage)
+    stage.step()
+    before = stage.app.read_pixels()
+    assert not scene.hud.visible
+    stage.app.post_event(Event(KEY_DOWN, key="f1"))
+    for _ in range(3):
+        stage.step()
+    assert scene.hud.visible
+    text = scene.hud.text.text
+    assert "fps" in text and "ava" in text and "audio" in text and "MB" in text
+    top_left = (slice(0, 60), slice(0, 200))
+    assert np.abs(stage.app.read_pixels()[top_left].astype(int) - before[top_left]).mean() > 2
+    stage.app.post_event(Event(KEY_DOWN, key="h"))
+    stage.step()
+    assert not scene.hud.visible
+
+
+def test_survives_a_motion_server_restart(make_stage, step_until):
+    stage = make_stage()
+    scene = kiosk.Kiosk(stage)
+    controller = scene.view.controller
+    step_until(stage, lambda: controller.connection_state == ConnectionState.CONNECTED)
+    stage.stop_server()
+    step_until(stage, lambda: scene.banner.message is not None)
+    assert "Motion Server" in scene.banner.message
+    idle_heads = []
+    for _ in range(10):  # idle keeps playing while the server is away
+        stage.step()
+        idle_heads.append(scene.view.pose.head.copy())
+    assert np.ptp(np.array(idle_heads), axis=0).max() > 0
+    port = stage.server.port
+    stage.restart_server()
+    assert stage.server.port == port
+    step_until(stage, lambda: controller.connection_state == ConnectionState.CONNECTED, timeout=20, max_frames=2000)
+    step_until(stage, lambda: scene.banner.message == "Motion Server reconnected")
+    assert scene.banner.outages == 1
+    # Speech after the restart gets motion again.
+    stage.app.post_event(Event(KEY_DOWN, key="1"))
+    step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
+    jaw = []
+    for _ in range(30):
+        stage.step()
+        jaw.append(float(scene.view.pose.weights[JAW]))
+    assert max(jaw) > 0.15
+
+
+def test_command_writes_video_and_image(tmp_path, capsys):
+    code = kiosk.main(["--headless", "--seconds", "1", "--size", "256x144", "--out", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "kiosk.mp4").stat().st_size > 1000
+    assert (tmp_path / "kiosk.png").stat().st_size > 1000
+    assert "kiosk.mp4" in out and "kiosk.png" in out
+
+
+def test_headless_visitor_asks_a_question(make_stage):
+    stage = make_stage()
+    scene = kiosk.Kiosk(stage)
+    scene.entity.add_component(kiosk.ScriptedVisitor(stage.app, at=0.5))
+    for _ in range(20):
+        stage.step()
+    assert list(scene.spoken) == ["greeting", "kiosk_welcome"]
+
+
+def test_a_key_while_disconnected_does_not_crash(make_stage):
+    stage = make_stage()
+    scene = kiosk.Kiosk(stage)
+    scene.view.controller.close()  # no connection at all: the SDK refuses speech
+    stage.app.post_event(Event(KEY_DOWN, key="space"))
+    stage.step()
+    stage.step()
+    assert list(scene.spoken) == ["greeting"]
+    assert scene.banner.message is not None  # the operator sees why

@@ -1,0 +1,82 @@
+"""Multi-avatar demo: four avatars, each its own stream, overlapping lines, voices panned
+by screen position, listeners glancing at the speaker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from avatarkit import ConnectionState, ConversationState
+from avatarkit.arkit import ARKIT_INDEX
+from scenes import multi
+
+pytestmark = pytest.mark.timeout(120)
+JAW = ARKIT_INDEX["jawOpen"]
+
+
+def test_four_avatars_speak_overlapping_on_their_own_streams(make_stage, step_until):
+    stage = make_stage()
+    demo = multi.Conversation(stage)
+    assert list(demo.views) == list(multi.CAST)
+    controllers = [view.controller for view in demo.views.values()]
+    step_until(stage, lambda: all(c.connection_state == ConnectionState.CONNECTED for c in controllers))
+    pans = [stage.audio_source(view).pan for view in demo.views.values()]
+    assert pans == sorted(pans) and pans[0] < -0.5 and pans[-1] > 0.5  # left to right
+    assert stage.server.active_sessions == 4  # one Motion Server session each
+    jaw = {aid: 0.0 for aid in demo.views}
+    max_together = 0
+    for _ in range(int(8.0 * 30)):  # the first four cues, Mei and Noor overlapping
+        stage.step()
+        speaking = demo.speaking()
+        max_together = max(max_together, len(speaking))
+        for aid in speaking:
+            jaw[aid] = max(jaw[aid], float(demo.views[aid].pose.weights[JAW]))
+    assert [speaker for speaker, _ in list(demo.spoken)[:4]] == list(multi.CAST)
+    assert all(value > 0.15 for value in jaw.values()), jaw  # each mouth moved with its own voice
+    assert max_together >= 2  # overlapping lines
+
+
+def test_listeners_glance_at_the_speaker(make_stage, step_until):
+    stage = make_stage()
+    demo = multi.Conversation(stage)
+    ava = demo.views["ava"].controller
+    step_until(stage, lambda: ava.conversation_state == ConversationState.PLAYING)
+    for _ in range(15):
+        stage.step()
+    assert demo.speaking() == ["ava"]
+    for aid in ("kai", "mei", "noor"):  # Ava is on their left: they look towards screen left
+        yaw, _ = demo.faces[aid].look
+        assert yaw < -0.2, (aid, yaw)
+    assert demo.faces["ava"].look is None
+    # The glance is visible: the listeners' eyes turned (eyeLook* weights on the model).
+    kai = demo.views["kai"]
+    look_in = kai.model.target_names.index("eyeLookInLeft") if "eyeLookInLeft" in kai.model.target_names else None
+    assert look_in is not None
+    assert kai.model.weights[look_in] > 0.2 or kai.model.weights[kai.model.target_names.index("eyeLookOutLeft")] > 0.2
+
+
+def test_stereo_mix_follows_the_speaker(make_stage):
+    """Ava (far left) alone: her voice is louder in the left channel of the recording."""
+    stage = make_stage()
+    demo = multi.Conversation(stage)
+    recording = stage.record("pan")
+    for _ in range(int(2.5 * 30)):
+        stage.step()
+    recording.close()
+    import av
+
+    with av.open(str(recording.mp4)) as container:
+        audio = np.concatenate([f.to_ndarray().reshape(-1, 2) if f.format.is_packed else f.to_ndarray().T for f in container.decode(audio=0)])
+    left, right = np.abs(audio[:, 0]).mean(), np.abs(audio[:, 1]).mean()
+    assert demo.speaking() in (["ava"], [])
+    assert left > 2 * right > 0  # pan -0.6: right at 0.4 of left
+
+
+def test_a_closed_avatar_skips_its_lines_and_the_rest_go_on(make_stage):
+    stage = make_stage()
+    demo = multi.Conversation(stage)
+    demo.views["kai"].controller.close()
+    for _ in range(int(6.5 * 30)):
+        stage.step()
+    speakers = [speaker for speaker, _ in demo.spoken]
+    assert "kai" not in speakers and speakers[:2] == ["ava", "mei"]
