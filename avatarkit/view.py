@@ -4,17 +4,25 @@ Mounting a loaded ``Avatar`` creates its render resources and its ``AvatarContro
 Every frame the view ticks the controller (render thread) and applies the face it returns:
 ARKit weights through the avatar's blendshape map to GPU morph targets, head rotation to
 the head node. ``on_first_rendering`` fires once, after the first frame really drawn.
+
+On top of speech and idle the app can layer its own face: an expression
+(``set_expression``) and a gaze target (``look_at``), both faded and followed smoothly
+on the render thread where the view composes the frame's ``FacePose``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 from avatarkit.controller import AvatarController, FacePose
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.idle import apply_gaze
 from avatarkit.sdk import AvatarSDK
 from engine import Component, ModelRenderer
 from engine.transform import quat_from_euler, quat_multiply
@@ -25,6 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FRAME_RATE_WINDOW = 2.0  # seconds per on_frame_rate_info report
+EXPRESSION_FADE_S = 0.25  # default seconds to fade an expression in or out
+LOOK_HEAD_SHARE = 0.3  # default share of a look the head turns (the eyes do the rest)
+LOOK_LIMIT = (1.2, 0.7)  # radians of yaw, pitch a look is clamped to (no looking behind)
+EYE_FOLLOW = 18.0  # 1/s: eyes reach a new target in about 0.15 s (exponential)
+HEAD_FOLLOW = 5.0  # 1/s: the head follows more slowly, about 0.5 s
+_EYE_LOOKS = [i for name, i in ARKIT_INDEX.items() if name.startswith("eyeLook")]
 
 
 class AvatarView(Component):
@@ -32,6 +46,7 @@ class AvatarView(Component):
 
     ``mixer``: the audio mixer to play through (default: the SDK's process-wide one).
     ``idle``: play idle animation when no speech plays (``False`` keeps the face still).
+    ``set_expression`` / ``look_at`` layer the app's own face over speech and idle.
     Use as a context manager, or call ``dispose()``; the scene also disposes it.
     """
 
@@ -50,13 +65,18 @@ class AvatarView(Component):
         self._disposed = False
         self._head_nodes = self._find_head_nodes()
         self._rest = [self.model.nodes[i].rotation.copy() for i in self._head_nodes]
+        self._expression = _ExpressionLayer()
+        self._look = _LookLayer()
 
     def attach(self) -> None:
         self.model.entity = self.entity
 
     def update(self, dt: float) -> None:
-        self.pose = self.controller.tick(dt)
-        self._apply(self.pose)
+        pose = self.controller.tick(dt)
+        self._expression.apply(pose, dt)
+        self._look.apply(pose, dt)
+        self.pose = pose  # what is drawn: speech and idle plus the app's overrides
+        self._apply(pose)
         if self.on_frame_rate_info is not None:
             self._report_frame_rate(dt)
 
@@ -77,6 +97,83 @@ class AvatarView(Component):
         if self.entity is not None:
             head = (self.entity.world_matrix() @ np.append(head, 1.0))[:3]
         camera.look_at(head + [0.0, 0.0, framing.camera_distance * distance_scale], head)
+
+    # -- app overrides (any thread: each call hands over one immutable target) -----------
+
+    def set_expression(
+        self, weights: Mapping[str, float] | None, fade_s: float = EXPRESSION_FADE_S
+    ) -> None:
+        """Hold an expression over speech and idle: ARKit name -> weight (0..1), each
+        channel shown at least at that weight; ``None`` fades it out. A new expression
+        cross-fades from whatever shows now, over ``fade_s`` seconds; the same one again
+        changes nothing."""
+        fade = _finite(fade_s, "fade_s")
+        if fade < 0:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"fade_s {fade_s} is negative")
+        target = np.zeros(NUM_BLENDSHAPES, np.float32)
+        for name, value in (weights or {}).items():
+            if name not in ARKIT_INDEX:
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST, f"{name!r} is not an ARKit blendshape name"
+                )
+            w = _finite(value, name)
+            if not 0.0 <= w <= 1.0:
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST, f"{name} weight {value} not in 0..1"
+                )
+            target[ARKIT_INDEX[name]] = w
+        current = self._expression.target
+        if current is not None and np.array_equal(current[0], target):
+            return  # the same expression again (apps may set it every frame): keep fading
+        self._expression.target = (target, fade)
+
+    @property
+    def expression(self) -> dict[str, float]:
+        """The expression layer as shown at the last frame (fades included), non-zero channels."""
+        return self._expression.shown()
+
+    def look_at(
+        self, yaw: float | None, pitch: float = 0.0, *, head: float = LOOK_HEAD_SHARE
+    ) -> None:
+        """Look towards (``yaw``, ``pitch``) radians from straight ahead in the avatar's own
+        frame (yaw + turns to its +X side, screen right when it faces the camera; pitch +
+        looks up), or ``look_at(None)`` to hand the gaze back to idle and speech. The eyes
+        (eyeLook* channels) do ``1 - head`` of the turn, the head node ``head`` of it; both
+        follow smoothly, and speech head motion stays on top. Angles are clamped to
+        ``LOOK_LIMIT``."""
+        if yaw is None:
+            self._look.target = None
+            return
+        yaw, pitch, share = _finite(yaw, "yaw"), _finite(pitch, "pitch"), _finite(head, "head")
+        if not 0.0 <= share <= 1.0:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"head share {head} not in 0..1")
+        yaw = max(-LOOK_LIMIT[0], min(LOOK_LIMIT[0], yaw))
+        pitch = max(-LOOK_LIMIT[1], min(LOOK_LIMIT[1], pitch))
+        self._look.target = (yaw, pitch, share)
+
+    def look_at_point(
+        self, point: Sequence[float] | None, *, head: float = LOOK_HEAD_SHARE
+    ) -> None:
+        """``look_at`` a world-space point (e.g. another avatar's head); None releases.
+        Render thread: reads the entity's transform now (call again when things move)."""
+        if point is None:
+            self.look_at(None)
+            return
+        if self.entity is None:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, "look_at_point() before the view is on an entity"
+            )
+        local = np.linalg.inv(self.entity.world_matrix()) @ np.append(
+            np.asarray(point, np.float64), 1.0
+        )
+        d = local[:3] - np.asarray(self.avatar.framing.head_center, np.float64)
+        self.look_at(math.atan2(d[0], d[2]), math.atan2(d[1], math.hypot(d[0], d[2])), head=head)
+
+    @property
+    def look(self) -> tuple[float, float] | None:
+        """The current look target (yaw, pitch) after clamping, or None."""
+        target = self._look.target
+        return None if target is None else target[:2]
 
     def dispose(self) -> None:
         """Close the controller's connection and release the GL resources (idempotent)."""
@@ -117,3 +214,84 @@ class AvatarView(Component):
                 return found
             log.warning("avatar %s: head node %r not in the model", self.avatar.id, name)
         return [i for i, parent in asset.walk() if parent is None]
+
+
+def _finite(value: float, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST, f"{what} must be a number, got {value!r}"
+        ) from None
+    if not math.isfinite(number):
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{what} must be finite, got {value!r}")
+    return number
+
+
+def _smoothstep(x: float) -> float:
+    x = min(1.0, max(0.0, x))
+    return x * x * (3 - 2 * x)
+
+
+class _ExpressionLayer:
+    """Cross-fades between expression targets; each channel shows at least its weight."""
+
+    def __init__(self) -> None:
+        self.target: tuple[np.ndarray, float] | None = None  # set by set_expression (any thread)
+        self._seen: tuple[np.ndarray, float] | None = None
+        self._from = np.zeros(NUM_BLENDSHAPES, np.float32)
+        self._to = self._from
+        self._now = self._from
+        self._progress = 1.0  # of the current fade
+        self._fade = 0.0
+
+    def apply(self, pose: FacePose, dt: float) -> None:
+        target = self.target
+        if target is not self._seen:  # a new request: fade from what shows now
+            self._seen = target
+            self._from, (self._to, self._fade) = self._now, target
+            self._progress = 0.0
+        if self._progress < 1.0:
+            self._progress = 1.0 if self._fade <= 0 else min(1.0, self._progress + dt / self._fade)
+            self._now = self._from + (self._to - self._from) * _smoothstep(self._progress)
+        if self._now.any():
+            np.maximum(pose.weights, self._now, out=pose.weights)
+
+    def shown(self) -> dict[str, float]:
+        return {name: float(self._now[i]) for name, i in ARKIT_INDEX.items() if self._now[i] > 0}
+
+
+class _LookLayer:
+    """Eyes and head follow a look target; released, the head returns and the eyes hand
+    back to the underlying (idle or speech) gaze."""
+
+    def __init__(self) -> None:
+        self.target: tuple[float, float, float] | None = None  # yaw, pitch, head share
+        self._eyes = np.zeros(2, np.float32)  # yaw, pitch the eyes add (look convention)
+        self._head = np.zeros(2, np.float32)  # yaw, pitch the head node adds
+        self._weight = 0.0  # how much the eyes follow us rather than the face's own gaze
+
+    def apply(self, pose: FacePose, dt: float) -> None:
+        target = self.target
+        eye_k, head_k = 1.0 - math.exp(-EYE_FOLLOW * dt), 1.0 - math.exp(-HEAD_FOLLOW * dt)
+        if target is not None:
+            yaw, pitch, share = target
+            look = np.array([yaw, pitch], np.float32)
+            self._eyes += (look * (1 - share) - self._eyes) * eye_k
+            self._head += (look * share - self._head) * head_k
+            self._weight += (1.0 - self._weight) * eye_k
+        else:
+            self._head -= self._head * head_k
+            self._weight -= self._weight * eye_k
+        if self._weight > 1e-3:
+            # Eye gaze yaw is ARKit's (+ towards the avatar's own right): mirror ours.
+            eyes = FacePose(
+                pose.weights.copy(), gaze=np.array([-self._eyes[0], self._eyes[1]], np.float32)
+            )
+            apply_gaze(eyes)
+            w = self._weight
+            pose.weights[_EYE_LOOKS] += (eyes.weights[_EYE_LOOKS] - pose.weights[_EYE_LOOKS]) * w
+            pose.gaze += (eyes.gaze - pose.gaze) * w
+        if np.abs(self._head).max() > 1e-5:
+            pose.head[0] -= self._head[1]  # head pitch + nods down; ours + looks up
+            pose.head[1] += self._head[0]

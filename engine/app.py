@@ -72,11 +72,14 @@ class App:
         samples: int | None = None,
         clock: Clock | None = None,
         vsync: bool = True,
+        fullscreen: bool = False,
     ) -> App:
-        """A pygame window with a real-time clock paced at ``fps`` (MSAA automatic)."""
+        """A pygame window with a real-time clock paced at ``fps`` (MSAA automatic).
+        ``fullscreen``: cover the desktop at its size instead (``size`` is then ignored;
+        ``app.size`` tells the real one, ``app.backend.mode`` how it opened)."""
         from engine.backends.window import WindowBackend
 
-        return cls(WindowBackend(size, title, vsync), clock or RealtimeClock(fps), samples=samples)
+        return cls(WindowBackend(size, title, vsync, fullscreen), clock or RealtimeClock(fps), samples=samples)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -60,6 +60,7 @@ class SceneOptions:
     size: tuple[int, int] = (1280, 720)
     fps: int = 30
     avatar: str | None = None  # scenes with one avatar: which bundled one
+    fullscreen: bool = False  # windowed runs: cover the desktop (``size`` is then ignored)
 
 
 def has_display() -> bool:
@@ -69,13 +70,21 @@ def has_display() -> bool:
 
 
 def parse_options(
-    argv: list[str] | None, prog: str, description: str, headless_seconds: float, avatar: str | None = None
+    argv: list[str] | None,
+    prog: str,
+    description: str,
+    headless_seconds: float,
+    avatar: str | None = None,
+    fullscreen: bool = False,
 ) -> SceneOptions:
-    """The flags every scene takes; ``avatar``: the default of an ``--avatar`` flag (if any)."""
+    """The flags every scene takes; ``avatar``: the default of an ``--avatar`` flag (if any);
+    ``fullscreen``: whether a display run covers the screen unless ``--windowed`` is given."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     mode = parser.add_mutually_exclusive_group()
+    default = "full screen" if fullscreen else "a window"
     mode.add_argument("--headless", action="store_true", help="render off-screen (virtual clock), write MP4 + PNG")
-    mode.add_argument("--windowed", action="store_true", help="open a window (default when a display exists)")
+    mode.add_argument("--windowed", action="store_true", help=f"open a window ({default} is the default with a display)")
+    mode.add_argument("--fullscreen", action="store_true", help="cover the whole screen (--size is ignored)")
     parser.add_argument("--seconds", type=float, default=None, help=f"how long to run (headless default {headless_seconds:g})")
     parser.add_argument("--out", type=Path, default=Path("out"), help="headless output folder (default ./out)")
     parser.add_argument("--size", default="1280x720", type=_size, help="WIDTHxHEIGHT (default 1280x720)")
@@ -85,7 +94,8 @@ def parse_options(
     args = parser.parse_args(argv)
     headless = args.headless or (not args.windowed and not has_display())
     seconds = args.seconds if args.seconds is not None else (headless_seconds if headless else None)
-    return SceneOptions(headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None))
+    full = not headless and (args.fullscreen or (fullscreen and not args.windowed))
+    return SceneOptions(headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -190,7 +200,7 @@ class Stage:
                 self.mixer = Mixer(SAMPLE_RATE)
                 self.device = VirtualDevice(self.mixer).start()
             else:
-                self.app = App.window(options.size, title=title, fps=options.fps)
+                self.app = App.window(options.size, title=title, fps=options.fps, fullscreen=options.fullscreen)
                 self.mixer = None  # the SDK's process-wide mixer on the sound card
         except BaseException:
             self.server.stop()
@@ -212,7 +222,6 @@ class Stage:
         self.world = scene.create_entity("world")
         self.overlay = scene.create_entity("ui").add_component(Overlay())  # after world: drawn on top
         self.views: list[AvatarView] = []
-        self._sources: dict[int, object] = {}  # id(view) -> its mixer source
         self.loading = ProgressBar(label="Loading", anchor="center", visible=False)
         self.overlay.add(self.loading)
         self._recording: _Recording | None = None
@@ -243,12 +252,7 @@ class Stage:
         """Mount ``avatar`` in the world (idle plays at once) and connect its controller."""
         entity = self.app.scene.create_entity(name or avatar.id, parent=self.world)
         entity.transform.translation = np.array(position, np.float32)
-        mixer = self.mixer or AvatarSDK.audio_mixer()
-        before = set(map(id, mixer.sources))
-        view = entity.add_component(AvatarView(avatar, mixer=mixer, seed=seed))
-        # Adapter: the controller does not expose its mixer source (for stereo pan), so
-        # find it as the one source its creation added. Ask: AvatarController.set_pan().
-        self._sources[id(view)] = next(s for s in mixer.sources if id(s) not in before)
+        view = entity.add_component(AvatarView(avatar, mixer=self.mixer or AvatarSDK.audio_mixer(), seed=seed))
         self.connect(view)
         self.views.append(view)
         return view
@@ -264,10 +268,6 @@ class Stage:
         deadline = time.monotonic() + CONNECT_WAIT_S
         while view.controller.connection_state == ConnectionState.CONNECTING and time.monotonic() < deadline:
             time.sleep(0.002)
-
-    def audio_source(self, view: AvatarView):
-        """The mixer source playing ``view``'s voice (``.pan`` -1 left .. +1 right, ``.volume``)."""
-        return self._sources[id(view)]
 
     @property
     def ui_scale(self) -> float:

@@ -1,5 +1,5 @@
-"""Scene-side components shared by the scenes: captions, the HUD, the connection banner
-(with its reconnect watchdog) and a face layer for gaze and expressions.
+"""Scene-side components shared by the scenes: captions, the HUD and the connection
+banner (with its reconnect watchdog).
 
 These know about avatars; the overlay widgets they drive (``engine.ui``) do not.
 """
@@ -7,17 +7,12 @@ These know about avatars; the overlay widgets they drive (``engine.ui``) do not.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 
-import numpy as np
-
-from avatarkit import AvatarView, FacePose
-from avatarkit.arkit import ARKIT_INDEX
+from avatarkit import AvatarView
 from avatarkit.controller import ConnectionState, ConversationState
-from avatarkit.idle import apply_gaze
-from engine import Component, quat_from_euler
+from engine import Component
 from engine.events import KEY_DOWN, Event
 from engine.ui import Overlay, Text
 
@@ -178,75 +173,6 @@ class ConnectionBanner(Component):
     @property
     def message(self) -> str | None:
         return self.text.text if self.text.visible else None
-
-
-# ARKit expressions layered over the face (weights at full strength).
-EXPRESSIONS: dict[str, dict[str, float]] = {
-    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4, "eyeSquintLeft": 0.25, "eyeSquintRight": 0.25},
-    "frown": {"mouthFrownLeft": 0.75, "mouthFrownRight": 0.75, "browDownLeft": 0.6, "browDownRight": 0.6, "browInnerUp": 0.35, "mouthPressLeft": 0.3, "mouthPressRight": 0.3},
-    "surprise": {"browInnerUp": 0.7, "browOuterUpLeft": 0.6, "browOuterUpRight": 0.6, "eyeWideLeft": 0.5, "eyeWideRight": 0.5},
-}  # fmt: skip
-EXPRESSION_FADE_S = 0.25  # seconds to blend an expression fully in or out
-GAZE_EYES_SHARE = 0.6  # of a look, the eyes turn this much and the head the rest
-LOOK_SPEED = 6.0  # 1/s: how fast head and eyes follow a new target (exponential)
-
-
-class FaceLayer(Component):
-    """Layers an expression and a gaze target over the face the ``AvatarView`` computed.
-
-    Add it to the avatar's entity after the view (components update in order). ``look``
-    is a (yaw, pitch) in radians from straight ahead as the viewer sees it (yaw + towards
-    screen right, pitch + up), or None to let idle gaze play; ``expression`` names one of
-    ``EXPRESSIONS`` (or None).
-
-    Adapter: the SDK has no expression/gaze override API yet, so this re-applies the
-    view's pose through public pieces (``view.pose``, ``view.avatar.target_weights``,
-    ``view.model``) and turns the avatar's entity for the head part of a look.
-    """
-
-    def __init__(self, view: AvatarView) -> None:
-        self.view = view
-        self.look: tuple[float, float] | None = None
-        self.expression: str | None = None
-        self._amounts: dict[str, float] = dict.fromkeys(EXPRESSIONS, 0.0)
-        self._look = np.zeros(2, np.float32)  # smoothed
-        self._look_weight = 0.0
-
-    def update(self, dt: float) -> None:
-        step = dt / EXPRESSION_FADE_S
-        for name in self._amounts:
-            target = 1.0 if name == self.expression else 0.0
-            a = self._amounts[name]
-            self._amounts[name] = min(target, a + step) if target > a else max(target, a - step)
-        follow = 1.0 - math.exp(-LOOK_SPEED * dt)
-        if self.look is not None:
-            self._look += (np.asarray(self.look, np.float32) - self._look) * follow
-        self._look_weight += ((1.0 if self.look is not None else 0.0) - self._look_weight) * follow
-        self._apply()
-
-    def _apply(self) -> None:
-        pose = self.view.pose
-        weights = pose.weights.copy()
-        for name, amount in self._amounts.items():
-            if amount > 0:
-                for shape, w in EXPRESSIONS[name].items():
-                    i = ARKIT_INDEX[shape]
-                    weights[i] = max(weights[i], w * amount)
-        head_yaw = 0.0
-        if self._look_weight > 1e-3:
-            yaw, pitch = self._look * self._look_weight
-            eyes = FacePose(weights, pose.head, pose.gaze.copy())
-            # Eyes take all the pitch (the entity pivots at its base) and part of the yaw.
-            # ARKit gaze yaw is the avatar's own right (the viewer's left): mirror ours.
-            eyes.gaze[:] = pose.gaze * (1 - self._look_weight) + np.array([-yaw * GAZE_EYES_SHARE, pitch])
-            apply_gaze(eyes)
-            head_yaw = float(yaw) * (1 - GAZE_EYES_SHARE)
-        self.entity.transform.rotation = quat_from_euler(yaw=head_yaw)
-        model = self.view.model
-        model.set_weights(self.view.avatar.target_weights(weights, model.target_names))
-
-    def amount(self, expression: str) -> float:
-        return self._amounts[expression]
 
 
 def rss_mb() -> float:

@@ -1,6 +1,6 @@
 """Quiz game: a host avatar asks three questions; answer with keys 1-3 or a click.
 
-    python -m scenes.game [--windowed | --headless] [--avatar ID] [--seconds S] [--out DIR]
+    python -m scenes.game [--windowed | --fullscreen | --headless] [--avatar ID] [--seconds S] [--out DIR]
 
 The host's eyes follow your mouse, smiles at a right answer and frowns at a wrong one;
 the score is on screen. Ten seconds per question. SPACE skips ahead / plays again, F1 / H = HUD,
@@ -20,7 +20,7 @@ from engine import Component
 from engine.events import KEY_DOWN, MOUSE_DOWN, MOUSE_MOVE, Event
 from engine.ui import Text
 from scenes._runtime import Stage, load_lines, parse_options, report_outputs, run_main
-from scenes._widgets import ConnectionBanner, FaceLayer, Hud
+from scenes._widgets import ConnectionBanner, Hud
 
 PROG = "python -m scenes.game"
 HOST = "kai"
@@ -33,6 +33,12 @@ IDLE = (235, 240, 250, 255)
 HOVER = (255, 255, 255, 255)
 RIGHT = (120, 230, 140, 255)
 WRONG = (255, 120, 110, 255)
+# The host's reactions: ARKit weights held over speech and idle by the view.
+EXPRESSIONS: dict[str, dict[str, float]] = {
+    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4, "eyeSquintLeft": 0.25, "eyeSquintRight": 0.25},
+    "frown": {"mouthFrownLeft": 0.75, "mouthFrownRight": 0.75, "browDownLeft": 0.6, "browDownRight": 0.6, "browInnerUp": 0.35, "mouthPressLeft": 0.3, "mouthPressRight": 0.3},
+    "surprise": {"browInnerUp": 0.7, "browOuterUpLeft": 0.6, "browOuterUpRight": 0.6, "eyeWideLeft": 0.5, "eyeWideRight": 0.5},
+}  # fmt: skip
 PANEL = (10, 14, 22, 180)
 HOVER_PANEL = (40, 70, 110, 210)
 
@@ -67,7 +73,7 @@ class Quiz(Component):
         self.lines = load_lines()
         (avatar,) = stage.load_avatars([host])
         self.view = stage.add_view(avatar, "host", position=(-0.2, 0.0, 0.0))
-        self.face = self.view.entity.add_component(FaceLayer(self.view))
+        self.expression: str | None = None  # the host's current reaction (EXPRESSIONS)
         camera = stage.app.scene.camera
         self.view.frame(camera, distance_scale=2.1)
         camera.look_at(camera.position + [0.2, -0.06, 0], camera.target + [0.2, -0.06, 0])  # host left of centre
@@ -96,6 +102,7 @@ class Quiz(Component):
         self.question = -1
         self.answers: list[int | None] = []  # the player's choice per question (None: time ran out)
         self._hover: int | None = None
+        self.react(None)
         self._enter(Phase.INTRO, "quiz_intro")
 
     def _enter(self, phase: Phase, line: str | None = None) -> None:
@@ -104,6 +111,12 @@ class Quiz(Component):
         spoken = line is not None and self.stage.try_speak(self.view, self.lines[line]) is not None
         self._line_started = not spoken  # no line (or refused): nothing to wait for
         self._refresh()
+
+    def react(self, expression: str | None) -> None:
+        """Show one of ``EXPRESSIONS`` on the host (faded in over speech), or None."""
+        if expression != self.expression:
+            self.expression = expression
+            self.view.set_expression(EXPRESSIONS[expression] if expression else None)
 
     @property
     def phase_time(self) -> float:
@@ -124,14 +137,14 @@ class Quiz(Component):
         question = QUESTIONS[self.question]
         self.answers.append(choice)
         if choice is None:
-            self.face.expression = "surprise"
+            self.react("surprise")
             self.verdict.text, self.verdict.color, line = "Time's up!", WRONG, "quiz_timeout"
         elif choice == question.answer:
             self.score += 1
-            self.face.expression = "smile"
+            self.react("smile")
             self.verdict.text, self.verdict.color, line = "Correct!", RIGHT, "quiz_correct"
         else:
-            self.face.expression = "frown"
+            self.react("frown")
             self.verdict.text, self.verdict.color, line = f"Not quite: it's {question.options[question.answer]}", WRONG, "quiz_wrong"
         self._enter(Phase.VERDICT, line)
 
@@ -146,7 +159,7 @@ class Quiz(Component):
                 self.timer.text = f"{ANSWER_TIME_S - self._phase_time:4.1f} s"
         elif self.phase == Phase.VERDICT:
             if self._phase_time >= REACTION_S:
-                self.face.expression = None
+                self.react(None)
             if self._line_finished() and self._phase_time >= REACTION_S:
                 self._next_question()
         self._refresh()
@@ -154,7 +167,7 @@ class Quiz(Component):
     def _next_question(self) -> None:
         self.question += 1
         if self.question >= len(QUESTIONS):
-            self.face.expression = "smile" if self.score >= 2 else None
+            self.react("smile" if self.score >= 2 else None)
             self._enter(Phase.FINAL, "quiz_final")
             return
         self._enter(Phase.ASKING, QUESTIONS[self.question].line)
@@ -179,7 +192,7 @@ class Quiz(Component):
         elif event.key == "space" and self.phase == Phase.FINAL:
             self.reset()
         elif event.key == "space" and self.phase in (Phase.INTRO, Phase.VERDICT):
-            self.face.expression = None
+            self.react(None)
             self._next_question()  # skip ahead (the next line interrupts this one)
         elif event.key == "escape":
             self.stage.app.stop()
@@ -199,7 +212,7 @@ class Quiz(Component):
         x, y = 2 * pos[0] / w - 1, 1 - 2 * pos[1] / h
         yaw = max(-1.0, min(1.0, (x - face_x) / 2)) * LOOK_RANGE[0]
         pitch = max(-1.0, min(1.0, (y - face_y) / 2)) * LOOK_RANGE[1]
-        self.face.look = (yaw, pitch)
+        self.view.look_at(yaw, pitch)
 
     # -- screen ----------------------------------------------------------------------
 

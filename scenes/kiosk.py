@@ -1,6 +1,8 @@
 """Kiosk: a guide avatar greets you, idles, and answers on a key press or click.
 
-    python -m scenes.kiosk [--windowed | --headless] [--avatar ID] [--seconds S] [--out DIR]
+    python -m scenes.kiosk [--windowed | --fullscreen | --headless] [--avatar ID] [--seconds S] [--out DIR]
+
+With a display it covers the whole screen (``--windowed``: a window of ``--size``).
 
 Keys: SPACE / ENTER / click = next topic, 1-8 = a topic, F1 / H = HUD, F5 = restart the
 Motion Server (operator drill: the kiosk reconnects and keeps idling), ESC = quit.
@@ -114,7 +116,7 @@ class ScriptedVisitor(Component):
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=AVATAR)
+    options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=AVATAR, fullscreen=True)
 
     def body() -> int:
         with Stage(options, title="AvatarKit kiosk") as stage:

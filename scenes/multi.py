@@ -1,6 +1,6 @@
 """Multi-avatar demo: four avatars side by side chat, lines overlapping.
 
-    python -m scenes.multi [--windowed | --headless] [--seconds S] [--out DIR]
+    python -m scenes.multi [--windowed | --fullscreen | --headless] [--seconds S] [--out DIR]
 
 Each avatar has its own view, controller and Motion Server session; their voices share
 one mixer, each panned by its position on screen. Listeners glance at whoever speaks.
@@ -15,19 +15,21 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from avatarkit import AvatarView
 from avatarkit.controller import ConversationState
 from engine import Component
 from engine.events import KEY_DOWN, Event
 from engine.ui import Text
 from scenes._runtime import Stage, load_lines, parse_options, report_outputs, run_main
-from scenes._widgets import ConnectionBanner, FaceLayer, Hud
+from scenes._widgets import ConnectionBanner, Hud
 
 PROG = "python -m scenes.multi"
 CAST = ("ava", "kai", "mei", "noor")  # left to right
 SPACING = 0.52  # metres between avatars (they are about 0.4 m wide)
 PAN_WIDTH = 0.8  # the outermost avatars sit this far towards one speaker (-1..1)
-GLANCE_DEPTH = 0.9  # metres: how far in front the listeners' gaze meets the speaker's line
+GLANCE_DEPTH = 0.9  # metres: listeners look at a point this far in front of the speaker's face
 HEADLESS_SECONDS = 10.0
 PNG_AT = 7.5  # Noor answers while Mei finishes: two voices at once
 REPEAT_PAUSE_S = 3.0
@@ -61,7 +63,6 @@ class Conversation(Component):
         self.lines = load_lines()
         avatars = stage.load_avatars(list(CAST))
         self.views: dict[str, AvatarView] = {}
-        self.faces: dict[str, FaceLayer] = {}
         self.captions: dict[str, Text] = {}
         self.spoken: deque[tuple[str, str]] = deque(maxlen=64)  # recent (avatar id, line id)
         scale = stage.ui_scale
@@ -70,10 +71,9 @@ class Conversation(Component):
         for i, avatar in enumerate(avatars):
             x = (i - (n - 1) / 2) * SPACING
             view = stage.add_view(avatar, position=(x, 0.0, 0.0), seed=i + 1)
-            self.faces[avatar.id] = view.entity.add_component(FaceLayer(view))
             self.views[avatar.id] = view
             screen_x, head_y = stage.project((x, NAME_HEIGHT, 0.0))
-            stage.audio_source(view).pan = PAN_WIDTH * screen_x  # the voice comes from where the face is
+            view.controller.set_pan(PAN_WIDTH * screen_x)  # the voice comes from where the face is
             px = round(screen_x * stage.app.size[0] / 2)
             label_y = round((1 - head_y) * stage.app.size[1] / 2)
             stage.overlay.add(Text(avatar.name, anchor="top", offset=(px, label_y), size=round(26 * scale), background=None))
@@ -133,11 +133,12 @@ class Conversation(Component):
                 self.captions[aid].visible = False
             others = [s for s in speakers if s != aid]
             if not others:
-                self.faces[aid].look = None  # idle gaze (or the speaker's own)
+                view.look_at(None)  # idle gaze (or the speaker's own)
                 continue
-            target = self.views[others[-1]].entity.transform.translation
-            dx = float(target[0] - view.entity.transform.translation[0])
-            self.faces[aid].look = (math.atan2(dx, GLANCE_DEPTH), 0.0)
+            # In front of the speaker's face, not at it: side by side, a glance, not a stare.
+            speaker = self.views[others[-1]]
+            face = speaker.entity.world_matrix() @ np.append(speaker.avatar.framing.head_center, 1.0)
+            view.look_at_point(face[:3] + (0.0, 0.0, GLANCE_DEPTH))
 
     def on_event(self, event: Event) -> bool:
         if event.type == KEY_DOWN and event.key == "space":

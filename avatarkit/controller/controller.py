@@ -131,6 +131,16 @@ class AvatarController:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"volume {volume} not in 0..1")
         self._source.volume = float(volume)
 
+    @property
+    def pan(self) -> float:
+        """Stereo position of this avatar's voice: -1 left, 0 centre, +1 right."""
+        return self._source.pan
+
+    def set_pan(self, pan: float) -> None:
+        if not -1.0 <= pan <= 1.0:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"pan {pan} not in -1..1")
+        self._source.pan = float(pan)
+
     # -- Direct Mode --------------------------------------------------------------------
 
     def start(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import moderngl
 
 from engine import errors, events
@@ -11,29 +13,51 @@ from engine.render.target import RenderTarget
 
 
 class WindowBackend:
+    """``fullscreen``: cover the desktop at its own size (``size`` is ignored): a real
+    full-screen window where the platform gives one, else a borderless window over the
+    whole desktop. ``mode`` says which one opened: "window", "fullscreen" or "borderless"."""
+
     interactive = True
 
-    def __init__(self, size: tuple[int, int] = (1280, 720), title: str = "engine", vsync: bool = True) -> None:
+    def __init__(
+        self, size: tuple[int, int] = (1280, 720), title: str = "engine", vsync: bool = True, fullscreen: bool = False
+    ) -> None:
         import pygame
 
         self._pg = pygame
-        self.size = (int(size[0]), int(size[1]))
         pygame.display.init()
         gl = pygame.GL_CONTEXT_PROFILE_CORE
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MAJOR_VERSION, 3)
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MINOR_VERSION, 3)
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_PROFILE_MASK, gl)
-        try:
-            pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF, vsync=int(vsync))
-        except pygame.error:
-            try:  # vsync is a request some drivers refuse
-                pygame.display.set_mode(self.size, pygame.OPENGL | pygame.DOUBLEBUF)
-            except pygame.error as exc:
-                pygame.display.quit()
-                raise EngineError(errors.RENDER_NOT_SUPPORTED, f"cannot open an OpenGL window: {exc}") from exc
+        gl_flags = pygame.OPENGL | pygame.DOUBLEBUF
+        if fullscreen:
+            size = _desktop_size(pygame) or size
+            modes = [("fullscreen", gl_flags | pygame.FULLSCREEN), ("borderless", gl_flags | pygame.NOFRAME)]
+        else:
+            modes = [("window", gl_flags)]
+        self.mode = self._open(pygame, (int(size[0]), int(size[1])), modes, vsync)
+        self.size = tuple(pygame.display.get_surface().get_size())
         pygame.display.set_caption(title)
         self.ctx = moderngl.create_context(require=330)
         self.screen = self.ctx.detect_framebuffer()
+
+    @staticmethod
+    def _open(pygame, size: tuple[int, int], modes: list[tuple[str, int]], vsync: bool) -> str:
+        """The first mode that opens; vsync is a request some drivers refuse, so each
+        mode is tried with it and then without."""
+        error = None
+        for name, flags in modes:
+            if name == "borderless":
+                os.environ.setdefault("SDL_VIDEO_WINDOW_POS", "0,0")  # cover the desktop from its corner
+            for sync in (int(vsync), 0) if vsync else (0,):
+                try:
+                    pygame.display.set_mode(size, flags, vsync=sync)
+                    return name
+                except pygame.error as exc:
+                    error = exc
+        pygame.display.quit()
+        raise EngineError(errors.RENDER_NOT_SUPPORTED, f"cannot open an OpenGL window: {error}")
 
     def poll_events(self) -> list[Event]:
         pg = self._pg
@@ -60,6 +84,11 @@ class WindowBackend:
     def close(self) -> None:
         self.ctx.release()
         self._pg.display.quit()
+
+
+def _desktop_size(pg) -> tuple[int, int] | None:
+    sizes = pg.display.get_desktop_sizes()
+    return tuple(sizes[0]) if sizes and min(sizes[0]) > 0 else None
 
 
 def _mods(pg, mod: int) -> frozenset[str]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from avatarkit import ConversationState
+from avatarkit.arkit import ARKIT_INDEX
 from engine.events import KEY_DOWN, MOUSE_DOWN, MOUSE_MOVE, Event
 from scenes import game
 
 pytestmark = pytest.mark.timeout(120)
+SMILE = ARKIT_INDEX["mouthSmileLeft"]
 
 
 def _start_question(stage, quiz) -> None:
@@ -30,7 +32,10 @@ def test_right_answer_by_key_scores_and_smiles(make_stage):
         stage.step()
     assert quiz.phase == game.Phase.VERDICT and quiz.score == 1
     assert quiz.score_text.text.startswith("Score 1")
-    assert quiz.face.amount("smile") > 0.9 and quiz.face.amount("frown") == 0
+    assert quiz.expression == "smile"
+    shown = quiz.view.expression  # faded in by the view over speech
+    assert shown["mouthSmileLeft"] == pytest.approx(0.8, abs=0.01) and "mouthFrownLeft" not in shown
+    assert quiz.view.pose.weights[SMILE] >= 0.79  # in the drawn face, on top of the speech
     assert quiz.options[right].color == game.RIGHT
     assert quiz.view.controller.conversation_state != ConversationState.IDLE  # "Correct!" is spoken
 
@@ -49,7 +54,7 @@ def test_wrong_answer_by_click_frowns_and_keeps_score(make_stage):
     for _ in range(12):
         stage.step()
     assert quiz.answers == [wrong] and quiz.score == 0
-    assert quiz.face.amount("frown") > 0.9
+    assert quiz.expression == "frown" and quiz.view.expression["mouthFrownLeft"] == pytest.approx(0.75, abs=0.01)
     assert quiz.options[wrong].color == game.WRONG
     assert "Not quite" in quiz.verdict.text
 
@@ -60,16 +65,17 @@ def test_gaze_follows_the_mouse(make_stage):
     w, h = stage.app.size
     stage.app.post_event(Event(MOUSE_MOVE, pos=(w - 1, 0)))  # top right
     stage.step()
-    right_yaw, up_pitch = quiz.face.look
+    right_yaw, up_pitch = quiz.view.look
     stage.app.post_event(Event(MOUSE_MOVE, pos=(0, h - 1)))  # bottom left
     stage.step()
-    left_yaw, down_pitch = quiz.face.look
+    left_yaw, down_pitch = quiz.view.look
     assert right_yaw > 0.1 > -0.1 > left_yaw
     assert up_pitch > down_pitch
     for _ in range(20):
         stage.step()
-    assert quiz.entity.scene is not None
-    assert quiz.view.entity.transform.rotation[1] < 0  # the host turned towards screen left
+    assert quiz.view.pose.head[1] < -0.05  # the head node turned towards screen left
+    assert quiz.view.pose.gaze[0] > 0.1  # and the eyes (ARKit yaw: the avatar's right)
+    assert list(quiz.view.entity.transform.rotation) == [0, 0, 0, 1]  # not the whole bust
 
 
 def test_time_runs_out_and_the_game_ends(make_stage):

@@ -20,7 +20,7 @@ def test_four_avatars_speak_overlapping_on_their_own_streams(make_stage, step_un
     assert list(demo.views) == list(multi.CAST)
     controllers = [view.controller for view in demo.views.values()]
     step_until(stage, lambda: all(c.connection_state == ConnectionState.CONNECTED for c in controllers))
-    pans = [stage.audio_source(view).pan for view in demo.views.values()]
+    pans = [view.controller.pan for view in demo.views.values()]
     assert pans == sorted(pans) and pans[0] < -0.5 and pans[-1] > 0.5  # left to right
     assert stage.server.active_sessions == 4  # one Motion Server session each
     jaw = {aid: 0.0 for aid in demo.views}
@@ -45,9 +45,9 @@ def test_listeners_glance_at_the_speaker(make_stage, step_until):
         stage.step()
     assert demo.speaking() == ["ava"]
     for aid in ("kai", "mei", "noor"):  # Ava is on their left: they look towards screen left
-        yaw, _ = demo.faces[aid].look
+        yaw, _ = demo.views[aid].look
         assert yaw < -0.2, (aid, yaw)
-    assert demo.faces["ava"].look is None
+    assert demo.views["ava"].look is None
     # The glance is visible: the listeners' eyes turned (eyeLook* weights on the model).
     kai = demo.views["kai"]
     look_in = kai.model.target_names.index("eyeLookInLeft") if "eyeLookInLeft" in kai.model.target_names else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,23 @@ def test_options_default_to_headless_without_a_display(monkeypatch):
     assert not options.headless and options.seconds is None and options.size == (640, 360)
     with pytest.raises(SystemExit):
         runtime.parse_options(["--size", "641x360"], "p", "d", headless_seconds=4)
+
+
+def test_fullscreen_default_and_flags(monkeypatch):
+    """The kiosk covers the screen unless --windowed; other scenes open a window unless
+    --fullscreen; headless runs are never full screen."""
+    monkeypatch.setenv("DISPLAY", ":99")
+    parse = runtime.parse_options
+    assert parse([], "p", "d", 4, fullscreen=True).fullscreen
+    assert not parse(["--windowed"], "p", "d", 4, fullscreen=True).fullscreen
+    assert not parse(["--headless"], "p", "d", 4, fullscreen=True).fullscreen
+    assert not parse([], "p", "d", 4).fullscreen
+    assert parse(["--fullscreen"], "p", "d", 4).fullscreen
+    with pytest.raises(SystemExit):
+        parse(["--fullscreen", "--windowed"], "p", "d", 4)
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not parse([], "p", "d", 4, fullscreen=True).fullscreen  # no display: headless
 
 
 def test_loading_shows_progress_on_screen_and_in_the_terminal(make_stage, capsys):
@@ -76,18 +94,38 @@ def test_bundled_lines_have_audio_and_word_timings():
     assert {line.group for line in lines.values()} >= {"kiosk", "conversation", "quiz"}
 
 
+# Runs the kiosk's command line, noting how each App window opened.
+KIOSK_IN_A_WINDOW = """
+import json, sys
+from engine import App
+from scenes import kiosk
+opened, window = [], App.window
+def noting(*args, **kwargs):
+    app = window(*args, **kwargs)
+    opened.append([app.backend.mode, list(app.size)])
+    return app
+App.window = noting
+code = kiosk.main(sys.argv[1:])
+print(json.dumps({"code": code, "opened": opened}))
+"""
+
+
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed")
-@pytest.mark.timeout(90)
-def test_kiosk_runs_in_a_real_window():
-    """Windowed path: a pygame/OpenGL window on a virtual X display, real-time clock."""
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("flags", "mode", "size"), [([], "fullscreen", [800, 600]), (["--windowed"], "window", [640, 360])])
+def test_kiosk_runs_in_a_real_window(flags, mode, size):
+    """Display path: a pygame/OpenGL window on a virtual X display, real-time clock; the
+    kiosk covers the screen by default, ``--windowed`` keeps to ``--size``."""
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY")}
     result = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 800x600x24", sys.executable, "-m", "scenes.kiosk", "--size", "640x360", "--seconds", "1.5"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=80,
+        ["xvfb-run", "-a", "-s", "-screen 0 800x600x24", sys.executable, "-c", KIOSK_IN_A_WINDOW, "--size", "640x360", "--seconds", "1.5", *flags],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=100,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "video:" not in result.stdout  # windowed: nothing recorded
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "opened": [[mode, size]]}
 
 
 def test_avatarkit_demo_dispatches_to_the_scenes_with_their_flags(tmp_path, capsys):
