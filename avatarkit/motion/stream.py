@@ -31,6 +31,12 @@ class MotionStream(Protocol):
 
 def create_stream(sample_rate: int = 16000, fps: int = 30) -> MotionStream:
     """The best available model as a fresh stream for one utterance."""
-    from avatarkit.motion.envelope import EnvelopeStream  # replaced by the trained model
+    from avatarkit.motion.model import MODEL_PATH
+
+    if MODEL_PATH.exists():
+        from avatarkit.motion.lipsync import LipSyncStream
+
+        return LipSyncStream(sample_rate, fps)
+    from avatarkit.motion.envelope import EnvelopeStream  # no trained weights: the baseline
 
     return EnvelopeStream(sample_rate, fps)

@@ -1,0 +1,181 @@
+"""The streaming audio-to-motion model the Motion Server runs per session.
+
+PCM in (any supported rate, any chunking) -> 10 ms log-mel frames at the input's own
+rate -> level normalisation -> viseme posteriors from a window of frames (``past``
+behind, ``ahead`` in front) -> articulation -> smoothed ARKit face + head + eyes at the
+motion frame rate. Frame ``i`` shows time ``i / fps``; it is ready once the audio up to
+``i / fps + lookahead_s`` has arrived.
+
+Per-push cost matters (a server core holds 100+ sessions): a push only buffers bytes
+until the next frame can be completed, then one vectorised pass handles every feature
+frame that became computable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.motion.face import Coarticulation, FaceAnimator
+from avatarkit.motion.features import (
+    LOG_FLOOR,
+    NUM_MELS,
+    QUIET_LEVEL,
+    LevelNorm,
+    SpeechMean,
+    feature_spec,
+)
+from avatarkit.motion.frame import MotionFrame
+from avatarkit.motion.model import VisemeNet
+from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.visemes import ARTICULATION, VISEME_INDEX
+
+_SIL = VISEME_INDEX["sil"]
+_NUM_ART = ARTICULATION.shape[1]
+_net: VisemeNet | None = None
+
+
+def shared_net() -> VisemeNet:
+    """The model weights, loaded once per process and shared (read-only) by all streams."""
+    global _net
+    if _net is None:
+        _net = VisemeNet()
+    return _net
+
+
+class LipSyncStream:
+    def __init__(self, sample_rate: int = 16000, fps: int = 30, seed: int = 0, net: VisemeNet | None = None) -> None:
+        if sample_rate not in SUPPORTED_SAMPLE_RATES:
+            raise AvatarKitError(ErrorCode.UNSUPPORTED_SAMPLE_RATE, f"unsupported sample rate {sample_rate}")
+        if fps not in SUPPORTED_FPS:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unsupported fps {fps}")
+        self.sample_rate, self.fps = sample_rate, fps
+        self.net = net or shared_net()
+        self._spec = feature_spec(sample_rate)
+        self._norm = LevelNorm()
+        self._speech_mean = SpeechMean(self.net.mean)
+        self._coarticulate = Coarticulation()
+        self._face = FaceAnimator(fps, seed)
+        self._raw = bytearray()  # received bytes not yet analysed (an odd byte waits here too)
+        self._buf = np.zeros(self._spec.half, np.float32)  # samples from stream position -half
+        self._buf_start = -self._spec.half
+        self._bytes = 0  # bytes received
+        self._received = 0  # whole samples received
+        self._next_feature = 0
+        # Normalised frames still needed by later windows; the stream starts as if
+        # preceded by silence (the training corpus pads the same way).
+        start = np.full((1, NUM_MELS), np.log(LOG_FLOOR) - QUIET_LEVEL, np.float32)
+        self._window_rows = np.repeat(self.net.frame_vectors(start), self.net.past, axis=0)
+        # The running speech mean after each of those frames (the prior before any audio).
+        self._window_means = np.repeat(self.net.frame_vectors(self.net.mean[None]), self.net.past, axis=0)
+        self._levels = np.zeros(0, np.float32)  # loudness of frames still waiting for a posterior
+        # Per feature frame from ``_track_base`` on: articulation, speech probability, loudness.
+        self._track = np.zeros((0, _NUM_ART + 2), np.float32)
+        self._track_base = 0
+        self._next_frame = 0
+        self._wake = self._samples_for(0)
+        self._done = False
+
+    @property
+    def lookahead_s(self) -> float:
+        """Audio needed past a frame's own time before it is emitted (worst case over frames)."""
+        interp = 0.0 if 100 % self.fps == 0 else 0.01  # frames falling between feature frames
+        return interp + self.net.ahead * 0.01 + (self._spec.window - self._spec.half) / self.sample_rate
+
+    def push(self, pcm: bytes) -> list[MotionFrame]:
+        if self._done:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "stream already finished")
+        self._raw += pcm
+        self._bytes += len(pcm)
+        self._received = self._bytes // 2
+        if self._received < self._wake:  # the next frame cannot complete yet: just buffer
+            return []
+        self._take_raw()
+        return self._advance(self._received)
+
+    def finish(self) -> list[MotionFrame]:
+        if self._done:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "stream already finished")
+        self._done = True
+        self._take_raw()
+        total = -(-self._received * self.fps // self.sample_rate)  # ceil
+        if total <= self._next_frame:
+            return []
+        # Silence after the end completes the last frames' windows.
+        need = self._samples_for(total - 1) - self._received
+        self._buf = np.concatenate([self._buf, np.zeros(max(0, need), np.float32)])
+        return self._advance(self._received + max(0, need), total=total)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _samples_for(self, frame: int) -> int:
+        """Samples frame ``frame`` needs: its posterior ``ceil(frame * 100 / fps)`` looks ``ahead``."""
+        centre = -(-frame * 100 // self.fps)
+        return self._spec.needed(centre + self.net.ahead)
+
+    def _take_raw(self) -> None:
+        cut = len(self._raw) & ~1
+        if cut:
+            samples = np.frombuffer(self._raw, dtype="<i2", count=cut // 2).astype(np.float32) * (1.0 / 32768.0)
+            self._buf = np.concatenate([self._buf, samples])
+            del self._raw[:cut]
+
+    def _advance(self, available: int, total: int | None = None) -> list[MotionFrame]:
+        self._analyse(available)
+        ready = self._track_base + len(self._track)  # posteriors known for feature frames < ready
+        count = ((ready - 1) * self.fps) // 100 + 1 if ready > 0 else 0  # frame i needs ceil(i*100/fps)
+        limit = -(-self._received * self.fps // self.sample_rate)
+        count = total if total is not None else min(count, limit)
+        if count <= self._next_frame:
+            return []
+        frames = self._emit(np.arange(self._next_frame, count))
+        self._wake = self._samples_for(self._next_frame)
+        return frames
+
+    def _analyse(self, available: int) -> None:
+        """Features and posteriors for every feature frame whose window is complete."""
+        spec, net = self._spec, self.net
+        # Feature frames k with needed(k) <= available, i.e. floor(k * rate / 100) <= spare.
+        spare = available - (spec.window - spec.half)
+        k1 = (100 * (spare + 1) - 1) // self.sample_rate + 1 if spare >= 0 else 0
+        if k1 <= self._next_feature:
+            return
+        starts = (np.arange(self._next_feature, k1) * self.sample_rate) // 100 - spec.half - self._buf_start
+        mels = self._norm(spec.log_mel(self._buf[starts[:, None] + spec.offsets]))
+        rows = net.frame_vectors(mels)
+        window_means = np.concatenate([self._window_means, net.frame_vectors(self._speech_mean(mels))])
+        levels = np.concatenate([self._levels, mels.sum(axis=1) * (1.0 / mels.shape[1])])
+        self._next_feature = k1
+        drop = (k1 * self.sample_rate) // 100 - spec.half - self._buf_start  # no later window needs these
+        self._buf, self._buf_start = self._buf[drop:], self._buf_start + drop
+        window_rows = np.concatenate([self._window_rows, rows])
+        n_out = len(window_rows) - net.width + 1
+        if n_out > 0:
+            # Each window also sees the speaker's running mean as of its newest frame.
+            post = net(np.concatenate([net.windows(window_rows), window_means[net.width - 1 :]], axis=1))
+            track = np.empty((n_out, _NUM_ART + 2), np.float32)
+            track[:, :_NUM_ART] = self._coarticulate(post @ ARTICULATION)
+            track[:, _NUM_ART] = 1.0 - post[:, _SIL]
+            track[:, _NUM_ART + 1] = levels[:n_out]
+            self._track = np.concatenate([self._track, track])
+        self._window_rows = window_rows[max(n_out, 0) :]
+        self._window_means = window_means[max(n_out, 0) :]
+        self._levels = levels[max(n_out, 0) :]
+
+    def _emit(self, indices: np.ndarray) -> list[MotionFrame]:
+        pos = indices * 100 / self.fps - self._track_base  # in feature frames
+        lo = pos.astype(np.int64)
+        frac = (pos - lo)[:, None].astype(np.float32)
+        hi = np.minimum(lo + 1, len(self._track) - 1)
+        lo = np.minimum(lo, len(self._track) - 1)
+        track = self._track[lo] * (1 - frac) + self._track[hi] * frac
+        weights, head, gaze = self._face.animate(track[:, :_NUM_ART], track[:, _NUM_ART], track[:, _NUM_ART + 1])
+        fps = self.fps
+        frames = [MotionFrame(int(i), fps, weights[j], head[j], gaze[j]) for j, i in enumerate(indices)]
+        self._next_frame = int(indices[-1]) + 1
+        # Forget posteriors no later frame interpolates from.
+        keep_from = min(self._next_frame * 100 // self.fps - self._track_base, len(self._track) - 1)
+        if keep_from > 0:
+            self._track = self._track[keep_from:]
+            self._track_base += keep_from
+        return frames

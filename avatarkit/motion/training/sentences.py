@@ -1,0 +1,102 @@
+"""Varied English sentences from word lists and templates (no downloads).
+
+Two disjoint vocabularies: ``split="train"`` for the training corpus and
+``split="heldout"`` for evaluation, so the benchmark hears words and sentences the
+model never saw.
+"""
+
+from __future__ import annotations
+
+import random
+
+_WORDS = {
+    "noun": (
+        "apple baby ball bank bed bell bird boat book bottle box boy bread bridge brother "
+        "brush bus butter cake camera candle car cat chair cheese chicken child church city "
+        "clock cloud coat coffee computer cookie cow cup dog door dream duck egg engine eye "
+        "face farm father feather fence field finger fish flag floor flower foot forest fork "
+        "fox friend frog garden gate girl glass glove goat gold grass guitar hair hammer hand "
+        "hat heart hill horse house island jacket judge key king kitchen kite knife lamp leaf "
+        "letter lion machine map market milk mirror monkey moon morning mother mountain mouse "
+        "mouth music needle nest night nose ocean orange owl paper parrot pencil people pepper "
+        "piano picture pig pillow pizza plane planet plate pocket potato queen rabbit rain "
+        "river road robot rock room rope school sea sheep ship shoe shop singer sister sky "
+        "snake snow soap song soup spoon star station stone street sugar summer sun table "
+        "teacher telephone thumb ticket tiger tongue tooth towel tower town toy train tree "
+        "truck umbrella valley village violin voice wall watch water wheel window winter "
+        "woman world yard zebra"
+    ),
+    "adj": (
+        "angry beautiful big bitter black blue bold brave bright broken brown busy calm cheap "
+        "clean clever cold cool crazy curious dark deep dirty dry early easy empty famous "
+        "fast fat fierce fine flat fresh friendly full funny gentle giant glad good gray "
+        "great green happy hard heavy high hollow hot huge hungry kind large late lazy light "
+        "little lonely long loud lovely low lucky mighty modern narrow new nice noisy odd "
+        "old orange pale perfect pink plain polite poor proud purple quick quiet rare red "
+        "rich rough round sad sharp shiny short shy silly simple slow small smooth soft "
+        "sour strange strong sweet tall thick thin tiny tired ugly warm weak wet white wide "
+        "wild wise wooden yellow young"
+    ),
+    "verb": (
+        "ate bought brought built called carried caught chased cleaned climbed cooked "
+        "copied counted covered crossed drew dropped fed fixed followed found grabbed "
+        "helped hid hugged jumped kept kicked kissed knew lifted liked loved made missed "
+        "moved opened painted passed picked played pulled pushed reached read saw showed "
+        "smelled sold spotted stopped studied taught thanked threw touched tried used "
+        "visited wanted washed watched wrote"
+    ),
+    "prep": "above across after against along among around at behind below beside by near over through to under with without",
+    "adv": (
+        "always barely boldly calmly carefully clearly easily eagerly finally gently happily "
+        "loudly nearly never often only quickly quietly rarely really sadly slowly softly "
+        "sometimes suddenly surely truly usually warmly"
+    ),
+    "name": "Anna Bob Maria Peter Sophie Tom Emma Jack Olivia Paul Lucy Mike Zoe Victor Ruth Fiona",
+    "num": "one two three four five six seven eight nine ten twelve twenty fifty hundred",
+}
+
+_TEMPLATES = (
+    "The {adj} {noun} {verb} the {noun}.",
+    "{name} {verb} a {adj} {noun} {prep} the {noun}.",
+    "Why did the {noun} {adv} leave the {adj} {noun}?",
+    "I {adv} think the {noun} is {adj}.",
+    "Please bring me {num} {adj} {noun}s from the {noun}.",
+    "Oh, the {noun} was so {adj}!",
+    "{name} and {name} {verb} the {adj} {noun} {prep} the {noun} {adv}.",
+    "Do you remember the {adj} {noun}?",
+    "We {verb} {num} {noun}s, and then we {verb} the {noun}.",
+    "My {noun} is {adj}, but your {noun} is {adj}.",
+    "Look at that {adj} {noun} {prep} the {noun}!",
+    "Maybe the {noun} {verb} a {noun}, who knows?",
+    "{name}, put the {noun} {prep} the {adj} {noun}, please.",
+    "Every {noun} {adv} wants a {adj} {noun}.",
+    "It is {num} o'clock and the {noun} is still {adj}.",
+    "Wow, {name} {verb} my {adj} {noun}!",
+)
+
+
+def _vocab(split: str) -> dict[str, list[str]]:
+    """Alternate words between the splits so both cover every sound class."""
+    keep = 0 if split == "train" else 1
+    out = {}
+    for kind, words in _WORDS.items():
+        listed = words.split()
+        # A quarter of the words are held out; the rest train.
+        out[kind] = [w for i, w in enumerate(listed) if (i % 4 == 3) == bool(keep)]
+    return out
+
+
+def sentences(count: int, split: str = "train", seed: int = 0) -> list[str]:
+    """``count`` sentences drawn from the split's vocabulary and templates."""
+    rng = random.Random(f"{split}:{seed}")
+    vocab = _vocab(split)
+    templates = _TEMPLATES[::2] if split == "train" else _TEMPLATES
+    out = []
+    for _ in range(count):
+        text = rng.choice(templates)
+        while "{" in text:
+            start = text.index("{")
+            kind = text[start + 1 : text.index("}", start)]
+            text = text[:start] + rng.choice(vocab[kind]) + text[text.index("}", start) + 1 :]
+        out.append(text[0].upper() + text[1:])
+    return out

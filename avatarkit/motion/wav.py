@@ -1,0 +1,101 @@
+"""Reading speech WAVs for the motion model: mono s16le at a supported rate, or a clear error."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.motion.stream import SUPPORTED_SAMPLE_RATES
+
+
+@dataclass(slots=True)
+class SpeechAudio:
+    pcm: np.ndarray  # int16 mono
+    sample_rate: int
+    notes: list[str]  # conversions applied ("downmixed 2 channels", "24-bit -> 16-bit")
+
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def read_wav(path: str | Path) -> SpeechAudio:
+    """Integer PCM WAV (8/16/24/32-bit, any channel count, plain or WAVE_FORMAT_EXTENSIBLE)
+    -> int16 mono.
+
+    Stereo and multichannel audio is downmixed (channel mean); other bit depths are
+    converted to 16-bit. Float or compressed WAVs and unsupported rates are refused.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: no such file") from exc
+    except OSError as exc:
+        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: cannot read ({exc})") from exc
+    fmt, raw = _riff_chunks(path, data)
+    tag, channels, rate = struct.unpack_from("<HHI", fmt)
+    bits = struct.unpack_from("<H", fmt, 14)[0]
+    if tag == _EXTENSIBLE and len(fmt) >= 26:
+        tag = struct.unpack_from("<H", fmt, 24)[0]  # the sub-format GUID starts with the tag
+    if tag != _PCM:
+        kind = "32-bit float" if tag == _FLOAT else f"format tag {tag:#x}"
+        raise AvatarKitError(
+            ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+            f"{path}: {kind} WAV is not supported; convert it to 16-bit integer PCM",
+        )
+    if rate not in SUPPORTED_SAMPLE_RATES:
+        raise AvatarKitError(
+            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+            f"{path}: sample rate {rate} Hz is not supported (use one of {', '.join(map(str, SUPPORTED_SAMPLE_RATES))})",
+        )
+    width = bits // 8
+    if bits % 8 or width not in (1, 2, 3, 4) or channels < 1:
+        raise AvatarKitError(ErrorCode.UNSUPPORTED_AUDIO_FORMAT, f"{path}: {bits}-bit x {channels} channels is not supported")
+    frames = len(raw) // (width * channels)
+    if frames == 0:
+        raise AvatarKitError(ErrorCode.NO_AUDIO, f"{path}: the file holds no audio")
+    notes = []
+    samples = _to_float(raw[: frames * width * channels], width).reshape(frames, channels)
+    if width != 2:
+        notes.append(f"converted {bits}-bit to 16-bit")
+    if channels > 1:
+        notes.append(f"downmixed {channels} channels to mono")
+    mono = samples.mean(axis=1)
+    pcm = np.clip(np.round(mono * 32768.0), -32768, 32767).astype(np.int16)
+    return SpeechAudio(pcm, rate, notes)
+
+
+def _riff_chunks(path: Path, data: bytes) -> tuple[bytes, bytes]:
+    """The ``fmt `` and ``data`` chunks of a RIFF/WAVE file."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: not a WAV file (no RIFF/WAVE header)")
+    fmt = body = None
+    pos = 12
+    while pos + 8 <= len(data):
+        name, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        chunk = data[pos + 8 : pos + 8 + size]
+        if name == b"fmt ":
+            fmt = chunk
+        elif name == b"data":
+            body = chunk  # a truncated final chunk keeps what is there
+        pos += 8 + size + (size & 1)  # chunks are word-aligned
+    if fmt is None or len(fmt) < 16 or body is None:
+        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: malformed WAV (missing fmt or data chunk)")
+    return fmt, body
+
+
+def _to_float(raw: bytes, width: int) -> np.ndarray:
+    """Little-endian PCM bytes -> float64 in -1..1 (8-bit WAV is unsigned)."""
+    if width == 1:
+        return (np.frombuffer(raw, np.uint8).astype(np.float64) - 128.0) / 128.0
+    if width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        value = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        value = np.where(value >= 1 << 23, value - (1 << 24), value)
+        return value / float(1 << 23)
+    dtype = "<i2" if width == 2 else "<i4"
+    return np.frombuffer(raw, dtype).astype(np.float64) / float(1 << (8 * width - 1))
