@@ -19,7 +19,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from avatarkit.arkit import ARKIT_INDEX
 from avatarkit.controller.direct import DirectSink, DirectTransport, new_req_id
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import (
@@ -39,8 +38,6 @@ BLEND_IN = 0.08  # seconds from idle to speech (short: the first syllable must s
 BLEND_OUT = 0.25  # seconds from speech back to idle
 ISSUED_MEMORY = 64  # recent conversation ids whose frames are still accepted
 HEALTH_PERIOD = 0.5  # seconds between on_buffer_health reports (TalkingHead's worklet rate)
-# Idle blinks continue under speech (speech motion rarely blinks on its own).
-_BLINKS = (ARKIT_INDEX["eyeBlinkLeft"], ARKIT_INDEX["eyeBlinkRight"])
 
 
 class AvatarController:
@@ -262,9 +259,9 @@ class AvatarController:
         w = self._speech_weight
         self._speech_weight = min(target, w + step) if target > w else max(target, w - step)
         idle = self._idle.sample(self._clock)
+        # A plain blend: the motion model blinks during speech, idle blinks elsewhere
+        # (keeping both would double the blink rate while speaking).
         pose = lerp_pose(idle, self._last_speech, self._speech_weight)
-        for i in _BLINKS:
-            pose.weights[i] = max(pose.weights[i], idle.weights[i])
         if self._clock >= self._next_health:
             self._next_health = self._clock + HEALTH_PERIOD
             self._health = self._playback.health()
