@@ -465,6 +465,32 @@ def run_main(prog: str, body: Callable[[], int]) -> int:
         return 130
 
 
+def play_scene(
+    prog: str,
+    options: SceneOptions,
+    title: str,
+    build: Callable[[Stage], object],
+    *,
+    name: str,
+    png_at: float | None = None,
+) -> int:
+    """The body every interactive scene shares: ``build(stage)`` sets the scene up (and,
+    headless, its scripted input), then it runs; headless runs are recorded to
+    ``out/<name>.mp4`` + ``.png`` and their paths printed."""
+
+    def body() -> int:
+        with Stage(options, title=title) as stage:
+            build(stage)
+            recording = stage.record(name, png_at=png_at) if options.headless else None
+            stage.run(options.seconds)
+            if recording is not None:
+                recording.close()
+        report_outputs(prog, recording)
+        return 0
+
+    return run_main(prog, body)
+
+
 def report_outputs(prog: str, recording: _Recording | None) -> None:
     if recording is not None:
         print(f"{prog}: video: {recording.mp4.resolve()} ({recording.frames} frames with audio)")

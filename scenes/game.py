@@ -19,7 +19,7 @@ from avatarkit.controller import ConversationState
 from engine import Component
 from engine.events import KEY_DOWN, MOUSE_DOWN, MOUSE_MOVE, Event
 from engine.ui import Text
-from scenes._runtime import Stage, load_lines, parse_options, report_outputs, run_main
+from scenes._runtime import Stage, load_lines, parse_options, play_scene
 from scenes._widgets import ConnectionBanner, Hud
 
 PROG = "python -m scenes.game"
@@ -268,20 +268,12 @@ class ScriptedPlayer(Component):
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=HOST)
 
-    def body() -> int:
-        with Stage(options, title="AvatarKit quiz") as stage:
-            quiz = Quiz(stage, options.avatar)
-            recording = None
-            if options.headless:
-                quiz.entity.add_component(ScriptedPlayer(quiz))
-                recording = stage.record("game", png_at=PNG_AT)
-            stage.run(options.seconds)
-            if recording is not None:
-                recording.close()
-        report_outputs(PROG, recording)
-        return 0
+    def build(stage: Stage) -> None:
+        quiz = Quiz(stage, options.avatar)
+        if options.headless:
+            quiz.entity.add_component(ScriptedPlayer(quiz))
 
-    return run_main(PROG, body)
+    return play_scene(PROG, options, "AvatarKit quiz", build, name="game", png_at=PNG_AT)
 
 
 if __name__ == "__main__":

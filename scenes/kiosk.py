@@ -19,7 +19,7 @@ from avatarkit import AvatarKitError
 from engine import Component
 from engine.events import KEY_DOWN, MOUSE_DOWN, Event
 from engine.ui import Text
-from scenes._runtime import Stage, load_lines, parse_options, report_outputs, run_main
+from scenes._runtime import Stage, load_lines, parse_options, play_scene
 from scenes._widgets import Captions, ConnectionBanner, Hud
 
 log = logging.getLogger("scenes.kiosk")
@@ -118,20 +118,12 @@ class ScriptedVisitor(Component):
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=AVATAR, fullscreen=True)
 
-    def body() -> int:
-        with Stage(options, title="AvatarKit kiosk") as stage:
-            kiosk = Kiosk(stage, options.avatar)
-            recording = None
-            if options.headless:
-                kiosk.entity.add_component(ScriptedVisitor(stage.app))
-                recording = stage.record("kiosk", png_at=PNG_AT)
-            stage.run(options.seconds)
-            if recording is not None:
-                recording.close()
-        report_outputs(PROG, recording)
-        return 0
+    def build(stage: Stage) -> None:
+        kiosk = Kiosk(stage, options.avatar)
+        if options.headless:
+            kiosk.entity.add_component(ScriptedVisitor(stage.app))
 
-    return run_main(PROG, body)
+    return play_scene(PROG, options, "AvatarKit kiosk", build, name="kiosk", png_at=PNG_AT)
 
 
 if __name__ == "__main__":

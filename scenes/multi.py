@@ -22,7 +22,7 @@ from avatarkit.controller import ConversationState
 from engine import Component
 from engine.events import KEY_DOWN, Event
 from engine.ui import Text
-from scenes._runtime import Stage, load_lines, parse_options, report_outputs, run_main
+from scenes._runtime import Stage, load_lines, parse_options, play_scene
 from scenes._widgets import ConnectionBanner, Hud
 
 PROG = "python -m scenes.multi"
@@ -153,17 +153,9 @@ class Conversation(Component):
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS)
 
-    def body() -> int:
-        with Stage(options, title="AvatarKit multi-avatar demo") as stage:
-            Conversation(stage)
-            recording = stage.record("multi", png_at=PNG_AT) if options.headless else None
-            stage.run(options.seconds)
-            if recording is not None:
-                recording.close()
-        report_outputs(PROG, recording)
-        return 0
-
-    return run_main(PROG, body)
+    return play_scene(
+        PROG, options, "AvatarKit multi-avatar demo", Conversation, name="multi", png_at=PNG_AT
+    )
 
 
 if __name__ == "__main__":
