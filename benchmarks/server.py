@@ -131,7 +131,8 @@ async def first_frame_latency(client: Client, runs: int) -> tuple[list[float], l
 async def main(args: argparse.Namespace) -> None:
     port = pick_free_port("127.0.0.1")
     config = ServerConfig(port=port, api_key="ak_bench", app_id="app_bench", serve_assets=False,
-                          max_open_utterances=4, idle_timeout_s=120).with_credentials()
+                          max_open_utterances=4, idle_timeout_s=120, any_avatar=True,
+                          max_connections_per_ip=0).with_credentials()
     os.environ.update({k: os.environ.get(k, v) for k, v in SINGLE_THREAD_ENV.items()})  # inherited
     process = multiprocessing.get_context("spawn").Process(target=run_server, args=(config, args.model))
     process.start()

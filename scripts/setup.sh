@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUIRED_DEBS=(libegl1 libgl1-mesa-dri libegl-mesa0)
-OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox)
+OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx)
 
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
 

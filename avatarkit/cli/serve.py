@@ -21,6 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--app-id", default=None, help="app id session tokens are scoped to")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds without audio before a session closes")
+    parser.add_argument("--any-avatar", action="store_true",
+                        help="accept any well-formed avatar id (default: only the avatars served at /v1/avatars)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="browser Origin allowed to open sessions (repeatable; '*' for any); "
+                        "by default a websocket upgrade carrying an Origin header is refused")
+    parser.add_argument("--max-per-ip", type=int, default=100,
+                        help="live sessions allowed from one address (0: no limit)")
     parser.set_defaults(func=run)
 
 
@@ -43,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or "",
         app_id=args.app_id or "",
         idle_timeout_s=args.idle_timeout,
+        any_avatar=args.any_avatar,
+        allowed_origins=tuple(args.allow_origin),
+        max_connections_per_ip=args.max_per_ip,
     ).with_credentials()
     base = f"http://{args.host}:{port}"
     print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")

@@ -38,6 +38,7 @@ WIRE_ERRORS: dict[ErrorCode, WireError] = {
     ErrorCode.INVALID_AUDIO: WireError(3, "invalid audio"),
     # The public SDK reports these as serverError (no phrase of its own matches).
     ErrorCode.SLOW_CONSUMER: WireError(429, "slow consumer"),
+    ErrorCode.CONCURRENT_LIMIT_EXCEEDED: WireError(429, "concurrent limit exceeded"),
     ErrorCode.SERVER_SHUTTING_DOWN: WireError(503, "server shutting down"),
     ErrorCode.SERVER_ERROR: WireError(500, "internal server error"),
 }
@@ -87,6 +88,7 @@ _PHRASES: tuple[tuple[tuple[str, ...], ErrorCode], ...] = (
       "unexpected message type", "failed to unmarshal initial message",
       "expected binary protobuf message", "invalid protobuf payload"), ErrorCode.PROTOCOL_ERROR),
     (("slow consumer",), ErrorCode.SLOW_CONSUMER),
+    (("concurrent limit exceeded",), ErrorCode.CONCURRENT_LIMIT_EXCEEDED),
     (("server shutting down",), ErrorCode.SERVER_SHUTTING_DOWN),
 )  # fmt: skip
 

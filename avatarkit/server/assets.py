@@ -85,8 +85,9 @@ async def _file(request: web.Request) -> web.StreamResponse:
     package_dir, manifest = found
     name = request.match_info["name"]
     entry = manifest.file(name)
-    path = (package_dir / name).resolve()
-    if entry is None or path.parent != package_dir.resolve() or not path.is_file():
+    # Only a listed name reaches the filesystem (an unlisted one may hold a NUL byte, ...).
+    path = (package_dir / name).resolve() if entry is not None else None
+    if path is None or path.parent != package_dir.resolve() or not path.is_file():
         return _error(404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}")
     size = path.stat().st_size
     etag = f'"{entry.sha256}"'

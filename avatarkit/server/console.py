@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 
 from aiohttp import web
 
@@ -29,13 +28,17 @@ def refusal(exc: AvatarKitError, status: int | None = None) -> web.Response:
 
 async def create_session_token(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    if "Origin" in request.headers:
+        # Browsers always send Origin on a cross-site POST. The API key belongs on a backend,
+        # so a browser is refused outright (and no CORS headers are ever sent).
+        return error_response(403, ErrorCode.INVALID_REQUEST, "the Console API is not for browsers")
     given = request.headers.get("X-Api-Key", "")
     if not hmac.compare_digest(given.encode(), state.config.api_key.encode()):
         # 403, not 401: the public SDK reads a bare 401 as "session token expired".
         return error_response(403, "invalidApiKey", "invalid API key")
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or a number too long to convert
         body = None
     if not isinstance(body, dict):
         return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")

@@ -22,6 +22,7 @@ from avatarkit.server.app import (
     graceful_shutdown,
     server_state,
 )
+from avatarkit.server.blas import limit_blas_threads
 from avatarkit.server.config import ServerConfig, generate_api_key, generate_app_id
 from avatarkit.server.state import ServerState, ServerStats
 
@@ -33,8 +34,12 @@ class EmbeddedServer:
         port: int = 0,
         api_key: str | None = None,
         app_id: str | None = None,
+        blas_threads: int | None = 1,
         **limits: Any,
     ) -> None:
+        """``limits``: any :class:`ServerConfig` field. ``blas_threads``: BLAS threads for the
+        whole process from ``start()`` on (see :mod:`avatarkit.server.blas`); None leaves them.
+        """
         self.config = ServerConfig(
             host=host,
             port=port,
@@ -43,6 +48,7 @@ class EmbeddedServer:
             **limits,
         )
         self.port = port
+        self.blas_threads = blas_threads
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -93,6 +99,8 @@ class EmbeddedServer:
     def start(self, timeout: float = 10.0) -> EmbeddedServer:
         if self._thread is not None:
             return self
+        if self.blas_threads:
+            limit_blas_threads(self.blas_threads)
         ready = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(

@@ -23,15 +23,22 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     cfg = state.config
     if state.draining:
         return error_response(503, ErrorCode.SERVER_SHUTTING_DOWN, "server shutting down")
-    ws = web.WebSocketResponse(max_msg_size=2 * cfg.max_message_bytes, timeout=2.0, compress=False)
+    ws = web.WebSocketResponse(
+        max_msg_size=2 * cfg.max_message_bytes, timeout=2.0, compress=False, heartbeat=cfg.heartbeat_s or None
+    )
     if not ws.can_prepare(request).ok:
         return error_response(400, ErrorCode.INVALID_REQUEST, "expected a websocket upgrade")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in cfg.allowed_origins and "*" not in cfg.allowed_origins:
+        # A browser page of another site must not drive sessions with a token it got hold of.
+        return error_response(403, ErrorCode.INVALID_REQUEST, f"invalid request: origin {origin!r} not allowed")
     app_id = request.headers.get("X-App-ID") or request.query.get("appId", "")
     token = request.headers.get("X-Session-Key") or request.query.get("sessionKey", "")
     avatar_id = request.query.get("id", "")
     if app_id != cfg.app_id:
         return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id!r}")
-    if not _AVATAR_ID.fullmatch(avatar_id) or (cfg.avatars is not None and avatar_id not in cfg.avatars):
+    known = state.known_avatars
+    if not _AVATAR_ID.fullmatch(avatar_id) or (known is not None and avatar_id not in known):
         return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"avatar not found: {avatar_id!r}")
     try:
         claims = state.signer.verify(token)
@@ -39,7 +46,12 @@ async def ingress(request: web.Request) -> web.StreamResponse:
         return refusal(exc)
     if claims.app_id != app_id:
         return error_response(400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app")
+    address = request.remote or ""
+    if not state.admit_ip(address):
+        return error_response(429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                              f"concurrent limit exceeded: {cfg.max_connections_per_ip} sessions per address")
     if not state.ledger.acquire(claims.token_id):
+        state.release_ip(address)
         return error_response(400, ErrorCode.SESSION_TOKEN_INVALID,
                               "invalid session token: already in use by another connection")
     try:
@@ -53,4 +65,5 @@ async def ingress(request: web.Request) -> web.StreamResponse:
             state.sessions.discard(session)
     finally:
         state.ledger.release(claims.token_id)
+        state.release_ip(address)
     return ws

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class Session:
         self._slow = False
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
+        self._unsent = (0, self.started_at)  # (bytes not yet taken by the client, since when)
 
     # ----- lifecycle -------------------------------------------------------------------
 
@@ -130,6 +132,24 @@ class Session:
             self.fail(ErrorCode.SESSION_DURATION_EXCEEDED, f"the limit is {cfg.max_session_s:g} s")
         elif now_monotonic - self.last_audio_at >= cfg.idle_timeout_s:
             self.fail(ErrorCode.IDLE_TIMEOUT, f"no audio input for {cfg.idle_timeout_s:g} s (idle timeout)")
+        elif cfg.send_stall_s and self._send_stalled(now_monotonic):
+            self._on_slow_consumer()
+
+    def _send_stalled(self, now: float) -> bool:
+        """True once bytes we sent have waited ``send_stall_s`` without the client taking any.
+
+        Catches a client that stops reading even while it keeps sending (its window is
+        zero, so our kernel holds the bytes and the writer may never block), and a stalled
+        network; the outbox limit alone would need megabytes of socket buffers to fill first.
+        """
+        unsent = _unsent_bytes(self._request.transport)
+        previous, since = self._unsent
+        if unsent == 0 or unsent < previous:  # the client is reading
+            self._unsent = (unsent, now)
+            return False
+        if unsent > previous:
+            self._unsent = (unsent, since)  # still stuck since the same moment
+        return now - since >= self._config.send_stall_s
 
     async def drain(self, deadline: float) -> None:
         """Graceful shutdown: let open utterances finish until ``deadline``, then close."""
@@ -253,6 +273,11 @@ class Session:
             self._drop_utterance(req_id)
             self._send_error(exc.code, exc.message, req_id=req_id)
             return
+        except Exception:  # a model or decoder bug costs this utterance, not the session
+            log.exception("session %s: utterance %r failed", self.connection_id, req_id)
+            self._drop_utterance(req_id)
+            self._send_error(ErrorCode.SERVER_ERROR, "motion inference failed", req_id=req_id)
+            return
         if req_id not in self._utterances:
             return  # interrupted while the burst was being fed
         if audio_in.end:
@@ -276,6 +301,10 @@ class Session:
             stream = create_stream(self._sample_rate, self._fps)
         except AvatarKitError as exc:
             self._send_error(exc.code, exc.message, req_id=req_id)
+            return None
+        except Exception:  # e.g. a model file that does not load: this request fails, clearly
+            log.exception("session %s: cannot create a motion stream", self.connection_id)
+            self._send_error(ErrorCode.SERVER_ERROR, "the motion model is unavailable", req_id=req_id)
             return None
         utterance = self._utterances[req_id] = _Utterance(req_id, stream)
         if self._ogg_opus:
@@ -402,3 +431,20 @@ class Session:
                 stats.bytes_sent += len(item)
         except ConnectionError as exc:  # the client went away; the receive loop sees it too
             log.debug("session %s: send failed: %s", self.connection_id, exc)
+
+
+def _unsent_bytes(transport: asyncio.BaseTransport | None) -> int:
+    """Bytes sent but not yet acknowledged by the peer: in asyncio's buffer and the kernel's."""
+    if transport is None or transport.is_closing():
+        return 0
+    queued = transport.get_write_buffer_size()  # type: ignore[attr-defined]
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:  # SIOCOUTQ (= TIOCOUTQ on Linux): bytes in the socket's send queue
+            import fcntl
+            import termios
+
+            queued += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        except (ImportError, OSError, ValueError):
+            pass  # elsewhere only asyncio's own buffer counts
+    return queued

@@ -35,8 +35,34 @@ class ServerState:
         self.sessions: set[Session] = set()
         self.stats = ServerStats()
         self.draining = False
+        self.known_avatars = _known_avatars(config)  # None: any well-formed id
+        self.connections_by_ip: Counter[str] = Counter()
+
+    def admit_ip(self, address: str) -> bool:
+        """Count one more live session from ``address``, unless it is at its limit."""
+        limit = self.config.max_connections_per_ip
+        if limit and self.connections_by_ip[address] >= limit:
+            return False
+        self.connections_by_ip[address] += 1
+        return True
+
+    def release_ip(self, address: str) -> None:
+        self.connections_by_ip[address] -= 1
+        if self.connections_by_ip[address] <= 0:
+            del self.connections_by_ip[address]
 
     def check_limits(self) -> None:
         now_monotonic, now_unix = time.monotonic(), time.time()
         for session in list(self.sessions):
             session.check_limits(now_monotonic, now_unix)
+
+
+def _known_avatars(config: ServerConfig) -> frozenset[str] | None:
+    if config.any_avatar:
+        return None
+    if config.avatars is not None:
+        return frozenset(config.avatars)
+    from avatarkit.package import list_packages
+    from avatarkit.paths import AVATARS_DIR
+
+    return frozenset(m.id for m in list_packages(AVATARS_DIR))  # what the asset service serves

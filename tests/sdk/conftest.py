@@ -84,7 +84,7 @@ def server():
     """A real Motion Server on loopback (its watchdog checks token expiry every 0.1 s)."""
     from avatarkit.server.embedded import EmbeddedServer
 
-    with EmbeddedServer(watchdog_interval_s=0.1) as embedded:
+    with EmbeddedServer(watchdog_interval_s=0.1, any_avatar=True) as embedded:  # placeholder ids
         yield embedded
 
 

@@ -100,7 +100,7 @@ class Recorder:
 def new_session(server: EmbeddedServer, recorder: Recorder | None = None, **overrides: object):
     """A public-SDK session pointed at ``server`` (explicit URLs: no region look-up)."""
     kwargs: dict[str, object] = {
-        "avatar_id": "demo",
+        "avatar_id": "ava",
         "api_key": server.api_key,
         "app_id": server.app_id,
         "console_endpoint_url": server.console_url,

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.timeout(30)
 async def connect(server, *, configure: bool = True, sample_rate: int = 16000, **ws_options):
     headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
     ws = await websockets.connect(
-        server.ingress_url + "/websocket?id=demo", additional_headers=headers, **ws_options
+        server.ingress_url + "/websocket?id=ava", additional_headers=headers, **ws_options
     )
     if configure:
         await ws.send(encode_configure(sample_rate))
@@ -152,7 +152,7 @@ async def test_late_audio_after_interrupt_yields_nothing(server, make_speech):
 async def test_fps_can_be_chosen_per_session(server, make_speech):
     pcm = make_speech(0.5)
     ws = await websockets.connect(
-        server.ingress_url + "/websocket?id=demo",
+        server.ingress_url + "/websocket?id=ava",
         additional_headers={"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()},
     )
     await ws.send(encode_configure(16000, extra_params={"fps": "60"}))
@@ -210,7 +210,7 @@ async def test_slow_consumer_is_closed_not_buffered(make_server, make_speech):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that reads nothing
     headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
     ws = await websockets.connect(
-        server.ingress_url + "/websocket?id=demo", additional_headers=headers, sock=sock,
+        server.ingress_url + "/websocket?id=ava", additional_headers=headers, sock=sock,
         max_queue=1, max_size=None, compression=None,
     )
     await ws.send(encode_configure(16000))
@@ -238,7 +238,7 @@ async def test_slow_consumer_is_closed_not_buffered(make_server, make_speech):
 
 
 async def test_refused_upgrades_carry_json_errors(server):
-    url = server.ingress_url.replace("ws://", "http://") + "/websocket?id=demo"
+    url = server.ingress_url.replace("ws://", "http://") + "/websocket?id=ava"
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as response:  # not a websocket upgrade
             assert response.status == 400
@@ -249,7 +249,7 @@ async def test_refused_upgrades_carry_json_errors(server):
         ({"X-App-ID": "nope", "X-Session-Key": "x"}, 404, ErrorCode.APP_ID_UNRECOGNIZED),
     ]:
         with pytest.raises(websockets.InvalidStatus) as info:
-            await websockets.connect(server.ingress_url + "/websocket?id=demo", additional_headers=headers)
+            await websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers)
         response = info.value.response
         assert response.status_code == status
         detail = json.loads(response.body)["errors"][0]
@@ -302,7 +302,7 @@ async def test_idle_timeout_applies_mid_utterance_too(make_server):
 
 async def test_invalid_ogg_opus_is_refused_per_utterance(server, make_speech, make_ogg_opus):
     ws = await websockets.connect(
-        server.ingress_url + "/websocket?id=demo",
+        server.ingress_url + "/websocket?id=ava",
         additional_headers={"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()},
     )
     await ws.send(encode_configure(16000, audio_format=pb.AUDIO_FORMAT_OGG_OPUS))

@@ -61,7 +61,7 @@ async def one_utterance(banner: dict[str, str], api_key: str, app_id: str) -> in
             done.set()
 
     async with spatius.new_avatar_session(
-        avatar_id="demo", api_key=api_key, app_id=app_id,
+        avatar_id="ava", api_key=api_key, app_id=app_id,
         console_endpoint_url=banner["console_endpoint_url"],
         ingress_endpoint_url=banner["ingress_endpoint_url"],
         transport_frames=on_frames,

@@ -1,0 +1,110 @@
+"""Helpers shared by the reliability tests (importable: conftest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import websockets
+
+from avatarkit.errors import ErrorCode
+from avatarkit.proto import wire_pb2 as pb
+from avatarkit.protocol import animation_frames, classify, decode_envelope, encode_configure
+
+AVATAR = "ava"  # a bundled avatar: the server's default catalog accepts it
+
+
+def speech_pcm(seconds: float, sample_rate: int = 16000, seed: int = 0) -> bytes:
+    """Syllable-like bursts: a voiced tone with harmonics, gated at ~4 Hz, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    voice = sum(np.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
+    gate = np.clip(np.sin(2 * math.pi * 4 * t) * 2, 0, 1)
+    signal = (voice * gate * 0.3 + rng.normal(0, 0.01, t.size)) * 32767
+    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
+
+
+def expected_frames(n_bytes: int, rate: int = 16000, fps: int = 30) -> int:
+    return math.ceil(n_bytes // 2 * fps / rate)
+
+
+async def connect(server, *, token: str | None = None, configure: bool = True, port: int | None = None,
+                  avatar: str = AVATAR, **options):
+    """A raw websocket session (our encoders, no SDK in between)."""
+    headers = {"X-App-ID": server.app_id, "X-Session-Key": token or server.issue_token()}
+    url = f"ws://127.0.0.1:{port or server.port}/v2/driveningress/websocket?id={avatar}"
+    ws = await websockets.connect(url, additional_headers=headers, **options)
+    if configure:
+        await ws.send(encode_configure(16000))
+        assert decode_envelope(await asyncio.wait_for(ws.recv(), 5)).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
+    return ws
+
+
+async def receive_utterance(ws, req_id: str, timeout: float = 10.0) -> list:
+    """Frames of ``req_id`` up to its end=true message (errors fail the test)."""
+    frames = []
+    while True:
+        envelope = decode_envelope(await asyncio.wait_for(ws.recv(), timeout))
+        if envelope.type == pb.MESSAGE_SERVER_ERROR:
+            err = envelope.server_error
+            raise AssertionError(f"{classify(err.code, err.message)}: {err.message}")
+        got_req, got, end = animation_frames(envelope)
+        assert got_req == req_id
+        frames += got
+        if end:
+            return frames
+
+
+def refusal_code(exc: websockets.InvalidStatus) -> tuple[int, ErrorCode]:
+    """HTTP status and classified code of a refused upgrade."""
+    import json
+
+    status = exc.response.status_code
+    first = json.loads(exc.response.body)["errors"][0]
+    return status, classify(first["code"], f"{first['title']} {first['detail']}", http_status=status, upgrade=True)
+
+
+def start_serve(port: int, api_key: str, app_id: str, *extra: str):
+    """``avatarkit serve`` in a subprocess on 127.0.0.1:port, once it accepts connections."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avatarkit", "serve", "--port", str(port), "--api-key", api_key,
+         "--app-id", app_id, *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise AssertionError("avatarkit serve did not come up") from None
+            time.sleep(0.05)
+
+
+async def console_token(base_url: str, api_key: str, ttl_s: float = 600) -> str:
+    import time
+
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.post(
+        base_url + "/v1/console/session-tokens", headers={"X-Api-Key": api_key},
+        json={"expireAt": int(time.time() + ttl_s)},
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["sessionToken"]
+
+
+async def health(base_url: str) -> dict:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(base_url + "/v1/health") as resp:
+        return await resp.json()

@@ -1,0 +1,128 @@
+"""Several servers: two ``avatarkit serve`` behind a real nginx, and ``--workers 2``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import websockets
+from reliability_helpers import (
+    connect,
+    console_token,
+    expected_frames,
+    health,
+    receive_utterance,
+    speech_pcm,
+    start_serve,
+)
+
+from avatarkit.protocol import encode_audio
+from avatarkit.server.workers import pick_free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+from loadbalancer import NginxBalancer, nginx_binary  # noqa: E402
+
+pytestmark = pytest.mark.timeout(90)
+API_KEY, APP_ID = "ak_scale_test_key", "app_scale"
+
+
+class Target:
+    """What ``connect`` needs to reach a server (or a balancer) by port."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.app_id = port, APP_ID
+        self.base_url = f"http://127.0.0.1:{port}"
+
+
+async def open_sessions(target: Target, tokens: list[str]) -> list:
+    return [await connect(target, token=token) for token in tokens]
+
+
+async def kill_one_and_check_survivors(sessions: list, kill, survivors_expected: int) -> None:
+    """Utterances are half sent when ``kill()`` runs; only the killed server's sessions fail."""
+    pcm = speech_pcm(1.0)
+    half = len(pcm) // 2
+    for i, ws in enumerate(sessions):
+        await ws.send(encode_audio(f"u{i}", pcm[:half]))
+    await asyncio.sleep(0.2)
+    kill()
+
+    async def finish(i: int, ws) -> bool:
+        try:
+            await ws.send(encode_audio(f"u{i}", pcm[half:], end=True))
+            frames = await receive_utterance(ws, f"u{i}", timeout=10)
+        except (websockets.ConnectionClosed, ConnectionError):
+            return False
+        assert [f.index for f in frames] == list(range(expected_frames(len(pcm))))
+        return True
+
+    survived = await asyncio.gather(*(finish(i, ws) for i, ws in enumerate(sessions)))
+    assert sum(survived) == survivors_expected
+    await asyncio.gather(*(ws.close() for ws in sessions), return_exceptions=True)
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+async def test_two_servers_behind_nginx():
+    ports = [pick_free_port("127.0.0.1") for _ in range(2)]
+    servers = []
+    balancer = NginxBalancer([f"127.0.0.1:{p}" for p in ports], pick_free_port("127.0.0.1"))
+    try:
+        servers += [start_serve(port, API_KEY, APP_ID) for port in ports]
+        backends = [Target(port) for port in ports]
+        balancer.start()
+        lb = Target(balancer.port)
+        # Tokens issued by either server, and through the balancer, are accepted by all.
+        tokens = [await console_token(b.base_url, API_KEY) for b in backends for _ in range(3)]
+        tokens += [await console_token(lb.base_url, API_KEY) for _ in range(2)]
+        sessions = await open_sessions(lb, tokens)
+        counts = [(await health(b.base_url))["sessions"] for b in backends]
+        assert sum(counts) == len(sessions) and min(counts) >= 2, counts  # spread across both
+        # Killing one server takes only its own sessions; the others finish their utterances.
+        await kill_one_and_check_survivors(sessions, lambda: servers[0].send_signal(signal.SIGKILL), counts[1])
+        # New sessions keep working through the balancer (the dead upstream is skipped).
+        for _ in range(3):
+            ws = await connect(lb, token=await console_token(lb.base_url, API_KEY))
+            await ws.send(encode_audio("after", speech_pcm(0.5), end=True))
+            assert len(await receive_utterance(ws, "after")) == expected_frames(16000)
+            await ws.close()
+    finally:
+        balancer.stop()
+        for process in servers:
+            process.kill()
+            process.wait(10)
+
+
+async def test_workers_share_port_and_a_killed_worker_takes_only_its_sessions():
+    port = pick_free_port("127.0.0.1")
+    master = start_serve(port, API_KEY, APP_ID, "--workers", "2")
+    target = Target(port)
+    try:
+        pids: set[int] = set()
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(pids) < 2:  # both workers up (the second may still be importing)
+            assert asyncio.get_running_loop().time() < deadline, "the second worker never answered"
+            pids.add((await health(target.base_url))["pid"])
+            await asyncio.sleep(0.02)
+        sessions = []
+        per_worker: dict[int, int] = {}
+        for _ in range(40):  # SO_REUSEPORT hashes connections: open until both workers hold some
+            sessions.append(await connect(target, token=await console_token(target.base_url, API_KEY)))
+            for _ in range(6):
+                info = await health(target.base_url)
+                per_worker[info["pid"]] = info["sessions"]
+            if len(per_worker) == 2 and min(per_worker.values()) >= 2 and sum(per_worker.values()) == len(sessions):
+                break
+        assert len(per_worker) == 2 and sum(per_worker.values()) == len(sessions), per_worker
+        victim, survivor = list(per_worker)
+        import os
+
+        await kill_one_and_check_survivors(sessions, lambda: os.kill(victim, signal.SIGKILL), per_worker[survivor])
+    finally:
+        master.send_signal(signal.SIGTERM)
+        try:
+            master.wait(15)
+        except Exception:
+            master.kill()
