@@ -97,9 +97,9 @@ async def test_two_workers_share_the_port_and_the_secret():
         assert banner["api_key"] == "(given)"
         base = banner["console_endpoint_url"].removesuffix("/v1/console")
         pids = await wait_healthy(base)
-        for _ in range(10):
-            if len(pids) == 2:
-                break
+        deadline = time.monotonic() + 20  # the second worker may still be importing
+        while len(pids) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
             pids |= await wait_healthy(base)
         assert len(pids) == 2  # the kernel spread connections over both workers
         # Token from whichever worker, websocket on whichever worker: all accepted.
