@@ -127,7 +127,7 @@ BLAS_PROBE = """
 import sys, threading, time
 sys.path.insert(0, {root!r})
 import numpy  # loaded first, as in an app that embeds the server: the env is too late now
-from tools.loadgen import speech
+from avatarkit.testing import speech_like_pcm as speech
 from avatarkit.motion import create_stream
 from avatarkit.server.blas import blas_threads, limit_blas_threads
 if {limit}:
@@ -168,7 +168,7 @@ async def heap_check(rounds: int = 60) -> None:
     from avatarkit.proto import wire_pb2 as pb
     from avatarkit.protocol import decode_envelope, encode_audio, encode_configure
     from avatarkit.server import EmbeddedServer
-    from tools.loadgen import speech
+    from avatarkit.testing import speech_like_pcm as speech
 
     server = EmbeddedServer(max_connections_per_ip=0).start()
     pcm = speech(1.0)

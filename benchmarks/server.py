@@ -19,7 +19,6 @@ import os
 import statistics
 import time
 
-import numpy as np
 import websockets
 
 from avatarkit.proto import wire_pb2 as pb
@@ -27,18 +26,12 @@ from avatarkit.protocol import decode_envelope, encode_audio, encode_configure
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.tokens import TokenSigner
 from avatarkit.server.workers import SINGLE_THREAD_ENV, pick_free_port
+from avatarkit.testing import speech_like_pcm
 
 RATE, FPS = 16000, 30
 REQ_ID = "20261125071500_AbC123XyZ456"  # the public SDK's req_id shape (28 characters)
 LAG_BAR_S = 0.25  # a session "falls behind" when its p95 frame lag exceeds this
 
-
-def speech(seconds: float, seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    voice = sum(np.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
-    gate = np.clip(np.sin(2 * math.pi * 4 * t) * 2, 0, 1)
-    return np.clip((voice * gate * 0.3 + rng.normal(0, 0.01, t.size)) * 32767, -32768, 32767).astype("<i2").tobytes()
 
 
 def run_server(config: ServerConfig, model: str) -> None:
@@ -111,7 +104,7 @@ async def paced_utterance(ws, pcm: bytes, chunk_s: float, req_id: str = REQ_ID) 
 
 
 async def first_frame_latency(client: Client, runs: int) -> tuple[list[float], list[float]]:
-    pcm = speech(1.0)
+    pcm = speech_like_pcm(1.0)
     paced, burst = [], []
     for i in range(runs):
         ws = await client.connect()
@@ -166,7 +159,7 @@ async def main(args: argparse.Namespace) -> None:
 
         ws = await client().connect()
         for chunk_s in (0.02, 0.1):
-            r = await paced_utterance(ws, speech(args.bytes_seconds, seed=2), chunk_s, f"bytes{chunk_s}")
+            r = await paced_utterance(ws, speech_like_pcm(args.bytes_seconds, seed=2), chunk_s, f"bytes{chunk_s}")
             print(f"motion on the wire ({chunk_s * 1000:.0f} ms chunks, 30 fps, envelope + framing): "
                   f"{r['bytes'] / r['seconds']:.0f} B/s (bar 4096 B/s)")
         await ws.close()
@@ -197,7 +190,7 @@ async def main(args: argparse.Namespace) -> None:
 async def tts_burst(make_client, seconds: float) -> None:
     """One client sending ``seconds`` of audio as fast as it can (a TTS burst) to the end."""
     ws = await make_client().connect()
-    pcm = speech(seconds, seed=3)
+    pcm = speech_like_pcm(seconds, seed=3)
     for i in range(0, len(pcm), 512 * 1024):
         await ws.send(encode_audio("burst", pcm[i : i + 512 * 1024]))
     await ws.send(encode_audio("burst", b"", end=True))
@@ -210,7 +203,7 @@ async def load_step(make_client, pid: int, n: int, seconds: float, chunk_s: floa
                     burst_s: float = 0.0) -> dict:
     clients = [make_client() for _ in range(n)]
     sockets = await asyncio.gather(*(c.connect() for c in clients))
-    pcm = speech(seconds, seed=1)
+    pcm = speech_like_pcm(seconds, seed=1)
 
     async def one(i: int, ws) -> dict:
         await asyncio.sleep(i * chunk_s / n)  # spread the sessions' chunk phases

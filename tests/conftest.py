@@ -2,8 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+from collections.abc import Callable, Iterator
+
+import pytest
 
 # Headless by default: no test may open a real window or audio device unless it asks.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+from avatarkit.server import EmbeddedServer  # noqa: E402  (after the SDL defaults)
+
+# Fast limits so timing paths (idle, duration, shutdown) run in well under a second.
+FAST = {"watchdog_interval_s": 0.05, "shutdown_grace_s": 1.0, "handshake_timeout_s": 2.0}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests in a fresh event loop (no asyncio plugin needed)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(pyfuncitem.obj(**args))
+    return True
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., EmbeddedServer]]:
+    """``make_server(**limits)``: a started EmbeddedServer on loopback, stopped after the test."""
+    servers: list[EmbeddedServer] = []
+
+    def make(**limits: object) -> EmbeddedServer:
+        server = EmbeddedServer(**{**FAST, **limits}).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., EmbeddedServer]) -> EmbeddedServer:
+    return make_server()

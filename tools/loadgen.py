@@ -20,23 +20,14 @@ import time
 from dataclasses import dataclass, field
 
 import aiohttp
-import numpy as np
 import websockets
 
 from avatarkit.proto import wire_pb2 as pb
 from avatarkit.protocol import decode_envelope, encode_audio, encode_configure
+from avatarkit.testing import speech_like_pcm
 
 RATE, FPS = 16000, 30
 
-
-def speech(seconds: float, seed: int = 0) -> bytes:
-    """Syllable-like bursts of a voiced tone with noise, s16le mono at 16 kHz."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    voice = sum(np.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
-    gate = np.clip(np.sin(2 * math.pi * 4 * t) * 2, 0, 1)
-    signal = (voice * gate * 0.3 + rng.normal(0, 0.01, t.size)) * 32767
-    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
 
 
 @dataclass
@@ -65,7 +56,7 @@ async def _token(http: aiohttp.ClientSession, base_url: str, api_key: str) -> st
 
 async def _session(index: int, url: str, app_id: str, token: str, until: float, chunk_s: float,
                    utterance_s: float, pause_s: float, result: LoadResult) -> None:
-    pcm = speech(utterance_s, seed=index)
+    pcm = speech_like_pcm(utterance_s, seed=index)
     step = int(chunk_s * RATE) * 2
     ws = await websockets.connect(url, additional_headers={"X-App-ID": app_id, "X-Session-Key": token},
                                   compression=None, max_queue=None, open_timeout=30)

@@ -5,24 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 
-import numpy as np
 import websockets
 
 from avatarkit.errors import ErrorCode
 from avatarkit.proto import wire_pb2 as pb
 from avatarkit.protocol import animation_frames, classify, decode_envelope, encode_configure
+from avatarkit.testing import speech_like_pcm as speech_pcm  # noqa: F401  (re-exported)
 
 AVATAR = "ava"  # a bundled avatar: the server's default catalog accepts it
-
-
-def speech_pcm(seconds: float, sample_rate: int = 16000, seed: int = 0) -> bytes:
-    """Syllable-like bursts: a voiced tone with harmonics, gated at ~4 Hz, plus noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    voice = sum(np.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
-    gate = np.clip(np.sin(2 * math.pi * 4 * t) * 2, 0, 1)
-    signal = (voice * gate * 0.3 + rng.normal(0, 0.01, t.size)) * 32767
-    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
 
 
 def expected_frames(n_bytes: int, rate: int = 16000, fps: int = 30) -> int:

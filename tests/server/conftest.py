@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
-import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -12,51 +10,9 @@ import pytest
 import spatius
 
 from avatarkit.server import EmbeddedServer
+from avatarkit.testing import speech_like_pcm as speech_pcm
 
 spatius.configure_telemetry("")  # the public SDK must not try to export telemetry from tests
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run ``async def`` tests in a fresh event loop (no asyncio plugin needed)."""
-    if not inspect.iscoroutinefunction(pyfuncitem.obj):
-        return None
-    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(pyfuncitem.obj(**args))
-    return True
-
-
-# Fast limits so timing paths (idle, duration, shutdown) run in well under a second.
-FAST = {"watchdog_interval_s": 0.05, "shutdown_grace_s": 1.0, "handshake_timeout_s": 2.0}
-
-
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., EmbeddedServer]]:
-    servers: list[EmbeddedServer] = []
-
-    def make(**limits: object) -> EmbeddedServer:
-        server = EmbeddedServer(**{**FAST, **limits}).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def server(make_server: Callable[..., EmbeddedServer]) -> EmbeddedServer:
-    return make_server()
-
-
-def speech_pcm(seconds: float, sample_rate: int = 16000, seed: int = 0) -> bytes:
-    """Syllable-like bursts: a voiced tone with harmonics, gated at ~4 Hz, plus noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    voice = sum(np.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 6))
-    gate = np.clip(np.sin(2 * math.pi * 4 * t) * 2, 0, 1)
-    signal = (voice * gate * 0.3 + rng.normal(0, 0.01, t.size)) * 32767
-    return np.clip(signal, -32768, 32767).astype("<i2").tobytes()
 
 
 def ogg_opus(pcm: bytes, sample_rate: int = 16000) -> bytes:
