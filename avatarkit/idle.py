@@ -64,9 +64,11 @@ class IdleAnimator:
         pose = FacePose()
         if not self.enabled:
             return pose
-        t = t % SCHEDULE_SECONDS
-        self._blink(pose, t)
-        self._saccade(pose, t)
+        # Only the event schedules repeat; the sinusoids below run on unwrapped time
+        # (wrapping them too made the head pop once per SCHEDULE_SECONDS).
+        scheduled = t % SCHEDULE_SECONDS
+        self._blink(pose, scheduled)
+        self._saccade(pose, scheduled)
         p = self._phase
         breath = math.sin(2 * math.pi * t / BREATH_PERIOD + p[0])
         pose.head[0] = BREATH_PITCH * breath + DRIFT[0] * math.sin(0.21 * t + p[1])

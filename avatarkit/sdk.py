@@ -146,8 +146,10 @@ class AvatarSDK:
         config = cls.require_initialized()
         with cls._lock:
             if cls._mixer is None:
-                cls._mixer = Mixer(config.sample_rate)
-                cls._device = open_device(cls._mixer, config.audio_device)
+                mixer = Mixer(config.sample_rate)
+                # Kept only once a device plays it: a mixer nothing pulls freezes every clock.
+                cls._device = open_device(mixer, config.audio_device)
+                cls._mixer = mixer
             return cls._mixer
 
     @classmethod

@@ -64,6 +64,8 @@ class AvatarView(Component):
         self._first_drawn = False
         self._disposed = False
         self._head_nodes = self._find_head_nodes()
+        for index in self._head_nodes:
+            self.model.nodes[index].to_trs()  # a glTF matrix would override the turn
         self._rest = [self.model.nodes[i].rotation.copy() for i in self._head_nodes]
         self._expression = _ExpressionLayer()
         self._look = _LookLayer()
@@ -72,6 +74,8 @@ class AvatarView(Component):
         self.model.entity = self.entity
 
     def update(self, dt: float) -> None:
+        if self._disposed:
+            return  # still on its entity after dispose(): it shows nothing, holds nothing
         pose = self.controller.tick(dt)
         self._expression.apply(pose, dt)
         self._look.apply(pose, dt)
@@ -81,10 +85,11 @@ class AvatarView(Component):
             self._report_frame_rate(dt)
 
     def render(self, frame) -> None:
-        self.model.render(frame)
+        if not self._disposed:  # rendering would upload the asset again, never released
+            self.model.render(frame)
 
     def post_render(self, frame) -> None:
-        if not self._first_drawn:
+        if not self._first_drawn and not self._disposed:
             self._first_drawn = True
             for callback in (self.on_first_rendering, self.controller.on_first_rendering):
                 if callback is not None:
@@ -176,7 +181,8 @@ class AvatarView(Component):
         return None if target is None else target[:2]
 
     def dispose(self) -> None:
-        """Close the controller's connection and release the GL resources (idempotent)."""
+        """Close the controller's connection and release the GL resources (idempotent;
+        render thread). A disposed view left on its entity draws nothing from then on."""
         if self._disposed:
             return
         self._disposed = True

@@ -51,6 +51,26 @@ def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     )
 
 
+def quat_from_matrix(r: np.ndarray) -> np.ndarray:
+    """The unit quaternion (x, y, z, w) of a 3x3 rotation matrix."""
+    m = np.asarray(r, np.float64)
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
+        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
+        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+    q = np.array(q)
+    return (q / np.linalg.norm(q)).astype(np.float32)
+
+
 def compose(translation, rotation, scale) -> np.ndarray:
     m = np.eye(4, dtype=np.float32)
     m[:3, :3] = quat_to_matrix(rotation) * np.asarray(scale, dtype=np.float32)[None, :]
@@ -80,6 +100,21 @@ class Transform:
         if self.matrix is not None:
             return self.matrix
         return compose(self.translation, self.rotation, self.scale)
+
+    def to_trs(self) -> None:
+        """Replace an explicit matrix by its translation, rotation and scale (shear, if
+        any, is lost), so ``rotation`` can be edited; a TRS transform is left as is."""
+        if self.matrix is None:
+            return
+        m = self.matrix.astype(np.float64)
+        scale = np.linalg.norm(m[:3, :3], axis=0)
+        if np.linalg.det(m[:3, :3]) < 0:
+            scale[0] = -scale[0]  # a mirror: keep the rotation proper
+        if np.all(np.abs(scale) > 1e-12):
+            self.rotation = quat_from_matrix(m[:3, :3] / scale[None, :])
+        self.translation = m[:3, 3].astype(np.float32)
+        self.scale = scale.astype(np.float32)
+        self.matrix = None
 
     def copy(self) -> Transform:
         return Transform(self.translation, self.rotation, self.scale, self.matrix)

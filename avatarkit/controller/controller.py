@@ -225,10 +225,10 @@ class AvatarController:
             cid, self._conversation = self._conversation, None
             if cid:
                 self._interrupted.add(cid)
-            self._source.clear()
+            self._source.clear()  # new epoch: a tick already past its drain writes nothing
+            self._inbox.put(("interrupt",))
         if cid and self._transport is not None:
             self._transport.interrupt(cid)
-        self._inbox.put(("interrupt",))
 
     def pause(self) -> None:
         """Freeze playback (the clock stops, buffers are kept)."""
@@ -250,6 +250,8 @@ class AvatarController:
     def tick(self, dt: float) -> FacePose:
         """Advance by ``dt`` seconds of render time; returns the face to draw."""
         self._clock += dt
+        with self._lock:  # interrupt() clears and enqueues under it: both or neither seen
+            self._playback.write_epoch = self._source.epoch
         self._drain()
         speech = self._playback.update()
         if speech is not None:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds to wait for SERVER_CONFIRM_SESSION
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we close
+INTERRUPTED_MEMORY = 64  # recently interrupted conversations whose late data is refused
 TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
 # Server verdicts no retry can fix: stop and report instead of reconnecting.
 FATAL_ERRORS = (
@@ -110,7 +111,7 @@ class DirectTransport:
         self._sent: dict[str, int] = {}  # conversation -> samples sent on the wire
         self._wire: dict[str, _WireRequest] = {}  # conversation -> its current wire request
         self._by_req: dict[str, _WireRequest] = {}
-        self._interrupted: set[str] = set()
+        self._interrupted: dict[str, None] = {}  # recent ids, oldest first (bounded)
         self._reported: ErrorCode | None = None  # last server error already passed on
 
     # -- any thread ---------------------------------------------------------------------
@@ -297,7 +298,7 @@ class DirectTransport:
             self._unsent = item
             kind, conversation, pcm, end = item
             if kind == "interrupt":
-                self._interrupted.add(conversation)
+                self._forget(conversation)
                 wire = self._wire.pop(conversation, None)
                 if wire is not None and wire.generation == self._generation:
                     await ws.send(encode_interrupt(wire.req_id))
@@ -316,6 +317,15 @@ class DirectTransport:
         if end:
             self._wire.pop(conversation, None)
             self._sent.pop(conversation, None)
+
+    def _forget(self, conversation: str) -> None:
+        """An interrupted conversation: refuse its late audio and motion, keep no state."""
+        self._interrupted[conversation] = None
+        while len(self._interrupted) > INTERRUPTED_MEMORY:
+            del self._interrupted[next(iter(self._interrupted))]  # oldest first
+        self._sent.pop(conversation, None)
+        for req_id in [r for r, w in self._by_req.items() if w.conversation == conversation]:
+            del self._by_req[req_id]  # its late frames find no request and are dropped
 
     def _abandon_in_flight(self) -> None:
         """The connection died: motion still owed on it will never come; close those streams.

@@ -71,6 +71,8 @@ class Conversation:
 
     def ready(self, jitter: float) -> bool:
         """Both audio and motion cover the jitter buffer (or all there will ever be)."""
+        if self.audio_ended and not self.audio_samples:
+            return True  # nothing will ever come (a bare end): start, so it finishes at once
         audio_ok = self.audio_seconds >= jitter or (self.audio_ended and self.audio_samples > 0)
         need = min(jitter, self.audio_seconds) if self.audio_ended else jitter
         motion_ok = self.motion_done or self.motion_end >= need
@@ -141,6 +143,9 @@ class Playback:
         self.motion_underruns = 0
         self._audio_dry = False
         self._motion_short = False
+        # The source epoch (``AudioSource.epoch``) this tick's inbox was drained against:
+        # set by the controller; writes fail once another thread has cleared the source.
+        self.write_epoch: int | None = None
 
     # -- input (already on the render thread) -------------------------------------------
 
@@ -158,7 +163,7 @@ class Playback:
     def interrupt(self) -> None:
         """Drop all audio and motion; the face blends back to idle."""
         self.conversations.clear()
-        self.source.clear()
+        self.source.clear(new_epoch=False)  # we are the writer: our later writes are good
         self.stalled = self.paused = False  # idle again: the next utterance plays
         self._sync_source()
         self._set(ConversationState.IDLE, StateReason.USER_ACTION)
@@ -251,7 +256,8 @@ class Playback:
         while conv.pending and conv.written < limit:
             pcm = conv.pending[0]
             room = int(min(len(pcm) // 2, limit - conv.written))
-            self.source.write(pcm[: 2 * room])
+            if not self.source.write(pcm[: 2 * room], epoch=self.write_epoch):
+                return  # interrupted meanwhile (another thread): the next drain clears all
             conv.written += room
             if room * 2 == len(pcm):
                 conv.pending.pop(0)

@@ -109,9 +109,10 @@ class NullDevice(AudioDevice):
             self._thread.join(timeout=2)
 
     def _run(self) -> None:
-        # Like a sound card, keep one period queued ahead; frame f "plays" at started + f/rate.
+        # Like a sound card, keep one period queued ahead; our frame f "plays" at
+        # started + f/rate. Mixer frames go on from any device before us (a fallback).
         mixer, rate = self.mixer, self.mixer.sample_rate
-        started, done = mixer.clock(), 0
+        started, done, origin = mixer.clock(), 0, mixer.frames_mixed
         ahead = int(self.period * rate)
         while not self._stop.wait(self.period):
             now = mixer.clock()
@@ -119,7 +120,7 @@ class NullDevice(AudioDevice):
             if due > done:
                 mixer.mix(due - done)
                 done = due
-            mixer.mark_playing(int((now - started) * rate), now)
+            mixer.mark_playing(origin + int((now - started) * rate), now)
 
 
 class PyAudioDevice(AudioDevice):

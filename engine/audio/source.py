@@ -23,6 +23,9 @@ class AudioSource:
 
     ``paused``: the source outputs silence and consumes nothing (its clock freezes).
     ``consumed``: samples the device has taken so far (never counts silence).
+    ``epoch``: bumped by ``clear()``; a ``write(..., epoch=e)`` made with an older epoch
+    is dropped, so a writer racing an interrupt on another thread cannot refill the
+    source with audio that was just cut.
     """
 
     def __init__(self, mixer, volume: float = 1.0, pan: float = 0.0) -> None:
@@ -34,6 +37,7 @@ class AudioSource:
         self._segments: deque[tuple[int, int, int]] = deque(maxlen=_SEGMENT_HISTORY)
         self.written = 0  # samples ever queued (cleared ones excluded)
         self.consumed = 0
+        self.epoch = 0
         self.volume = volume
         self.pan = pan
         self.paused = False
@@ -47,8 +51,9 @@ class AudioSource:
         """Samples written but not yet taken by the device."""
         return self._queued
 
-    def write(self, pcm: bytes | np.ndarray) -> int:
-        """Queue mono PCM (s16le bytes, or float32 in -1..1); returns the samples queued."""
+    def write(self, pcm: bytes | np.ndarray, *, epoch: int | None = None) -> int:
+        """Queue mono PCM (s16le bytes, or float32 in -1..1); returns the samples queued
+        (0 when ``epoch`` is given and a ``clear()`` has happened since)."""
         if isinstance(pcm, bytes | bytearray | memoryview):
             samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         else:
@@ -56,14 +61,20 @@ class AudioSource:
         if not len(samples):
             return 0
         with self._lock:
+            if epoch is not None and epoch != self.epoch:
+                return 0
             self._chunks.append(samples)
             self._queued += len(samples)
             self.written += len(samples)
         return len(samples)
 
-    def clear(self) -> int:
-        """Drop everything queued (interrupt); returns the samples dropped."""
+    def clear(self, *, new_epoch: bool = True) -> int:
+        """Drop everything queued (interrupt); returns the samples dropped. ``new_epoch``:
+        also refuse later writes tagged with the current epoch (False: the caller is
+        the writer itself)."""
         with self._lock:
+            if new_epoch:
+                self.epoch += 1
             dropped = self._queued
             self._chunks.clear()
             self._head = 0
