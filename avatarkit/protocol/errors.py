@@ -36,7 +36,8 @@ WIRE_ERRORS: dict[ErrorCode, WireError] = {
     ErrorCode.UNSUPPORTED_AUDIO_FORMAT: WireError(3, "unsupported audio format"),
     ErrorCode.MESSAGE_TOO_LARGE: WireError(3, "message too large"),
     ErrorCode.INVALID_AUDIO: WireError(3, "invalid audio"),
-    # The public SDK reports these as serverError (no phrase of its own matches).
+    # The public SDK reports these as serverError on the websocket (no phrase of its own
+    # matches); a refused upgrade's 429 it reads as invalidRequest (any other 4xx).
     ErrorCode.SLOW_CONSUMER: WireError(429, "slow consumer"),
     ErrorCode.CONCURRENT_LIMIT_EXCEEDED: WireError(429, "concurrent limit exceeded"),
     ErrorCode.SERVER_SHUTTING_DOWN: WireError(503, "server shutting down"),

@@ -50,6 +50,8 @@ async def create_session_token(request: web.Request) -> web.Response:
         return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt (unix seconds) is required")
     try:
         token = state.signer.issue(float(expire_at))
+    except OverflowError:  # a JSON integer beyond float range
+        return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt is out of range")
     except AvatarKitError as exc:
         return error_response(400, exc.code, exc.message)
     return web.json_response({"sessionToken": token, "expireAt": int(expire_at)})

@@ -19,7 +19,7 @@ from avatarkit.errors import AvatarKitError, ErrorCode
 
 _PAGE_HEADER = struct.Struct("<4sBBqIIIB")  # capture, version, type, granule, serial, seq, crc, segments
 _OPUS_RATE = 48000
-MAX_BUFFERED_BYTES = 1 << 20  # an Ogg page is at most ~64 KiB: more unparsed bytes is garbage
+MAX_BUFFERED_BYTES = 1 << 20  # an Ogg page is at most ~64 KiB, an Opus packet ~60 KiB: more is garbage
 
 
 def _invalid(detail: str) -> AvatarKitError:
@@ -41,15 +41,17 @@ class OggOpusDecoder:
 
     def feed(self, data: bytes) -> bytes:
         """Ogg bytes in (any split), PCM s16le mono at ``sample_rate`` out."""
-        self._buffer += data
-        if len(self._buffer) > MAX_BUFFERED_BYTES:
-            raise _invalid("no complete Ogg page within 1 MiB")
+        self._buffer += data  # ``data`` itself is bounded by the server's message size limit
         out = bytearray()
         for packet in self._pages():
             out += self._on_packet(packet)
             if self._emitted > self.max_samples:
                 raise AvatarKitError(ErrorCode.INVALID_REQUEST,
                                      f"utterance exceeds {self.max_samples / self.sample_rate:g} s of audio")
+        # Checked after parsing: what is left is one partial page, so a message of complete
+        # pages near the message size limit is fine whatever was buffered before it.
+        if len(self._buffer) > MAX_BUFFERED_BYTES:
+            raise _invalid("no complete Ogg page within 1 MiB")
         return bytes(out)
 
     def finish(self) -> bytes:
@@ -82,6 +84,8 @@ class OggOpusDecoder:
             for size in lacing:
                 self._packet += buf[offset:offset + size]
                 offset += size
+                if len(self._packet) > MAX_BUFFERED_BYTES:  # it would grow for as long as the
+                    raise _invalid("an Ogg packet over 1 MiB")  # client sends: nothing decodes
                 if size < 255:  # the packet ends here
                     yield bytes(self._packet)
                     self._packet.clear()

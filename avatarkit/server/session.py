@@ -15,6 +15,7 @@ import secrets
 import struct
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REMEMBERED_REQUESTS = 64  # ended/dropped req_ids kept to recognise late messages
+_OGG_SLICE_BYTES = 4096  # Ogg Opus decoded per step: ~0.5 s of audio at 64 kbit/s, ~5 s at 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,10 @@ class Session:
         except AvatarKitError as exc:
             self.fail(exc.code, exc.message)
             return False
+        if self._state.draining:  # the upgrade was in flight when draining began, so the
+            # drain's list of sessions missed this one: refuse it as drain() would close it
+            self.fail(ErrorCode.SERVER_SHUTTING_DOWN, "closing the connection", close_code=1001)
+            return False
         self._put(encode_confirm(self.connection_id))
         return True
 
@@ -202,7 +208,7 @@ class Session:
                                  f"{cfg.sample_rate} Hz; supported: {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}")
         fps_text = cfg.extra_params.get("fps", "")
         if fps_text:
-            if not fps_text.isdigit() or int(fps_text) not in SUPPORTED_FPS:
+            if not (fps_text.isascii() and fps_text.isdigit()) or int(fps_text) not in SUPPORTED_FPS:
                 raise AvatarKitError(ErrorCode.INVALID_REQUEST,
                                      f"fps {fps_text!r}; supported: {', '.join(map(str, SUPPORTED_FPS))}")
             self._fps = int(fps_text)
@@ -261,12 +267,16 @@ class Session:
             if too_large:
                 raise AvatarKitError(ErrorCode.MESSAGE_TOO_LARGE,
                                      f"an audio message may hold at most {self._config.max_message_bytes} bytes")
-            audio = self._decode(utterance, audio_in.audio, audio_in.end)
-            utterance.audio_bytes += len(audio)
-            if utterance.audio_bytes > self._config.max_utterance_audio_s * self._sample_rate * 2:
-                raise AvatarKitError(ErrorCode.INVALID_REQUEST,
-                                     f"utterance exceeds {self._config.max_utterance_audio_s:g} s of audio")
-            await self._feed(utterance, audio)
+            for i, audio in enumerate(self._decode(utterance, audio_in.audio, audio_in.end)):
+                if i:  # an Ogg message is decoded in slices, each fed before the next
+                    await asyncio.sleep(0)
+                    if req_id not in self._utterances or self.closing:
+                        break
+                utterance.audio_bytes += len(audio)
+                if utterance.audio_bytes > self._config.max_utterance_audio_s * self._sample_rate * 2:
+                    raise AvatarKitError(ErrorCode.INVALID_REQUEST,
+                                         f"utterance exceeds {self._config.max_utterance_audio_s:g} s of audio")
+                await self._feed(utterance, audio)
             if audio_in.end:
                 utterance.pending.extend(utterance.stream.finish())
         except AvatarKitError as exc:
@@ -314,12 +324,21 @@ class Session:
         return utterance
 
     @staticmethod
-    def _decode(utterance: _Utterance, audio: bytes, end: bool) -> bytes:
-        """The chunk as PCM s16le: Ogg Opus sessions decode it, PCM passes through."""
+    def _decode(utterance: _Utterance, audio: bytes, end: bool) -> Iterator[bytes]:
+        """The chunk as PCM s16le: Ogg Opus sessions decode it, PCM passes through.
+
+        Ogg is decoded ``_OGG_SLICE_BYTES`` at a time (the caller yields to the loop between
+        slices): a 1 MiB message can hold minutes of low-bitrate Opus, whose decoding in
+        one call would stall every session on the server.
+        """
         decoder = utterance.decoder
         if decoder is None:
-            return audio
-        return decoder.feed(audio) + (decoder.finish() if end else b"")
+            yield audio
+            return
+        for start in range(0, len(audio), _OGG_SLICE_BYTES):
+            yield decoder.feed(audio[start:start + _OGG_SLICE_BYTES])
+        if end:
+            yield decoder.finish()
 
     async def _feed(self, utterance: _Utterance, audio: bytes) -> None:
         """Push ``audio`` to the model in slices, sending what is ready after each one."""

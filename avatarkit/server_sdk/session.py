@@ -140,12 +140,15 @@ class AvatarSession:
             raise _http_error(exc.response.status_code, errors, body, upgrade=True) from exc
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise AvatarKitError(ErrorCode.CONNECTION_FAILED, f"cannot reach {url}: {exc}") from exc
-        await self._ws.send(encode_configure(cfg.sample_rate, extra_params=cfg.extra_params))
         try:
+            await self._ws.send(encode_configure(cfg.sample_rate, extra_params=cfg.extra_params))
             msg = decode_envelope(await asyncio.wait_for(self._ws.recv(), HANDSHAKE_TIMEOUT))
         except (ConnectionClosed, TimeoutError) as exc:
             await self._ws.close()
             raise AvatarKitError(ErrorCode.CONNECTION_FAILED, f"handshake failed: {exc}") from exc
+        except AvatarKitError:  # a malformed reply: the socket must not be left open
+            await self._ws.close()
+            raise
         if msg.type == pb.MESSAGE_SERVER_ERROR:
             await self._ws.close()
             err = msg.server_error
@@ -189,7 +192,10 @@ class AvatarSession:
         if not self._last_req_id:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "no request to interrupt")
         req_id, self._req_id = self._last_req_id, None
-        await self._ws.send(encode_interrupt(req_id))
+        try:
+            await self._ws.send(encode_interrupt(req_id))
+        except ConnectionClosed as exc:
+            raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"send failed: {exc}") from exc
         return req_id
 
     async def close(self) -> None:
@@ -225,10 +231,14 @@ class AvatarSession:
                 self._notify(
                     self.config.on_error, AvatarKitError(error, f"connection closed ({code})")
                 )
-        except AvatarKitError as exc:
+        except AvatarKitError as exc:  # a malformed message: this connection is done
             self._notify(self.config.on_error, exc)
         if not self._closed:
             self._closed = True
+            # close() returns early from now on, so hang up here: after a malformed message
+            # the socket would otherwise stay open (and unread) until the server timed out.
+            with contextlib.suppress(Exception):
+                await self._ws.close()
             self._notify(self.config.on_close)
 
     @staticmethod
