@@ -22,6 +22,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -252,9 +253,12 @@ class AvatarManager:
                 async with session.get(self.base_url) as resp:
                     if resp.status != 200:
                         raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: HTTP {resp.status}")
-                    return list((await resp.json(content_type=None))["avatars"])
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as exc:
+                    avatars = list((await resp.json(content_type=None))["avatars"])
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
                 raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: {exc}") from exc
+        if not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in avatars):
+            raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{self.base_url}: an entry without an id")
+        return avatars
 
     # -- the load ---------------------------------------------------------------------------
     def _joinable(self, avatar_id: str) -> _Load | None:
@@ -301,12 +305,12 @@ class AvatarManager:
 
         async with aiohttp.ClientSession(timeout=self._client_timeout()) as session:
             manifest = await self._fetch_manifest(session, avatar_id)
-            async with self._disk_lock(avatar_id):
+            async with self._disk_lock(avatar_id) as locked:
                 # Another process (or loop) may have finished this package while we waited.
                 cached = await asyncio.to_thread(self._from_disk, avatar_id, manifest)
                 if cached is not None:
                     return cached
-                staging = await asyncio.to_thread(self._make_staging, avatar_id)
+                staging = await asyncio.to_thread(self._make_staging, avatar_id, locked)
                 try:
                     done = 0
                     total = max(manifest.total_size, 1)
@@ -404,7 +408,7 @@ class AvatarManager:
                     report(min(have, entry.size))
                     if have > entry.size:
                         break  # more than the manifest says: the checksum check rejects it
-                _flush(fh)
+                await asyncio.to_thread(_flush, fh)  # fsync can block for long: not on the loop
         if have < entry.size:
             raise _Retryable(f"connection closed after {have} of {entry.size} bytes")
 
@@ -435,14 +439,30 @@ class AvatarManager:
         except AvatarKitError as exc:
             log.warning("avatar cache: ignoring %s (%s)", package, exc.message)
             return None
+        except OSError as exc:  # unreadable, or swapped by another process mid-check
+            log.warning("avatar cache: ignoring %s (%s)", package, exc)
+            return None
 
-    def _make_staging(self, avatar_id: str) -> Path:
+    def _make_staging(self, avatar_id: str, locked: bool = False) -> Path:
+        if locked:  # we hold the id's lock: any staging folder of this id is a dead process's
+            self._remove_stale_staging(avatar_id)
         staging = self.cache_dir / f".staging-{avatar_id}-{uuid.uuid4().hex[:12]}"
         try:
             staging.mkdir(parents=True)
         except OSError as exc:
             raise _disk_error(exc, self.cache_dir) from exc
         return staging
+
+    def _remove_stale_staging(self, avatar_id: str) -> None:
+        """Drop what a download killed mid-way (crash, kill -9, power cut) left behind, so
+        the cache does not grow by a partial package per interrupted download."""
+        stale = re.compile(rf"^\.staging-{re.escape(avatar_id)}-[0-9a-f]{{12}}$")
+        if not self.cache_dir.is_dir():
+            return
+        for child in self.cache_dir.iterdir():
+            if stale.match(child.name):
+                log.info("avatar cache: removing %s, left by an interrupted download", child.name)
+                shutil.rmtree(child, ignore_errors=True)
 
     def _commit(self, staging: Path, manifest: Manifest) -> None:
         """Make the staged package visible in one atomic rename (the manifest goes in last)."""
@@ -458,12 +478,13 @@ class AvatarManager:
             raise _disk_error(exc, self.cache_dir) from exc
 
     @contextlib.asynccontextmanager
-    async def _disk_lock(self, avatar_id: str) -> AsyncIterator[None]:
-        """An exclusive per-id lock file (POSIX ``flock``), polled so a cancel stays prompt."""
+    async def _disk_lock(self, avatar_id: str) -> AsyncIterator[bool]:
+        """An exclusive per-id lock file (POSIX ``flock``), polled so a cancel stays prompt.
+        Yields whether the lock is really held."""
         try:
             import fcntl
         except ImportError:  # no flock (Windows): atomic renames still keep the cache whole
-            yield
+            yield False
             return
         locks = self.cache_dir / _LOCKS_DIR
         try:
@@ -479,7 +500,7 @@ class AvatarManager:
                 except BlockingIOError:
                     await asyncio.sleep(0.05)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:

@@ -109,7 +109,7 @@ class Manifest:
     def from_json(cls, data: Any, source: str = "manifest") -> Manifest:
         try:
             return cls._parse(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # e.g. a list where an object belongs
             raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: {exc}") from exc
 
     @classmethod

@@ -85,10 +85,10 @@ def parse_options(
     mode.add_argument("--headless", action="store_true", help="render off-screen (virtual clock), write MP4 + PNG")
     mode.add_argument("--windowed", action="store_true", help=f"open a window ({default} is the default with a display)")
     mode.add_argument("--fullscreen", action="store_true", help="cover the whole screen (--size is ignored)")
-    parser.add_argument("--seconds", type=float, default=None, help=f"how long to run (headless default {headless_seconds:g})")
+    parser.add_argument("--seconds", type=positive(float), default=None, help=f"how long to run (headless default {headless_seconds:g})")
     parser.add_argument("--out", type=Path, default=Path("out"), help="headless output folder (default ./out)")
     parser.add_argument("--size", default="1280x720", type=_size, help="WIDTHxHEIGHT (default 1280x720)")
-    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--fps", type=positive(int), default=30)
     if avatar is not None:
         parser.add_argument("--avatar", default=avatar, help=f"bundled avatar id (default {avatar})")
     args = parser.parse_args(argv)
@@ -96,6 +96,22 @@ def parse_options(
     seconds = args.seconds if args.seconds is not None else (headless_seconds if headless else None)
     full = not headless and (args.fullscreen or (fullscreen and not args.windowed))
     return SceneOptions(headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full)
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above zero (else a usage error, not a traceback)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:  # also rejects NaN
+            raise argparse.ArgumentTypeError(f"must be above zero, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -420,13 +436,16 @@ class _Recording:
         if stage.device is None:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "recording needs the headless (virtual audio) stage")
         out = stage.options.out
-        out.mkdir(parents=True, exist_ok=True)
         self.mp4 = out / f"{name}.mp4"
         self.png = out / f"{name}.png"
         self.frames = 0
-        self.open = True
         self._png_frame = None if png_at is None else round(png_at * stage.options.fps)
-        self._writer = VideoWriter(self.mp4, stage.app.size, fps=stage.options.fps, sample_rate=SAMPLE_RATE, channels=2)
+        try:  # --out pointing at a file or a read-only place: one readable line, not a traceback
+            out.mkdir(parents=True, exist_ok=True)
+            self._writer = VideoWriter(self.mp4, stage.app.size, fps=stage.options.fps, sample_rate=SAMPLE_RATE, channels=2)
+        except OSError as exc:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot write {self.mp4}: {exc.strerror or exc}") from exc
+        self.open = True
         self._still: np.ndarray | None = None
 
     def add_frame(self, pixels: np.ndarray) -> None:

@@ -16,11 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import App, Component, ModelRenderer, VideoWriter, load_gltf, quat_from_euler
+from engine import (
+    App,
+    Component,
+    EngineError,
+    ModelRenderer,
+    VideoWriter,
+    load_gltf,
+    quat_from_euler,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 FALLBACK_MODEL = REPO / "assets" / "test" / "shapes.glb"
 SAMPLE_RATE = 48000
+PROG = "python -m scenes.render_test"
 SYLLABLE_HZ = 3.5  # about the syllable rate of speech
 
 
@@ -108,18 +117,36 @@ def render(out_dir: Path, seconds: float = 3.0, size=(1280, 720), fps: int = 30,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scenes.render_test", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+    parser.add_argument("--size", default="1280x720", type=_size, help="WIDTHxHEIGHT")
     parser.add_argument("--model", type=Path, default=None, help="a .glb/.gltf (default: first bundled avatar)")
     args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    info = render(args.out, args.seconds, (width, height), model_path=args.model)
+    if not args.seconds > 0:
+        parser.error(f"--seconds must be above zero, got {args.seconds}")
+    try:
+        info = render(args.out, args.seconds, args.size, model_path=args.model)
+    except EngineError as exc:  # one readable line and exit status 2, as in every scene
+        print(f"{PROG}: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # --out under a file, or read-only
+        print(f"{PROG}: error [invalidRequest]: cannot write in {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"rendered {info['model'].name} ({info['triangles']} triangles) on {info['renderer']}")
     print(f"image: {info['png'].resolve()}")
     print(f"video: {info['mp4'].resolve()} ({info['frames']} frames with audio)")
     return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be even and at least 16")
+    return w, h
 
 
 if __name__ == "__main__":

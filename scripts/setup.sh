@@ -9,15 +9,21 @@ REQUIRED_DEBS=(libegl1 libgl1-mesa-dri libegl-mesa0)
 OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx)
 
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
+apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     want=$(missing_debs "${REQUIRED_DEBS[@]}" "${OPTIONAL_DEBS[@]}")
     if [ -n "$want" ]; then
         echo "[setup] apt-get install:" $want
         apt-get update -qq || true
+        # apt installs all or nothing: one optional package missing from this release's
+        # archive must not cost the required ones, so on failure go one package at a time.
         # shellcheck disable=SC2086
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $want \
-            >/dev/null || echo "[setup] warning: some system packages could not be installed"
+        if ! apt_install $want; then
+            for p in $want; do
+                apt_install "$p" || echo "[setup] warning: could not install $p"
+            done
+        fi
     fi
 fi
 still=$(missing_debs "${REQUIRED_DEBS[@]}")

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from avatarkit.arkit import ARKIT_NAMES
+    from avatarkit.cli.render import check_output
     from avatarkit.errors import AvatarKitError, ErrorCode
     from avatarkit.motion.stream import SUPPORTED_FPS, create_stream
     from avatarkit.motion.wav import read_wav
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{out} exists and is not a directory")
         targets = [out / f"{stem}.npz" for stem in stems]
     audios = [read_wav(p) for p in inputs]  # every input is checked before anything is written
+    for target in targets:
+        check_output(target)
     for path, audio, target in zip(inputs, audios, targets, strict=True):
         stream = create_stream(audio.sample_rate, args.fps)
         chunk = max(1, int(CHUNK_S * audio.sample_rate))
@@ -54,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
         for start in range(0, len(audio.pcm), chunk):
             frames += stream.push(audio.pcm[start : start + chunk].tobytes())
         frames += stream.finish()
-        target.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
             target,
             names=np.array(ARKIT_NAMES),

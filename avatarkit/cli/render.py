@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import time
 import wave
 from dataclasses import dataclass
@@ -90,6 +91,20 @@ def read_wav(path: Path) -> tuple[bytes, int]:
     return mono.astype("<i2").tobytes(), rate
 
 
+def check_output(path: Path) -> None:
+    """Make sure ``path`` can be written (its folder created): a readable error if not."""
+    if path.is_dir():
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{path} is a directory; name the file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot create the folder {path.parent}: a file is in the way") from exc
+    except OSError as exc:
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot create the folder {path.parent}: {exc.strerror or exc}") from exc
+    if not os.access(path.parent, os.W_OK):
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot write in {path.parent}")
+
+
 def render_video(
     avatar_id: str,
     audio_path: Path,
@@ -109,6 +124,7 @@ def render_video(
 
     started = time.perf_counter()
     pcm, rate = read_wav(Path(audio_path))
+    check_output(Path(output))  # fail now, not after the whole render
     samples = len(pcm) // 2
     frames = math.ceil(samples * fps / rate)  # the last frame may show the audio's tail
     avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(avatar_id)

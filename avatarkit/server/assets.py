@@ -5,8 +5,8 @@ Routes (mounted by ``avatarkit serve`` on its one port, or alone by :class:`Asse
 - ``GET /v1/avatars`` - ``{"avatars": [{id, name, version, size, channels}]}``
 - ``GET /v1/avatars/{id}`` - the manifest JSON
 - ``GET /v1/avatars/{id}/files/{name}`` - file bytes with Content-Length, a strong ETag
-  (its SHA-256), single ``Range`` requests (206 / 416), ``If-None-Match`` (304) and
-  ``If-Range``.
+  (its SHA-256), single ``Range`` requests (206 / 416; a list of ranges or another unit
+  is ignored: 200), ``If-None-Match`` (304) and ``If-Range``.
 
 Only names listed in a valid manifest are ever opened, and the resolved path must stay
 inside the package directory, so no request can read outside ``root``.
@@ -21,7 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from avatarkit.errors import ErrorCode
-from avatarkit.package import ID_RE, Manifest, list_packages, read_manifest
+from avatarkit.package import ID_RE, FileEntry, Manifest, list_packages, read_manifest
 
 ROOT_KEY = web.AppKey("avatarkit_assets_root", Path)
 CHUNK = 256 * 1024
@@ -78,8 +78,9 @@ async def _manifest(request: web.Request) -> web.Response:
     return web.Response(body=manifest.to_bytes(), content_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
-async def _file(request: web.Request) -> web.StreamResponse:
-    found = await asyncio.to_thread(_package, request)
+def _locate(request: web.Request) -> tuple[Path, FileEntry, int] | web.Response:
+    """The requested file's path, manifest entry and size (filesystem work: off the loop)."""
+    found = _package(request)
     if isinstance(found, web.Response):
         return found
     package_dir, manifest = found
@@ -87,19 +88,31 @@ async def _file(request: web.Request) -> web.StreamResponse:
     entry = manifest.file(name)
     # Only a listed name reaches the filesystem (an unlisted one may hold a NUL byte, ...).
     path = (package_dir / name).resolve() if entry is not None else None
-    if path is None or path.parent != package_dir.resolve() or not path.is_file():
+    if entry is None or path is None or path.parent != package_dir.resolve() or not path.is_file():
         return _error(404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}")
-    size = path.stat().st_size
+    return path, entry, path.stat().st_size
+
+
+async def _file(request: web.Request) -> web.StreamResponse:
+    found = await asyncio.to_thread(_locate, request)
+    if isinstance(found, web.Response):
+        return found
+    path, entry, size = found
+    name = path.name
     etag = f'"{entry.sha256}"'
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "public, max-age=3600"}
-    if etag in _etags(request.headers.get("If-None-Match", "")):
+    # File URLs are not versioned (a new version of an avatar reuses its names), so caches
+    # may keep the bytes but must revalidate with the ETag: a CDN then answers 304s, and
+    # never serves last version's model against this version's manifest (checksumMismatch).
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "public, no-cache"}
+    if_none_match = _etags(request.headers.get("If-None-Match", ""))
+    if etag in if_none_match or "*" in if_none_match:
         return web.Response(status=304, headers=headers)
 
     start, end = 0, size - 1
     status = 200
     range_header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")
-    if range_header and (if_range is None or if_range.strip() == etag):
+    if range_header and _range_applies(range_header) and (if_range is None or if_range.strip() == etag):
         parsed = _parse_range(range_header, size)
         if parsed is None:
             headers["Content-Range"] = f"bytes */{size}"
@@ -113,7 +126,7 @@ async def _file(request: web.Request) -> web.StreamResponse:
     response.content_length = end - start + 1 if size else 0
     await response.prepare(request)
     if request.method != "HEAD" and size:
-        with open(path, "rb") as fh:
+        with await asyncio.to_thread(open, path, "rb") as fh:
             fh.seek(start)
             remaining = end - start + 1
             while remaining > 0:
@@ -128,6 +141,14 @@ async def _file(request: web.Request) -> web.StreamResponse:
 
 def _etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def _range_applies(header: str) -> bool:
+    """Whether to act on a Range header at all. Another unit must be ignored (RFC 9110
+    14.2), and a list of ranges is ignored too (we serve single ranges): the answer is
+    then the whole file (200), never a 416 for a file that is there."""
+    unit, _, spec = header.strip().partition("=")
+    return unit.strip().lower() == "bytes" and "," not in spec
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

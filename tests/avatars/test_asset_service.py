@@ -62,8 +62,8 @@ def test_file_full_range_etag_and_not_modified(packages, make_server):
             assert status == 206 and body == data[-5:]
             status, headers, _ = await fetch(s, url, Range=f"bytes={len(data)}-")
             assert status == 416 and headers["Content-Range"] == f"bytes */{len(data)}"
-            status, _, _ = await fetch(s, url, Range="pages=1-2")
-            assert status == 416
+            status, _, body = await fetch(s, url, Range="pages=1-2")  # unknown unit: ignored (RFC 9110)
+            assert status == 200 and body == data
 
             etag = f'"{manifest.files[0].sha256}"'
             status, _, body = await fetch(s, url, **{"If-None-Match": etag})
@@ -107,3 +107,37 @@ def test_parse_range():
     assert _parse_range("bytes=-30", 10) == (0, 9)
     for bad in ("bytes=10-", "bytes=5-4", "bytes=-0", "bytes=-", "bytes=1-2,4-5", "items=0-1"):
         assert _parse_range(bad, 10) is None, bad
+
+
+def test_range_lists_and_other_units_get_the_whole_file_not_416(packages, make_server):
+    """RFC 9110 14.2: a Range in another unit must be ignored, and 416 means no range can be
+    served; a file that is there answers 200 with the whole body. ``If-None-Match: *`` is 304."""
+    manifest = read_manifest(packages / "kai")
+    data = (packages / "kai" / manifest.model).read_bytes()
+
+    async def scenario():
+        async with make_server(packages) as server, aiohttp.ClientSession() as s:
+            url = f"{server.url}/kai/files/{manifest.model}"
+            for header in ("bytes=0-1,5-6", "items=0-1", "Bytes=0-1,3-4"):
+                status, headers, body = await fetch(s, url, Range=header)
+                assert status == 200 and body == data and "Content-Range" not in headers, header
+            status, _, _ = await fetch(s, url, Range=f"bytes={len(data)}-")  # truly unsatisfiable
+            assert status == 416
+            status, _, body = await fetch(s, url, **{"If-None-Match": "*"})
+            assert status == 304 and body == b""
+
+    run(scenario())
+
+
+def test_files_are_revalidated_by_caches_not_served_stale(packages, make_server):
+    """File URLs are not versioned: a CDN holding ``max-age`` bytes would hand out an old
+    model after the avatar is republished, and every client would fail ``checksumMismatch``."""
+    manifest = read_manifest(packages / "kai")
+
+    async def scenario():
+        async with make_server(packages) as server, aiohttp.ClientSession() as s:
+            _, headers, _ = await fetch(s, f"{server.url}/kai/files/{manifest.model}")
+            directives = {d.strip() for d in headers["Cache-Control"].split(",")}
+            assert "no-cache" in directives and not any(d.startswith("max-age") and d != "max-age=0" for d in directives)
+
+    run(scenario())

@@ -136,3 +136,30 @@ def test_avatarkit_demo_dispatches_to_the_scenes_with_their_flags(tmp_path, caps
     assert cli(["demo", "no-such-scene"]) == 2
     err = capsys.readouterr().err
     assert "unknown scene" in err and "kiosk" in err and "multi" in err and "golden" in err
+
+
+def test_unwritable_out_folder_is_one_readable_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = kiosk.main(["--headless", "--seconds", "0.2", "--out", str(blocker / "sub")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error [invalidRequest]" in err and "kiosk.mp4" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags", [["--fps", "0"], ["--fps", "-5"], ["--seconds", "0"], ["--seconds", "nan"]])
+def test_nonsense_numbers_are_usage_errors_not_tracebacks(flags, capsys):
+    with pytest.raises(SystemExit) as info:
+        runtime.parse_options(flags, "prog", "test", 1.0)
+    assert info.value.code == 2 and "must be above zero" in capsys.readouterr().err
+
+
+def test_render_test_scene_errors_are_one_readable_line(tmp_path, capsys):
+    from scenes import render_test
+
+    assert render_test.main(["--model", str(tmp_path / "missing.glb"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error [assetNotFound]" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        render_test.main(["--size", "12x7", "--out", str(tmp_path)])
+    assert "even and at least 16" in capsys.readouterr().err
