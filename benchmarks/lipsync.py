@@ -1,6 +1,6 @@
 """Lip-sync quality and speed on held-out speech: our model vs two baselines, one run.
 
-    .venv/bin/python benchmarks/lipsync.py [--utterances 60] [--fps 60] [--noisy]
+    .venv/bin/python benchmarks/lipsync.py [--utterances 60] [--fps 60] [--noisy] [--speed-table]
 
 Corpus: sentences from the held-out vocabulary spoken by held-out espeak voices
 (dialects and variants the model never trained on), phoneme-aligned through
@@ -86,10 +86,10 @@ def pcm_of(clip: Clip) -> bytes:
     return (np.clip(clip.audio, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def run_stream(make, clip: Clip, fps: int) -> tuple[np.ndarray, float]:
-    """Weights [T, 52] and the CPU seconds spent, fed in 20 ms chunks."""
+def run_stream(make, clip: Clip, fps: int, chunk_s: float = CHUNK_S) -> tuple[np.ndarray, float]:
+    """Weights [T, 52] and the CPU seconds spent, fed in ``chunk_s`` (20 ms) chunks."""
     pcm = pcm_of(clip)
-    chunk = int(CHUNK_S * RATE) * 2
+    chunk = int(round(chunk_s * RATE)) * 2
     t0 = time.process_time()
     stream = make(RATE, fps)
     frames = []
@@ -196,6 +196,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=60)
     parser.add_argument("--fps", type=int, default=60)
     parser.add_argument("--noisy", action="store_true", help="reverberant, noisy (20 dB SNR) speech")
+    parser.add_argument("--speed-table", action="store_true", help="also time the model at 30/60 fps with 20/40/100 ms pushes")
     args = parser.parse_args()
     clips = heldout_corpus(args.utterances, noisy=args.noisy)
     seconds = sum(len(c.audio) for c in clips) / RATE
@@ -247,6 +248,14 @@ def main() -> None:
         "RTF >= 200x": ours["rtf"] >= 200,
     }
     print("\nbars: " + ", ".join(f"{k}: {'PASS' if ok else 'FAIL'}" for k, ok in bars.items()))
+    if args.speed_table:
+        print("\nmodel speed by push size (times real time, CPU time of one thread, best of 3):")
+        for fps in (30, 60):
+            cells = []
+            for chunk_s in (0.02, 0.04, 0.1):
+                spent = min(sum(run_stream(create_stream, c, fps, chunk_s)[1] for c in clips) for _ in range(3))
+                cells.append(f"{chunk_s * 1000:.0f} ms {seconds / max(spent, 1e-9):.0f}x")
+            print(f"  {fps} fps: " + ", ".join(cells))
 
 
 if __name__ == "__main__":

@@ -90,23 +90,24 @@ class FaceAnimator:
 
         Returns weights [n, 52], head [n, 3], gaze [n, 2] (float32).
         """
-        terms, heads, gazes = [], [], []
+        rows = []  # per frame: the mapping's terms, then head (3), then gaze (2)
         for art, p_speech, loud in zip(articulation.tolist(), speech.tolist(), loudness.tolist(), strict=True):
             voiced = max(0.0, (p_speech - SPEECH_FLOOR) / (1.0 - SPEECH_FLOOR))
             self._speech += (voiced - self._speech) * self._speech_k
-            heads.append(self._head(voiced, loud, art[0]))
+            head = self._head(voiced, loud, art[0])
             blink = self._blink(voiced)
-            gazes.append(self._saccade())
+            gaze = self._saccade()
             o, c, r, s, d, t = art
             yaw, pitch = self._gaze[0] / GAZE_PER_WEIGHT, self._gaze[1] / GAZE_PER_WEIGHT
-            terms.append((
+            rows.append((
                 o, c, r, s, d, t, o * c, o * d, o * c * d, r * o, r * s, self._brow, blink,
-                max(yaw, 0.0), max(-yaw, 0.0), max(pitch, 0.0), max(-pitch, 0.0),
+                max(yaw, 0.0), max(-yaw, 0.0), max(pitch, 0.0), max(-pitch, 0.0), *head, *gaze,
             ))  # fmt: skip
             self._t += self.dt
-        weights = np.array(terms, np.float32) @ _MAPPING
+        table = np.array(rows, np.float32).reshape(len(rows), _NUM_TERMS + 5)  # one conversion
+        weights = table[:, :_NUM_TERMS] @ _MAPPING
         np.minimum(np.maximum(weights, 0.0, out=weights), 1.0, out=weights)
-        return weights, np.array(heads, np.float32), np.array(gazes, np.float32)
+        return weights, table[:, _NUM_TERMS : _NUM_TERMS + 3], table[:, _NUM_TERMS + 3 :]
 
     def _head(self, voiced: float, loud: float, opening: float) -> tuple[float, float, float]:
         """Nods on emphasised syllables (a damped spring kicked by each) plus a slow sway."""
@@ -166,6 +167,7 @@ class FaceAnimator:
 # so one small matrix product maps a whole batch of frames onto the 52 channels.
 _TERMS = ("o", "c", "r", "s", "d", "t", "oc", "od", "ocd", "ro", "rs", "brow", "blink", "right", "left", "up", "down")
 _T = {name: i for i, name in enumerate(_TERMS)}
+_NUM_TERMS = len(_TERMS)
 
 
 def _mapping() -> np.ndarray:

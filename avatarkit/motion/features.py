@@ -17,6 +17,8 @@ WINDOW_S = 0.025
 NUM_MELS = 40
 MEL_LO_HZ, MEL_HI_HZ = 50.0, 7600.0
 LOG_FLOOR = 1e-10
+_ROWWISE_MAX = 3  # up to this many frames, one matrix-vector product per frame (OpenBLAS's
+# gemm costs about twice two gemvs for [2, 257] x [257, 40])
 
 
 def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
@@ -44,6 +46,7 @@ class FeatureSpec:
         # Parseval scaling: a band reads the signal power inside it, whatever the rate/FFT size.
         scale = 2.0 / (self.n_fft * float(np.sum(self.hann.astype(np.float64) ** 2)))
         self.fbank = (tri.T * scale).astype(np.float32)  # [bins, mels]
+        self.fbank_t = np.ascontiguousarray(self.fbank.T)  # [mels, bins], for matrix-vector products
 
     def frame_start(self, k: np.ndarray | int) -> np.ndarray | int:
         """First sample of feature frame ``k``'s window, in a buffer that starts with ``half`` zeros."""
@@ -55,9 +58,21 @@ class FeatureSpec:
 
     def log_mel(self, frames: np.ndarray) -> np.ndarray:
         """[n, window] float32 samples in -1..1 -> [n, NUM_MELS] natural-log mel energies."""
-        spectrum = np.fft.rfft(frames * self.hann, n=self.n_fft, axis=1)
-        power = spectrum.real**2 + spectrum.imag**2
-        return np.log(power.astype(np.float32) @ self.fbank + LOG_FLOOR)
+        spectrum = np.fft.rfft(frames * self.hann, n=self.n_fft, axis=1)  # complex64 for float32 in
+        if spectrum.dtype == np.complex64:  # re², im² interleaved: one square, one add, no casts
+            squares = spectrum.view(np.float32)
+            np.multiply(squares, squares, out=squares)
+            power = squares[:, 0::2] + squares[:, 1::2]
+        else:
+            power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        if len(power) <= _ROWWISE_MAX:  # a push's 1-3 frames: gemv per frame beats a small gemm
+            bands = np.empty((len(power), NUM_MELS), np.float32)
+            for j in range(len(power)):
+                np.matmul(self.fbank_t, power[j], out=bands[j])
+        else:
+            bands = power @ self.fbank
+        bands += LOG_FLOOR
+        return np.log(bands, out=bands)
 
 
 @lru_cache(maxsize=16)
@@ -94,10 +109,12 @@ class LevelNorm:
         if len(mels) == 0:
             return mels
         ramp = PEAK_DECAY * np.arange(self._count, self._count + len(mels), dtype=np.float64)
-        tilted = np.maximum.accumulate(np.concatenate([[self._best], mels.sum(axis=1) * (1.0 / mels.shape[1]) + ramp]))
+        tilted = mels.sum(axis=1) * (1.0 / mels.shape[1]) + ramp
+        tilted[0] = max(tilted[0], self._best)  # max is exact: same as accumulating from best
+        np.maximum.accumulate(tilted, out=tilted)
         self._best = float(tilted[-1])
         self._count += len(mels)
-        peak = np.maximum(tilted[1:] - ramp, QUIET_LEVEL)
+        peak = np.maximum(tilted - ramp, QUIET_LEVEL)
         return mels - peak[:, None].astype(np.float32)
 
 
@@ -114,12 +131,19 @@ class SpeechMean:
         self._sum = prior.astype(np.float64) * SPEECH_PRIOR_FRAMES
         self._count = SPEECH_PRIOR_FRAMES
 
-    def __call__(self, mels: np.ndarray) -> np.ndarray:
-        """Level-normalised log-mels [n, mels] -> the running mean after each frame [n, mels]."""
+    def __call__(self, mels: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+        """Level-normalised log-mels [n, mels] -> the running mean after each frame [n, mels].
+
+        ``levels``: ``mels.sum(axis=1) / mels.shape[1]`` when the caller already has it.
+        """
         if len(mels) == 0:
             return mels
-        speech = (mels.sum(axis=1) * (1.0 / mels.shape[1]) > SPEECH_LEVEL).astype(np.float64)
-        sums = np.cumsum(mels * speech[:, None], axis=0) + self._sum
-        counts = np.cumsum(speech) + self._count
+        if levels is None:
+            levels = mels.sum(axis=1) * (1.0 / mels.shape[1])
+        speech = (levels > SPEECH_LEVEL).astype(np.float64)
+        sums = (mels * speech[:, None]).cumsum(axis=0)  # the method: no np.cumsum dispatch cost
+        sums += self._sum
+        counts = speech.cumsum()
+        counts += self._count
         self._sum, self._count = sums[-1].copy(), float(counts[-1])
         return (sums / counts[:, None]).astype(np.float32)

@@ -59,6 +59,7 @@ class LipSyncStream:
         self._raw = bytearray()  # received bytes not yet analysed (an odd byte waits here too)
         self._buf = np.zeros(self._spec.half, np.float32)  # samples from stream position -half
         self._buf_start = -self._spec.half
+        self._hop = sample_rate // 100 if sample_rate % 100 == 0 else 0  # float32 samples per feature frame
         self._bytes = 0  # bytes received
         self._received = 0  # whole samples received
         self._next_feature = 0
@@ -116,7 +117,8 @@ class LipSyncStream:
     def _take_raw(self) -> None:
         cut = len(self._raw) & ~1
         if cut:
-            samples = np.frombuffer(self._raw, dtype="<i2", count=cut // 2).astype(np.float32) * (1.0 / 32768.0)
+            samples = np.frombuffer(self._raw, dtype="<i2", count=cut // 2).astype(np.float32)
+            samples *= 1.0 / 32768.0
             self._buf = np.concatenate([self._buf, samples])
             del self._raw[:cut]
 
@@ -128,7 +130,7 @@ class LipSyncStream:
         count = total if total is not None else min(count, limit)
         if count <= self._next_frame:
             return []
-        frames = self._emit(np.arange(self._next_frame, count))
+        frames = self._emit(range(self._next_frame, count))
         self._wake = self._samples_for(self._next_frame)
         return frames
 
@@ -140,11 +142,21 @@ class LipSyncStream:
         k1 = (100 * (spare + 1) - 1) // self.sample_rate + 1 if spare >= 0 else 0
         if k1 <= self._next_feature:
             return
-        starts = (np.arange(self._next_feature, k1) * self.sample_rate) // 100 - spec.half - self._buf_start
-        mels = self._norm(spec.log_mel(self._buf[starts[:, None] + spec.offsets]))
-        rows = net.frame_vectors(mels)
-        window_means = np.concatenate([self._window_means, net.frame_vectors(self._speech_mean(mels))])
-        levels = np.concatenate([self._levels, mels.sum(axis=1) * (1.0 / mels.shape[1])])
+        if self._hop:  # a whole number of samples per 10 ms: the windows are a strided view
+            first = (self._next_feature * self.sample_rate) // 100 - spec.half - self._buf_start
+            shape, strides = (k1 - self._next_feature, spec.window), (self._hop * 4, 4)
+            windows = np.ndarray(shape, np.float32, self._buf, first * 4, strides)
+        else:  # 22050 Hz: 220.5 samples per 10 ms, gather the windows
+            starts = (np.arange(self._next_feature, k1) * self.sample_rate) // 100 - spec.half - self._buf_start
+            windows = self._buf[starts[:, None] + spec.offsets]
+        mels = self._norm(spec.log_mel(windows))
+        new_levels = mels.sum(axis=1) * (1.0 / mels.shape[1])
+        # Frames and running means through one projection call (row-wise: same numbers).
+        vectors = net.frame_vectors(np.concatenate([mels, self._speech_mean(mels, new_levels)]))
+        n_new = len(mels)
+        rows = vectors[:n_new]
+        window_means = np.concatenate([self._window_means, vectors[n_new:]])
+        levels = np.concatenate([self._levels, new_levels])
         self._next_feature = k1
         drop = (k1 * self.sample_rate) // 100 - spec.half - self._buf_start  # no later window needs these
         self._buf, self._buf_start = self._buf[drop:], self._buf_start + drop
@@ -162,17 +174,19 @@ class LipSyncStream:
         self._window_means = window_means[max(n_out, 0) :]
         self._levels = levels[max(n_out, 0) :]
 
-    def _emit(self, indices: np.ndarray) -> list[MotionFrame]:
-        pos = indices * 100 / self.fps - self._track_base  # in feature frames
-        lo = pos.astype(np.int64)
-        frac = (pos - lo)[:, None].astype(np.float32)
-        hi = np.minimum(lo + 1, len(self._track) - 1)
-        lo = np.minimum(lo, len(self._track) - 1)
+    def _emit(self, indices: range) -> list[MotionFrame]:
+        # Positions in feature frames, in Python floats (a push brings one to a few frames;
+        # the float64 arithmetic is the same as numpy's, so are the results).
+        fps, base, last = self.fps, self._track_base, len(self._track) - 1
+        pos = [i * 100 / fps - base for i in indices]
+        whole = [int(p) for p in pos]
+        frac = np.array([p - w for p, w in zip(pos, whole, strict=True)], np.float32)[:, None]
+        lo = [min(w, last) for w in whole]
+        hi = [min(w + 1, last) for w in whole]
         track = self._track[lo] * (1 - frac) + self._track[hi] * frac
         weights, head, gaze = self._face.animate(track[:, :_NUM_ART], track[:, _NUM_ART], track[:, _NUM_ART + 1])
-        fps = self.fps
-        frames = [MotionFrame(int(i), fps, weights[j], head[j], gaze[j]) for j, i in enumerate(indices)]
-        self._next_frame = int(indices[-1]) + 1
+        frames = [MotionFrame(i, fps, weights[j], head[j], gaze[j]) for j, i in enumerate(indices)]
+        self._next_frame = indices[-1] + 1
         # Forget posteriors no later frame interpolates from.
         keep_from = min(self._next_frame * 100 // self.fps - self._track_base, len(self._track) - 1)
         if keep_from > 0:
