@@ -36,7 +36,7 @@ from scipy import signal, stats  # noqa: E402
 
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES  # noqa: E402
 from avatarkit.motion.envelope import EnvelopeStream  # noqa: E402
-from avatarkit.motion.face import lip_aperture  # noqa: E402
+from avatarkit.motion.face import lip_aperture, mouth_moves  # noqa: E402
 from avatarkit.motion.stream import create_stream  # noqa: E402
 from avatarkit.motion.training.corpus import Clip, speak  # noqa: E402
 from avatarkit.motion.training.sentences import sentences  # noqa: E402
@@ -152,15 +152,7 @@ def best_lag_ms(pred: list[np.ndarray], gt: list[np.ndarray], fps: int, max_lag:
 
 def reversals_per_s(track: np.ndarray, fps: int, hysteresis: float = 0.05) -> float:
     """Opening/closing movements per second (direction changes larger than ``hysteresis``)."""
-    count, direction, extreme = 0, 0, track[0]
-    for value in track[1:]:
-        if direction >= 0 and value < extreme - hysteresis:
-            count, direction, extreme = count + (direction > 0), -1, value
-        elif direction <= 0 and value > extreme + hysteresis:
-            count, direction, extreme = count + (direction < 0), 1, value
-        elif (direction > 0 and value > extreme) or (direction < 0 and value < extreme):
-            extreme = value
-    return count * fps / len(track)
+    return mouth_moves(track, hysteresis) * fps / len(track)
 
 
 def evaluate(outputs: list[np.ndarray], clips: list[Clip], fps: int) -> dict[str, float]:

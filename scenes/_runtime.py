@@ -30,6 +30,7 @@ from avatarkit import (
     ErrorCode,
     LogLevel,
 )
+from avatarkit.cli import video_size
 from avatarkit.controller import ConnectionState
 from avatarkit.paths import AVATARS_DIR, SPEECH_DIR
 from avatarkit.server.embedded import EmbeddedServer
@@ -87,7 +88,7 @@ def parse_options(
     mode.add_argument("--fullscreen", action="store_true", help="cover the whole screen (--size is ignored)")
     parser.add_argument("--seconds", type=positive(float), default=None, help=f"how long to run (headless default {headless_seconds:g})")
     parser.add_argument("--out", type=Path, default=Path("out"), help="headless output folder (default ./out)")
-    parser.add_argument("--size", default="1280x720", type=_size, help="WIDTHxHEIGHT (default 1280x720)")
+    parser.add_argument("--size", default="1280x720", type=video_size, help="WIDTHxHEIGHT (default 1280x720)")
     parser.add_argument("--fps", type=positive(int), default=30)
     if avatar is not None:
         parser.add_argument("--avatar", default=avatar, help=f"bundled avatar id (default {avatar})")
@@ -112,16 +113,6 @@ def positive(kind: type) -> Callable[[str], float]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if w < 16 or h < 16 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be even and at least 16")
-    return w, h
 
 
 # -- bundled speech -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarkit.cli import video_size
 from engine import (
     App,
     Component,
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--size", default="1280x720", type=_size, help="WIDTHxHEIGHT")
+    parser.add_argument("--size", default="1280x720", type=video_size, help="WIDTHxHEIGHT")
     parser.add_argument("--model", type=Path, default=None, help="a .glb/.gltf (default: first bundled avatar)")
     args = parser.parse_args(argv)
     if not args.seconds > 0:
@@ -137,16 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"image: {info['png'].resolve()}")
     print(f"video: {info['mp4'].resolve()} ({info['frames']} frames with audio)")
     return 0
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if w < 16 or h < 16 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be even and at least 16")
-    return w, h
 
 
 if __name__ == "__main__":

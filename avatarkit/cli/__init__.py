@@ -18,6 +18,17 @@ from avatarkit.errors import AvatarKitError
 SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
 
 
+def video_size(text: str) -> tuple[int, int]:
+    """argparse type for ``WIDTHxHEIGHT``: even (H.264 needs it) and at least 16 pixels."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be even and at least 16")
+    return w, h
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avatarkit", description="AvatarKit for Python: real-time talking avatars.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

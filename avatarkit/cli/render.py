@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatarkit.cli import video_size
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
 
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
         "--audio", required=True, type=Path, help="speech: 16-bit PCM WAV, mono or stereo"
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="the MP4 to write")
-    p.add_argument("--size", default="640x360", type=_size, help="WIDTHxHEIGHT (default 640x360)")
+    p.add_argument("--size", default="640x360", type=video_size, help="WIDTHxHEIGHT (default 640x360)")
     p.add_argument("--fps", default=30, type=int, choices=SUPPORTED_FPS)
     p.add_argument(
         "--idle", default="on", choices=("on", "off"), help="idle animation between speech"
@@ -180,13 +181,3 @@ def _wait_for_motion(controller, seconds: float) -> None:
             return
         time.sleep(0.005)
     log.warning("motion incomplete after %.0f s; the rest plays with a still face", MOTION_WAIT_S)
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if w <= 0 or h <= 0 or w % 2 or h % 2:
-        raise argparse.ArgumentTypeError(f"{text}: width and height must be positive and even")
-    return w, h

@@ -221,3 +221,17 @@ def lip_aperture(weights: np.ndarray) -> np.ndarray:
     lower = w[:, _pair("mouthLowerDown")].mean(axis=1)
     press = w[:, _pair("mouthPress")].mean(axis=1)
     return np.maximum(0.0, w[:, _I["jawOpen"]] + 0.5 * lower - w[:, _I["mouthClose"]] - 0.5 * press)
+
+
+def mouth_moves(track: np.ndarray, hysteresis: float = 0.05) -> int:
+    """Opening/closing movements in an aperture track: direction changes larger than
+    ``hysteresis`` (the benchmark's and the tests' measure of chatter)."""
+    count, direction, extreme = 0, 0, track[0]
+    for value in track[1:]:
+        if direction >= 0 and value < extreme - hysteresis:
+            count, direction, extreme = count + (direction > 0), -1, value
+        elif direction <= 0 and value > extreme + hysteresis:
+            count, direction, extreme = count + (direction < 0), 1, value
+        elif (direction > 0 and value > extreme) or (direction < 0 and value < extreme):
+            extreme = value
+    return count

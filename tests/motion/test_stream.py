@@ -104,18 +104,9 @@ def test_face_returns_smoothly_to_rest_after_speech(mt, greeting):
 def test_mouth_moves_with_syllables_without_chattering(mt):
     """Opening/closing movements per second stay near what the phoneme alignment implies."""
     from avatarkit.motion.face import lip_aperture
+    from avatarkit.motion.face import mouth_moves as moves
     from avatarkit.motion.visemes import ARTICULATION, frame_labels, segments
 
-    def moves(track: np.ndarray, hysteresis: float = 0.05) -> int:
-        count, direction, extreme = 0, 0, track[0]
-        for value in track[1:]:
-            if direction >= 0 and value < extreme - hysteresis:
-                count, direction, extreme = count + (direction > 0), -1, value
-            elif direction <= 0 and value > extreme + hysteresis:
-                count, direction, extreme = count + (direction < 0), 1, value
-            elif (direction > 0 and value > extreme) or (direction < 0 and value < extreme):
-                extreme = value
-        return count
 
     ours = truth = 0
     for line_id in ("greeting", "kiosk_cafe", "quiz_q2", "conv_cleo_1"):
