@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from avatarkit.server.assets import add_asset_routes
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.console import STATE_KEY, add_console_routes
 from avatarkit.server.ingress import INGRESS_PATH, ingress
@@ -32,7 +32,7 @@ async def create_app(config: ServerConfig | None = None) -> web.Application:
     app.router.add_get(INGRESS_PATH, ingress)
     app.router.add_get("/v1/health", _health)
     if config.serve_assets:
-        _add_assets(app)
+        add_asset_routes(app)
     app.cleanup_ctx.append(_watchdog)
     app.on_shutdown.append(_drain_sessions)
     return app
@@ -40,16 +40,6 @@ async def create_app(config: ServerConfig | None = None) -> web.Application:
 
 def server_state(app: web.Application) -> ServerState:
     return app[STATE_KEY]
-
-
-def _add_assets(app: web.Application) -> None:
-    try:
-        assets = importlib.import_module("avatarkit.server.assets")
-    except ModuleNotFoundError as exc:
-        if exc.name != "avatarkit.server.assets":
-            raise
-        return  # the asset service is not built in this checkout
-    assets.add_asset_routes(app)
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from avatarkit.server.tokens import TokenLedger, TokenSigner
 
 if TYPE_CHECKING:
     from avatarkit.server.session import Session
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,7 +57,11 @@ class ServerState:
     def check_limits(self) -> None:
         now_monotonic, now_unix = time.monotonic(), time.time()
         for session in list(self.sessions):
-            session.check_limits(now_monotonic, now_unix)
+            try:
+                session.check_limits(now_monotonic, now_unix)
+            except Exception:  # one broken session must not stop the checks of all the others
+                log.exception("limit check failed; closing that session")
+                session.fail(ErrorCode.SERVER_ERROR, "internal error", close_code=1011)
 
 
 def _known_avatars(config: ServerConfig) -> frozenset[str] | None:

@@ -11,7 +11,7 @@ import websockets
 
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.proto import wire_pb2 as pb
-from avatarkit.protocol import decode_envelope, encode_confirm
+from avatarkit.protocol import classify, decode_envelope, encode_configure, encode_confirm
 from avatarkit.server_sdk import new_avatar_session
 
 pytestmark = pytest.mark.timeout(30)
@@ -248,3 +248,39 @@ async def test_a_non_ascii_digit_fps_is_an_invalid_request(server):
         envelope = decode_envelope(await asyncio.wait_for(ws.recv(), 5.0))
         assert envelope.type == pb.MESSAGE_SERVER_ERROR, envelope
         assert classify(envelope.server_error.code, envelope.server_error.message) is ErrorCode.INVALID_REQUEST
+
+
+async def test_one_broken_limit_check_does_not_stop_the_watchdog_for_the_others(make_server, monkeypatch):
+    """A session whose limit check raises is closed with serverError; the others keep
+    their idle-timeout checks (the watchdog task must not die)."""
+    from avatarkit.server.session import Session
+
+    server = make_server(idle_timeout_s=0.5)
+    original = Session.check_limits
+    broken: list[str] = []  # the connection id whose check raises
+
+    def check(self, now_monotonic, now_unix):
+        if self.connection_id in broken:
+            raise RuntimeError("boom")
+        return original(self, now_monotonic, now_unix)
+
+    monkeypatch.setattr(Session, "check_limits", check)
+    token_a, token_b = server.issue_token(), server.issue_token()
+    url = f"{server.ingress_url}/websocket?id=ava&appId={server.app_id}&sessionKey="
+    async with websockets.connect(url + token_a) as first, websockets.connect(url + token_b) as second:
+        confirmed = []
+        for ws in (first, second):
+            await ws.send(encode_configure(16000))
+            confirmed.append(decode_envelope(await ws.recv()))
+        assert all(m.type == pb.MESSAGE_SERVER_CONFIRM_SESSION for m in confirmed)
+        broken.append(confirmed[0].server_confirm_session.connection_id)
+        closed = []
+        for ws in (first, second):
+            try:
+                while True:
+                    message = decode_envelope(await asyncio.wait_for(ws.recv(), 5))
+                    if message.type == pb.MESSAGE_SERVER_ERROR:
+                        closed.append(classify(message.server_error.code, message.server_error.message))
+            except websockets.ConnectionClosed:
+                pass
+    assert sorted(closed) == sorted([ErrorCode.SERVER_ERROR, ErrorCode.IDLE_TIMEOUT])
