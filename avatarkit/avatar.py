@@ -1,22 +1,22 @@
 """``Avatar``: a loaded avatar package, ready for an ``AvatarView`` to render.
 
 An Avatar is plain data on disk plus the knowledge of how to drive it: its manifest, the
-local GLB path, and the :class:`~avatarkit.blendshapes.BlendshapeMap` that turns a
-float32[52] ARKit vector into morph-target weights. Parsing the GLB into GPU-ready arrays
-is the engine's job (``engine.load_gltf``), done lazily by :attr:`Avatar.asset`.
+local GLB path, the parsed glTF (``engine.load_gltf``: CPU arrays every view of it shares),
+and the :class:`~avatarkit.blendshapes.BlendshapeMap` that turns a float32[52] ARKit vector
+into morph-target weights. The GLB is parsed once, when the Avatar is made (the manager does
+that on a worker thread, so the render thread never parses).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from avatarkit.blendshapes import BlendshapeMap, build_map, gltf_target_names
+from avatarkit.blendshapes import BlendshapeMap, build_map, mesh_target_names
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.package import (
     MANIFEST_NAME,
@@ -37,13 +37,18 @@ MODEL_SUFFIXES = (".glb", ".gltf")
 class Avatar:
     """A loaded avatar. Cheap to keep around; GPU resources belong to views."""
 
-    def __init__(self, manifest: Manifest, root: Path, blendshape_map: BlendshapeMap | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        root: Path,
+        blendshape_map: BlendshapeMap | None = None,
+        asset: GltfAsset | None = None,
+    ) -> None:
         self.manifest = manifest
         self.root = Path(root)
         self.model_path = self.root / manifest.model
-        self.blendshape_map = blendshape_map or build_map(gltf_target_names(self.model_path))
-        self._asset: GltfAsset | None = None
-        self._asset_lock = threading.Lock()
+        self.asset: GltfAsset = asset or load_model(self.model_path, manifest.id)
+        self.blendshape_map = blendshape_map or build_map(mesh_target_names(self.asset))
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -76,19 +81,6 @@ class Avatar:
         """Weights in ``target_names`` order (e.g. ``ModelRenderer.asset.target_names``)."""
         return self.blendshape_map.weights_for(arkit, target_names)
 
-    @property
-    def asset(self) -> GltfAsset:
-        """The parsed glTF (CPU arrays), loaded on first use and shared by every view."""
-        with self._asset_lock:
-            if self._asset is None:
-                from engine import EngineError, load_gltf
-
-                try:
-                    self._asset = load_gltf(self.model_path)
-                except EngineError as exc:
-                    raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{self.id}: {exc}") from exc
-            return self._asset
-
     def __repr__(self) -> str:
         return f"Avatar(id={self.id!r}, name={self.name!r}, channels={len(self.available_channels)}/52)"
 
@@ -108,10 +100,10 @@ class Avatar:
             raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no such file: {path}")
         if path.suffix.lower() not in MODEL_SUFFIXES:
             raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb or .gltf file")
-        meshes = gltf_target_names(path)
-        if not meshes:
+        asset = load_model(path, path.name)
+        if not asset.meshes:
             raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes")
-        blend = build_map(meshes)
+        blend = build_map(mesh_target_names(asset))
         avatar_id = avatar_id or local_id(path.stem)
         manifest = Manifest(
             id=avatar_id,
@@ -122,10 +114,20 @@ class Avatar:
             channels=blend.available_channels,
             framing=Framing(),  # replaced below once the engine has measured the model
         )
-        avatar = cls(manifest, path.parent, blend)
+        avatar = cls(manifest, path.parent, blend, asset)
         lo, hi = avatar.asset.bounds()
         avatar.manifest = _with_framing(manifest, estimate_framing(lo, hi))
         return avatar
+
+
+def load_model(path: Path, label: str) -> GltfAsset:
+    """Parse an avatar's glTF with the engine; its failures become ``incompatibleAvatarAsset``."""
+    from engine import EngineError, load_gltf
+
+    try:
+        return load_gltf(path)
+    except EngineError as exc:
+        raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{label}: {exc}") from exc
 
 
 def derive(path: str | Path) -> Avatar:

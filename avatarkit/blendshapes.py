@@ -13,11 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatarkit.arkit import ARKIT_INDEX, ARKIT_NAMES, NUM_BLENDSHAPES
+
+if TYPE_CHECKING:
+    from engine import GltfAsset
 
 _CANONICAL = {name.lower(): name for name in ARKIT_NAMES}
 
@@ -185,30 +188,6 @@ def build_map(meshes: list[tuple[str, list[str]]]) -> BlendshapeMap:
     return BlendshapeMap([name for name, _ in meshes], [list(names) for _, names in meshes], matrices, bindings)
 
 
-def gltf_target_names(path: str | Path) -> list[tuple[str, list[str]]]:
-    """(mesh name, morph target names) per mesh of a .glb/.gltf file, in file order.
-
-    Names come from ``mesh.extras.targetNames`` (the de-facto convention) or, failing
-    that, the first primitive's ``extras.targetNames``; unnamed targets get ``target<i>``.
-    """
-    import pygltflib
-
-    from avatarkit.errors import AvatarKitError, ErrorCode
-
-    try:
-        gltf = pygltflib.GLTF2().load(str(path))
-    except Exception as exc:  # pygltflib raises many types on bad input
-        raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path}: not a readable glTF file ({exc})") from exc
-    if gltf is None:
-        raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path}: not a readable glTF file")
-    result = []
-    for i, mesh in enumerate(gltf.meshes or []):
-        count = max((len(p.targets or []) for p in mesh.primitives), default=0)
-        names: list = []
-        for extras in [mesh.extras, *(p.extras for p in mesh.primitives[:1])]:
-            if isinstance(extras, dict) and extras.get("targetNames"):
-                names = [str(n) for n in extras["targetNames"]]
-                break
-        names = (names + [f"target{j}" for j in range(len(names), count)])[:count]
-        result.append((mesh.name or f"mesh{i}", names))
-    return result
+def mesh_target_names(asset: GltfAsset) -> list[tuple[str, list[str]]]:
+    """(mesh name, morph target names) per mesh of a parsed glTF, in file order."""
+    return [(mesh.name, list(mesh.target_names)) for mesh in asset.meshes]

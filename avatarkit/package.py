@@ -210,12 +210,13 @@ def write_package(
     extra: dict[str, Any] | None = None,
 ) -> Manifest:
     """Write ``manifest.json`` for files already in package_dir (hashing them)."""
-    from avatarkit.blendshapes import build_map, gltf_target_names
+    from avatarkit.avatar import load_model
+    from avatarkit.blendshapes import build_map, mesh_target_names
 
     package_dir = Path(package_dir)
     names = files or [model]
     entries = tuple(FileEntry(n, (package_dir / n).stat().st_size, sha256_file(package_dir / n)) for n in names)
-    channels = build_map(gltf_target_names(package_dir / model)).available_channels
+    channels = build_map(mesh_target_names(load_model(package_dir / model, model))).available_channels
     manifest = Manifest.from_json(
         {
             "id": avatar_id,

@@ -265,8 +265,9 @@ class _Reader:
                 continue
             prims.append(self._primitive(prim))
         target_count = max((len(p.targets) for p in prims), default=0)
-        extras = mesh.extras if isinstance(mesh.extras, dict) else {}
-        names = list(extras.get("targetNames") or [])
+        # The convention is mesh.extras.targetNames; some exporters put them on the first primitive.
+        sources = [mesh.extras, *(p.extras for p in mesh.primitives[:1])]
+        names = next((list(e["targetNames"]) for e in sources if isinstance(e, dict) and e.get("targetNames")), [])
         if len(names) != target_count:
             if names:
                 log.warning("%s: mesh %s has %d target names for %d targets", self.path, index, len(names), target_count)

@@ -249,7 +249,6 @@ class Stage:
 
             self._show_loading(avatar_id, n / len(ids))
             avatar = manager.load_blocking(avatar_id, on_progress=report)
-            _ = avatar.asset  # parse the model now, inside the progress
             avatars.append(avatar)
             self._show_loading(avatar_id, (n + 1) / len(ids))
         self.loading.visible = False
