@@ -20,6 +20,7 @@ from engine.capture import save_png
 from engine.clock import Clock, ManualClock, RealtimeClock
 from engine.events import Event
 from engine.render.frame import Frame
+from engine.render.gpu_wait import wait_for_gpu
 from engine.render.renderer import Renderer
 from engine.render.target import RenderTarget
 from engine.scene import Scene
@@ -38,9 +39,10 @@ class App:
         software rasteriser, where 4x MSAA costs about 3x the frame time."""
         self.backend = backend
         self.ctx = backend.ctx
+        # A software rasteriser renders inside the GL calls, holding the GIL (see gpu_wait).
+        self.software = any(name in self.ctx.info["GL_RENDERER"].lower() for name in SOFTWARE_RENDERERS)
         if samples is None:
-            software = any(name in self.ctx.info["GL_RENDERER"].lower() for name in SOFTWARE_RENDERERS)
-            samples = 0 if software else 4
+            samples = 0 if self.software else 4
         self.clock: Clock = clock or (RealtimeClock(60.0) if backend.interactive else ManualClock(30.0))
         self.scene = scene or Scene()
         self.renderer = Renderer(self.ctx)
@@ -155,6 +157,8 @@ class App:
         self.target.begin(scene.lighting.clear_color)
         self.renderer.begin_frame(frame)
         scene.render(frame)
+        if self.software:
+            wait_for_gpu(self.ctx)  # rasterise with the GIL released: audio threads run
         self.target.resolve()
         return frame
 

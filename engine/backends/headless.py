@@ -7,6 +7,7 @@ import moderngl
 from engine import errors
 from engine.errors import EngineError
 from engine.events import Event
+from engine.render.gpu_wait import wait_for_gpu
 from engine.render.target import RenderTarget
 
 
@@ -27,7 +28,7 @@ class HeadlessBackend:
         return []
 
     def present(self, target: RenderTarget) -> None:
-        self.ctx.finish()  # the frame is complete when this returns
+        wait_for_gpu(self.ctx)  # the frame is complete when this returns (GIL released)
 
     def close(self) -> None:
         self.ctx.release()
