@@ -51,6 +51,10 @@ class Configuration:
     ``strict_sync``: stall playback (and report it) when motion runs short, instead of
     letting audio play on with a held face. ``audio_device``: ``auto`` (sound card when
     present, else a real-time null device), ``pyaudio``, ``null`` or ``virtual``.
+    ``audio_output``: which sound card (an index or part of a name from
+    ``engine.audio.output_devices()``; None = the system default). ``audio_device_rate``:
+    the card's rate (None: ``sample_rate`` when the card takes it, else its own; the
+    engine converts). ``audio_block``: frames per device callback (None: about 30 ms).
     """
 
     console_url: str = f"{DEFAULT_HOST}/v1/console"
@@ -61,6 +65,9 @@ class Configuration:
     jitter_buffer_ms: float = 100.0
     strict_sync: bool = False
     audio_device: str = "auto"
+    audio_output: int | str | None = None
+    audio_device_rate: int | None = None
+    audio_block: int | None = None
     token_provider: Callable[[], str] | None = None
     reconnect_attempts: int = 5
     reconnect_backoff_s: float = 0.2  # first retry delay; doubles per attempt
@@ -148,7 +155,13 @@ class AvatarSDK:
             if cls._mixer is None:
                 mixer = Mixer(config.sample_rate)
                 # Kept only once a device plays it: a mixer nothing pulls freezes every clock.
-                cls._device = open_device(mixer, config.audio_device)
+                cls._device = open_device(
+                    mixer,
+                    config.audio_device,
+                    output=config.audio_output,
+                    rate=config.audio_device_rate,
+                    block=config.audio_block,
+                )
                 cls._mixer = mixer
             return cls._mixer
 

@@ -46,6 +46,7 @@ class App:
         self.clock: Clock = clock or (RealtimeClock(60.0) if backend.interactive else ManualClock(30.0))
         self.scene = scene or Scene()
         self.renderer = Renderer(self.ctx)
+        self.renderer.flush_per_node = self.software
         self.target = RenderTarget(self.ctx, backend.size, samples)
         self.frame_index = 0  # frames completed
         self.stats = FrameStats()  # rolling real frame rate (``app.stats.fps``)

@@ -7,7 +7,9 @@ from engine.audio.devices import (
     NullDevice,
     PyAudioDevice,
     VirtualDevice,
+    default_block,
     open_device,
+    output_devices,
 )
 from engine.audio.mixer import Mixer, pan_gains
 from engine.audio.source import AudioSource
@@ -19,6 +21,8 @@ __all__ = [
     "NullDevice",
     "PyAudioDevice",
     "VirtualDevice",
+    "default_block",
     "open_device",
+    "output_devices",
     "pan_gains",
 ]

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 
 import numpy as np
 
 from engine.audio.mixer import CHANNELS, Mixer
+from engine.audio.resample import StreamResampler
 from engine.errors import INVALID_ARGUMENT, EngineError
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,10 @@ PLAYBACK_START_FAILED = "playbackStartFailed"
 AUDIO_DEVICE_LOST = "audioDeviceLost"
 
 NULL_DEVICE_PERIOD = 0.01  # seconds between NullDevice pulls (a typical device period)
-PYAUDIO_BLOCK = 512  # frames per PortAudio callback
+# Seconds per PortAudio callback (rounded up to a power-of-two block). PortAudio keeps two
+# blocks queued, so this also sets how long the callback thread may wait for the GIL
+# before the card underruns; 30 ms rides out the frame loop's Python work.
+PYAUDIO_PERIOD = 0.03
 WATCHDOG_PERIOD = 0.5  # seconds between checks that the PortAudio stream is still alive
 
 
@@ -123,14 +128,80 @@ class NullDevice(AudioDevice):
             mixer.mark_playing(origin + int((now - started) * rate), now)
 
 
-class PyAudioDevice(AudioDevice):
-    """A PortAudio output stream pulling from the mixer in its callback."""
+def default_block(rate: int, period: float = PYAUDIO_PERIOD) -> int:
+    """Frames per callback for ``period`` seconds at ``rate``, rounded up to a power of 2."""
+    return 1 << math.ceil(math.log2(max(1.0, rate * period)))
 
-    def __init__(self, mixer: Mixer, block: int = PYAUDIO_BLOCK) -> None:
+
+def safe_block(block: int | None, rate: int) -> int:
+    """``block`` doubled until it covers ``PYAUDIO_PERIOD``: the callback is Python, and a
+    shorter period (256 frames at 48 kHz is 5 ms, the GIL's own switch interval) cannot be
+    met while the frame loop runs, so such a card gets whole multiples of its block."""
+    if not block:
+        return default_block(rate)
+    if block < 1:
+        raise EngineError(INVALID_ARGUMENT, f"audio block must be positive, got {block}")
+    safe = int(block)
+    while safe < rate * PYAUDIO_PERIOD:
+        safe *= 2
+    if safe != block:
+        log.info("audio block %d raised to %d frames (%.0f ms) at %d Hz", block, safe,
+                 1000 * safe / rate, rate)
+    return safe
+
+
+def output_devices() -> list[dict]:
+    """The sound outputs PortAudio sees: ``index``, ``name``, ``rate`` (its default),
+    ``default`` (True for the system default). Empty without PyAudio or a sound server."""
+    try:
+        import pyaudio
+    except ImportError:
+        return []
+    with _quiet_stderr():
+        pa = pyaudio.PyAudio()
+    try:
+        try:
+            default = pa.get_default_output_device_info()["index"]
+        except OSError:
+            default = None
+        infos = (pa.get_device_info_by_index(i) for i in range(pa.get_device_count()))
+        return [
+            {"index": i["index"], "name": i["name"], "rate": int(i["defaultSampleRate"]),
+             "default": i["index"] == default}
+            for i in infos
+            if i["maxOutputChannels"] >= CHANNELS
+        ]
+    finally:
+        pa.terminate()
+
+
+class PyAudioDevice(AudioDevice):
+    """A PortAudio output stream pulling from the mixer in its callback.
+
+    ``output``: a device index or (part of) a device name (``output_devices()`` lists
+    them); None = the system default. ``rate``: the card's rate; None = the mixer's when
+    the card takes it, else the card's default. A card rate other than the mixer's is
+    converted here (``StreamResampler``), exact in time, so the audio clock stays true.
+    ``block``: frames per callback (None: ``PYAUDIO_PERIOD`` seconds' worth; smaller
+    requests are raised to a multiple that covers it, see ``safe_block``).
+    """
+
+    def __init__(
+        self,
+        mixer: Mixer,
+        block: int | None = None,
+        rate: int | None = None,
+        output: int | str | None = None,
+    ) -> None:
         super().__init__(mixer)
         self.block = block
+        self.rate = rate
+        self.output = output
+        self.underruns = 0  # callbacks PortAudio flagged as late (the card ran dry)
         self._pa = None
         self._stream = None
+        self._resampler: StreamResampler | None = None
+        self._origin = 0  # mixer frame that resampler input frame 0 is
         self._watchdog = threading.Event()
 
     def start(self) -> PyAudioDevice:
@@ -141,29 +212,50 @@ class PyAudioDevice(AudioDevice):
         with _quiet_stderr():  # PortAudio prints every backend it probes (ALSA, JACK...)
             pa = pyaudio.PyAudio()
         try:
-            pa.get_default_output_device_info()
+            index = _find_output(pa, self.output)
+            rate = self.rate or _pick_rate(pa, index, self.mixer.sample_rate)
+            block = safe_block(self.block, rate)
             stream = pa.open(
                 format=pyaudio.paFloat32,
                 channels=CHANNELS,
-                rate=self.mixer.sample_rate,
+                rate=rate,
                 output=True,
-                frames_per_buffer=self.block,
+                output_device_index=index,
+                frames_per_buffer=block,
                 stream_callback=self._callback,
+                start=False,
             )
         except (OSError, ValueError) as exc:
             pa.terminate()
             raise EngineError(PLAYBACK_START_FAILED, f"no audio output device: {exc}") from exc
+        self.rate, self.block = rate, block
+        if rate != self.mixer.sample_rate:
+            self._resampler = StreamResampler(self.mixer.sample_rate, rate)
+            self._origin = self.mixer.frames_mixed
         self._pa, self._stream = pa, stream
         self.mixer.latency_frames = int(stream.get_output_latency() * self.mixer.sample_rate)
         super().start()
+        stream.start_stream()
         self._watchdog.clear()
         threading.Thread(target=self._watch, name="audio-watchdog", daemon=True).start()
         return self
 
-    def _callback(self, _in, frame_count, _time_info, _status):
+    def _callback(self, _in, frame_count, _time_info, status):
         import pyaudio
 
-        return self.mixer.mix(frame_count).tobytes(), pyaudio.paContinue
+        if status & pyaudio.paOutputUnderflow:
+            self.underruns += 1
+        resampler = self._resampler
+        if resampler is None:
+            return self.mixer.mix(frame_count).tobytes(), pyaudio.paContinue
+        now = self.mixer.clock()
+        need = resampler.input_needed(frame_count)
+        if need:
+            resampler.push(self.mixer.mix(need))
+        # The mixer frame under this block's first sample starts playing now (the mixer
+        # subtracts the stream latency), not the first frame just mixed.
+        self.mixer.mark_playing(self._origin + resampler.position(), now)
+        return resampler.pull(frame_count).tobytes(), pyaudio.paContinue
 
     def _watch(self) -> None:
         while not self._watchdog.wait(WATCHDOG_PERIOD):
@@ -184,6 +276,38 @@ class PyAudioDevice(AudioDevice):
             self._stream = self._pa = None
 
 
+def _find_output(pa, output: int | str | None) -> int:
+    """PortAudio's index of the requested output (see ``PyAudioDevice``)."""
+    if output is None:
+        return pa.get_default_output_device_info()["index"]  # OSError when there is none
+    infos = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
+    outputs = [i for i in infos if i["maxOutputChannels"] >= CHANNELS]
+    if isinstance(output, int) or str(output).isdigit():
+        matches = [i for i in outputs if i["index"] == int(output)]
+    else:
+        want = str(output).lower()
+        matches = [i for i in outputs if i["name"].lower() == want] or [
+            i for i in outputs if want in i["name"].lower()
+        ]
+    if not matches:
+        names = ", ".join(repr(i["name"]) for i in outputs) or "none"
+        raise ValueError(f"no output device {output!r} (outputs: {names})")
+    return matches[0]["index"]
+
+
+def _pick_rate(pa, index: int, wanted: int) -> int:
+    """``wanted`` when the card plays it, else the card's own default rate."""
+    import pyaudio
+
+    try:
+        pa.is_format_supported(
+            wanted, output_device=index, output_channels=CHANNELS, output_format=pyaudio.paFloat32
+        )
+        return wanted
+    except ValueError:
+        return int(pa.get_device_info_by_index(index)["defaultSampleRate"])
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
     """Silence C-level writes to stderr (fd 2) for the duration."""
@@ -202,9 +326,16 @@ def _quiet_stderr():
         os.close(devnull)
 
 
-def open_device(mixer: Mixer, kind: str = "auto") -> AudioDevice:
+def open_device(
+    mixer: Mixer,
+    kind: str = "auto",
+    *,
+    output: int | str | None = None,
+    rate: int | None = None,
+    block: int | None = None,
+) -> AudioDevice:
     """Start an output device for ``mixer``: ``auto`` (a sound card, else null), ``pyaudio``,
-    ``null`` or ``virtual``."""
+    ``null`` or ``virtual``. ``output``/``rate``/``block`` choose the card (``PyAudioDevice``)."""
     if kind == "virtual":
         return VirtualDevice(mixer).start()
     if kind == "null":
@@ -212,7 +343,7 @@ def open_device(mixer: Mixer, kind: str = "auto") -> AudioDevice:
     if kind not in ("auto", "pyaudio"):
         raise EngineError(INVALID_ARGUMENT, f"unknown audio device kind {kind!r}")
     try:
-        return PyAudioDevice(mixer).start()
+        return PyAudioDevice(mixer, block=block, rate=rate, output=output).start()
     except EngineError as exc:
         if kind == "pyaudio":
             raise

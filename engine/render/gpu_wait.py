@@ -1,11 +1,12 @@
 """Wait for the GPU without holding the GIL.
 
 moderngl keeps the GIL through every call, and a software rasteriser (llvmpipe) does a
-frame's work inside ``glFinish``: 50-400 ms during which no other Python thread runs. The
-audio device's callback is such a thread; starved that long, PortAudio underruns and
-ALSA's PulseAudio plugin takes about 1.8 s to recover (speech comes out in blips). So the
-frame loop waits through ``ctypes``, which releases the GIL around foreign calls, on the
-GL library that dispatches to the current context (GLVND's libOpenGL, else libGL).
+frame's work inside ``glFinish``, or inside whichever draw call finds its queue of
+binned scenes full: 50-400 ms during which no other Python thread runs. The audio
+device's callback is such a thread; starved that long, PortAudio underruns and ALSA's
+PulseAudio plugin takes about 1.8 s to recover (speech comes out in blips). So the frame
+loop flushes and waits through ``ctypes``, which releases the GIL around foreign calls,
+on the GL library that dispatches to the current context (GLVND's libOpenGL, else libGL).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ _LIBRARIES = ("libOpenGL.so.0", "libGL.so.1", ctypes.util.find_library("OpenGL")
 
 
 @functools.cache
-def _gl_finish() -> Callable[[], None] | None:
+def _gl(function: str) -> Callable[[], None] | None:
     for name in _LIBRARIES:
         if not name:
             continue
         try:
-            return ctypes.CDLL(name).glFinish  # CDLL (not PyDLL): the GIL is released
+            return getattr(ctypes.CDLL(name), function)  # CDLL, not PyDLL: GIL released
         except (OSError, AttributeError):
             continue
     return None
@@ -35,8 +36,16 @@ def _gl_finish() -> Callable[[], None] | None:
 def wait_for_gpu(ctx: moderngl.Context) -> None:
     """Block until ``ctx`` (current on this thread) has finished all queued work, letting
     other threads run meanwhile; falls back to ``ctx.finish()`` without a GL library."""
-    finish = _gl_finish()
+    finish = _gl("glFinish")
     if finish is None:
         ctx.finish()
     else:
         finish()
+
+
+def flush_gpu() -> None:
+    """Hand the queued draws to the rasteriser threads, GIL released: a software
+    rasteriser that has to wait for room in its queue waits here, not inside a draw."""
+    flush = _gl("glFlush")
+    if flush is not None:
+        flush()

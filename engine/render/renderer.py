@@ -10,6 +10,7 @@ import numpy as np
 from engine.gltf import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive
+from engine.render.gpu_wait import flush_gpu
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
@@ -81,6 +82,8 @@ class Renderer:
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None] | None = None
         self.draw_calls = 0
+        # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
+        self.flush_per_node = False
 
     # -- assets ----------------------------------------------------------------
     def acquire(self, asset: GltfAsset) -> GpuAsset:
@@ -147,6 +150,8 @@ class Renderer:
         self._material_key = None
         for prim in prims:
             self._draw(gpu, prim, weights)
+        if self.flush_per_node:
+            flush_gpu()
 
     def draw_primitive(
         self, gpu: GpuAsset, prim: GpuPrimitive, model_matrix: np.ndarray, weights: MorphWeights | None
