@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUIRED_DEBS=(libegl1 libgl1-mesa-dri libegl-mesa0)
-OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx)
+OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx
+              pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
 apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
