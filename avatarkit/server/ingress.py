@@ -11,7 +11,7 @@ import re
 from aiohttp import web
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.server.console import STATE_KEY, error_response, refusal
+from avatarkit.server.console import STATE_KEY, error_response, invalid_token_response, refusal
 from avatarkit.server.session import Session
 
 INGRESS_PATH = "/v2/driveningress/websocket"
@@ -35,17 +35,23 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     app_id = request.headers.get("X-App-ID") or request.query.get("appId", "")
     token = request.headers.get("X-Session-Key") or request.query.get("sessionKey", "")
     avatar_id = request.query.get("id", "")
-    if app_id != cfg.app_id:
-        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id!r}")
-    known = state.known_avatars
-    if not _AVATAR_ID.fullmatch(avatar_id) or (known is not None and avatar_id not in known):
-        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"avatar not found: {avatar_id!r}")
+    # The vendor's order: the token first, then the app id, then the avatar (its e2e
+    # suite pins the answer to a bogus token with an unknown app id and avatar).
     try:
         claims = state.signer.verify(token)
     except AvatarKitError as exc:
+        if exc.code is ErrorCode.SESSION_TOKEN_INVALID:
+            return invalid_token_response()
         return refusal(exc)
+    if app_id != cfg.app_id:
+        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id[:128]!r}")
     if claims.app_id != app_id:
         return error_response(400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app")
+    known = state.known_avatars
+    if not _AVATAR_ID.fullmatch(avatar_id):
+        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id")
+    if known is not None and avatar_id not in known:
+        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {avatar_id!r}")
     address = request.remote or ""
     if not state.admit_ip(address):
         return error_response(429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED,

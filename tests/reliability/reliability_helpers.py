@@ -51,8 +51,10 @@ def refusal_code(exc: websockets.InvalidStatus) -> tuple[int, ErrorCode]:
     import json
 
     status = exc.response.status_code
-    first = json.loads(exc.response.body)["errors"][0]
-    return status, classify(first["code"], f"{first['title']} {first['detail']}", http_status=status, upgrade=True)
+    parsed = json.loads(exc.response.body)
+    first = (parsed.get("errors") or [parsed])[0]  # an invalid token: the bare {"message": ...}
+    text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
+    return status, classify(first.get("code"), text, http_status=status, upgrade=True)
 
 
 def start_serve(port: int, api_key: str, app_id: str, *extra: str):
