@@ -47,6 +47,14 @@ class ServerConfig:
     heartbeat_s: float = 10.0
     send_stall_s: float = 10.0
     max_connections_per_ip: int = 100  # live websocket sessions from one address; 0: no limit
+    # Connection guard (avatarkit.server.guard): a new connection's request headers must be
+    # complete within header_timeout_s; idle kept-alive HTTP connections close after
+    # keepalive_timeout_s; open TCP connections per address (0: no limit) and in all (None:
+    # below the process's file limit, so accept() never runs out of descriptors).
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 15.0
+    max_http_connections_per_ip: int = 256
+    max_connections: int | None = None
     # Batching (see docs/protocol.md): the first frames of an utterance go out at once;
     # after that a message waits for batch_frames frames or flush_after_s, whichever first.
     batch_frames: int = 3

@@ -24,6 +24,7 @@ from avatarkit.server.app import (
 )
 from avatarkit.server.blas import limit_blas_threads
 from avatarkit.server.config import ServerConfig, generate_api_key, generate_app_id
+from avatarkit.server.guard import GuardedAppRunner, quiet_accept_errors
 from avatarkit.server.state import ServerState, ServerStats
 
 
@@ -153,9 +154,10 @@ class EmbeddedServer:
     async def _start_site(self) -> None:
         app = await create_app(self.config)
         self._state = server_state(app)
-        runner = web.AppRunner(
-            app, handle_signals=False, shutdown_timeout=self.config.shutdown_grace_s + 2.0,
-            access_log=None,
+        quiet_accept_errors(asyncio.get_running_loop())
+        runner = GuardedAppRunner(
+            app, self.config, handle_signals=False,
+            shutdown_timeout=self.config.shutdown_grace_s + 2.0, access_log=None,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)

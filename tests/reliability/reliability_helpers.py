@@ -100,3 +100,76 @@ async def health(base_url: str) -> dict:
 
     async with aiohttp.ClientSession() as http, http.get(base_url + "/v1/health") as resp:
         return await resp.json()
+
+
+_SERVER_MAIN = """
+import json, logging, sys
+from avatarkit.server.config import ServerConfig
+from avatarkit.server.workers import serve
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+serve(ServerConfig(**json.loads(sys.argv[1])))
+"""
+
+
+class ServerProcess:
+    """A server process built from ``ServerConfig(**config)``, its log in a file.
+
+    ``nofile`` lowers its file-descriptor limit (RLIMIT_NOFILE) to provoke exhaustion.
+    """
+
+    def __init__(self, log_path, nofile: int | None = None, **config) -> None:
+        import json
+        import os
+        import resource
+        import subprocess
+        import sys
+
+        from avatarkit.server.workers import pick_free_port
+
+        self.port = config.setdefault("port", pick_free_port("127.0.0.1"))
+        config.setdefault("api_key", "ak_test_key")
+        config.setdefault("app_id", "app_test")
+        self.config = config
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _SERVER_MAIN, json.dumps(config)],
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
+            )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base_url + "/v1/health", timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise AssertionError(f"server did not come up: {self.log()[-2000:]}") from None
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -1,0 +1,100 @@
+"""Hostile clients against a real server process on loopback (issue 14, "Server").
+
+Attackers connect from 127.0.0.2 (all of 127/8 is loopback on Linux), healthy clients from
+127.0.0.1, so per-address limits can be told apart from a server that is down.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from reliability_helpers import ServerProcess
+
+pytestmark = pytest.mark.timeout(60)
+
+ATTACKER = "127.0.0.2"
+
+
+@pytest.fixture
+def servers(tmp_path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def _half_open(port: int, count: int, source: str = ATTACKER) -> list[socket.socket]:
+    """``count`` connections that send a request line and one header, never the blank line."""
+    opened = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(0.3)
+        sock.bind((source, 0))
+        try:
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        except OSError:
+            sock.close()
+            continue
+        opened.append(sock)
+    return opened
+
+
+def _still_open(sockets: list[socket.socket]) -> int:
+    alive = 0
+    for sock in sockets:
+        sock.setblocking(False)
+        try:
+            if sock.recv(1):
+                alive += 1
+        except BlockingIOError:
+            alive += 1  # no FIN, no RST: the server still holds it
+        except OSError:
+            pass
+    return alive
+
+
+def _healthy_get(base_url: str, timeout: float = 2.0) -> float:
+    started = time.monotonic()
+    with urllib.request.urlopen(base_url + "/v1/health", timeout=timeout) as response:
+        assert response.status == 200
+    return time.monotonic() - started
+
+
+def test_slowloris_is_cut_off_and_healthy_clients_are_served(servers, tmp_path):
+    server = ServerProcess(tmp_path / "server.log", nofile=512, header_timeout_s=1.0,
+                           max_http_connections_per_ip=64)
+    servers.append(server)
+    attack = _half_open(server.port, 300)
+    try:
+        assert _healthy_get(server.base_url) < 1.0  # served at once despite 300 attempts
+        time.sleep(1.6)  # the header deadline (1 s) has passed for every admitted one
+        assert _still_open(attack) == 0
+        assert _healthy_get(server.base_url) < 1.0
+    finally:
+        for sock in attack:
+            sock.close()
+    log = server.log()
+    assert "Traceback" not in log
+    assert len(log.splitlines()) < 20, log[-3000:]  # one line per kind of refusal, folded
+
+
+def test_descriptor_exhaustion_logs_a_line_not_a_traceback_per_accept(servers, tmp_path):
+    # Caps off, so accept() itself runs out of descriptors: what asyncio then logs per failure.
+    server = ServerProcess(tmp_path / "server.log", nofile=128, header_timeout_s=1.0,
+                           max_http_connections_per_ip=0, max_connections=0)
+    servers.append(server)
+    attack = _half_open(server.port, 300)
+    time.sleep(0.5)
+    for sock in attack:
+        sock.close()
+    time.sleep(1.2)  # the admitted ones time out too; the server recovers
+    assert _healthy_get(server.base_url) < 1.0
+    log = server.log()
+    assert "Traceback" not in log
+    accept_lines = [line for line in log.splitlines() if "accept()" in line]
+    assert 1 <= len(accept_lines) <= 3, log[-3000:]
