@@ -46,7 +46,16 @@ class ServerConfig:
     # slow consumer.
     heartbeat_s: float = 10.0
     send_stall_s: float = 10.0
-    max_connections_per_ip: int = 100  # live websocket sessions from one address; 0: no limit
+    max_connections_per_ip: int = 100  # configured websocket sessions from one address; 0: no limit
+    # Upgrades that have not configured yet, per address: past this many the oldest is
+    # closed, so unconfigured connections never lock out a client that configures at once.
+    max_pending_handshakes_per_ip: int = 8
+    # A session token is good for one connection (the reference protocol); False lets it
+    # reconnect after its connection closed, until it expires (one live connection at a time).
+    single_use_tokens: bool = True
+    # Used tokens and per-address session counts: in this process (""), or in Redis shared
+    # by every server pointing at the same URL (avatarkit.server.shared).
+    redis_url: str = ""
     # Connection guard (avatarkit.server.guard): a new connection's request headers must be
     # complete within header_timeout_s; idle kept-alive HTTP connections close after
     # keepalive_timeout_s; open TCP connections per address (0: no limit) and in all (None:

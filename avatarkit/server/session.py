@@ -73,6 +73,8 @@ class Session:
         token_expires_at: float,
     ) -> None:
         self.connection_id = secrets.token_urlsafe(9)
+        self.address = request.remote or ""
+        self.holds_address_slot = False  # counted in the store's per-address sessions
         self.started_at = time.monotonic()
         self.last_audio_at = self.started_at
         self.token_expires_at = token_expires_at  # unix seconds
@@ -192,6 +194,18 @@ class Session:
         if self._state.draining:  # the upgrade was in flight when draining began, so the
             # drain's list of sessions missed this one: refuse it as drain() would close it
             self.fail(ErrorCode.SERVER_SHUTTING_DOWN, "closing the connection", close_code=1001)
+            return False
+        if self.closing:  # closed while its configure was on the way (e.g. evicted)
+            return False
+        try:
+            admitted = await self._state.promote(self)
+        except Exception as exc:  # the shared store is down
+            self._state.store_errors.warning("store", "shared store unavailable: %r", exc)
+            self.fail(ErrorCode.SERVER_ERROR, "shared state unavailable", close_code=1011)
+            return False
+        if not admitted:
+            self.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                      f"{self._config.max_connections_per_ip} sessions per address")
             return False
         self._put(encode_confirm(self.connection_id))
         return True

@@ -6,13 +6,24 @@ Attackers connect from 127.0.0.2 (all of 127/8 is loopback on Linux), healthy cl
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from reliability_helpers import ServerProcess
+import websockets
+from reliability_helpers import (
+    ServerProcess,
+    connect,
+    expected_frames,
+    receive_utterance,
+    speech_pcm,
+)
+
+from avatarkit.errors import ErrorCode
+from avatarkit.protocol import classify, decode_envelope, encode_audio, encode_configure
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -98,3 +109,37 @@ def test_descriptor_exhaustion_logs_a_line_not_a_traceback_per_accept(servers, t
     assert "Traceback" not in log
     accept_lines = [line for line in log.splitlines() if "accept()" in line]
     assert 1 <= len(accept_lines) <= 3, log[-3000:]
+
+
+async def test_unconfigured_upgrades_do_not_lock_out_a_healthy_client(make_server):
+    # The deployed handshake timeout (10 s): before, 100 idle upgrades held the address's
+    # 100 session slots that long, and the healthy client got 429 concurrentLimitExceeded.
+    server = make_server(handshake_timeout_s=10.0)
+    idle = [await connect(server, configure=False) for _ in range(100)]
+    try:
+        started = time.monotonic()
+        ws = await connect(server)  # same address, configures at once
+        pcm = speech_pcm(0.5)
+        await ws.send(encode_audio("r1", pcm, end=True))
+        assert len(await receive_utterance(ws, "r1")) == expected_frames(len(pcm))
+        assert time.monotonic() - started < 2.0
+        await ws.close()
+        await asyncio.sleep(0.2)
+        still_open = sum(w.state is websockets.State.OPEN for w in idle)
+        assert still_open <= server.config.max_pending_handshakes_per_ip  # the oldest were closed
+    finally:
+        await asyncio.gather(*(w.close() for w in idle), return_exceptions=True)
+
+
+async def test_per_address_limit_counts_configured_sessions(make_server):
+    server = make_server(max_connections_per_ip=2)
+    pending = await connect(server, configure=False)  # upgraded while the address had room
+    first, second = await connect(server), await connect(server)
+    with pytest.raises(websockets.InvalidStatus) as info:  # the 429 at the upgrade holds
+        await connect(server, configure=False)
+    assert info.value.response.status_code == 429
+    await pending.send(encode_configure(16000))  # the slot check at configure refuses it
+    envelope = decode_envelope(await asyncio.wait_for(pending.recv(), 5))
+    error = envelope.server_error
+    assert classify(error.code, error.message) is ErrorCode.CONCURRENT_LIMIT_EXCEEDED
+    await asyncio.gather(first.close(), second.close(), pending.close())
