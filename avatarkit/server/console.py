@@ -47,8 +47,8 @@ async def create_session_token(request: web.Request) -> web.Response:
         return error_response(403, "invalidApiKey", "invalid API key")
     try:
         body = await request.json()
-    except ValueError:  # not JSON, not UTF-8, or a number too long to convert
-        body = None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a number too long to
+        body = None  # convert, or nested deeper than the parser's recursion limit
     if not isinstance(body, dict):
         return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")
     app_id = body.get("appId")

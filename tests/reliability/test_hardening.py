@@ -143,3 +143,38 @@ async def test_per_address_limit_counts_configured_sessions(make_server):
     error = envelope.server_error
     assert classify(error.code, error.message) is ErrorCode.CONCURRENT_LIMIT_EXCEEDED
     await asyncio.gather(first.close(), second.close(), pending.close())
+
+
+async def test_hostile_range_headers_never_reach_a_500(server):
+    import aiohttp
+
+    url = f"{server.assets_url}/ava/files/ava.glb"
+    cases = {
+        "bytes=" + "9" * 4300 + "-": 400,  # past int()'s digit limit: was a 500 and a traceback
+        "bytes=-" + "9" * 5000: 400,  # over the header length cap (256)
+        "bytes=" + "9" * 200 + "-": 416,  # beyond any file
+        "bytes=0-" + "9" * 200: 206,  # clamped to the end of the file
+        "bytes=" + "0" * 40 + "5-9": 206,  # leading zeros are still a small number
+        "bytes=\u0660-\u0669": 416,  # Arabic-Indic digits: not a range (was served as 0-9)
+        "bytes=\u0660-": 416,
+        "bytes=0-9": 206,
+    }
+    async with aiohttp.ClientSession() as http:
+        for header, status in cases.items():
+            async with http.get(url, headers={"Range": header}) as response:
+                assert response.status == status, header[:40]
+                if status == 206:
+                    assert int(response.headers["Content-Length"]) == len(await response.read())
+
+
+async def test_deeply_nested_console_bodies_are_a_400(server):
+    import aiohttp
+
+    url = server.console_url + "/session-tokens"
+    bodies = ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000,
+              '{"expireAt": ' + "[" * 50_000 + "]" * 50_000 + "}"]
+    async with aiohttp.ClientSession() as http:
+        for body in bodies:
+            async with http.post(url, data=body, headers={"X-Api-Key": server.api_key}) as response:
+                assert response.status == 400  # was a 500 (RecursionError)
+                assert (await response.json())["errors"][0]["code"] == "invalidRequest"
