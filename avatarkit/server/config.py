@@ -37,6 +37,8 @@ class ServerConfig:
     max_session_s: float = 3600.0
     max_token_ttl_s: float = 24 * 3600.0
     max_message_bytes: int = 1 << 20  # per websocket message (32 s of 16 kHz PCM)
+    max_control_message_bytes: int = 64 << 10  # per message other than audio
+    max_req_id_chars: int = 128  # the public SDK's ids have 28; every frame echoes the id
     max_utterance_audio_s: float = 600.0
     max_open_utterances: int = 4  # concurrent req_ids per connection
     send_queue_messages: int = 256  # per-client backlog before it counts as a slow consumer

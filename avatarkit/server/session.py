@@ -177,6 +177,10 @@ class Session:
         if msg.type is not WSMsgType.BINARY:
             self.fail(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
             return False
+        if len(msg.data) > self._config.max_control_message_bytes:
+            self.fail(ErrorCode.MESSAGE_TOO_LARGE,
+                      f"a configure message may hold at most {self._config.max_control_message_bytes} bytes")
+            return False
         try:
             envelope = decode_envelope(msg.data)
         except AvatarKitError:
@@ -251,8 +255,21 @@ class Session:
             self._send_error(ErrorCode.INVALID_REQUEST, "invalid protobuf payload")
             return
         kind = envelope.type
+        cfg = self._config
+        if kind != pb.MESSAGE_CLIENT_AUDIO_INPUT and len(data) > cfg.max_control_message_bytes:
+            # Only audio may be large; an id is never echoed from an oversized message.
+            self._send_error(ErrorCode.MESSAGE_TOO_LARGE,
+                             f"a message other than audio may hold at most {cfg.max_control_message_bytes} bytes")
+            return
+        req_id = (envelope.client_audio_input.req_id if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT
+                  else envelope.client_interrupt.req_id if kind == pb.MESSAGE_CLIENT_INTERRUPT else "")
+        if len(req_id) > cfg.max_req_id_chars:
+            # Every animation message echoes the id: a long one multiplies what goes out
+            # and what is remembered per session, so it is refused without being echoed.
+            self._send_error(ErrorCode.INVALID_REQUEST, f"req_id longer than {cfg.max_req_id_chars} characters")
+            return
         if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT:
-            too_large = len(data) > self._config.max_message_bytes
+            too_large = len(data) > cfg.max_message_bytes
             await self._on_audio(envelope.client_audio_input, too_large)
         elif kind == pb.MESSAGE_CLIENT_INTERRUPT:
             self._on_interrupt(envelope.client_interrupt.req_id)

@@ -23,7 +23,14 @@ from reliability_helpers import (
 )
 
 from avatarkit.errors import ErrorCode
-from avatarkit.protocol import classify, decode_envelope, encode_audio, encode_configure
+from avatarkit.proto import wire_pb2 as pb
+from avatarkit.protocol import (
+    classify,
+    decode_envelope,
+    encode_audio,
+    encode_configure,
+    encode_interrupt,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -178,3 +185,35 @@ async def test_deeply_nested_console_bodies_are_a_400(server):
             async with http.post(url, data=body, headers={"X-Api-Key": server.api_key}) as response:
                 assert response.status == 400  # was a 500 (RecursionError)
                 assert (await response.json())["errors"][0]["code"] == "invalidRequest"
+
+
+async def _next_error(ws) -> tuple[ErrorCode, object, int]:
+    data = await asyncio.wait_for(ws.recv(), 5)
+    envelope = decode_envelope(data)
+    assert envelope.type == pb.MESSAGE_SERVER_ERROR, envelope.type
+    error = envelope.server_error
+    return classify(error.code, error.message), error, len(data)
+
+
+async def test_long_req_ids_and_large_control_messages_are_refused_unechoed(server):
+    ws = await connect(server, max_size=None)
+    pcm = speech_pcm(0.3)
+    cases = [
+        (encode_interrupt("i" * (1536 << 10)), ErrorCode.MESSAGE_TOO_LARGE),  # 1.5 MiB id
+        (encode_interrupt("j" * (70 << 10)), ErrorCode.MESSAGE_TOO_LARGE),  # over 64 KiB
+        (encode_interrupt("k" * 129), ErrorCode.INVALID_REQUEST),
+        (encode_audio("a" * (450 << 10), pcm, end=True), ErrorCode.INVALID_REQUEST),  # 0.45 MiB id
+        (encode_audio("b" * 129, pcm), ErrorCode.INVALID_REQUEST),
+    ]
+    for message, code in cases:
+        await ws.send(message)
+        got, error, size = await _next_error(ws)
+        assert got is code
+        assert error.req_id == "" and size < 300  # the id is never echoed back
+    # Nothing of them was kept, and the session goes on: a 128-character id is fine.
+    session = next(iter(server._state.sessions))
+    assert not session._dropped and not session._ended and not session._utterances
+    req_id = "r" * 128
+    await ws.send(encode_audio(req_id, pcm, end=True))
+    assert len(await receive_utterance(ws, req_id)) == expected_frames(len(pcm))
+    await ws.close()
