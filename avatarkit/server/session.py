@@ -112,6 +112,10 @@ class Session:
                 await asyncio.wait({writer}, timeout=self._config.handshake_timeout_s)
         finally:
             writer.cancel()
+            # A task that is cancelled keeps its traceback, whose frames hold this session:
+            # dropping our references to the tasks breaks Session -> task -> frame -> Session,
+            # so a closed session is freed at once by reference counting, not by a GC pass.
+            self._writer = self._closer = None
             for utterance in self._utterances.values():
                 self._cancel_timer(utterance)
             self._utterances.clear()

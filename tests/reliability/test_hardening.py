@@ -217,3 +217,38 @@ async def test_long_req_ids_and_large_control_messages_are_refused_unechoed(serv
     await ws.send(encode_audio(req_id, pcm, end=True))
     assert len(await receive_utterance(ws, req_id)) == expected_frames(len(pcm))
     await ws.close()
+
+
+async def test_closed_sessions_are_freed_by_reference_counting(make_server):
+    """No reference cycle keeps a closed session (and all it holds) until a full GC pass."""
+    import gc
+    import weakref
+
+    server = make_server(idle_timeout_s=0.5)
+    gc.collect()
+    gc.disable()
+    try:
+        refs = []
+        for ending in ("client closes", "idle timeout: the server closes", "interrupted mid-utterance"):
+            ws = await connect(server)
+            session = next(iter(server._state.sessions))
+            refs.append(weakref.ref(session))
+            del session
+            pcm = speech_pcm(0.5)
+            if ending == "interrupted mid-utterance":
+                await ws.send(encode_audio("r1", pcm[: len(pcm) // 2]))
+                await ws.send(encode_interrupt("r1"))
+            else:
+                await ws.send(encode_audio("r1", pcm, end=True))
+                await receive_utterance(ws, "r1")
+            if ending.startswith("idle timeout"):
+                got, _, _ = await _next_error(ws)
+                assert got is ErrorCode.IDLE_TIMEOUT
+            await ws.close()
+            deadline = time.monotonic() + 5
+            while server.active_sessions and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # let the server's loop finish with them
+        assert [ref() is None for ref in refs] == [True] * len(refs)
+    finally:
+        gc.enable()
