@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     SESSION_DURATION_EXCEEDED = "sessionDurationExceeded"
     MESSAGE_TOO_LARGE = "messageTooLarge"
     SLOW_CONSUMER = "slowConsumer"
+    RATE_LIMITED = "rateLimited"
     SERVER_SHUTTING_DOWN = "serverShuttingDown"
     BILLING_REQUIRED = "billingRequired"
     INVALID_EGRESS_CONFIG = "invalidEgressConfig"

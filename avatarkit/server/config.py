@@ -39,6 +39,10 @@ class ServerConfig:
     max_message_bytes: int = 1 << 20  # per websocket message (32 s of 16 kHz PCM)
     max_control_message_bytes: int = 64 << 10  # per message other than audio
     max_req_id_chars: int = 128  # the public SDK's ids have 28; every frame echoes the id
+    # Error replies to a client's messages, per connection: a token bucket of error_burst,
+    # refilled at error_rate_per_s. Past it one rateLimited error, then replies are dropped.
+    error_burst: int = 32
+    error_rate_per_s: float = 8.0
     max_utterance_audio_s: float = 600.0
     max_open_utterances: int = 4  # concurrent req_ids per connection
     send_queue_messages: int = 256  # per-client backlog before it counts as a slow consumer

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REMEMBERED_REQUESTS = 64  # ended/dropped req_ids kept to recognise late messages
+_LOGGED_ERRORS = 5  # per connection; the rest are counted (stats, and one line at close)
 _OGG_SLICE_BYTES = 4096  # Ogg Opus decoded per step: ~0.5 s of audio at 64 kbit/s, ~5 s at 6
 
 
@@ -100,6 +101,10 @@ class Session:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
         self._unsent = (0, self.started_at)  # (bytes not yet taken by the client, since when)
+        self._error_tokens = float(self._config.error_burst)
+        self._error_refilled_at = self.started_at
+        self._rate_limited = False
+        self._errors_sent = 0
 
     # ----- lifecycle -------------------------------------------------------------------
 
@@ -116,6 +121,9 @@ class Session:
             # dropping our references to the tasks breaks Session -> task -> frame -> Session,
             # so a closed session is freed at once by reference counting, not by a GC pass.
             self._writer = self._closer = None
+            if self._errors_sent > _LOGGED_ERRORS:
+                log.info("session %s: %d more errors sent, not logged", self.connection_id,
+                         self._errors_sent - _LOGGED_ERRORS)
             for utterance in self._utterances.values():
                 self._cancel_timer(utterance)
             self._utterances.clear()
@@ -248,7 +256,7 @@ class Session:
             if self.closing:
                 continue  # the session is ending: nothing more is processed
             if msg.type is not WSMsgType.BINARY:
-                self._send_error(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
+                self._reply_error(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
                 continue
             await self._on_binary(msg.data)
 
@@ -256,13 +264,13 @@ class Session:
         try:
             envelope = decode_envelope(data)
         except AvatarKitError:
-            self._send_error(ErrorCode.INVALID_REQUEST, "invalid protobuf payload")
+            self._reply_error(ErrorCode.INVALID_REQUEST, "invalid protobuf payload")
             return
         kind = envelope.type
         cfg = self._config
         if kind != pb.MESSAGE_CLIENT_AUDIO_INPUT and len(data) > cfg.max_control_message_bytes:
             # Only audio may be large; an id is never echoed from an oversized message.
-            self._send_error(ErrorCode.MESSAGE_TOO_LARGE,
+            self._reply_error(ErrorCode.MESSAGE_TOO_LARGE,
                              f"a message other than audio may hold at most {cfg.max_control_message_bytes} bytes")
             return
         req_id = (envelope.client_audio_input.req_id if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT
@@ -270,7 +278,7 @@ class Session:
         if len(req_id) > cfg.max_req_id_chars:
             # Every animation message echoes the id: a long one multiplies what goes out
             # and what is remembered per session, so it is refused without being echoed.
-            self._send_error(ErrorCode.INVALID_REQUEST, f"req_id longer than {cfg.max_req_id_chars} characters")
+            self._reply_error(ErrorCode.INVALID_REQUEST, f"req_id longer than {cfg.max_req_id_chars} characters")
             return
         if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT:
             too_large = len(data) > cfg.max_message_bytes
@@ -278,19 +286,19 @@ class Session:
         elif kind == pb.MESSAGE_CLIENT_INTERRUPT:
             self._on_interrupt(envelope.client_interrupt.req_id)
         elif kind == pb.MESSAGE_CLIENT_CONFIGURE_SESSION:
-            self._send_error(ErrorCode.INVALID_REQUEST, "the session is already configured")
+            self._reply_error(ErrorCode.INVALID_REQUEST, "the session is already configured")
         else:
-            self._send_error(ErrorCode.PROTOCOL_ERROR, f"type {kind}")
+            self._reply_error(ErrorCode.PROTOCOL_ERROR, f"type {kind}")
 
     async def _on_audio(self, audio_in: pb.ClientAudioInput, too_large: bool) -> None:
         req_id = audio_in.req_id
         if not req_id:
-            self._send_error(ErrorCode.INVALID_REQUEST, "ClientAudioInput without req_id")
+            self._reply_error(ErrorCode.INVALID_REQUEST, "ClientAudioInput without req_id")
             return
         if req_id in self._dropped:
             return  # late audio of an interrupted or failed utterance: nothing more for it
         if req_id in self._ended:
-            self._send_error(ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id)
+            self._reply_error(ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id)
             return
         self.last_audio_at = time.monotonic()
         utterance = self._utterances.get(req_id)
@@ -316,7 +324,7 @@ class Session:
                 utterance.pending.extend(utterance.stream.finish())
         except AvatarKitError as exc:
             self._drop_utterance(req_id)
-            self._send_error(exc.code, exc.message, req_id=req_id)
+            self._reply_error(exc.code, exc.message, req_id=req_id)
             return
         except Exception:  # a model or decoder bug costs this utterance, not the session
             log.exception("session %s: utterance %r failed", self.connection_id, req_id)
@@ -335,17 +343,17 @@ class Session:
 
     def _open_utterance(self, req_id: str) -> _Utterance | None:
         if self._state.draining:
-            self._send_error(ErrorCode.SERVER_SHUTTING_DOWN, "no new utterances", req_id=req_id)
+            self._reply_error(ErrorCode.SERVER_SHUTTING_DOWN, "no new utterances", req_id=req_id)
             return None
         if len(self._utterances) >= self._config.max_open_utterances:
-            self._send_error(ErrorCode.INVALID_REQUEST,
+            self._reply_error(ErrorCode.INVALID_REQUEST,
                              f"at most {self._config.max_open_utterances} utterances may be open at once",
                              req_id=req_id)
             return None
         try:
             stream = create_stream(self._sample_rate, self._fps)
         except AvatarKitError as exc:
-            self._send_error(exc.code, exc.message, req_id=req_id)
+            self._reply_error(exc.code, exc.message, req_id=req_id)
             return None
         except Exception:  # e.g. a model file that does not load: this request fails, clearly
             log.exception("session %s: cannot create a motion stream", self.connection_id)
@@ -429,10 +437,30 @@ class Session:
             utterance.flush_timer.cancel()
             utterance.flush_timer = None
 
+    def _reply_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+        """An error answering one of the client's messages, within its error budget."""
+        cfg, now = self._config, time.monotonic()
+        self._error_tokens = min(float(cfg.error_burst),
+                                 self._error_tokens + (now - self._error_refilled_at) * cfg.error_rate_per_s)
+        self._error_refilled_at = now
+        if self._error_tokens >= 1.0:
+            self._error_tokens -= 1.0
+            self._rate_limited = False
+            self._send_error(code, detail, req_id=req_id)
+            return
+        self._state.stats.count_error(code)
+        if not self._rate_limited:  # said once per episode; the rest is dropped unanswered
+            self._rate_limited = True
+            self._send_error(ErrorCode.RATE_LIMITED,
+                             f"more than {cfg.error_burst} erroneous messages at once "
+                             f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer")
+
     def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
         wire_code, message = wire_error(code, detail)
         self._state.stats.count_error(code)
-        log.info("session %s: %s", self.connection_id, message)
+        self._errors_sent += 1
+        if self._errors_sent <= _LOGGED_ERRORS:  # a bounded log per connection
+            log.info("session %s: %s", self.connection_id, message[:200])
         self._put(encode_error(wire_code, message, connection_id=self.connection_id, req_id=req_id))
 
     def _put(self, item: bytes | _Close) -> None:

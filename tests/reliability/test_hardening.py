@@ -252,3 +252,40 @@ async def test_closed_sessions_are_freed_by_reference_counting(make_server):
         assert [ref() is None for ref in refs] == [True] * len(refs)
     finally:
         gc.enable()
+
+
+async def test_error_floods_are_rate_limited_with_a_bounded_log(server, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="avatarkit.server")
+    ws = await connect(server, max_queue=None)
+    replies: list[ErrorCode] = []
+
+    async def read() -> None:  # a client that reads promptly
+        while True:
+            envelope = decode_envelope(await ws.recv())
+            if envelope.type == pb.MESSAGE_SERVER_ERROR:
+                error = envelope.server_error
+                replies.append(classify(error.code, error.message))
+
+    reader = asyncio.create_task(read())
+    try:
+        again = encode_configure(16000)  # "already configured": one error reply each
+        for _ in range(10):
+            await asyncio.gather(*(ws.send(again) for _ in range(1000)))
+        await asyncio.sleep(0.3)
+        assert server.active_sessions == 1  # before: closed as a slow consumer
+        budget = server.config.error_burst
+        assert budget <= len(replies) <= budget + 10  # + what refills while the flood lasts
+        assert replies.count(ErrorCode.RATE_LIMITED) >= 1
+        pcm = speech_pcm(0.3)  # the session goes on
+        await ws.send(encode_audio("r1", pcm, end=True))
+        deadline = time.monotonic() + 5
+        while server.stats.utterances < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert server.stats.utterances == 1
+    finally:
+        reader.cancel()
+        await ws.close()
+    lines = [r for r in caplog.records if r.name.startswith("avatarkit.server.session")]
+    assert len(lines) <= 8, [r.getMessage() for r in lines]  # before: one INFO line per error
