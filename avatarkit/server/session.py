@@ -54,6 +54,14 @@ class _Close:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Animation:
+    """A queued animation envelope, with its req_id so an interrupt can take it back."""
+
+    req_id: str
+    data: bytes
+
+
 @dataclass(slots=True)
 class _Utterance:
     req_id: str
@@ -86,7 +94,7 @@ class Session:
         # Outgoing envelopes. While the writer keeps up, a burst may briefly queue more than
         # send_queue_messages (one inference slice's worth); once the writer waits on the
         # client's socket, a full backlog means the client is too slow.
-        self._outbox: deque[bytes | _Close] = deque()
+        self._outbox: deque[bytes | _Animation | _Close] = deque()
         self._outbox_ready = asyncio.Event()
         self._writer_waiting_on_client = False
         self._utterances: dict[str, _Utterance] = {}
@@ -395,8 +403,16 @@ class Session:
             utterance.pending.extend(utterance.stream.push(audio[start:start + step]))
 
     def _on_interrupt(self, req_id: str) -> None:
-        if req_id and req_id not in self._ended:
+        if not req_id:
+            return
+        if req_id not in self._ended:
             self._drop_utterance(req_id)
+        # Also for an utterance that has ended: its animation still waiting in the outbox
+        # (a client that reads slower than a burst is produced) must not go out any more.
+        kept = [item for item in self._outbox if not (isinstance(item, _Animation) and item.req_id == req_id)]
+        if len(kept) != len(self._outbox):
+            self._outbox.clear()  # in place: the writer holds this deque
+            self._outbox.extend(kept)
 
     def _drop_utterance(self, req_id: str) -> None:
         utterance = self._utterances.pop(req_id, None)
@@ -422,7 +438,8 @@ class Session:
         batches = [frames[i:i + size] for i in range(0, len(frames), size)] or ([[]] if end else [])
         for i, batch in enumerate(batches):
             last = end and i == len(batches) - 1
-            self._put(encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps))
+            data = encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps)
+            self._put(_Animation(utterance.req_id, data))
             self._state.stats.frames_sent += len(batch)
             utterance.sent_first = True
 
@@ -463,7 +480,7 @@ class Session:
             log.info("session %s: %s", self.connection_id, message[:200])
         self._put(encode_error(wire_code, message, connection_id=self.connection_id, req_id=req_id))
 
-    def _put(self, item: bytes | _Close) -> None:
+    def _put(self, item: bytes | _Animation | _Close) -> None:
         backlog, limit = len(self._outbox), self._config.send_queue_messages
         if backlog >= limit and (self._writer_waiting_on_client or backlog >= 4 * limit):
             self._on_slow_consumer()
@@ -507,10 +524,11 @@ class Session:
                     reason = item.reason.encode()[:120].decode(errors="ignore").encode()
                     await ws.close(code=item.code, message=reason)
                     return
+                data = item.data if isinstance(item, _Animation) else item
                 self._writer_waiting_on_client = True  # only observable if send_bytes blocks
-                await ws.send_bytes(item)
+                await ws.send_bytes(data)
                 self._writer_waiting_on_client = False
-                stats.bytes_sent += len(item)
+                stats.bytes_sent += len(data)
         except ConnectionError as exc:  # the client went away; the receive loop sees it too
             log.debug("session %s: send failed: %s", self.connection_id, exc)
 

@@ -289,3 +289,51 @@ async def test_error_floods_are_rate_limited_with_a_bounded_log(server, caplog):
         await ws.close()
     lines = [r for r in caplog.records if r.name.startswith("avatarkit.server.session")]
     assert len(lines) <= 8, [r.getMessage() for r in lines]  # before: one INFO line per error
+
+
+def _animation_of(item: object) -> str | None:
+    """The req_id of a queued animation envelope (whatever the outbox wraps it in)."""
+    data = getattr(item, "data", item)
+    if not isinstance(data, bytes):
+        return None
+    envelope = decode_envelope(data)
+    return envelope.server_response_animation.req_id if envelope.HasField("server_response_animation") else None
+
+
+async def test_interrupt_takes_back_queued_animation_of_an_ended_utterance(make_server):
+    # One frame per message and no slow-consumer limit: a burst fills the outbox while
+    # the client reads nothing (a 4 KiB window), as a client busy elsewhere would.
+    server = make_server(batch_frames=1, max_frames_per_message=1, send_queue_messages=100_000,
+                         send_stall_s=0)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = await connect(server, sock=sock, max_queue=1, max_size=None, compression=None)
+    # A congested path: small kernel buffers on the server's side too (no autotuning).
+    session = next(iter(server._state.sessions))
+    session._request.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    pcm = speech_pcm(30.0)
+    total = expected_frames(len(pcm))  # 900 messages each
+    fillers = ("f1", "f2", "f3")  # fill the buffers (~260 KB) until the writer waits
+    for req_id in (*fillers, "r1"):  # then r1 waits in the outbox
+        await ws.send(encode_audio(req_id, pcm, end=True))
+    deadline = time.monotonic() + 10
+    while server.stats.utterances < 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)  # all of it inferred and queued
+    queued = sum(_animation_of(item) == "r1" for item in list(session._outbox))
+    del session
+    await ws.send(encode_interrupt("r1"))
+    await asyncio.sleep(0.2)
+    await ws.send(encode_audio("r2", pcm[:6400], end=True))
+    got_r1, ended_r1 = 0, False
+    while True:  # reading now: what was already on its way, then r2
+        envelope = decode_envelope(await asyncio.wait_for(ws.recv(), 5))
+        assert envelope.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION, envelope
+        animation = envelope.server_response_animation
+        if animation.req_id == "r1":
+            got_r1 += 1
+            ended_r1 |= animation.end
+        elif animation.req_id == "r2" and animation.end:
+            break
+    assert queued > total // 2  # most of r1 was still waiting when the interrupt came
+    assert not ended_r1 and got_r1 <= total - queued, (got_r1, queued)  # before: all 900 and the end
+    await ws.close()
