@@ -9,10 +9,13 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
+from avatarkit.errors import AvatarKitError, ErrorCode
+
 # Token signing key = HMAC-SHA256(api_key, this label), unless AVATARKIT_TOKEN_SECRET is
 # set: every worker that knows the API key derives the same key, so tokens issued by one
 # are accepted by all, and rotating the API key invalidates every outstanding token.
 _SECRET_LABEL = b"avatarkit session-token signing key v1"
+MIN_TOKEN_SECRET_BYTES = 32  # as long as the HMAC-SHA256 output
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,13 @@ class ServerConfig:
     inference_slice_s: float = 0.25  # a burst is fed to the model in slices, yielding between
     shutdown_grace_s: float = 5.0  # open utterances may finish this long after shutdown starts
     watchdog_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.token_secret and len(self.token_secret.encode()) < MIN_TOKEN_SECRET_BYTES:
+            # HS256 with a short secret is brute-forced offline from any one token.
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST,
+                                 f"AVATARKIT_TOKEN_SECRET / token_secret must be at least "
+                                 f"{MIN_TOKEN_SECRET_BYTES} bytes (e.g. secrets.token_urlsafe(32))")
 
     def with_credentials(self) -> ServerConfig:
         """This config with credentials from the environment, or freshly generated ones."""

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -41,6 +42,9 @@ class EmbeddedServer:
         """``limits``: any :class:`ServerConfig` field. ``blas_threads``: BLAS threads for the
         whole process from ``start()`` on (see :mod:`avatarkit.server.blas`); None leaves them.
         """
+        # Like `avatarkit serve`: AVATARKIT_TOKEN_SECRET, when set, signs the tokens (so an
+        # embedded server and other servers sharing the secret accept each other's tokens).
+        limits.setdefault("token_secret", os.environ.get("AVATARKIT_TOKEN_SECRET", ""))
         self.config = ServerConfig(
             host=host,
             port=port,

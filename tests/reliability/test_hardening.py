@@ -337,3 +337,38 @@ async def test_interrupt_takes_back_queued_animation_of_an_ended_utterance(make_
     assert queued > total // 2  # most of r1 was still waiting when the interrupt came
     assert not ended_r1 and got_r1 <= total - queued, (got_r1, queued)  # before: all 900 and the end
     await ws.close()
+
+
+def test_short_token_secrets_are_refused(monkeypatch):
+    import subprocess
+    import sys
+
+    from avatarkit.errors import AvatarKitError
+    from avatarkit.server import EmbeddedServer, ServerConfig
+
+    for secret in ("x", "s" * 31):
+        with pytest.raises(AvatarKitError) as info:
+            ServerConfig(token_secret=secret)
+        assert info.value.code is ErrorCode.INVALID_REQUEST and "32 bytes" in info.value.message
+    monkeypatch.setenv("AVATARKIT_TOKEN_SECRET", "x")
+    with pytest.raises(AvatarKitError):
+        EmbeddedServer()  # the environment's secret is checked too (it was ignored)
+    with pytest.raises(AvatarKitError):
+        ServerConfig(api_key="k", app_id="a").with_credentials()
+    result = subprocess.run([sys.executable, "-m", "avatarkit", "serve", "--port", "0"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "32 bytes" in result.stderr  # refused before serving
+
+
+async def test_embedded_server_signs_with_the_environments_secret(monkeypatch):
+    import jwt
+
+    from avatarkit.server import EmbeddedServer
+
+    secret = "a-shared-secret-of-at-least-32-bytes!"
+    monkeypatch.setenv("AVATARKIT_TOKEN_SECRET", secret)
+    with EmbeddedServer(app_id="app_shared") as one, EmbeddedServer(app_id="app_shared") as two:
+        assert one.api_key != two.api_key
+        token = one.issue_token()
+        assert jwt.decode(token, secret, algorithms=["HS256"])["app"] == "app_shared"
+        await (await connect(two, token=token)).close()  # any server holding the secret accepts it
