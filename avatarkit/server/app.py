@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.server.assets import add_asset_routes
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.console import STATE_KEY, add_console_routes
@@ -53,7 +54,11 @@ async def _watchdog(app: web.Application) -> AsyncIterator[None]:
     """One task checks every session's limits (cheaper than a timer per session), and tells
     the shared store this server is alive."""
     state = app[STATE_KEY]
-    await state.store.heartbeat()  # with --redis: fails here, at start, if Redis is unreachable
+    try:
+        await state.store.heartbeat()  # with --redis: fails here, at start, if Redis is unreachable
+    except Exception as exc:
+        await state.store.close_quietly()
+        raise AvatarKitError(ErrorCode.SERVER_ERROR, f"shared store unavailable: {exc}") from exc
 
     async def loop() -> None:
         last_beat = time.monotonic()

@@ -49,6 +49,9 @@ class SharedStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def close_quietly(self) -> None:
+        """Release the connection without telling anyone (it may never have worked)."""
+
 
 class LocalStore:
     """The in-process store: exact for one process, per process for several."""
@@ -91,6 +94,9 @@ class LocalStore:
         pass
 
     async def close(self) -> None:
+        pass
+
+    async def close_quietly(self) -> None:
         pass
 
 
@@ -171,10 +177,15 @@ class RedisStore:
             await self.heartbeat()
 
     async def close(self) -> None:
-        try:
-            await self._redis.delete(f"{self._prefix}server:{self.server_id}")  # our counts lapse
+        try:  # our counts lapse at once; with Redis away they lapse with the heartbeat key
+            await self._redis.delete(f"{self._prefix}server:{self.server_id}")
+        except Exception:  # a server must stop even when Redis is gone
+            pass
         finally:
             await self._redis.aclose()
+
+    async def close_quietly(self) -> None:
+        await self._redis.aclose()
 
     def _address_key(self, address: str) -> str:
         return f"{self._prefix}addr:{address}"

@@ -173,3 +173,40 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def redis_server_binary() -> str | None:
+    import shutil
+
+    return shutil.which("redis-server")
+
+
+def start_redis(workdir):
+    """A throwaway ``redis-server`` on a free loopback port (no persistence): (process, url)."""
+    import subprocess
+    import time
+
+    import redis
+
+    from avatarkit.server.workers import pick_free_port
+
+    port = pick_free_port("127.0.0.1")
+    process = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise AssertionError("redis-server did not come up") from None
+            time.sleep(0.05)
+    client.close()
+    return process, url
