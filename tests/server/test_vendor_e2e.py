@@ -139,7 +139,8 @@ def vendor_env(monkeypatch: pytest.MonkeyPatch, serve_url: str) -> Callable[...,
         ("ogg_opus", 16000, True),  # PCM encoded by the SDK's own encoder (spatius[opus])
         ("ogg_opus", 24000, True),
     ],
-    ids=lambda v: {False: "file", True: "sdk-encoder"}.get(v, str(v)) if isinstance(v, bool) else str(v),
+    ids=["pcm-16k", "pcm-24k", "ogg-file-16k", "ogg-file-24k", "ogg-sdk-encoder-16k",
+         "ogg-sdk-encoder-24k"],
 )
 def test_vendor_request(vendor_tests: Path, vendor_env: Callable[..., None],
                         make_ogg_opus: Callable[..., bytes], tmp_path: Path,
