@@ -32,26 +32,14 @@ GAP_SLACK = 0.05  # s: envelope windows are 10 ms; a held face adds nothing audi
 
 
 @pytest.fixture(scope="module")
-def pulse():
+def pulse(make_headless_app):
     reason = pulse_sink.missing()
     if reason:
         pytest.skip(reason)
     pytest.importorskip("pyaudio", reason="PyAudio is not installed (the 'audio' extra)")
-    _require_egl()
+    make_headless_app(size=(8, 8), samples=0).close()
     with pulse_sink.PulseNullSink() as server:
         yield server
-
-
-def _require_egl() -> None:
-    from engine import App
-    from engine.errors import RENDER_NOT_SUPPORTED, EngineError
-
-    try:
-        App.headless(size=(8, 8), samples=0).close()
-    except EngineError as exc:
-        if exc.code != RENDER_NOT_SUPPORTED:
-            raise
-        pytest.skip(f"no EGL context: {exc.message}")
 
 
 def source_pcm(path: Path) -> np.ndarray:
