@@ -23,6 +23,7 @@ class WindowBackend:
     def __init__(
         self, size: tuple[int, int] = (1280, 720), title: str = "engine", vsync: bool = True, fullscreen: bool = False
     ) -> None:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in the app's output
         import pygame
 
         self._pg = pygame
