@@ -30,7 +30,8 @@ class Progress:
     def update(self, fraction: float) -> None:
         fraction = min(max(fraction, 0.0), 1.0)
         if self._bar is not None and fraction > self.fraction:
-            self._bar.update((fraction - self.fraction) * 100)
+            self._bar.n = round(fraction * 100, 2)  # absolute, so float steps never sum past 100
+            self._bar.refresh()
         self.fraction = max(self.fraction, fraction)
 
     def finish(self, state: str) -> None:
