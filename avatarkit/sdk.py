@@ -107,6 +107,8 @@ class Configuration:
 def assets_url_for(ingress_url: str) -> str:
     """``ws[s]://host:port/...`` -> ``http[s]://host:port/v1/avatars``: the asset routes of
     the server that serves the ingress (one port for both in ``avatarkit serve``)."""
+    if not isinstance(ingress_url, str):
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"ingress_url must be a ws:// URL string, not {ingress_url!r}")
     parts = urlsplit(ingress_url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     if scheme not in ("http", "https") or not parts.netloc:

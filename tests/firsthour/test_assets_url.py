@@ -35,9 +35,10 @@ def test_environment_overrides_the_derived_url(monkeypatch):
     assert Configuration(assets_url="/mine").resolved_assets_url == "/mine"  # explicit wins
 
 
-def test_a_malformed_ingress_url_fails_at_initialize():
-    with pytest.raises(AvatarKitError) as info:
-        AvatarSDK.initialize("app", Configuration(ingress_url="127.0.0.1:8765"))
+@pytest.mark.parametrize("url", ["127.0.0.1:8765", ..., None])
+def test_a_malformed_ingress_url_fails_at_initialize(url):
+    with pytest.raises(AvatarKitError) as info:  # coded, not an AttributeError from urllib
+        AvatarSDK.initialize("app", Configuration(ingress_url=url))
     assert info.value.code == "invalidRequest"
 
 
