@@ -51,9 +51,14 @@ def _list(args: argparse.Namespace) -> int:
     if args.url:
         import asyncio
 
+        from avatarkit.errors import AvatarKitError, ErrorCode
         from avatarkit.manager import AvatarManager
 
-        rows = [(a["id"], a.get("name", "")) for a in asyncio.run(AvatarManager(args.url, args.cache_dir).list_remote())]
+        manager = AvatarManager(args.url, args.cache_dir)
+        if manager.local_root is not None and not manager.local_root.is_dir():  # a typo'd URL is no empty list
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST,
+                                 f"--url {args.url}: neither an http(s) URL nor a folder of avatar packages")
+        rows = [(a["id"], a.get("name", "")) for a in asyncio.run(manager.list_remote())]
     else:
         rows = [(m.id, m.name) for m in _bundled()]
     for avatar_id, name in rows:

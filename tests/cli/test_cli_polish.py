@@ -57,6 +57,7 @@ def test_demo_help_lists_every_scene():
         (["avatars", "--info", "bob"], "avatars", "avatarNotFound", "`avatarkit avatars` lists them"),
         (["avatars", "--info", "mie"], "avatars", "avatarNotFound", "did you mean 'mei'?"),
         (["demo", "kiosko"], "demo", "invalidRequest", "did you mean 'kiosk'?"),
+        (["avatars", "--url", "127.0.0.1:8765/v1/avatars"], "avatars", "invalidRequest", "neither an http(s) URL"),
     ],
 )
 def test_unknown_names_suggest_the_closest(tmp_path, capsys, argv, command, code, hint):
