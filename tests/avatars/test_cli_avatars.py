@@ -62,7 +62,8 @@ def test_url_listing_and_load_with_progress(capsys, tmp_path):
         assert err.splitlines() == ["mei: completed (100%)"]  # not a terminal: one final line
 
         assert main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "nobody"]) == 2
-        assert "avatarNotFound" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "avatarNotFound" in err and "`avatarkit avatars --url" in err  # where the ids are
     assert main(["avatars", "--cache-dir", str(tmp_path), "--clear-cache"]) == 0
     assert not (tmp_path / "mei").exists()
 

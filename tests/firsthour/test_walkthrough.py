@@ -95,7 +95,8 @@ def test_readme_snippet_verbatim_against_avatarkit_serve(tmp, serve):
     script = tmp / "readme_snippet.py"
     script.write_text(
         "import engine\n"
-        "engine.App.window = staticmethod(lambda **kw: engine.App.headless(size=(320, 240)))\n"
+        # 10 fps virtual clock: app.run(seconds=5) is 50 small frames, not 5 s of wall time
+        "engine.App.window = staticmethod(lambda **kw: engine.App.headless(size=(320, 240), fps=10))\n"
         f"api_key, app_id, server_ws_url = {serve['api_key']!r}, {serve['app_id']!r}, {serve['ingress_endpoint_url']!r}\n"
         f"from avatarkit.motion.wav import read_wav\npcm_s16le_16k = read_wav({SHORT!r}).pcm.tobytes()\n"
         + backend.code.replace("http://127.0.0.1:8765", serve["console_endpoint_url"].removesuffix("/v1/console"))
@@ -122,9 +123,10 @@ def test_example_without_a_display_says_so(tmp, example):
 
 def test_quickstart_headless_speaks_and_says_so(tmp):
     # (backend_relay's headless run is tests/sdk/test_backend_relay.py, in-process)
-    result = run(tmp, str(REPO / "examples" / "quickstart.py"), SHORT, "--headless")
+    half = cli_wavs.write(tmp / "half.wav", signal=0.3 * np.sin(np.arange(8000) / 7))  # 0.5 s
+    result = run(tmp, str(REPO / "examples" / "quickstart.py"), str(half), "--headless")
     assert result.returncode == 0, result.stderr
-    assert re.search(r"ava spoke 1\.9 s .*\d+ frames rendered", result.stdout), result.stdout
+    assert re.search(r"ava spoke 0\.5 s .*\d+ frames rendered", result.stdout), result.stdout
 
 
 # -- the CLI: good input -------------------------------------------------------------------
