@@ -62,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `avatarkit avatars | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
+    except Exception as exc:
+        # An engine error (no EGL, no display, ...) is as coded as ours. Looked up, not
+        # imported: importing the engine here would cost `avatarkit --help` a third of a second.
+        engine_errors = sys.modules.get("engine.errors")
+        if engine_errors is None or not isinstance(exc, engine_errors.EngineError):
+            raise
+        print(f"avatarkit {args.command}: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

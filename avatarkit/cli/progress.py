@@ -13,8 +13,10 @@ from typing import TextIO
 class Progress:
     """``update(fraction)`` as a download goes, then ``finish(state)`` once."""
 
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None, *, final_line: bool = True) -> None:
+        """``final_line``: print the outcome line (off where the command prints its own)."""
         self.label = label
+        self.final_line = final_line
         self.stream = stream or sys.stderr
         self.fraction = 0.0
         self._bar = None
@@ -38,7 +40,7 @@ class Progress:
         """The outcome line; a failure prints none (the CLI's coded error line says it)."""
         if self._bar is not None:
             self._bar.close()
-        if state != "failed":
+        if state != "failed" and self.final_line:
             print(f"{self.label}: {state} ({self.fraction * 100:.0f}%)", file=self.stream)
 
 

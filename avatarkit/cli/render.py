@@ -12,6 +12,7 @@ import argparse
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = render_video(
-        args.avatar, args.audio, output_with_suffix(args.output, ".mp4"), args.size, args.fps, args.idle == "on"
-    )
+    from avatarkit.cli.progress import Progress
+
+    output = output_with_suffix(args.output, ".mp4")
+    bar = Progress(output.name, final_line=False)  # the result line below is the final line
+    result = render_video(args.avatar, args.audio, output, args.size, args.fps, args.idle == "on", progress=bar.update)
+    bar.finish("completed")
     print(
         f"{result.path}: {result.frames} frames, {result.duration:.3f} s, {result.seconds:.1f} s to render"
     )
@@ -88,7 +92,9 @@ def render_video(
     size: tuple[int, int] = (640, 360),
     fps: int = 30,
     idle: bool = True,
+    progress: Callable[[float], None] | None = None,
 ) -> RenderResult:
+    """``progress(fraction)`` after each video frame (e.g. a terminal progress bar)."""
     from avatarkit.controller import ConnectionState
     from avatarkit.manager import AvatarManager
     from avatarkit.package import MANIFEST_NAME
@@ -147,6 +153,8 @@ def render_video(
                     writer.write_audio(
                         np.clip(np.round(heard[:, 0] * 32768), -32768, 32767).astype("<i2")
                     )
+                    if progress is not None:
+                        progress((k + 1) / frames)
             view.dispose()
     finally:
         AvatarSDK.cleanup()

@@ -143,3 +143,23 @@ def test_a_failed_download_prints_no_progress_line():
     bar.update(0.3)
     bar.finish("failed")
     assert log.getvalue() == ""  # the coded error line is the only report
+
+
+def test_an_engine_error_is_one_coded_line_too(monkeypatch, capsys):
+    """e.g. no EGL on the machine: `renderNotSupported`, not a traceback."""
+    from engine import App, EngineError
+
+    def no_gl(*args, **kwargs):
+        raise EngineError("renderNotSupported", "no EGL display")
+
+    monkeypatch.setattr(App, "headless", no_gl)
+    assert main(["render", "--audio", WAV, "-o", "/tmp/never-written.mp4"]) == 2
+    _one_coded_line(capsys.readouterr().err, "render", "renderNotSupported")
+
+
+def test_render_reports_progress_per_frame(tmp_path):
+    from avatarkit.cli.render import render_video
+
+    seen: list[float] = []
+    result = render_video("ava", Path(WAV), tmp_path / "p.mp4", (64, 48), 25, progress=seen.append)
+    assert len(seen) == result.frames and seen[-1] == 1.0 and seen == sorted(seen)
