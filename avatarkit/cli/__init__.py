@@ -17,6 +17,15 @@ from avatarkit.errors import AvatarKitError
 
 SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
 
+EXAMPLES = """examples (`avatarkit COMMAND --help` explains each command):
+  avatarkit demo                     # the kiosk; `avatarkit demo --help` lists the scenes
+  avatarkit serve                    # Motion Server + Console API + avatars on 127.0.0.1:8765
+  avatarkit avatars                  # bundled avatar ids
+  avatarkit render --audio speech.wav -o speech.mp4
+  avatarkit motion speech.wav -o speech.npz
+
+errors are one line, `avatarkit COMMAND: error [code]: message`, exit status 2."""
+
 
 def video_size(text: str) -> tuple[int, int]:
     """argparse type for ``WIDTHxHEIGHT``: even (H.264 needs it) and at least 16 pixels."""
@@ -30,7 +39,12 @@ def video_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avatarkit", description="AvatarKit for Python: real-time talking avatars.")
+    parser = argparse.ArgumentParser(
+        prog="avatarkit",
+        description="AvatarKit for Python: real-time talking avatars.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:

@@ -43,6 +43,13 @@ def test_every_command_and_flag_is_explained(command):
     assert f"avatarkit {command}" in text
 
 
+def test_top_level_help_points_at_the_commands():
+    text = build_parser().format_help()
+    assert "examples" in text and "avatarkit COMMAND --help" in text
+    for command in ("serve", "avatars", "motion", "render", "demo"):
+        assert f"avatarkit {command}" in text
+
+
 def test_demo_help_lists_every_scene():
     text = _subparsers()["demo"].format_help()
     assert "render_test" in available_scenes()
