@@ -102,6 +102,8 @@ def _riff_chunks(path: Path, data: bytes) -> tuple[bytes, bytes]:
         if name == b"data" and size == _UNKNOWN_SIZE:
             size = len(data) - pos - 8  # written to a pipe: the size was never filled in
         chunk = data[pos + 8 : pos + 8 + size]
+        if len(chunk) < size and name not in (b"fmt ", b"data"):
+            break  # a cut-off trailing tag (LIST, id3) takes no audio with it
         if len(chunk) < size:  # a cut-off copy or download: refuse rather than play a part
             raise AvatarKitError(
                 ErrorCode.INVALID_AUDIO,

@@ -48,6 +48,12 @@ def test_a_data_chunk_ending_mid_frame_is_refused(tmp_path):
         read_wav(path)
 
 
+def test_a_cut_off_tag_after_the_audio_costs_nothing(tmp_path):
+    path = wavs.write(tmp_path / "tagged.wav")
+    path.write_bytes(path.read_bytes() + b"LIST" + (400).to_bytes(4, "little") + b"INFOISFT")
+    assert len(read_wav(path).pcm) == len(wavs.SIGNAL)
+
+
 def test_streamed_wav_with_unknown_size_reads_to_the_end(tmp_path):
     audio = read_wav(wavs.write(tmp_path / "pipe.wav", data_size=0xFFFFFFFF))
     assert len(audio.pcm) == len(wavs.SIGNAL)
