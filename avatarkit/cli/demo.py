@@ -44,6 +44,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def with_default_scene(argv: list[str]) -> list[str]:
+    """``avatarkit demo --seconds 5`` means the kiosk with ``--seconds 5``: argparse alone
+    cannot tell a scene flag from a missing scene name, so the name is put in first."""
+    try:
+        i = argv.index("demo") + 1
+    except ValueError:
+        return argv
+    if any(not a.startswith("-") for a in argv[: i - 1] if a not in ("-v", "--verbose")):
+        return argv  # "demo" is an argument of another command, not the command
+    while i < len(argv) and (argv[i] == "--out" or argv[i].startswith("--out=")):
+        i += 2 if argv[i] == "--out" else 1
+    if i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-h", "--help", "--"):
+        return [*argv[:i], DEFAULT_SCENE, *argv[i:]]
+    return argv
+
+
 def available_scenes() -> list[str]:
     return sorted(_scene_files())
 

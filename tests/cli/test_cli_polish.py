@@ -170,3 +170,23 @@ def test_render_reports_progress_per_frame(tmp_path):
     seen: list[float] = []
     result = render_video("ava", Path(WAV), tmp_path / "p.mp4", (64, 48), 25, progress=seen.append)
     assert len(seen) == result.frames and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["demo", "--seconds", "1"], ["demo", "kiosk", "--seconds", "1"]),
+        (["-v", "demo", "--out", "d", "--headless"], ["-v", "demo", "--out", "d", "kiosk", "--headless"]),
+        (["demo", "game", "--windowed"], ["demo", "game", "--windowed"]),
+        (["demo", "--help"], ["demo", "--help"]),
+        (["motion", "demo", "-o", "x.npz"], ["motion", "demo", "-o", "x.npz"]),
+    ],
+)
+def test_demo_flags_without_a_scene_go_to_the_kiosk(argv, expected):
+    """`bash scripts/demo.sh --seconds 5` passes scene flags with no scene name."""
+    from avatarkit.cli.demo import with_default_scene
+
+    assert with_default_scene(argv) == expected
+    if "kiosk" in expected:
+        args = build_parser().parse_args(expected)
+        assert args.scene == "kiosk" and args.scene_args[-1] in ("1", "--headless")
