@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -218,11 +219,14 @@ def test_usage_errors_are_argparse_lines_not_tracebacks(tmp):
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
-def test_the_console_call_in_the_docs_gives_a_token(serve):
-    """docs/sdk.md's curl body and header, sent with urllib: a token comes back."""
-    request = urllib.request.Request(
-        serve["console_endpoint_url"] + "/session-tokens",
-        data=json.dumps({"expireAt": int(time.time()) + 600}).encode(),
-        headers={"X-Api-Key": serve["api_key"], "Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert json.load(response)["sessionToken"].count(".") == 2  # a JWT
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_the_docs_curl_call_gives_a_token(tmp, serve):
+    """docs/sdk.md's curl command as printed there (its address: this serve's)."""
+    block = next(b for b in docs_blocks.extract(REPO / "docs" / "sdk.md") if b.lang == "bash" and "curl" in b.code)
+    host = serve["console_endpoint_url"].removesuffix("/v1/console").removeprefix("http://")
+    env = {**user_env(tmp), "AVATARKIT_API_KEY": serve["api_key"]}
+    result = subprocess.run(["bash", "-c", block.code.replace("127.0.0.1:8765", host)], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["sessionToken"].count(".") == 2 and answer["expireAt"] > time.time()  # a JWT
