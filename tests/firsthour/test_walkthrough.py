@@ -63,8 +63,9 @@ def tmp(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def serve(tmp: Path) -> Iterator[dict[str, str]]:
     """`avatarkit serve --port 0` as the README says to run it, with the values it prints."""
+    log = (tmp / "serve.log").open("w+")  # a file, not a pipe: its log must never block the server
     proc = subprocess.Popen([sys.executable, "-m", "avatarkit", "serve", "--port", "0"], cwd=tmp,
-                            env=user_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=user_env(tmp), stdout=subprocess.PIPE, stderr=log, text=True)
     printed: dict[str, str] = {}
     for line in proc.stdout:
         if match := re.match(r"\s+(\w+)\s+= (\S+)", line):
@@ -77,11 +78,13 @@ def serve(tmp: Path) -> Iterator[dict[str, str]]:
             urllib.request.urlopen(printed["assets"].replace("/v1/avatars", "/v1/health"), timeout=1).close()
             break
         except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp / "serve.log").read_text()
             time.sleep(0.1)
     yield printed
     proc.terminate()
-    _, err = proc.communicate(timeout=30)
+    proc.communicate(timeout=30)
+    log.close()
+    err = (tmp / "serve.log").read_text()
     assert "Traceback" not in err, err
 
 
@@ -96,7 +99,7 @@ def test_readme_snippet_verbatim_against_avatarkit_serve(tmp, serve):
     script = tmp / "readme_snippet.py"
     script.write_text(
         "import engine\n"
-        # 10 fps virtual clock: app.run(seconds=5) is 50 small frames, not 5 s of wall time
+        # a small off-screen app for the window; 10 fps keeps the frames few
         "engine.App.window = staticmethod(lambda **kw: engine.App.headless(size=(320, 240), fps=10))\n"
         f"api_key, app_id, server_ws_url = {serve['api_key']!r}, {serve['app_id']!r}, {serve['ingress_endpoint_url']!r}\n"
         f"from avatarkit.motion.wav import read_wav\npcm_s16le_16k = read_wav({SHORT!r}).pcm.tobytes()\n"
