@@ -6,6 +6,7 @@ or a CI job, per-chunk updates are noise, so only the outcome is printed.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import TextIO
 
@@ -26,7 +27,10 @@ class Progress:
             except ImportError:  # an install without tqdm still gets its final line
                 tqdm = None
             if tqdm is not None:
+                # a terminal that reports its size as 0x0 (a pty nobody sized) would hide the bar
+                size = shutil.get_terminal_size((80, 24))  # falls back where a side is 0
                 self._bar = tqdm(total=100, desc=label, unit="%", file=self.stream, leave=True,
+                                 ncols=min(size.columns, 100), nrows=size.lines,
                                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     def update(self, fraction: float) -> None:

@@ -190,3 +190,24 @@ def test_demo_flags_without_a_scene_go_to_the_kiosk(argv, expected):
     if "kiosk" in expected:
         args = build_parser().parse_args(expected)
         assert args.scene == "kiosk" and args.scene_args[-1] in ("1", "--headless")
+
+
+def test_the_bar_shows_on_a_terminal_that_reports_no_size(monkeypatch):
+    """A fresh pty (e.g. `script`, some CI runners) reports 0x0; tqdm then draws nothing."""
+    import os
+
+    master, slave = os.openpty()  # a new pty has no size set: 0 columns, 0 rows
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+    try:
+        with os.fdopen(slave, "w", closefd=False) as stream:
+            monkeypatch.setattr(sys, "stderr", stream)  # tqdm sizes itself only on stderr/stdout
+            bar = Progress("ava")
+            bar.update(0.5)
+            bar.finish("completed")
+            stream.flush()
+        shown = os.read(master, 65536).decode(errors="replace")
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert " 50%|" in shown, repr(shown)
