@@ -248,7 +248,7 @@ class _Reader:
         self.decoded = 0
         self.read = path.stat().st_size
         self.blob = blob
-        self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(doc.get("buffers", []))]
+        self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(doc.get("buffers") or [])]
 
     def _charge(self, nbytes: int, what: str) -> None:
         self.decoded += nbytes
@@ -262,18 +262,18 @@ class _Reader:
 
     def asset(self) -> GltfAsset:
         d = self.doc
-        nodes = [self._node(i, n) for i, n in enumerate(d.get("nodes", []))]
-        scenes = d.get("scenes", [])
+        nodes = [self._node(i, n) for i, n in enumerate(d.get("nodes") or [])]
+        scenes = d.get("scenes") or []
         if scenes:
-            roots = list(scenes[d.get("scene", 0)].get("nodes", []))
+            roots = list(scenes[d.get("scene") or 0].get("nodes") or [])
         else:
             children = {c for n in nodes for c in n.children}
             roots = [i for i in range(len(nodes)) if i not in children]
         return GltfAsset(
             path=self.path,
             nodes=nodes,
-            meshes=[self._mesh(i, m) for i, m in enumerate(d.get("meshes", []))],
-            materials=[self._material(i, m) for i, m in enumerate(d.get("materials", []))],
+            meshes=[self._mesh(i, m) for i, m in enumerate(d.get("meshes") or [])],
+            materials=[self._material(i, m) for i, m in enumerate(d.get("materials") or [])],
             roots=roots,
         )
 
@@ -312,7 +312,7 @@ class _Reader:
 
     def _view_bytes(self, view_index: int) -> tuple[bytes | memoryview, int, int | None]:
         view = self.doc["bufferViews"][view_index]
-        return self.buffers[view["buffer"]], view.get("byteOffset", 0), view.get("byteStride")
+        return self.buffers[view["buffer"]], view.get("byteOffset") or 0, view.get("byteStride")
 
     def accessor(self, index: int) -> np.ndarray:
         """Accessor contents as an (count, width) array (float32 when normalized)."""
@@ -320,14 +320,14 @@ class _Reader:
         dtype = np.dtype(_COMPONENT_DTYPES[acc["componentType"]])
         width = _TYPE_WIDTHS[acc["type"]]
         count = acc["count"]
-        normalized = acc.get("normalized", False) and dtype.kind in "iu"
+        normalized = bool(acc.get("normalized")) and dtype.kind in "iu"
         # the copy, plus the float32 result of normalising it
         self._charge(count * width * (dtype.itemsize + (4 if normalized else 0)), f"accessors[{index}]")
         if acc.get("bufferView") is None:
             data = np.zeros((count, width), dtype)
         else:
             buf, offset, stride = self._view_bytes(acc["bufferView"])
-            offset += acc.get("byteOffset", 0)
+            offset += acc.get("byteOffset") or 0
             stride = stride or dtype.itemsize * width
             data = np.ndarray((count, width), dtype, buffer=buf, offset=offset, strides=(stride, dtype.itemsize)).copy()
         sparse = acc.get("sparse")
@@ -335,7 +335,7 @@ class _Reader:
             n = sparse["count"]
             si, sv = sparse["indices"], sparse["values"]
             ibuf, ioff, _ = self._view_bytes(si["bufferView"])
-            idx = np.frombuffer(ibuf, _COMPONENT_DTYPES[si["componentType"]], n, ioff + si.get("byteOffset", 0)).astype(np.int64)
+            idx = np.frombuffer(ibuf, _COMPONENT_DTYPES[si["componentType"]], n, ioff + (si.get("byteOffset") or 0)).astype(np.int64)
             if n and int(idx.max()) >= count:
                 raise EngineError(
                     errors.INVALID_GLTF,
@@ -344,7 +344,7 @@ class _Reader:
                     field=f"accessors[{index}].sparse.indices",
                 )
             vbuf, voff, _ = self._view_bytes(sv["bufferView"])
-            values = np.frombuffer(vbuf, dtype, n * width, voff + sv.get("byteOffset", 0))
+            values = np.frombuffer(vbuf, dtype, n * width, voff + (sv.get("byteOffset") or 0))
             data[idx] = values.reshape(n, width)
         if normalized:
             scale = float(np.iinfo(dtype).max)
@@ -367,12 +367,12 @@ class _Reader:
             transform = Transform(matrix=np.array(matrix, dtype=np.float32).reshape(4, 4).T)
         else:
             transform = Transform(node.get("translation") or (0, 0, 0), node.get("rotation") or (0, 0, 0, 1), node.get("scale") or (1, 1, 1))
-        return GltfNode(node.get("name") or f"node{index}", transform, list(node.get("children", [])), node.get("mesh"))
+        return GltfNode(node.get("name") or f"node{index}", transform, list(node.get("children") or []), node.get("mesh"))
 
     def _mesh(self, index: int, mesh: dict[str, Any]) -> GltfMesh:
         prims = []
         for p, prim in enumerate(mesh["primitives"]):
-            mode = prim.get("mode", _TRIANGLES)
+            mode = _TRIANGLES if prim.get("mode") is None else prim["mode"]
             if mode != _TRIANGLES:
                 log.warning("%s: mesh %s: skipping a non-triangle primitive (mode %s)", self.path, index, mode)
                 continue
@@ -418,7 +418,7 @@ class _Reader:
             colors = np.ones((n, 4), np.float32)
             colors[:, : rgba.shape[1]] = rgba  # VEC3 colours get alpha 1
         targets = []
-        for t, target in enumerate(prim.get("targets", [])):
+        for t, target in enumerate(prim.get("targets") or []):
             pos, nrm = target.get("POSITION"), target.get("NORMAL")
             twhere = f"{where}.targets[{t}]"
             targets.append(

@@ -30,6 +30,7 @@ from engine import errors
 from engine.errors import EngineError
 
 MiB = 1 << 20
+_FLOAT32_MAX = 3.4028234663852886e38  # larger values overflow the float32 arrays we build
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ _ATTRIBUTE_TYPES = {"POSITION": {"VEC3"}, "NORMAL": {"VEC3"}, "TEXCOORD_0": {"VE
 _TARGET_TYPES = {"POSITION": {"VEC3"}, "NORMAL": {"VEC3"}}
 
 # A JSON string (brackets inside one do not nest), for the depth pre-scan.
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: no per-character alternation
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
@@ -147,7 +148,8 @@ class _Checker:
 
     # -- typed getters -------------------------------------------------------------------
     def array(self, key: str, limit: int | None = None) -> list[dict[str, Any]]:
-        items = self.doc.get(key, [])
+        items = self.doc.get(key)
+        items = [] if items is None else items
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise self.fail(key, "must be a list of objects")
         limit = self.limits.max_objects if limit is None else limit
@@ -172,7 +174,8 @@ class _Checker:
         return value
 
     def index_list(self, obj: dict[str, Any], key: str, where: str, count: int) -> list[int]:
-        values = obj.get(key, [])
+        values = obj.get(key)
+        values = [] if values is None else values
         if not isinstance(values, list):
             raise self.fail(f"{where}.{key}", "must be a list")
         for i, value in enumerate(values):
@@ -188,7 +191,7 @@ class _Checker:
             return
         if not isinstance(value, list) or len(value) != length:
             raise self.fail(f"{where}.{key}", f"must be a list of {length} numbers")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        if not all(_is_number(v) for v in value):
             raise self.fail(f"{where}.{key}", f"must be a list of {length} finite numbers")
 
     def string(self, obj: dict[str, Any], key: str, where: str) -> None:
@@ -206,7 +209,7 @@ class _Checker:
     # -- the checks ------------------------------------------------------------------------
     def run(self) -> None:
         d = self.doc
-        required = d.get("extensionsRequired", [])
+        required = d.get("extensionsRequired") or []
         if not isinstance(required, list) or not all(isinstance(e, str) for e in required):
             raise self.fail("extensionsRequired", "must be a list of strings")
         self.buffers = self.array("buffers")
@@ -265,15 +268,15 @@ class _Checker:
     def check_accessor(self, i: int, acc: dict[str, Any]) -> None:
         where = f"accessors[{i}]"
         component = acc.get("componentType")
-        if component not in COMPONENT_SIZES or isinstance(component, bool):
+        if not _is_int(component) or component not in COMPONENT_SIZES:
             raise self.fail(f"{where}.componentType", f"unknown component type {_short(component)}")
         kind = acc.get("type")
-        if kind not in TYPE_WIDTHS:
+        if not isinstance(kind, str) or kind not in TYPE_WIDTHS:
             raise self.fail(f"{where}.type", f"unknown accessor type {_short(kind)}")
         count = self.integer(acc, "count", where, required=True)
         if count > self.limits.max_accessor_count:
             raise self.fail(f"{where}.count", f"{count} elements exceed the limit of {self.limits.max_accessor_count}", errors.GLTF_LIMIT_EXCEEDED)
-        if not isinstance(acc.get("normalized", False), bool):
+        if acc.get("normalized") is not None and not isinstance(acc["normalized"], bool):
             raise self.fail(f"{where}.normalized", "must be a boolean")
         offset = self.integer(acc, "byteOffset", where) or 0
         element = COMPONENT_SIZES[component] * TYPE_WIDTHS[kind]
@@ -289,7 +292,7 @@ class _Checker:
         if n > count:
             raise self.fail(f"{where}.count", f"{n} exceeds the accessor's count {count}")
         indices = self.obj(sparse, "indices", where, required=True)
-        if indices.get("componentType") not in _INDEX_COMPONENTS or isinstance(indices.get("componentType"), bool):
+        if not _is_int(indices.get("componentType")) or indices["componentType"] not in _INDEX_COMPONENTS:
             raise self.fail(f"{where}.indices.componentType", "must be an unsigned integer type")
         iview = self.index(indices, "bufferView", f"{where}.indices", len(self.views), required=True)
         ioffset = self.integer(indices, "byteOffset", f"{where}.indices") or 0
@@ -309,9 +312,9 @@ class _Checker:
         self.string(material, "name", where)
         self.string(material, "alphaMode", where)
         cutoff = material.get("alphaCutoff")
-        if cutoff is not None and (not isinstance(cutoff, int | float) or isinstance(cutoff, bool) or not math.isfinite(cutoff)):
+        if cutoff is not None and not _is_number(cutoff):
             raise self.fail(f"{where}.alphaCutoff", "must be a finite number")
-        if not isinstance(material.get("doubleSided", False), bool):
+        if material.get("doubleSided") is not None and not isinstance(material["doubleSided"], bool):
             raise self.fail(f"{where}.doubleSided", "must be a boolean")
         pbr = self.obj(material, "pbrMetallicRoughness", where)
         if pbr is not None:
@@ -361,7 +364,7 @@ class _Checker:
                     raise self.fail(f"{pwhere}.indices", "index accessors must be unsigned integers")
                 self.index(prim, "material", pwhere, len(self.materials))
                 self.integer(prim, "mode", pwhere)
-                prim_targets = prim.get("targets", [])
+                prim_targets = prim.get("targets") or []
                 if not isinstance(prim_targets, list) or not all(isinstance(t, dict) for t in prim_targets):
                     raise self.fail(f"{pwhere}.targets", "must be a list of objects")
                 targets += len(prim_targets)
@@ -394,7 +397,7 @@ class _Checker:
         while stack:
             index = stack.pop()
             seen[index] = True
-            stack.extend(self.nodes[index].get("children", []))
+            stack.extend(self.nodes[index].get("children") or [])
         if not all(seen):
             first = seen.index(False)
             raise self.fail(f"nodes[{first}]", f"node {first} is part of a cycle in the node hierarchy")
@@ -412,6 +415,15 @@ class _Checker:
             scene = self.doc["scene"]
             if not isinstance(scene, int) or isinstance(scene, bool) or not 0 <= scene < len(self.scenes):
                 raise self.fail("scene", f"index {_short(scene)} out of range (0..{len(self.scenes) - 1})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number that fits a float32 (the loader's arrays) and is finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= _FLOAT32_MAX
 
 
 def _short(value: Any) -> str:
