@@ -111,8 +111,17 @@ def _parent(doc: Any, path: tuple) -> Any:
 
 
 def mutate_field(rng: random.Random, doc: dict, locations: list[tuple]) -> str:
-    path = rng.choice(locations)
-    parent, key = _parent(doc, path), path[-1]
+    for _ in range(20):  # an earlier mutation of this mutant may have removed the path
+        path = rng.choice(locations)
+        try:
+            parent, key = _parent(doc, path), path[-1]
+            parent[key]  # noqa: B018
+            if isinstance(parent, dict | list):
+                break
+        except (KeyError, IndexError, TypeError):
+            continue
+    else:
+        return "no-op"
     action = rng.random()
     if action < 0.7:
         value = copy.deepcopy(rng.choice(HOSTILE_VALUES))
