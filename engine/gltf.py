@@ -321,8 +321,9 @@ class _Reader:
         width = _TYPE_WIDTHS[acc["type"]]
         count = acc["count"]
         normalized = bool(acc.get("normalized")) and dtype.kind in "iu"
-        # the copy, plus the float32 result of normalising it
-        self._charge(count * width * (dtype.itemsize + (4 if normalized else 0)), f"accessors[{index}]")
+        # The copy, plus the float32 / uint32 array callers convert anything else to.
+        converted = 0 if dtype == np.float32 else 4
+        self._charge(count * width * (dtype.itemsize + converted), f"accessors[{index}]")
         if acc.get("bufferView") is None:
             data = np.zeros((count, width), dtype)
         else:
