@@ -462,7 +462,8 @@ class _Reader:
         else:
             return None
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            # glTF images are PNG or JPEG: no other of PIL's many decoders sees hostile bytes.
+            with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as img:
                 # The header's size is known before any pixel is decoded: a small PNG can
                 # claim gigapixels.
                 width, height = img.size
@@ -473,7 +474,7 @@ class _Reader:
                         path=str(self.path),
                         field=field,
                     )
-                self._charge(width * height * 8, field)  # the decoded image and its RGBA copy
+                self._charge(width * height * 4, field)  # the RGBA array kept (transients: one image at most)
                 return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
         except EngineError:
             raise

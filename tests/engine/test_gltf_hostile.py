@@ -366,3 +366,22 @@ def test_validation_leaves_the_document_untouched(tmp_path):
     before = copy.deepcopy(doc)
     load_gltf(write(tmp_path, doc, blob))
     assert doc == before
+
+
+@pytest.mark.parametrize("fmt", ["BMP", "GIF", "TIFF"])
+def test_images_other_than_png_and_jpeg_never_reach_a_decoder(tmp_path, fmt):
+    import io
+
+    from PIL import Image
+
+    encoded = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(encoded, fmt)
+    image = encoded.getvalue()
+    doc, blob = triangle()
+    doc["bufferViews"].append({"buffer": 0, "byteOffset": 44, "byteLength": len(image)})
+    doc["buffers"][0]["byteLength"] = 44 + len(image)
+    doc["images"] = [{"bufferView": 2}]
+    doc["textures"] = [{"source": 0}]
+    doc["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}]
+    error = refused(write(tmp_path, doc, blob + image), codes.INVALID_GLTF)
+    assert error.field == "images[0]"
