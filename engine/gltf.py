@@ -228,7 +228,14 @@ def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memo
         if doc is None:
             if chunk_type != _CHUNK_JSON:
                 raise bad("the first chunk is not JSON")
-            doc = parse_json(data[start:end], path, limits)
+            if chunk_length > limits.max_json_bytes:  # refused before it is copied
+                raise EngineError(
+                    errors.GLTF_LIMIT_EXCEEDED,
+                    f"{path}: JSON chunk of {chunk_length} bytes exceeds the limit of {limits.max_json_bytes}",
+                    path=str(path),
+                )
+            # Spec padding is spaces; some exporters pad with NULs, which JSON refuses.
+            doc = parse_json(bytes(data[start:end]).rstrip(b"\0"), path, limits)
         elif chunk_type == _CHUNK_BIN and blob is None:
             blob = data[start:end]  # a view, not a copy
         offset = end

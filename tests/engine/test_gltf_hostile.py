@@ -385,3 +385,17 @@ def test_images_other_than_png_and_jpeg_never_reach_a_decoder(tmp_path, fmt):
     doc["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}]
     error = refused(write(tmp_path, doc, blob + image), codes.INVALID_GLTF)
     assert error.field == "images[0]"
+
+
+def test_a_json_chunk_padded_with_nuls_still_loads(tmp_path):
+    """Some exporters pad the JSON chunk with NULs instead of spaces: tolerated."""
+    data = bytearray(pack_glb(*triangle()))
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    text = bytes(data[20 : 20 + json_length]).rstrip(b" ")
+    padded = text + b"\0" * (json_length - len(text) + 4)
+    data[12:16] = struct.pack("<I", len(padded))
+    data[20 : 20 + json_length] = padded
+    struct.pack_into("<I", data, 8, len(data))
+    path = tmp_path / "nul.glb"
+    path.write_bytes(bytes(data))
+    assert load_gltf(path).meshes[0].primitives[0].vertex_count == 3
