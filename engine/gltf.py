@@ -29,7 +29,14 @@ import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
-from engine.gltf_validate import DEFAULT_LIMITS, GltfLimits, parse_json, resolve_uri, validate
+from engine.gltf_validate import (
+    DEFAULT_LIMITS,
+    GltfLimits,
+    parse_json,
+    read_confined,
+    resolve_uri,
+    validate,
+)
 from engine.transform import Transform
 
 log = logging.getLogger(__name__)
@@ -293,15 +300,9 @@ class _Reader:
             except ValueError as exc:
                 raise EngineError(errors.INVALID_GLTF, f"{self.path}: bad data uri ({exc})", path=str(self.path), field=field) from None
         file = resolve_uri(uri, self.path.parent, self.path, field)  # refuses anything outside the folder
-        self.read += file.stat().st_size
-        if self.read > self.limits.max_file_bytes:
-            raise EngineError(
-                errors.GLTF_LIMIT_EXCEEDED,
-                f"{self.path}: external files exceed the limit of {self.limits.max_file_bytes} bytes",
-                path=str(self.path),
-                field=field,
-            )
-        return file.read_bytes()
+        data = read_confined(file, self.limits.max_file_bytes - self.read, self.path, field)
+        self.read += len(data)
+        return data
 
     def _buffer_bytes(self, index: int, buffer: dict[str, Any]) -> bytes | memoryview:
         if buffer.get("uri") is None:  # the GLB binary chunk (validated: buffer 0, long enough)

@@ -14,6 +14,7 @@ Failures raise ``EngineError`` with ``invalidGltf``, ``gltfLimitExceeded`` or
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -129,6 +130,28 @@ def resolve_uri(uri: str, base_dir: Path, path: Path | str, field: str) -> Path:
     if not stat.S_ISREG(os.stat(target).st_mode):  # a FIFO or device would block or never end
         raise _fail(path, field, f"referenced path is not a regular file: {name}", errors.GLTF_URI_NOT_ALLOWED)
     return target
+
+
+def read_confined(target: Path, limit: int, path: Path | str, field: str) -> bytes:
+    """The bytes of a file :func:`resolve_uri` returned, at most ``limit`` of them. Opened
+    with ``O_NOFOLLOW`` and ``O_NONBLOCK`` so a symlink or FIFO swapped in since the check
+    is refused rather than followed or waited on."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(target, flags)
+    except OSError as exc:
+        code = errors.GLTF_URI_NOT_ALLOWED if exc.errno == errno.ELOOP else errors.ASSET_NOT_FOUND
+        raise _fail(path, field, f"cannot open {target.name} ({exc.strerror})", code) from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(path, field, f"referenced path is not a regular file: {target.name}", errors.GLTF_URI_NOT_ALLOWED)
+        if info.st_size > limit:
+            raise _fail(path, field, f"{target.name} has {info.st_size} bytes, over the limit of {limit}", errors.GLTF_LIMIT_EXCEEDED)
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # grew since fstat
+        raise _fail(path, field, f"{target.name} exceeds the limit of {limit} bytes", errors.GLTF_LIMIT_EXCEEDED)
+    return data
 
 
 # -- the document --------------------------------------------------------------------------

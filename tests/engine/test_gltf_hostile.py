@@ -75,7 +75,7 @@ def test_the_reference_triangle_loads(tmp_path):
 # -- external uris -------------------------------------------------------------------------
 @pytest.fixture
 def opened(monkeypatch):
-    """Every path read through pathlib during the test (the loader reads nothing else)."""
+    """Every path opened through pathlib or os.open during the test (all the loader uses)."""
     paths: list[Path] = []
     real = pathlib.Path.read_bytes
 
@@ -83,7 +83,14 @@ def opened(monkeypatch):
         paths.append(Path(self).resolve())
         return real(self)
 
+    real_open = os.open
+
+    def spy_open(file, *args, **kwargs):
+        paths.append(Path(file).resolve())
+        return real_open(file, *args, **kwargs)
+
     monkeypatch.setattr(pathlib.Path, "read_bytes", spy)
+    monkeypatch.setattr(os, "open", spy_open)
     return paths
 
 
@@ -399,3 +406,19 @@ def test_a_json_chunk_padded_with_nuls_still_loads(tmp_path):
     path = tmp_path / "nul.glb"
     path.write_bytes(bytes(data))
     assert load_gltf(path).meshes[0].primitives[0].vertex_count == 3
+
+
+def test_a_link_or_fifo_swapped_in_after_the_check_is_not_followed(tmp_path):
+    """``read_confined`` opens with O_NOFOLLOW | O_NONBLOCK: what ``resolve_uri`` approved
+    but was replaced since (a race) is refused, never followed or waited on."""
+    from engine.gltf_validate import read_confined
+
+    (tmp_path / "outside.bin").write_bytes(b"secret")
+    (tmp_path / "link.bin").symlink_to(tmp_path / "outside.bin")
+    os.mkfifo(tmp_path / "pipe.bin")
+    (tmp_path / "big.bin").write_bytes(bytes(100))
+    for name, code in [("link.bin", codes.GLTF_URI_NOT_ALLOWED), ("pipe.bin", codes.GLTF_URI_NOT_ALLOWED), ("big.bin", codes.GLTF_LIMIT_EXCEEDED)]:
+        with pytest.raises(EngineError) as info:
+            read_confined(tmp_path / name, 64, tmp_path / "x.gltf", "buffers[0].uri")
+        assert info.value.code == code, name
+    assert read_confined(tmp_path / "outside.bin", 64, tmp_path / "x.gltf", "buffers[0].uri") == b"secret"

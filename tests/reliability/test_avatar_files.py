@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 import time
@@ -74,7 +75,7 @@ async def load(url: str, cache: Path, avatar_id: str, **kwargs) -> AvatarKitErro
 
 @pytest.fixture
 def opened(monkeypatch):
-    """Every file read through pathlib during the test (the glTF loader's only reads)."""
+    """Every path opened through pathlib or os.open during the test (all the glTF loader uses)."""
     paths: list[Path] = []
     real = pathlib.Path.read_bytes
 
@@ -82,7 +83,14 @@ def opened(monkeypatch):
         paths.append(Path(self).resolve())
         return real(self)
 
+    real_open = os.open
+
+    def spy_open(file, *args, **kwargs):
+        paths.append(Path(file).resolve())
+        return real_open(file, *args, **kwargs)
+
     monkeypatch.setattr(pathlib.Path, "read_bytes", spy)
+    monkeypatch.setattr(os, "open", spy_open)
     return paths
 
 
