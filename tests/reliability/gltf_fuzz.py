@@ -25,6 +25,7 @@ import faulthandler
 import json
 import logging
 import os
+import pathlib
 import random
 import re
 import resource
@@ -278,16 +279,53 @@ class Watchdog:
     def __init__(self) -> None:
         self.started: float | None = None
         self.mutant = ""
-        threading.Thread(target=self._watch, name="gltf-fuzz-watchdog", daemon=True).start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="gltf-fuzz-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
     def _watch(self) -> None:
-        while True:
-            time.sleep(0.5)
+        while not self._stop.wait(0.5):
             started = self.started
             if started is not None and time.perf_counter() - started > HANG_SECONDS:
                 print(f"HANG {self.mutant}: over {HANG_SECONDS} s", flush=True)
                 faulthandler.dump_traceback(all_threads=True)
                 os._exit(3)
+
+
+class OpenSpy:
+    """Records every path the loader opens (``Path.read_bytes`` for the file itself,
+    ``os.open`` for external buffers and images) outside ``folder``: an escape."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.escapes: list[str] = []
+        self._real_open, self._real_read = os.open, pathlib.Path.read_bytes
+
+    def _check(self, file: Any) -> None:
+        resolved = Path(file).resolve()
+        if not resolved.is_relative_to(self.folder):
+            self.escapes.append(str(resolved))
+
+    def __enter__(self) -> OpenSpy:
+        spy = self
+
+        def spy_open(file, *args, **kwargs):
+            spy._check(file)
+            return spy._real_open(file, *args, **kwargs)
+
+        def spy_read(path_self):
+            spy._check(path_self)
+            return spy._real_read(path_self)
+
+        os.open, pathlib.Path.read_bytes = spy_open, spy_read
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.open, pathlib.Path.read_bytes = self._real_open, self._real_read
 
 
 def run(sources: list[Source], mutants: int, seed: int, only: str | None = None, out=sys.stdout) -> dict[str, Any]:
@@ -298,47 +336,54 @@ def run(sources: list[Source], mutants: int, seed: int, only: str | None = None,
     slowest_wall = 0.0
     watchdog = Watchdog()
     shm = Path("/dev/shm")  # tmpfs: rewriting a 2 MB file per mutant is cheaper there
-    with tempfile.TemporaryDirectory(prefix="gltf-fuzz-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
-        # The mutant's folder holds a decoy next to it, so a uri that escapes would find data.
-        folder = Path(tmp) / "package"
-        folder.mkdir()
-        (Path(tmp) / "x").write_bytes(os.urandom(64))
-        path = folder / "mutant.glb"
-        for source in sources:  # warm up: imports, PIL plugins, numpy
-            exercise(source.path)
-        baseline = rss_mb()
-        for source in sources:
-            for i in range(mutants):
-                mutant_id = f"{source.name}:{i}"
-                if only is not None and mutant_id != only:
-                    continue
-                rng = random.Random(f"{seed}:{mutant_id}")
-                data, what = make_mutant(source, rng)
-                path.write_bytes(data)
-                watchdog.mutant = f"{mutant_id} ({what})"
-                start = watchdog.started = time.perf_counter()
-                cpu_start = time.thread_time()
-                try:
-                    outcome = exercise(path)
-                except Exception as exc:  # the finding this fuzzer exists for
-                    outcome = f"UNCODED {type(exc).__name__}"
-                    findings.append({"id": mutant_id, "mutation": what, "error": f"{type(exc).__name__}: {exc}"[:300]})
-                finally:
-                    watchdog.started = None
-                # The 1 s bar is on CPU time: on a shared CI machine wall time measures the
-                # neighbours (a real hang is the watchdog's, at 10 s of wall time).
-                elapsed = time.thread_time() - cpu_start
-                wall = time.perf_counter() - start
-                if outcome.startswith("UNCODED") is False and outcome not in CODED and outcome != "loaded":
-                    findings.append({"id": mutant_id, "mutation": what, "error": f"unexpected code {outcome}"})
-                if elapsed > MAX_SECONDS:
-                    findings.append({"id": mutant_id, "mutation": what, "error": f"took {elapsed:.2f} s"})
-                if elapsed > slowest[0]:
-                    slowest = (elapsed, mutant_id)
-                slowest_wall = max(slowest_wall, wall)
-                outcomes[outcome] += 1
-                if only is not None:
-                    print(f"{mutant_id}: {what} -> {outcome} in {elapsed * 1000:.1f} ms CPU", file=out)
+    try:
+        with tempfile.TemporaryDirectory(prefix="gltf-fuzz-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
+            # A decoy next to the mutant's folder, so a uri that escapes would find data (and
+            # the OpenSpy reports it whatever the outcome).
+            folder = Path(tmp) / "package"
+            folder.mkdir()
+            (Path(tmp) / "x").write_bytes(os.urandom(64))
+            path = folder / "mutant.glb"
+            for source in sources:  # warm up: imports, PIL plugins, numpy
+                exercise(source.path)
+            baseline = rss_mb()
+            for source in sources:
+                for i in range(mutants):
+                    mutant_id = f"{source.name}:{i}"
+                    if only is not None and mutant_id != only:
+                        continue
+                    rng = random.Random(f"{seed}:{mutant_id}")
+                    data, what = make_mutant(source, rng)
+                    path.write_bytes(data)
+                    watchdog.mutant = f"{mutant_id} ({what})"
+                    start = watchdog.started = time.perf_counter()
+                    cpu_start = time.thread_time()
+                    try:
+                        with OpenSpy(folder) as spy:
+                            outcome = exercise(path)
+                        if spy.escapes:
+                            findings.append({"id": mutant_id, "mutation": what, "error": f"opened outside the folder: {spy.escapes}"})
+                    except Exception as exc:  # the finding this fuzzer exists for
+                        outcome = f"UNCODED {type(exc).__name__}"
+                        findings.append({"id": mutant_id, "mutation": what, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    finally:
+                        watchdog.started = None
+                    # The 1 s bar is on CPU time: on a shared CI machine wall time measures the
+                    # neighbours (a real hang is the watchdog's, at 10 s of wall time).
+                    elapsed = time.thread_time() - cpu_start
+                    wall = time.perf_counter() - start
+                    if outcome.startswith("UNCODED") is False and outcome not in CODED and outcome != "loaded":
+                        findings.append({"id": mutant_id, "mutation": what, "error": f"unexpected code {outcome}"})
+                    if elapsed > MAX_SECONDS:
+                        findings.append({"id": mutant_id, "mutation": what, "error": f"took {elapsed:.2f} s"})
+                    if elapsed > slowest[0]:
+                        slowest = (elapsed, mutant_id)
+                    slowest_wall = max(slowest_wall, wall)
+                    outcomes[outcome] += 1
+                    if only is not None:
+                        print(f"{mutant_id}: {what} -> {outcome} in {elapsed * 1000:.1f} ms CPU", file=out)
+    finally:
+        watchdog.stop()
     growth = rss_mb() - baseline
     if growth > MAX_GROWTH_MB:
         findings.append({"id": "*", "mutation": "all", "error": f"peak RSS grew {growth:.0f} MB"})
