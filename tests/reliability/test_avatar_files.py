@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.manager import AvatarManager
-from avatarkit.package import MANIFEST_NAME, FileEntry, Manifest, read_manifest
+from avatarkit.package import MANIFEST_NAME, FileEntry, Manifest, parse_manifest, read_manifest
 from avatarkit.paths import AVATARS_DIR
 from avatarkit.server.assets import AssetServer
 from engine.gltf_write import pack_glb, unpack_glb
@@ -269,3 +271,20 @@ def test_the_reference_avatar_still_loads_whole():
     avatar = Avatar.from_package(AVATARS_DIR / "kai")
     face = avatar.asset.meshes[0]
     assert len(face.target_names) == 52 and np.isfinite(avatar.asset.bounds()[1]).all()
+
+
+MANIFEST_BYTES = (AVATARS_DIR / "kai" / MANIFEST_NAME).read_bytes()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(MANIFEST_BYTES) - 1), st.integers(1, 255)), min_size=1, max_size=8), st.integers(0, len(MANIFEST_BYTES)))
+def test_mutated_manifests_parse_or_fail_with_a_code(flips, cut):
+    """Byte flips and cuts of a real manifest: a Manifest or ``invalidAvatarMetadata``."""
+    data = bytearray(MANIFEST_BYTES[:cut] if cut else MANIFEST_BYTES)
+    for at, xor in flips:
+        if at < len(data):
+            data[at] ^= xor
+    try:
+        parse_manifest(bytes(data), "mutant")
+    except AvatarKitError as exc:
+        assert exc.code is ErrorCode.INVALID_AVATAR_METADATA
