@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     SESSION_DURATION_EXCEEDED = "sessionDurationExceeded"
     MESSAGE_TOO_LARGE = "messageTooLarge"
     SLOW_CONSUMER = "slowConsumer"
+    RATE_LIMITED = "rateLimited"
     SERVER_SHUTTING_DOWN = "serverShuttingDown"
     BILLING_REQUIRED = "billingRequired"
     INVALID_EGRESS_CONFIG = "invalidEgressConfig"
@@ -56,6 +57,8 @@ class ErrorCode(StrEnum):
     AUDIO_DEVICE_LOST = "audioDeviceLost"
     NOT_INITIALIZED = "notInitialized"
     RENDER_NOT_SUPPORTED = "renderNotSupported"
+    NO_DISPLAY = "noDisplay"  # a window was asked for where there is no display
+    ADDRESS_IN_USE = "addressInUse"  # the server's port is taken
     UNKNOWN = "unknown"
 
 

@@ -13,6 +13,7 @@ GLTF_LIMIT_EXCEEDED = "gltfLimitExceeded"  # well-formed but over a GltfLimits b
 GLTF_URI_NOT_ALLOWED = "gltfUriNotAllowed"  # an external uri outside the file's directory
 ASSET_NOT_FOUND = "assetNotFound"
 RENDER_NOT_SUPPORTED = "renderNotSupported"
+NO_DISPLAY = "noDisplay"
 CAPTURE_FAILED = "captureFailed"
 INVALID_ARGUMENT = "invalidArgument"
 
