@@ -141,7 +141,7 @@ def mutate_field(rng: random.Random, doc: dict, locations: list[tuple]) -> str:
 def structural(rng: random.Random, doc: dict) -> str:
     """A targeted attack on what the loader follows."""
     nodes, accessors, views = doc.get("nodes", []), doc.get("accessors", []), doc.get("bufferViews", [])
-    kind = rng.choice(["cycle", "self", "two-parents", "huge-count", "huge-count-in-view", "bad-index", "uri", "image-uri", "stride", "offset", "trs", "root-child", "deep", "sparse", "many-nodes"])
+    kind = rng.choice(["cycle", "self", "two-parents", "huge-count", "huge-count-in-view", "bad-index", "uri", "image-uri", "stride", "offset", "trs", "root-child", "deep", "sparse", "many-nodes", "instancing"])
     if kind == "cycle" and len(nodes) > 1:
         child = rng.randrange(1, len(nodes))
         nodes[child].setdefault("children", []).append(0)
@@ -208,6 +208,11 @@ def structural(rng: random.Random, doc: dict) -> str:
         }
     elif kind == "many-nodes":
         doc["nodes"] = nodes + [{} for _ in range(rng.choice([100, 20_000]))]
+    elif kind == "instancing" and doc.get("meshes"):
+        mesh = max(range(len(doc["meshes"])), key=lambda m: len(doc["meshes"][m]["primitives"]))
+        extra = [{"mesh": mesh} for _ in range(rng.choice([10, 1_000, 9_000]))]
+        doc["scenes"][0]["nodes"] += range(len(nodes), len(nodes) + len(extra))
+        doc["nodes"] = nodes + extra
     return kind
 
 
