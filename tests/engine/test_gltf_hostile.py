@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pathlib
 import struct
@@ -118,7 +119,7 @@ def test_external_uris_stay_inside_the_folder(tmp_path, opened, uri, where):
     if where == "buffer":
         doc["buffers"] = [{"byteLength": 44, "uri": uri}]
         path = package / "hostile.gltf"
-        path.write_text(__import__("json").dumps(doc))
+        path.write_text(json.dumps(doc))
     else:
         doc["images"] = [{"uri": uri}]
         doc["textures"] = [{"source": 0}]
@@ -137,7 +138,7 @@ def test_a_symlink_out_of_the_folder_is_refused(tmp_path, opened):
     doc, _ = triangle()
     doc["buffers"] = [{"byteLength": 44, "uri": "data.bin"}]
     path = package / "linked.gltf"
-    path.write_text(__import__("json").dumps(doc))
+    path.write_text(json.dumps(doc))
     refused(path, codes.GLTF_URI_NOT_ALLOWED)
     assert all(p.is_relative_to(package.resolve()) for p in opened), opened
 
@@ -147,7 +148,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     doc, _ = triangle()
     doc["buffers"] = [{"byteLength": 44, "uri": "pipe.bin"}]
     path = tmp_path / "fifo.gltf"
-    path.write_text(__import__("json").dumps(doc))
+    path.write_text(json.dumps(doc))
     refused(path, codes.GLTF_URI_NOT_ALLOWED)
 
 
@@ -157,7 +158,7 @@ def test_uris_inside_the_folder_still_load(tmp_path):
     (tmp_path / "bin dir" / "tri.bin").write_bytes(blob)
     doc["buffers"] = [{"byteLength": 44, "uri": "bin%20dir/./tri.bin"}]
     path = tmp_path / "ok.gltf"
-    path.write_text(__import__("json").dumps(doc))
+    path.write_text(json.dumps(doc))
     assert load_gltf(path).meshes[0].primitives[0].vertex_count == 3
 
 
