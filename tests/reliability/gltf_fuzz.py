@@ -29,6 +29,7 @@ import pathlib
 import random
 import re
 import resource
+import shutil
 import struct
 import sys
 import tempfile
@@ -284,6 +285,7 @@ class Watchdog:
     def __init__(self) -> None:
         self.started: float | None = None
         self.mutant = ""
+        self.scratch: str | None = None  # removed on a hang: os._exit skips every cleanup
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="gltf-fuzz-watchdog", daemon=True)
         self._thread.start()
@@ -298,6 +300,8 @@ class Watchdog:
             if started is not None and time.perf_counter() - started > HANG_SECONDS:
                 print(f"HANG {self.mutant}: over {HANG_SECONDS} s", flush=True)
                 faulthandler.dump_traceback(all_threads=True)
+                if self.scratch:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
                 os._exit(3)
 
 
@@ -345,6 +349,7 @@ def run(sources: list[Source], mutants: int, seed: int, only: str | None = None,
         with tempfile.TemporaryDirectory(prefix="gltf-fuzz-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
             # A decoy next to the mutant's folder, so a uri that escapes would find data (and
             # the OpenSpy reports it whatever the outcome).
+            watchdog.scratch = tmp
             folder = Path(tmp) / "package"
             folder.mkdir()
             (Path(tmp) / "x").write_bytes(os.urandom(64))
