@@ -80,9 +80,10 @@ class Session:
         ws: web.WebSocketResponse,
         state: ServerState,
         token_expires_at: float,
+        address: str = "",
     ) -> None:
         self.connection_id = secrets.token_urlsafe(9)
-        self.address = request.remote or ""
+        self.address = address or request.remote or ""  # the client's, behind a trusted proxy
         self.holds_address_slot = False  # counted in the store's per-address sessions
         self.started_at = time.monotonic()
         self.last_audio_at = self.started_at

@@ -383,3 +383,17 @@ async def test_embedded_server_signs_with_the_environments_secret(monkeypatch):
         token = one.issue_token()
         assert jwt.decode(token, secret, algorithms=["HS256"])["app"] == "app_shared"
         await (await connect(two, token=token)).close()  # any server holding the secret accepts it
+
+
+def test_trusted_proxy_is_exempt_from_the_per_address_tcp_cap(make_server):
+    server = make_server(max_http_connections_per_ip=2, trusted_proxies=("127.0.0.2",))
+    guard = server._runner.guard
+    proxy = _half_open(server.port, 5, "127.0.0.2")  # a balancer carries many clients
+    other = _half_open(server.port, 5, "127.0.0.3")
+    try:
+        time.sleep(0.2)
+        assert guard.by_address["127.0.0.2"] == 5 and guard.by_address["127.0.0.3"] == 2
+        assert guard.refused["address"] == 3
+    finally:
+        for sock in proxy + other:
+            sock.close()
