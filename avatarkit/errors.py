@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     INVALID_AVATAR_METADATA = "invalidAvatarMetadata"
     FAILED_TO_DOWNLOAD_AVATAR_ASSETS = "failedToDownloadAvatarAssets"
     CHECKSUM_MISMATCH = "checksumMismatch"
+    AVATAR_TOO_LARGE = "avatarTooLarge"  # the manifest declares more than max_package_size
     DISK_FULL = "diskFull"
     CACHE_NOT_WRITABLE = "cacheNotWritable"
     INCOMPATIBLE_AVATAR_ASSET = "incompatibleAvatarAsset"
