@@ -318,12 +318,14 @@ async def test_interrupt_takes_back_queued_animation_of_an_ended_utterance(make_
                          send_stall_s=0)
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    ws = await connect(server, sock=sock, max_queue=1, max_size=None, compression=None)
+    ws = await connect(server, sock=sock, configure=False, max_queue=1, max_size=None, compression=None)
+    await ws.send(encode_configure(16000, extra_params={"fps": "60"}))  # half the audio to infer
+    assert decode_envelope(await ws.recv()).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
     # A congested path: small kernel buffers on the server's side too (no autotuning).
     session = next(iter(server._state.sessions))
     session._request.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    pcm = speech_pcm(30.0)
-    total = expected_frames(len(pcm))  # 900 messages each
+    pcm = speech_pcm(15.0)
+    total = expected_frames(len(pcm), fps=60)  # 900 messages each
     fillers = ("f1", "f2", "f3")  # fill the buffers (~260 KB) until the writer waits
     for req_id in (*fillers, "r1"):  # then r1 waits in the outbox
         await ws.send(encode_audio(req_id, pcm, end=True))
