@@ -76,6 +76,15 @@ def _still_open(sockets: list[socket.socket]) -> int:
     return alive
 
 
+def _wait_all_closed(sockets: list[socket.socket], within: float = 5.0) -> float:
+    """Seconds until the server has closed every one (polled: robust on a loaded machine)."""
+    started = time.monotonic()
+    while _still_open(sockets):
+        assert time.monotonic() - started < within, f"{_still_open(sockets)} still open"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
 def _healthy_get(base_url: str, timeout: float = 2.0) -> float:
     started = time.monotonic()
     with urllib.request.urlopen(base_url + "/v1/health", timeout=timeout) as response:
@@ -90,8 +99,7 @@ def test_slowloris_is_cut_off_and_healthy_clients_are_served(servers, tmp_path):
     attack = _half_open(server.port, 300)
     try:
         assert _healthy_get(server.base_url) < 1.0  # served at once despite 300 attempts
-        time.sleep(1.6)  # the header deadline (1 s) has passed for every admitted one
-        assert _still_open(attack) == 0
+        _wait_all_closed(attack)  # the admitted ones at their header deadline (1 s)
         assert _healthy_get(server.base_url) < 1.0
     finally:
         for sock in attack:
@@ -100,8 +108,7 @@ def test_slowloris_is_cut_off_and_healthy_clients_are_served(servers, tmp_path):
     # file limit, refuses the excess, so accept() never fails and the server recovers.
     attack = [sock for i in range(2, 8) for sock in _half_open(server.port, 60, f"127.0.1.{i}")]
     try:
-        time.sleep(1.6)
-        assert _still_open(attack) == 0
+        _wait_all_closed(attack)
         assert _healthy_get(server.base_url) < 1.0
     finally:
         for sock in attack:
@@ -121,8 +128,13 @@ def test_descriptor_exhaustion_logs_a_line_not_a_traceback_per_accept(servers, t
     time.sleep(0.5)
     for sock in attack:
         sock.close()
-    time.sleep(1.2)  # the admitted ones time out too; the server recovers
-    assert _healthy_get(server.base_url) < 1.0
+    deadline = time.monotonic() + 5  # the admitted ones time out too; the server recovers
+    while True:
+        try:
+            assert _healthy_get(server.base_url, timeout=1.0) < 1.0
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the server did not recover"
     log = server.log()
     assert "Traceback" not in log
     accept_lines = [line for line in log.splitlines() if "accept()" in line]
@@ -282,12 +294,15 @@ async def test_error_floods_are_rate_limited_with_a_bounded_log(server, caplog):
     reader = asyncio.create_task(read())
     try:
         again = encode_configure(16000)  # "already configured": one error reply each
+        flood_started = time.monotonic()
         for _ in range(10):
             await asyncio.gather(*(ws.send(again) for _ in range(1000)))
         await asyncio.sleep(0.3)
         assert server.active_sessions == 1  # before: closed as a slow consumer
         budget = server.config.error_burst
-        assert budget <= len(replies) <= budget + 10  # + what refills while the flood lasts
+        # + what refills while the flood lasts (and one notice per episode)
+        refills = server.config.error_rate_per_s * (time.monotonic() - flood_started)
+        assert budget <= len(replies) <= budget + 2 * refills + 2
         assert replies.count(ErrorCode.RATE_LIMITED) >= 1
         pcm = speech_pcm(0.3)  # the session goes on
         await ws.send(encode_audio("r1", pcm, end=True))
