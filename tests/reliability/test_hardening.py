@@ -240,6 +240,12 @@ async def test_long_req_ids_and_large_control_messages_are_refused_unechoed(serv
     await ws.send(encode_audio(req_id, pcm, end=True))
     assert len(await receive_utterance(ws, req_id)) == expected_frames(len(pcm))
     await ws.close()
+    # A configure message quoting 60 000 characters back in its error: not echoed either.
+    ws = await connect(server, configure=False)
+    await ws.send(encode_configure(16000, extra_params={"fps": "9" * 60_000}))
+    got, error, size = await _next_error(ws)
+    assert got is ErrorCode.INVALID_REQUEST and size < 400
+    await ws.close()
 
 
 async def test_closed_sessions_are_freed_by_reference_counting(make_server):
@@ -414,3 +420,25 @@ def test_trusted_proxy_is_exempt_from_the_per_address_tcp_cap(make_server):
     finally:
         for sock in proxy + other:
             sock.close()
+
+
+def test_a_trickled_console_body_is_cut_off(make_server):
+    server = make_server(header_timeout_s=1.0)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        sock.sendall(b"POST /v1/console/session-tokens HTTP/1.1\r\nHost: x\r\n"
+                     b"X-Api-Key: " + server.api_key.encode() + b"\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            sock.sendall(b" ")  # a byte at a time, never the whole body
+            try:
+                sock.settimeout(0.2)
+                answer += sock.recv(4096)
+            except TimeoutError:
+                pass
+            assert time.monotonic() - started < 4, "the server kept waiting for the body"
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]  # before: it waited for ever
+    finally:
+        sock.close()
