@@ -40,6 +40,37 @@ class Rig:
         return poses
 
 
+def heard_position(heard: np.ndarray, pcm: bytes) -> int | None:
+    """Where in ``pcm`` the block ``heard`` starts (the mixer is bit-exact for one centred
+    voice at unity volume), or None when it holds none of it: found at the output, so it
+    does not depend on the controller's own clock."""
+    source = np.frombuffer(pcm, "<i2").astype(np.int32)
+    levels = np.round(np.asarray(heard, np.float64) * 32768).astype(np.int32)
+    nonzero = np.flatnonzero(levels)
+    if len(nonzero) == 0:
+        return None
+    j = nonzero[0]
+    for i in np.flatnonzero(source == levels[j]) - j:
+        if i >= 0 and np.array_equal(source[i : i + len(levels)], levels[: len(source) - i]):
+            return int(i)
+    return None
+
+
+def expected_weights(frames: list, seconds: float) -> np.ndarray:
+    """The motion frames' weights linearly interpolated at ``seconds``."""
+    x = seconds * frames[0].fps
+    k = min(int(x), len(frames) - 1)
+    a = min(max(x - k, 0.0), 1.0) if k + 1 < len(frames) else 0.0
+    following = frames[min(k + 1, len(frames) - 1)].weights
+    return frames[k].weights * (1 - a) + following * a
+
+
+@pytest.fixture
+def output_check():
+    """``(heard_position, expected_weights)`` (pytest cannot import a conftest)."""
+    return heard_position, expected_weights
+
+
 @pytest.fixture
 def rig() -> Rig:
     return Rig()
