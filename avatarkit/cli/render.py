@@ -20,8 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.cli import video_size
+from avatarkit.cli.motion import add_model_option
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import (
+    DEFAULT_MODEL,
+    SUPPORTED_FPS,
+    SUPPORTED_SAMPLE_RATES,
+    require_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--idle", default="on", choices=("on", "off"), help="idle animation between speech"
     )
+    add_model_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     result = render_video(
-        args.avatar, args.audio, args.output, args.size, args.fps, args.idle == "on"
+        args.avatar, args.audio, args.output, args.size, args.fps, args.idle == "on", args.model
     )
     print(
         f"{result.path}: {result.frames} frames, {result.duration:.3f} s, {result.seconds:.1f} s to render"
@@ -113,6 +120,7 @@ def render_video(
     size: tuple[int, int] = (640, 360),
     fps: int = 30,
     idle: bool = True,
+    model: str = DEFAULT_MODEL,
 ) -> RenderResult:
     from avatarkit.controller import ConnectionState
     from avatarkit.manager import AvatarManager
@@ -126,13 +134,14 @@ def render_video(
     started = time.perf_counter()
     pcm, rate = read_wav(Path(audio_path))
     check_output(Path(output))  # fail now, not after the whole render
+    require_model(model)  # else the server refuses each utterance and the face stays still
     samples = len(pcm) // 2
     frames = math.ceil(samples * fps / rate)  # the last frame may show the audio's tail
     avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(avatar_id)
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
     try:
-        with EmbeddedServer() as server, App.headless(size=size, fps=fps) as app:
+        with EmbeddedServer(motion_model=model) as server, App.headless(size=size, fps=fps) as app:
             AvatarSDK.initialize(
                 server.app_id,
                 Configuration(

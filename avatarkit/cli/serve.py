@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from avatarkit.cli.motion import add_model_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "by default a websocket upgrade carrying an Origin header is refused")
     parser.add_argument("--max-per-ip", type=int, default=100,
                         help="live sessions allowed from one address (0: no limit)")
+    add_model_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -37,11 +40,13 @@ def run(args: argparse.Namespace) -> int:
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     from avatarkit.errors import AvatarKitError, ErrorCode
+    from avatarkit.motion.stream import require_model
     from avatarkit.server.config import ServerConfig
     from avatarkit.server.workers import pick_free_port, serve
 
     if args.workers < 1:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, "--workers must be at least 1")
+    require_model(args.model)  # refuse to start rather than fail every utterance
     key_given = bool(args.api_key or os.environ.get("AVATARKIT_API_KEY"))
     port = args.port or pick_free_port(args.host)
     config = ServerConfig(
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         any_avatar=args.any_avatar,
         allowed_origins=tuple(args.allow_origin),
         max_connections_per_ip=args.max_per_ip,
+        motion_model=args.model,
     ).with_credentials()
     base = f"http://{args.host}:{port}"
     print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")
