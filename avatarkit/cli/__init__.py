@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+from avatarkit import __version__
 from avatarkit.errors import AvatarKitError
 
 SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
@@ -32,6 +33,7 @@ def video_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avatarkit", description="AvatarKit for Python: real-time talking avatars.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"avatarkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
