@@ -52,3 +52,12 @@ def test_golden_scene_outside_a_checkout_says_so(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(golden, "GOLDEN_DIR", tmp_path / "missing")
     assert golden.main(["--out", str(tmp_path / "out"), "--no-video"]) == 2
     assert "error [invalidRequest]: no golden images at" in capsys.readouterr().err
+
+
+def test_listing_avatars_without_the_data_is_an_error_not_an_empty_list(tmp_path):
+    env = {**os.environ, "AVATARKIT_ASSETS": str(tmp_path / "nowhere")}
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "avatars"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert "error [avatarAssetsMissing]: no avatars folder at" in result.stderr
