@@ -17,6 +17,7 @@ from avatarkit import __version__
 from avatarkit.errors import AvatarKitError
 
 SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
+MOTION_COMMANDS = ("serve", "motion", "render")  # they make motion, so each takes --model
 
 
 def video_size(text: str) -> tuple[int, int]:
@@ -43,7 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # subcommand not built yet
         module.register(sub)
+    for name in MOTION_COMMANDS:
+        if name in sub.choices:
+            add_model_option(sub.choices[name])
     return parser
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    from avatarkit.motion.stream import DEFAULT_MODEL, MODELS
+
+    parser.add_argument(
+        "--model", choices=MODELS, default=DEFAULT_MODEL,
+        help="motion model (default: %(default)s, the trained one; envelope: the loudness "
+        "baseline, used only when named; missing weights are an error, never this)",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

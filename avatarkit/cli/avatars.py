@@ -33,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
         return _info(args.info)
     if args.clear_cache is not None:
         return _clear(args)
+    if not args.url:
+        from avatarkit.errors import AvatarKitError, ErrorCode
+        from avatarkit.paths import AVATARS_DIR
+
+        if not AVATARS_DIR.is_dir():  # an incomplete install: say so, not an empty list
+            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"no avatars folder at {AVATARS_DIR}")
     return _list(args)
 
 
@@ -44,12 +50,9 @@ def _list(args: argparse.Namespace) -> int:
 
         rows = [(a["id"], a.get("name", "")) for a in asyncio.run(AvatarManager(args.url, args.cache_dir).list_remote())]
     else:
-        from avatarkit.errors import AvatarKitError, ErrorCode
         from avatarkit.package import list_packages
         from avatarkit.paths import AVATARS_DIR
 
-        if not AVATARS_DIR.is_dir():  # an incomplete install: say so, not an empty list
-            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"no avatars folder at {AVATARS_DIR}")
         rows = [(m.id, m.name) for m in list_packages(AVATARS_DIR)]
     for avatar_id, name in rows:
         print(f"{avatar_id}\t{name}")

@@ -18,17 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", help="mono or stereo integer-PCM WAV files")
     p.add_argument("-o", "--output", required=True, help=".npz file (one input) or directory (several)")
     p.add_argument("--fps", type=int, default=30, help="motion frame rate: 25, 30 or 60 (default 30)")
-    add_model_option(p)
     p.set_defaults(func=run)
-
-
-def add_model_option(parser: argparse.ArgumentParser) -> None:
-    """``--model``, shared by every command that makes motion."""
-    from avatarkit.motion.stream import DEFAULT_MODEL, MODELS
-
-    parser.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL,
-                        help="motion model (default: %(default)s, the trained one; "
-                        "envelope: the loudness baseline, never used unless named)")
 
 
 def run(args: argparse.Namespace) -> int:

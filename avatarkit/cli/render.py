@@ -20,14 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.cli import video_size
-from avatarkit.cli.motion import add_model_option
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.stream import (
-    DEFAULT_MODEL,
-    SUPPORTED_FPS,
-    SUPPORTED_SAMPLE_RATES,
-    require_model,
-)
+from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +43,6 @@ def register(subparsers) -> None:
     p.add_argument(
         "--idle", default="on", choices=("on", "off"), help="idle animation between speech"
     )
-    add_model_option(p)
     p.set_defaults(func=run)
 
 
@@ -120,7 +113,7 @@ def render_video(
     size: tuple[int, int] = (640, 360),
     fps: int = 30,
     idle: bool = True,
-    model: str = DEFAULT_MODEL,
+    model: str = "lipsync",  # avatarkit.motion.create_stream's; "envelope" only when named
 ) -> RenderResult:
     from avatarkit.controller import ConnectionState
     from avatarkit.manager import AvatarManager
@@ -134,7 +127,6 @@ def render_video(
     started = time.perf_counter()
     pcm, rate = read_wav(Path(audio_path))
     check_output(Path(output))  # fail now, not after the whole render
-    require_model(model)  # else the server refuses each utterance and the face stays still
     samples = len(pcm) // 2
     frames = math.ceil(samples * fps / rate)  # the last frame may show the audio's tail
     avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(avatar_id)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from avatarkit.cli.motion import add_model_option
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,7 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "by default a websocket upgrade carrying an Origin header is refused")
     parser.add_argument("--max-per-ip", type=int, default=100,
                         help="live sessions allowed from one address (0: no limit)")
-    add_model_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -135,7 +135,19 @@ async def _utterance_error(server) -> ErrorCode:
         return classify(envelope.server_error.code, envelope.server_error.message)
 
 
-async def test_a_server_without_weights_answers_with_the_code(weights, make_server):
-    server = make_server()
+def test_an_embedded_server_without_weights_does_not_start(weights, make_server):
+    with pytest.raises(AvatarKitError) as info:
+        make_server()
+    assert info.value.code == ErrorCode.MOTION_MODEL_UNAVAILABLE
+    assert make_server(motion_model="envelope").port  # the baseline, named, needs no weights
+
+
+async def test_weights_lost_while_serving_are_answered_with_the_code(make_server, monkeypatch, tmp_path):
+    import avatarkit.motion.lipsync as lipsync
+    import avatarkit.motion.model as model
+
+    server = make_server()  # started with the weights; they go away (and the cached net)
+    monkeypatch.setattr(model, "MODEL_PATH", tmp_path / "gone.npz")
+    monkeypatch.setattr(lipsync, "_net", None)
     assert await _utterance_error(server) == ErrorCode.MOTION_MODEL_UNAVAILABLE
     assert server.stats.errors[ErrorCode.MOTION_MODEL_UNAVAILABLE] == 1
