@@ -4,11 +4,14 @@
 paused debugger does not launch the simulation forward. ``ManualClock`` advances exactly
 ``1/fps`` per frame (offline and deterministic rendering, tests): frame ``n`` is at
 ``n / fps`` seconds, computed from the frame count so it never accumulates rounding drift.
+``HeadlessClock`` (``App.headless``'s default) is one or the other, whichever matches the
+audio: virtual while no real-time audio device plays, the wall clock while one does.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 MAX_REALTIME_DT = 0.25  # seconds; a longer stall is treated as this long
@@ -73,3 +76,53 @@ class RealtimeClock:
         remaining = self._last + 1.0 / self.fps - self._timer()
         if remaining > 0:
             time.sleep(remaining)
+
+
+class HeadlessClock:
+    """Virtual (exactly ``1/fps`` per frame) while ``realtime()`` is False, the wall clock
+    paced at ``fps`` while it is True.
+
+    ``realtime`` says whether a real-time audio device is playing (``App.headless`` asks
+    the engine's audio devices). Offline renders drive a ``VirtualDevice`` and stay
+    frame-exact; an app whose speech goes to a sound card (or the real-time null device)
+    runs in real time, so ``app.run(5)`` is five seconds of speech either way and the
+    frame loop never races ahead of the audio it is meant to follow.
+    """
+
+    pace_headless = True  # App.run calls wait() even without a window
+
+    def __init__(self, fps: float, realtime: Callable[[], bool], timer=time.perf_counter) -> None:
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self.fps = float(fps)
+        self.frame = 0
+        self._realtime = realtime
+        self._timer = timer
+        self._time = 0.0
+        self._last: float | None = None  # wall time of the last real-time tick
+
+    @property
+    def time(self) -> float:
+        return self._time
+
+    @property
+    def realtime(self) -> bool:
+        return self._realtime()
+
+    def tick(self) -> float:
+        if self._realtime():
+            now = self._timer()
+            dt = 1.0 / self.fps if self._last is None else min(now - self._last, MAX_REALTIME_DT)
+            self._last = now
+        else:
+            dt, self._last = 1.0 / self.fps, None
+        self._time += dt
+        self.frame += 1
+        return dt
+
+    def wait(self) -> None:
+        """Real time only: sleep off the rest of the frame (headless need not spin)."""
+        if self._last is not None:
+            remaining = self._last + 1.0 / self.fps - self._timer()
+            if remaining > 0:
+                time.sleep(remaining)

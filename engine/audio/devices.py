@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -38,6 +39,15 @@ PYAUDIO_PERIOD = 0.03
 WATCHDOG_PERIOD = 0.5  # seconds between checks that the PortAudio stream is still alive
 
 
+_playing: weakref.WeakSet[AudioDevice] = weakref.WeakSet()  # started, not yet stopped
+
+
+def realtime_device_playing() -> bool:
+    """True while a device that plays in real time (a sound card, the null device) runs:
+    a frame loop should then follow the wall clock (``engine.clock.HeadlessClock``)."""
+    return any(device.realtime for device in list(_playing))
+
+
 class AudioDevice:
     """Base: owns one mixer while started."""
 
@@ -56,10 +66,12 @@ class AudioDevice:
         self.mixer.device = self
         self.mixer.realtime = self.realtime
         self.running = True
+        _playing.add(self)
         return self
 
     def stop(self) -> None:
         self.running = False
+        _playing.discard(self)
 
     def report_lost(self, error: Exception) -> None:
         """The hardware went away: fall back to a NullDevice and notify the mixer's listeners."""

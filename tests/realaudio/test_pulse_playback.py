@@ -32,26 +32,14 @@ GAP_SLACK = 0.05  # s: envelope windows are 10 ms; a held face adds nothing audi
 
 
 @pytest.fixture(scope="module")
-def pulse():
+def pulse(make_headless_app):
     reason = pulse_sink.missing()
     if reason:
         pytest.skip(reason)
     pytest.importorskip("pyaudio", reason="PyAudio is not installed (the 'audio' extra)")
-    _require_egl()
+    make_headless_app(size=(8, 8), samples=0).close()
     with pulse_sink.PulseNullSink() as server:
         yield server
-
-
-def _require_egl() -> None:
-    from engine import App
-    from engine.errors import RENDER_NOT_SUPPORTED, EngineError
-
-    try:
-        App.headless(size=(8, 8), samples=0).close()
-    except EngineError as exc:
-        if exc.code != RENDER_NOT_SUPPORTED:
-            raise
-        pytest.skip(f"no EGL context: {exc.message}")
 
 
 def source_pcm(path: Path) -> np.ndarray:
@@ -136,7 +124,9 @@ def test_pause_freezes_and_resume_loses_nothing(pulse):
     resume() continues where it stopped: the whole line still comes out, once."""
     report, recorded = play(pulse, GREETING, pause_at=1.5, pause_for=1.0)
     paused_at, clock_at_pause = report["pause"][1], report["paused_clock"]
-    assert clock_at_pause - paused_at <= report["latency"] + 1 / 30
+    # What the device already holds still plays out; the reading at pause() was a tick old.
+    allowed = report["latency"] + report["block"] / report["device_rate"] + report["since_tick"]
+    assert clock_at_pause - paused_at <= allowed, (clock_at_pause - paused_at, allowed)
     assert abs(report["resume"][1] - clock_at_pause) < 1e-6  # frozen while paused
     source = source_pcm(GREETING)
     want = pulse_sink.active_seconds(source)
