@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from avatarkit.motion.stream import require_model
 from avatarkit.server.app import (
     ASSETS_PATH,
     CONSOLE_PATH,
@@ -100,8 +99,6 @@ class EmbeddedServer:
     def start(self, timeout: float = 10.0) -> EmbeddedServer:
         if self._thread is not None:
             return self
-        # Unusable weights stop the start (motionModelUnavailable), not every utterance later.
-        require_model(self.config.motion_model)
         if self.blas_threads:
             limit_blas_threads(self.blas_threads)
         ready = threading.Event()
