@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from engine.scene import Scene
 from engine.stats import FrameStats
 
 log = logging.getLogger(__name__)
+
+PRESENT_LEAD_SMOOTHING = 0.2  # per frame: follows a change of load within ~5 frames
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "lavapipe")
 EventHandler = Callable[[Event], bool | None]
@@ -139,15 +142,27 @@ class App:
         with self.ctx:
             dt = self.clock.tick()
             self._dispatch_events()
+            posed_at = time.perf_counter()
             self.scene.update(dt)
             frame = self._render()
             self.backend.present(self.target)
+            self._measure_present_lead(time.perf_counter() - posed_at)
             self.scene.post_render(frame)
             for listener in list(self._frame_listeners):
                 listener(self, frame)
         self.frame_index += 1
         self.stats.tick()
         return frame
+
+    def _measure_present_lead(self, seconds: float) -> None:
+        """Smooth the update-to-present time into ``scene.present_lead`` (real time only)."""
+        realtime = getattr(self.clock, "realtime", isinstance(self.clock, RealtimeClock))
+        if not realtime:
+            self.scene.present_lead = 0.0
+        elif self.scene.present_lead == 0.0:
+            self.scene.present_lead = seconds
+        else:
+            self.scene.present_lead += PRESENT_LEAD_SMOOTHING * (seconds - self.scene.present_lead)
 
     def _render(self) -> Frame:
         scene = self.scene

@@ -94,6 +94,7 @@ def main(opts: dict) -> dict:
             app.step()
         messages = relay_messages(pcm) if mode == "backend" else []
         out["send_at"] = time.monotonic()
+        underruns_before = device.underruns  # a stream may flag its very first callback
         for k, view in enumerate(views):
             if mode == "direct":
                 view.controller.send(pcm, end=True)
@@ -117,7 +118,7 @@ def main(opts: dict) -> dict:
                 break
         out["end_state"] = str(first.conversation_state)
         out["buffered_ms"] = first.buffered().audio_ms
-        out["underruns"] = device.underruns
+        out["underruns"] = device.underruns - underruns_before
         for view in views:
             view.dispose()
     return out

@@ -48,7 +48,17 @@ def source_pcm(path: Path) -> np.ndarray:
 
 
 def play(pulse, wav: Path, channels: int = 1, **opts) -> tuple[dict, np.ndarray]:
-    """Run one scenario; returns play.py's report and what reached the speaker."""
+    """Run one scenario; returns play.py's report and what reached the speaker. Run again
+    once if the machine starved the audio thread (the device reported underruns), since a
+    shared 2-core machine does that now and then; a defect that starves it every time
+    (the GIL held through a frame) fails both runs."""
+    report, samples = play_once(pulse, wav, channels, **opts)
+    if report["underruns"]:
+        report, samples = play_once(pulse, wav, channels, **opts)
+    return report, samples
+
+
+def play_once(pulse, wav: Path, channels: int, **opts) -> tuple[dict, np.ndarray]:
     with pulse.record(channels) as rec:
         run = subprocess.run(
             [sys.executable, str(PLAY), json.dumps({"wav": str(wav), **opts})],
@@ -115,7 +125,9 @@ def test_interrupt_stops_the_sound(pulse):
     env = pulse_sink.envelope(recorded) > pulse_sink.ACTIVE_RMS
     last_sound = np.flatnonzero(env).max() * pulse_sink.WINDOW
     heard_until = start * pulse_sink.WINDOW + played_s  # where the clock said we were
-    assert last_sound <= heard_until + report["latency"] + 0.1, (last_sound, heard_until)
+    # The clock was read at the last tick; what the device held still plays out.
+    allowed = report["since_tick"] + report["latency"] + report["block"] / report["device_rate"]
+    assert last_sound <= heard_until + allowed + 0.05, (last_sound, heard_until, allowed)
     assert report["end_state"] == "idle"
 
 
