@@ -20,6 +20,7 @@ import tarfile
 import time
 import wave
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -89,25 +90,32 @@ def venv(dists, tmp_path_factory) -> Path:
     return root
 
 
+@dataclass
+class Runner:
+    """Commands from the fresh venv, in an empty folder, with no hint of the checkout in
+    their environment."""
+
+    venv: Path
+    cwd: Path
+    env: dict[str, str]
+
+    def __call__(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        exe = str(self.venv / "bin" / argv[0])
+        return subprocess.run([exe, *argv[1:]], cwd=self.cwd, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
+
+
 @pytest.fixture
-def run(venv, tmp_path):
-    """``run(*argv)``: a command from the fresh venv, in an empty folder, with no hint of
-    the checkout in its environment."""
+def run(venv: Path, tmp_path: Path) -> Runner:
     cwd = tmp_path / "empty"
     cwd.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AVATARKIT_", "PYTHON"))}
     env |= {"AVATARKIT_CACHE_DIR": str(tmp_path / "cache"), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
-
-    def run_(*argv: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
-        exe = argv[0] if "/" in argv[0] else str(venv / "bin" / argv[0])
-        return subprocess.run([exe, *argv[1:]], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=timeout, **kwargs)  # fmt: skip
-
-    run_.cwd, run_.env = cwd, env
-    return run_
+    return Runner(venv, cwd, env)
 
 
-def installed_data(run) -> Path:
+def installed_data(run: Runner) -> tuple[Path, Path]:
+    """(the installed package's folder, its data folder) as the fresh venv sees them."""
     result = run("python", "-c", "import avatarkit, avatarkit.paths as p; print(avatarkit.__file__); print(p.ASSETS_DIR)")
     assert result.returncode == 0, result.stderr
     package, data = (Path(line) for line in result.stdout.split())
