@@ -9,7 +9,8 @@ server from the environment at start)::
 
     python tools/av_timeline.py '{"seconds": 20, "avatars": 2}'
 
-It prints one JSON line: the device, and per drawn frame ``[present time, motion time]``
+Record in stereo when there are several avatars (avatar 0 is panned left, the others
+right). It prints one JSON line: the device, and per drawn frame ``[present time, motion time]``
 per avatar (``time.monotonic()``, the clock ``pulse_sink.Recording`` stamps samples with).
 ``offsets()`` then compares the two: motion time shown minus audio time heard at the
 moment each frame was presented (positive: the face is ahead of the sound).
@@ -84,10 +85,14 @@ def onsets(pcm: np.ndarray, threshold: int = 4000, quiet: float = 0.1) -> np.nda
     return loud[keep]
 
 
-def heard_bursts(recording, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+def heard_bursts(recording, seconds: float, avatar: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(audio times, sink times)`` of the bursts heard, in order (burst ``k`` is the
-    ``k``-th onset: the engine may delay audio but never drops or reorders it)."""
-    found = onsets(recording.samples)
+    ``k``-th onset: the engine may delay audio but never drops or reorders it). In a
+    stereo recording avatar 0 is alone on the left, the others together on the right."""
+    pcm = recording.samples
+    if pcm.ndim == 2:
+        pcm = pcm[:, 0 if avatar == 0 else 1]
+    found = onsets(pcm)
     want = click_times(seconds)[: len(found)]
     return want, np.array([recording.sample_time(n) for n in found[: len(want)]])
 
@@ -96,15 +101,22 @@ def offsets(
     report: dict, recording, seconds: float, avatar: int = 0, at: str = "present"
 ) -> np.ndarray:
     """Per frame drawn while sound plays: shown motion time minus heard audio time (s;
-    positive: the face is ahead of the sound).
+    positive: the face is ahead of the sound). ``at="posed"`` measures at the moment the
+    pose was made instead of when its frame was presented."""
+    return timed_offsets(report, recording, seconds, avatar, at)[1]
+
+
+def timed_offsets(
+    report: dict, recording, seconds: float, avatar: int = 0, at: str = "present"
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(times, offsets)``: ``offsets()`` with the ``time.monotonic()`` of each.
 
     The heard audio time at a frame's present comes from the last burst that passed the
     sink before it (``audio time of burst + time since``); frames more than one burst
-    period after it (the sound stalled: paused, interrupted, an underrun) are left out,
-    and counted by ``stalled_frames``.
+    period after it (the sound stalled: paused, interrupted, an underrun) are left out.
     """
-    audio, sink = heard_bursts(recording, seconds)
-    out = []
+    audio, sink = heard_bursts(recording, seconds, avatar)
+    times, out = [], []
     for row in report["frames"][avatar]:
         present, shown = row[0] if at == "present" else row[2], row[1]
         k = np.searchsorted(sink, present) - 1
@@ -115,13 +127,14 @@ def offsets(
             continue  # near the wrap the face blends the last tooth into the first
         # Unwrap the sawtooth around the heard time (a sync error is far below half a period).
         cycles = np.round((heard - shown) / SAW_PERIOD)
+        times.append(present)
         out.append(shown + cycles * SAW_PERIOD - heard)
-    return np.asarray(out)
+    return np.asarray(times), np.asarray(out)
 
 
-def stalls(recording, seconds: float) -> list[float]:
+def stalls(recording, seconds: float, avatar: int = 0) -> list[float]:
     """Seconds of silence inserted between consecutive bursts (0 when none)."""
-    _, sink = heard_bursts(recording, seconds)
+    _, sink = heard_bursts(recording, seconds, avatar)
     return [float(gap) for gap in np.diff(sink) - CLICK_PERIOD if gap > 0.005]
 
 
@@ -143,7 +156,11 @@ def main(opts: dict) -> dict:
         views = []
         for k in range(count):
             avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(("ava", "kai", "mei", "noor")[k % 4])
-            views.append(app.scene.create_entity(f"a{k}").add_component(AvatarView(avatar)))
+            view = app.scene.create_entity(f"a{k}").add_component(AvatarView(avatar))
+            if count > 1:  # avatar 0 alone on the left; the others, in unison, on the right
+                view.controller.set_pan(-1.0 if k == 0 else 1.0)
+                view.controller.set_volume(1.0 if k == 0 else 1.0 / (count - 1))
+            views.append(view)
         views[0].frame(app.scene.camera)
         device = AvatarSDK.audio_device()
         out.update(device_rate=device.rate, block=device.block, latency=device.latency)
