@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or "",
         app_id=args.app_id or "",
         idle_timeout_s=args.idle_timeout,
+        motion_model=args.model,
         any_avatar=args.any_avatar,
         allowed_origins=tuple(args.allow_origin),
         max_connections_per_ip=args.max_per_ip,
-        motion_model=args.model,
     ).with_credentials()
     base = f"http://{args.host}:{port}"
     print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from avatarkit.motion.stream import require_model
 from avatarkit.server.assets import add_asset_routes
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.console import STATE_KEY, add_console_routes
@@ -25,6 +24,8 @@ ASSETS_PATH = "/v1/avatars"
 async def create_app(config: ServerConfig | None = None) -> web.Application:
     """A ready-to-run application; missing credentials are taken from the env or generated."""
     config = config or ServerConfig()
+    from avatarkit.motion.stream import require_model
+
     # Unusable weights stop the start (motionModelUnavailable), not every utterance later.
     require_model(config.motion_model)
     if not (config.api_key and config.app_id):
