@@ -9,6 +9,7 @@ its entry point come only from the wheel, which the first test asserts.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -109,7 +110,8 @@ class Runner:
 def run(venv: Path, tmp_path: Path) -> Runner:
     cwd = tmp_path / "empty"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AVATARKIT_", "PYTHON"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AVATARKIT_", "PYTHON")) and k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env |= {"AVATARKIT_CACHE_DIR": str(tmp_path / "cache"), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
     return Runner(venv, cwd, env)
 
@@ -257,3 +259,20 @@ def test_quickstart_runs_headless(run):
     with wave.open(str(wav)) as f:
         samples = f.getnframes()
     assert result.stdout.split()[-2:] == ["True", str(samples)]  # drawn, and every sample played
+
+
+def test_the_readme_snippet_runs_headless(run, monkeypatch):
+    """The README's API snippet, with the stand-ins the docs harness gives every docs block
+    (tests/firsthour/docs_blocks.py: an embedded server's app id, URL, token and speech;
+    App.window becomes headless without a display), run by the installed package."""
+    spec = importlib.util.spec_from_file_location("docs_blocks", REPO_ROOT / "tests" / "firsthour" / "docs_blocks.py")
+    docs_blocks = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "docs_blocks", docs_blocks)  # its dataclass looks itself up
+    spec.loader.exec_module(docs_blocks)
+    (block,) = [b for b in docs_blocks.extract(REPO_ROOT / "README.md") if b.runs and "load_blocking" in b.code]
+    shutil.copy(docs_blocks.HARNESS, run.cwd / "docs_harness.py")
+    (run.cwd / "block.py").write_text(block.code, encoding="utf-8")
+    result = run("python", "docs_harness.py", "block.py", block.id, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ava" in result.stdout  # on_progress=print: the avatar came from the installed server
