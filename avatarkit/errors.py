@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     BILLING_REQUIRED = "billingRequired"
     INVALID_EGRESS_CONFIG = "invalidEgressConfig"
     EGRESS_UNAVAILABLE = "egressUnavailable"
+    MOTION_MODEL_UNAVAILABLE = "motionModelUnavailable"  # weights missing or unreadable
     # Connection / client
     CONNECTION_FAILED = "connectionFailed"
     CONNECTION_CLOSED = "connectionClosed"

@@ -35,14 +35,11 @@ LAG_BAR_S = 0.25  # a session "falls behind" when its p95 frame lag exceeds this
 
 
 def run_server(config: ServerConfig, model: str) -> None:
-    if model == "envelope":
-        import avatarkit.server.session as session_module
-        from avatarkit.motion.envelope import EnvelopeStream
+    from dataclasses import replace
 
-        session_module.create_stream = EnvelopeStream
     from avatarkit.server.workers import serve
 
-    serve(config)
+    serve(replace(config, motion_model="envelope") if model == "envelope" else config)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -231,7 +228,7 @@ async def load_step(make_client, pid: int, n: int, seconds: float, chunk_s: floa
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("default", "envelope"), default="default",
-                        help="default: create_stream's best model; envelope: the baseline (server cost alone)")
+                        help="default: the trained model; envelope: the baseline (server cost alone)")
     parser.add_argument("--quick", action="store_true", help="fewer runs and steps")
     args = parser.parse_args()
     args.latency_runs = 5 if args.quick else 20

@@ -20,6 +20,7 @@ import numpy as np
 
 from avatarkit import AvatarManager
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.paths import AVATARS_DIR, REPO_ROOT
 from engine import App, ModelRenderer
 from scenes._runtime import SceneOptions, Stage, load_lines, report_outputs, run_main
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        if not args.update and not GOLDEN_DIR.is_dir():  # the goldens are test data: not in a wheel
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"no golden images at {GOLDEN_DIR}; this scene runs from a checkout")
         args.out.mkdir(parents=True, exist_ok=True)
         results = check(args.out, args.update)
         if args.update:

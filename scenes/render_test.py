@@ -1,7 +1,7 @@
 """Headless render test scene: ``python -m scenes.render_test [--out DIR]``.
 
 Renders a lit, shaded 3D scene off-screen (EGL) to a PNG and a short MP4 with audio,
-then prints where they went. It shows a bundled avatar (``assets/avatars/*/*.glb``) if
+then prints where they went. It shows a bundled avatar (``avatarkit.paths.AVATARS_DIR``) if
 there is one, else the engine's test asset. A synthetic "speech-like" tone drives the
 mouth (``jawOpen`` when the model has it, else its first morph target) from the audio
 envelope, frame-accurately, so the video doubles as an A/V sync check.
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.cli import video_size
+from avatarkit.paths import ASSETS_DIR, AVATARS_DIR
 from engine import (
     App,
     Component,
@@ -27,15 +28,14 @@ from engine import (
     quat_from_euler,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-FALLBACK_MODEL = REPO / "assets" / "test" / "shapes.glb"
+FALLBACK_MODEL = ASSETS_DIR / "test" / "shapes.glb"
 SAMPLE_RATE = 48000
 PROG = "python -m scenes.render_test"
 SYLLABLE_HZ = 3.5  # about the syllable rate of speech
 
 
 def find_model() -> Path:
-    avatars = sorted((REPO / "assets" / "avatars").glob("*/*.glb"))
+    avatars = sorted(AVATARS_DIR.glob("*/*.glb"))
     return avatars[0] if avatars else FALLBACK_MODEL
 
 

@@ -13,9 +13,11 @@ import logging
 import os
 import sys
 
+from avatarkit import __version__
 from avatarkit.errors import AvatarKitError
 
 SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
+MOTION_COMMANDS = ("serve", "motion", "render")  # they make motion, so each takes --model
 
 EXAMPLES = """examples (`avatarkit COMMAND --help` explains each command):
   avatarkit demo                     # the kiosk; `avatarkit demo --help` lists the scenes
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"avatarkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
@@ -55,7 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # subcommand not built yet
         module.register(sub)
+    for name in MOTION_COMMANDS:
+        if name in sub.choices:
+            add_model_option(sub.choices[name])
     return parser
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    from avatarkit.motion.stream import DEFAULT_MODEL, MODELS
+
+    parser.add_argument(
+        "--model", choices=MODELS, default=DEFAULT_MODEL,
+        help="motion model (default: %(default)s, the trained one; envelope: the loudness "
+        "baseline, used only when named; missing weights are an error, never this)",
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

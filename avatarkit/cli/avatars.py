@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         return _info(args.info)
     if args.clear_cache is not None:
         return _clear(args)
+    if not args.url:
+        from avatarkit.errors import AvatarKitError, ErrorCode
+        from avatarkit.paths import AVATARS_DIR
+
+        if not AVATARS_DIR.is_dir():  # an incomplete install: say so, not an empty list
+            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"no avatars folder at {AVATARS_DIR}")
     return _list(args)
 
 

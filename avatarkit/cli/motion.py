@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     for target in targets:
         check_output(target)
     for path, audio, target in zip(inputs, audios, targets, strict=True):
-        stream = create_stream(audio.sample_rate, args.fps)
+        stream = create_stream(audio.sample_rate, args.fps, model=args.model)
         chunk = max(1, int(CHUNK_S * audio.sample_rate))
         frames = []
         for start in range(0, len(audio.pcm), chunk):

@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     output = output_with_suffix(args.output, ".mp4")
     bar = Progress(output.name, final_line=False)  # the result line below is the final line
-    result = render_video(args.avatar, args.audio, output, args.size, args.fps, args.idle == "on", progress=bar.update)
+    result = render_video(
+        args.avatar, args.audio, output, args.size, args.fps, args.idle == "on", progress=bar.update, model=args.model
+    )
     bar.finish("completed")
     print(
         f"{result.path}: {result.frames} frames, {result.duration:.3f} s, {result.seconds:.1f} s to render"
@@ -93,6 +95,7 @@ def render_video(
     fps: int = 30,
     idle: bool = True,
     progress: Callable[[float], None] | None = None,
+    model: str = "lipsync",  # avatarkit.motion.create_stream's; "envelope" only when named
 ) -> RenderResult:
     """``progress(fraction)`` after each video frame (e.g. a terminal progress bar)."""
     from avatarkit.controller import ConnectionState
@@ -120,7 +123,7 @@ def render_video(
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
     try:
-        with EmbeddedServer() as server, App.headless(size=size, fps=fps) as app:
+        with EmbeddedServer(motion_model=model) as server, App.headless(size=size, fps=fps) as app:
             AvatarSDK.initialize(
                 server.app_id,
                 Configuration(

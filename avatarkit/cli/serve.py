@@ -59,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     from avatarkit.errors import AvatarKitError, ErrorCode
+    from avatarkit.motion.stream import require_model
     from avatarkit.server.config import ServerConfig
     from avatarkit.server.workers import pick_free_port, serve
 
     if args.workers < 1:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, "--workers must be at least 1")
+    require_model(args.model)  # refuse to start rather than fail every utterance
     key_given = bool(args.api_key or os.environ.get("AVATARKIT_API_KEY"))
     if not 0 <= args.port <= 65535:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"--port {args.port}: must be 0..65535")
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or "",
         app_id=args.app_id or "",
         idle_timeout_s=args.idle_timeout,
+        motion_model=args.model,
         any_avatar=args.any_avatar,
         allowed_origins=tuple(args.allow_origin),
         max_connections_per_ip=args.max_per_ip,

@@ -1,7 +1,7 @@
 """Audio-to-motion: speech PCM in, ARKit-52 motion frames out, streaming.
 
 The one entry point every consumer uses (Motion Server, ``avatarkit motion`` CLI,
-offline render) is :func:`create_stream`; it returns the best model available.
+offline render) is :func:`create_stream`: the trained model unless another is named.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Loudness-envelope lip sync: the baseline every real model must beat.
 
-jawOpen follows the RMS loudness of each frame's audio. Kept as the benchmark
-baseline and as the fallback when no trained model is available.
+jawOpen follows the RMS loudness of each frame's audio. Kept as the benchmark baseline;
+``create_stream(model="envelope")`` (``--model envelope``) asks for it by name. It is never
+a stand-in for missing weights.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.motion.features import NUM_MELS
+from avatarkit.motion.visemes import VISEMES
 from avatarkit.paths import MODELS_DIR
 
 MODEL_PATH = MODELS_DIR / "motion_mlp.npz"
@@ -23,7 +26,8 @@ class VisemeNet:
     window the MLP sees is small and a push costs little.
     """
 
-    def __init__(self, path: Path = MODEL_PATH) -> None:
+    def __init__(self, path: Path | None = None) -> None:
+        path = MODEL_PATH if path is None else path  # read at call time: tests point it elsewhere
         try:
             with np.load(path) as data:
                 self.past, self.ahead = int(data["past"]), int(data["ahead"])
@@ -35,12 +39,26 @@ class VisemeNet:
                     (np.ascontiguousarray(data[f"w{i}"].T, np.float32), data[f"b{i}"].astype(np.float32)[:, None])
                     for i in range(int(data["num_layers"]))
                 ]
-        except (OSError, KeyError, ValueError) as exc:
-            raise AvatarKitError(ErrorCode.UNKNOWN, f"cannot load motion model {path}: {exc}") from exc
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise AvatarKitError(ErrorCode.MOTION_MODEL_UNAVAILABLE, f"cannot load motion model {path}: {exc}") from exc
         last = len(self.layers) - 1
         self._rowwise_layers = [(w, b[:, 0].copy(), i < last) for i, (w, b) in enumerate(self.layers)]
         self.width = self.past + 1 + self.ahead
         self.num_mels = len(self.mean)
+        self._check_shapes(path)
+
+    def _check_shapes(self, path: Path) -> None:
+        """One pass over silence: weights that load but do not fit together (a file from
+        another version, a bad edit) fail here, with the model's code, not mid-utterance."""
+        try:
+            if self.num_mels != NUM_MELS or len(self.scale) != NUM_MELS:
+                raise ValueError(f"{self.num_mels} mel bands, the features have {NUM_MELS}")
+            frames = self.frame_vectors(np.zeros((self.width, NUM_MELS), np.float32))
+            out = self(np.concatenate([self.windows(frames), frames[-1:]], axis=1))  # + running mean
+            if out.shape != (1, len(VISEMES)):
+                raise ValueError(f"{out.shape[1]} outputs, expected {len(VISEMES)} visemes")
+        except ValueError as exc:
+            raise AvatarKitError(ErrorCode.MOTION_MODEL_UNAVAILABLE, f"motion model {path} does not fit: {exc}") from exc
 
     def frame_vectors(self, mels: np.ndarray) -> np.ndarray:
         """Level-normalised log-mels [n, mels] -> the per-frame vectors windows are made of."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.frame import MotionFrame
 
 SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -29,14 +30,29 @@ class MotionStream(Protocol):
         ...
 
 
-def create_stream(sample_rate: int = 16000, fps: int = 30) -> MotionStream:
-    """The best available model as a fresh stream for one utterance."""
-    from avatarkit.motion.model import MODEL_PATH
+MODELS = ("lipsync", "envelope")
+DEFAULT_MODEL = "lipsync"  # the trained model; "envelope" is the loudness baseline
 
-    if MODEL_PATH.exists():
+
+def create_stream(sample_rate: int = 16000, fps: int = 30, model: str = DEFAULT_MODEL) -> MotionStream:
+    """A fresh stream of ``model`` for one utterance.
+
+    ``"lipsync"`` needs its weights: if they are missing or unreadable this raises
+    ``motionModelUnavailable`` rather than degrading to the envelope, which a caller gets
+    only by asking for it by name.
+    """
+    if model == "lipsync":
         from avatarkit.motion.lipsync import LipSyncStream
 
         return LipSyncStream(sample_rate, fps)
-    from avatarkit.motion.envelope import EnvelopeStream  # no trained weights: the baseline
+    if model == "envelope":
+        from avatarkit.motion.envelope import EnvelopeStream
 
-    return EnvelopeStream(sample_rate, fps)
+        return EnvelopeStream(sample_rate, fps)
+    raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unknown motion model {model!r}; choose one of {', '.join(MODELS)}")
+
+
+def require_model(model: str = DEFAULT_MODEL) -> None:
+    """Fail now, with the same coded error, if ``create_stream(model=model)`` would fail:
+    commands check before they start serving or rendering, not on the first utterance."""
+    create_stream(model=model)

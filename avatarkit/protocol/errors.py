@@ -43,6 +43,8 @@ WIRE_ERRORS: dict[ErrorCode, WireError] = {
     ErrorCode.CONCURRENT_LIMIT_EXCEEDED: WireError(429, "concurrent limit exceeded"),
     ErrorCode.SERVER_SHUTTING_DOWN: WireError(503, "server shutting down"),
     ErrorCode.SERVER_ERROR: WireError(500, "internal server error"),
+    # serverError for the public SDK; our client reads the phrase (an install without weights).
+    ErrorCode.MOTION_MODEL_UNAVAILABLE: WireError(500, "motion model unavailable"),
 }
 
 # Websocket close codes beyond the standard ones.
@@ -92,6 +94,7 @@ _PHRASES: tuple[tuple[tuple[str, ...], ErrorCode], ...] = (
     (("slow consumer",), ErrorCode.SLOW_CONSUMER),
     (("concurrent limit exceeded",), ErrorCode.CONCURRENT_LIMIT_EXCEEDED),
     (("server shutting down",), ErrorCode.SERVER_SHUTTING_DOWN),
+    (("motion model unavailable",), ErrorCode.MOTION_MODEL_UNAVAILABLE),
 )  # fmt: skip
 
 _INVALID_ARGUMENT_REFINED = (

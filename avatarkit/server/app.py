@@ -26,6 +26,10 @@ ASSETS_PATH = "/v1/avatars"
 async def create_app(config: ServerConfig | None = None) -> web.Application:
     """A ready-to-run application; missing credentials are taken from the env or generated."""
     config = config or ServerConfig()
+    from avatarkit.motion.stream import require_model
+
+    # Unusable weights stop the start (motionModelUnavailable), not every utterance later.
+    require_model(config.motion_model)
     if not (config.api_key and config.app_id):
         config = config.with_credentials()
     app = web.Application()

@@ -35,6 +35,9 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     serve_assets: bool = True  # mount /v1/avatars when avatarkit.server.assets exists
     default_fps: int = 30  # a client may ask for 25/30/60 with extra_params {"fps": "..."}
+    # avatarkit.motion.create_stream's model: missing weights are an error, never a fallback;
+    # "envelope" (the loudness baseline) only when named here.
+    motion_model: str = "lipsync"
     # Limits
     handshake_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0  # no audio for this long closes the session

@@ -363,7 +363,7 @@ class Session:
                              req_id=req_id)
             return None
         try:
-            stream = create_stream(self._sample_rate, self._fps)
+            stream = create_stream(self._sample_rate, self._fps, model=self._config.motion_model)
         except AvatarKitError as exc:
             self._reply_error(exc.code, exc.message, req_id=req_id)
             return None

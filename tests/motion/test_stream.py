@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.envelope import EnvelopeStream
 from avatarkit.motion.lipsync import LipSyncStream
 from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES, create_stream
 
@@ -14,14 +13,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_create_stream_is_the_trained_model():
-    assert isinstance(create_stream(16000, 30), LipSyncStream)
-
-
-def test_falls_back_to_the_envelope_without_weights(monkeypatch, tmp_path):
-    import avatarkit.motion.model as model
-
-    monkeypatch.setattr(model, "MODEL_PATH", tmp_path / "missing.npz")
-    assert isinstance(create_stream(16000, 30), EnvelopeStream)
+    assert isinstance(create_stream(16000, 30), LipSyncStream)  # more in test_model_choice.py
 
 
 @pytest.mark.parametrize("rate", SUPPORTED_SAMPLE_RATES)

@@ -188,8 +188,8 @@ async def test_a_model_crash_costs_one_utterance_not_the_session(make_server, mo
     created = []
 
     class CrashingEveryOther(EnvelopeStream):
-        def __init__(self, *args) -> None:
-            super().__init__(*args)
+        def __init__(self, sample_rate: int, fps: int, model: str = "envelope") -> None:
+            super().__init__(sample_rate, fps)
             created.append(self)
             self.crash = len(created) % 2 == 1
 
