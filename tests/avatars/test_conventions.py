@@ -234,3 +234,63 @@ def test_a_vrm_head_speaks_and_blinks_on_screen(tmp_path, make_headless_app):
     talk, blink = moved(speaking, neutral), moved(blinking, neutral)
     assert (talk & lower).sum() > 30 and (talk & upper).sum() == 0
     assert (blink & upper).sum() > 30 and (blink & lower).sum() == 0
+
+
+# -- `avatarkit render --avatar PATH` ------------------------------------------------------
+
+
+@pytest.mark.timeout(90)
+def test_render_takes_a_vrm_file_and_its_mouth_moves(tmp_path, capsys):
+    import av
+
+    from avatarkit.cli import main
+    from avatarkit.paths import SPEECH_DIR
+
+    def mouth_motion(head: Path) -> np.ndarray:
+        """Per frame, how many pixels of the lower face differ from frame 0 (closed)."""
+        out = head.with_suffix(".mp4")
+        argv = ["render", "--avatar", str(head), "--audio", str(SPEECH_DIR / "quiz_timeout.wav"), "-o", str(out), "--size", "128x96", "--idle", "off"]
+        assert main(argv) == 0, capsys.readouterr().err
+        with av.open(str(out)) as container:
+            frames = np.array([f.to_ndarray(format="rgb24") for f in container.decode(video=0)], np.int16)
+        assert len(frames) >= 50
+        return (np.abs(frames - frames[0]).max(axis=-1) > 12)[:, 52:, :].sum(axis=(1, 2))
+
+    vowels = {"aa": [(0, 1.0)], "oh": [(1, 1.0)], "ou": [(2, 1.0)], "ee": [(3, 1.0)], "ih": [(4, 1.0)]}
+    names = ["m0", "m1", "m2", "m3", "m4"]
+    speaking = mouth_motion(write_head(tmp_path / "my head.vrm", dict.fromkeys(names, "mouth"), vrm1(vowels)))
+    # The same head without the extension maps nothing: only the head pose moves it.
+    still = mouth_motion(write_head(tmp_path / "statue.glb", dict.fromkeys(names, "mouth")))
+    assert speaking.max() > 40 and (speaking > still + 20).sum() > 5, (speaking, still)
+    assert still.max() < 0.5 * speaking.max()
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("avaa", ["did you mean 'ava'?", "bundled avatar in", "no file or folder"]),
+        ("missing/head.vrm", ["'missing/head.vrm' not found", "no file or folder", "head.vrm"]),
+        ("gone.glb", ["no file or folder", "gone.glb"]),
+    ],
+)
+def test_an_unknown_avatar_says_where_it_looked(tmp_path, monkeypatch, capsys, spec, words):
+    from avatarkit.cli import main
+    from avatarkit.paths import SPEECH_DIR
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "--avatar", spec, "--audio", str(SPEECH_DIR / "quiz_timeout.wav"), "-o", "o.mp4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("avatarkit render: error [avatarNotFound]: ")
+    for word in words:
+        assert word in err[0], err[0]
+    assert str(tmp_path) in err[0]  # the absolute place it looked
+
+
+def test_a_bundled_id_wins_over_a_same_named_folder(tmp_path, monkeypatch):
+    from avatarkit.cli.common import open_avatar
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ava").mkdir()  # an unrelated folder: the id still means the bundled avatar
+    assert open_avatar("ava").manifest.version != "local"
+    write_head(tmp_path / "ava" / "head.glb", {"aa": "mouth"})
+    assert open_avatar("./ava").manifest.version == "local"  # a path says so explicitly
