@@ -106,7 +106,7 @@ class Avatar:
         if not path.is_file():
             raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no such file: {path}")
         if path.suffix.lower() not in MODEL_SUFFIXES:
-            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb or .gltf file")
+            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb, .gltf or .vrm file")
         asset = load_model(path, path.name)
         if not asset.meshes:
             raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes")

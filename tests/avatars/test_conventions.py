@@ -294,3 +294,11 @@ def test_a_bundled_id_wins_over_a_same_named_folder(tmp_path, monkeypatch):
     assert open_avatar("ava").manifest.version != "local"
     write_head(tmp_path / "ava" / "head.glb", {"aa": "mouth"})
     assert open_avatar("./ava").manifest.version == "local"  # a path says so explicitly
+
+
+def test_the_loader_keeps_the_root_extensions(tmp_path):
+    from engine import load_gltf
+
+    asset = load_gltf(write_head(tmp_path / "e.vrm", {"t": None}, vrm1({"aa": [(0, 1.0)]})))
+    assert asset.extensions["VRMC_vrm"]["specVersion"] == "1.0"
+    assert load_gltf(write_head(tmp_path / "plain.glb", {"t": None})).extensions == {}
