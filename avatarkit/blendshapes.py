@@ -422,9 +422,14 @@ def build_map(meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBin
                 direct[m, t] = channel
             elif (conv := _convention(target_name)) is not None and not (binds and conv[0].startswith("vrm ")):
                 found.setdefault((m, t), []).append((*conv, 1.0))
+    bound: set[tuple[int, int]] = set()
     for b in binds or ():
-        if (b.mesh, b.target) not in direct:
-            found.setdefault((b.mesh, b.target), []).append((f"vrm {b.expression}", VRM_EXPRESSIONS[b.expression], b.weight))
+        if (b.mesh, b.target) in direct:
+            continue
+        if (b.mesh, b.target) not in bound:  # the file's binds replace what the name suggests
+            bound.add((b.mesh, b.target))
+            found[b.mesh, b.target] = []
+        found[b.mesh, b.target].append((f"vrm {b.expression}", VRM_EXPRESSIONS[b.expression], b.weight))
     covered = set(direct.values())
     labels = {label for entries in found.values() for label, _, _ in entries}
     # Per-side targets (VRM blinkLeft/Right) cover their channel, so a both-eyes "blink"

@@ -151,6 +151,12 @@ def test_vrm0_presets_from_the_extension(tmp_path):
     assert weights(avatar, arkit(mouthSmileLeft=0.8, mouthSmileRight=0.8))["k3"] == pytest.approx(0.8)
 
 
+def test_a_bound_target_is_driven_once(tmp_path):
+    # A VRM whose "aa" expression binds RPM's viseme_aa: the bind replaces the name's meaning.
+    avatar = Avatar.from_file(write_head(tmp_path / "both.vrm", {"viseme_aa": "mouth"}, vrm1({"aa": [(0, 0.5)]})))
+    assert weights(avatar, speech_frame("AA"))["viseme_aa"] == pytest.approx(0.5 * vowel_weights(speech_frame("AA"))[0])
+
+
 def test_vrm_names_without_an_extension(tmp_path):
     regions = {"A": "mouth", "O": "mouth", "Blink_L": "eyeL", "Blink_R": "eyeR", "Fcl_MTH_U": "mouth", "ee": "mouth"}
     avatar = Avatar.from_file(write_head(tmp_path / "plain.glb", regions))
