@@ -9,6 +9,7 @@ that on a worker thread, so the render thread never parses).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from avatarkit.blendshapes import BlendshapeMap, build_map, mesh_target_names
+from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.package import (
     MANIFEST_NAME,
@@ -31,7 +32,9 @@ from avatarkit.package import (
 if TYPE_CHECKING:
     from engine import GltfAsset
 
-MODEL_SUFFIXES = (".glb", ".gltf")
+MODEL_SUFFIXES = (".glb", ".gltf", ".vrm")  # a .vrm is a GLB with a VRM extension
+
+log = logging.getLogger(__name__)
 
 
 class Avatar:
@@ -48,7 +51,11 @@ class Avatar:
         self.root = Path(root)
         self.model_path = self.root / manifest.model
         self.asset: GltfAsset = asset or load_model(self.model_path, manifest.id)
-        self.blendshape_map = blendshape_map or build_map(mesh_target_names(self.asset))
+        self.blendshape_map = blendshape_map or map_asset(self.asset)
+        # One line, not silence: a model that cannot show what the motion does would
+        # otherwise just stand still where it should speak or blink.
+        if (warning := self.blendshape_map.coverage_warning(self.model_path.name)) is not None:
+            log.warning(warning)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -99,11 +106,11 @@ class Avatar:
         if not path.is_file():
             raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no such file: {path}")
         if path.suffix.lower() not in MODEL_SUFFIXES:
-            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb or .gltf file")
+            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb, .gltf or .vrm file")
         asset = load_model(path, path.name)
         if not asset.meshes:
             raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes")
-        blend = build_map(mesh_target_names(asset))
+        blend = map_asset(asset)
         avatar_id = avatar_id or local_id(path.stem)
         manifest = Manifest(
             id=avatar_id,

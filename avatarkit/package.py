@@ -244,12 +244,12 @@ def write_package(
 ) -> Manifest:
     """Write ``manifest.json`` for files already in package_dir (hashing them)."""
     from avatarkit.avatar import load_model
-    from avatarkit.blendshapes import build_map, mesh_target_names
+    from avatarkit.blendshapes import map_asset
 
     package_dir = Path(package_dir)
     names = files or [model]
     entries = tuple(FileEntry(n, (package_dir / n).stat().st_size, sha256_file(package_dir / n)) for n in names)
-    channels = build_map(mesh_target_names(load_model(package_dir / model, model))).available_channels
+    channels = map_asset(load_model(package_dir / model, model)).available_channels
     manifest = Manifest.from_json(
         {
             "id": avatar_id,

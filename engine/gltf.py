@@ -118,6 +118,9 @@ class GltfAsset:
     meshes: list[GltfMesh]
     materials: list[GltfMaterial]
     roots: list[int]  # node indices of the default scene
+    # The document's root ``extensions`` object as parsed JSON (e.g. ``VRM``, ``VRMC_vrm``),
+    # for callers that read conventions the engine does not draw. Untrusted: check every field.
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def find_node(self, name: str) -> int | None:
         return next((i for i, n in enumerate(self.nodes) if n.name == name), None)
@@ -290,6 +293,7 @@ class _Reader:
             meshes=[self._mesh(i, m) for i, m in enumerate(d.get("meshes") or [])],
             materials=[self._material(i, m) for i, m in enumerate(d.get("materials") or [])],
             roots=roots,
+            extensions=dict(d["extensions"]) if isinstance(d.get("extensions"), dict) else {},
         )
 
     # -- raw data --------------------------------------------------------------

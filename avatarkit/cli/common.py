@@ -11,11 +11,15 @@ import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.wav import SpeechAudio, read_wav
 
-__all__ = ["SpeechAudio", "check_output", "closest", "output_with_suffix", "read_wav", "unknown"]
+if TYPE_CHECKING:
+    from avatarkit.avatar import Avatar
+
+__all__ = ["SpeechAudio", "check_output", "closest", "open_avatar", "output_with_suffix", "read_wav", "unknown"]
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
@@ -63,3 +67,27 @@ def check_output(path: Path) -> None:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot write {path}: {why}") from exc
     if not existed:
         os.unlink(path)  # a failed run leaves nothing behind
+
+
+def open_avatar(spec: str) -> Avatar:
+    """``--avatar``: a bundled id (``ava``), or a path to a ``.glb``/``.gltf``/``.vrm`` file
+    or an avatar folder. A plain id that is bundled wins over a file of that name in the
+    working folder; anything not found is ``avatarNotFound`` naming where it looked."""
+    from avatarkit.avatar import MODEL_SUFFIXES, derive
+    from avatarkit.package import ID_RE, MANIFEST_NAME, list_packages
+    from avatarkit.paths import AVATARS_DIR
+
+    path = Path(spec).expanduser()
+    path_like = path.suffix.lower() in MODEL_SUFFIXES or not ID_RE.match(spec)
+    if not path_like and (AVATARS_DIR / spec / MANIFEST_NAME).is_file():
+        from avatarkit.manager import AvatarManager
+
+        return AvatarManager(str(AVATARS_DIR)).load_blocking(spec)
+    if path.exists():
+        return derive(path)
+    where = f"no file or folder {path.absolute()}"
+    if path_like:
+        raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"avatar {spec!r} not found: {where}")
+    ids = [m.id for m in list_packages(AVATARS_DIR)]
+    listing = f"looked for a bundled avatar in {AVATARS_DIR} ({', '.join(sorted(ids)) or 'none'}) and found {where}"
+    raise unknown("avatar", spec, ids, listing, ErrorCode.AVATAR_NOT_FOUND)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.cli import video_size
-from avatarkit.cli.common import check_output, output_with_suffix, read_wav, unknown
+from avatarkit.cli.common import check_output, open_avatar, output_with_suffix, read_wav
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import SUPPORTED_FPS
 
@@ -38,6 +38,7 @@ audio and does not depend on machine speed (time is virtual)."""
 EXAMPLES = """examples:
   avatarkit render --audio assets/speech/greeting.wav -o out/greeting.mp4
   avatarkit render --avatar mei --audio speech.wav -o mei.mp4 --size 1280x720 --fps 60
+  avatarkit render --avatar my_avatar.vrm --audio speech.wav -o mine.mp4
   avatarkit render --audio speech.wav -o still.mp4 --idle off"""
 
 
@@ -49,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--avatar", default="ava", help="bundled avatar id, see `avatarkit avatars` (default: ava)")
+    p.add_argument(
+        "--avatar", default="ava", help="bundled avatar id (see `avatarkit avatars`) or a .glb/.gltf/.vrm file or avatar folder (default: ava)",
+    )
     p.add_argument(
         "--audio", required=True, type=Path,
         help="speech WAV: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)",
@@ -88,7 +91,7 @@ class RenderResult:
 
 
 def render_video(
-    avatar_id: str,
+    avatar_id: str,  # a bundled id or a path (``open_avatar``)
     audio_path: Path,
     output: Path,
     size: tuple[int, int] = (640, 360),
@@ -99,9 +102,6 @@ def render_video(
 ) -> RenderResult:
     """``progress(fraction)`` after each video frame (e.g. a terminal progress bar)."""
     from avatarkit.controller import ConnectionState
-    from avatarkit.manager import AvatarManager
-    from avatarkit.package import MANIFEST_NAME
-    from avatarkit.paths import AVATARS_DIR
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.server.embedded import EmbeddedServer
     from avatarkit.view import AvatarView
@@ -114,16 +114,13 @@ def render_video(
     check_output(Path(output))  # fail now, not after the whole render
     samples = len(pcm) // 2
     frames = math.ceil(samples * fps / rate)  # the last frame may show the audio's tail
-    if not (AVATARS_DIR / avatar_id / MANIFEST_NAME).is_file():
-        from avatarkit.package import list_packages
-
-        ids = [m.id for m in list_packages(AVATARS_DIR)]
-        raise unknown("avatar", avatar_id, ids, "`avatarkit avatars` lists them", ErrorCode.AVATAR_NOT_FOUND)
-    avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(avatar_id)
+    avatar = open_avatar(avatar_id)
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
     try:
-        with EmbeddedServer(motion_model=model) as server, App.headless(size=size, fps=fps) as app:
+        # The server accepts exactly this avatar: a file's derived id is not in its catalog.
+        server = EmbeddedServer(avatars=(avatar.id,), motion_model=model)
+        with server, App.headless(size=size, fps=fps) as app:
             AvatarSDK.initialize(
                 server.app_id,
                 Configuration(
