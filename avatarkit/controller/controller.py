@@ -4,6 +4,9 @@ Threads: ``send``/``yield_*``/``interrupt``/``pause``... may be called from any 
 they validate at once (raising ``AvatarKitError``) and hand their data to the render
 thread through a thread-safe inbox. ``tick(dt)`` runs on the render thread: it drains the
 inbox, advances the audio-clock playback, fires the callbacks, and returns the face.
+``_lock`` guards the conversation ids (current, issued, interrupted) and the order of the
+inbox; ``_lifecycle`` serialises ``start``/``close``/``dispose`` (which block on the
+network thread) without holding up ``tick``.
 
 Sends before ``connected`` (while connecting or reconnecting) are queued and go out once
 connected; sends when disconnected (never started, closed, failed) raise
@@ -13,6 +16,7 @@ conversation by design.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -65,6 +69,7 @@ class AvatarController:
         self._source = mixer.add_source()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._lifecycle = threading.RLock()  # dispose() holds it around close()
         self._conversation: str | None = None  # the one send()/yield_audio_data() extends
         self._interrupted: set[str] = set()
         self._issued: deque[str] = deque(maxlen=ISSUED_MEMORY)  # ids frames may still arrive for
@@ -82,7 +87,6 @@ class AvatarController:
         self._health = BufferHealth()
         self._next_health = 0.0
         self._transport: DirectTransport | None = None
-        self._connection_state = ConnectionState.DISCONNECTED  # when there is no transport
         self._emitted_connection = ConnectionState.DISCONNECTED
         self._disposed = False
         self.on_connection_state: Callable[[ConnectionState, StateReason], None] | None = None
@@ -90,12 +94,14 @@ class AvatarController:
         self.on_error: Callable[[AvatarKitError], None] | None = None
         self.on_buffer_health: Callable[[BufferHealth], None] | None = None
         self.on_first_rendering: Callable[[], None] | None = None
+        mixer.on_device_lost.append(self._device_lost)
 
     # -- observable state ---------------------------------------------------------------
 
     @property
     def connection_state(self) -> ConnectionState:
-        return self._transport.state if self._transport else self._connection_state
+        transport = self._transport  # one read: close() may clear it meanwhile
+        return transport.state if transport is not None else ConnectionState.DISCONNECTED
 
     @property
     def conversation_state(self) -> ConversationState:
@@ -142,42 +148,43 @@ class AvatarController:
 
     def start(self) -> None:
         """Connect to the Motion Server with the session token (Direct Mode only)."""
-        self._require_mode(DrivingMode.DIRECT, "start()")
-        if self._transport is None:
-            self._transport = DirectTransport(
-                self.avatar_id,
-                self.app_id,
-                self.config.ingress_url,
-                self.config.sample_rate,
-                AvatarSDK.session_token,
-                DirectSink(self._net_state, self._net_motion, self._net_error),
-                token_provider=self.config.token_provider,
-                reconnect_attempts=self.config.reconnect_attempts,
-                reconnect_backoff=self.config.reconnect_backoff_s,
-            )
-        self._transport.start()
+        with self._lifecycle:
+            self._require_mode(DrivingMode.DIRECT, "start()")
+            if self._transport is None:
+                self._transport = DirectTransport(
+                    self.avatar_id,
+                    self.app_id,
+                    self.config.ingress_url,
+                    self.config.sample_rate,
+                    AvatarSDK.session_token,
+                    DirectSink(self._net_state, self._net_motion, self._net_error),
+                    token_provider=self.config.token_provider,
+                    reconnect_attempts=self.config.reconnect_attempts,
+                    reconnect_backoff=self.config.reconnect_backoff_s,
+                )
+            self._transport.start()
 
     def send(self, audio: bytes, end: bool = False, *, sample_rate: int | None = None) -> str:
         """Stream speech PCM (mono s16le at the configured rate); returns the conversation id."""
         self._require_mode(DrivingMode.DIRECT, "send()")
         pcm = self._validate_audio(audio, end, sample_rate)
-        state = self.connection_state
-        if state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
+        transport = self._transport
+        state = transport.state if transport is not None else ConnectionState.DISCONNECTED
+        if transport is None or state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
             raise AvatarKitError(
                 ErrorCode.CONNECTION_CLOSED, f"not connected ({state}): call start() first"
             )
-        cid = self._append(pcm, end)
-        self._transport.send_audio(cid, pcm, end)
-        return cid
+        # The transport refuses (connectionClosed) before anything is applied locally.
+        return self._append(pcm, end, transport.send_audio)
 
     def close(self) -> None:
         """Stop playback and close the connection (a normal close, not an error)."""
-        self.interrupt()
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        self._connection_state = ConnectionState.DISCONNECTED
-        self._inbox.put(("connection", ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
+        with self._lifecycle:
+            self.interrupt()
+            transport, self._transport = self._transport, None  # sends from now on refuse
+            if transport is not None:
+                transport.close()
+            self._inbox.put(("connection", ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
 
     # -- Backend Mode -------------------------------------------------------------------
 
@@ -201,10 +208,13 @@ class AvatarController:
         if isinstance(payloads, bytes | bytearray | memoryview):
             payloads = [bytes(payloads)]
         decoded = [decode_animation(p) for p in payloads]  # raises before anything is applied
-        if conversation_id in self._interrupted:
+        with self._lock:
+            interrupted = conversation_id in self._interrupted
+            issued = conversation_id in self._issued
+        if interrupted:
             log.debug("dropping frames of interrupted conversation %s", conversation_id)
             return
-        if conversation_id not in self._issued:
+        if not issued:
             self._report(
                 AvatarKitError(
                     ErrorCode.CONVERSATION_MISMATCH,
@@ -227,8 +237,9 @@ class AvatarController:
                 self._interrupted.add(cid)
             self._source.clear()  # new epoch: a tick already past its drain writes nothing
             self._inbox.put(("interrupt",))
-        if cid and self._transport is not None:
-            self._transport.interrupt(cid)
+        transport = self._transport
+        if cid and transport is not None:
+            transport.interrupt(cid)  # a no-op once closed
 
     def pause(self) -> None:
         """Freeze playback (the clock stops, buffers are kept)."""
@@ -239,11 +250,15 @@ class AvatarController:
         self._inbox.put(("resume",))
 
     def dispose(self) -> None:
-        if self._disposed:
-            return
-        self._disposed = True
-        self.close()
-        self._mixer.remove_source(self._source)
+        """Close and release the mixer source (idempotent, safe from several threads)."""
+        with self._lifecycle:
+            if self._disposed:
+                return
+            self._disposed = True
+            self.close()
+            with contextlib.suppress(ValueError):
+                self._mixer.on_device_lost.remove(self._device_lost)
+            self._mixer.remove_source(self._source)
 
     # -- render thread ------------------------------------------------------------------
 
@@ -278,12 +293,19 @@ class AvatarController:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _append(self, pcm: bytes, end: bool) -> str:
+    def _append(
+        self, pcm: bytes, end: bool, forward: Callable[[str, bytes, bool], None] | None = None
+    ) -> str:
+        """Add audio to the current conversation (a new one if none); ``forward`` (the
+        transport) gets it first, under the lock, so its refusal leaves nothing behind and
+        an interrupt() on another thread is ordered before or after both."""
         with self._lock:
+            cid = self._conversation or new_req_id()
+            if forward is not None:
+                forward(cid, pcm, end)
             if self._conversation is None:
-                self._conversation = new_req_id()
-                self._issued.append(self._conversation)
-            cid = self._conversation
+                self._conversation = cid
+                self._issued.append(cid)
             if end:
                 self._conversation = None  # new audio after an end starts a new round
             self._inbox.put(("audio", cid, pcm, end))
@@ -299,7 +321,9 @@ class AvatarController:
             kind = item[0]
             if kind == "audio":
                 _, cid, pcm, end = item
-                if cid not in self._interrupted:
+                with self._lock:
+                    interrupted = cid in self._interrupted
+                if not interrupted:
                     playback.conversation(cid).add_audio(pcm, end)
             elif kind == "motion":
                 _, cid, frames, offset, end = item
@@ -325,7 +349,8 @@ class AvatarController:
 
     def _conversation_changed(self, state: ConversationState, reason: StateReason) -> None:
         if state in (ConversationState.IDLE, ConversationState.PLAYING):
-            self._interrupted.clear()  # ids are unique: the set only guards in-flight data
+            with self._lock:
+                self._interrupted.clear()  # ids are unique: the set only guards in-flight data
         self._emit(self.on_conversation_state, state, reason)
 
     def _net_state(
@@ -338,6 +363,11 @@ class AvatarController:
 
     def _net_error(self, error: AvatarKitError) -> None:
         self._inbox.put(("error", error))
+
+    def _device_lost(self, error: Exception) -> None:
+        """The mixer's device went away (a device thread): the app hears it on the render
+        thread as ``audioDeviceLost``; playback goes on through the null device."""
+        self._inbox.put(("error", AvatarKitError(ErrorCode.AUDIO_DEVICE_LOST, str(error))))
 
     def _report(self, error: AvatarKitError) -> None:
         log.warning("%s: %s", error.code, error.message)

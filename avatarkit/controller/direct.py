@@ -1,8 +1,15 @@
 """Direct Mode transport: a websocket client to the Motion Server on its own thread.
 
-The transport runs an asyncio loop in a daemon thread. The controller hands it audio
-through ``send_audio`` (any thread) and gets everything back through ``sink`` callbacks,
-which only put items into the controller's thread-safe inbox.
+The transport runs an asyncio loop in a daemon thread (the network thread). The
+controller hands it audio through ``send_audio`` (any thread) and gets everything back
+through ``sink`` callbacks, which only put items into the controller's thread-safe inbox.
+
+Threads: ``start``/``send_audio``/``interrupt``/``close`` may be called from any thread;
+``_lock`` orders them against ``close`` (after which they raise ``connectionClosed`` or do
+nothing, never a bare ``RuntimeError`` from a closed loop). Everything else, ``state``
+transitions included, happens on the network thread, so every ``sink`` callback fires
+there. The token provider runs on the transport's own one-thread executor, shut down by
+``close``.
 
 Conversations and wire requests: the controller names a conversation once; on the wire
 it travels as a ``req_id``. After a dropped connection the rest of a conversation goes
@@ -20,6 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -44,6 +52,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds to wait for SERVER_CONFIRM_SESSION
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we close
+MAX_MESSAGE = 4 * 1024 * 1024  # bytes: the largest server message accepted (motion is small)
 INTERRUPTED_MEMORY = 64  # recently interrupted conversations whose late data is refused
 TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
 # Server verdicts no retry can fix: stop and report instead of reconnecting.
@@ -63,7 +72,7 @@ def new_req_id() -> str:
 
 @dataclass
 class DirectSink:
-    """Callbacks into the controller (called on the network thread; must only enqueue)."""
+    """Callbacks into the controller (always called on the network thread; must only enqueue)."""
 
     on_state: Callable[[ConnectionState, StateReason, AvatarKitError | None], None]
     on_motion: Callable[[str, list, float, bool], None]  # conversation, frames, offset s, end
@@ -97,7 +106,10 @@ class DirectTransport:
         self._token, self._token_provider = token, token_provider
         self.sink = sink
         self.reconnect_attempts, self.reconnect_backoff = reconnect_attempts, reconnect_backoff
-        self.state = ConnectionState.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED  # written on the network thread only
+        self._lock = threading.Lock()  # orders the any-thread calls against close()
+        self._closed = False  # close() ran: the loop is gone for good
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="avatarkit-token")
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="avatarkit-direct", daemon=True
@@ -116,47 +128,74 @@ class DirectTransport:
 
     # -- any thread ---------------------------------------------------------------------
 
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
     def start(self) -> None:
-        if self.state in (
-            ConnectionState.CONNECTING,
-            ConnectionState.CONNECTED,
-            ConnectionState.RECONNECTING,
-        ):
-            raise AvatarKitError(ErrorCode.CONNECTION_IN_PROGRESS, f"already {self.state}")
-        self._closing = False
-        self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
-        asyncio.run_coroutine_threadsafe(self._spawn(), self._loop).result(timeout=5)
+        with self._lock:
+            self._require_open("start()")
+            future = asyncio.run_coroutine_threadsafe(self._spawn(), self._loop)
+        future.result(timeout=5)  # raises connectionInProgress from the network thread
 
     def send_audio(self, conversation: str, pcm: bytes, end: bool) -> None:
-        self._loop.call_soon_threadsafe(self._outbox.put_nowait, ("audio", conversation, pcm, end))
+        self._post(("audio", conversation, pcm, end), "send_audio()")
 
     def interrupt(self, conversation: str) -> None:
-        self._loop.call_soon_threadsafe(
-            self._outbox.put_nowait, ("interrupt", conversation, b"", False)
-        )
+        with contextlib.suppress(AvatarKitError):  # closed: nothing left to interrupt
+            self._post(("interrupt", conversation, b"", False), "interrupt()")
 
     def close(self) -> None:
-        """Close the connection (normal close, not an error) and stop the thread."""
-        self._closing = True
-        if self._loop.is_closed():
-            return
-        asyncio.run_coroutine_threadsafe(self._cancel(), self._loop).result(timeout=10)
+        """Close the connection (normal close, not an error) and stop the thread.
+
+        Idempotent; a second caller returns at once while the first is still closing.
+        """
+        if threading.current_thread() is self._thread:  # it would wait for itself
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "close() from the network thread")
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._closing = True  # read by the network thread: no reconnect from now on
+        with contextlib.suppress(TimeoutError):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
-        self._loop.close()
-        if self.state != ConnectionState.FAILED:
-            self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
+        if not self._thread.is_alive():
+            self._loop.close()
+        # A provider still running keeps its thread until it returns; nothing waits on it.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _post(self, item: tuple, call: str) -> None:
+        with self._lock:  # close() cannot close the loop between the check and the call
+            self._require_open(call)
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, item)
+
+    def _require_open(self, call: str) -> None:
+        if self._closed:
+            raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"{call} after close()")
 
     # -- the network thread -------------------------------------------------------------
 
     async def _spawn(self) -> None:
+        # On the network thread: the check and the transition cannot interleave.
+        if self._state in (
+            ConnectionState.CONNECTING,
+            ConnectionState.CONNECTED,
+            ConnectionState.RECONNECTING,
+        ):
+            raise AvatarKitError(ErrorCode.CONNECTION_IN_PROGRESS, f"already {self._state}")
+        self._closing = False
+        self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
         self._task = asyncio.create_task(self._run())
 
-    async def _cancel(self) -> None:
+    async def _shutdown(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._state != ConnectionState.FAILED:
+            self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
 
     async def _run(self) -> None:
         attempt, reconnecting = 0, False
@@ -188,14 +227,15 @@ class DirectTransport:
                     )
                     self._set_state(ConnectionState.FAILED, reason, error)
                     return
-                attempt = 0 if self.state == ConnectionState.CONNECTED else attempt + 1
+                attempt = 0 if self._state == ConnectionState.CONNECTED else attempt + 1
                 self._set_state(ConnectionState.RECONNECTING, StateReason.NETWORK_ERROR, error)
                 await asyncio.sleep(self.reconnect_backoff * (2 ** max(0, attempt - 1)))
                 reconnecting = True
 
     async def _refresh_token(self) -> None:
         try:
-            token = await asyncio.to_thread(self._token_provider)
+            loop = asyncio.get_running_loop()
+            token = await loop.run_in_executor(self._executor, self._token_provider)
         except Exception as exc:  # the app's callback failed: report it as a token problem
             raise AvatarKitError(
                 ErrorCode.SESSION_TOKEN_INVALID, f"token provider failed: {exc}"
@@ -219,7 +259,7 @@ class DirectTransport:
                 additional_headers=headers,
                 open_timeout=HANDSHAKE_TIMEOUT,
                 close_timeout=CLOSE_TIMEOUT,
-                max_size=None,
+                max_size=MAX_MESSAGE,
             )
         except InvalidStatus as exc:
             raise _refusal(exc) from exc
@@ -341,8 +381,8 @@ class DirectTransport:
     def _set_state(
         self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None = None
     ) -> None:
-        if state != self.state:
-            self.state = state
+        if state != self._state:
+            self._state = state
             self.sink.on_state(state, reason, error)
 
 
