@@ -214,13 +214,12 @@ class AvatarController:
         if interrupted:
             log.debug("dropping frames of interrupted conversation %s", conversation_id)
             return
-        if not issued:
-            self._report(
-                AvatarKitError(
-                    ErrorCode.CONVERSATION_MISMATCH,
-                    f"frames for unknown conversation {conversation_id!r} discarded",
-                )
+        if not issued:  # reported on the render thread, like every callback
+            error = AvatarKitError(
+                ErrorCode.CONVERSATION_MISMATCH,
+                f"frames for unknown conversation {conversation_id!r} discarded",
             )
+            self._inbox.put(("error", error))
             return
         if not decoded:
             self._inbox.put(("motion", conversation_id, [], 0.0, True))

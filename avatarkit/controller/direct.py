@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds to wait for SERVER_CONFIRM_SESSION
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we close
+CLOSE_WAIT = 10.0  # seconds close() waits for the network thread to finish
 MAX_MESSAGE = 4 * 1024 * 1024  # bytes: the largest server message accepted (motion is small)
 INTERRUPTED_MEMORY = 64  # recently interrupted conversations whose late data is refused
 TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
@@ -111,9 +112,7 @@ class DirectTransport:
         self._closed = False  # close() ran: the loop is gone for good
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="avatarkit-token")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="avatarkit-direct", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="avatarkit-direct", daemon=True)
         self._thread.start()
         self._outbox: asyncio.Queue = asyncio.Queue()  # survives reconnects: nothing sent is lost
         self._unsent: tuple | None = None  # the outbox item being sent
@@ -136,7 +135,12 @@ class DirectTransport:
         with self._lock:
             self._require_open("start()")
             future = asyncio.run_coroutine_threadsafe(self._spawn(), self._loop)
-        future.result(timeout=5)  # raises connectionInProgress from the network thread
+        try:
+            future.result(timeout=5)  # raises connectionInProgress from the network thread
+        except TimeoutError as exc:  # a starved machine: the attempt may still go ahead
+            raise AvatarKitError(
+                ErrorCode.CONNECTION_FAILED, "the network thread did not answer in 5 s"
+            ) from exc
 
     def send_audio(self, conversation: str, pcm: bytes, end: bool) -> None:
         self._post(("audio", conversation, pcm, end), "send_audio()")
@@ -157,12 +161,10 @@ class DirectTransport:
                 return
             self._closed = True
             self._closing = True  # read by the network thread: no reconnect from now on
-        with contextlib.suppress(TimeoutError):
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self._loop.close()
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)  # then the loop stops
+        self._thread.join(timeout=CLOSE_WAIT)
+        if self._thread.is_alive():  # a starved machine: it finishes and exits by itself
+            log.warning("network thread still closing after %.0f s", CLOSE_WAIT)
         # A provider still running keeps its thread until it returns; nothing waits on it.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -189,13 +191,27 @@ class DirectTransport:
         self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
         self._task = asyncio.create_task(self._run())
 
+    def _serve(self) -> None:
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()  # on its own thread, once _shutdown() has stopped it
+
     async def _shutdown(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._state != ConnectionState.FAILED:
-            self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
+        """Cancel every task (the session and its writer) and wait for them, then stop the
+        loop: nothing is left pending when it closes."""
+        try:
+            current = asyncio.current_task()
+            # Until none is left: a cancel can be swallowed (3.11's wait_for in a library
+            # racing a result) and the session goes on to spawn its writer.
+            while tasks := [t for t in asyncio.all_tasks() if t is not current]:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks, timeout=0.5)
+            if self._state != ConnectionState.FAILED:
+                self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
+        finally:
+            asyncio.get_running_loop().stop()
 
     async def _run(self) -> None:
         attempt, reconnecting = 0, False
@@ -270,6 +286,8 @@ class DirectTransport:
         async with ws:
             await ws.send(encode_configure(self.sample_rate))
             await self._handshake(ws)
+            if self._closing:
+                return  # close() came during the handshake: never report connected
             self._generation += 1
             self._set_state(ConnectionState.CONNECTED, StateReason.DATA_RECEIVED)
             writer = asyncio.create_task(self._write(ws))
@@ -280,7 +298,8 @@ class DirectTransport:
 
     async def _handshake(self, ws) -> None:
         try:
-            data = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT)
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):  # unlike wait_for, never eats a cancel
+                data = await ws.recv()
         except ConnectionClosed as exc:
             raise _closed(exc) from exc
         except TimeoutError as exc:
