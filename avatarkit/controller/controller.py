@@ -24,6 +24,16 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from avatarkit.controller.direct import DirectSink, DirectTransport, new_req_id
+from avatarkit.controller.messages import (
+    Audio,
+    Connection,
+    Failure,
+    InboxMessage,
+    Interrupt,
+    Motion,
+    Pause,
+    Resume,
+)
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import (
     BufferHealth,
@@ -67,12 +77,15 @@ class AvatarController:
             )
         self._mixer = mixer
         self._source = mixer.add_source()
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._lifecycle = threading.RLock()  # dispose() holds it around close()
         self._conversation: str | None = None  # the one send()/yield_audio_data() extends
         self._interrupted: set[str] = set()
         self._issued: deque[str] = deque(maxlen=ISSUED_MEMORY)  # ids frames may still arrive for
+        # The state the last interrupt()/pause()/resume() promised, until tick() applies it.
+        self._promised: tuple[int, ConversationState] | None = None
+        self._seq = 0
         self._playback = Playback(
             self._source,
             self.config.sample_rate,
@@ -105,7 +118,10 @@ class AvatarController:
 
     @property
     def conversation_state(self) -> ConversationState:
-        return self._playback.state
+        """Reads back an interrupt()/pause()/resume() at once, from any thread (the
+        ``on_conversation_state`` event still fires at the next tick)."""
+        promised = self._promised
+        return promised[1] if promised is not None else self._playback.state
 
     @property
     def conversation_id(self) -> str | None:
@@ -184,7 +200,7 @@ class AvatarController:
             transport, self._transport = self._transport, None  # sends from now on refuse
             if transport is not None:
                 transport.close()
-            self._inbox.put(("connection", ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
+            self._inbox.put(Connection(ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
 
     # -- Backend Mode -------------------------------------------------------------------
 
@@ -219,12 +235,12 @@ class AvatarController:
                 ErrorCode.CONVERSATION_MISMATCH,
                 f"frames for unknown conversation {conversation_id!r} discarded",
             )
-            self._inbox.put(("error", error))
+            self._inbox.put(Failure(error))
             return
         if not decoded:
-            self._inbox.put(("motion", conversation_id, [], 0.0, True))
+            self._inbox.put(Motion(conversation_id, (), 0.0, True))
         for _req_id, frames, last in decoded:
-            self._inbox.put(("motion", conversation_id, frames, 0.0, last))
+            self._inbox.put(Motion(conversation_id, tuple(frames), 0.0, last))
 
     # -- both modes ---------------------------------------------------------------------
 
@@ -235,18 +251,24 @@ class AvatarController:
             if cid:
                 self._interrupted.add(cid)
             self._source.clear()  # new epoch: a tick already past its drain writes nothing
-            self._inbox.put(("interrupt",))
+            self._inbox.put(Interrupt(self._promise(ConversationState.IDLE)))
         transport = self._transport
         if cid and transport is not None:
             transport.interrupt(cid)  # a no-op once closed
 
     def pause(self) -> None:
         """Freeze playback (the clock stops, buffers are kept)."""
-        self._source.paused = True  # at once, not at the next tick
-        self._inbox.put(("pause",))
+        with self._lock:
+            self._source.paused = True  # at once, not at the next tick
+            self._inbox.put(Pause(self._promise(ConversationState.PAUSED)))
 
     def resume(self) -> None:
-        self._inbox.put(("resume",))
+        """Play on from where ``pause()`` froze playback."""
+        with self._lock:
+            state = self.conversation_state
+            if state == ConversationState.PAUSED:
+                state = self._playback.unpaused_state  # as of the last tick
+            self._inbox.put(Resume(self._promise(state)))
 
     def dispose(self) -> None:
         """Close and release the mixer source (idempotent, safe from several threads)."""
@@ -307,44 +329,61 @@ class AvatarController:
                 self._issued.append(cid)
             if end:
                 self._conversation = None  # new audio after an end starts a new round
-            self._inbox.put(("audio", cid, pcm, end))
+            self._inbox.put(Audio(cid, pcm, end))
         return cid
 
+    def _promise(self, state: ConversationState) -> int:
+        """Show ``state`` until the render thread applies the call numbered by the result
+        (called with ``_lock`` held, before the call's message is queued)."""
+        self._seq += 1
+        self._promised = (self._seq, state)
+        return self._seq
+
+    def _applied(self, seq: int) -> None:
+        """The render thread applied user action ``seq``: the playback state is true again,
+        unless a later action promised something else meanwhile."""
+        with self._lock:
+            if self._promised is not None and self._promised[0] == seq:
+                self._promised = None
+
     def _drain(self) -> None:
-        playback = self._playback
         while True:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            kind = item[0]
-            if kind == "audio":
-                _, cid, pcm, end = item
+            self._apply(item)
+
+    def _apply(self, message: InboxMessage) -> None:
+        playback = self._playback
+        match message:
+            case Audio(cid, pcm, end):
                 with self._lock:
                     interrupted = cid in self._interrupted
                 if not interrupted:
                     playback.conversation(cid).add_audio(pcm, end)
-            elif kind == "motion":
-                _, cid, frames, offset, end = item
+            case Motion(cid, frames, offset, end):
                 conv = playback.find(cid)
                 if conv is not None:
                     conv.add_motion(frames, offset, end)
-            elif kind == "interrupt":
+            case Interrupt(seq):
                 playback.interrupt()
-            elif kind == "pause":
+                self._applied(seq)
+            case Pause(seq):
                 playback.pause()
-            elif kind == "resume":
+                self._applied(seq)
+            case Resume(seq):
                 playback.resume()
-            elif kind == "connection":
-                _, state, reason = item
+                self._applied(seq)
+            case Connection(state, reason):
                 if state in (ConnectionState.FAILED, ConnectionState.DISCONNECTED):
                     for conv in playback.conversations:
                         conv.motion_done = True  # no motion will come: play audio only
                 if state != self._emitted_connection:
                     self._emitted_connection = state
                     self._emit(self.on_connection_state, state, reason)
-            elif kind == "error":
-                self._report(item[1])
+            case Failure(error):
+                self._report(error)
 
     def _conversation_changed(self, state: ConversationState, reason: StateReason) -> None:
         if state in (ConversationState.IDLE, ConversationState.PLAYING):
@@ -355,18 +394,18 @@ class AvatarController:
     def _net_state(
         self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None
     ) -> None:
-        self._inbox.put(("connection", state, reason))
+        self._inbox.put(Connection(state, reason))
 
     def _net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
-        self._inbox.put(("motion", cid, frames, offset, end))
+        self._inbox.put(Motion(cid, tuple(frames), offset, end))
 
     def _net_error(self, error: AvatarKitError) -> None:
-        self._inbox.put(("error", error))
+        self._inbox.put(Failure(error))
 
     def _device_lost(self, error: Exception) -> None:
         """The mixer's device went away (a device thread): the app hears it on the render
         thread as ``audioDeviceLost``; playback goes on through the null device."""
-        self._inbox.put(("error", AvatarKitError(ErrorCode.AUDIO_DEVICE_LOST, str(error))))
+        self._inbox.put(Failure(AvatarKitError(ErrorCode.AUDIO_DEVICE_LOST, str(error))))
 
     def _report(self, error: AvatarKitError) -> None:
         log.warning("%s: %s", error.code, error.message)

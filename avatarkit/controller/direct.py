@@ -35,6 +35,7 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from avatarkit.controller.messages import Audio, CancelRequest, OutboxMessage
 from avatarkit.controller.states import ConnectionState, StateReason
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import (
@@ -114,8 +115,9 @@ class DirectTransport:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="avatarkit-direct", daemon=True)
         self._thread.start()
-        self._outbox: asyncio.Queue = asyncio.Queue()  # survives reconnects: nothing sent is lost
-        self._unsent: tuple | None = None  # the outbox item being sent
+        # Survives reconnects: nothing sent is lost.
+        self._outbox: asyncio.Queue[OutboxMessage] = asyncio.Queue()
+        self._unsent: OutboxMessage | None = None  # the outbox item being sent
         self._task: asyncio.Task | None = None
         self._closing = False
         self._generation = 0
@@ -143,11 +145,11 @@ class DirectTransport:
             ) from exc
 
     def send_audio(self, conversation: str, pcm: bytes, end: bool) -> None:
-        self._post(("audio", conversation, pcm, end), "send_audio()")
+        self._post(Audio(conversation, pcm, end), "send_audio()")
 
     def interrupt(self, conversation: str) -> None:
         with contextlib.suppress(AvatarKitError):  # closed: nothing left to interrupt
-            self._post(("interrupt", conversation, b"", False), "interrupt()")
+            self._post(CancelRequest(conversation), "interrupt()")
 
     def close(self) -> None:
         """Close the connection (normal close, not an error) and stop the thread.
@@ -168,7 +170,7 @@ class DirectTransport:
         # A provider still running keeps its thread until it returns; nothing waits on it.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _post(self, item: tuple, call: str) -> None:
+    def _post(self, item: OutboxMessage, call: str) -> None:
         with self._lock:  # close() cannot close the loop between the check and the call
             self._require_open(call)
             self._loop.call_soon_threadsafe(self._outbox.put_nowait, item)
@@ -355,14 +357,14 @@ class DirectTransport:
             item = self._unsent or await self._outbox.get()
             # Held until sent: a chunk whose send fails goes out first on the next connection.
             self._unsent = item
-            kind, conversation, pcm, end = item
-            if kind == "interrupt":
-                self._forget(conversation)
-                wire = self._wire.pop(conversation, None)
-                if wire is not None and wire.generation == self._generation:
-                    await ws.send(encode_interrupt(wire.req_id))
-            elif conversation not in self._interrupted:
-                await self._send_audio(ws, conversation, pcm, end)
+            match item:
+                case CancelRequest(conversation):
+                    self._forget(conversation)
+                    wire = self._wire.pop(conversation, None)
+                    if wire is not None and wire.generation == self._generation:
+                        await ws.send(encode_interrupt(wire.req_id))
+                case Audio(conversation, pcm, end) if conversation not in self._interrupted:
+                    await self._send_audio(ws, conversation, pcm, end)
             self._unsent = None
 
     async def _send_audio(self, ws, conversation: str, pcm: bytes, end: bool) -> None:

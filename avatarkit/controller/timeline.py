@@ -135,6 +135,9 @@ class Playback:
         self.on_state = on_state or (lambda state, reason: None)
         self.conversations: deque[Conversation] = deque()
         self.state = ConversationState.IDLE
+        # What ``state`` would be if not paused, as of the last update (one attribute
+        # write: other threads may read it, for resume() to answer at once).
+        self.unpaused_state = ConversationState.IDLE
         self.paused = False
         self.stalled = False  # strict sync: waiting for motion
         self.audio_time = 0.0
@@ -165,6 +168,7 @@ class Playback:
         self.conversations.clear()
         self.source.clear(new_epoch=False)  # we are the writer: our later writes are good
         self.stalled = self.paused = False  # idle again: the next utterance plays
+        self.unpaused_state = ConversationState.IDLE
         self._sync_source()
         self._set(ConversationState.IDLE, StateReason.USER_ACTION)
 
@@ -189,24 +193,20 @@ class Playback:
         if not self.conversations:
             self.audio_time, self.motion_time = 0.0, None
             self._audio_dry = self._motion_short = False
-            if not self.paused:
-                self._set(ConversationState.IDLE, StateReason.PLAYBACK_END)
+            self._running(ConversationState.IDLE, StateReason.PLAYBACK_END)
             return None
         conv = self.conversations[0]
         if not conv.started:
-            if not self.paused:
-                self._set(ConversationState.BUFFERING, StateReason.DATA_RECEIVED)
+            self._running(ConversationState.BUFFERING, StateReason.DATA_RECEIVED)
             return None
         t = max(0.0, (position - conv.base) / self.sample_rate)
         self.audio_time = t
         self._check_underruns(conv, position, t)
         pose, self.motion_time = conv.motion_at(t)
-        if not self.paused:
-            state = ConversationState.BUFFERING if self.stalled else ConversationState.PLAYING
-            reason = (
-                StateReason.MOTION_UNDERRUN if self.stalled else StateReason.JITTER_BUFFER_FILLED
-            )
-            self._set(state, reason)
+        if self.stalled:
+            self._running(ConversationState.BUFFERING, StateReason.MOTION_UNDERRUN)
+        else:
+            self._running(ConversationState.PLAYING, StateReason.JITTER_BUFFER_FILLED)
         return pose if pose is not None else FacePose()
 
     def health(self) -> BufferHealth:
@@ -286,6 +286,12 @@ class Playback:
         if self.conversations[0].started and not self.stalled:
             return ConversationState.PLAYING
         return ConversationState.BUFFERING
+
+    def _running(self, state: ConversationState, reason: StateReason) -> None:
+        """Where playback is when not paused; shown unless it is."""
+        self.unpaused_state = state
+        if not self.paused:
+            self._set(state, reason)
 
     def _set(self, state: ConversationState, reason: StateReason) -> None:
         if state != self.state:

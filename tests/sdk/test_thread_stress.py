@@ -123,6 +123,10 @@ def assert_clean(harness: Harness, died: list, caplog) -> None:
     assert harness.callback_threads <= {"render"}, harness.callback_threads
 
 
+def network_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "avatarkit-direct"]
+
+
 def read_everything(controller: AvatarController) -> None:
     for name in (
         "connection_state",
@@ -139,6 +143,7 @@ def read_everything(controller: AvatarController) -> None:
 
 def test_direct_mode_from_many_threads(sdk, server, rig, make_speech, fast_switching_guard, caplog):
     caplog.set_level(logging.ERROR)
+    before = set(network_threads())  # other tests may leave theirs
     sdk(
         server.app_id,
         ingress_url=server.ingress_url,
@@ -170,7 +175,7 @@ def test_direct_mode_from_many_threads(sdk, server, rig, make_speech, fast_switc
     harness.run(actions, SECONDS)
     assert_clean(harness, fast_switching_guard, caplog)
     assert controller._transport is None
-    assert not [t for t in threading.enumerate() if t.name == "avatarkit-direct"]
+    assert not set(network_threads()) - before, "a network thread outlived close()"
 
 
 def test_backend_mode_from_many_threads(
