@@ -32,6 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from avatarkit.avatar import Avatar, derive
+from avatarkit.callbacks import call_app
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.package import (
     ID_RE,
@@ -91,10 +92,7 @@ class _Load:
 
 
 def _notify(listener: ProgressCallback, progress: LoadProgress) -> None:
-    try:
-        listener(progress)
-    except Exception:  # a broken callback must not break the load
-        log.exception("avatar load progress callback failed")
+    call_app(listener, progress, what="on_progress")  # a broken callback must not break the load
 
 
 class AvatarManager:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import apply_gaze
@@ -91,9 +92,8 @@ class AvatarView(Component):
     def post_render(self, frame) -> None:
         if not self._first_drawn and not self._disposed:
             self._first_drawn = True
-            for callback in (self.on_first_rendering, self.controller.on_first_rendering):
-                if callback is not None:
-                    callback()
+            call_app(self.on_first_rendering, what="on_first_rendering")
+            call_app(self.controller.on_first_rendering, what="on_first_rendering")
 
     def frame(self, camera, distance_scale: float = 1.0) -> None:
         """Point ``camera`` at the avatar's face using its framing hints (a head shot)."""
@@ -207,7 +207,7 @@ class AvatarView(Component):
         self._fps_window.append(dt)
         elapsed = sum(self._fps_window)
         if elapsed >= FRAME_RATE_WINDOW:
-            self.on_frame_rate_info(len(self._fps_window) / elapsed)
+            call_app(self.on_frame_rate_info, len(self._fps_window) / elapsed, what="on_frame_rate_info")
             self._fps_window.clear()
 
     def _find_head_nodes(self) -> list[int]:

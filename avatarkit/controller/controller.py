@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from avatarkit.callbacks import call_app
 from avatarkit.controller.direct import DirectSink, DirectTransport, new_req_id
 from avatarkit.controller.messages import (
     Audio,
@@ -411,13 +412,8 @@ class AvatarController:
         log.warning("%s: %s", error.code, error.message)
         self._emit(self.on_error, error)
 
-    def _emit(self, callback, *args) -> None:
-        if callback is None:
-            return
-        try:
-            callback(*args)
-        except Exception:  # an app callback must never break the frame loop
-            log.exception("error in %s callback", getattr(callback, "__name__", "controller"))
+    def _emit(self, callback: Callable[..., object] | None, *args: object) -> None:
+        call_app(callback, *args, what=getattr(callback, "__name__", "controller"))
 
     def _require_mode(self, mode: DrivingMode, call: str) -> None:
         if self._disposed:
