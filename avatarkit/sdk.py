@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.stream import SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import check_sample_rate
 
 log = logging.getLogger("avatarkit")
 
@@ -73,11 +73,7 @@ class Configuration:
     reconnect_backoff_s: float = 0.2  # first retry delay; doubles per attempt
 
     def __post_init__(self) -> None:
-        if self.sample_rate not in SUPPORTED_SAMPLE_RATES:
-            raise AvatarKitError(
-                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-                f"sample rate {self.sample_rate} not in {SUPPORTED_SAMPLE_RATES}",
-            )
+        check_sample_rate(self.sample_rate)
         object.__setattr__(self, "driving_mode", DrivingMode(self.driving_mode))
         object.__setattr__(self, "log_level", LogLevel(self.log_level))
         if self.jitter_buffer_ms < 0:
