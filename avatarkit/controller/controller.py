@@ -46,6 +46,7 @@ from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
 from avatarkit.sdk import AvatarSDK, Configuration, DrivingMode
+from engine.clock import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ class AvatarController:
         self._speech_weight = 0.0
         self._last_speech = FacePose()
         self._health = BufferHealth()
-        self._next_health = 0.0
+        self._timers = Schedule()  # on the controller's render time (it has no App)
+        self._timers.schedule_interval(self._report_health, HEALTH_PERIOD, first=0.0)
         self._transport: DirectTransport | None = None
         self._emitted_connection = ConnectionState.DISCONNECTED
         self._disposed = False
@@ -301,11 +303,12 @@ class AvatarController:
         # A plain blend: the motion model blinks during speech, idle blinks elsewhere
         # (keeping both would double the blink rate while speaking).
         pose = lerp_pose(idle, self._last_speech, self._speech_weight)
-        if self._clock >= self._next_health:
-            self._next_health = self._clock + HEALTH_PERIOD
-            self._health = self._playback.health()
-            self._emit(self.on_buffer_health, self._health)
+        self._timers.advance(self._clock)
         return pose
+
+    def _report_health(self, _elapsed: float) -> None:
+        self._health = self._playback.health()
+        self._emit(self.on_buffer_health, self._health)
 
     def buffered(self) -> BufferHealth:
         """Fresh buffer health, taking in everything received so far (render thread)."""
