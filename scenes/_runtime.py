@@ -330,10 +330,7 @@ class Stage:
 
     def _fresh_token(self) -> str:
         """The SDK's token provider (network thread): what a backend's token endpoint does."""
-        try:
-            return self.server.issue_token()
-        except AssertionError as exc:  # between stop and start: the retry comes back later
-            raise AvatarKitError(ErrorCode.CONNECTION_FAILED, "Motion Server not running") from exc
+        return self.server.issue_token()  # connectionFailed between stop and start: retried
 
     # -- frames -------------------------------------------------------------------
 
