@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import threading
@@ -36,10 +35,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from avatarkit.controller.messages import Audio, CancelRequest, OutboxMessage
+from avatarkit.controller.refusals import (
+    FATAL_ERRORS,
+    TOKEN_ERRORS,
+    closed_error,
+    refusal,
+    server_error,
+)
 from avatarkit.controller.states import ConnectionState, StateReason
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import (
-    classify,
     classify_close,
     decode_envelope,
     encode_audio,
@@ -56,17 +61,6 @@ CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we clos
 CLOSE_WAIT = 10.0  # seconds close() waits for the network thread to finish
 MAX_MESSAGE = 4 * 1024 * 1024  # bytes: the largest server message accepted (motion is small)
 INTERRUPTED_MEMORY = 64  # recently interrupted conversations whose late data is refused
-TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
-# Server verdicts no retry can fix: stop and report instead of reconnecting.
-FATAL_ERRORS = (
-    ErrorCode.AVATAR_NOT_FOUND,
-    ErrorCode.APP_ID_MISMATCH,
-    ErrorCode.APP_ID_UNRECOGNIZED,
-    ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-    ErrorCode.BILLING_REQUIRED,
-)
-
-
 def new_req_id() -> str:
     """``YYYYMMDDHHMMSS_<random>``, the product's request id shape."""
     return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "_" + secrets.token_hex(6)
@@ -280,7 +274,7 @@ class DirectTransport:
                 max_size=MAX_MESSAGE,
             )
         except InvalidStatus as exc:
-            raise _refusal(exc) from exc
+            raise refusal(exc) from exc
         except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
             raise AvatarKitError(
                 ErrorCode.CONNECTION_FAILED, f"cannot reach {self.ingress_url}: {exc}"
@@ -303,14 +297,14 @@ class DirectTransport:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):  # unlike wait_for, never eats a cancel
                 data = await ws.recv()
         except ConnectionClosed as exc:
-            raise _closed(exc) from exc
+            raise closed_error(exc) from exc
         except TimeoutError as exc:
             raise AvatarKitError(
                 ErrorCode.CONNECTION_FAILED, "no session confirmation from the server"
             ) from exc
         msg = decode_envelope(data)
         if msg.type == pb.MESSAGE_SERVER_ERROR:
-            raise _server_error(msg.server_error)
+            raise server_error(msg.server_error)
         if msg.type != pb.MESSAGE_SERVER_CONFIRM_SESSION:
             raise AvatarKitError(
                 ErrorCode.PROTOCOL_ERROR, f"expected session confirmation, got type {msg.type}"
@@ -323,11 +317,11 @@ class DirectTransport:
                 if msg.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
                     self._deliver(msg)
                 elif msg.type == pb.MESSAGE_SERVER_ERROR:
-                    error = _server_error(msg.server_error)
+                    error = server_error(msg.server_error)
                     self._reported = error.code  # the close that may follow says the same
                     self.sink.on_error(error)
         except ConnectionClosed as exc:
-            error = _closed(exc)
+            error = closed_error(exc)
             if error is not None or not self._closing:
                 raise error or AvatarKitError(
                     ErrorCode.CONNECTION_CLOSED, "server closed the connection"
@@ -405,33 +399,3 @@ class DirectTransport:
         if state != self._state:
             self._state = state
             self.sink.on_state(state, reason, error)
-
-
-def _server_error(err) -> AvatarKitError:
-    return AvatarKitError(
-        classify(err.code, err.message), err.message or f"server error {err.code}"
-    )
-
-
-def _closed(exc: ConnectionClosed) -> AvatarKitError | None:
-    code = exc.rcvd.code if exc.rcvd is not None else 1006
-    reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
-    error = classify_close(code)
-    return AvatarKitError(error, f"connection closed ({code}): {reason}") if error else None
-
-
-def _refusal(exc: InvalidStatus) -> AvatarKitError:
-    status = exc.response.status_code
-    body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
-    code, text = None, body
-    try:
-        errors = json.loads(body).get("errors") or [{}]
-        first = errors[0]
-        code = first.get("code")
-        text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
-    except (ValueError, AttributeError):
-        pass
-    return AvatarKitError(
-        classify(code, text, http_status=status, upgrade=True),
-        f"connection refused ({status}): {text.strip()}",
-    )
