@@ -8,6 +8,9 @@ inbox, advances the audio-clock playback, fires the callbacks, and returns the f
 inbox; ``_lifecycle`` serialises ``start``/``close``/``dispose`` (which block on the
 network thread) without holding up ``tick``.
 
+The driving mode's own calls (Direct: ``start``/``send``; Backend: ``yield_*``) live in
+``modes.py``, over this shared core; messages between threads are in ``messages.py``.
+
 Sends before ``connected`` (while connecting or reconnecting) are queued and go out once
 connected; sends when disconnected (never started, closed, failed) raise
 ``connectionClosed``. Sends after ``interrupt()`` or after an ``end=True`` belong to a new
@@ -24,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from avatarkit.callbacks import call_app
-from avatarkit.controller.direct import DirectSink, DirectTransport, new_req_id
+from avatarkit.controller.direct import new_req_id
 from avatarkit.controller.messages import (
     Audio,
     Connection,
@@ -35,6 +38,7 @@ from avatarkit.controller.messages import (
     Pause,
     Resume,
 )
+from avatarkit.controller.modes import make_mode
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import (
     BufferHealth,
@@ -45,7 +49,7 @@ from avatarkit.controller.states import (
 from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
-from avatarkit.sdk import AvatarSDK, Configuration, DrivingMode
+from avatarkit.sdk import AvatarSDK, Configuration
 from engine.clock import Schedule
 
 log = logging.getLogger(__name__)
@@ -102,7 +106,7 @@ class AvatarController:
         self._health = BufferHealth()
         self._timers = Schedule()  # on the controller's render time (it has no App)
         self._timers.schedule_interval(self._report_health, HEALTH_PERIOD, first=0.0)
-        self._transport: DirectTransport | None = None
+        self._mode = make_mode(self, self.config.driving_mode)
         self._emitted_connection = ConnectionState.DISCONNECTED
         self._disposed = False
         self.on_connection_state: Callable[[ConnectionState, StateReason], None] | None = None
@@ -116,8 +120,7 @@ class AvatarController:
 
     @property
     def connection_state(self) -> ConnectionState:
-        transport = self._transport  # one read: close() may clear it meanwhile
-        return transport.state if transport is not None else ConnectionState.DISCONNECTED
+        return self._mode.connection_state
 
     @property
     def conversation_state(self) -> ConversationState:
@@ -163,87 +166,43 @@ class AvatarController:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"pan {pan} not in -1..1")
         self._source.pan = float(pan)
 
-    # -- Direct Mode --------------------------------------------------------------------
+    # -- the driving mode's calls (the other mode's raise networkLayerNotAvailable) -----
 
     def start(self) -> None:
         """Connect to the Motion Server with the session token (Direct Mode only)."""
         with self._lifecycle:
-            self._require_mode(DrivingMode.DIRECT, "start()")
-            if self._transport is None:
-                self._transport = DirectTransport(
-                    self.avatar_id,
-                    self.app_id,
-                    self.config.ingress_url,
-                    self.config.sample_rate,
-                    AvatarSDK.session_token,
-                    DirectSink(self._net_state, self._net_motion, self._net_error),
-                    token_provider=self.config.token_provider,
-                    reconnect_attempts=self.config.reconnect_attempts,
-                    reconnect_backoff=self.config.reconnect_backoff_s,
-                )
-            self._transport.start()
+            self._require_open("start()")
+            self._mode.start()
 
     def send(self, audio: bytes, end: bool = False, *, sample_rate: int | None = None) -> str:
-        """Stream speech PCM (mono s16le at the configured rate); returns the conversation id."""
-        self._require_mode(DrivingMode.DIRECT, "send()")
-        pcm = self._validate_audio(audio, end, sample_rate)
-        transport = self._transport
-        state = transport.state if transport is not None else ConnectionState.DISCONNECTED
-        if transport is None or state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
-            raise AvatarKitError(
-                ErrorCode.CONNECTION_CLOSED, f"not connected ({state}): call start() first"
-            )
-        # The transport refuses (connectionClosed) before anything is applied locally.
-        return self._append(pcm, end, transport.send_audio)
-
-    def close(self) -> None:
-        """Stop playback and close the connection (a normal close, not an error)."""
-        with self._lifecycle:
-            self.interrupt()
-            transport, self._transport = self._transport, None  # sends from now on refuse
-            if transport is not None:
-                transport.close()
-            self._inbox.put(Connection(ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
-
-    # -- Backend Mode -------------------------------------------------------------------
+        """Stream speech PCM (mono s16le at the configured rate); returns the conversation id
+        (Direct Mode only)."""
+        self._require_open("send()")
+        return self._mode.send(audio, end, sample_rate)
 
     def yield_audio_data(
         self, data: bytes, end: bool = False, *, sample_rate: int | None = None
     ) -> str:
         """Audio a backend relays (Backend Mode only); returns the conversation id."""
-        self._require_mode(DrivingMode.BACKEND, "yield_audio_data()")
-        return self._append(self._validate_audio(data, end, sample_rate), end)
+        self._require_open("yield_audio_data()")
+        return self._mode.yield_audio_data(data, end, sample_rate)
 
     def yield_frames_data(self, payloads: Iterable[bytes] | bytes, conversation_id: str) -> None:
-        """Animation envelopes a backend relays (the Server SDK's ``transport_frames`` bytes).
+        """Animation envelopes a backend relays (the Server SDK's ``transport_frames`` bytes;
+        Backend Mode only).
 
         Payloads of another conversation are discarded (logged, ``conversationMismatch``);
         an empty list switches the conversation to audio only. Invalid bytes raise
         ``protocolError``/``invalidAnimationData`` and nothing of the call is applied.
         """
-        from avatarkit.protocol import decode_animation
+        self._require_open("yield_frames_data()")
+        self._mode.yield_frames_data(payloads, conversation_id)
 
-        self._require_mode(DrivingMode.BACKEND, "yield_frames_data()")
-        if isinstance(payloads, bytes | bytearray | memoryview):
-            payloads = [bytes(payloads)]
-        decoded = [decode_animation(p) for p in payloads]  # raises before anything is applied
-        with self._lock:
-            interrupted = conversation_id in self._interrupted
-            issued = conversation_id in self._issued
-        if interrupted:
-            log.debug("dropping frames of interrupted conversation %s", conversation_id)
-            return
-        if not issued:  # reported on the render thread, like every callback
-            error = AvatarKitError(
-                ErrorCode.CONVERSATION_MISMATCH,
-                f"frames for unknown conversation {conversation_id!r} discarded",
-            )
-            self._inbox.put(Failure(error))
-            return
-        if not decoded:
-            self._inbox.put(Motion(conversation_id, (), 0.0, True))
-        for _req_id, frames, last in decoded:
-            self._inbox.put(Motion(conversation_id, tuple(frames), 0.0, last))
+    def close(self) -> None:
+        """Stop playback and close the connection (a normal close, not an error)."""
+        with self._lifecycle:
+            self.interrupt()
+            self._mode.close()
 
     # -- both modes ---------------------------------------------------------------------
 
@@ -255,9 +214,8 @@ class AvatarController:
                 self._interrupted.add(cid)
             self._source.clear()  # new epoch: a tick already past its drain writes nothing
             self._inbox.put(Interrupt(self._promise(ConversationState.IDLE)))
-        transport = self._transport
-        if cid and transport is not None:
-            transport.interrupt(cid)  # a no-op once closed
+        if cid:
+            self._mode.interrupted(cid)
 
     def pause(self) -> None:
         """Freeze playback (the clock stops, buffers are kept)."""
@@ -318,7 +276,21 @@ class AvatarController:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _append(
+    # -- for the modes (any thread) ------------------------------------------------------
+
+    def post(self, message: InboxMessage) -> None:
+        """Hand ``message`` to the render thread."""
+        self._inbox.put(message)
+
+    def known(self, conversation_id: str) -> bool | None:
+        """Whether frames for ``conversation_id`` belong here: True for an id issued
+        recently, False for one never issued, None for one interrupted (dropped quietly)."""
+        with self._lock:
+            if conversation_id in self._interrupted:
+                return None
+            return conversation_id in self._issued
+
+    def append(
         self, pcm: bytes, end: bool, forward: Callable[[str, bytes, bool], None] | None = None
     ) -> str:
         """Add audio to the current conversation (a new one if none); ``forward`` (the
@@ -395,15 +367,15 @@ class AvatarController:
                 self._interrupted.clear()  # ids are unique: the set only guards in-flight data
         self._emit(self.on_conversation_state, state, reason)
 
-    def _net_state(
+    def net_state(
         self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None
     ) -> None:
         self._inbox.put(Connection(state, reason))
 
-    def _net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
+    def net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
         self._inbox.put(Motion(cid, tuple(frames), offset, end))
 
-    def _net_error(self, error: AvatarKitError) -> None:
+    def net_error(self, error: AvatarKitError) -> None:
         self._inbox.put(Failure(error))
 
     def _device_lost(self, error: Exception) -> None:
@@ -418,16 +390,11 @@ class AvatarController:
     def _emit(self, callback: Callable[..., object] | None, *args: object) -> None:
         call_app(callback, *args, what=getattr(callback, "__name__", "controller"))
 
-    def _require_mode(self, mode: DrivingMode, call: str) -> None:
+    def _require_open(self, call: str) -> None:
         if self._disposed:
             raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"{call} on a disposed controller")
-        if self.config.driving_mode != mode:
-            raise AvatarKitError(
-                ErrorCode.NETWORK_LAYER_NOT_AVAILABLE,
-                f"{call} is a {mode} mode call; this SDK is in {self.config.driving_mode} mode",
-            )
 
-    def _validate_audio(self, audio: bytes, end: bool, sample_rate: int | None) -> bytes:
+    def validate_audio(self, audio: bytes, end: bool, sample_rate: int | None) -> bytes:
         if sample_rate is not None and sample_rate != self.config.sample_rate:
             raise AvatarKitError(
                 ErrorCode.UNSUPPORTED_SAMPLE_RATE,

@@ -42,7 +42,7 @@ class ClosingOnRead:
     thread first, which puts ``close()`` exactly between a caller's check and its use."""
 
     def __init__(self, controller: AvatarController) -> None:
-        self._controller, self._real = controller, controller._transport
+        self._controller, self._real = controller, controller._mode.transport
 
     @property
     def state(self) -> ConnectionState:
@@ -58,7 +58,7 @@ class ClosingOnRead:
 
 def test_send_racing_close_is_a_coded_error(sdk, rig):
     controller = retrying_controller(sdk, rig)
-    controller._transport = ClosingOnRead(controller)
+    controller._mode.transport = ClosingOnRead(controller)
     with pytest.raises(AvatarKitError) as err:
         controller.send(b"\0\0" * 160)  # not AttributeError on a transport set to None
     assert err.value.code == ErrorCode.CONNECTION_CLOSED
@@ -125,7 +125,7 @@ def test_token_provider_thread_ends_with_close():
 
 def test_concurrent_close_closes_the_transport_once(sdk, rig):
     controller = retrying_controller(sdk, rig)
-    transport = controller._transport
+    transport = controller._mode.transport
     real_close, calls = transport.close, []
 
     def slow_close() -> None:

@@ -174,7 +174,7 @@ def test_direct_mode_from_many_threads(sdk, server, rig, make_speech, fast_switc
     ]
     harness.run(actions, SECONDS)
     assert_clean(harness, fast_switching_guard, caplog)
-    assert controller._transport is None
+    assert controller._mode.transport is None
     assert not set(network_threads()) - before, "a network thread outlived close()"
 
 
