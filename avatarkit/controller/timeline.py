@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from avatarkit.controller.lifecycle import Lifecycle, Phase
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import BufferHealth, ConversationState, StateReason
 from avatarkit.motion.frame import MotionFrame
@@ -132,14 +133,11 @@ class Playback:
         self.sample_rate = sample_rate
         self.jitter = jitter
         self.strict_sync = strict_sync
-        self.on_state = on_state or (lambda state, reason: None)
         self.conversations: deque[Conversation] = deque()
-        self.state = ConversationState.IDLE
-        # What ``state`` would be if not paused, as of the last update (one attribute
-        # write: other threads may read it, for resume() to answer at once).
-        self.unpaused_state = ConversationState.IDLE
-        self.paused = False
-        self.stalled = False  # strict sync: waiting for motion
+        self.lifecycle = Lifecycle(on_state or (lambda state, reason: None))
+        # Strict sync: motion ran short, so the feed holds audio back until the jitter
+        # buffer refills (the lifecycle shows it as the STALLED phase).
+        self.stalled = False
         self.audio_time = 0.0
         self.motion_time: float | None = None
         self.audio_underruns = 0
@@ -163,24 +161,35 @@ class Playback:
     def find(self, conversation_id: str) -> Conversation | None:
         return next((c for c in self.conversations if c.id == conversation_id), None)
 
+    @property
+    def state(self) -> ConversationState:
+        return self.lifecycle.state
+
+    @property
+    def paused(self) -> bool:
+        return self.lifecycle.paused
+
+    @property
+    def unpaused_state(self) -> ConversationState:
+        """What ``state`` would be if not paused, as of the last update (any thread may
+        read it: resume() answers with it at once)."""
+        return self.lifecycle.running.state
+
     def interrupt(self) -> None:
         """Drop all audio and motion; the face blends back to idle."""
         self.conversations.clear()
         self.source.clear(new_epoch=False)  # we are the writer: our later writes are good
-        self.stalled = self.paused = False  # idle again: the next utterance plays
-        self.unpaused_state = ConversationState.IDLE
-        self._sync_source()
-        self._set(ConversationState.IDLE, StateReason.USER_ACTION)
+        self.stalled = False  # idle again, unpaused: the next utterance plays
+        self.source.paused = False
+        self.lifecycle.reset()
 
     def pause(self) -> None:
-        self.paused = True
-        self._sync_source()
-        self._set(ConversationState.PAUSED, StateReason.USER_ACTION)
+        self.source.paused = True
+        self.lifecycle.pause()
 
     def resume(self) -> None:
-        self.paused = False
-        self._sync_source()
-        self._set(self._running_state(), StateReason.USER_ACTION)
+        self.source.paused = False
+        self.lifecycle.resume(self._running_phase())
 
     # -- the clock ----------------------------------------------------------------------
 
@@ -193,20 +202,20 @@ class Playback:
         if not self.conversations:
             self.audio_time, self.motion_time = 0.0, None
             self._audio_dry = self._motion_short = False
-            self._running(ConversationState.IDLE, StateReason.PLAYBACK_END)
+            self.lifecycle.advance(Phase.IDLE, StateReason.PLAYBACK_END)
             return None
         conv = self.conversations[0]
         if not conv.started:
-            self._running(ConversationState.BUFFERING, StateReason.DATA_RECEIVED)
+            self.lifecycle.advance(Phase.BUFFERING, StateReason.DATA_RECEIVED)
             return None
         t = max(0.0, (position - conv.base) / self.sample_rate)
         self.audio_time = t
         self._check_underruns(conv, position, t)
         pose, self.motion_time = conv.motion_at(t)
         if self.stalled:
-            self._running(ConversationState.BUFFERING, StateReason.MOTION_UNDERRUN)
+            self.lifecycle.advance(Phase.STALLED, StateReason.MOTION_UNDERRUN)
         else:
-            self._running(ConversationState.PLAYING, StateReason.JITTER_BUFFER_FILLED)
+            self.lifecycle.advance(Phase.PLAYING, StateReason.JITTER_BUFFER_FILLED)
         return pose if pose is not None else FacePose()
 
     def health(self) -> BufferHealth:
@@ -277,26 +286,12 @@ class Playback:
         if self.strict_sync:
             self.stalled = short
 
-    def _sync_source(self) -> None:
-        self.source.paused = self.paused
-
-    def _running_state(self) -> ConversationState:
+    def _running_phase(self) -> Phase:
         if not self.conversations:
-            return ConversationState.IDLE
-        if self.conversations[0].started and not self.stalled:
-            return ConversationState.PLAYING
-        return ConversationState.BUFFERING
-
-    def _running(self, state: ConversationState, reason: StateReason) -> None:
-        """Where playback is when not paused; shown unless it is."""
-        self.unpaused_state = state
-        if not self.paused:
-            self._set(state, reason)
-
-    def _set(self, state: ConversationState, reason: StateReason) -> None:
-        if state != self.state:
-            self.state = state
-            self.on_state(state, reason)
+            return Phase.IDLE
+        if not self.conversations[0].started:
+            return Phase.BUFFERING
+        return Phase.STALLED if self.stalled else Phase.PLAYING
 
 
 def silence(seconds: float, sample_rate: int) -> bytes:
