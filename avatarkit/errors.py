@@ -55,6 +55,8 @@ class ErrorCode(StrEnum):
     AUDIO_DEVICE_LOST = "audioDeviceLost"
     NOT_INITIALIZED = "notInitialized"
     RENDER_NOT_SUPPORTED = "renderNotSupported"
+    NO_DISPLAY = "noDisplay"  # a window was asked for where there is no display
+    ADDRESS_IN_USE = "addressInUse"  # the server's port is taken
     UNKNOWN = "unknown"
 
 

@@ -64,6 +64,11 @@ class LoadProgress:
     progress: float  # 0..1 by bytes
     error: AvatarKitError | None = None
 
+    def __str__(self) -> str:
+        # ``load(id, on_progress=print)`` shows one readable line per report
+        text = f"{self.avatar_id}: {self.state.value} {self.progress * 100:.0f}%"
+        return f"{text} ({self.error})" if self.error is not None else text
+
 
 ProgressCallback = Callable[[LoadProgress], None]
 
@@ -138,9 +143,19 @@ class AvatarManager:
 
     @classmethod
     def configure_shared(cls, base_url: str | None = None, cache_dir: str | Path | None = None, **kwargs) -> AvatarManager:
-        """Replace the shared instance (the SDK calls this from its configuration)."""
+        """Replace the shared instance."""
         with cls._shared_lock:
             cls._shared = cls(base_url, cache_dir, **kwargs)
+            return cls._shared
+
+    @classmethod
+    def use_assets_url(cls, base_url: str) -> AvatarManager:
+        """``AvatarSDK.initialize``'s hook: the shared instance loads from ``base_url``
+        (``Configuration.assets_url``). One already loading from there is kept, with the
+        avatars it holds: initializing again must not reload them."""
+        with cls._shared_lock:
+            if cls._shared is None or cls._shared.base_url != base_url.rstrip("/"):
+                cls._shared = cls(base_url)
             return cls._shared
 
     # -- public API -----------------------------------------------------------------------

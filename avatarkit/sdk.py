@@ -7,10 +7,12 @@ configuration, one session token and one audio output (mixer + device) per proce
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
 
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError, ErrorCode
@@ -19,6 +21,7 @@ from avatarkit.motion.stream import check_sample_rate
 log = logging.getLogger("avatarkit")
 
 DEFAULT_HOST = "http://127.0.0.1:8765"  # `avatarkit serve` on this machine
+ASSETS_PATH = "/v1/avatars"  # the asset routes, next to the ingress on the same server
 
 
 class DrivingMode(StrEnum):
@@ -55,6 +58,11 @@ class Configuration:
     ``engine.audio.output_devices()``; None = the system default). ``audio_device_rate``:
     the card's rate (None: ``sample_rate`` when the card takes it, else its own; the
     engine converts). ``audio_block``: frames per device callback (None: about 30 ms).
+    ``assets_url``: where ``AvatarManager.shared()`` loads avatars from: an asset service
+    (``http://host:port/v1/avatars``) or a local packages folder (a path or ``file://``
+    URL). None: ``AVATARKIT_ASSET_URL`` if set, else the ``/v1/avatars`` of the server
+    behind ``ingress_url`` (``avatarkit serve`` and ``EmbeddedServer`` serve both), so
+    pointing the SDK at a Motion Server is enough to load its avatars.
     """
 
     console_url: str = f"{DEFAULT_HOST}/v1/console"
@@ -71,6 +79,15 @@ class Configuration:
     token_provider: Callable[[], str] | None = None
     reconnect_attempts: int = 5
     reconnect_backoff_s: float = 0.2  # first retry delay; doubles per attempt
+    assets_url: str | None = None
+
+    @property
+    def resolved_assets_url(self) -> str:
+        """The avatar source the shared manager uses (see ``assets_url``). Derived on
+        each read, so ``with_changes(ingress_url=...)`` moves the assets along."""
+        if self.assets_url:
+            return self.assets_url
+        return os.environ.get("AVATARKIT_ASSET_URL") or assets_url_for(self.ingress_url)
 
     def __post_init__(self) -> None:
         check_sample_rate(self.sample_rate)
@@ -81,6 +98,21 @@ class Configuration:
 
     def with_changes(self, **changes) -> Configuration:
         return replace(self, **changes)
+
+
+def assets_url_for(ingress_url: str) -> str:
+    """``ws[s]://host:port/...`` -> ``http[s]://host:port/v1/avatars``: the asset routes of
+    the server that serves the ingress (one port for both in ``avatarkit serve``)."""
+    if not isinstance(ingress_url, str):
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"ingress_url must be a ws:// URL string, not {ingress_url!r}")
+    parts = urlsplit(ingress_url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https") or not parts.netloc:
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST,
+            f"ingress_url {ingress_url!r} is not a ws:// or wss:// URL; set Configuration(assets_url=...)",
+        )
+    return urlunsplit((scheme, parts.netloc, ASSETS_PATH, "", ""))
 
 
 class AvatarSDK:
@@ -100,10 +132,14 @@ class AvatarSDK:
         if not app_id:
             raise AvatarKitError(ErrorCode.APP_ID_UNRECOGNIZED, "initialize() needs an app id")
         config = configuration or Configuration()
+        assets_url = config.resolved_assets_url  # a malformed ingress URL fails here, not at load
         with cls._lock:
             if cls._mixer is not None and cls._config.sample_rate != config.sample_rate:
                 cls._close_audio()  # the next view opens the device at the new rate
             cls._app_id, cls._config = app_id, config
+        from avatarkit.manager import AvatarManager
+
+        AvatarManager.use_assets_url(assets_url)
         log.setLevel(_LOGGING_LEVELS[config.log_level])
 
     @classmethod
@@ -179,3 +215,4 @@ class AvatarSDK:
         if cls._mixer is not None and cls._mixer.device is not None:
             cls._mixer.device.stop()
         cls._mixer = cls._device = None
+

@@ -80,7 +80,8 @@ class AvatarView(Component):
     def update(self, dt: float) -> None:
         if self._disposed:
             return  # still on its entity after dispose(): it shows nothing, holds nothing
-        pose = self.controller.tick(dt)
+        scene = self.entity.scene if self.entity is not None else None
+        pose = self.controller.tick(dt, scene.present_lead if scene is not None else 0.0)
         self._expression.apply(pose, dt)
         self._look.apply(pose, dt)
         self.pose = pose  # what is drawn: speech and idle plus the app's overrides

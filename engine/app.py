@@ -8,7 +8,9 @@ the thread that created the App: the render thread.
 
 from __future__ import annotations
 
+import logging
 import queue
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 from engine import events
 from engine.backends.base import Backend
 from engine.capture import save_png
-from engine.clock import Clock, ManualClock, RealtimeClock, Schedule
+from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.events import Event
 from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
@@ -25,6 +27,10 @@ from engine.render.renderer import Renderer
 from engine.render.target import RenderTarget
 from engine.scene import Scene
 from engine.stats import FrameStats
+
+log = logging.getLogger(__name__)
+
+PRESENT_LEAD_SMOOTHING = 0.2  # per frame: follows a change of load within ~5 frames
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "lavapipe")
 EventHandler = Callable[[Event], bool | None]
@@ -57,16 +63,21 @@ class App:
         self._event_handlers: list[EventHandler] = []
         self._frame_listeners: list[FrameListener] = []
         self._closed = False
+        self._warned_clock = False
 
     @classmethod
     def headless(
         cls, size: tuple[int, int] = (1280, 720), fps: float = 30.0, samples: int | None = 4, clock: Clock | None = None
     ) -> App:
-        """Off-screen EGL rendering with a virtual clock (exactly ``1/fps`` per frame).
-        MSAA 4x by default: offline quality first (the clock is virtual)."""
+        """Off-screen EGL rendering. The default clock matches the audio (``HeadlessClock``):
+        virtual, exactly ``1/fps`` per frame, unless a real-time audio device (sound card
+        or null device) plays, then the wall clock. MSAA 4x by default: offline quality
+        first."""
+        from engine.audio.devices import realtime_device_playing
         from engine.backends.headless import HeadlessBackend
 
-        return cls(HeadlessBackend(size), clock or ManualClock(fps), samples=samples)
+        clock = clock or HeadlessClock(fps, realtime_device_playing)
+        return cls(HeadlessBackend(size), clock, samples=samples)
 
     @classmethod
     def window(
@@ -134,15 +145,27 @@ class App:
             dt = self.clock.tick()
             self._dispatch_events()
             self.schedule.advance(self.clock.time)
+            posed_at = time.perf_counter()
             self.scene.update(dt)
             frame = self._render()
             self.backend.present(self.target)
+            self._measure_present_lead(time.perf_counter() - posed_at)
             self.scene.post_render(frame)
             for listener in list(self._frame_listeners):
                 listener(self, frame)
         self.frame_index += 1
         self.stats.tick()
         return frame
+
+    def _measure_present_lead(self, seconds: float) -> None:
+        """Smooth the update-to-present time into ``scene.present_lead`` (real time only)."""
+        realtime = getattr(self.clock, "realtime", isinstance(self.clock, RealtimeClock))
+        if not realtime:
+            self.scene.present_lead = 0.0
+        elif self.scene.present_lead == 0.0:
+            self.scene.present_lead = seconds
+        else:
+            self.scene.present_lead += PRESENT_LEAD_SMOOTHING * (seconds - self.scene.present_lead)
 
     def _render(self) -> Frame:
         scene = self.scene
@@ -170,8 +193,10 @@ class App:
         """Run frames until ``seconds`` of clock time or ``frames`` frames pass, or until
         ``stop()`` / a window close. Returns the number of frames run."""
         self.running = True
+        self._warn_virtual_clock_with_realtime_audio()
         start_time, count = self.clock.time, 0
-        pace = getattr(self.clock, "wait", None) if self.backend.interactive else None
+        paced = self.backend.interactive or getattr(self.clock, "pace_headless", False)
+        pace = getattr(self.clock, "wait", None) if paced else None
         while self.running:
             if frames is not None and count >= frames:
                 break
@@ -186,6 +211,17 @@ class App:
 
     def stop(self) -> None:
         self.running = False
+
+    def _warn_virtual_clock_with_realtime_audio(self) -> None:
+        from engine.audio.devices import realtime_device_playing
+
+        if isinstance(self.clock, ManualClock) and realtime_device_playing() and not self._warned_clock:
+            self._warned_clock = True
+            log.warning(
+                "a virtual clock (ManualClock) drives frames while a real-time audio device "
+                "plays: frames race ahead of the speech. Use the default clock "
+                "(App.headless()) or audio_device='virtual' for offline rendering."
+            )
 
     # -- capture ---------------------------------------------------------------
     def read_pixels(self, alpha: bool = False) -> np.ndarray:

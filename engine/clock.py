@@ -5,6 +5,9 @@ paused debugger does not launch the simulation forward. ``ManualClock`` advances
 ``1/fps`` per frame (offline and deterministic rendering, tests): frame ``n`` is at
 ``n / fps`` seconds, computed from the frame count so it never accumulates rounding drift.
 
+``HeadlessClock`` (``App.headless``'s default) is one or the other, whichever matches the
+audio: virtual while no real-time audio device plays, the wall clock while one does.
+
 ``Schedule`` runs callbacks at times of such a clock (pyglet's ``schedule_once`` /
 ``schedule_interval``): its owner advances it once per frame, and the callbacks run there,
 on the owner's thread. ``App.schedule`` is the frame loop's; a component without an App
@@ -154,3 +157,53 @@ class Schedule:
 
     def _push(self, callback: ScheduledCallback, due: float, interval: float | None) -> None:
         heapq.heappush(self._heap, _Entry(due, next(self._order), callback, interval, self.now))
+
+
+class HeadlessClock:
+    """Virtual (exactly ``1/fps`` per frame) while ``realtime()`` is False, the wall clock
+    paced at ``fps`` while it is True.
+
+    ``realtime`` says whether a real-time audio device is playing (``App.headless`` asks
+    the engine's audio devices). Offline renders drive a ``VirtualDevice`` and stay
+    frame-exact; an app whose speech goes to a sound card (or the real-time null device)
+    runs in real time, so ``app.run(5)`` is five seconds of speech either way and the
+    frame loop never races ahead of the audio it is meant to follow.
+    """
+
+    pace_headless = True  # App.run calls wait() even without a window
+
+    def __init__(self, fps: float, realtime: Callable[[], bool], timer=time.perf_counter) -> None:
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        self.fps = float(fps)
+        self.frame = 0
+        self._realtime = realtime
+        self._timer = timer
+        self._time = 0.0
+        self._last: float | None = None  # wall time of the last real-time tick
+
+    @property
+    def time(self) -> float:
+        return self._time
+
+    @property
+    def realtime(self) -> bool:
+        return self._realtime()
+
+    def tick(self) -> float:
+        if self._realtime():
+            now = self._timer()
+            dt = 1.0 / self.fps if self._last is None else min(now - self._last, MAX_REALTIME_DT)
+            self._last = now
+        else:
+            dt, self._last = 1.0 / self.fps, None
+        self._time += dt
+        self.frame += 1
+        return dt
+
+    def wait(self) -> None:
+        """Real time only: sleep off the rest of the frame (headless need not spin)."""
+        if self._last is not None:
+            remaining = self._last + 1.0 / self.fps - self._timer()
+            if remaining > 0:
+                time.sleep(remaining)

@@ -11,6 +11,7 @@ UNSUPPORTED_GLTF_EXTENSION = "unsupportedGltfExtension"
 INVALID_GLTF = "invalidGltf"
 ASSET_NOT_FOUND = "assetNotFound"
 RENDER_NOT_SUPPORTED = "renderNotSupported"
+NO_DISPLAY = "noDisplay"
 CAPTURE_FAILED = "captureFailed"
 INVALID_ARGUMENT = "invalidArgument"
 

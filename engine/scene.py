@@ -172,6 +172,10 @@ class Scene:
         self.lighting = Lighting()
         self._systems: list[System] = [ComponentUpdateSystem()]
         self.time = 0.0
+        # Seconds from this update to its frame being presented, as the App measures it
+        # (0 on a virtual clock, where a frame is shown at its own timestamp). Something
+        # timed by another clock (speech by the audio clock) poses for now + this.
+        self.present_lead = 0.0
 
     # -- entities --------------------------------------------------------------
     def create_entity(self, name: str = "", transform: Transform | None = None, parent: Entity | None = None) -> Entity:

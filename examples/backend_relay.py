@@ -191,14 +191,25 @@ def main(wav: str | None = None, headless: bool = False):
         view.frame(app.scene.camera)
         client = RelayClient(view.controller, backend.url)
         client.say(wav)
-        app.run(seconds=seconds + 1.0)
+        frames = app.run(seconds=seconds + 1.0)
         client.close()
         view.dispose()
         asyncio.run_coroutine_threadsafe(backend.stop(), backend_loop).result(10)
         backend_loop.call_soon_threadsafe(backend_loop.stop)
+    print(f"backend_relay: {avatar.id} spoke {seconds:.1f} s relayed by the backend, {frames} frames rendered")
     return view
 
 
 if __name__ == "__main__":
+    from avatarkit import AvatarKitError
+    from engine import EngineError
+
     args = [a for a in sys.argv[1:] if a != "--headless"]
-    main(*args[:1], headless="--headless" in sys.argv)
+    try:
+        main(*args[:1], headless="--headless" in sys.argv)
+    except (AvatarKitError, EngineError) as exc:  # one line with its stable code, no traceback
+        print(f"backend_relay: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except (OSError, wave.Error) as exc:  # the speech file given on the command line
+        print(f"backend_relay: error [invalidAudio]: {exc}", file=sys.stderr)
+        sys.exit(2)

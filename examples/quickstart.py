@@ -2,7 +2,8 @@
 
     python examples/quickstart.py [speech.wav] [--headless]
 
-In production the Motion Server runs elsewhere and your backend hands the client its
+Opens a window; with no display it says so (``noDisplay``) and exits 2: pass
+``--headless`` to run it off-screen. In production the Motion Server runs elsewhere and your backend hands the client its
 session token; here ``EmbeddedServer`` plays both parts on loopback.
 """
 
@@ -25,10 +26,11 @@ def main(wav: str = str(SPEECH_DIR / "greeting.wav"), headless: bool = False) ->
         else App.window(title="AvatarKit quickstart")
     )
     with EmbeddedServer() as server, app:
+        # assets_url: the bundled avatars, no download (without it: the server's /v1/avatars)
         AvatarSDK.initialize(
-            server.app_id, Configuration(ingress_url=server.ingress_url)
+            server.app_id, Configuration(ingress_url=server.ingress_url, assets_url=str(AVATARS_DIR))
         )  # 1 initialize
-        avatar = AvatarManager(str(AVATARS_DIR)).load_blocking("ava")  # 2 load the avatar
+        avatar = AvatarManager.shared().load_blocking("ava")  # 2 load the avatar
         view = app.scene.create_entity("host").add_component(
             AvatarView(avatar)
         )  # 3 render (idle plays)
@@ -36,11 +38,23 @@ def main(wav: str = str(SPEECH_DIR / "greeting.wav"), headless: bool = False) ->
         AvatarSDK.set_session_token(server.issue_token())  # 4 authenticate (your backend's token)
         view.controller.start()  # 5 connect ...
         view.controller.send(pcm, end=True)  # ... and speak
-        app.run(seconds=len(pcm) / 32000 + 1.0)
+        frames = app.run(seconds=len(pcm) / 32000 + 1.0)
         view.dispose()  # cleanup
+    print(f"quickstart: {view.avatar.id} spoke {len(pcm) / 32000:.1f} s of speech, {frames} frames rendered")
     return view
 
 
 if __name__ == "__main__":
+    from avatarkit import AvatarKitError
+    from engine import EngineError
+
     args = [a for a in sys.argv[1:] if a != "--headless"]
-    main(*args[:1], headless="--headless" in sys.argv)
+    try:
+        main(*args[:1], headless="--headless" in sys.argv)
+    except (AvatarKitError, EngineError) as exc:  # one line with its stable code, no traceback
+        print(f"quickstart: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        sys.exit(2)
+    except (OSError, wave.Error) as exc:  # the speech file given on the command line
+        print(f"quickstart: error [invalidAudio]: {exc}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(0)

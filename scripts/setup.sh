@@ -10,19 +10,21 @@ OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx
               pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
-apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+apt_install() { bash scripts/apt_get.sh install "$@"; }  # waits for a held apt lock
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     want=$(missing_debs "${REQUIRED_DEBS[@]}" "${OPTIONAL_DEBS[@]}")
     if [ -n "$want" ]; then
         echo "[setup] apt-get install:" $want
-        apt-get update -qq || true
+        # one bounded wait for a held apt lock across all the calls below
+        export APT_LOCK_DEADLINE=$(($(date +%s) + ${APT_LOCK_WAIT:-300}))
+        bash scripts/apt_get.sh update || echo "[setup] warning: apt-get update failed; trying the cached lists"
         # apt installs all or nothing: one optional package missing from this release's
         # archive must not cost the required ones, so on failure go one package at a time.
         # shellcheck disable=SC2086
-        if ! apt_install $want; then
+        if ! apt_install $want 2>/dev/null; then
             for p in $want; do
-                apt_install "$p" || echo "[setup] warning: could not install $p"
+                apt_install "$p" 2>/dev/null || echo "[setup] warning: could not install $p"
             done
         fi
     fi
@@ -38,5 +40,12 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 extras="test,bench"
 if dpkg -s portaudio19-dev >/dev/null 2>&1; then extras="$extras,audio"; fi
 echo "[setup] pip install -e .[$extras]"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+# pip's and setuptools' chatter (the editable-install banner, index notices) goes to a
+# log that is shown only when the install fails.
+pip_log=.venv/pip-install.log
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" >"$pip_log" 2>&1; then
+    grep -v "^WARNING: Location" "$pip_log" | tail -n 30 >&2
+    echo "[setup] error: pip install failed (full log: $pip_log)" >&2
+    exit 1
+fi
 echo "[setup] ready: .venv"

@@ -29,6 +29,26 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
+def headless_app(**kwargs: object):
+    """``App.headless(**kwargs)``, skipping the test only when this machine cannot make
+    an EGL context; any other failure (a shader that does not compile...) fails it."""
+    from engine import App
+    from engine.errors import RENDER_NOT_SUPPORTED, EngineError
+
+    try:
+        return App.headless(**kwargs)
+    except EngineError as exc:
+        if exc.code != RENDER_NOT_SUPPORTED:
+            raise
+        pytest.skip(f"no headless EGL context: {exc.message}")
+
+
+@pytest.fixture(scope="session")
+def make_headless_app():
+    """The ``headless_app`` factory, for fixtures of any scope."""
+    return headless_app
+
+
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., EmbeddedServer]]:
     """``make_server(**limits)``: a started EmbeddedServer on loopback, stopped after the test."""

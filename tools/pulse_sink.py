@@ -13,10 +13,12 @@ Needs Debian's ``pulseaudio``, ``pulseaudio-utils`` and ``libasound2-plugins``.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -123,40 +125,60 @@ class PulseNullSink:
 
 class Recording:
     """``parec`` of the sink's monitor while the ``with`` block runs; ``samples`` after
-    (int16, shape (n,) mono or (n, 2) stereo)."""
+    (int16, shape (n,) mono or (n, 2) stereo), ``sample_time(n)`` when sample ``n`` passed
+    the sink on ``time.monotonic()``.
+
+    The sink timestamp comes from reading the stream as it arrives: every chunk left the
+    sink before it reached us, so the earliest ``arrival - samples_so_far / rate`` over all
+    chunks is when sample 0 passed the sink, give or take the socket's own delay (< 1 ms).
+    """
+
+    CHUNK = 320  # bytes read at a time: 10 ms of mono int16 at RECORD_RATE
 
     def __init__(self, pulse: PulseNullSink, channels: int = 1) -> None:
         self._pulse = pulse
         self.channels = channels
-        self._path = pulse.root / f"rec-{time.monotonic_ns()}.raw"
         self._proc: subprocess.Popen | None = None
-        self.started_at = 0.0  # time.monotonic() when parec began
+        self._reader: threading.Thread | None = None
+        self._chunks: list[bytes] = []
+        self._origin = math.inf  # time.monotonic() of sample 0 at the sink
         self.samples = np.zeros(0, np.int16)
 
+    def sample_time(self, n: float) -> float:
+        return self._origin + n / RECORD_RATE
+
     def __enter__(self) -> Recording:
-        self._file = open(self._path, "wb")  # noqa: SIM115 (closed in __exit__)
         self._proc = subprocess.Popen(
             ["parec", "-d", "out.monitor", f"--rate={RECORD_RATE}", f"--channels={self.channels}",
              "--format=s16le", "--latency-msec=10"],
             env=self._pulse.env(),
-            stdout=self._file,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        self.started_at = time.monotonic()
+        self._reader = threading.Thread(target=self._read, name="parec-reader", daemon=True)
+        self._reader.start()
         time.sleep(0.2)  # parec connected and streaming before anything plays
         return self
+
+    def _read(self) -> None:
+        fd, frame_bytes, total = self._proc.stdout.fileno(), 2 * self.channels, 0
+        while chunk := os.read(fd, self.CHUNK * self.channels):
+            now = time.monotonic()
+            self._chunks.append(chunk)
+            total += len(chunk)
+            self._origin = min(self._origin, now - total / frame_bytes / RECORD_RATE)
 
     def __exit__(self, *exc) -> None:
         time.sleep(0.3)  # the tail of the last sound reaches the monitor
         self._proc.terminate()
         self._proc.wait(5)
-        self._file.close()
-        samples = np.fromfile(self._path, dtype="<i2")
+        self._reader.join(5)
+        self._proc.stdout.close()
+        samples = np.frombuffer(b"".join(self._chunks), dtype="<i2")
         if self.channels > 1:
             samples = samples[: len(samples) // self.channels * self.channels]
             samples = samples.reshape(-1, self.channels)
         self.samples = samples
-        self._path.unlink(missing_ok=True)
 
 
 # -- measures --------------------------------------------------------------------------

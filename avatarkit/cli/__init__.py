@@ -17,6 +17,15 @@ from avatarkit.errors import AvatarKitError
 
 SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
 
+EXAMPLES = """examples (`avatarkit COMMAND --help` explains each command):
+  avatarkit demo                     # the kiosk; `avatarkit demo --help` lists the scenes
+  avatarkit serve                    # Motion Server + Console API + avatars on 127.0.0.1:8765
+  avatarkit avatars                  # bundled avatar ids
+  avatarkit render --audio speech.wav -o speech.mp4
+  avatarkit motion speech.wav -o speech.npz
+
+errors are one line, `avatarkit COMMAND: error [code]: message`, exit status 2."""
+
 
 def video_size(text: str) -> tuple[int, int]:
     """argparse type for ``WIDTHxHEIGHT``: even (H.264 needs it) and at least 16 pixels."""
@@ -30,7 +39,12 @@ def video_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avatarkit", description="AvatarKit for Python: real-time talking avatars.")
+    parser = argparse.ArgumentParser(
+        prog="avatarkit",
+        description="AvatarKit for Python: real-time talking avatars.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
@@ -45,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avatarkit.cli.demo import with_default_scene
+
+    argv = with_default_scene(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -62,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `avatarkit avatars | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
+    except Exception as exc:
+        # An engine error (no EGL, no display, ...) is as coded as ours. Looked up, not
+        # imported: importing the engine here would cost `avatarkit --help` a third of a second.
+        engine_errors = sys.modules.get("engine.errors")
+        if engine_errors is None or not isinstance(exc, engine_errors.EngineError):
+            raise
+        print(f"avatarkit {args.command}: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,10 +13,27 @@ import argparse
 CHUNK_S = 0.02  # the CLI feeds the stream as a live client would
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("motion", help="speech WAV(s) -> ARKit motion frames (.npz)")
-    p.add_argument("inputs", nargs="+", help="mono or stereo integer-PCM WAV files")
-    p.add_argument("-o", "--output", required=True, help=".npz file (one input) or directory (several)")
+DESCRIPTION = """Speech WAV(s) -> ARKit motion frames (.npz), with the streaming model the Motion
+Server runs. Each npz holds names (the 52 ARKit names), weights float32 [T, 52], fps,
+head float32 [T, 3] (pitch/yaw/roll radians) and gaze float32 [T, 2] (yaw/pitch)."""
+
+EXAMPLES = """examples:
+  avatarkit motion assets/speech/greeting.wav -o out/greeting.npz
+  avatarkit motion a.wav b.wav c.wav -o out/motion/       # one <stem>.npz each
+  avatarkit motion speech.wav -o speech.npz --fps 60"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "motion",
+        help="speech WAV(s) -> ARKit motion frames (.npz)",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="WAV",
+                   help="speech WAVs: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)")
+    p.add_argument("-o", "--output", required=True, help=".npz file (one input; .npz is added if missing) or directory (several)")
     p.add_argument("--fps", type=int, default=30, help="motion frame rate: 25, 30 or 60 (default 30)")
     p.set_defaults(func=run)
 
@@ -27,10 +44,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from avatarkit.arkit import ARKIT_NAMES
-    from avatarkit.cli.render import check_output
+    from avatarkit.cli.common import check_output, read_wav
     from avatarkit.errors import AvatarKitError, ErrorCode
     from avatarkit.motion.stream import SUPPORTED_FPS, create_stream
-    from avatarkit.motion.wav import read_wav
 
     if args.fps not in SUPPORTED_FPS:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"--fps must be one of {SUPPORTED_FPS}")

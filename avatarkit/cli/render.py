@@ -11,17 +11,17 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import time
-import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from avatarkit.cli import video_size
+from avatarkit.cli.common import check_output, output_with_suffix, read_wav, unknown
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import SUPPORTED_FPS
 
 log = logging.getLogger(__name__)
 
@@ -29,27 +29,48 @@ SEND_CHUNK_S = 0.2  # seconds of audio per websocket message
 MOTION_WAIT_S = 60.0  # give up waiting for motion after this long (then audio only)
 
 
-def register(subparsers) -> None:
+DESCRIPTION = """Render an avatar speaking a WAV file to an MP4 (H.264 + AAC), off-screen.
+
+The whole product path runs on this machine: an embedded Motion Server, Direct Mode over
+the real protocol, the avatar in an engine scene. The video is exactly as long as the
+audio and does not depend on machine speed (time is virtual)."""
+
+EXAMPLES = """examples:
+  avatarkit render --audio assets/speech/greeting.wav -o out/greeting.mp4
+  avatarkit render --avatar mei --audio speech.wav -o mei.mp4 --size 1280x720 --fps 60
+  avatarkit render --audio speech.wav -o still.mp4 --idle off"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "render", help="render an avatar speaking a WAV file to MP4 (headless)"
+        "render",
+        help="render an avatar speaking a WAV file to MP4 (headless)",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--avatar", default="ava", help="bundled avatar id (default: ava)")
+    p.add_argument("--avatar", default="ava", help="bundled avatar id, see `avatarkit avatars` (default: ava)")
     p.add_argument(
-        "--audio", required=True, type=Path, help="speech: 16-bit PCM WAV, mono or stereo"
+        "--audio", required=True, type=Path,
+        help="speech WAV: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, help="the MP4 to write")
-    p.add_argument("--size", default="640x360", type=video_size, help="WIDTHxHEIGHT (default 640x360)")
-    p.add_argument("--fps", default=30, type=int, choices=SUPPORTED_FPS)
+    p.add_argument("-o", "--output", required=True, type=Path, help="the MP4 to write (.mp4 is added if there is no extension)")
+    p.add_argument("--size", default="640x360", type=video_size, help="WIDTHxHEIGHT, even numbers (default 640x360)")
+    p.add_argument("--fps", default=30, type=int, choices=SUPPORTED_FPS,
+                   help=f"video frame rate, one of {', '.join(map(str, SUPPORTED_FPS))} (default 30)")
     p.add_argument(
-        "--idle", default="on", choices=("on", "off"), help="idle animation between speech"
+        "--idle", default="on", choices=("on", "off"), help="idle animation (blinks, breathing) around speech (default on)"
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = render_video(
-        args.avatar, args.audio, args.output, args.size, args.fps, args.idle == "on"
-    )
+    from avatarkit.cli.progress import Progress
+
+    output = output_with_suffix(args.output, ".mp4")
+    bar = Progress(output.name, final_line=False)  # the result line below is the final line
+    result = render_video(args.avatar, args.audio, output, args.size, args.fps, args.idle == "on", progress=bar.update)
+    bar.finish("completed")
     print(
         f"{result.path}: {result.frames} frames, {result.duration:.3f} s, {result.seconds:.1f} s to render"
     )
@@ -64,48 +85,6 @@ class RenderResult:
     seconds: float  # wall time spent
 
 
-def read_wav(path: Path) -> tuple[bytes, int]:
-    """Mono PCM s16le and its rate; stereo is averaged. Clear errors for anything else."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
-            data = wav.readframes(wav.getnframes())
-    except FileNotFoundError as exc:
-        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"no such file: {path}") from exc
-    except (wave.Error, EOFError) as exc:
-        raise AvatarKitError(
-            ErrorCode.INVALID_AUDIO, f"{path}: not a PCM WAV file ({exc})"
-        ) from exc
-    if width != 2:
-        raise AvatarKitError(
-            ErrorCode.INVALID_AUDIO, f"{path}: {8 * width}-bit samples; 16-bit PCM needed"
-        )
-    if rate not in SUPPORTED_SAMPLE_RATES:
-        raise AvatarKitError(
-            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-            f"{path}: {rate} Hz; supported {SUPPORTED_SAMPLE_RATES}",
-        )
-    samples = np.frombuffer(data, "<i2").reshape(-1, channels)
-    if not len(samples):
-        raise AvatarKitError(ErrorCode.NO_AUDIO, f"{path}: no audio")
-    mono = samples[:, 0] if channels == 1 else samples.mean(axis=1).round().astype("<i2")
-    return mono.astype("<i2").tobytes(), rate
-
-
-def check_output(path: Path) -> None:
-    """Make sure ``path`` can be written (its folder created): a readable error if not."""
-    if path.is_dir():
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{path} is a directory; name the file to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot create the folder {path.parent}: a file is in the way") from exc
-    except OSError as exc:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot create the folder {path.parent}: {exc.strerror or exc}") from exc
-    if not os.access(path.parent, os.W_OK):
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot write in {path.parent}")
-
-
 def render_video(
     avatar_id: str,
     audio_path: Path,
@@ -113,9 +92,12 @@ def render_video(
     size: tuple[int, int] = (640, 360),
     fps: int = 30,
     idle: bool = True,
+    progress: Callable[[float], None] | None = None,
 ) -> RenderResult:
+    """``progress(fraction)`` after each video frame (e.g. a terminal progress bar)."""
     from avatarkit.controller import ConnectionState
     from avatarkit.manager import AvatarManager
+    from avatarkit.package import MANIFEST_NAME
     from avatarkit.paths import AVATARS_DIR
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.server.embedded import EmbeddedServer
@@ -124,10 +106,16 @@ def render_video(
     from engine.audio import Mixer, VirtualDevice
 
     started = time.perf_counter()
-    pcm, rate = read_wav(Path(audio_path))
+    audio = read_wav(Path(audio_path))
+    pcm, rate = audio.pcm.astype("<i2").tobytes(), audio.sample_rate
     check_output(Path(output))  # fail now, not after the whole render
     samples = len(pcm) // 2
     frames = math.ceil(samples * fps / rate)  # the last frame may show the audio's tail
+    if not (AVATARS_DIR / avatar_id / MANIFEST_NAME).is_file():
+        from avatarkit.package import list_packages
+
+        ids = [m.id for m in list_packages(AVATARS_DIR)]
+        raise unknown("avatar", avatar_id, ids, "`avatarkit avatars` lists them", ErrorCode.AVATAR_NOT_FOUND)
     avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(avatar_id)
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
@@ -165,6 +153,8 @@ def render_video(
                     writer.write_audio(
                         np.clip(np.round(heard[:, 0] * 32768), -32768, 32767).astype("<i2")
                     )
+                    if progress is not None:
+                        progress((k + 1) / frames)
             view.dispose()
     finally:
         AvatarSDK.cleanup()

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
+
+EXAMPLES = """examples:
+  avatarkit serve                                    # 127.0.0.1:8765, credentials printed
+  avatarkit serve --port 0                           # any free port
+  avatarkit serve --host 0.0.0.0 --api-key KEY --app-id APP --workers 4
+  AVATARKIT_API_KEY=KEY avatarkit serve --allow-origin https://kiosk.example.com"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,9 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(/v2/driveningress/websocket) and avatar assets (/v1/avatars) on one port. "
         "Credentials come from the flags, else AVATARKIT_API_KEY / AVATARKIT_APP_ID, "
         "else they are generated and printed.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
     parser.add_argument("--api-key", default=None, help="API key the Console API accepts")
     parser.add_argument("--app-id", default=None, help="app id session tokens are scoped to")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
@@ -43,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, "--workers must be at least 1")
     key_given = bool(args.api_key or os.environ.get("AVATARKIT_API_KEY"))
+    if not 0 <= args.port <= 65535:
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"--port {args.port}: must be 0..65535")
     port = args.port or pick_free_port(args.host)
+    check_bind(args.host, port)  # a busy port is one line now, not a traceback per worker
     config = ServerConfig(
         host=args.host,
         port=port,
@@ -62,5 +75,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"  app_id               = {config.app_id}")
     print(f"  api_key              = {config.api_key if not key_given else '(given)'}")
     print("Ctrl-C stops it gracefully.", flush=True)
-    serve(config, args.workers)
+    try:
+        serve(config, args.workers)
+    except OSError as exc:  # taken between the check and the bind
+        raise bind_error(args.host, port, exc) from None
     return 0
+
+
+def check_bind(host: str, port: int) -> None:
+    """Bind ``host:port`` once the way the server will (SO_REUSEADDR, as asyncio does)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise bind_error(host, port, exc) from None
+
+
+def bind_error(host: str, port: int, exc: OSError):
+    from avatarkit.errors import AvatarKitError, ErrorCode
+
+    if exc.errno == errno.EADDRINUSE:
+        return AvatarKitError(
+            ErrorCode.ADDRESS_IN_USE,
+            f"{host}:{port} is already in use (another `avatarkit serve`?); stop it, or pick "
+            "another port with --port N (--port 0: any free one)",
+        )
+    if isinstance(exc, socket.gaierror):
+        return AvatarKitError(ErrorCode.INVALID_REQUEST, f"--host {host}: unknown host ({exc.strerror})")
+    return AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot listen on {host}:{port}: {exc.strerror or exc}")

@@ -244,9 +244,11 @@ class AvatarController:
 
     # -- render thread ------------------------------------------------------------------
 
-    def tick(self, dt: float) -> FacePose:
-        """Advance by ``dt`` seconds of render time; returns the face to draw."""
+    def tick(self, dt: float, present_lead: float = 0.0) -> FacePose:
+        """Advance by ``dt`` seconds of render time; returns the face to draw, posed for
+        ``present_lead`` seconds from now (when the frame will be presented)."""
         self._clock += dt
+        self._playback.present_lead = present_lead
         with self._lock:  # interrupt() clears and enqueues under it: both or neither seen
             self._playback.write_epoch = self._source.epoch
         self._drain()

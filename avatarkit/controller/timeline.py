@@ -144,6 +144,9 @@ class Playback:
         self.motion_underruns = 0
         self._audio_dry = False
         self._motion_short = False
+        # Seconds until the frame being posed is presented (``Scene.present_lead``): the
+        # face shows where the sound will be then, not where it was at the update.
+        self.present_lead = 0.0
         # The source epoch (``AudioSource.epoch``) this tick's inbox was drained against:
         # set by the controller; writes fail once another thread has cleared the source.
         self.write_epoch: int | None = None
@@ -211,7 +214,9 @@ class Playback:
         t = max(0.0, (position - conv.base) / self.sample_rate)
         self.audio_time = t
         self._check_underruns(conv, position, t)
-        pose, self.motion_time = conv.motion_at(t)
+        running = not (self.paused or self.stalled or self._audio_dry)
+        ahead = min(self.present_lead, conv.audio_samples / self.sample_rate - t) if running else 0.0
+        pose, self.motion_time = conv.motion_at(t + max(0.0, ahead))
         if self.stalled:
             self.lifecycle.advance(Phase.STALLED, StateReason.MOTION_UNDERRUN)
         else:

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -41,6 +42,15 @@ NULL_DEVICE_PERIOD = 0.01  # seconds between NullDevice pulls (a typical device 
 # before the card underruns; 30 ms rides out the frame loop's Python work.
 PYAUDIO_PERIOD = 0.03
 WATCHDOG_PERIOD = 0.5  # seconds between checks that the PortAudio stream is still alive
+
+
+_playing: weakref.WeakSet[AudioDevice] = weakref.WeakSet()  # started, not yet stopped
+
+
+def realtime_device_playing() -> bool:
+    """True while a device that plays in real time (a sound card, the null device) runs:
+    a frame loop should then follow the wall clock (``engine.clock.HeadlessClock``)."""
+    return any(device.realtime for device in list(_playing))
 
 
 class AudioDevice:
@@ -64,12 +74,14 @@ class AudioDevice:
         self.mixer.device = self
         self.mixer.realtime = self.realtime
         self.running = True
+        _playing.add(self)
         return self
 
     def stop(self) -> None:
         """Stop playing (idempotent, any thread); also stops the fallback if it was lost."""
         with self._lifecycle_lock:
             self.running = False
+            _playing.discard(self)
             fallback, self._fallback = self._fallback, None
             self._release()
         if fallback is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import moderngl
 
@@ -22,10 +23,15 @@ class WindowBackend:
     def __init__(
         self, size: tuple[int, int] = (1280, 720), title: str = "engine", vsync: bool = True, fullscreen: bool = False
     ) -> None:
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in the app's output
         import pygame
 
         self._pg = pygame
-        pygame.display.init()
+        check_display()
+        try:
+            pygame.display.init()
+        except pygame.error as exc:
+            raise EngineError(errors.NO_DISPLAY, f"cannot open a display: {exc}; {HEADLESS_HINT}") from None
         gl = pygame.GL_CONTEXT_PROFILE_CORE
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MAJOR_VERSION, 3)
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MINOR_VERSION, 3)
@@ -84,6 +90,24 @@ class WindowBackend:
     def close(self) -> None:
         self.ctx.release()
         self._pg.display.quit()
+
+
+HEADLESS_HINT = "run headless instead (App.headless(), or --headless), or under a virtual display (xvfb-run)"
+
+
+def display_available() -> bool:
+    """Whether a window can be shown. An explicit ``SDL_VIDEODRIVER`` is the user's choice
+    (``dummy``/``offscreen`` in tests); otherwise Linux needs an X11 or Wayland display."""
+    if os.environ.get("SDL_VIDEODRIVER") or not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def check_display() -> None:
+    """Fail fast with ``noDisplay``: without a display SDL falls back to an off-screen
+    driver, and the app would run forever in a window nobody can see or close."""
+    if not display_available():
+        raise EngineError(errors.NO_DISPLAY, f"no display to open a window on (DISPLAY is not set); {HEADLESS_HINT}")
 
 
 def _desktop_size(pg) -> tuple[int, int] | None:

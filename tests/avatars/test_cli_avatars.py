@@ -19,8 +19,9 @@ def test_lists_bundled_ids_one_per_line(capsys):
     assert main(["avatars"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 3
-    assert [line.split("\t")[0] for line in lines] == [m.id for m in list_packages(AVATARS_DIR)]
-    assert all(len(line.split("\t")) == 2 for line in lines)
+    assert lines == [m.id for m in list_packages(AVATARS_DIR)]  # as the README says: ids
+    assert main(["avatars", "--long"]) == 0
+    assert [line.split("\t") for line in capsys.readouterr().out.splitlines()] == [[m.id, m.name] for m in list_packages(AVATARS_DIR)]
 
 
 class ServerThread:
@@ -58,10 +59,11 @@ def test_url_listing_and_load_with_progress(capsys, tmp_path):
         assert main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "mei"]) == 0
         out, err = capsys.readouterr()
         assert out.strip() == str(tmp_path / "mei")
-        assert "mei: 100%" in err and "mei: completed" in err  # the (non-tty) progress bar
+        assert err.splitlines() == ["mei: completed (100%)"]  # not a terminal: one final line
 
         assert main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "nobody"]) == 2
-        assert "avatarNotFound" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "avatarNotFound" in err and "`avatarkit avatars --url" in err  # where the ids are
     assert main(["avatars", "--cache-dir", str(tmp_path), "--clear-cache"]) == 0
     assert not (tmp_path / "mei").exists()
 

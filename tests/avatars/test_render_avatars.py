@@ -20,12 +20,8 @@ MOUTH = (0.0, -0.047, 0.09)
 
 
 @pytest.fixture(scope="module")
-def app():
-    engine = pytest.importorskip("engine")
-    try:
-        app = engine.App.headless(size=(SIZE, SIZE), samples=0)
-    except Exception as exc:  # no EGL on this machine
-        pytest.skip(f"headless rendering unavailable: {exc}")
+def app(make_headless_app):
+    app = make_headless_app(size=(SIZE, SIZE), samples=0)
     yield app
     app.close()
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from engine import ManualClock, RealtimeClock
+from engine import App, HeadlessClock, ManualClock, RealtimeClock
 from engine.clock import MAX_REALTIME_DT
 
 
@@ -66,3 +68,58 @@ def test_frame_stats_rolling_fps():
     assert stats.fps == pytest.approx(100.0)
     assert stats.frame_ms == pytest.approx(10.0)
     assert stats.frames == 261
+
+
+# -- App.headless's clock follows the audio device (a new user's default set-up) -------
+
+
+def test_headless_clock_is_virtual_without_a_realtime_device():
+    walls = iter([0.0, 9.0, 20.0])
+    clock = HeadlessClock(30, realtime=lambda: False, timer=lambda: next(walls))
+    assert [clock.tick() for _ in range(3)] == [pytest.approx(1 / 30)] * 3
+    assert clock.time == pytest.approx(0.1)
+
+
+def test_headless_clock_follows_the_wall_while_a_realtime_device_plays():
+    playing = [True]
+    walls = iter([10.0, 10.05, 10.15, 99.0])
+    clock = HeadlessClock(20, realtime=lambda: playing[0], timer=lambda: next(walls))
+    assert clock.tick() == pytest.approx(1 / 20)  # first real-time frame: nominal
+    assert clock.tick() == pytest.approx(0.05)
+    assert clock.tick() == pytest.approx(0.10)
+    playing[0] = False  # the device stopped: back to exact virtual frames
+    assert clock.tick() == pytest.approx(1 / 20)
+
+
+@pytest.mark.parametrize("device_kind, realtime", [("null", True), ("virtual", False)])
+def test_app_run_seconds_lasts_as_long_as_the_audio_it_plays(egl, device_kind, realtime):
+    """Issue 17: with the SDK's default (real-time) device, App.headless().run(1) raced
+    through a second of frames in a few ms while speech played for a second."""
+    from engine.audio import Mixer, open_device
+
+    device = open_device(Mixer(16000), device_kind)
+    app = App.headless((16, 16), fps=30, samples=0)
+    try:
+        started = time.perf_counter()
+        frames = app.run(seconds=0.5)
+        wall = time.perf_counter() - started
+    finally:
+        app.close()
+        device.stop()
+    if realtime:
+        assert 0.45 <= wall <= 1.0 and 10 <= frames <= 16, (wall, frames)
+    else:
+        assert frames == 15 and wall < 0.45, (wall, frames)
+
+
+def test_a_virtual_clock_with_a_realtime_device_is_reported(egl, caplog):
+    from engine.audio import Mixer, open_device
+
+    device = open_device(Mixer(16000), "null")
+    app = App.headless((16, 16), samples=0, clock=ManualClock(30))
+    try:
+        app.run(frames=2)
+    finally:
+        app.close()
+        device.stop()
+    assert "frames race ahead of the speech" in caplog.text

@@ -69,9 +69,9 @@ def test_stereo_24_bit_is_downmixed_and_converted(tmp_path, capsys):
     assert np.load(tmp_path / "st.npz")["weights"].shape == (15, 52)
 
 
-def _float_wav(path) -> None:
-    data = np.zeros(1600, "<f4").tobytes()
-    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+def _float64_wav(path) -> None:  # 32-bit float is read; 64-bit is not
+    data = np.zeros(1600, "<f8").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, 16000, 128000, 8, 64)
     body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
 
@@ -81,7 +81,7 @@ def _float_wav(path) -> None:
     [
         (lambda p: p.write_bytes(b"this is not audio at all"), "invalidAudio"),
         (lambda p: None, "invalidAudio"),  # missing file
-        (_float_wav, "unsupportedAudioFormat"),
+        (_float64_wav, "unsupportedAudioFormat"),
         (lambda p: write_wav(p, np.zeros(1000, np.int16), 11025), "unsupportedSampleRate"),
         (lambda p: write_wav(p, np.zeros(0, np.int16), 16000), "noAudio"),
     ],

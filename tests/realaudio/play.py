@@ -41,15 +41,18 @@ def relay_messages(pcm: bytes) -> list[tuple[bytes, list, bool]]:
     return out
 
 
+RELAY_SPEED = 2.0  # a streaming TTS runs ahead of speech; 1.0 leaves only the jitter buffer
+
+
 def feed_backend(controller, messages: list[tuple[bytes, list, bool]]) -> None:
-    """Backend Mode: relay at speaking pace (on an absolute schedule, as a real-time TTS
-    delivers), from the transport's own thread."""
+    """Backend Mode: relay on an absolute schedule at ``RELAY_SPEED`` times speaking pace,
+    from the transport's own thread."""
     start = time.monotonic()
     for n, (chunk, frames, end) in enumerate(messages):
         cid = controller.yield_audio_data(chunk, end=end)  # the same conversation until end
         if frames or end:
             controller.yield_frames_data([encode_animation("c", cid, frames, end=end)], cid)
-        time.sleep(max(0.0, start + (n + 1) * CHUNK / 32000 - time.monotonic()))
+        time.sleep(max(0.0, start + (n + 1) * CHUNK / 32000 / RELAY_SPEED - time.monotonic()))
 
 
 def main(opts: dict) -> dict:
@@ -91,6 +94,7 @@ def main(opts: dict) -> dict:
             app.step()
         messages = relay_messages(pcm) if mode == "backend" else []
         out["send_at"] = time.monotonic()
+        underruns_before = device.underruns  # a stream may flag its very first callback
         for k, view in enumerate(views):
             if mode == "direct":
                 view.controller.send(pcm, end=True)
@@ -113,8 +117,8 @@ def main(opts: dict) -> dict:
             if time.monotonic() > deadline:
                 break
         out["end_state"] = str(first.conversation_state)
-        out["buffered_ms"] = first.buffer_health.audio_ms
-        out["underruns"] = device.underruns
+        out["buffered_ms"] = first.buffered().audio_ms
+        out["underruns"] = device.underruns - underruns_before
         for view in views:
             view.dispose()
     return out
@@ -126,14 +130,17 @@ def run_scenario(app: App, controller, opts: dict, out: dict) -> None:
     if at is None:
         return
     while controller.audio_time < at:
+        stepped = time.monotonic()
         app.step()
+    # audio_time is read at the tick: by now the sound has moved on by up to this much.
+    out["since_tick"] = time.monotonic() - stepped
     if "interrupt_at" in opts:
         out["interrupt"] = [time.monotonic(), controller.audio_time]
         controller.interrupt()
         return
     out["pause"] = [time.monotonic(), controller.audio_time]
     controller.pause()
-    app.run(seconds=0.1)
+    app.run(seconds=0.3)  # what the device already held has played out
     out["paused_clock"] = controller.audio_time
     app.run(seconds=opts.get("pause_for", 1.0))
     out["resume"] = [time.monotonic(), controller.audio_time]

@@ -32,26 +32,14 @@ GAP_SLACK = 0.05  # s: envelope windows are 10 ms; a held face adds nothing audi
 
 
 @pytest.fixture(scope="module")
-def pulse():
+def pulse(make_headless_app):
     reason = pulse_sink.missing()
     if reason:
         pytest.skip(reason)
     pytest.importorskip("pyaudio", reason="PyAudio is not installed (the 'audio' extra)")
-    _require_egl()
+    make_headless_app(size=(8, 8), samples=0).close()
     with pulse_sink.PulseNullSink() as server:
         yield server
-
-
-def _require_egl() -> None:
-    from engine import App
-    from engine.errors import RENDER_NOT_SUPPORTED, EngineError
-
-    try:
-        App.headless(size=(8, 8), samples=0).close()
-    except EngineError as exc:
-        if exc.code != RENDER_NOT_SUPPORTED:
-            raise
-        pytest.skip(f"no EGL context: {exc.message}")
 
 
 def source_pcm(path: Path) -> np.ndarray:
@@ -60,7 +48,17 @@ def source_pcm(path: Path) -> np.ndarray:
 
 
 def play(pulse, wav: Path, channels: int = 1, **opts) -> tuple[dict, np.ndarray]:
-    """Run one scenario; returns play.py's report and what reached the speaker."""
+    """Run one scenario; returns play.py's report and what reached the speaker. Run again
+    once if the machine starved the audio thread (the device reported underruns), since a
+    shared 2-core machine does that now and then; a defect that starves it every time
+    (the GIL held through a frame) fails both runs."""
+    report, samples = play_once(pulse, wav, channels, **opts)
+    if report["underruns"]:
+        report, samples = play_once(pulse, wav, channels, **opts)
+    return report, samples
+
+
+def play_once(pulse, wav: Path, channels: int, **opts) -> tuple[dict, np.ndarray]:
     with pulse.record(channels) as rec:
         run = subprocess.run(
             [sys.executable, str(PLAY), json.dumps({"wav": str(wav), **opts})],
@@ -127,7 +125,9 @@ def test_interrupt_stops_the_sound(pulse):
     env = pulse_sink.envelope(recorded) > pulse_sink.ACTIVE_RMS
     last_sound = np.flatnonzero(env).max() * pulse_sink.WINDOW
     heard_until = start * pulse_sink.WINDOW + played_s  # where the clock said we were
-    assert last_sound <= heard_until + report["latency"] + 0.1, (last_sound, heard_until)
+    # The clock was read at the last tick; what the device held still plays out.
+    allowed = report["since_tick"] + report["latency"] + report["block"] / report["device_rate"]
+    assert last_sound <= heard_until + allowed + 0.05, (last_sound, heard_until, allowed)
     assert report["end_state"] == "idle"
 
 
@@ -136,7 +136,9 @@ def test_pause_freezes_and_resume_loses_nothing(pulse):
     resume() continues where it stopped: the whole line still comes out, once."""
     report, recorded = play(pulse, GREETING, pause_at=1.5, pause_for=1.0)
     paused_at, clock_at_pause = report["pause"][1], report["paused_clock"]
-    assert clock_at_pause - paused_at <= report["latency"] + 1 / 30
+    # What the device already holds still plays out; the reading at pause() was a tick old.
+    allowed = report["latency"] + report["block"] / report["device_rate"] + report["since_tick"]
+    assert clock_at_pause - paused_at <= allowed, (clock_at_pause - paused_at, allowed)
     assert abs(report["resume"][1] - clock_at_pause) < 1e-6  # frozen while paused
     source = source_pcm(GREETING)
     want = pulse_sink.active_seconds(source)

@@ -31,17 +31,13 @@ class UnpluggedDevice(NullDevice):
         threading.Timer(seconds, unplug).start()
 
 
-def test_device_lost_mid_playback_falls_back_and_keeps_rendering():
+def test_device_lost_mid_playback_falls_back_and_keeps_rendering(make_headless_app):
     from avatarkit.manager import AvatarManager
     from avatarkit.paths import AVATARS_DIR
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.view import AvatarView
-    from engine import App
 
-    try:
-        app = App.headless(size=(96, 96), samples=0)
-    except Exception as exc:  # no EGL on this machine
-        pytest.skip(f"headless rendering unavailable: {exc}")
+    app = make_headless_app(size=(96, 96), samples=0)
     AvatarSDK.initialize("app-test", Configuration(driving_mode="backend", audio_device="virtual"))
     mixer = Mixer(16000)
     device = UnpluggedDevice(mixer).start()
