@@ -232,3 +232,25 @@ def test_device_loss_reaches_the_controller_on_error(sdk):
     controller.dispose()
     assert controller._device_lost not in mixer.on_device_lost
     device.stop()
+
+
+def test_the_client_caps_what_a_server_may_send(monkeypatch):
+    """A server could otherwise make the client buffer any amount (``max_size=None``)."""
+    from avatarkit.controller import direct
+
+    seen: dict = {}
+
+    async def refuse(url, **kwargs):
+        seen.update(kwargs)
+        raise OSError("no server here")
+
+    monkeypatch.setattr(direct, "connect", refuse)
+    errors: list[AvatarKitError] = []
+    transport = bare_transport(DirectSink(lambda *a: None, lambda *a: None, errors.append))
+    transport.start()
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.01)
+    transport.close()
+    assert seen["max_size"] == direct.MAX_MESSAGE == 4 * 1024 * 1024
+    assert errors[0].code == ErrorCode.CONNECTION_FAILED
