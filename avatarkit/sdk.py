@@ -48,7 +48,7 @@ _LOGGING_LEVELS = {
 class Configuration:
     """What ``AvatarSDK.initialize`` takes. Endpoints default to a local ``avatarkit serve``.
 
-    ``token_provider``: optional; called (on the network thread) for a fresh session token
+    ``token_provider``: optional; called (on the SDK's token thread) for a fresh session token
     when the server refuses or expires the current one, so the controller reconnects by
     itself. ``jitter_buffer_ms``: audio and motion needed before an utterance plays.
     ``strict_sync``: stall playback (and report it) when motion runs short, instead of
