@@ -60,7 +60,7 @@ class ManualClock:
 class RealtimeClock:
     """Wall clock (``time.perf_counter``); ``fps`` is the target rate for ``wait``."""
 
-    def __init__(self, fps: float = 60.0, timer=time.perf_counter) -> None:
+    def __init__(self, fps: float = 60.0, timer: Callable[[], float] = time.perf_counter) -> None:
         self.fps = float(fps)
         self.frame = 0
         self._timer = timer
@@ -172,7 +172,9 @@ class HeadlessClock:
 
     pace_headless = True  # App.run calls wait() even without a window
 
-    def __init__(self, fps: float, realtime: Callable[[], bool], timer=time.perf_counter) -> None:
+    def __init__(
+        self, fps: float, realtime: Callable[[], bool], timer: Callable[[], float] = time.perf_counter
+    ) -> None:
         if fps <= 0:
             raise ValueError("fps must be positive")
         self.fps = float(fps)

@@ -9,7 +9,7 @@ import json
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.protocol import classify, classify_close
+from avatarkit.protocol import classify, classify_close, pb
 
 TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
 # Server verdicts no retry can fix: stop and report instead of reconnecting.
@@ -22,7 +22,7 @@ FATAL_ERRORS = (
 )
 
 
-def server_error(err) -> AvatarKitError:
+def server_error(err: pb.ServerError) -> AvatarKitError:
     """A ``SERVER_ERROR`` message (its ``server_error`` field) as a coded error."""
     return AvatarKitError(
         classify(err.code, err.message), err.message or f"server error {err.code}"
