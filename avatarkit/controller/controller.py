@@ -50,6 +50,7 @@ from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
 from avatarkit.sdk import AvatarSDK, Configuration
+from engine.audio.mixer import Mixer
 from engine.clock import Schedule
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class AvatarController:
     def __init__(
         self,
         avatar_id: str,
-        mixer,
+        mixer: Mixer,
         *,
         configuration: Configuration | None = None,
         app_id: str | None = None,

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from avatarkit.controller.messages import Audio, CancelRequest, OutboxMessage
@@ -119,7 +119,7 @@ class DirectTransport:
         self._wire: dict[str, _WireRequest] = {}  # conversation -> its current wire request
         self._by_req: dict[str, _WireRequest] = {}
         self._interrupted: dict[str, None] = {}  # recent ids, oldest first (bounded)
-        self._reported: ErrorCode | None = None  # last server error already passed on
+        self._reported: str | None = None  # last server error already passed on
 
     # -- any thread ---------------------------------------------------------------------
 
@@ -245,9 +245,12 @@ class DirectTransport:
                 reconnecting = True
 
     async def _refresh_token(self) -> None:
+        provider = self._token_provider
+        if provider is None:
+            return
         try:
             loop = asyncio.get_running_loop()
-            token = await loop.run_in_executor(self._executor, self._token_provider)
+            token = await loop.run_in_executor(self._executor, provider)
         except Exception as exc:  # the app's callback failed: report it as a token problem
             raise AvatarKitError(
                 ErrorCode.SESSION_TOKEN_INVALID, f"token provider failed: {exc}"
@@ -292,12 +295,14 @@ class DirectTransport:
             finally:
                 writer.cancel()
 
-    async def _handshake(self, ws) -> None:
+    async def _handshake(self, ws: ClientConnection) -> None:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):  # unlike wait_for, never eats a cancel
                 data = await ws.recv()
-        except ConnectionClosed as exc:
-            raise closed_error(exc) from exc
+        except ConnectionClosed as exc:  # even a normal close: we were never confirmed
+            raise closed_error(exc) or AvatarKitError(
+                ErrorCode.CONNECTION_FAILED, "the server closed before confirming the session"
+            ) from exc
         except TimeoutError as exc:
             raise AvatarKitError(
                 ErrorCode.CONNECTION_FAILED, "no session confirmation from the server"
@@ -310,30 +315,30 @@ class DirectTransport:
                 ErrorCode.PROTOCOL_ERROR, f"expected session confirmation, got type {msg.type}"
             )
 
-    async def _read(self, ws) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         try:
             async for data in ws:
                 msg = decode_envelope(data)
                 if msg.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
                     self._deliver(msg)
                 elif msg.type == pb.MESSAGE_SERVER_ERROR:
-                    error = server_error(msg.server_error)
-                    self._reported = error.code  # the close that may follow says the same
-                    self.sink.on_error(error)
+                    failure = server_error(msg.server_error)
+                    self._reported = failure.code  # the close that may follow says the same
+                    self.sink.on_error(failure)
         except ConnectionClosed as exc:
-            error = closed_error(exc)
-            if error is not None or not self._closing:
-                raise error or AvatarKitError(
+            closed = closed_error(exc)
+            if closed is not None or not self._closing:
+                raise closed or AvatarKitError(
                     ErrorCode.CONNECTION_CLOSED, "server closed the connection"
                 ) from exc
             return
         if not self._closing:
-            error = classify_close(ws.close_code)
+            code = classify_close(ws.close_code)
             raise AvatarKitError(
-                error or ErrorCode.CONNECTION_CLOSED, f"connection closed ({ws.close_code})"
+                code or ErrorCode.CONNECTION_CLOSED, f"connection closed ({ws.close_code})"
             )
 
-    def _deliver(self, msg) -> None:
+    def _deliver(self, msg: pb.Message) -> None:
         try:
             req_id, frames, end = animation_frames(msg)
         except AvatarKitError as error:
@@ -346,7 +351,7 @@ class DirectTransport:
         if end:
             self._by_req.pop(req_id, None)
 
-    async def _write(self, ws) -> None:
+    async def _write(self, ws: ClientConnection) -> None:
         while True:
             item = self._unsent or await self._outbox.get()
             # Held until sent: a chunk whose send fails goes out first on the next connection.
@@ -361,7 +366,9 @@ class DirectTransport:
                     await self._send_audio(ws, conversation, pcm, end)
             self._unsent = None
 
-    async def _send_audio(self, ws, conversation: str, pcm: bytes, end: bool) -> None:
+    async def _send_audio(
+        self, ws: ClientConnection, conversation: str, pcm: bytes, end: bool
+    ) -> None:
         wire = self._wire.get(conversation)
         if wire is None or wire.generation != self._generation:
             offset = self._sent.get(conversation, 0) / self.sample_rate

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from avatarkit.controller.lifecycle import Lifecycle, Phase
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import BufferHealth, ConversationState, StateReason
 from avatarkit.motion.frame import MotionFrame
+
+if TYPE_CHECKING:
+    from engine.audio.source import AudioSource
 
 JITTER_BUFFER = 0.1  # seconds of audio and motion needed before an utterance starts
 MOTION_HOLD = 0.1  # seconds the face holds the last frame when motion runs short ...
@@ -57,7 +61,7 @@ class Conversation:
             self.audio_samples += len(pcm) // 2
         self.audio_ended = self.audio_ended or end
 
-    def add_motion(self, frames: list[MotionFrame], offset: float, end: bool) -> None:
+    def add_motion(self, frames: Sequence[MotionFrame], offset: float, end: bool) -> None:
         for frame in frames:
             t = offset + frame.index / frame.fps
             if not self.keys or t > self.keys[-1][0]:
@@ -104,7 +108,7 @@ class Conversation:
     def finished(self, position: int) -> bool:
         return (
             self.audio_ended
-            and self.started
+            and self.base is not None  # started
             and not self.pending
             and position >= self.base + self.audio_samples
         )
@@ -123,7 +127,7 @@ class Playback:
 
     def __init__(
         self,
-        source,
+        source: AudioSource,
         sample_rate: int,
         jitter: float = JITTER_BUFFER,
         strict_sync: bool = False,
@@ -208,12 +212,13 @@ class Playback:
             self.lifecycle.advance(Phase.IDLE, StateReason.PLAYBACK_END)
             return None
         conv = self.conversations[0]
-        if not conv.started:
+        base = conv.base
+        if base is None:  # not started
             self.lifecycle.advance(Phase.BUFFERING, StateReason.DATA_RECEIVED)
             return None
-        t = max(0.0, (position - conv.base) / self.sample_rate)
+        t = max(0.0, (position - base) / self.sample_rate)
         self.audio_time = t
-        self._check_underruns(conv, position, t)
+        self._check_underruns(conv, base, position, t)
         running = not (self.paused or self.stalled or self._audio_dry)
         ahead = min(self.present_lead, conv.audio_samples / self.sample_rate - t) if running else 0.0
         pose, self.motion_time = conv.motion_at(t + max(0.0, ahead))
@@ -227,7 +232,7 @@ class Playback:
         position = self.source.position()
         audio = motion = 0.0
         for conv in self.conversations:
-            if conv.started:
+            if conv.base is not None:  # started
                 played = max(0, position - conv.base)
                 audio += (conv.audio_samples - played) / self.sample_rate
                 motion += max(0.0, conv.motion_end - played / self.sample_rate)
@@ -278,8 +283,8 @@ class Playback:
             else:
                 conv.pending[0] = pcm[2 * room :]
 
-    def _check_underruns(self, conv: Conversation, position: int, t: float) -> None:
-        dry = not conv.audio_ended and position >= conv.base + conv.audio_samples
+    def _check_underruns(self, conv: Conversation, base: int, position: int, t: float) -> None:
+        dry = not conv.audio_ended and position >= base + conv.audio_samples
         if dry and not self._audio_dry and not self.paused:
             self.audio_underruns += 1
         self._audio_dry = dry

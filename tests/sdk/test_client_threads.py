@@ -254,3 +254,41 @@ def test_the_client_caps_what_a_server_may_send(monkeypatch):
     transport.close()
     assert seen["max_size"] == direct.MAX_MESSAGE == 4 * 1024 * 1024
     assert errors[0].code == ErrorCode.CONNECTION_FAILED
+
+
+def test_a_normal_close_during_the_handshake_is_a_coded_failure(monkeypatch):
+    """Found by the type checker: a 1000 close before the session was confirmed raised
+    ``TypeError`` (``raise None``) on the network thread and left the state connecting."""
+    from websockets.exceptions import ConnectionClosedOK
+    from websockets.frames import Close
+
+    from avatarkit.controller import direct
+
+    class ClosingServer:
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc) -> None:
+            return None
+
+        async def send(self, _data) -> None:
+            return None
+
+        async def recv(self):
+            raise ConnectionClosedOK(Close(1000, "bye"), None)
+
+    async def connect(url, **kwargs):
+        return ClosingServer()
+
+    monkeypatch.setattr(direct, "connect", connect)
+    errors: list[AvatarKitError] = []
+    transport = bare_transport(
+        DirectSink(lambda *a: None, lambda *a: None, errors.append), reconnect_attempts=0
+    )
+    transport.start()
+    deadline = time.monotonic() + 5
+    while transport.state != ConnectionState.FAILED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    transport.close()
+    assert transport.state == ConnectionState.FAILED
+    assert [e.code for e in errors] == [ErrorCode.CONNECTION_FAILED]
