@@ -396,25 +396,3 @@ class AvatarController:
     def _require_open(self, call: str) -> None:
         if self._disposed:
             raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"{call} on a disposed controller")
-
-    def validate_audio(self, audio: bytes, end: bool, sample_rate: int | None) -> bytes:
-        if sample_rate is not None and sample_rate != self.config.sample_rate:
-            raise AvatarKitError(
-                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-                f"audio at {sample_rate} Hz, session configured for {self.config.sample_rate} Hz (no resampling)",
-            )
-        if not isinstance(audio, bytes | bytearray | memoryview):
-            raise AvatarKitError(
-                ErrorCode.INVALID_AUDIO,
-                f"audio must be PCM s16le bytes, got {type(audio).__name__}",
-            )
-        pcm = bytes(audio)
-        if len(pcm) % 2:
-            raise AvatarKitError(
-                ErrorCode.INVALID_AUDIO, f"{len(pcm)} bytes is not whole 16-bit samples"
-            )
-        if not pcm and not end:
-            raise AvatarKitError(
-                ErrorCode.NO_AUDIO, "empty audio chunk (only the last, end=True chunk may be empty)"
-            )
-        return pcm

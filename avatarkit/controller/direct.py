@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +32,13 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from avatarkit.controller.messages import Audio, CancelRequest, OutboxMessage
+from avatarkit.controller.messages import (  # DirectSink, new_req_id: imported from here too
+    Audio,
+    CancelRequest,
+    DirectSink,
+    OutboxMessage,
+    new_req_id,
+)
 from avatarkit.controller.refusals import (
     FATAL_ERRORS,
     TOKEN_ERRORS,
@@ -61,18 +65,6 @@ CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we clos
 CLOSE_WAIT = 10.0  # seconds close() waits for the network thread to finish
 MAX_MESSAGE = 4 * 1024 * 1024  # bytes: the largest server message accepted (motion is small)
 INTERRUPTED_MEMORY = 64  # recently interrupted conversations whose late data is refused
-def new_req_id() -> str:
-    """``YYYYMMDDHHMMSS_<random>``, the product's request id shape."""
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "_" + secrets.token_hex(6)
-
-
-@dataclass
-class DirectSink:
-    """Callbacks into the controller (always called on the network thread; must only enqueue)."""
-
-    on_state: Callable[[ConnectionState, StateReason, AvatarKitError | None], None]
-    on_motion: Callable[[str, list, float, bool], None]  # conversation, frames, offset s, end
-    on_error: Callable[[AvatarKitError], None]
 
 
 @dataclass

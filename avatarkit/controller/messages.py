@@ -9,6 +9,9 @@ type checker wherever that kind is matched.
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from avatarkit.controller.states import ConnectionState, StateReason
@@ -86,3 +89,18 @@ class CancelRequest:
 
 
 OutboxMessage = Audio | CancelRequest
+
+
+@dataclass(frozen=True)
+class DirectSink:
+    """The Direct transport's way back into the controller: called on the network thread,
+    each only builds an inbox message and enqueues it."""
+
+    on_state: Callable[[ConnectionState, StateReason, AvatarKitError | None], None]
+    on_motion: Callable[[str, list[MotionFrame], float, bool], None]  # conversation, frames, offset s, end
+    on_error: Callable[[AvatarKitError], None]
+
+
+def new_req_id() -> str:
+    """``YYYYMMDDHHMMSS_<random>``, the product's request id shape (a conversation id)."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "_" + secrets.token_hex(6)

@@ -97,7 +97,7 @@ class DirectMode(Mode):
         self.transport.start()
 
     def send(self, audio: bytes, end: bool, sample_rate: int | None) -> str:
-        pcm = self.core.validate_audio(audio, end, sample_rate)
+        pcm = validate_audio(audio, end, sample_rate, self.core.config.sample_rate)
         transport = self.transport
         state = transport.state if transport is not None else ConnectionState.DISCONNECTED
         if transport is None or state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
@@ -125,7 +125,7 @@ class BackendMode(Mode):
     kind = DrivingMode.BACKEND
 
     def yield_audio_data(self, data: bytes, end: bool, sample_rate: int | None) -> str:
-        return self.core.append(self.core.validate_audio(data, end, sample_rate), end)
+        return self.core.append(validate_audio(data, end, sample_rate, self.core.config.sample_rate), end)
 
     def yield_frames_data(self, payloads: Iterable[bytes] | bytes, conversation_id: str) -> None:
         from avatarkit.protocol import decode_animation
@@ -148,6 +148,30 @@ class BackendMode(Mode):
             self.core.post(Motion(conversation_id, (), 0.0, True))
         for _req_id, frames, last in decoded:
             self.core.post(Motion(conversation_id, tuple(frames), 0.0, last))
+
+
+def validate_audio(audio: bytes, end: bool, sample_rate: int | None, configured: int) -> bytes:
+    """The PCM of one ``send``/``yield_audio_data`` call, or the coded error that refuses it."""
+    if sample_rate is not None and sample_rate != configured:
+        raise AvatarKitError(
+            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+            f"audio at {sample_rate} Hz, session configured for {configured} Hz (no resampling)",
+        )
+    if not isinstance(audio, bytes | bytearray | memoryview):
+        raise AvatarKitError(
+            ErrorCode.INVALID_AUDIO,
+            f"audio must be PCM s16le bytes, got {type(audio).__name__}",
+        )
+    pcm = bytes(audio)
+    if len(pcm) % 2:
+        raise AvatarKitError(
+            ErrorCode.INVALID_AUDIO, f"{len(pcm)} bytes is not whole 16-bit samples"
+        )
+    if not pcm and not end:
+        raise AvatarKitError(
+            ErrorCode.NO_AUDIO, "empty audio chunk (only the last, end=True chunk may be empty)"
+        )
+    return pcm
 
 
 def make_mode(core: AvatarController, kind: DrivingMode) -> Mode:
