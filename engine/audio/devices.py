@@ -23,6 +23,8 @@ import math
 import os
 import threading
 import weakref
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +109,7 @@ class AudioDevice:
     def __enter__(self) -> AudioDevice:
         return self.start() if not self.running else self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -281,7 +283,9 @@ class PyAudioDevice(AudioDevice):
             ).start()
         return self
 
-    def _callback(self, _in, frame_count, _time_info, status):
+    def _callback(
+        self, _in: bytes | None, frame_count: int, _time_info: dict, status: int
+    ) -> tuple[bytes, int]:
         import pyaudio
 
         if status & pyaudio.paOutputUnderflow:
@@ -323,7 +327,7 @@ class PyAudioDevice(AudioDevice):
             pa.terminate()
 
 
-def _find_output(pa, output: int | str | None) -> int:
+def _find_output(pa: Any, output: int | str | None) -> int:
     """PortAudio's index of the requested output (see ``PyAudioDevice``)."""
     if output is None:
         return pa.get_default_output_device_info()["index"]  # OSError when there is none
@@ -342,7 +346,7 @@ def _find_output(pa, output: int | str | None) -> int:
     return matches[0]["index"]
 
 
-def _pick_rate(pa, index: int, wanted: int) -> int:
+def _pick_rate(pa: Any, index: int, wanted: int) -> int:
     """``wanted`` when the card plays it, else the card's own default rate."""
     import pyaudio
 
@@ -356,7 +360,7 @@ def _pick_rate(pa, index: int, wanted: int) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def _quiet_stderr() -> Iterator[None]:
     """Silence C-level writes to stderr (fd 2) for the duration."""
     try:
         saved = os.dup(2)
