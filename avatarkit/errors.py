@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     INVALID_AVATAR_METADATA = "invalidAvatarMetadata"
     FAILED_TO_DOWNLOAD_AVATAR_ASSETS = "failedToDownloadAvatarAssets"
     CHECKSUM_MISMATCH = "checksumMismatch"
+    AVATAR_TOO_LARGE = "avatarTooLarge"  # the manifest declares more than max_package_size
     DISK_FULL = "diskFull"
     CACHE_NOT_WRITABLE = "cacheNotWritable"
     INCOMPATIBLE_AVATAR_ASSET = "incompatibleAvatarAsset"
@@ -36,6 +37,7 @@ class ErrorCode(StrEnum):
     SESSION_DURATION_EXCEEDED = "sessionDurationExceeded"
     MESSAGE_TOO_LARGE = "messageTooLarge"
     SLOW_CONSUMER = "slowConsumer"
+    RATE_LIMITED = "rateLimited"
     SERVER_SHUTTING_DOWN = "serverShuttingDown"
     BILLING_REQUIRED = "billingRequired"
     INVALID_EGRESS_CONFIG = "invalidEgressConfig"

@@ -31,14 +31,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from avatarkit.avatar import Avatar, derive
+from avatarkit.avatar import Avatar, derive, load_model
 from avatarkit.callbacks import call_app
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.package import (
     ID_RE,
     MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
     FileEntry,
     Manifest,
+    parse_manifest,
     read_manifest,
     sha256_file,
     verify_package,
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8765/v1/avatars"
 CHUNK = 64 * 1024
+DEFAULT_MAX_PACKAGE_SIZE = 512 * 1024 * 1024  # bundled avatars are ~2 MB, large real ones ~50 MB
 _LOCKS_DIR = ".locks"
 
 
@@ -114,10 +117,13 @@ class AvatarManager:
         retries: int = 3,
         backoff: float = 0.25,
         timeout: float = 30.0,
+        max_package_size: int = DEFAULT_MAX_PACKAGE_SIZE,
     ) -> None:
         """``base_url``: the asset service (``.../v1/avatars``) or a local packages folder
         (a path or ``file://`` URL, e.g. the bundled ``assets/avatars``).
-        ``cache_dir``: default the platform user cache dir (``AVATARKIT_CACHE_DIR`` overrides)."""
+        ``cache_dir``: default the platform user cache dir (``AVATARKIT_CACHE_DIR`` overrides).
+        ``max_package_size``: a manifest declaring more bytes is refused (``avatarTooLarge``)
+        before anything is downloaded; no file is ever written past its declared size."""
         base = base_url or os.environ.get("AVATARKIT_ASSET_URL") or DEFAULT_BASE_URL
         self.base_url = base.rstrip("/")
         self.local_root = _local_root(self.base_url)
@@ -129,6 +135,7 @@ class AvatarManager:
             cache_dir = Path(platformdirs.user_cache_dir("avatarkit")) / "avatars"
         self.cache_dir = Path(cache_dir)
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self.max_package_size = max_package_size
         self.files_downloaded = 0  # observability: how many file bodies came over the network
         self._avatars: dict[str, Avatar] = {}
         self._loads: dict[str, _Load] = {}
@@ -318,6 +325,11 @@ class AvatarManager:
 
         async with aiohttp.ClientSession(timeout=self._client_timeout()) as session:
             manifest = await self._fetch_manifest(session, avatar_id)
+            if manifest.total_size > self.max_package_size:
+                raise AvatarKitError(
+                    ErrorCode.AVATAR_TOO_LARGE,
+                    f"{avatar_id}: the manifest declares {manifest.total_size} bytes, over max_package_size {self.max_package_size}",
+                )
             async with self._disk_lock(avatar_id) as locked:
                 # Another process (or loop) may have finished this package while we waited.
                 cached = await asyncio.to_thread(self._from_disk, avatar_id, manifest)
@@ -335,10 +347,13 @@ class AvatarManager:
 
                         await self._fetch_file(session, manifest, entry, staging / entry.name, report)
                         done += entry.size
+                    # Matching checksums only prove the bytes are the ones the manifest
+                    # names: parse (and so validate) the model before it may enter the cache.
+                    asset = await asyncio.to_thread(load_model, staging / manifest.model, avatar_id)
                     await asyncio.to_thread(self._commit, staging, manifest)
                 finally:
                     await asyncio.to_thread(_remove_tree, staging, self.cache_dir)
-        return await asyncio.to_thread(Avatar, manifest, self.cache_dir / avatar_id)
+        return await asyncio.to_thread(Avatar, manifest, self.cache_dir / avatar_id, None, asset)
 
     async def _fetch_manifest(self, session, avatar_id: str) -> Manifest:
         import aiohttp
@@ -353,11 +368,12 @@ class AvatarManager:
                         raise _Retryable(f"HTTP {resp.status}")
                     if resp.status != 200:
                         raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{url}: HTTP {resp.status}")
-                    try:
-                        data = await resp.json(content_type=None)
-                    except ValueError as exc:
-                        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{url}: not JSON") from exc
-                manifest = Manifest.from_json(data, url)
+                    raw = bytearray()
+                    async for chunk in resp.content.iter_chunked(CHUNK):
+                        raw += chunk
+                        if len(raw) > MAX_MANIFEST_BYTES:  # never buffer an endless body
+                            raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{url}: larger than {MAX_MANIFEST_BYTES} bytes")
+                manifest = parse_manifest(bytes(raw), url)
                 if manifest.id != avatar_id:
                     raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{url}: manifest is for {manifest.id!r}")
                 return manifest
@@ -416,11 +432,15 @@ class AvatarManager:
                 raise AvatarKitError(ErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS, f"{url}: HTTP {resp.status}")
             with _open_for_write(path, mode) as fh:
                 async for chunk in resp.content.iter_chunked(CHUNK):
-                    _write_chunk(fh, chunk)
-                    have += len(chunk)
-                    report(min(have, entry.size))
-                    if have > entry.size:
-                        break  # more than the manifest says: the checksum check rejects it
+                    # Never write past the declared size: a server streaming forever fills
+                    # no disk; the checksum decides on what was kept.
+                    room = entry.size - have
+                    if chunk[:room]:
+                        _write_chunk(fh, chunk[:room])
+                    have += min(len(chunk), room)
+                    report(have)
+                    if len(chunk) >= room:
+                        break
                 await asyncio.to_thread(_flush, fh)  # fsync can block for long: not on the loop
         if have < entry.size:
             raise _Retryable(f"connection closed after {have} of {entry.size} bytes")
@@ -451,6 +471,10 @@ class AvatarManager:
             return Avatar(manifest, package)
         except AvatarKitError as exc:
             log.warning("avatar cache: ignoring %s (%s)", package, exc.message)
+            if exc.code is ErrorCode.INCOMPATIBLE_AVATAR_ASSET:
+                # Verified bytes of a model we refuse (cached before validation existed, or
+                # by an older version): drop it rather than keep a package that never loads.
+                _remove_tree(package, self.cache_dir)
             return None
         except OSError as exc:  # unreadable, or swapped by another process mid-check
             log.warning("avatar cache: ignoring %s (%s)", package, exc)

@@ -22,6 +22,8 @@ MANIFEST_NAME = "manifest.json"
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # a bare name: no separators, no ".."
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_MANIFEST_BYTES = 1 << 20  # real manifests are about 2 KB; the body is read whole
+MAX_MANIFEST_DEPTH = 32  # real manifests nest 3 deep; Python's parser recurses per level
 
 
 @dataclass(frozen=True)
@@ -158,15 +160,46 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def parse_manifest(raw: bytes, source: str = "manifest") -> Manifest:
+    """A manifest from its JSON bytes (a download or a file): too large, too deeply nested
+    or malformed is ``invalidAvatarMetadata``, never a ``RecursionError``."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: larger than {MAX_MANIFEST_BYTES} bytes")
+    depth = _json_depth(raw)
+    if depth > MAX_MANIFEST_DEPTH:
+        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: JSON nested {depth} deep (limit {MAX_MANIFEST_DEPTH})")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: not JSON ({exc})") from None
+    return Manifest.from_json(data, source)
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: no per-character alternation
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _json_depth(raw: bytes) -> int:
+    """Deepest bracket nesting of a JSON text, without recursion (strings stripped first)."""
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_MANIFEST_DEPTH:
+            break  # deep enough to refuse; no need to scan a megabyte of brackets
+    return deepest
+
+
 def read_manifest(package_dir: Path) -> Manifest:
     path = Path(package_dir) / MANIFEST_NAME
     try:
-        data = json.loads(path.read_bytes())
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError as exc:
         raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no avatar package at {package_dir}") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{path}: {exc}") from exc
-    return Manifest.from_json(data, str(path))
+    return parse_manifest(raw, str(path))
 
 
 def verify_package(package_dir: Path, manifest: Manifest | None = None) -> Manifest:

@@ -33,6 +33,7 @@ from engine.gltf import (
     MorphTarget,
     load_gltf,
 )
+from engine.gltf_validate import GltfLimits
 from engine.lighting import DirectionalLight, Lighting
 from engine.model import ModelRenderer
 from engine.render.frame import Frame
@@ -52,6 +53,7 @@ __all__ = [
     "Frame",
     "FrameStats",
     "GltfAsset",
+    "GltfLimits",
     "GltfMaterial",
     "GltfMesh",
     "GltfNode",

@@ -7,6 +7,11 @@ type (normalized or not, strided, sparse), materials (base colour factor and tex
 alpha mode, double-sided), morph targets (position and normal deltas) with names from
 ``mesh.extras.targetNames``, default mesh weights. A file that *requires* an extension
 we do not implement is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
+
+Files are untrusted input (avatars are downloaded): the GLB container and JSON are read
+here with every length checked, and ``engine.gltf_validate`` checks the whole document
+(indices, node cycles, byte ranges, ``GltfLimits``, external uris confined to the file's
+folder) before anything is allocated or opened for it.
 """
 
 from __future__ import annotations
@@ -14,14 +19,24 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
+from engine.gltf_validate import (
+    DEFAULT_LIMITS,
+    GltfLimits,
+    parse_json,
+    read_confined,
+    resolve_uri,
+    validate,
+)
 from engine.transform import Transform
 
 log = logging.getLogger(__name__)
@@ -110,8 +125,12 @@ class GltfAsset:
     def walk(self):
         """(node index, parent index or None) for the default scene, parents first."""
         stack = [(i, None) for i in reversed(self.roots)]
+        seen: set[int] = set()
         while stack:
             index, parent = stack.pop()
+            if index in seen:  # the loader refuses cycles; this guards hand-built assets
+                continue
+            seen.add(index)
             yield index, parent
             stack.extend((c, index) for c in reversed(self.nodes[index].children))
 
@@ -147,97 +166,196 @@ class GltfAsset:
         return list(names)
 
 
-def load_gltf(path: str | Path) -> GltfAsset:
-    """Load a ``.glb`` or ``.gltf`` file. Raises ``EngineError`` with a stable code."""
-    import pygltflib
+def load_gltf(path: str | Path, limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsset:
+    """Load a ``.glb`` or ``.gltf`` file. Raises ``EngineError`` with a stable code.
 
+    The file is untrusted: the whole document is validated (``engine.gltf_validate``)
+    before anything is allocated for it, external files must lie in the file's own folder,
+    and ``limits`` bound what one load may read and allocate."""
     path = Path(path)
     if not path.is_file():
-        raise EngineError(errors.ASSET_NOT_FOUND, f"glTF file not found: {path}")
-    try:
-        gltf = pygltflib.GLTF2().load(str(path))
-    except Exception as exc:  # pygltflib raises many kinds on malformed input
-        raise EngineError(errors.INVALID_GLTF, f"{path}: not a readable glTF 2.0 file ({exc})") from exc
-    if gltf is None:
-        raise EngineError(errors.INVALID_GLTF, f"{path}: not a readable glTF 2.0 file")
-    unsupported = [e for e in (gltf.extensionsRequired or []) if e not in SUPPORTED_REQUIRED_EXTENSIONS]
-    if unsupported:
+        raise EngineError(errors.ASSET_NOT_FOUND, f"glTF file not found: {path}", path=str(path))
+    doc, blob = _read_document(path, limits)
+    required = doc.get("extensionsRequired")
+    unsupported = [e for e in required if e not in SUPPORTED_REQUIRED_EXTENSIONS] if isinstance(required, list) else []
+    if unsupported and all(isinstance(e, str) for e in unsupported):
         raise EngineError(
             errors.UNSUPPORTED_GLTF_EXTENSION,
             f"{path}: requires unsupported glTF extension(s) {', '.join(unsupported)}",
+            path=str(path),
+            field="extensionsRequired",
         )
+    validate(doc, path, limits, None if blob is None else len(blob))
     try:
-        return _Reader(gltf, path).asset()
+        return _Reader(doc, blob, path, limits).asset()
     except EngineError:
         raise
-    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise EngineError(errors.INVALID_GLTF, f"{path}: malformed glTF ({type(exc).__name__}: {exc})") from exc
+    except MemoryError as exc:  # the budget should make this unreachable; never let it escape uncoded
+        raise EngineError(errors.GLTF_LIMIT_EXCEEDED, f"{path}: out of memory while loading", path=str(path)) from exc
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise EngineError(errors.INVALID_GLTF, f"{path}: malformed glTF ({type(exc).__name__}: {exc})", path=str(path)) from exc
+
+
+_GLB_MAGIC = b"glTF"
+_CHUNK_JSON, _CHUNK_BIN = 0x4E4F534A, 0x004E4942
+
+
+def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memoryview | None]:
+    """The JSON document and the GLB binary chunk (None for ``.gltf``). Every length in
+    the GLB header and chunk headers is checked against the real file size first."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise EngineError(
+            errors.GLTF_LIMIT_EXCEEDED, f"{path}: {size} bytes exceed the limit of {limits.max_file_bytes}", path=str(path)
+        )
+    data = memoryview(path.read_bytes())
+    if data[:4] != _GLB_MAGIC:
+        return parse_json(data, path, limits), None
+
+    def bad(message: str) -> EngineError:
+        return EngineError(errors.INVALID_GLTF, f"{path}: not a valid GLB ({message})", path=str(path))
+
+    if len(data) < 12:
+        raise bad("shorter than its 12-byte header")
+    version, length = struct.unpack_from("<II", data, 4)
+    if version != 2:
+        raise bad(f"container version {version}, expected 2")
+    if length != len(data):
+        raise bad(f"header says {length} bytes, the file has {len(data)}")
+    doc: dict[str, Any] | None = None
+    blob: memoryview | None = None
+    offset = 12
+    while offset < len(data):
+        if offset + 8 > len(data):
+            raise bad(f"truncated chunk header at byte {offset}")
+        chunk_length, chunk_type = struct.unpack_from("<II", data, offset)
+        start, end = offset + 8, offset + 8 + chunk_length
+        if end > len(data):
+            raise bad(f"chunk at byte {offset} claims {chunk_length} bytes, {len(data) - start} remain")
+        if doc is None:
+            if chunk_type != _CHUNK_JSON:
+                raise bad("the first chunk is not JSON")
+            if chunk_length > limits.max_json_bytes:  # refused before it is copied
+                raise EngineError(
+                    errors.GLTF_LIMIT_EXCEEDED,
+                    f"{path}: JSON chunk of {chunk_length} bytes exceeds the limit of {limits.max_json_bytes}",
+                    path=str(path),
+                )
+            # Spec padding is spaces; some exporters pad with NULs, which JSON refuses.
+            doc = parse_json(bytes(data[start:end]).rstrip(b"\0"), path, limits)
+        elif chunk_type == _CHUNK_BIN and blob is None:
+            blob = data[start:end]  # a view, not a copy
+        offset = end
+    if doc is None:
+        raise bad("no JSON chunk")
+    return doc, blob
 
 
 class _Reader:
-    def __init__(self, gltf, path: Path) -> None:
-        self.gltf = gltf
+    """Turns a validated document into numpy arrays, charging every allocation against
+    ``limits.max_decoded_bytes`` before it is made."""
+
+    def __init__(self, doc: dict[str, Any], blob: memoryview | None, path: Path, limits: GltfLimits) -> None:
+        self.doc = doc
         self.path = path
-        self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(gltf.buffers)]
+        self.limits = limits
+        self.decoded = 0
+        self.read = path.stat().st_size
+        self.blob = blob
+        self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(doc.get("buffers") or [])]
+
+    def _charge(self, nbytes: int, what: str) -> None:
+        self.decoded += nbytes
+        if self.decoded > self.limits.max_decoded_bytes:
+            raise EngineError(
+                errors.GLTF_LIMIT_EXCEEDED,
+                f"{self.path}: decoding {what} would allocate more than {self.limits.max_decoded_bytes} bytes",
+                path=str(self.path),
+                field=what,
+            )
 
     def asset(self) -> GltfAsset:
-        g = self.gltf
-        nodes = [self._node(i, n) for i, n in enumerate(g.nodes)]
-        if g.scenes:
-            roots = list(g.scenes[g.scene or 0].nodes or [])
+        d = self.doc
+        nodes = [self._node(i, n) for i, n in enumerate(d.get("nodes") or [])]
+        scenes = d.get("scenes") or []
+        if scenes:
+            roots = list(scenes[d.get("scene") or 0].get("nodes") or [])
         else:
             children = {c for n in nodes for c in n.children}
             roots = [i for i in range(len(nodes)) if i not in children]
         return GltfAsset(
             path=self.path,
             nodes=nodes,
-            meshes=[self._mesh(i, m) for i, m in enumerate(g.meshes)],
-            materials=[self._material(i, m) for i, m in enumerate(g.materials)],
+            meshes=[self._mesh(i, m) for i, m in enumerate(d.get("meshes") or [])],
+            materials=[self._material(i, m) for i, m in enumerate(d.get("materials") or [])],
             roots=roots,
         )
 
     # -- raw data --------------------------------------------------------------
-    def _uri_bytes(self, uri: str) -> bytes:
+    def _uri_bytes(self, uri: str, field: str) -> bytes:
         if uri.startswith("data:"):
             header, _, payload = uri.partition(",")
-            return base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode()
-        file = self.path.parent / unquote(uri)
-        if not file.is_file():
-            raise EngineError(errors.ASSET_NOT_FOUND, f"{self.path}: referenced file not found: {file}")
-        return file.read_bytes()
+            try:
+                return base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode()
+            except ValueError as exc:
+                raise EngineError(errors.INVALID_GLTF, f"{self.path}: bad data uri ({exc})", path=str(self.path), field=field) from None
+        file = resolve_uri(uri, self.path.parent, self.path, field)  # refuses anything outside the folder
+        data = read_confined(file, self.limits.max_file_bytes - self.read, self.path, field)
+        self.read += len(data)
+        return data
 
-    def _buffer_bytes(self, index: int, buffer) -> bytes:
-        if buffer.uri is None:  # the GLB binary chunk
-            blob = self.gltf.binary_blob()
-            if blob is None:
-                raise EngineError(errors.INVALID_GLTF, f"{self.path}: buffer {index} has no data")
-            return bytes(blob)
-        return self._uri_bytes(buffer.uri)
+    def _buffer_bytes(self, index: int, buffer: dict[str, Any]) -> bytes | memoryview:
+        if buffer.get("uri") is None:  # the GLB binary chunk (validated: buffer 0, long enough)
+            assert self.blob is not None
+            return self.blob
+        data = self._uri_bytes(buffer["uri"], f"buffers[{index}].uri")
+        if len(data) < buffer["byteLength"]:
+            raise EngineError(
+                errors.INVALID_GLTF,
+                f"{self.path}: buffer {index} has {len(data)} bytes, byteLength says {buffer['byteLength']}",
+                path=str(self.path),
+                field=f"buffers[{index}]",
+            )
+        return data
 
-    def _view_bytes(self, view_index: int) -> tuple[bytes, int, int | None]:
-        view = self.gltf.bufferViews[view_index]
-        return self.buffers[view.buffer], view.byteOffset or 0, view.byteStride
+    def _view_bytes(self, view_index: int) -> tuple[bytes | memoryview, int, int | None]:
+        view = self.doc["bufferViews"][view_index]
+        return self.buffers[view["buffer"]], view.get("byteOffset") or 0, view.get("byteStride")
 
     def accessor(self, index: int) -> np.ndarray:
         """Accessor contents as an (count, width) array (float32 when normalized)."""
-        acc = self.gltf.accessors[index]
-        dtype = np.dtype(_COMPONENT_DTYPES[acc.componentType])
-        width = _TYPE_WIDTHS[acc.type]
-        if acc.bufferView is None:
-            data = np.zeros((acc.count, width), dtype)
+        acc = self.doc["accessors"][index]
+        dtype = np.dtype(_COMPONENT_DTYPES[acc["componentType"]])
+        width = _TYPE_WIDTHS[acc["type"]]
+        count = acc["count"]
+        normalized = bool(acc.get("normalized")) and dtype.kind in "iu"
+        # The copy, plus the float32 / uint32 array callers convert anything else to.
+        converted = 0 if dtype == np.float32 else 4
+        self._charge(count * width * (dtype.itemsize + converted), f"accessors[{index}]")
+        if acc.get("bufferView") is None:
+            data = np.zeros((count, width), dtype)
         else:
-            buf, offset, stride = self._view_bytes(acc.bufferView)
-            offset += acc.byteOffset or 0
+            buf, offset, stride = self._view_bytes(acc["bufferView"])
+            offset += acc.get("byteOffset") or 0
             stride = stride or dtype.itemsize * width
-            data = np.ndarray((acc.count, width), dtype, buffer=buf, offset=offset, strides=(stride, dtype.itemsize)).copy()
-        if acc.sparse is not None and acc.sparse.count:
-            sp = acc.sparse
-            ibuf, ioff, _ = self._view_bytes(sp.indices.bufferView)
-            idx = np.frombuffer(ibuf, _COMPONENT_DTYPES[sp.indices.componentType], sp.count, ioff + (sp.indices.byteOffset or 0))
-            vbuf, voff, _ = self._view_bytes(sp.values.bufferView)
-            values = np.frombuffer(vbuf, dtype, sp.count * width, voff + (sp.values.byteOffset or 0))
-            data[idx.astype(np.int64)] = values.reshape(sp.count, width)
-        if acc.normalized and dtype.kind in "iu":
+            data = np.ndarray((count, width), dtype, buffer=buf, offset=offset, strides=(stride, dtype.itemsize)).copy()
+        sparse = acc.get("sparse")
+        if sparse is not None:
+            n = sparse["count"]
+            si, sv = sparse["indices"], sparse["values"]
+            ibuf, ioff, _ = self._view_bytes(si["bufferView"])
+            idx = np.frombuffer(ibuf, _COMPONENT_DTYPES[si["componentType"]], n, ioff + (si.get("byteOffset") or 0)).astype(np.int64)
+            if n and int(idx.max()) >= count:
+                raise EngineError(
+                    errors.INVALID_GLTF,
+                    f"{self.path}: sparse index {int(idx.max())} out of range (count {count})",
+                    path=str(self.path),
+                    field=f"accessors[{index}].sparse.indices",
+                )
+            vbuf, voff, _ = self._view_bytes(sv["bufferView"])
+            values = np.frombuffer(vbuf, dtype, n * width, voff + (sv.get("byteOffset") or 0))
+            data[idx] = values.reshape(n, width)
+        if normalized:
             scale = float(np.iinfo(dtype).max)
             data = np.maximum(data.astype(np.float32) / scale, -1.0)
         return data
@@ -246,102 +364,136 @@ class _Reader:
         data = self.accessor(index)
         return np.ascontiguousarray(data[:, :width], dtype=np.float32)
 
-    # -- objects ---------------------------------------------------------------
-    def _node(self, index: int, node) -> GltfNode:
-        if node.matrix is not None and list(node.matrix) != [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]:
-            # glTF matrices are column-major.
-            transform = Transform(matrix=np.array(node.matrix, dtype=np.float32).reshape(4, 4).T)
-        else:
-            transform = Transform(
-                node.translation or (0, 0, 0), node.rotation or (0, 0, 0, 1), node.scale or (1, 1, 1)
-            )
-        return GltfNode(node.name or f"node{index}", transform, list(node.children or []), node.mesh)
+    def _zeros(self, n: int, what: str) -> np.ndarray:
+        self._charge(n * 12, what)
+        return np.zeros((n, 3), np.float32)
 
-    def _mesh(self, index: int, mesh) -> GltfMesh:
+    # -- objects ---------------------------------------------------------------
+    def _node(self, index: int, node: dict[str, Any]) -> GltfNode:
+        matrix = node.get("matrix")
+        if matrix is not None and list(matrix) != [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]:
+            # glTF matrices are column-major.
+            transform = Transform(matrix=np.array(matrix, dtype=np.float32).reshape(4, 4).T)
+        else:
+            transform = Transform(node.get("translation") or (0, 0, 0), node.get("rotation") or (0, 0, 0, 1), node.get("scale") or (1, 1, 1))
+        return GltfNode(node.get("name") or f"node{index}", transform, list(node.get("children") or []), node.get("mesh"))
+
+    def _mesh(self, index: int, mesh: dict[str, Any]) -> GltfMesh:
         prims = []
-        for prim in mesh.primitives:
-            if (prim.mode if prim.mode is not None else _TRIANGLES) != _TRIANGLES:
-                log.warning("%s: mesh %s: skipping a non-triangle primitive (mode %s)", self.path, index, prim.mode)
+        for p, prim in enumerate(mesh["primitives"]):
+            mode = _TRIANGLES if prim.get("mode") is None else prim["mode"]
+            if mode != _TRIANGLES:
+                log.warning("%s: mesh %s: skipping a non-triangle primitive (mode %s)", self.path, index, mode)
                 continue
-            prims.append(self._primitive(prim))
+            prims.append(self._primitive(prim, f"meshes[{index}].primitives[{p}]"))
         target_count = max((len(p.targets) for p in prims), default=0)
         # The convention is mesh.extras.targetNames; some exporters put them on the first primitive.
-        sources = [mesh.extras, *(p.extras for p in mesh.primitives[:1])]
-        names = next((list(e["targetNames"]) for e in sources if isinstance(e, dict) and e.get("targetNames")), [])
+        sources = [mesh.get("extras"), *(p.get("extras") for p in mesh["primitives"][:1])]
+        names = next((list(e["targetNames"]) for e in sources if isinstance(e, dict) and _names(e.get("targetNames"))), [])
         if len(names) != target_count:
             if names:
                 log.warning("%s: mesh %s has %d target names for %d targets", self.path, index, len(names), target_count)
             names = (names + [f"target{i}" for i in range(len(names), target_count)])[:target_count]
-        weights = list(mesh.weights or [0.0] * target_count)[:target_count]
-        return GltfMesh(mesh.name or f"mesh{index}", prims, names, [float(w) for w in weights])
+        weights = list(mesh.get("weights") or [0.0] * target_count)[:target_count]
+        return GltfMesh(mesh.get("name") or f"mesh{index}", prims, names, [float(w) for w in weights])
 
-    def _primitive(self, prim) -> GltfPrimitive:
-        attrs = prim.attributes
-        if attrs.POSITION is None:
-            raise EngineError(errors.INVALID_GLTF, f"{self.path}: a primitive has no POSITION")
-        positions = self._floats(attrs.POSITION, 3)
+    def _primitive(self, prim: dict[str, Any], where: str) -> GltfPrimitive:
+        attrs = prim["attributes"]
+        positions = self._floats(attrs["POSITION"], 3)
         n = len(positions)
-        if prim.indices is not None:
-            indices = self.accessor(prim.indices).reshape(-1).astype(np.uint32)
+        if prim.get("indices") is not None:
+            indices = self.accessor(prim["indices"]).reshape(-1).astype(np.uint32)
         else:
+            self._charge(n * 4, f"{where}.indices")
             indices = np.arange(n, dtype=np.uint32)
         indices = indices[: len(indices) // 3 * 3]
         if len(indices) and int(indices.max()) >= n:
-            raise EngineError(errors.INVALID_GLTF, f"{self.path}: index out of range ({int(indices.max())} >= {n})")
-        normals = self._floats(attrs.NORMAL, 3) if attrs.NORMAL is not None else smooth_normals(positions, indices)
-        uvs = self._floats(attrs.TEXCOORD_0, 2) if attrs.TEXCOORD_0 is not None else None
+            raise EngineError(
+                errors.INVALID_GLTF,
+                f"{self.path}: index out of range ({int(indices.max())} >= {n})",
+                path=str(self.path),
+                field=f"{where}.indices",
+            )
+        if attrs.get("NORMAL") is not None:
+            normals = self._floats(attrs["NORMAL"], 3)
+        else:  # face normals (8 bytes of int64 index per corner, 12 per face) + the result
+            self._charge(len(indices) * 12 + n * 12, f"{where}.normals")
+            normals = smooth_normals(positions, indices)
+        uvs = self._floats(attrs["TEXCOORD_0"], 2) if attrs.get("TEXCOORD_0") is not None else None
         colors = None
-        if attrs.COLOR_0 is not None:
-            rgba = self._floats(attrs.COLOR_0, 4)
+        if attrs.get("COLOR_0") is not None:
+            rgba = self._floats(attrs["COLOR_0"], 4)
+            self._charge(n * 16, f"{where}.COLOR_0")
             colors = np.ones((n, 4), np.float32)
             colors[:, : rgba.shape[1]] = rgba  # VEC3 colours get alpha 1
         targets = []
-        for target in prim.targets or []:
-            get = target.get if isinstance(target, dict) else lambda k, t=target: getattr(t, k, None)
-            pos = get("POSITION")
-            nrm = get("NORMAL")
+        for t, target in enumerate(prim.get("targets") or []):
+            pos, nrm = target.get("POSITION"), target.get("NORMAL")
+            twhere = f"{where}.targets[{t}]"
             targets.append(
                 MorphTarget(
-                    self._floats(pos, 3) if pos is not None else np.zeros((n, 3), np.float32),
-                    self._floats(nrm, 3) if nrm is not None else np.zeros((n, 3), np.float32),
+                    self._floats(pos, 3) if pos is not None else self._zeros(n, twhere),
+                    self._floats(nrm, 3) if nrm is not None else self._zeros(n, twhere),
                 )
             )
-        return GltfPrimitive(positions, normals, uvs, indices, prim.material, targets, colors)
+        return GltfPrimitive(positions, normals, uvs, indices, prim.get("material"), targets, colors)
 
-    def _material(self, index: int, mat) -> GltfMaterial:
-        pbr = mat.pbrMetallicRoughness
-        factor = tuple(pbr.baseColorFactor) if pbr and pbr.baseColorFactor else (1.0, 1.0, 1.0, 1.0)
+    def _material(self, index: int, mat: dict[str, Any]) -> GltfMaterial:
+        pbr = mat.get("pbrMetallicRoughness") or {}
+        factor = tuple(pbr.get("baseColorFactor") or (1.0, 1.0, 1.0, 1.0))
         texture = None
-        if pbr and pbr.baseColorTexture is not None:
-            texture = self._texture_image(pbr.baseColorTexture.index)
+        if pbr.get("baseColorTexture") is not None:
+            texture = self._texture_image(pbr["baseColorTexture"]["index"])
+        cutoff = mat.get("alphaCutoff")
         return GltfMaterial(
-            name=mat.name or f"material{index}",
+            name=mat.get("name") or f"material{index}",
             base_color_factor=tuple(float(v) for v in factor),
             base_color_texture=texture,
-            alpha_mode=mat.alphaMode or "OPAQUE",
-            alpha_cutoff=float(mat.alphaCutoff if mat.alphaCutoff is not None else 0.5),
-            double_sided=bool(mat.doubleSided),
+            alpha_mode=mat.get("alphaMode") or "OPAQUE",
+            alpha_cutoff=float(cutoff if cutoff is not None else 0.5),
+            double_sided=bool(mat.get("doubleSided", False)),
         )
 
     def _texture_image(self, texture_index: int) -> np.ndarray | None:
         from PIL import Image
 
-        source = self.gltf.textures[texture_index].source
+        source = self.doc["textures"][texture_index].get("source")
         if source is None:
             return None
-        image = self.gltf.images[source]
-        if image.bufferView is not None:
-            buf, offset, _ = self._view_bytes(image.bufferView)
-            data = buf[offset : offset + self.gltf.bufferViews[image.bufferView].byteLength]
-        elif image.uri:
-            data = self._uri_bytes(image.uri)
+        image = self.doc["images"][source]
+        field = f"images[{source}]"
+        if image.get("bufferView") is not None:
+            buf, offset, _ = self._view_bytes(image["bufferView"])
+            data = bytes(buf[offset : offset + self.doc["bufferViews"][image["bufferView"]]["byteLength"]])
+        elif image.get("uri"):
+            data = self._uri_bytes(image["uri"], f"{field}.uri")
         else:
             return None
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            # glTF images are PNG or JPEG: no other of PIL's many decoders sees hostile bytes.
+            with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as img:
+                # The header's size is known before any pixel is decoded: a small PNG can
+                # claim gigapixels.
+                width, height = img.size
+                if width * height > self.limits.max_image_pixels:
+                    raise EngineError(
+                        errors.GLTF_LIMIT_EXCEEDED,
+                        f"{self.path}: image {source} is {width}x{height}, over the limit of {self.limits.max_image_pixels} pixels",
+                        path=str(self.path),
+                        field=field,
+                    )
+                self._charge(width * height * 4, field)  # the RGBA array kept (transients: one image at most)
                 return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
-        except Exception as exc:
-            raise EngineError(errors.INVALID_GLTF, f"{self.path}: image {source} cannot be decoded ({exc})") from exc
+        except EngineError:
+            raise
+        except Exception as exc:  # PIL raises many kinds on malformed images
+            raise EngineError(
+                errors.INVALID_GLTF, f"{self.path}: image {source} cannot be decoded ({exc})", path=str(self.path), field=field
+            ) from exc
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 def smooth_normals(positions: np.ndarray, indices: np.ndarray) -> np.ndarray:

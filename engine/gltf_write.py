@@ -163,3 +163,34 @@ class GltfBuilder:
             self.doc.buffers = [self._g.Buffer(byteLength=len(blob), uri=uri)]
             self.doc.save_json(str(path))
         return path
+
+
+def pack_glb(doc: dict, blob: bytes | None = None) -> bytes:
+    """A GLB container around a JSON document and an optional binary chunk, written
+    as-is: no checks, so tests and fuzzers can build deliberately broken files."""
+    import json
+    import struct
+
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    chunks = struct.pack("<II", len(text), 0x4E4F534A) + text
+    if blob is not None:
+        blob = bytes(blob) + b"\0" * (-len(blob) % 4)
+        chunks += struct.pack("<II", len(blob), 0x004E4942) + blob
+    return b"glTF" + struct.pack("<II", 2, 12 + len(chunks)) + chunks
+
+
+def unpack_glb(data: bytes) -> tuple[dict, bytes | None]:
+    """The JSON document and binary chunk of a well-formed GLB (our own files; the
+    loader reads untrusted ones with every length checked)."""
+    import json
+    import struct
+
+    json_length = struct.unpack_from("<I", data, 12)[0]
+    doc = json.loads(data[20 : 20 + json_length])
+    rest = 20 + json_length
+    blob = None
+    if rest + 8 <= len(data):
+        bin_length = struct.unpack_from("<I", data, rest)[0]
+        blob = data[rest + 8 : rest + 8 + bin_length]
+    return doc, blob

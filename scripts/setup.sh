@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 REQUIRED_DEBS=(libegl1 libgl1-mesa-dri libegl-mesa0)
 OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx
-              pulseaudio pulseaudio-utils libasound2-plugins)
+              pulseaudio pulseaudio-utils libasound2-plugins libopus0 redis-server)
 
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
 apt_install() { bash scripts/apt_get.sh install "$@"; }  # waits for a held apt lock
@@ -47,5 +47,15 @@ if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra
     grep -v "^WARNING: Location" "$pip_log" | tail -n 30 >&2
     echo "[setup] error: pip install failed (full log: $pip_log)" >&2
     exit 1
+fi
+
+# The pinned spatius sdist carries the vendor's own e2e suite (tests/server/test_vendor_e2e.py
+# runs it against our server); the version is the one pinned in pyproject.toml.
+spatius_pin=$(grep -o 'spatius\[opus\]==[0-9][0-9.]*' pyproject.toml | head -n1)
+if [ -n "$spatius_pin" ] && ! ls .cache/sdist/spatius-"${spatius_pin##*==}".tar.gz >/dev/null 2>&1; then
+    echo "[setup] pip download --no-binary :all: $spatius_pin"
+    .venv/bin/python -m pip download -q --disable-pip-version-check --no-binary :all: --no-deps \
+        "$spatius_pin" -d .cache/sdist >.venv/pip-download.log 2>&1 \
+        || echo "[setup] warning: could not download the $spatius_pin sdist (.venv/pip-download.log): its e2e suite will skip"
 fi
 echo "[setup] ready: .venv"

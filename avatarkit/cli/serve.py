@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "by default a websocket upgrade carrying an Origin header is refused")
     parser.add_argument("--max-per-ip", type=int, default=100,
                         help="live sessions allowed from one address (0: no limit)")
+    parser.add_argument("--max-http-per-ip", type=int, default=256,
+                        help="open TCP connections allowed from one address (0: no limit; "
+                        "raise it behind a proxy)")
+    parser.add_argument("--redis", default="", metavar="URL",
+                        help="keep used tokens and per-address session counts in Redis "
+                        "(e.g. redis://127.0.0.1:6379/0), shared by every server given the same URL")
     parser.set_defaults(func=run)
 
 
@@ -66,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         any_avatar=args.any_avatar,
         allowed_origins=tuple(args.allow_origin),
         max_connections_per_ip=args.max_per_ip,
+        max_http_connections_per_ip=args.max_http_per_ip,
+        redis_url=args.redis,
     ).with_credentials()
     base = f"http://{args.host}:{port}"
     print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")

@@ -43,8 +43,9 @@ def refusal(exc: InvalidStatus) -> AvatarKitError:
     body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
     code, text = None, body
     try:
-        errors = json.loads(body).get("errors") or [{}]
-        first = errors[0]
+        parsed = json.loads(body)
+        # {"errors": [...]}, or the bare {"message": ...} of an invalid-token refusal
+        first = (parsed.get("errors") or [parsed])[0]
         code = first.get("code")
         text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
     except (ValueError, AttributeError):

@@ -36,6 +36,7 @@ WIRE_ERRORS: dict[ErrorCode, WireError] = {
     ErrorCode.UNSUPPORTED_AUDIO_FORMAT: WireError(3, "unsupported audio format"),
     ErrorCode.MESSAGE_TOO_LARGE: WireError(3, "message too large"),
     ErrorCode.INVALID_AUDIO: WireError(3, "invalid audio"),
+    ErrorCode.RATE_LIMITED: WireError(3, "rate limited"),
     # The public SDK reports these as serverError on the websocket (no phrase of its own
     # matches); a refused upgrade's 429 it reads as invalidRequest (any other 4xx).
     ErrorCode.SLOW_CONSUMER: WireError(429, "slow consumer"),
@@ -97,6 +98,7 @@ _INVALID_ARGUMENT_REFINED = (
     ("unsupported audio format", ErrorCode.UNSUPPORTED_AUDIO_FORMAT),
     ("message too large", ErrorCode.MESSAGE_TOO_LARGE),
     ("invalid audio", ErrorCode.INVALID_AUDIO),
+    ("rate limited", ErrorCode.RATE_LIMITED),
 )
 
 

@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.server.assets import add_asset_routes
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.console import STATE_KEY, add_console_routes
 from avatarkit.server.ingress import INGRESS_PATH, ingress
+from avatarkit.server.shared import HEARTBEAT_S
 from avatarkit.server.state import ServerState
 
 CONSOLE_PATH = "/v1/console"
@@ -49,19 +51,33 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _watchdog(app: web.Application) -> AsyncIterator[None]:
-    """One task checks every session's limits (cheaper than a timer per session)."""
+    """One task checks every session's limits (cheaper than a timer per session), and tells
+    the shared store this server is alive."""
     state = app[STATE_KEY]
+    try:
+        await state.store.heartbeat()  # with --redis: fails here, at start, if Redis is unreachable
+    except Exception as exc:
+        await state.store.close_quietly()
+        raise AvatarKitError(ErrorCode.SERVER_ERROR, f"shared store unavailable: {exc}") from exc
 
     async def loop() -> None:
+        last_beat = time.monotonic()
         while True:
             await asyncio.sleep(state.config.watchdog_interval_s)
             state.check_limits()
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                try:
+                    await state.store.heartbeat()
+                except Exception as exc:  # Redis away for a while: keep serving, say so
+                    state.store_errors.warning("store", "shared store unavailable: %r", exc)
 
     task = asyncio.create_task(loop())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await state.store.close()
 
 
 async def graceful_shutdown(runner: web.AppRunner) -> None:

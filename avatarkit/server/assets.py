@@ -25,7 +25,11 @@ from avatarkit.package import ID_RE, FileEntry, Manifest, list_packages, read_ma
 
 ROOT_KEY = web.AppKey("avatarkit_assets_root", Path)
 CHUNK = 256 * 1024
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# ASCII digits only (``\d`` would take Arabic-Indic and other digits, which int() accepts).
+_RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.ASCII)
+MAX_RANGE_HEADER = 256  # a single range needs ~50 characters; longer ones are refused (400)
+_HUGE = 10**18  # beyond any file: a longer number is clamped, never given to int() (whose
+# digit limit raises ValueError past 4300 digits)
 
 
 def add_asset_routes(app: web.Application, root: Path | None = None) -> None:
@@ -112,6 +116,8 @@ async def _file(request: web.Request) -> web.StreamResponse:
     status = 200
     range_header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")
+    if range_header and len(range_header) > MAX_RANGE_HEADER:
+        return _error(400, ErrorCode.INVALID_REQUEST, f"Range header over {MAX_RANGE_HEADER} characters")
     if range_header and _range_applies(range_header) and (if_range is None or if_range.strip() == etag):
         parsed = _parse_range(range_header, size)
         if parsed is None:
@@ -158,15 +164,20 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.groups()
     if first == "":
-        length = int(last)
+        length = _number(last)
         if length == 0 or size == 0:
             return None
         return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
+    start = _number(first)
+    end = min(_number(last), size - 1) if last else size - 1
     if start >= size or end < start:
         return None
     return start, end
+
+
+def _number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 18 else _HUGE
 
 
 class AssetServer:

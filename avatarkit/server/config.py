@@ -9,10 +9,13 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
+from avatarkit.errors import AvatarKitError, ErrorCode
+
 # Token signing key = HMAC-SHA256(api_key, this label), unless AVATARKIT_TOKEN_SECRET is
 # set: every worker that knows the API key derives the same key, so tokens issued by one
 # are accepted by all, and rotating the API key invalidates every outstanding token.
 _SECRET_LABEL = b"avatarkit session-token signing key v1"
+MIN_TOKEN_SECRET_BYTES = 32  # as long as the HMAC-SHA256 output
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class ServerConfig:
     max_session_s: float = 3600.0
     max_token_ttl_s: float = 24 * 3600.0
     max_message_bytes: int = 1 << 20  # per websocket message (32 s of 16 kHz PCM)
+    max_control_message_bytes: int = 64 << 10  # per message other than audio
+    max_req_id_chars: int = 128  # the public SDK's ids have 28; every frame echoes the id
+    # Error replies to a client's messages, per connection: a token bucket of error_burst,
+    # refilled at error_rate_per_s. Past it one rateLimited error, then replies are dropped.
+    error_burst: int = 32
+    error_rate_per_s: float = 8.0
     max_utterance_audio_s: float = 600.0
     max_open_utterances: int = 4  # concurrent req_ids per connection
     send_queue_messages: int = 256  # per-client backlog before it counts as a slow consumer
@@ -46,7 +55,24 @@ class ServerConfig:
     # slow consumer.
     heartbeat_s: float = 10.0
     send_stall_s: float = 10.0
-    max_connections_per_ip: int = 100  # live websocket sessions from one address; 0: no limit
+    max_connections_per_ip: int = 100  # configured websocket sessions from one address; 0: no limit
+    # Upgrades that have not configured yet, per address: past this many the oldest is
+    # closed, so unconfigured connections never lock out a client that configures at once.
+    max_pending_handshakes_per_ip: int = 8
+    # A session token is good for one connection (the reference protocol); False lets it
+    # reconnect after its connection closed, until it expires (one live connection at a time).
+    single_use_tokens: bool = True
+    # Used tokens and per-address session counts: in this process (""), or in Redis shared
+    # by every server pointing at the same URL (avatarkit.server.shared).
+    redis_url: str = ""
+    # Connection guard (avatarkit.server.guard): a new connection's request headers must be
+    # complete within header_timeout_s; idle kept-alive HTTP connections close after
+    # keepalive_timeout_s; open TCP connections per address (0: no limit) and in all (None:
+    # below the process's file limit, so accept() never runs out of descriptors).
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 15.0
+    max_http_connections_per_ip: int = 256
+    max_connections: int | None = None
     # Batching (see docs/protocol.md): the first frames of an utterance go out at once;
     # after that a message waits for batch_frames frames or flush_after_s, whichever first.
     batch_frames: int = 3
@@ -55,6 +81,13 @@ class ServerConfig:
     inference_slice_s: float = 0.25  # a burst is fed to the model in slices, yielding between
     shutdown_grace_s: float = 5.0  # open utterances may finish this long after shutdown starts
     watchdog_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.token_secret and len(self.token_secret.encode()) < MIN_TOKEN_SECRET_BYTES:
+            # HS256 with a short secret is brute-forced offline from any one token.
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST,
+                                 f"AVATARKIT_TOKEN_SECRET / token_secret must be at least "
+                                 f"{MIN_TOKEN_SECRET_BYTES} bytes (e.g. secrets.token_urlsafe(32))")
 
     def with_credentials(self) -> ServerConfig:
         """This config with credentials from the environment, or freshly generated ones."""

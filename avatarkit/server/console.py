@@ -21,6 +21,15 @@ def error_response(status: int, code: ErrorCode | str, detail: str) -> web.Respo
     return web.json_response(body, status=status)
 
 
+# The vendor's server answers a missing, forged or malformed session token with exactly
+# these bytes (its e2e suite compares the raw body), before it looks at the app id.
+INVALID_TOKEN_BODY = b'{"message":"Invalid session token"}\n'
+
+
+def invalid_token_response() -> web.Response:
+    return web.Response(status=400, body=INVALID_TOKEN_BODY, content_type="application/json")
+
+
 def refusal(exc: AvatarKitError, status: int | None = None) -> web.Response:
     wire = WIRE_ERRORS.get(exc.code)
     return error_response(status or (wire.code if wire and wire.code >= 400 else 400), exc.code, exc.message)
@@ -38,8 +47,8 @@ async def create_session_token(request: web.Request) -> web.Response:
         return error_response(403, "invalidApiKey", "invalid API key")
     try:
         body = await request.json()
-    except ValueError:  # not JSON, not UTF-8, or a number too long to convert
-        body = None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, a number too long to
+        body = None  # convert, or nested deeper than the parser's recursion limit
     if not isinstance(body, dict):
         return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")
     app_id = body.get("appId")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -25,6 +26,7 @@ from avatarkit.server.app import (
 )
 from avatarkit.server.blas import limit_blas_threads
 from avatarkit.server.config import ServerConfig, generate_api_key, generate_app_id
+from avatarkit.server.guard import GuardedAppRunner, quiet_accept_errors
 from avatarkit.server.state import ServerState, ServerStats
 
 
@@ -41,6 +43,9 @@ class EmbeddedServer:
         """``limits``: any :class:`ServerConfig` field. ``blas_threads``: BLAS threads for the
         whole process from ``start()`` on (see :mod:`avatarkit.server.blas`); None leaves them.
         """
+        # Like `avatarkit serve`: AVATARKIT_TOKEN_SECRET, when set, signs the tokens (so an
+        # embedded server and other servers sharing the secret accept each other's tokens).
+        limits.setdefault("token_secret", os.environ.get("AVATARKIT_TOKEN_SECRET", ""))
         self.config = ServerConfig(
             host=host,
             port=port,
@@ -159,9 +164,10 @@ class EmbeddedServer:
     async def _start_site(self) -> None:
         app = await create_app(self.config)
         self._state = server_state(app)
-        runner = web.AppRunner(
-            app, handle_signals=False, shutdown_timeout=self.config.shutdown_grace_s + 2.0,
-            access_log=None,
+        quiet_accept_errors(asyncio.get_running_loop())
+        runner = GuardedAppRunner(
+            app, self.config, handle_signals=False,
+            shutdown_timeout=self.config.shutdown_grace_s + 2.0, access_log=None,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)

@@ -11,8 +11,9 @@ import re
 from aiohttp import web
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.server.console import STATE_KEY, error_response, refusal
+from avatarkit.server.console import STATE_KEY, error_response, invalid_token_response, refusal
 from avatarkit.server.session import Session
+from avatarkit.server.state import ServerState
 
 INGRESS_PATH = "/v2/driveningress/websocket"
 _AVATAR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -35,35 +36,58 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     app_id = request.headers.get("X-App-ID") or request.query.get("appId", "")
     token = request.headers.get("X-Session-Key") or request.query.get("sessionKey", "")
     avatar_id = request.query.get("id", "")
-    if app_id != cfg.app_id:
-        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id!r}")
-    known = state.known_avatars
-    if not _AVATAR_ID.fullmatch(avatar_id) or (known is not None and avatar_id not in known):
-        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"avatar not found: {avatar_id!r}")
+    # The vendor's order: the token first, then the app id, then the avatar (its e2e
+    # suite pins the answer to a bogus token with an unknown app id and avatar).
     try:
         claims = state.signer.verify(token)
     except AvatarKitError as exc:
+        if exc.code is ErrorCode.SESSION_TOKEN_INVALID:
+            return invalid_token_response()
         return refusal(exc)
+    if app_id != cfg.app_id:
+        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id[:128]!r}")
     if claims.app_id != app_id:
         return error_response(400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app")
+    known = state.known_avatars
+    if not _AVATAR_ID.fullmatch(avatar_id):
+        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id")
+    if known is not None and avatar_id not in known:
+        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {avatar_id!r}")
     address = request.remote or ""
-    if not state.admit_ip(address):
-        return error_response(429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
-                              f"concurrent limit exceeded: {cfg.max_connections_per_ip} sessions per address")
-    if not state.ledger.acquire(claims.token_id):
-        state.release_ip(address)
-        return error_response(400, ErrorCode.SESSION_TOKEN_INVALID,
-                              "invalid session token: already in use by another connection")
+    single_use = cfg.single_use_tokens
+    try:
+        # Checked before the token is marked used: a refused upgrade must not burn it.
+        limit = cfg.max_connections_per_ip
+        if limit and await state.store.address_sessions(address) >= limit:
+            return error_response(429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                                  f"concurrent limit exceeded: {limit} sessions per address")
+        if not await state.store.acquire_token(claims.token_id, claims.expire_at):
+            detail = "already used (a token is good for one connection)" if single_use \
+                else "already in use by another connection"
+            return error_response(400, ErrorCode.SESSION_TOKEN_INVALID, f"invalid session token: {detail}")
+    except Exception as exc:  # the shared store is down: refuse rather than skip the rules
+        state.store_errors.warning("store", "shared store unavailable: %r", exc)
+        return error_response(503, ErrorCode.SERVER_ERROR, "internal server error: shared state unavailable")
+    session: Session | None = None
     try:
         await ws.prepare(request)
         session = Session(request, ws, state, claims.expire_at)
         state.sessions.add(session)
+        state.add_pending(session)
         state.stats.sessions_total += 1
-        try:
-            await session.run()
-        finally:
-            state.sessions.discard(session)
+        await session.run()
     finally:
-        state.ledger.release(claims.token_id)
-        state.release_ip(address)
+        if session is not None:
+            state.sessions.discard(session)
+        await _release(state, session, claims.token_id, single_use)
     return ws
+
+
+async def _release(state: ServerState, session: Session | None, token_id: str, single_use: bool) -> None:
+    try:
+        if session is not None:
+            await state.forget(session)
+        if not single_use:
+            await state.store.release_token(token_id)
+    except Exception as exc:  # counts of a server that stops heart-beating lapse by themselves
+        state.store_errors.warning("store", "shared store unavailable: %r", exc)

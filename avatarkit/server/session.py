@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _REMEMBERED_REQUESTS = 64  # ended/dropped req_ids kept to recognise late messages
+_LOGGED_ERRORS = 5  # per connection; the rest are counted (stats, and one line at close)
 _OGG_SLICE_BYTES = 4096  # Ogg Opus decoded per step: ~0.5 s of audio at 64 kbit/s, ~5 s at 6
 
 
@@ -51,6 +52,14 @@ class _Close:
 
     code: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Animation:
+    """A queued animation envelope, with its req_id so an interrupt can take it back."""
+
+    req_id: str
+    data: bytes
 
 
 @dataclass(slots=True)
@@ -73,6 +82,8 @@ class Session:
         token_expires_at: float,
     ) -> None:
         self.connection_id = secrets.token_urlsafe(9)
+        self.address = request.remote or ""
+        self.holds_address_slot = False  # counted in the store's per-address sessions
         self.started_at = time.monotonic()
         self.last_audio_at = self.started_at
         self.token_expires_at = token_expires_at  # unix seconds
@@ -83,7 +94,7 @@ class Session:
         # Outgoing envelopes. While the writer keeps up, a burst may briefly queue more than
         # send_queue_messages (one inference slice's worth); once the writer waits on the
         # client's socket, a full backlog means the client is too slow.
-        self._outbox: deque[bytes | _Close] = deque()
+        self._outbox: deque[bytes | _Animation | _Close] = deque()
         self._outbox_ready = asyncio.Event()
         self._writer_waiting_on_client = False
         self._utterances: dict[str, _Utterance] = {}
@@ -98,6 +109,10 @@ class Session:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
         self._unsent = (0, self.started_at)  # (bytes not yet taken by the client, since when)
+        self._error_tokens = float(self._config.error_burst)
+        self._error_refilled_at = self.started_at
+        self._rate_limited = False
+        self._errors_sent = 0
 
     # ----- lifecycle -------------------------------------------------------------------
 
@@ -110,6 +125,13 @@ class Session:
                 await asyncio.wait({writer}, timeout=self._config.handshake_timeout_s)
         finally:
             writer.cancel()
+            # A task that is cancelled keeps its traceback, whose frames hold this session:
+            # dropping our references to the tasks breaks Session -> task -> frame -> Session,
+            # so a closed session is freed at once by reference counting, not by a GC pass.
+            self._writer = self._closer = None
+            if self._errors_sent > _LOGGED_ERRORS:
+                log.info("session %s: %d more errors sent, not logged", self.connection_id,
+                         self._errors_sent - _LOGGED_ERRORS)
             for utterance in self._utterances.values():
                 self._cancel_timer(utterance)
             self._utterances.clear()
@@ -175,6 +197,10 @@ class Session:
         if msg.type is not WSMsgType.BINARY:
             self.fail(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
             return False
+        if len(msg.data) > self._config.max_control_message_bytes:
+            self.fail(ErrorCode.MESSAGE_TOO_LARGE,
+                      f"a configure message may hold at most {self._config.max_control_message_bytes} bytes")
+            return False
         try:
             envelope = decode_envelope(msg.data)
         except AvatarKitError:
@@ -192,6 +218,18 @@ class Session:
         if self._state.draining:  # the upgrade was in flight when draining began, so the
             # drain's list of sessions missed this one: refuse it as drain() would close it
             self.fail(ErrorCode.SERVER_SHUTTING_DOWN, "closing the connection", close_code=1001)
+            return False
+        if self.closing:  # closed while its configure was on the way (e.g. evicted)
+            return False
+        try:
+            admitted = await self._state.promote(self)
+        except Exception as exc:  # the shared store is down
+            self._state.store_errors.warning("store", "shared store unavailable: %r", exc)
+            self.fail(ErrorCode.SERVER_ERROR, "shared state unavailable", close_code=1011)
+            return False
+        if not admitted:
+            self.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                      f"{self._config.max_connections_per_ip} sessions per address")
             return False
         self._put(encode_confirm(self.connection_id))
         return True
@@ -226,7 +264,7 @@ class Session:
             if self.closing:
                 continue  # the session is ending: nothing more is processed
             if msg.type is not WSMsgType.BINARY:
-                self._send_error(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
+                self._reply_error(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
                 continue
             await self._on_binary(msg.data)
 
@@ -234,28 +272,41 @@ class Session:
         try:
             envelope = decode_envelope(data)
         except AvatarKitError:
-            self._send_error(ErrorCode.INVALID_REQUEST, "invalid protobuf payload")
+            self._reply_error(ErrorCode.INVALID_REQUEST, "invalid protobuf payload")
             return
         kind = envelope.type
+        cfg = self._config
+        if kind != pb.MESSAGE_CLIENT_AUDIO_INPUT and len(data) > cfg.max_control_message_bytes:
+            # Only audio may be large; an id is never echoed from an oversized message.
+            self._reply_error(ErrorCode.MESSAGE_TOO_LARGE,
+                             f"a message other than audio may hold at most {cfg.max_control_message_bytes} bytes")
+            return
+        req_id = (envelope.client_audio_input.req_id if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT
+                  else envelope.client_interrupt.req_id if kind == pb.MESSAGE_CLIENT_INTERRUPT else "")
+        if len(req_id) > cfg.max_req_id_chars:
+            # Every animation message echoes the id: a long one multiplies what goes out
+            # and what is remembered per session, so it is refused without being echoed.
+            self._reply_error(ErrorCode.INVALID_REQUEST, f"req_id longer than {cfg.max_req_id_chars} characters")
+            return
         if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT:
-            too_large = len(data) > self._config.max_message_bytes
+            too_large = len(data) > cfg.max_message_bytes
             await self._on_audio(envelope.client_audio_input, too_large)
         elif kind == pb.MESSAGE_CLIENT_INTERRUPT:
             self._on_interrupt(envelope.client_interrupt.req_id)
         elif kind == pb.MESSAGE_CLIENT_CONFIGURE_SESSION:
-            self._send_error(ErrorCode.INVALID_REQUEST, "the session is already configured")
+            self._reply_error(ErrorCode.INVALID_REQUEST, "the session is already configured")
         else:
-            self._send_error(ErrorCode.PROTOCOL_ERROR, f"type {kind}")
+            self._reply_error(ErrorCode.PROTOCOL_ERROR, f"type {kind}")
 
     async def _on_audio(self, audio_in: pb.ClientAudioInput, too_large: bool) -> None:
         req_id = audio_in.req_id
         if not req_id:
-            self._send_error(ErrorCode.INVALID_REQUEST, "ClientAudioInput without req_id")
+            self._reply_error(ErrorCode.INVALID_REQUEST, "ClientAudioInput without req_id")
             return
         if req_id in self._dropped:
             return  # late audio of an interrupted or failed utterance: nothing more for it
         if req_id in self._ended:
-            self._send_error(ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id)
+            self._reply_error(ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id)
             return
         self.last_audio_at = time.monotonic()
         utterance = self._utterances.get(req_id)
@@ -281,7 +332,7 @@ class Session:
                 utterance.pending.extend(utterance.stream.finish())
         except AvatarKitError as exc:
             self._drop_utterance(req_id)
-            self._send_error(exc.code, exc.message, req_id=req_id)
+            self._reply_error(exc.code, exc.message, req_id=req_id)
             return
         except Exception:  # a model or decoder bug costs this utterance, not the session
             log.exception("session %s: utterance %r failed", self.connection_id, req_id)
@@ -300,17 +351,17 @@ class Session:
 
     def _open_utterance(self, req_id: str) -> _Utterance | None:
         if self._state.draining:
-            self._send_error(ErrorCode.SERVER_SHUTTING_DOWN, "no new utterances", req_id=req_id)
+            self._reply_error(ErrorCode.SERVER_SHUTTING_DOWN, "no new utterances", req_id=req_id)
             return None
         if len(self._utterances) >= self._config.max_open_utterances:
-            self._send_error(ErrorCode.INVALID_REQUEST,
+            self._reply_error(ErrorCode.INVALID_REQUEST,
                              f"at most {self._config.max_open_utterances} utterances may be open at once",
                              req_id=req_id)
             return None
         try:
             stream = create_stream(self._sample_rate, self._fps)
         except AvatarKitError as exc:
-            self._send_error(exc.code, exc.message, req_id=req_id)
+            self._reply_error(exc.code, exc.message, req_id=req_id)
             return None
         except Exception:  # e.g. a model file that does not load: this request fails, clearly
             log.exception("session %s: cannot create a motion stream", self.connection_id)
@@ -352,8 +403,16 @@ class Session:
             utterance.pending.extend(utterance.stream.push(audio[start:start + step]))
 
     def _on_interrupt(self, req_id: str) -> None:
-        if req_id and req_id not in self._ended:
+        if not req_id:
+            return
+        if req_id not in self._ended:
             self._drop_utterance(req_id)
+        # Also for an utterance that has ended: its animation still waiting in the outbox
+        # (a client that reads slower than a burst is produced) must not go out any more.
+        kept = [item for item in self._outbox if not (isinstance(item, _Animation) and item.req_id == req_id)]
+        if len(kept) != len(self._outbox):
+            self._outbox.clear()  # in place: the writer holds this deque
+            self._outbox.extend(kept)
 
     def _drop_utterance(self, req_id: str) -> None:
         utterance = self._utterances.pop(req_id, None)
@@ -379,7 +438,8 @@ class Session:
         batches = [frames[i:i + size] for i in range(0, len(frames), size)] or ([[]] if end else [])
         for i, batch in enumerate(batches):
             last = end and i == len(batches) - 1
-            self._put(encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps))
+            data = encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps)
+            self._put(_Animation(utterance.req_id, data))
             self._state.stats.frames_sent += len(batch)
             utterance.sent_first = True
 
@@ -394,13 +454,33 @@ class Session:
             utterance.flush_timer.cancel()
             utterance.flush_timer = None
 
+    def _reply_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+        """An error answering one of the client's messages, within its error budget."""
+        cfg, now = self._config, time.monotonic()
+        self._error_tokens = min(float(cfg.error_burst),
+                                 self._error_tokens + (now - self._error_refilled_at) * cfg.error_rate_per_s)
+        self._error_refilled_at = now
+        if self._error_tokens >= 1.0:
+            self._error_tokens -= 1.0
+            self._rate_limited = False
+            self._send_error(code, detail, req_id=req_id)
+            return
+        self._state.stats.count_error(code)
+        if not self._rate_limited:  # said once per episode; the rest is dropped unanswered
+            self._rate_limited = True
+            self._send_error(ErrorCode.RATE_LIMITED,
+                             f"more than {cfg.error_burst} erroneous messages at once "
+                             f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer")
+
     def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
         wire_code, message = wire_error(code, detail)
         self._state.stats.count_error(code)
-        log.info("session %s: %s", self.connection_id, message)
+        self._errors_sent += 1
+        if self._errors_sent <= _LOGGED_ERRORS:  # a bounded log per connection
+            log.info("session %s: %s", self.connection_id, message[:200])
         self._put(encode_error(wire_code, message, connection_id=self.connection_id, req_id=req_id))
 
-    def _put(self, item: bytes | _Close) -> None:
+    def _put(self, item: bytes | _Animation | _Close) -> None:
         backlog, limit = len(self._outbox), self._config.send_queue_messages
         if backlog >= limit and (self._writer_waiting_on_client or backlog >= 4 * limit):
             self._on_slow_consumer()
@@ -444,10 +524,11 @@ class Session:
                     reason = item.reason.encode()[:120].decode(errors="ignore").encode()
                     await ws.close(code=item.code, message=reason)
                     return
+                data = item.data if isinstance(item, _Animation) else item
                 self._writer_waiting_on_client = True  # only observable if send_bytes blocks
-                await ws.send_bytes(item)
+                await ws.send_bytes(data)
                 self._writer_waiting_on_client = False
-                stats.bytes_sent += len(item)
+                stats.bytes_sent += len(data)
         except ConnectionError as exc:  # the client went away; the receive loop sees it too
             log.debug("session %s: send failed: %s", self.connection_id, exc)
 

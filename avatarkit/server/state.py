@@ -1,4 +1,4 @@
-"""What the whole server shares: config, token signer and ledger, live sessions, counters."""
+"""What the whole server shares: config, token signer, shared store, live sessions, counters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from avatarkit.errors import ErrorCode
 from avatarkit.server.config import ServerConfig
-from avatarkit.server.tokens import TokenLedger, TokenSigner
+from avatarkit.server.guard import ThrottledLog
+from avatarkit.server.shared import LocalStore, RedisStore, SharedStore
+from avatarkit.server.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from avatarkit.server.session import Session
@@ -34,25 +36,48 @@ class ServerState:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.signer = TokenSigner(config.signing_key(), config.app_id, config.max_token_ttl_s)
-        self.ledger = TokenLedger()
+        self.store: SharedStore = RedisStore(config.redis_url) if config.redis_url else LocalStore()
         self.sessions: set[Session] = set()
         self.stats = ServerStats()
         self.draining = False
         self.known_avatars = _known_avatars(config)  # None: any well-formed id
-        self.connections_by_ip: Counter[str] = Counter()
+        # Upgraded but not configured yet, per address, oldest first (local to this process:
+        # they last at most handshake_timeout_s).
+        self.pending: dict[str, dict[Session, None]] = {}
+        self.store_errors = ThrottledLog(log)
 
-    def admit_ip(self, address: str) -> bool:
-        """Count one more live session from ``address``, unless it is at its limit."""
-        limit = self.config.max_connections_per_ip
-        if limit and self.connections_by_ip[address] >= limit:
+    def add_pending(self, session: Session) -> None:
+        """Track an unconfigured session; past the per-address cap the oldest is closed."""
+        waiting = self.pending.setdefault(session.address, {})
+        waiting[session] = None
+        limit = self.config.max_pending_handshakes_per_ip
+        while limit and len(waiting) > limit:
+            oldest = next(iter(waiting))
+            del waiting[oldest]
+            oldest.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                        f"more than {limit} connections from this address waiting to configure; "
+                        "closing the oldest")
+
+    async def promote(self, session: Session) -> bool:
+        """The session configured: count it against its address's limit (on every server)."""
+        self._forget_pending(session)
+        if not await self.store.acquire_address(session.address, self.config.max_connections_per_ip):
             return False
-        self.connections_by_ip[address] += 1
+        session.holds_address_slot = True
         return True
 
-    def release_ip(self, address: str) -> None:
-        self.connections_by_ip[address] -= 1
-        if self.connections_by_ip[address] <= 0:
-            del self.connections_by_ip[address]
+    async def forget(self, session: Session) -> None:
+        self._forget_pending(session)
+        if session.holds_address_slot:
+            session.holds_address_slot = False
+            await self.store.release_address(session.address)
+
+    def _forget_pending(self, session: Session) -> None:
+        waiting = self.pending.get(session.address)
+        if waiting is not None:
+            waiting.pop(session, None)
+            if not waiting:
+                del self.pending[session.address]
 
     def check_limits(self) -> None:
         now_monotonic, now_unix = time.monotonic(), time.time()

@@ -1,9 +1,9 @@
 """Session tokens: HS256 JWTs, validated statelessly with the server's signing key.
 
 Claims: ``app`` (app id), ``exp``/``iat`` (unix seconds), ``jti`` (unique id) and
-``scope``. Any worker holding the same key accepts any worker's tokens. Single use is
-enforced per process by :class:`TokenLedger`: a token backs at most one live connection
-at a time, and may reconnect once that connection has closed (until it expires).
+``scope``. Any worker holding the same key accepts any worker's tokens. Single use (one
+connection per token, by default) is enforced through the server's shared store
+(:mod:`avatarkit.server.shared`): per process, or in Redis across workers and machines.
 """
 
 from __future__ import annotations
@@ -73,23 +73,3 @@ class TokenSigner:
         if claims.get("scope") != SCOPE:
             raise AvatarKitError(ErrorCode.SESSION_TOKEN_INVALID, "token scope does not allow streaming")
         return TokenClaims(str(claims["app"]), float(claims["exp"]), str(claims["jti"]))
-
-
-class TokenLedger:
-    """Token ids with a live connection in this process (one connection per token).
-
-    Several workers would need a shared store for this (e.g. Redis ``SET jti NX EX ttl``);
-    see docs/protocol.md.
-    """
-
-    def __init__(self) -> None:
-        self._live: set[str] = set()
-
-    def acquire(self, token_id: str) -> bool:
-        if token_id in self._live:
-            return False
-        self._live.add(token_id)
-        return True
-
-    def release(self, token_id: str) -> None:
-        self._live.discard(token_id)

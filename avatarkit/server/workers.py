@@ -17,6 +17,7 @@ from aiohttp import web
 
 from avatarkit.server.app import create_app, graceful_shutdown
 from avatarkit.server.config import ServerConfig
+from avatarkit.server.guard import GuardedAppRunner, quiet_accept_errors
 
 # A server process runs many small per-session matrix ops on one event loop: extra BLAS
 # threads only fight it (and the other workers) for the cores. Set before numpy loads.
@@ -74,8 +75,9 @@ def _worker_main(config: ServerConfig) -> None:
 
 async def _serve_one(config: ServerConfig, reuse_port: bool) -> None:
     app = await create_app(config)
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=config.shutdown_grace_s + 2.0, access_log=None
+    quiet_accept_errors(asyncio.get_running_loop())
+    runner = GuardedAppRunner(
+        app, config, handle_signals=False, shutdown_timeout=config.shutdown_grace_s + 2.0, access_log=None
     )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port or None)

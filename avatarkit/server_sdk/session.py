@@ -134,7 +134,8 @@ class AvatarSession:
         except InvalidStatus as exc:
             body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
             parsed = _json(body)
-            errors = parsed.get("errors") if isinstance(parsed, dict) else None
+            # {"errors": [...]}, or the bare {"message": ...} of an invalid-token refusal
+            errors = (parsed.get("errors") or [parsed]) if isinstance(parsed, dict) else None
             raise _http_error(exc.response.status_code, errors, body, upgrade=True) from exc
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise AvatarKitError(ErrorCode.CONNECTION_FAILED, f"cannot reach {url}: {exc}") from exc

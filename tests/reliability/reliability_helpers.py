@@ -51,8 +51,10 @@ def refusal_code(exc: websockets.InvalidStatus) -> tuple[int, ErrorCode]:
     import json
 
     status = exc.response.status_code
-    first = json.loads(exc.response.body)["errors"][0]
-    return status, classify(first["code"], f"{first['title']} {first['detail']}", http_status=status, upgrade=True)
+    parsed = json.loads(exc.response.body)
+    first = (parsed.get("errors") or [parsed])[0]  # an invalid token: the bare {"message": ...}
+    text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
+    return status, classify(first.get("code"), text, http_status=status, upgrade=True)
 
 
 def start_serve(port: int, api_key: str, app_id: str, *extra: str):
@@ -98,3 +100,113 @@ async def health(base_url: str) -> dict:
 
     async with aiohttp.ClientSession() as http, http.get(base_url + "/v1/health") as resp:
         return await resp.json()
+
+
+_SERVER_MAIN = """
+import json, logging, sys
+from avatarkit.server.config import ServerConfig
+from avatarkit.server.workers import serve
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+serve(ServerConfig(**json.loads(sys.argv[1])))
+"""
+
+
+class ServerProcess:
+    """A server process built from ``ServerConfig(**config)``, its log in a file.
+
+    ``nofile`` lowers its file-descriptor limit (RLIMIT_NOFILE) to provoke exhaustion.
+    """
+
+    def __init__(self, log_path, nofile: int | None = None, **config) -> None:
+        import json
+        import os
+        import resource
+        import subprocess
+        import sys
+
+        from avatarkit.server.workers import pick_free_port
+
+        self.port = config.setdefault("port", pick_free_port("127.0.0.1"))
+        config.setdefault("api_key", "ak_test_key")
+        config.setdefault("app_id", "app_test")
+        self.config = config
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+
+        def limit() -> None:
+            if nofile:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _SERVER_MAIN, json.dumps(config)],
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
+            )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base_url + "/v1/health", timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise AssertionError(f"server did not come up: {self.log()[-2000:]}") from None
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def redis_server_binary() -> str | None:
+    import shutil
+
+    return shutil.which("redis-server")
+
+
+def start_redis(workdir):
+    """A throwaway ``redis-server`` on a free loopback port (no persistence): (process, url)."""
+    import subprocess
+    import time
+
+    import redis
+
+    from avatarkit.server.workers import pick_free_port
+
+    port = pick_free_port("127.0.0.1")
+    process = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise AssertionError("redis-server did not come up") from None
+            time.sleep(0.05)
+    client.close()
+    return process, url

@@ -65,7 +65,8 @@ async def wait_until(predicate, timeout: float) -> float:
 
 
 async def test_stalled_network_is_detected_and_frees_the_token(make_server):
-    server = make_server(heartbeat_s=0.5, send_stall_s=2.0)
+    # Reusable tokens: what is checked is that the dead connection lets go of its token.
+    server = make_server(heartbeat_s=0.5, send_stall_s=2.0, single_use_tokens=False)
     proxy = StallingProxy(server.port)
     try:
         token = server.issue_token()

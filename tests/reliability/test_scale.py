@@ -15,10 +15,14 @@ from reliability_helpers import (
     expected_frames,
     health,
     receive_utterance,
+    redis_server_binary,
+    refusal_code,
     speech_pcm,
+    start_redis,
     start_serve,
 )
 
+from avatarkit.errors import ErrorCode
 from avatarkit.protocol import encode_audio
 from avatarkit.server.workers import pick_free_port
 
@@ -126,3 +130,98 @@ async def test_workers_share_port_and_a_killed_worker_takes_only_its_sessions():
             master.wait(15)
         except Exception:
             master.kill()
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+@pytest.mark.skipif(redis_server_binary() is None,
+                    reason="redis-server is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
+    pytest.importorskip("redis", reason="the redis package (extra avatarkit[redis])")
+    redis_process, redis_url = start_redis(tmp_path)
+    ports = [pick_free_port("127.0.0.1") for _ in range(2)]
+    servers = []
+    balancer = NginxBalancer([f"127.0.0.1:{p}" for p in ports], pick_free_port("127.0.0.1"))
+    opened: list = []
+    try:
+        servers += [start_serve(port, API_KEY, APP_ID, "--redis", redis_url, "--max-per-ip", "3")
+                    for port in ports]
+        one, two = (Target(port) for port in ports)
+        balancer.start()
+        lb = Target(balancer.port)
+
+        # A token used on one server is refused on the other: after its connection closed...
+        token = await console_token(one.base_url, API_KEY)
+        await (await connect(one, token=token)).close()
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await connect(two, token=token, configure=False)
+        assert refusal_code(info.value) == (400, ErrorCode.SESSION_TOKEN_INVALID)
+        assert b"already used" in info.value.response.body
+        # ...and while it is live.
+        token = await console_token(two.base_url, API_KEY)
+        opened.append(await connect(two, token=token))
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await connect(one, token=token, configure=False)
+        assert refusal_code(info.value) == (400, ErrorCode.SESSION_TOKEN_INVALID)
+
+        # The per-address limit (3) counts sessions on both servers: every client here comes
+        # from 127.0.0.1, directly or through nginx.
+        opened.append(await connect(one, token=await console_token(one.base_url, API_KEY)))
+        opened.append(await connect(lb, token=await console_token(lb.base_url, API_KEY)))
+        counts = [(await health(t.base_url))["sessions"] for t in (one, two)]
+        assert sum(counts) == 3 and min(counts) >= 1, counts
+        for target in (one, two, lb, lb):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await connect(target, token=await console_token(lb.base_url, API_KEY), configure=False)
+            assert refusal_code(info.value) == (429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED)
+        await opened.pop().close()  # a slot frees on whichever server it was
+        deadline = asyncio.get_running_loop().time() + 5
+        while sum([(await health(t.base_url))["sessions"] for t in (one, two)]) > 2:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        ws = await connect(lb, token=await console_token(lb.base_url, API_KEY))
+        opened.append(ws)
+        await ws.send(encode_audio("after", speech_pcm(0.5), end=True))
+        assert len(await receive_utterance(ws, "after")) == expected_frames(16000)
+    finally:
+        await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+        balancer.stop()
+        for process in servers:
+            process.kill()
+            process.wait(10)
+        redis_process.kill()
+        redis_process.wait(10)
+
+
+@pytest.mark.skipif(redis_server_binary() is None,
+                    reason="redis-server is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+async def test_redis_store_forgets_a_dead_server_and_fails_closed(tmp_path, make_server):
+    pytest.importorskip("redis", reason="the redis package (extra avatarkit[redis])")
+    from avatarkit.server.shared import RedisStore
+
+    redis_process, redis_url = start_redis(tmp_path)
+    try:
+        crashed, alive = RedisStore(redis_url), RedisStore(redis_url)
+        await crashed.heartbeat()
+        await alive.heartbeat()
+        assert await crashed.acquire_address("10.0.0.1", 2) and await crashed.acquire_address("10.0.0.1", 2)
+        assert not await alive.acquire_address("10.0.0.1", 2)  # the limit spans servers
+        await alive._redis.delete(f"avatarkit:server:{crashed.server_id}")  # its heartbeat lapsed
+        assert await alive.address_sessions("10.0.0.1") == 0
+        assert await alive.acquire_address("10.0.0.1", 2)  # a crash never holds slots for long
+        await crashed.close_quietly()
+        await alive.close()
+
+        server = make_server(redis_url=redis_url)
+        ws = await connect(server)
+        redis_process.kill()
+        redis_process.wait(10)
+        with pytest.raises(websockets.InvalidStatus) as info:  # no shared state: no new sessions
+            await connect(server, configure=False)
+        assert info.value.response.status_code == 503
+        await ws.send(encode_audio("r1", speech_pcm(0.3), end=True))  # open sessions go on
+        assert len(await receive_utterance(ws, "r1")) == expected_frames(9600)
+        await ws.close()
+    finally:
+        if redis_process.poll() is None:
+            redis_process.kill()
+            redis_process.wait(10)

@@ -97,17 +97,36 @@ async def test_forged_tampered_expired_and_foreign_tokens_are_refused(server, fo
     assert server.active_sessions == 0
 
 
-async def test_single_use_rule_concurrent_refused_replay_after_close_allowed(server):
+async def _closed(server) -> None:
+    deadline = time.monotonic() + 5
+    while server.active_sessions and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def test_tokens_are_single_use_by_default(make_server):
+    server = make_server()
+    token = server.issue_token()
+    first = await connect(server, token=token)
+    for _ in range(2):  # while the first connection lives, then after it closed: a replay
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await connect(server, token=token, configure=False)
+        assert refusal_code(info.value) == (400, ErrorCode.SESSION_TOKEN_INVALID)
+        assert b"already used" in info.value.response.body
+        await first.close()
+        await _closed(server)
+    await (await connect(server)).close()  # a fresh token from the Console API works
+
+
+async def test_reusable_tokens_back_one_live_connection(make_server):
+    server = make_server(single_use_tokens=False)
     token = server.issue_token()
     first = await connect(server, token=token)
     with pytest.raises(websockets.InvalidStatus) as info:
         await connect(server, token=token, configure=False)  # same token while the first lives
     assert refusal_code(info.value) == (400, ErrorCode.SESSION_TOKEN_INVALID)
     await first.close()
-    deadline = time.monotonic() + 5
-    while server.active_sessions and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    again = await connect(server, token=token)  # documented: reconnect with it until it expires
+    await _closed(server)
+    again = await connect(server, token=token)  # reconnect with it until it expires
     await again.close()
 
 

@@ -30,7 +30,8 @@ from avatarkit.protocol import (
     encode_interrupt,
     wire_error,
 )
-from avatarkit.server.tokens import TokenLedger, TokenSigner
+from avatarkit.server.shared import LocalStore
+from avatarkit.server.tokens import TokenSigner
 
 
 def random_frames(first: int, n: int, seed: int = 0) -> list[MotionFrame]:
@@ -170,8 +171,14 @@ def test_tokens_are_stateless_scoped_and_expiring():
         assert info.value.code is code
 
 
-def test_ledger_allows_one_live_connection_per_token():
-    ledger = TokenLedger()
-    assert ledger.acquire("j") and not ledger.acquire("j")
-    ledger.release("j")
-    assert ledger.acquire("j")
+async def test_local_store_marks_a_token_used_until_it_expires():
+    store = LocalStore()
+    now = time.time()
+    assert await store.acquire_token("j", now + 60) and not await store.acquire_token("j", now + 60)
+    await store.release_token("j")  # reuse mode: its connection closed
+    assert await store.acquire_token("j", now + 60)
+    assert await store.acquire_token("old", now - 1)  # expired entries are forgotten on the way
+    assert await store.acquire_token("k", now + 60) and "old" not in store._tokens
+    assert await store.acquire_address("a", 1) and not await store.acquire_address("a", 1)
+    await store.release_address("a")
+    assert await store.address_sessions("a") == 0

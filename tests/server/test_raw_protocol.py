@@ -237,23 +237,58 @@ async def test_slow_consumer_is_closed_not_buffered(make_server, make_speech):
         assert info.value.rcvd.code == CLOSE_SLOW_CONSUMER
 
 
-async def test_refused_upgrades_carry_json_errors(server):
+def _signed(server, **claims) -> str:
+    import jwt
+
+    base = {"app": server.app_id, "exp": int(time.time()) + 600, "jti": f"t{time.monotonic_ns()}",
+            "scope": "motion:stream"}
+    return jwt.encode({**base, **claims}, server.config.signing_key(), algorithm="HS256")
+
+
+def _errors_body(status: int, code: str, title: str, detail: str) -> bytes:
+    return json.dumps({"errors": [{"status": status, "code": code, "title": title, "detail": detail}]}).encode()
+
+
+async def test_refused_upgrades_answer_exactly_as_documented(server):
+    """The table in docs/protocol.md §3, byte for byte (the vendor's check order: token first)."""
     url = server.ingress_url.replace("ws://", "http://") + "/websocket?id=ava"
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as response:  # not a websocket upgrade
             assert response.status == 400
-            body = await response.json()
-            assert body["errors"][0]["code"] == ErrorCode.INVALID_REQUEST
-    for headers, status, code in [
-        ({"X-App-ID": server.app_id}, 400, ErrorCode.SESSION_TOKEN_INVALID),  # no token
-        ({"X-App-ID": "nope", "X-Session-Key": "x"}, 404, ErrorCode.APP_ID_UNRECOGNIZED),
-    ]:
+            assert await response.read() == _errors_body(
+                400, "invalidRequest", "invalid request", "expected a websocket upgrade")
+    ours, valid = server.app_id, server.issue_token()
+    invalid = b'{"message":"Invalid session token"}\n'
+    cases = [
+        # (app id, token, avatar id) -> (status, exact body)
+        ((ours, "", "ava"), (400, invalid)),  # no token
+        (("e2e-invalid-app", "e2e-invalid-session-token", "e2e-invalid-avatar"), (400, invalid)),
+        ((ours, _signed(server, scope="admin"), "ava"), (400, invalid)),
+        ((ours, _signed(server, alg_none=1)[:-4] + "AAAA", "ava"), (400, invalid)),  # forged
+        ((ours, _signed(server, exp=int(time.time()) - 5), "ava"), (401, _errors_body(
+            401, "sessionTokenExpired", "session token expired", "the token's expireAt has passed"))),
+        (("app_other", valid, "ava"), (404, _errors_body(
+            404, "appIDUnrecognized", "app id unrecognized", "app id unrecognized: 'app_other'"))),
+        ((ours, _signed(server, app="app_other"), "ava"), (400, _errors_body(
+            400, "appIDMismatch", "app id mismatch", "app id mismatch: the token belongs to another app"))),
+        ((ours, valid, "nope"), (404, _errors_body(
+            404, "avatarNotFound", "avatar not found", "Avatar not found: 'nope'"))),
+        ((ours, valid, "../x"), (404, _errors_body(
+            404, "avatarNotFound", "avatar not found", "Avatar not found: malformed avatar id"))),
+    ]
+    for (app_id, token, avatar), (status, body) in cases:
+        headers = {"X-App-ID": app_id, "X-Session-Key": token}
         with pytest.raises(websockets.InvalidStatus) as info:
-            await websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers)
+            await websockets.connect(f"{server.ingress_url}/websocket?id={avatar}", additional_headers=headers)
         response = info.value.response
-        assert response.status_code == status
-        detail = json.loads(response.body)["errors"][0]
-        assert classify(detail["code"], f"{detail['title']} {detail['detail']}", http_status=status, upgrade=True) is code
+        assert (response.status_code, response.body) == (status, body), (app_id, token, avatar)
+        assert response.headers["Content-Type"].startswith("application/json")
+        parsed = json.loads(response.body)
+        first = (parsed.get("errors") or [parsed])[0]
+        text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
+        expected = {400: ErrorCode.SESSION_TOKEN_INVALID, 401: ErrorCode.SESSION_TOKEN_EXPIRED}.get(status)
+        code = classify(first.get("code"), text, http_status=status, upgrade=True)
+        assert code == (expected if "code" not in first else first["code"])
 
 
 async def test_console_api_refuses_bad_requests(server):
@@ -324,3 +359,25 @@ async def test_unknown_audio_format_is_refused(server):
     await ws.send(encode_configure(16000, audio_format=7))
     code, err = await receive_error(ws)
     assert code is ErrorCode.UNSUPPORTED_AUDIO_FORMAT and err.code == 3  # SDK: invalidRequest
+
+
+async def test_clients_read_the_bare_invalid_token_body(server):
+    """Our two clients report the server's text of a {"message": ...} refusal, not a blank."""
+    from avatarkit.controller.direct import _refusal
+    from avatarkit.errors import AvatarKitError
+    from avatarkit.server_sdk import new_avatar_session
+
+    headers = {"X-App-ID": server.app_id, "X-Session-Key": "bogus"}
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers)
+    error = _refusal(info.value)
+    assert error.code is ErrorCode.SESSION_TOKEN_INVALID
+    assert error.message == "connection refused (400): Invalid session token"
+    session = new_avatar_session(avatar_id="ava", api_key=server.api_key, app_id=server.app_id,
+                                 console_endpoint_url=server.console_url,
+                                 ingress_endpoint_url=server.ingress_url)
+    session.session_token = "bogus"
+    with pytest.raises(AvatarKitError) as info:
+        await session.start()
+    assert info.value.code is ErrorCode.SESSION_TOKEN_INVALID
+    assert info.value.message == "HTTP 400: Invalid session token"

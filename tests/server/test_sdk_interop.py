@@ -18,7 +18,7 @@ from spatius import (
     LiveKitEgressConfig,
     SessionTokenError,
 )
-from spatius.token_cache import store_session_token
+from spatius.token_cache import clear_cached_session_tokens, store_session_token
 
 import avatarkit.motion as motion_module
 from avatarkit.errors import ErrorCode
@@ -150,9 +150,11 @@ async def test_client_disconnect_mid_utterance(server, sdk_session, recorder, ma
     await recorder.wait_for(lambda: recorder.envelopes)
     await session.close()
     await recorder.wait_for(lambda: server.active_sessions == 0)
-    # The server is fine and the token is free again for a reconnect of the same client.
+    # The server is fine; the client reconnects with a fresh token (a token is single use).
     plant_token(server, session._session_token)  # the SDK's prewarm cache: same token again
-    again = sdk_session(recorder)
+    assert (await expect_start_error(sdk_session())).code is AvatarSDKErrorCode.sessionTokenInvalid
+    clear_cached_session_tokens()
+    again = sdk_session(recorder)  # init() fetches a fresh token from the Console API
     await again.init()
     await again.start()
     await again.send_audio(pcm[:CHUNK], end=True)
@@ -222,12 +224,29 @@ async def test_unknown_app_id_is_unrecognized(server, sdk_session):
     assert error.code is AvatarSDKErrorCode.appIDUnrecognized
 
 
-async def test_token_backs_one_live_connection_at_a_time(server, sdk_session):
+async def test_token_is_good_for_one_connection(server, sdk_session):
     plant_token(server, server.issue_token())
     async with sdk_session():
-        error = await expect_start_error(sdk_session())
+        error = await expect_start_error(sdk_session())  # while the first lives
     assert error.code is AvatarSDKErrorCode.sessionTokenInvalid
-    assert "already in use" in error.message
+    assert "already used" in error.message
+    await asyncio.sleep(0.05)
+    error = await expect_start_error(sdk_session())  # and after it closed
+    assert error.code is AvatarSDKErrorCode.sessionTokenInvalid
+
+
+async def test_reusable_tokens_back_one_live_connection_at_a_time(make_server, sdk_session):
+    server = make_server(single_use_tokens=False)
+    plant_token(server, server.issue_token())
+    async with sdk_session(target=server):
+        error = await expect_start_error(sdk_session(target=server))
+        assert error.code is AvatarSDKErrorCode.sessionTokenInvalid
+        assert "already in use" in error.message
+    deadline = time.monotonic() + 5
+    while server.active_sessions and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    async with sdk_session(target=server):  # reconnect once the connection closed
+        pass
 
 
 async def test_unknown_avatar_is_not_found(make_server, sdk_session):
