@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 BLEND_IN = 0.08  # seconds from idle to speech (short: the first syllable must show)
 BLEND_OUT = 0.25  # seconds from speech back to idle
 ISSUED_MEMORY = 64  # recent conversation ids whose frames are still accepted
+# The transport's send_audio: (conversation, pcm, end, accepted) -> None, or connectionClosed.
+Forward = Callable[[str, bytes, bool, Callable[[], None]], None]
 HEALTH_PERIOD = 0.5  # seconds between on_buffer_health reports (TalkingHead's worklet rate)
 
 
@@ -293,22 +295,23 @@ class AvatarController:
                 return None
             return conversation_id in self._issued
 
-    def append(
-        self, pcm: bytes, end: bool, forward: Callable[[str, bytes, bool], None] | None = None
-    ) -> str:
-        """Add audio to the current conversation (a new one if none); ``forward`` (the
-        transport) gets it first, under the lock, so its refusal leaves nothing behind and
-        an interrupt() on another thread is ordered before or after both."""
+    def append(self, pcm: bytes, end: bool, forward: Forward | None = None) -> str:
+        """Add audio to the current conversation (a new one if none), under the lock, so an
+        interrupt() on another thread is ordered before or after all of it. ``forward``
+        (the transport) may refuse first, leaving nothing behind; it queues our copy once
+        it accepts, before the audio can reach the wire."""
         with self._lock:
             cid = self._conversation or new_req_id()
+            message = Audio(cid, pcm, end)
             if forward is not None:
-                forward(cid, pcm, end)
+                forward(cid, pcm, end, lambda: self._inbox.put(message))
+            else:
+                self._inbox.put(message)
             if self._conversation is None:
                 self._conversation = cid
                 self._issued.append(cid)
             if end:
                 self._conversation = None  # new audio after an end starts a new round
-            self._inbox.put(Audio(cid, pcm, end))
         return cid
 
     def _promise(self, state: ConversationState) -> int:

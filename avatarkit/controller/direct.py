@@ -130,8 +130,18 @@ class DirectTransport:
                 ErrorCode.CONNECTION_FAILED, "the network thread did not answer in 5 s"
             ) from exc
 
-    def send_audio(self, conversation: str, pcm: bytes, end: bool) -> None:
-        self._post(Audio(conversation, pcm, end), "send_audio()")
+    def send_audio(
+        self,
+        conversation: str,
+        pcm: bytes,
+        end: bool,
+        accepted: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue audio for the wire; ``connectionClosed`` after ``close()``. ``accepted``
+        runs once the transport is known to take it, before the network thread can see it
+        (the controller queues its own copy there: that copy must be first, or the motion
+        of a fast server could arrive before the audio it belongs to)."""
+        self._post(Audio(conversation, pcm, end), "send_audio()", accepted)
 
     def interrupt(self, conversation: str) -> None:
         with contextlib.suppress(AvatarKitError):  # closed: nothing left to interrupt
@@ -156,9 +166,13 @@ class DirectTransport:
         # A provider still running keeps its thread until it returns; nothing waits on it.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _post(self, item: OutboxMessage, call: str) -> None:
+    def _post(
+        self, item: OutboxMessage, call: str, accepted: Callable[[], None] | None = None
+    ) -> None:
         with self._lock:  # close() cannot close the loop between the check and the call
             self._require_open(call)
+            if accepted is not None:
+                accepted()
             self._loop.call_soon_threadsafe(self._outbox.put_nowait, item)
 
     def _require_open(self, call: str) -> None:

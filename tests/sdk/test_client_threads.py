@@ -292,3 +292,37 @@ def test_a_normal_close_during_the_handshake_is_a_coded_failure(monkeypatch):
     transport.close()
     assert transport.state == ConnectionState.FAILED
     assert [e.code for e in errors] == [ErrorCode.CONNECTION_FAILED]
+
+
+def test_audio_is_queued_before_a_fast_server_can_answer_it(sdk, rig, make_speech):
+    """The controller's copy of sent audio must be in its inbox before the transport can
+    put it on the wire; otherwise motion from a fast server arrives first and is dropped
+    (no conversation yet), and the utterance starts with a still face."""
+    from avatarkit.motion import create_stream
+
+    sdk()
+    controller = AvatarController("avatar-1", rig.mixer)
+    pcm = make_speech(0.5)
+    stream = create_stream(16000, 30)
+    frames = stream.push(pcm) + stream.finish()
+
+    class InstantServer:
+        state = ConnectionState.CONNECTED
+
+        def send_audio(self, cid, data, end, accepted=None) -> None:
+            if accepted is not None:
+                accepted()  # what DirectTransport does before the network thread sees it
+            controller.net_motion(cid, frames, 0.0, True)  # the answer, at once
+
+        def interrupt(self, cid) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    controller._mode.transport = InstantServer()
+    cid = controller.send(pcm, end=True)
+    controller.tick(0.0)
+    conv = controller._playback.find(cid)
+    assert conv is not None and len(conv.keys) == len(frames)
+    controller.dispose()
