@@ -58,8 +58,7 @@ log = logging.getLogger(__name__)
 BLEND_IN = 0.08  # seconds from idle to speech (short: the first syllable must show)
 BLEND_OUT = 0.25  # seconds from speech back to idle
 ISSUED_MEMORY = 64  # recent conversation ids whose frames are still accepted
-# The transport's send_audio: (conversation, pcm, end, accepted) -> None, or connectionClosed.
-Forward = Callable[[str, bytes, bool, Callable[[], None]], None]
+Forward = Callable[[str, bytes, bool, Callable[[], None]], None]  # DirectTransport.send_audio
 HEALTH_PERIOD = 0.5  # seconds between on_buffer_health reports (TalkingHead's worklet rate)
 
 

@@ -1,15 +1,10 @@
 """Direct Mode transport: a websocket client to the Motion Server on its own thread.
 
-The transport runs an asyncio loop in a daemon thread (the network thread). The
-controller hands it audio through ``send_audio`` (any thread) and gets everything back
-through ``sink`` callbacks, which only put items into the controller's thread-safe inbox.
-
-Threads: ``start``/``send_audio``/``interrupt``/``close`` may be called from any thread;
-``_lock`` orders them against ``close`` (after which they raise ``connectionClosed`` or do
-nothing, never a bare ``RuntimeError`` from a closed loop). Everything else, ``state``
-transitions included, happens on the network thread, so every ``sink`` callback fires
-there. The token provider runs on the transport's own one-thread executor, shut down by
-``close``.
+Threads: ``start``/``send_audio``/``interrupt``/``close`` come from any thread; ``_lock``
+orders them against ``close`` (after it they raise ``connectionClosed`` or do nothing).
+Everything else, every ``state`` transition included, runs on the network thread (an
+asyncio loop), so the ``sink`` callbacks, which only enqueue into the controller's inbox,
+fire there. The token provider runs on the transport's own executor, shut down by ``close``.
 
 Conversations and wire requests: the controller names a conversation once; on the wire
 it travels as a ``req_id``. After a dropped connection the rest of a conversation goes
@@ -32,7 +27,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from avatarkit.controller.messages import (  # DirectSink, new_req_id: imported from here too
+from avatarkit.controller.messages import (
     Audio,
     CancelRequest,
     DirectSink,
@@ -101,8 +96,7 @@ class DirectTransport:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="avatarkit-direct", daemon=True)
         self._thread.start()
-        # Survives reconnects: nothing sent is lost.
-        self._outbox: asyncio.Queue[OutboxMessage] = asyncio.Queue()
+        self._outbox: asyncio.Queue[OutboxMessage] = asyncio.Queue()  # survives reconnects
         self._unsent: OutboxMessage | None = None  # the outbox item being sent
         self._task: asyncio.Task | None = None
         self._closing = False
@@ -131,16 +125,11 @@ class DirectTransport:
             ) from exc
 
     def send_audio(
-        self,
-        conversation: str,
-        pcm: bytes,
-        end: bool,
-        accepted: Callable[[], None] | None = None,
+        self, conversation: str, pcm: bytes, end: bool, accepted: Callable[[], None] | None = None
     ) -> None:
-        """Queue audio for the wire; ``connectionClosed`` after ``close()``. ``accepted``
-        runs once the transport is known to take it, before the network thread can see it
-        (the controller queues its own copy there: that copy must be first, or the motion
-        of a fast server could arrive before the audio it belongs to)."""
+        """Queue audio for the wire (``connectionClosed`` after ``close()``). ``accepted``
+        runs first, once it is taken: the controller's own copy must be queued before a
+        fast server's motion for it can be."""
         self._post(Audio(conversation, pcm, end), "send_audio()", accepted)
 
     def interrupt(self, conversation: str) -> None:
@@ -148,10 +137,8 @@ class DirectTransport:
             self._post(CancelRequest(conversation), "interrupt()")
 
     def close(self) -> None:
-        """Close the connection (normal close, not an error) and stop the thread.
-
-        Idempotent; a second caller returns at once while the first is still closing.
-        """
+        """Close the connection (normal close, not an error) and stop the thread; a second
+        caller returns at once while the first is still closing."""
         if threading.current_thread() is self._thread:  # it would wait for itself
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "close() from the network thread")
         with self._lock:
@@ -200,8 +187,7 @@ class DirectTransport:
             self._loop.close()  # on its own thread, once _shutdown() has stopped it
 
     async def _shutdown(self) -> None:
-        """Cancel every task (the session and its writer) and wait for them, then stop the
-        loop: nothing is left pending when it closes."""
+        """Cancel every task, wait for them all, then stop the loop: none is left pending."""
         try:
             current = asyncio.current_task()
             # Until none is left: a cancel can be swallowed (3.11's wait_for in a library
