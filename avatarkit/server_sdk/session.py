@@ -30,7 +30,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from avatarkit.callbacks import call_app
-from avatarkit.controller.direct import new_req_id
+from avatarkit.controller.direct import MAX_MESSAGE, new_req_id  # the client's size cap too
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import (
     classify,
@@ -129,7 +129,7 @@ class AvatarSession:
         url = f"{cfg.ingress_endpoint_url.rstrip('/')}/websocket?{urlencode(query)}"
         try:
             self._ws = await connect(
-                url, additional_headers=headers, open_timeout=HANDSHAKE_TIMEOUT, max_size=None
+                url, additional_headers=headers, open_timeout=HANDSHAKE_TIMEOUT, max_size=MAX_MESSAGE
             )
         except InvalidStatus as exc:
             body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
