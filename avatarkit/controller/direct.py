@@ -54,6 +54,7 @@ from avatarkit.protocol import (
 from avatarkit.protocol.motion import animation_frames
 
 log = logging.getLogger(__name__)
+_refusal = refusal  # its name before refusals.py (tests/server reads refusals through it)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds to wait for SERVER_CONFIRM_SESSION
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we close
@@ -137,8 +138,7 @@ class DirectTransport:
             self._post(CancelRequest(conversation), "interrupt()")
 
     def close(self) -> None:
-        """Close the connection (normal close, not an error) and stop the thread; a second
-        caller returns at once while the first is still closing."""
+        """Close (a normal close) and stop the thread; a second caller returns at once."""
         if threading.current_thread() is self._thread:  # it would wait for itself
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "close() from the network thread")
         with self._lock:
