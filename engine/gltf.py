@@ -262,6 +262,7 @@ class _Reader:
         self.decoded = 0
         self.read = path.stat().st_size
         self.blob = blob
+        self.images: dict[int, np.ndarray | None] = {}  # decoded once, however many materials use one
         self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(doc.get("buffers") or [])]
 
     def _charge(self, nbytes: int, what: str) -> None:
@@ -455,11 +456,17 @@ class _Reader:
         )
 
     def _texture_image(self, texture_index: int) -> np.ndarray | None:
-        from PIL import Image
 
         source = self.doc["textures"][texture_index].get("source")
         if source is None:
             return None
+        if source not in self.images:
+            self.images[source] = self._decode_image(source)
+        return self.images[source]
+
+    def _decode_image(self, source: int) -> np.ndarray | None:
+        from PIL import Image
+
         image = self.doc["images"][source]
         field = f"images[{source}]"
         if image.get("bufferView") is not None:

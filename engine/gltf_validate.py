@@ -41,15 +41,18 @@ class GltfLimits:
     file under about 256 MB and 1 s."""
 
     max_file_bytes: int = 256 * MiB  # the file plus every external buffer/image it reads
-    max_json_bytes: int = 32 * MiB
+    max_json_bytes: int = 16 * MiB
     max_json_depth: int = 64
     max_nodes: int = 10_000
-    max_objects: int = 100_000  # entries of any other top-level array (accessors, ...)
-    max_primitives: int = 4_096  # over all meshes
-    max_morph_targets: int = 16_384  # over all primitives
+    max_objects: int = 20_000  # entries of any other top-level array (accessors, ...)
+    max_primitives: int = 1_024  # over all meshes
+    max_morph_targets: int = 4_096  # over all primitives (the bundled avatars: 728)
+    max_drawn_primitives: int = 4_096  # primitives of every node's mesh: a mesh used by 10 000
+    # nodes is drawn (and measured by bounds()) 10 000 times
     max_accessor_count: int = 1 << 24  # elements in one accessor
     max_decoded_bytes: int = 128 * MiB  # arrays and pixels the loader allocates, in total
     max_image_pixels: int = 4096 * 4096
+    max_images: int = 256  # each is a decoder run: thousands of 1-pixel PNGs take seconds
 
 
 DEFAULT_LIMITS = GltfLimits()
@@ -238,7 +241,7 @@ class _Checker:
         self.buffers = self.array("buffers")
         self.views = self.array("bufferViews")
         self.accessors = self.array("accessors")
-        self.images = self.array("images")
+        self.images = self.array("images", self.limits.max_images)
         self.textures = self.array("textures")
         self.materials = self.array("materials")
         self.meshes = self.array("meshes")
@@ -401,10 +404,15 @@ class _Checker:
         """Indices and transforms of every node, then the hierarchy: each node has at most
         one parent and no node is its own ancestor (checked without recursion)."""
         parent: list[int | None] = [None] * len(self.nodes)
+        drawn = 0
         for i, node in enumerate(self.nodes):
             where = f"nodes[{i}]"
             self.string(node, "name", where)
-            self.index(node, "mesh", where, len(self.meshes))
+            mesh = self.index(node, "mesh", where, len(self.meshes))
+            if mesh is not None:
+                drawn += len(self.meshes[mesh]["primitives"])
+                if drawn > self.limits.max_drawn_primitives:
+                    raise self.fail(f"{where}.mesh", f"the nodes draw more than {self.limits.max_drawn_primitives} primitives", errors.GLTF_LIMIT_EXCEEDED)
             self.numbers(node, "matrix", where, 16)
             self.numbers(node, "translation", where, 3)
             self.numbers(node, "rotation", where, 4)

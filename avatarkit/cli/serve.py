@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-http-per-ip", type=int, default=256,
                         help="open TCP connections allowed from one address (0: no limit; "
                         "raise it behind a proxy)")
+    parser.add_argument("--trust-proxy", action="append", default=[], metavar="ADDR",
+                        help="a proxy (its IP address; repeatable) whose X-Forwarded-For names the "
+                        "client for per-address limits; it is exempt from --max-http-per-ip")
+    parser.add_argument("--reusable-tokens", action="store_true",
+                        help="let a session token reconnect after its connection closed (default: "
+                        "one connection per token)")
     parser.add_argument("--redis", default="", metavar="URL",
                         help="keep used tokens and per-address session counts in Redis "
                         "(e.g. redis://127.0.0.1:6379/0), shared by every server given the same URL")
@@ -74,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         max_connections_per_ip=args.max_per_ip,
         max_http_connections_per_ip=args.max_http_per_ip,
         redis_url=args.redis,
+        trusted_proxies=tuple(args.trust_proxy),
+        single_use_tokens=not args.reusable_tokens,
     ).with_credentials()
     base = f"http://{args.host}:{port}"
     print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")

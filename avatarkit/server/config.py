@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 from collections.abc import Collection
@@ -65,6 +66,10 @@ class ServerConfig:
     # Used tokens and per-address session counts: in this process (""), or in Redis shared
     # by every server pointing at the same URL (avatarkit.server.shared).
     redis_url: str = ""
+    # Proxies (their own addresses) whose X-Forwarded-For names the client: per-address
+    # session limits then apply to the client behind them, and the proxy itself is exempt
+    # from the per-address TCP cap (it carries everyone's connections).
+    trusted_proxies: tuple[str, ...] = ()
     # Connection guard (avatarkit.server.guard): a new connection's request headers must be
     # complete within header_timeout_s; idle kept-alive HTTP connections close after
     # keepalive_timeout_s; open TCP connections per address (0: no limit) and in all (None:
@@ -83,11 +88,35 @@ class ServerConfig:
     watchdog_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
+        try:  # normalised, so "::1" and "0:0::1" are one proxy
+            proxies = tuple(str(ipaddress.ip_address(a.strip())) for a in self.trusted_proxies)
+        except ValueError as exc:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"trusted proxy: {exc}") from exc
+        object.__setattr__(self, "trusted_proxies", proxies)
         if self.token_secret and len(self.token_secret.encode()) < MIN_TOKEN_SECRET_BYTES:
             # HS256 with a short secret is brute-forced offline from any one token.
             raise AvatarKitError(ErrorCode.INVALID_REQUEST,
                                  f"AVATARKIT_TOKEN_SECRET / token_secret must be at least "
                                  f"{MIN_TOKEN_SECRET_BYTES} bytes (e.g. secrets.token_urlsafe(32))")
+
+    def client_address(self, remote: str, forwarded_for: str | None) -> str:
+        """The address per-address limits count: the peer, or the client a trusted proxy names.
+
+        X-Forwarded-For is read from the right, skipping trusted proxies; a malformed entry
+        stops the walk (the last trusted hop is used), so a client cannot pick its address.
+        """
+        if remote not in self.trusted_proxies or not forwarded_for:
+            return remote
+        address = remote
+        for hop in reversed(forwarded_for[:4096].split(",")):
+            try:
+                hop = str(ipaddress.ip_address(hop.strip()))
+            except ValueError:
+                break
+            address = hop
+            if hop not in self.trusted_proxies:
+                break
+        return address
 
     def with_credentials(self) -> ServerConfig:
         """This config with credentials from the environment, or freshly generated ones."""

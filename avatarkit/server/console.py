@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 
 from aiohttp import web
 
@@ -45,15 +47,19 @@ async def create_session_token(request: web.Request) -> web.Response:
     if not hmac.compare_digest(given.encode(), state.config.api_key.encode()):
         # 403, not 401: the public SDK reads a bare 401 as "session token expired".
         return error_response(403, "invalidApiKey", "invalid API key")
+    try:  # a body trickled in a byte at a time must not hold the connection for ever
+        raw = await asyncio.wait_for(request.read(), state.config.header_timeout_s)
+    except TimeoutError:
+        return error_response(408, ErrorCode.INVALID_REQUEST, "request body not received in time")
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, a number too long to
         body = None  # convert, or nested deeper than the parser's recursion limit
     if not isinstance(body, dict):
         return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")
     app_id = body.get("appId")
     if app_id is not None and app_id != state.config.app_id:
-        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id!r}")
+        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {str(app_id)[:128]!r}")
     expire_at = body.get("expireAt")
     if isinstance(expire_at, bool) or not isinstance(expire_at, int | float):
         return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt (unix seconds) is required")

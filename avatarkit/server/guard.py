@@ -69,6 +69,7 @@ class ConnectionGuard:
     def __init__(self, config: ServerConfig) -> None:
         self.header_timeout_s = config.header_timeout_s
         self.max_per_address = config.max_http_connections_per_ip
+        self.trusted_proxies = frozenset(config.trusted_proxies)  # they carry many clients
         self.max_total = config.max_connections if config.max_connections is not None \
             else default_max_connections()
         self.by_address: Counter[str] = Counter()
@@ -81,7 +82,8 @@ class ConnectionGuard:
         if self.max_total and self.total >= self.max_total:
             return self._refuse("total", "connection refused: %d open connections (the limit)",
                                 self.total)
-        if self.max_per_address and self.by_address[address] >= self.max_per_address:
+        if (self.max_per_address and self.by_address[address] >= self.max_per_address
+                and address not in self.trusted_proxies):
             return self._refuse("address", "connection from %s refused: %d open from that address",
                                 address, self.by_address[address])
         self.total += 1

@@ -53,7 +53,7 @@ async def ingress(request: web.Request) -> web.StreamResponse:
         return error_response(404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id")
     if known is not None and avatar_id not in known:
         return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {avatar_id!r}")
-    address = request.remote or ""
+    address = cfg.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
     single_use = cfg.single_use_tokens
     try:
         # Checked before the token is marked used: a refused upgrade must not burn it.
@@ -71,7 +71,7 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     session: Session | None = None
     try:
         await ws.prepare(request)
-        session = Session(request, ws, state, claims.expire_at)
+        session = Session(request, ws, state, claims.expire_at, address)
         state.sessions.add(session)
         state.add_pending(session)
         state.stats.sessions_total += 1

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _REMEMBERED_REQUESTS = 64  # ended/dropped req_ids kept to recognise late messages
 _LOGGED_ERRORS = 5  # per connection; the rest are counted (stats, and one line at close)
+_MAX_DETAIL_CHARS = 256
 _OGG_SLICE_BYTES = 4096  # Ogg Opus decoded per step: ~0.5 s of audio at 64 kbit/s, ~5 s at 6
 
 
@@ -80,9 +81,10 @@ class Session:
         ws: web.WebSocketResponse,
         state: ServerState,
         token_expires_at: float,
+        address: str = "",
     ) -> None:
         self.connection_id = secrets.token_urlsafe(9)
-        self.address = request.remote or ""
+        self.address = address or request.remote or ""  # the client's, behind a trusted proxy
         self.holds_address_slot = False  # counted in the store's per-address sessions
         self.started_at = time.monotonic()
         self.last_audio_at = self.started_at
@@ -246,7 +248,9 @@ class Session:
                                  f"{cfg.sample_rate} Hz; supported: {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}")
         fps_text = cfg.extra_params.get("fps", "")
         if fps_text:
-            if not (fps_text.isascii() and fps_text.isdigit()) or int(fps_text) not in SUPPORTED_FPS:
+            # Length first: int() raises past 4300 digits (that was an uncaught ValueError).
+            if not (len(fps_text) <= 3 and fps_text.isascii() and fps_text.isdigit()) \
+                    or int(fps_text) not in SUPPORTED_FPS:
                 raise AvatarKitError(ErrorCode.INVALID_REQUEST,
                                      f"fps {fps_text!r}; supported: {', '.join(map(str, SUPPORTED_FPS))}")
             self._fps = int(fps_text)
@@ -473,11 +477,12 @@ class Session:
                              f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer")
 
     def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
-        wire_code, message = wire_error(code, detail)
+        # A detail may quote what the client sent (an fps value, ...): never echo much of it.
+        wire_code, message = wire_error(code, detail[:_MAX_DETAIL_CHARS])
         self._state.stats.count_error(code)
         self._errors_sent += 1
         if self._errors_sent <= _LOGGED_ERRORS:  # a bounded log per connection
-            log.info("session %s: %s", self.connection_id, message[:200])
+            log.info("session %s: %s", self.connection_id, message)
         self._put(encode_error(wire_code, message, connection_id=self.connection_id, req_id=req_id))
 
     def _put(self, item: bytes | _Animation | _Close) -> None:

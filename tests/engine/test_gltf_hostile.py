@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pathlib
 import struct
@@ -118,7 +119,7 @@ def test_external_uris_stay_inside_the_folder(tmp_path, opened, uri, where):
     if where == "buffer":
         doc["buffers"] = [{"byteLength": 44, "uri": uri}]
         path = package / "hostile.gltf"
-        path.write_text(__import__("json").dumps(doc))
+        path.write_text(json.dumps(doc))
     else:
         doc["images"] = [{"uri": uri}]
         doc["textures"] = [{"source": 0}]
@@ -137,7 +138,7 @@ def test_a_symlink_out_of_the_folder_is_refused(tmp_path, opened):
     doc, _ = triangle()
     doc["buffers"] = [{"byteLength": 44, "uri": "data.bin"}]
     path = package / "linked.gltf"
-    path.write_text(__import__("json").dumps(doc))
+    path.write_text(json.dumps(doc))
     refused(path, codes.GLTF_URI_NOT_ALLOWED)
     assert all(p.is_relative_to(package.resolve()) for p in opened), opened
 
@@ -147,7 +148,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     doc, _ = triangle()
     doc["buffers"] = [{"byteLength": 44, "uri": "pipe.bin"}]
     path = tmp_path / "fifo.gltf"
-    path.write_text(__import__("json").dumps(doc))
+    path.write_text(json.dumps(doc))
     refused(path, codes.GLTF_URI_NOT_ALLOWED)
 
 
@@ -157,7 +158,7 @@ def test_uris_inside_the_folder_still_load(tmp_path):
     (tmp_path / "bin dir" / "tri.bin").write_bytes(blob)
     doc["buffers"] = [{"byteLength": 44, "uri": "bin%20dir/./tri.bin"}]
     path = tmp_path / "ok.gltf"
-    path.write_text(__import__("json").dumps(doc))
+    path.write_text(json.dumps(doc))
     assert load_gltf(path).meshes[0].primitives[0].vertex_count == 3
 
 
@@ -422,3 +423,40 @@ def test_a_link_or_fifo_swapped_in_after_the_check_is_not_followed(tmp_path):
             read_confined(tmp_path / name, 64, tmp_path / "x.gltf", "buffers[0].uri")
         assert info.value.code == code, name
     assert read_confined(tmp_path / "outside.bin", 64, tmp_path / "x.gltf", "buffers[0].uri") == b"secret"
+
+
+def test_a_mesh_instanced_by_thousands_of_nodes_is_refused(tmp_path):
+    """Valid glTF, but 10 000 nodes drawing a 1 024-primitive mesh is 10 M draws: bounds()
+    alone took 107 s before the limit."""
+    doc, blob = triangle()
+    doc["meshes"][0]["primitives"] *= 1024
+    doc["nodes"] = [{"mesh": 0} for _ in range(10_000)]
+    doc["scenes"] = [{"nodes": list(range(10_000))}]
+    error = refused(write(tmp_path, doc, blob), codes.GLTF_LIMIT_EXCEEDED)
+    assert error.field.endswith(".mesh")
+
+
+def test_thousands_of_tiny_images_are_refused_and_shared_ones_decoded_once(tmp_path, monkeypatch):
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGBA", (1, 1)).save(png, "PNG")
+    png = png.getvalue()
+    doc, blob = triangle()
+    doc["bufferViews"].append({"buffer": 0, "byteOffset": 44, "byteLength": len(png)})
+    doc["buffers"][0]["byteLength"] = 44 + len(png)
+    doc["images"] = [{"bufferView": 2}] * 20_000  # 20 000 decoder runs took 0.8 s
+    doc["textures"] = [{"source": i} for i in range(20_000)]
+    doc["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": i}}} for i in range(20_000)]
+    error = refused(write(tmp_path, doc, blob + png), codes.GLTF_LIMIT_EXCEEDED)
+    assert error.field == "images"
+    # One image behind many materials is decoded once and shared.
+    doc["images"], doc["textures"] = [{"bufferView": 2}], [{"source": 0}]
+    doc["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": 0}}}] * 50
+    opened = []
+    real = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real(*a, **k))
+    asset = load_gltf(write(tmp_path, doc, blob + png))
+    assert len(opened) == 1 and asset.materials[0].base_color_texture is asset.materials[-1].base_color_texture

@@ -73,5 +73,7 @@ def test_the_face_matches_the_sound_that_comes_out(pulse):
         interval = np.median(np.diff([row[0] for row in report["frames"][avatar]]))
         summary = (f"avatar {avatar}: mean {1000 * mean:+.1f} ms, p90 |offset| {1000 * p90:.1f} ms,"
                    f" frame interval {1000 * interval:.0f} ms")
-        assert abs(mean) <= 0.010, summary
+        # The bar is 10 ms; 8 ms here since the rig reads -3 to -6 ms, so a 15 ms lead always
+        # fails and a 13 ms one (+8 to +10 ms) usually does.
+        assert abs(mean) <= 0.008, summary
         assert p90 <= max(FRAME, interval), summary

@@ -29,6 +29,7 @@ import pathlib
 import random
 import re
 import resource
+import shutil
 import struct
 import sys
 import tempfile
@@ -141,7 +142,7 @@ def mutate_field(rng: random.Random, doc: dict, locations: list[tuple]) -> str:
 def structural(rng: random.Random, doc: dict) -> str:
     """A targeted attack on what the loader follows."""
     nodes, accessors, views = doc.get("nodes", []), doc.get("accessors", []), doc.get("bufferViews", [])
-    kind = rng.choice(["cycle", "self", "two-parents", "huge-count", "huge-count-in-view", "bad-index", "uri", "image-uri", "stride", "offset", "trs", "root-child", "deep", "sparse", "many-nodes"])
+    kind = rng.choice(["cycle", "self", "two-parents", "huge-count", "huge-count-in-view", "bad-index", "uri", "image-uri", "stride", "offset", "trs", "root-child", "deep", "sparse", "many-nodes", "instancing"])
     if kind == "cycle" and len(nodes) > 1:
         child = rng.randrange(1, len(nodes))
         nodes[child].setdefault("children", []).append(0)
@@ -208,6 +209,11 @@ def structural(rng: random.Random, doc: dict) -> str:
         }
     elif kind == "many-nodes":
         doc["nodes"] = nodes + [{} for _ in range(rng.choice([100, 20_000]))]
+    elif kind == "instancing" and doc.get("meshes"):
+        mesh = max(range(len(doc["meshes"])), key=lambda m: len(doc["meshes"][m]["primitives"]))
+        extra = [{"mesh": mesh} for _ in range(rng.choice([10, 1_000, 9_000]))]
+        doc["scenes"][0]["nodes"] += range(len(nodes), len(nodes) + len(extra))
+        doc["nodes"] = nodes + extra
     return kind
 
 
@@ -279,6 +285,7 @@ class Watchdog:
     def __init__(self) -> None:
         self.started: float | None = None
         self.mutant = ""
+        self.scratch: str | None = None  # removed on a hang: os._exit skips every cleanup
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="gltf-fuzz-watchdog", daemon=True)
         self._thread.start()
@@ -293,6 +300,8 @@ class Watchdog:
             if started is not None and time.perf_counter() - started > HANG_SECONDS:
                 print(f"HANG {self.mutant}: over {HANG_SECONDS} s", flush=True)
                 faulthandler.dump_traceback(all_threads=True)
+                if self.scratch:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
                 os._exit(3)
 
 
@@ -340,6 +349,7 @@ def run(sources: list[Source], mutants: int, seed: int, only: str | None = None,
         with tempfile.TemporaryDirectory(prefix="gltf-fuzz-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
             # A decoy next to the mutant's folder, so a uri that escapes would find data (and
             # the OpenSpy reports it whatever the outcome).
+            watchdog.scratch = tmp
             folder = Path(tmp) / "package"
             folder.mkdir()
             (Path(tmp) / "x").write_bytes(os.urandom(64))

@@ -143,8 +143,8 @@ async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
     balancer = NginxBalancer([f"127.0.0.1:{p}" for p in ports], pick_free_port("127.0.0.1"))
     opened: list = []
     try:
-        servers += [start_serve(port, API_KEY, APP_ID, "--redis", redis_url, "--max-per-ip", "3")
-                    for port in ports]
+        servers += [start_serve(port, API_KEY, APP_ID, "--redis", redis_url, "--max-per-ip", "3",
+                                "--trust-proxy", "127.0.0.1") for port in ports]
         one, two = (Target(port) for port in ports)
         balancer.start()
         lb = Target(balancer.port)
@@ -173,7 +173,17 @@ async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
             with pytest.raises(websockets.InvalidStatus) as info:
                 await connect(target, token=await console_token(lb.base_url, API_KEY), configure=False)
             assert refusal_code(info.value) == (429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED)
-        await opened.pop().close()  # a slot frees on whichever server it was
+        # Behind the trusted proxy each client has its own limit (X-Forwarded-For): another
+        # address gets its 3 sessions through nginx, on either server, and no fourth.
+        other = {"local_addr": ("127.0.0.2", 0)}
+        for target in (lb, lb, two):
+            opened.append(await connect(target, token=await console_token(lb.base_url, API_KEY), **other))
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await connect(lb, token=await console_token(lb.base_url, API_KEY), configure=False, **other)
+        assert refusal_code(info.value) == (429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED)
+        for _ in range(3):
+            await opened.pop().close()
+        await opened.pop().close()  # a slot of 127.0.0.1 frees on whichever server it was
         deadline = asyncio.get_running_loop().time() + 5
         while sum([(await health(t.base_url))["sessions"] for t in (one, two)]) > 2:
             assert asyncio.get_running_loop().time() < deadline

@@ -28,12 +28,14 @@ class Rig:
         self.device = VirtualDevice(self.mixer).start()
         self.fps = fps
         self.frame = 0
+        self.heard = np.zeros(0, np.float32)
 
     def step(self, *controllers, frames: int = 1) -> list:
         poses = []
         for _ in range(frames):
             poses = [c.tick(1 / self.fps) for c in controllers]
-            self.device.advance(self.device.frames_for_video_frame(self.frame, self.fps))
+            # What is heard while this frame shows (mono: the mix is centred).
+            self.heard = self.device.advance(self.device.frames_for_video_frame(self.frame, self.fps))[:, 0]
             self.frame += 1
         return poses
 

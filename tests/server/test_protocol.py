@@ -182,3 +182,25 @@ async def test_local_store_marks_a_token_used_until_it_expires():
     assert await store.acquire_address("a", 1) and not await store.acquire_address("a", 1)
     await store.release_address("a")
     assert await store.address_sessions("a") == 0
+
+
+def test_client_address_behind_trusted_proxies():
+    from avatarkit.errors import AvatarKitError
+    from avatarkit.server.config import ServerConfig
+
+    config = ServerConfig(trusted_proxies=("10.0.0.1", "10.0.0.2", "0:0::1"))
+    assert config.trusted_proxies == ("10.0.0.1", "10.0.0.2", "::1")
+    cases = [
+        ("192.0.2.9", "1.2.3.4", "192.0.2.9"),  # not a proxy of ours: its header is ignored
+        ("10.0.0.1", None, "10.0.0.1"),
+        ("10.0.0.1", "1.2.3.4", "1.2.3.4"),
+        ("10.0.0.1", "6.6.6.6, 1.2.3.4", "1.2.3.4"),  # the client may prepend anything
+        ("10.0.0.1", "1.2.3.4, 10.0.0.2", "1.2.3.4"),  # a chain of our proxies
+        ("10.0.0.1", "garbage", "10.0.0.1"),
+        ("10.0.0.1", "1.2.3.4, garbage", "10.0.0.1"),
+        ("::1", "2001:db8:0:0::1", "2001:db8::1"),
+    ]
+    for remote, forwarded, expected in cases:
+        assert config.client_address(remote, forwarded) == expected, (remote, forwarded)
+    with pytest.raises(AvatarKitError):
+        ServerConfig(trusted_proxies=("nginx",))
