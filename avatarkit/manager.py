@@ -1,6 +1,8 @@
 """``AvatarManager``: load avatars by id, with progress, in-flight dedupe and a verified cache.
 
-A load looks in three places, cheapest first:
+Its source (``avatar_sources.py``) is a local packages folder, read in place, or an asset
+service, whose packages go through the disk cache. From an asset service a load looks in
+three places, cheapest first:
 
 1. the memory cache (the very same ``Avatar`` object every time);
 2. the disk cache, ``<cache_dir>/<id>/`` - used only if every file matches its SHA-256;
@@ -13,6 +15,10 @@ Only step 3 reports progress: ``downloading`` (monotonic, by bytes) and then exa
 download and get one object. Files are written to a private staging folder and the whole
 package becomes visible with one atomic ``os.replace``, under a per-id lock file, so two
 processes loading at once never see (or leave) a half-written package.
+
+Over 400 lines on purpose, for now: the downloader and the disk cache still share this
+module's disk-write seam (``_write_chunk``, ``_disk_error``), which the tests replace to
+simulate full and spying disks; they move to modules of their own together with it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from avatarkit.avatar import Avatar, derive, load_model
+from avatarkit.avatar_sources import AssetService, AvatarSource, PackageFolder, source_for
+from avatarkit.callbacks import call_app
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.package import (
     ID_RE,
@@ -99,10 +107,7 @@ class _Load:
 
 
 def _notify(listener: ProgressCallback, progress: LoadProgress) -> None:
-    try:
-        listener(progress)
-    except Exception:  # a broken callback must not break the load
-        log.exception("avatar load progress callback failed")
+    call_app(listener, progress, what="on_progress")  # a broken callback must not break the load
 
 
 class AvatarManager:
@@ -128,7 +133,7 @@ class AvatarManager:
         before anything is downloaded; no file is ever written past its declared size."""
         base = base_url or os.environ.get("AVATARKIT_ASSET_URL") or DEFAULT_BASE_URL
         self.base_url = base.rstrip("/")
-        self.local_root = _local_root(self.base_url)
+        self.source: AvatarSource = source_for(self.base_url)
         if cache_dir is None:
             cache_dir = os.environ.get("AVATARKIT_CACHE_DIR")
         if cache_dir is None:
@@ -263,24 +268,8 @@ class AvatarManager:
         return derive(path)
 
     async def list_remote(self) -> list[dict]:
-        """The asset service's avatar list (``[{id, name, version, size, channels}]``)."""
-        if self.local_root is not None:
-            from avatarkit.package import list_packages
-
-            return [{"id": m.id, "name": m.name, "version": m.version, "size": m.total_size} for m in list_packages(self.local_root)]
-        import aiohttp
-
-        async with aiohttp.ClientSession(timeout=self._client_timeout()) as session:
-            try:
-                async with session.get(self.base_url) as resp:
-                    if resp.status != 200:
-                        raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: HTTP {resp.status}")
-                    avatars = list((await resp.json(content_type=None))["avatars"])
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-                raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: {exc}") from exc
-        if not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in avatars):
-            raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{self.base_url}: an entry without an id")
-        return avatars
+        """The source's avatar list (``[{id, name, version, size, ...}]``)."""
+        return await self.source.list(self.timeout)
 
     # -- the load ---------------------------------------------------------------------------
     def _joinable(self, avatar_id: str) -> _Load | None:
@@ -318,11 +307,8 @@ class AvatarManager:
 
     async def _fetch(self, load: _Load) -> Avatar:
         avatar_id = load.avatar_id
-        if self.local_root is not None:
-            package = self.local_root / avatar_id
-            if not (package / MANIFEST_NAME).is_file():
-                raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id!r} in {self.local_root}")
-            return await asyncio.to_thread(Avatar.from_package, package)
+        if not isinstance(self.source, AssetService):
+            return await self.source.load(avatar_id)  # read in place: nothing to cache
         import aiohttp
 
         async with aiohttp.ClientSession(timeout=self._client_timeout()) as session:
@@ -452,6 +438,11 @@ class AvatarManager:
         log.info("avatar download: %s failed (%s); retrying in %.2fs", url, exc or type(exc).__name__, delay)
         await asyncio.sleep(delay)
 
+    @property
+    def local_root(self) -> Path | None:
+        """The packages folder when the source is a local one (None for an asset service)."""
+        return self.source.root if isinstance(self.source, PackageFolder) else None
+
     def _client_timeout(self):
         import aiohttp
 
@@ -460,7 +451,7 @@ class AvatarManager:
     # -- disk cache -------------------------------------------------------------------------
     def _from_disk(self, avatar_id: str, expected: Manifest | None = None) -> Avatar | None:
         """A verified cached package, or None (missing, stale or damaged)."""
-        if self.local_root is not None:
+        if not self.source.cached:
             return None
         package = self.cache_dir / avatar_id
         if not (package / MANIFEST_NAME).is_file():
@@ -596,14 +587,3 @@ def _progress(load: _Load) -> float:
 def _check_id(avatar_id: str) -> None:
     if not isinstance(avatar_id, str) or not ID_RE.match(avatar_id):
         raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"invalid avatar id {avatar_id!r}")
-
-
-def _local_root(base_url: str) -> Path | None:
-    """A ``file://`` URL or a plain path names a local packages folder (no HTTP)."""
-    if base_url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(base_url).path))
-    if "://" not in base_url:
-        return Path(base_url)
-    return None

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.stream import SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import check_sample_rate
 
 log = logging.getLogger("avatarkit")
 
@@ -48,7 +48,7 @@ _LOGGING_LEVELS = {
 class Configuration:
     """What ``AvatarSDK.initialize`` takes. Endpoints default to a local ``avatarkit serve``.
 
-    ``token_provider``: optional; called (on the network thread) for a fresh session token
+    ``token_provider``: optional; called (on the SDK's token thread) for a fresh session token
     when the server refuses or expires the current one, so the controller reconnects by
     itself. ``jitter_buffer_ms``: audio and motion needed before an utterance plays.
     ``strict_sync``: stall playback (and report it) when motion runs short, instead of
@@ -90,11 +90,7 @@ class Configuration:
         return os.environ.get("AVATARKIT_ASSET_URL") or assets_url_for(self.ingress_url)
 
     def __post_init__(self) -> None:
-        if self.sample_rate not in SUPPORTED_SAMPLE_RATES:
-            raise AvatarKitError(
-                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-                f"sample rate {self.sample_rate} not in {SUPPORTED_SAMPLE_RATES}",
-            )
+        check_sample_rate(self.sample_rate)
         object.__setattr__(self, "driving_mode", DrivingMode(self.driving_mode))
         object.__setattr__(self, "log_level", LogLevel(self.log_level))
         if self.jitter_buffer_ms < 0:

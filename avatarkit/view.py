@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import apply_gaze
 from avatarkit.sdk import AvatarSDK
-from engine import Component, ModelRenderer
+from engine import Component, ModelRenderer, Schedule
 from engine.transform import quat_from_euler, quat_multiply
 
 if TYPE_CHECKING:
@@ -59,7 +60,10 @@ class AvatarView(Component):
         )
         self.on_first_rendering: Callable[[], None] | None = None
         self.on_frame_rate_info: Callable[[float], None] | None = None  # rolling fps, every 2 s
-        self._fps_window: list[float] = []
+        self._frames = 0  # frames since the last frame-rate report
+        self._time = 0.0  # seconds of frames seen (the view's own clock)
+        self._timers = Schedule()
+        self._timers.schedule_interval(self._report_frame_rate, FRAME_RATE_WINDOW)
         self.pose = FacePose()
         self._first_drawn = False
         self._disposed = False
@@ -83,7 +87,9 @@ class AvatarView(Component):
         self.pose = pose  # what is drawn: speech and idle plus the app's overrides
         self._apply(pose)
         if self.on_frame_rate_info is not None:
-            self._report_frame_rate(dt)
+            self._frames += 1
+            self._time += dt
+            self._timers.advance(self._time)
 
     def render(self, frame) -> None:
         if not self._disposed:  # rendering would upload the asset again, never released
@@ -92,9 +98,8 @@ class AvatarView(Component):
     def post_render(self, frame) -> None:
         if not self._first_drawn and not self._disposed:
             self._first_drawn = True
-            for callback in (self.on_first_rendering, self.controller.on_first_rendering):
-                if callback is not None:
-                    callback()
+            call_app(self.on_first_rendering, what="on_first_rendering")
+            call_app(self.controller.on_first_rendering, what="on_first_rendering")
 
     def frame(self, camera, distance_scale: float = 1.0) -> None:
         """Point ``camera`` at the avatar's face using its framing hints (a head shot)."""
@@ -204,12 +209,9 @@ class AvatarView(Component):
         for index, rest in zip(self._head_nodes, self._rest, strict=True):
             self.model.nodes[index].rotation = quat_multiply(rest, turn)
 
-    def _report_frame_rate(self, dt: float) -> None:
-        self._fps_window.append(dt)
-        elapsed = sum(self._fps_window)
-        if elapsed >= FRAME_RATE_WINDOW:
-            self.on_frame_rate_info(len(self._fps_window) / elapsed)
-            self._fps_window.clear()
+    def _report_frame_rate(self, elapsed: float) -> None:
+        frames, self._frames = self._frames, 0
+        call_app(self.on_frame_rate_info, frames / elapsed, what="on_frame_rate_info")
 
     def _find_head_nodes(self) -> list[int]:
         """The node the head pose turns: the avatar's ``head_node`` hint, else the roots."""

@@ -21,7 +21,7 @@ from engine.backends.headless import HeadlessBackend
 from engine.backends.window import WindowBackend
 from engine.camera import Camera
 from engine.capture import VideoWriter, read_pixels, save_png
-from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock
+from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.errors import EngineError
 from engine.events import Event
 from engine.gltf import (
@@ -65,6 +65,7 @@ __all__ = [
     "ModelRenderer",
     "MorphTarget",
     "RealtimeClock",
+    "Schedule",
     "Scene",
     "System",
     "Transform",

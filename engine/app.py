@@ -19,7 +19,7 @@ import numpy as np
 from engine import events
 from engine.backends.base import Backend
 from engine.capture import save_png
-from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock
+from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.events import Event
 from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
@@ -51,6 +51,8 @@ class App:
             samples = 0 if self.software else 4
         self.clock: Clock = clock or (RealtimeClock(60.0) if backend.interactive else ManualClock(30.0))
         self.scene = scene or Scene()
+        # Timers of the frame loop: run each frame at the clock's time, before the update.
+        self.schedule = Schedule(self.clock.time)
         self.renderer = Renderer(self.ctx)
         self.renderer.flush_per_node = self.software
         self.target = RenderTarget(self.ctx, backend.size, samples)
@@ -142,6 +144,7 @@ class App:
         with self.ctx:
             dt = self.clock.tick()
             self._dispatch_events()
+            self.schedule.advance(self.clock.time)
             posed_at = time.perf_counter()
             self.scene.update(dt)
             frame = self._render()

@@ -206,6 +206,7 @@ class Stage:
                 self.app = App.headless(options.size, fps=options.fps, samples=None)
                 self.mixer = Mixer(SAMPLE_RATE)
                 self.device = VirtualDevice(self.mixer).start()
+                self.app.add_frame_listener(self._after_frame)
             else:
                 self.app = App.window(options.size, title=title, fps=options.fps, fullscreen=options.fullscreen)
                 self.mixer = None  # the SDK's process-wide mixer on the sound card
@@ -233,6 +234,7 @@ class Stage:
         self.overlay.add(self.loading)
         self._recording: _Recording | None = None
         self._audio_frames = 0  # video frames the virtual audio device has played
+        self._loading_frame = False  # a loading screen being shown: not part of the film
         self._closed = False
 
     # -- lifecycle stages 2-5 ---------------------------------------------------------
@@ -330,10 +332,7 @@ class Stage:
 
     def _fresh_token(self) -> str:
         """The SDK's token provider (network thread): what a backend's token endpoint does."""
-        try:
-            return self.server.issue_token()
-        except AssertionError as exc:  # between stop and start: the retry comes back later
-            raise AvatarKitError(ErrorCode.CONNECTION_FAILED, "Motion Server not running") from exc
+        return self.server.issue_token()  # connectionFailed between stop and start: retried
 
     # -- frames -------------------------------------------------------------------
 
@@ -342,33 +341,24 @@ class Stage:
         return self.app.clock.time
 
     def step(self) -> None:
-        if not self.options.headless:
-            self.app.step()
-            return
         self.app.step()
-        if self._recording is not None and self._recording.open:
-            self._recording.add_frame(self.app.read_pixels())
-        # The virtual audio device plays exactly this frame's samples: the audio clock.
+
+    def run(self, seconds: float | None = None) -> int:
+        """Run frames until ``seconds`` pass (None: until the window closes or ``stop``)."""
+        return self.app.run(seconds)
+
+    def _after_frame(self, app: App, _frame) -> None:
+        """Headless, after each frame: record it, and let the virtual audio device play
+        exactly this frame's samples (the audio clock)."""
+        if self._loading_frame:
+            return
+        recording = self._recording if self._recording is not None and self._recording.open else None
+        if recording is not None:
+            recording.add_frame(app.read_pixels())
         heard = self.device.advance(self.device.frames_for_video_frame(self._audio_frames, self.options.fps))
         self._audio_frames += 1
-        if self._recording is not None and self._recording.open:
-            self._recording.add_audio(heard)
-
-    def run(self, seconds: float | None = None, on_frame: Callable[[], None] | None = None) -> int:
-        """Run frames until ``seconds`` pass (None: until the window closes or ``stop``)."""
-        app = self.app
-        app.running = True
-        start, count = self.time, 0
-        pace = getattr(app.clock, "wait", None) if not self.options.headless else None
-        while app.running and (seconds is None or self.time - start < seconds - 1e-9):
-            self.step()
-            count += 1
-            if on_frame is not None:
-                on_frame()
-            if pace is not None:
-                pace()
-        app.running = False
-        return count
+        if recording is not None:
+            recording.add_audio(heard)
 
     def record(self, name: str, png_at: float | None = None) -> _Recording:
         """Headless: write every following frame (and its audio) to ``out/<name>.mp4`` and
@@ -396,7 +386,11 @@ class Stage:
         self.loading.label = f"Loading {avatar_id}  {progress:.0%}"
         self.loading.progress = progress
         self.progress.show(f"loading avatar {avatar_id}", progress)
-        self.app.step()  # show it on screen (the frame is not recorded)
+        self._loading_frame = True  # show it on screen; the frame is not recorded
+        try:
+            self.app.step()
+        finally:
+            self._loading_frame = False
 
     def close(self) -> None:
         if self._closed:

@@ -107,12 +107,12 @@ class ScriptedVisitor(Component):
     def __init__(self, app, at: float = VISITOR_ASKS_AT) -> None:
         self.app = app
         self.at = at
-        self._t = 0.0
 
-    def update(self, dt: float) -> None:
-        before, self._t = self._t, self._t + dt
-        if before < self.at <= self._t:
-            self.app.post_event(Event(KEY_DOWN, key="space"))
+    def attach(self) -> None:
+        self.app.schedule.schedule_once(self._ask, self.at)  # ``at`` s from now, on the frame clock
+
+    def _ask(self, _elapsed: float) -> None:
+        self.app.post_event(Event(KEY_DOWN, key="space"))
 
 
 def main(argv: list[str] | None = None) -> int:

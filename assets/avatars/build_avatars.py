@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # run from a checkout without installing
 
 from avatarkit.arkit import ARKIT_NAMES  # noqa: E402
-from avatarkit.package import write_package  # noqa: E402
+from avatarkit.package_build import write_package  # noqa: E402
 
 # Head-local landmarks (metres; head centre at the origin).
 HEAD_CENTRE_Y = 0.36  # height of the head centre above the bust origin

@@ -46,10 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from avatarkit.arkit import ARKIT_NAMES
     from avatarkit.cli.common import check_output, read_wav
     from avatarkit.errors import AvatarKitError, ErrorCode
-    from avatarkit.motion.stream import SUPPORTED_FPS, create_stream
+    from avatarkit.motion.stream import check_fps, create_stream
 
-    if args.fps not in SUPPORTED_FPS:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"--fps must be one of {SUPPORTED_FPS}")
+    check_fps(args.fps, "--fps")
     inputs = [Path(p) for p in args.inputs]
     out = Path(args.output)
     if len(inputs) == 1 and out.is_dir():  # an existing folder: put <stem>.npz in it

@@ -4,6 +4,12 @@ Threads: ``send``/``yield_*``/``interrupt``/``pause``... may be called from any 
 they validate at once (raising ``AvatarKitError``) and hand their data to the render
 thread through a thread-safe inbox. ``tick(dt)`` runs on the render thread: it drains the
 inbox, advances the audio-clock playback, fires the callbacks, and returns the face.
+``_lock`` guards the conversation ids (current, issued, interrupted) and the order of the
+inbox; ``_lifecycle`` serialises ``start``/``close``/``dispose`` (which block on the
+network thread) without holding up ``tick``.
+
+The driving mode's own calls (Direct: ``start``/``send``; Backend: ``yield_*``) live in
+``modes.py``, over this shared core; messages between threads are in ``messages.py``.
 
 Sends before ``connected`` (while connecting or reconnecting) are queued and go out once
 connected; sends when disconnected (never started, closed, failed) raise
@@ -13,13 +19,26 @@ conversation by design.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from avatarkit.controller.direct import DirectSink, DirectTransport, new_req_id
+from avatarkit.callbacks import call_app
+from avatarkit.controller.direct import new_req_id
+from avatarkit.controller.messages import (
+    Audio,
+    Connection,
+    Failure,
+    InboxMessage,
+    Interrupt,
+    Motion,
+    Pause,
+    Resume,
+)
+from avatarkit.controller.modes import make_mode
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import (
     BufferHealth,
@@ -30,13 +49,16 @@ from avatarkit.controller.states import (
 from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
-from avatarkit.sdk import AvatarSDK, Configuration, DrivingMode
+from avatarkit.sdk import AvatarSDK, Configuration
+from engine.audio.mixer import Mixer
+from engine.clock import Schedule
 
 log = logging.getLogger(__name__)
 
 BLEND_IN = 0.08  # seconds from idle to speech (short: the first syllable must show)
 BLEND_OUT = 0.25  # seconds from speech back to idle
 ISSUED_MEMORY = 64  # recent conversation ids whose frames are still accepted
+Forward = Callable[[str, bytes, bool, Callable[[], None]], None]  # DirectTransport.send_audio
 HEALTH_PERIOD = 0.5  # seconds between on_buffer_health reports (TalkingHead's worklet rate)
 
 
@@ -46,7 +68,7 @@ class AvatarController:
     def __init__(
         self,
         avatar_id: str,
-        mixer,
+        mixer: Mixer,
         *,
         configuration: Configuration | None = None,
         app_id: str | None = None,
@@ -63,11 +85,15 @@ class AvatarController:
             )
         self._mixer = mixer
         self._source = mixer.add_source()
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[InboxMessage] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._lifecycle = threading.RLock()  # dispose() holds it around close()
         self._conversation: str | None = None  # the one send()/yield_audio_data() extends
         self._interrupted: set[str] = set()
         self._issued: deque[str] = deque(maxlen=ISSUED_MEMORY)  # ids frames may still arrive for
+        # The state the last interrupt()/pause()/resume() promised, until tick() applies it.
+        self._promised: tuple[int, ConversationState] | None = None
+        self._seq = 0
         self._playback = Playback(
             self._source,
             self.config.sample_rate,
@@ -80,9 +106,9 @@ class AvatarController:
         self._speech_weight = 0.0
         self._last_speech = FacePose()
         self._health = BufferHealth()
-        self._next_health = 0.0
-        self._transport: DirectTransport | None = None
-        self._connection_state = ConnectionState.DISCONNECTED  # when there is no transport
+        self._timers = Schedule()  # on the controller's render time (it has no App)
+        self._timers.schedule_interval(self._report_health, HEALTH_PERIOD, first=0.0)
+        self._mode = make_mode(self, self.config.driving_mode)
         self._emitted_connection = ConnectionState.DISCONNECTED
         self._disposed = False
         self.on_connection_state: Callable[[ConnectionState, StateReason], None] | None = None
@@ -90,16 +116,20 @@ class AvatarController:
         self.on_error: Callable[[AvatarKitError], None] | None = None
         self.on_buffer_health: Callable[[BufferHealth], None] | None = None
         self.on_first_rendering: Callable[[], None] | None = None
+        mixer.on_device_lost.append(self._device_lost)
 
     # -- observable state ---------------------------------------------------------------
 
     @property
     def connection_state(self) -> ConnectionState:
-        return self._transport.state if self._transport else self._connection_state
+        return self._mode.connection_state
 
     @property
     def conversation_state(self) -> ConversationState:
-        return self._playback.state
+        """Reads back an interrupt()/pause()/resume() at once, from any thread (the
+        ``on_conversation_state`` event still fires at the next tick)."""
+        promised = self._promised
+        return promised[1] if promised is not None else self._playback.state
 
     @property
     def conversation_id(self) -> str | None:
@@ -138,84 +168,43 @@ class AvatarController:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"pan {pan} not in -1..1")
         self._source.pan = float(pan)
 
-    # -- Direct Mode --------------------------------------------------------------------
+    # -- the driving mode's calls (the other mode's raise networkLayerNotAvailable) -----
 
     def start(self) -> None:
         """Connect to the Motion Server with the session token (Direct Mode only)."""
-        self._require_mode(DrivingMode.DIRECT, "start()")
-        if self._transport is None:
-            self._transport = DirectTransport(
-                self.avatar_id,
-                self.app_id,
-                self.config.ingress_url,
-                self.config.sample_rate,
-                AvatarSDK.session_token,
-                DirectSink(self._net_state, self._net_motion, self._net_error),
-                token_provider=self.config.token_provider,
-                reconnect_attempts=self.config.reconnect_attempts,
-                reconnect_backoff=self.config.reconnect_backoff_s,
-            )
-        self._transport.start()
+        with self._lifecycle:
+            self._require_open("start()")
+            self._mode.start()
 
     def send(self, audio: bytes, end: bool = False, *, sample_rate: int | None = None) -> str:
-        """Stream speech PCM (mono s16le at the configured rate); returns the conversation id."""
-        self._require_mode(DrivingMode.DIRECT, "send()")
-        pcm = self._validate_audio(audio, end, sample_rate)
-        state = self.connection_state
-        if state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
-            raise AvatarKitError(
-                ErrorCode.CONNECTION_CLOSED, f"not connected ({state}): call start() first"
-            )
-        cid = self._append(pcm, end)
-        self._transport.send_audio(cid, pcm, end)
-        return cid
-
-    def close(self) -> None:
-        """Stop playback and close the connection (a normal close, not an error)."""
-        self.interrupt()
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        self._connection_state = ConnectionState.DISCONNECTED
-        self._inbox.put(("connection", ConnectionState.DISCONNECTED, StateReason.USER_ACTION))
-
-    # -- Backend Mode -------------------------------------------------------------------
+        """Stream speech PCM (mono s16le at the configured rate); returns the conversation id
+        (Direct Mode only)."""
+        self._require_open("send()")
+        return self._mode.send(audio, end, sample_rate)
 
     def yield_audio_data(
         self, data: bytes, end: bool = False, *, sample_rate: int | None = None
     ) -> str:
         """Audio a backend relays (Backend Mode only); returns the conversation id."""
-        self._require_mode(DrivingMode.BACKEND, "yield_audio_data()")
-        return self._append(self._validate_audio(data, end, sample_rate), end)
+        self._require_open("yield_audio_data()")
+        return self._mode.yield_audio_data(data, end, sample_rate)
 
     def yield_frames_data(self, payloads: Iterable[bytes] | bytes, conversation_id: str) -> None:
-        """Animation envelopes a backend relays (the Server SDK's ``transport_frames`` bytes).
+        """Animation envelopes a backend relays (the Server SDK's ``transport_frames`` bytes;
+        Backend Mode only).
 
         Payloads of another conversation are discarded (logged, ``conversationMismatch``);
         an empty list switches the conversation to audio only. Invalid bytes raise
         ``protocolError``/``invalidAnimationData`` and nothing of the call is applied.
         """
-        from avatarkit.protocol import decode_animation
+        self._require_open("yield_frames_data()")
+        self._mode.yield_frames_data(payloads, conversation_id)
 
-        self._require_mode(DrivingMode.BACKEND, "yield_frames_data()")
-        if isinstance(payloads, bytes | bytearray | memoryview):
-            payloads = [bytes(payloads)]
-        decoded = [decode_animation(p) for p in payloads]  # raises before anything is applied
-        if conversation_id in self._interrupted:
-            log.debug("dropping frames of interrupted conversation %s", conversation_id)
-            return
-        if conversation_id not in self._issued:
-            self._report(
-                AvatarKitError(
-                    ErrorCode.CONVERSATION_MISMATCH,
-                    f"frames for unknown conversation {conversation_id!r} discarded",
-                )
-            )
-            return
-        if not decoded:
-            self._inbox.put(("motion", conversation_id, [], 0.0, True))
-        for _req_id, frames, last in decoded:
-            self._inbox.put(("motion", conversation_id, frames, 0.0, last))
+    def close(self) -> None:
+        """Stop playback and close the connection (a normal close, not an error)."""
+        with self._lifecycle:
+            self.interrupt()
+            self._mode.close()
 
     # -- both modes ---------------------------------------------------------------------
 
@@ -226,24 +215,34 @@ class AvatarController:
             if cid:
                 self._interrupted.add(cid)
             self._source.clear()  # new epoch: a tick already past its drain writes nothing
-            self._inbox.put(("interrupt",))
-        if cid and self._transport is not None:
-            self._transport.interrupt(cid)
+            self._inbox.put(Interrupt(self._promise(ConversationState.IDLE)))
+        if cid:
+            self._mode.interrupted(cid)
 
     def pause(self) -> None:
         """Freeze playback (the clock stops, buffers are kept)."""
-        self._source.paused = True  # at once, not at the next tick
-        self._inbox.put(("pause",))
+        with self._lock:
+            self._source.paused = True  # at once, not at the next tick
+            self._inbox.put(Pause(self._promise(ConversationState.PAUSED)))
 
     def resume(self) -> None:
-        self._inbox.put(("resume",))
+        """Play on from where ``pause()`` froze playback."""
+        with self._lock:
+            state = self.conversation_state
+            if state == ConversationState.PAUSED:
+                state = self._playback.unpaused_state  # as of the last tick
+            self._inbox.put(Resume(self._promise(state)))
 
     def dispose(self) -> None:
-        if self._disposed:
-            return
-        self._disposed = True
-        self.close()
-        self._mixer.remove_source(self._source)
+        """Close and release the mixer source (idempotent, safe from several threads)."""
+        with self._lifecycle:
+            if self._disposed:
+                return
+            self._disposed = True
+            self.close()
+            with contextlib.suppress(ValueError):
+                self._mixer.on_device_lost.remove(self._device_lost)
+            self._mixer.remove_source(self._source)
 
     # -- render thread ------------------------------------------------------------------
 
@@ -266,11 +265,12 @@ class AvatarController:
         # A plain blend: the motion model blinks during speech, idle blinks elsewhere
         # (keeping both would double the blink rate while speaking).
         pose = lerp_pose(idle, self._last_speech, self._speech_weight)
-        if self._clock >= self._next_health:
-            self._next_health = self._clock + HEALTH_PERIOD
-            self._health = self._playback.health()
-            self._emit(self.on_buffer_health, self._health)
+        self._timers.advance(self._clock)
         return pose
+
+    def _report_health(self, _elapsed: float) -> None:
+        self._health = self._playback.health()
+        self._emit(self.on_buffer_health, self._health)
 
     def buffered(self) -> BufferHealth:
         """Fresh buffer health, taking in everything received so far (render thread)."""
@@ -280,106 +280,121 @@ class AvatarController:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _append(self, pcm: bytes, end: bool) -> str:
+    # -- for the modes (any thread) ------------------------------------------------------
+
+    def post(self, message: InboxMessage) -> None:
+        """Hand ``message`` to the render thread."""
+        self._inbox.put(message)
+
+    def known(self, conversation_id: str) -> bool | None:
+        """Whether frames for ``conversation_id`` belong here: True for an id issued
+        recently, False for one never issued, None for one interrupted (dropped quietly)."""
         with self._lock:
+            if conversation_id in self._interrupted:
+                return None
+            return conversation_id in self._issued
+
+    def append(self, pcm: bytes, end: bool, forward: Forward | None = None) -> str:
+        """Add audio to the current conversation (a new one if none), under the lock, so an
+        interrupt() on another thread is ordered before or after all of it. ``forward``
+        (the transport) may refuse first, leaving nothing behind; it queues our copy once
+        it accepts, before the audio can reach the wire."""
+        with self._lock:
+            cid = self._conversation or new_req_id()
+            message = Audio(cid, pcm, end)
+            if forward is not None:
+                forward(cid, pcm, end, lambda: self._inbox.put(message))
+            else:
+                self._inbox.put(message)
             if self._conversation is None:
-                self._conversation = new_req_id()
-                self._issued.append(self._conversation)
-            cid = self._conversation
+                self._conversation = cid
+                self._issued.append(cid)
             if end:
                 self._conversation = None  # new audio after an end starts a new round
-            self._inbox.put(("audio", cid, pcm, end))
         return cid
 
+    def _promise(self, state: ConversationState) -> int:
+        """Show ``state`` until the render thread applies the call numbered by the result
+        (called with ``_lock`` held, before the call's message is queued)."""
+        self._seq += 1
+        self._promised = (self._seq, state)
+        return self._seq
+
+    def _applied(self, seq: int) -> None:
+        """The render thread applied user action ``seq``: the playback state is true again,
+        unless a later action promised something else meanwhile."""
+        with self._lock:
+            if self._promised is not None and self._promised[0] == seq:
+                self._promised = None
+
     def _drain(self) -> None:
-        playback = self._playback
         while True:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 return
-            kind = item[0]
-            if kind == "audio":
-                _, cid, pcm, end = item
-                if cid not in self._interrupted:
+            self._apply(item)
+
+    def _apply(self, message: InboxMessage) -> None:
+        playback = self._playback
+        match message:
+            case Audio(cid, pcm, end):
+                with self._lock:
+                    interrupted = cid in self._interrupted
+                if not interrupted:
                     playback.conversation(cid).add_audio(pcm, end)
-            elif kind == "motion":
-                _, cid, frames, offset, end = item
+            case Motion(cid, frames, offset, end):
                 conv = playback.find(cid)
                 if conv is not None:
                     conv.add_motion(frames, offset, end)
-            elif kind == "interrupt":
+            case Interrupt(seq):
                 playback.interrupt()
-            elif kind == "pause":
+                self._applied(seq)
+            case Pause(seq):
                 playback.pause()
-            elif kind == "resume":
+                self._applied(seq)
+            case Resume(seq):
                 playback.resume()
-            elif kind == "connection":
-                _, state, reason = item
+                self._applied(seq)
+            case Connection(state, reason):
                 if state in (ConnectionState.FAILED, ConnectionState.DISCONNECTED):
                     for conv in playback.conversations:
                         conv.motion_done = True  # no motion will come: play audio only
                 if state != self._emitted_connection:
                     self._emitted_connection = state
                     self._emit(self.on_connection_state, state, reason)
-            elif kind == "error":
-                self._report(item[1])
+            case Failure(error):
+                self._report(error)
 
     def _conversation_changed(self, state: ConversationState, reason: StateReason) -> None:
         if state in (ConversationState.IDLE, ConversationState.PLAYING):
-            self._interrupted.clear()  # ids are unique: the set only guards in-flight data
+            with self._lock:
+                self._interrupted.clear()  # ids are unique: the set only guards in-flight data
         self._emit(self.on_conversation_state, state, reason)
 
-    def _net_state(
+    def net_state(
         self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None
     ) -> None:
-        self._inbox.put(("connection", state, reason))
+        self._inbox.put(Connection(state, reason))
 
-    def _net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
-        self._inbox.put(("motion", cid, frames, offset, end))
+    def net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
+        self._inbox.put(Motion(cid, tuple(frames), offset, end))
 
-    def _net_error(self, error: AvatarKitError) -> None:
-        self._inbox.put(("error", error))
+    def net_error(self, error: AvatarKitError) -> None:
+        self._inbox.put(Failure(error))
+
+    def _device_lost(self, error: Exception) -> None:
+        """The mixer's device went away (a device thread): the app hears it on the render
+        thread as ``audioDeviceLost``; playback goes on through the null device."""
+        self._inbox.put(Failure(AvatarKitError(ErrorCode.AUDIO_DEVICE_LOST, str(error))))
 
     def _report(self, error: AvatarKitError) -> None:
         log.warning("%s: %s", error.code, error.message)
         self._emit(self.on_error, error)
 
-    def _emit(self, callback, *args) -> None:
-        if callback is None:
-            return
-        try:
-            callback(*args)
-        except Exception:  # an app callback must never break the frame loop
-            log.exception("error in %s callback", getattr(callback, "__name__", "controller"))
+    def _emit(self, callback: Callable[..., object] | None, *args: object) -> None:
+        call_app(callback, *args, what=getattr(callback, "__name__", "controller"))
 
-    def _require_mode(self, mode: DrivingMode, call: str) -> None:
+    def _require_open(self, call: str) -> None:
         if self._disposed:
             raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"{call} on a disposed controller")
-        if self.config.driving_mode != mode:
-            raise AvatarKitError(
-                ErrorCode.NETWORK_LAYER_NOT_AVAILABLE,
-                f"{call} is a {mode} mode call; this SDK is in {self.config.driving_mode} mode",
-            )
-
-    def _validate_audio(self, audio: bytes, end: bool, sample_rate: int | None) -> bytes:
-        if sample_rate is not None and sample_rate != self.config.sample_rate:
-            raise AvatarKitError(
-                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-                f"audio at {sample_rate} Hz, session configured for {self.config.sample_rate} Hz (no resampling)",
-            )
-        if not isinstance(audio, bytes | bytearray | memoryview):
-            raise AvatarKitError(
-                ErrorCode.INVALID_AUDIO,
-                f"audio must be PCM s16le bytes, got {type(audio).__name__}",
-            )
-        pcm = bytes(audio)
-        if len(pcm) % 2:
-            raise AvatarKitError(
-                ErrorCode.INVALID_AUDIO, f"{len(pcm)} bytes is not whole 16-bit samples"
-            )
-        if not pcm and not end:
-            raise AvatarKitError(
-                ErrorCode.NO_AUDIO, "empty audio chunk (only the last, end=True chunk may be empty)"
-            )
-        return pcm

@@ -1,8 +1,10 @@
 """Direct Mode transport: a websocket client to the Motion Server on its own thread.
 
-The transport runs an asyncio loop in a daemon thread. The controller hands it audio
-through ``send_audio`` (any thread) and gets everything back through ``sink`` callbacks,
-which only put items into the controller's thread-safe inbox.
+Threads: ``start``/``send_audio``/``interrupt``/``close`` come from any thread; ``_lock``
+orders them against ``close`` (after it they raise ``connectionClosed`` or do nothing).
+Everything else, every ``state`` transition included, runs on the network thread (an
+asyncio loop), so the ``sink`` callbacks, which only enqueue into the controller's inbox,
+fire there. The token provider runs on the transport's own executor, shut down by ``close``.
 
 Conversations and wire requests: the controller names a conversation once; on the wire
 it travels as a ``req_id``. After a dropped connection the rest of a conversation goes
@@ -14,23 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import secrets
 import threading
-import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import websockets
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from avatarkit.controller.messages import (
+    Audio,
+    CancelRequest,
+    DirectSink,
+    OutboxMessage,
+    new_req_id,
+)
+from avatarkit.controller.refusals import (
+    FATAL_ERRORS,
+    TOKEN_ERRORS,
+    closed_error,
+    refusal,
+    server_error,
+)
 from avatarkit.controller.states import ConnectionState, StateReason
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import (
-    classify,
     classify_close,
     decode_envelope,
     encode_audio,
@@ -41,33 +54,13 @@ from avatarkit.protocol import (
 from avatarkit.protocol.motion import animation_frames
 
 log = logging.getLogger(__name__)
+_refusal = refusal  # its name before refusals.py (tests/server reads refusals through it)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds to wait for SERVER_CONFIRM_SESSION
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the server's close frame when we close
+CLOSE_WAIT = 10.0  # seconds close() waits for the network thread to finish
+MAX_MESSAGE = 4 * 1024 * 1024  # bytes: the largest server message accepted (motion is small)
 INTERRUPTED_MEMORY = 64  # recently interrupted conversations whose late data is refused
-TOKEN_ERRORS = (ErrorCode.SESSION_TOKEN_EXPIRED, ErrorCode.SESSION_TOKEN_INVALID)
-# Server verdicts no retry can fix: stop and report instead of reconnecting.
-FATAL_ERRORS = (
-    ErrorCode.AVATAR_NOT_FOUND,
-    ErrorCode.APP_ID_MISMATCH,
-    ErrorCode.APP_ID_UNRECOGNIZED,
-    ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-    ErrorCode.BILLING_REQUIRED,
-)
-
-
-def new_req_id() -> str:
-    """``YYYYMMDDHHMMSS_<random>``, the product's request id shape."""
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "_" + secrets.token_hex(6)
-
-
-@dataclass
-class DirectSink:
-    """Callbacks into the controller (called on the network thread; must only enqueue)."""
-
-    on_state: Callable[[ConnectionState, StateReason, AvatarKitError | None], None]
-    on_motion: Callable[[str, list, float, bool], None]  # conversation, frames, offset s, end
-    on_error: Callable[[AvatarKitError], None]
 
 
 @dataclass
@@ -97,14 +90,15 @@ class DirectTransport:
         self._token, self._token_provider = token, token_provider
         self.sink = sink
         self.reconnect_attempts, self.reconnect_backoff = reconnect_attempts, reconnect_backoff
-        self.state = ConnectionState.DISCONNECTED
+        self._state = ConnectionState.DISCONNECTED  # written on the network thread only
+        self._lock = threading.Lock()  # orders the any-thread calls against close()
+        self._closed = False  # close() ran: the loop is gone for good
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="avatarkit-token")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="avatarkit-direct", daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, name="avatarkit-direct", daemon=True)
         self._thread.start()
-        self._outbox: asyncio.Queue = asyncio.Queue()  # survives reconnects: nothing sent is lost
-        self._unsent: tuple | None = None  # the outbox item being sent
+        self._outbox: asyncio.Queue[OutboxMessage] = asyncio.Queue()  # survives reconnects
+        self._unsent: OutboxMessage | None = None  # the outbox item being sent
         self._task: asyncio.Task | None = None
         self._closing = False
         self._generation = 0
@@ -112,51 +106,100 @@ class DirectTransport:
         self._wire: dict[str, _WireRequest] = {}  # conversation -> its current wire request
         self._by_req: dict[str, _WireRequest] = {}
         self._interrupted: dict[str, None] = {}  # recent ids, oldest first (bounded)
-        self._reported: ErrorCode | None = None  # last server error already passed on
+        self._reported: str | None = None  # last server error already passed on
 
     # -- any thread ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self.state in (
-            ConnectionState.CONNECTING,
-            ConnectionState.CONNECTED,
-            ConnectionState.RECONNECTING,
-        ):
-            raise AvatarKitError(ErrorCode.CONNECTION_IN_PROGRESS, f"already {self.state}")
-        self._closing = False
-        self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
-        asyncio.run_coroutine_threadsafe(self._spawn(), self._loop).result(timeout=5)
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
 
-    def send_audio(self, conversation: str, pcm: bytes, end: bool) -> None:
-        self._loop.call_soon_threadsafe(self._outbox.put_nowait, ("audio", conversation, pcm, end))
+    def start(self) -> None:
+        with self._lock:
+            self._require_open("start()")
+            future = asyncio.run_coroutine_threadsafe(self._spawn(), self._loop)
+        try:
+            future.result(timeout=5)  # raises connectionInProgress from the network thread
+        except TimeoutError as exc:  # a starved machine: the attempt may still go ahead
+            raise AvatarKitError(
+                ErrorCode.CONNECTION_FAILED, "the network thread did not answer in 5 s"
+            ) from exc
+
+    def send_audio(
+        self, conversation: str, pcm: bytes, end: bool, accepted: Callable[[], None] | None = None
+    ) -> None:
+        """Queue audio for the wire (``connectionClosed`` after ``close()``). ``accepted``
+        runs first, once it is taken: the controller's own copy must be queued before a
+        fast server's motion for it can be."""
+        self._post(Audio(conversation, pcm, end), "send_audio()", accepted)
 
     def interrupt(self, conversation: str) -> None:
-        self._loop.call_soon_threadsafe(
-            self._outbox.put_nowait, ("interrupt", conversation, b"", False)
-        )
+        with contextlib.suppress(AvatarKitError):  # closed: nothing left to interrupt
+            self._post(CancelRequest(conversation), "interrupt()")
 
     def close(self) -> None:
-        """Close the connection (normal close, not an error) and stop the thread."""
-        self._closing = True
-        if self._loop.is_closed():
-            return
-        asyncio.run_coroutine_threadsafe(self._cancel(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-        if self.state != ConnectionState.FAILED:
-            self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
+        """Close (a normal close) and stop the thread; a second caller returns at once."""
+        if threading.current_thread() is self._thread:  # it would wait for itself
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "close() from the network thread")
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._closing = True  # read by the network thread: no reconnect from now on
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)  # then the loop stops
+        self._thread.join(timeout=CLOSE_WAIT)
+        if self._thread.is_alive():  # a starved machine: it finishes and exits by itself
+            log.warning("network thread still closing after %.0f s", CLOSE_WAIT)
+        # A provider still running keeps its thread until it returns; nothing waits on it.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _post(
+        self, item: OutboxMessage, call: str, accepted: Callable[[], None] | None = None
+    ) -> None:
+        with self._lock:  # close() cannot close the loop between the check and the call
+            self._require_open(call)
+            if accepted is not None:
+                accepted()
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, item)
+
+    def _require_open(self, call: str) -> None:
+        if self._closed:
+            raise AvatarKitError(ErrorCode.CONNECTION_CLOSED, f"{call} after close()")
 
     # -- the network thread -------------------------------------------------------------
 
     async def _spawn(self) -> None:
+        # On the network thread: the check and the transition cannot interleave.
+        if self._state in (
+            ConnectionState.CONNECTING,
+            ConnectionState.CONNECTED,
+            ConnectionState.RECONNECTING,
+        ):
+            raise AvatarKitError(ErrorCode.CONNECTION_IN_PROGRESS, f"already {self._state}")
+        self._closing = False
+        self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
         self._task = asyncio.create_task(self._run())
 
-    async def _cancel(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def _serve(self) -> None:
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()  # on its own thread, once _shutdown() has stopped it
+
+    async def _shutdown(self) -> None:
+        """Cancel every task, wait for them all, then stop the loop: none is left pending."""
+        try:
+            current = asyncio.current_task()
+            # Until none is left: a cancel can be swallowed (3.11's wait_for in a library
+            # racing a result) and the session goes on to spawn its writer.
+            while tasks := [t for t in asyncio.all_tasks() if t is not current]:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks, timeout=0.5)
+            if self._state != ConnectionState.FAILED:
+                self._set_state(ConnectionState.DISCONNECTED, StateReason.USER_ACTION)
+        finally:
+            asyncio.get_running_loop().stop()
 
     async def _run(self) -> None:
         attempt, reconnecting = 0, False
@@ -188,14 +231,18 @@ class DirectTransport:
                     )
                     self._set_state(ConnectionState.FAILED, reason, error)
                     return
-                attempt = 0 if self.state == ConnectionState.CONNECTED else attempt + 1
+                attempt = 0 if self._state == ConnectionState.CONNECTED else attempt + 1
                 self._set_state(ConnectionState.RECONNECTING, StateReason.NETWORK_ERROR, error)
                 await asyncio.sleep(self.reconnect_backoff * (2 ** max(0, attempt - 1)))
                 reconnecting = True
 
     async def _refresh_token(self) -> None:
+        provider = self._token_provider
+        if provider is None:
+            return
         try:
-            token = await asyncio.to_thread(self._token_provider)
+            loop = asyncio.get_running_loop()
+            token = await loop.run_in_executor(self._executor, provider)
         except Exception as exc:  # the app's callback failed: report it as a token problem
             raise AvatarKitError(
                 ErrorCode.SESSION_TOKEN_INVALID, f"token provider failed: {exc}"
@@ -219,10 +266,10 @@ class DirectTransport:
                 additional_headers=headers,
                 open_timeout=HANDSHAKE_TIMEOUT,
                 close_timeout=CLOSE_TIMEOUT,
-                max_size=None,
+                max_size=MAX_MESSAGE,
             )
         except InvalidStatus as exc:
-            raise _refusal(exc) from exc
+            raise refusal(exc) from exc
         except (OSError, TimeoutError, websockets.exceptions.InvalidHandshake) as exc:
             raise AvatarKitError(
                 ErrorCode.CONNECTION_FAILED, f"cannot reach {self.ingress_url}: {exc}"
@@ -230,6 +277,8 @@ class DirectTransport:
         async with ws:
             await ws.send(encode_configure(self.sample_rate))
             await self._handshake(ws)
+            if self._closing:
+                return  # close() came during the handshake: never report connected
             self._generation += 1
             self._set_state(ConnectionState.CONNECTED, StateReason.DATA_RECEIVED)
             writer = asyncio.create_task(self._write(ws))
@@ -238,47 +287,50 @@ class DirectTransport:
             finally:
                 writer.cancel()
 
-    async def _handshake(self, ws) -> None:
+    async def _handshake(self, ws: ClientConnection) -> None:
         try:
-            data = await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from exc
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):  # unlike wait_for, never eats a cancel
+                data = await ws.recv()
+        except ConnectionClosed as exc:  # even a normal close: we were never confirmed
+            raise closed_error(exc) or AvatarKitError(
+                ErrorCode.CONNECTION_FAILED, "the server closed before confirming the session"
+            ) from exc
         except TimeoutError as exc:
             raise AvatarKitError(
                 ErrorCode.CONNECTION_FAILED, "no session confirmation from the server"
             ) from exc
         msg = decode_envelope(data)
         if msg.type == pb.MESSAGE_SERVER_ERROR:
-            raise _server_error(msg.server_error)
+            raise server_error(msg.server_error)
         if msg.type != pb.MESSAGE_SERVER_CONFIRM_SESSION:
             raise AvatarKitError(
                 ErrorCode.PROTOCOL_ERROR, f"expected session confirmation, got type {msg.type}"
             )
 
-    async def _read(self, ws) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         try:
             async for data in ws:
                 msg = decode_envelope(data)
                 if msg.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
                     self._deliver(msg)
                 elif msg.type == pb.MESSAGE_SERVER_ERROR:
-                    error = _server_error(msg.server_error)
-                    self._reported = error.code  # the close that may follow says the same
-                    self.sink.on_error(error)
+                    failure = server_error(msg.server_error)
+                    self._reported = failure.code  # the close that may follow says the same
+                    self.sink.on_error(failure)
         except ConnectionClosed as exc:
-            error = _closed(exc)
-            if error is not None or not self._closing:
-                raise error or AvatarKitError(
+            closed = closed_error(exc)
+            if closed is not None or not self._closing:
+                raise closed or AvatarKitError(
                     ErrorCode.CONNECTION_CLOSED, "server closed the connection"
                 ) from exc
             return
         if not self._closing:
-            error = classify_close(ws.close_code)
+            code = classify_close(ws.close_code)
             raise AvatarKitError(
-                error or ErrorCode.CONNECTION_CLOSED, f"connection closed ({ws.close_code})"
+                code or ErrorCode.CONNECTION_CLOSED, f"connection closed ({ws.close_code})"
             )
 
-    def _deliver(self, msg) -> None:
+    def _deliver(self, msg: pb.Message) -> None:
         try:
             req_id, frames, end = animation_frames(msg)
         except AvatarKitError as error:
@@ -291,22 +343,24 @@ class DirectTransport:
         if end:
             self._by_req.pop(req_id, None)
 
-    async def _write(self, ws) -> None:
+    async def _write(self, ws: ClientConnection) -> None:
         while True:
             item = self._unsent or await self._outbox.get()
             # Held until sent: a chunk whose send fails goes out first on the next connection.
             self._unsent = item
-            kind, conversation, pcm, end = item
-            if kind == "interrupt":
-                self._forget(conversation)
-                wire = self._wire.pop(conversation, None)
-                if wire is not None and wire.generation == self._generation:
-                    await ws.send(encode_interrupt(wire.req_id))
-            elif conversation not in self._interrupted:
-                await self._send_audio(ws, conversation, pcm, end)
+            match item:
+                case CancelRequest(conversation):
+                    self._forget(conversation)
+                    wire = self._wire.pop(conversation, None)
+                    if wire is not None and wire.generation == self._generation:
+                        await ws.send(encode_interrupt(wire.req_id))
+                case Audio(conversation, pcm, end) if conversation not in self._interrupted:
+                    await self._send_audio(ws, conversation, pcm, end)
             self._unsent = None
 
-    async def _send_audio(self, ws, conversation: str, pcm: bytes, end: bool) -> None:
+    async def _send_audio(
+        self, ws: ClientConnection, conversation: str, pcm: bytes, end: bool
+    ) -> None:
         wire = self._wire.get(conversation)
         if wire is None or wire.generation != self._generation:
             offset = self._sent.get(conversation, 0) / self.sample_rate
@@ -341,37 +395,6 @@ class DirectTransport:
     def _set_state(
         self, state: ConnectionState, reason: StateReason, error: AvatarKitError | None = None
     ) -> None:
-        if state != self.state:
-            self.state = state
+        if state != self._state:
+            self._state = state
             self.sink.on_state(state, reason, error)
-
-
-def _server_error(err) -> AvatarKitError:
-    return AvatarKitError(
-        classify(err.code, err.message), err.message or f"server error {err.code}"
-    )
-
-
-def _closed(exc: ConnectionClosed) -> AvatarKitError | None:
-    code = exc.rcvd.code if exc.rcvd is not None else 1006
-    reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
-    error = classify_close(code)
-    return AvatarKitError(error, f"connection closed ({code}): {reason}") if error else None
-
-
-def _refusal(exc: InvalidStatus) -> AvatarKitError:
-    status = exc.response.status_code
-    body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
-    code, text = None, body
-    try:
-        parsed = json.loads(body)
-        # {"errors": [...]}, or the bare {"message": ...} of an invalid-token refusal
-        first = (parsed.get("errors") or [parsed])[0]
-        code = first.get("code")
-        text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
-    except (ValueError, AttributeError):
-        pass
-    return AvatarKitError(
-        classify(code, text, http_status=status, upgrade=True),
-        f"connection refused ({status}): {text.strip()}",
-    )

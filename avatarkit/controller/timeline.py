@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from avatarkit.controller.lifecycle import Lifecycle, Phase
 from avatarkit.controller.pose import FacePose, lerp_pose
 from avatarkit.controller.states import BufferHealth, ConversationState, StateReason
 from avatarkit.motion.frame import MotionFrame
+
+if TYPE_CHECKING:
+    from engine.audio.source import AudioSource
 
 JITTER_BUFFER = 0.1  # seconds of audio and motion needed before an utterance starts
 MOTION_HOLD = 0.1  # seconds the face holds the last frame when motion runs short ...
@@ -56,7 +61,7 @@ class Conversation:
             self.audio_samples += len(pcm) // 2
         self.audio_ended = self.audio_ended or end
 
-    def add_motion(self, frames: list[MotionFrame], offset: float, end: bool) -> None:
+    def add_motion(self, frames: Sequence[MotionFrame], offset: float, end: bool) -> None:
         for frame in frames:
             t = offset + frame.index / frame.fps
             if not self.keys or t > self.keys[-1][0]:
@@ -103,7 +108,7 @@ class Conversation:
     def finished(self, position: int) -> bool:
         return (
             self.audio_ended
-            and self.started
+            and self.base is not None  # started
             and not self.pending
             and position >= self.base + self.audio_samples
         )
@@ -122,7 +127,7 @@ class Playback:
 
     def __init__(
         self,
-        source,
+        source: AudioSource,
         sample_rate: int,
         jitter: float = JITTER_BUFFER,
         strict_sync: bool = False,
@@ -132,11 +137,11 @@ class Playback:
         self.sample_rate = sample_rate
         self.jitter = jitter
         self.strict_sync = strict_sync
-        self.on_state = on_state or (lambda state, reason: None)
         self.conversations: deque[Conversation] = deque()
-        self.state = ConversationState.IDLE
-        self.paused = False
-        self.stalled = False  # strict sync: waiting for motion
+        self.lifecycle = Lifecycle(on_state or (lambda state, reason: None))
+        # Strict sync: motion ran short, so the feed holds audio back until the jitter
+        # buffer refills (the lifecycle shows it as the STALLED phase).
+        self.stalled = False
         self.audio_time = 0.0
         self.motion_time: float | None = None
         self.audio_underruns = 0
@@ -163,23 +168,35 @@ class Playback:
     def find(self, conversation_id: str) -> Conversation | None:
         return next((c for c in self.conversations if c.id == conversation_id), None)
 
+    @property
+    def state(self) -> ConversationState:
+        return self.lifecycle.state
+
+    @property
+    def paused(self) -> bool:
+        return self.lifecycle.paused
+
+    @property
+    def unpaused_state(self) -> ConversationState:
+        """What ``state`` would be if not paused, as of the last update (any thread may
+        read it: resume() answers with it at once)."""
+        return self.lifecycle.running.state
+
     def interrupt(self) -> None:
         """Drop all audio and motion; the face blends back to idle."""
         self.conversations.clear()
         self.source.clear(new_epoch=False)  # we are the writer: our later writes are good
-        self.stalled = self.paused = False  # idle again: the next utterance plays
-        self._sync_source()
-        self._set(ConversationState.IDLE, StateReason.USER_ACTION)
+        self.stalled = False  # idle again, unpaused: the next utterance plays
+        self.source.paused = False
+        self.lifecycle.reset()
 
     def pause(self) -> None:
-        self.paused = True
-        self._sync_source()
-        self._set(ConversationState.PAUSED, StateReason.USER_ACTION)
+        self.source.paused = True
+        self.lifecycle.pause()
 
     def resume(self) -> None:
-        self.paused = False
-        self._sync_source()
-        self._set(self._running_state(), StateReason.USER_ACTION)
+        self.source.paused = False
+        self.lifecycle.resume(self._running_phase())
 
     # -- the clock ----------------------------------------------------------------------
 
@@ -192,33 +209,30 @@ class Playback:
         if not self.conversations:
             self.audio_time, self.motion_time = 0.0, None
             self._audio_dry = self._motion_short = False
-            if not self.paused:
-                self._set(ConversationState.IDLE, StateReason.PLAYBACK_END)
+            self.lifecycle.advance(Phase.IDLE, StateReason.PLAYBACK_END)
             return None
         conv = self.conversations[0]
-        if not conv.started:
-            if not self.paused:
-                self._set(ConversationState.BUFFERING, StateReason.DATA_RECEIVED)
+        base = conv.base
+        if base is None:  # not started
+            self.lifecycle.advance(Phase.BUFFERING, StateReason.DATA_RECEIVED)
             return None
-        t = max(0.0, (position - conv.base) / self.sample_rate)
+        t = max(0.0, (position - base) / self.sample_rate)
         self.audio_time = t
-        self._check_underruns(conv, position, t)
+        self._check_underruns(conv, base, position, t)
         running = not (self.paused or self.stalled or self._audio_dry)
         ahead = min(self.present_lead, conv.audio_samples / self.sample_rate - t) if running else 0.0
         pose, self.motion_time = conv.motion_at(t + max(0.0, ahead))
-        if not self.paused:
-            state = ConversationState.BUFFERING if self.stalled else ConversationState.PLAYING
-            reason = (
-                StateReason.MOTION_UNDERRUN if self.stalled else StateReason.JITTER_BUFFER_FILLED
-            )
-            self._set(state, reason)
+        if self.stalled:
+            self.lifecycle.advance(Phase.STALLED, StateReason.MOTION_UNDERRUN)
+        else:
+            self.lifecycle.advance(Phase.PLAYING, StateReason.JITTER_BUFFER_FILLED)
         return pose if pose is not None else FacePose()
 
     def health(self) -> BufferHealth:
         position = self.source.position()
         audio = motion = 0.0
         for conv in self.conversations:
-            if conv.started:
+            if conv.base is not None:  # started
                 played = max(0, position - conv.base)
                 audio += (conv.audio_samples - played) / self.sample_rate
                 motion += max(0.0, conv.motion_end - played / self.sample_rate)
@@ -269,8 +283,8 @@ class Playback:
             else:
                 conv.pending[0] = pcm[2 * room :]
 
-    def _check_underruns(self, conv: Conversation, position: int, t: float) -> None:
-        dry = not conv.audio_ended and position >= conv.base + conv.audio_samples
+    def _check_underruns(self, conv: Conversation, base: int, position: int, t: float) -> None:
+        dry = not conv.audio_ended and position >= base + conv.audio_samples
         if dry and not self._audio_dry and not self.paused:
             self.audio_underruns += 1
         self._audio_dry = dry
@@ -282,20 +296,12 @@ class Playback:
         if self.strict_sync:
             self.stalled = short
 
-    def _sync_source(self) -> None:
-        self.source.paused = self.paused
-
-    def _running_state(self) -> ConversationState:
+    def _running_phase(self) -> Phase:
         if not self.conversations:
-            return ConversationState.IDLE
-        if self.conversations[0].started and not self.stalled:
-            return ConversationState.PLAYING
-        return ConversationState.BUFFERING
-
-    def _set(self, state: ConversationState, reason: StateReason) -> None:
-        if state != self.state:
-            self.state = state
-            self.on_state(state, reason)
+            return Phase.IDLE
+        if not self.conversations[0].started:
+            return Phase.BUFFERING
+        return Phase.STALLED if self.stalled else Phase.PLAYING
 
 
 def silence(seconds: float, sample_rate: int) -> bytes:

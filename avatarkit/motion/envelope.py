@@ -12,18 +12,14 @@ import numpy as np
 from avatarkit.arkit import ARKIT_INDEX
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.frame import MotionFrame
-from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import check_fps, check_sample_rate
 
 _JAW = ARKIT_INDEX["jawOpen"]
 
 
 class EnvelopeStream:
     def __init__(self, sample_rate: int = 16000, fps: int = 30) -> None:
-        if sample_rate not in SUPPORTED_SAMPLE_RATES:
-            raise AvatarKitError(ErrorCode.UNSUPPORTED_SAMPLE_RATE, f"unsupported sample rate {sample_rate}")
-        if fps not in SUPPORTED_FPS:
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unsupported fps {fps}")
-        self.sample_rate, self.fps = sample_rate, fps
+        self.sample_rate, self.fps = check_sample_rate(sample_rate), check_fps(fps)
         self._odd = b""  # a dangling byte of an odd-length chunk waits for its pair
         self._pending = np.zeros(0, dtype=np.float32)
         self._consumed = 0  # samples already turned into frames

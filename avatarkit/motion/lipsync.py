@@ -27,7 +27,7 @@ from avatarkit.motion.features import (
 )
 from avatarkit.motion.frame import MotionFrame
 from avatarkit.motion.model import VisemeNet
-from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import check_fps, check_sample_rate
 from avatarkit.motion.visemes import ARTICULATION, VISEME_INDEX
 
 _SIL = VISEME_INDEX["sil"]
@@ -45,11 +45,7 @@ def shared_net() -> VisemeNet:
 
 class LipSyncStream:
     def __init__(self, sample_rate: int = 16000, fps: int = 30, seed: int = 0, net: VisemeNet | None = None) -> None:
-        if sample_rate not in SUPPORTED_SAMPLE_RATES:
-            raise AvatarKitError(ErrorCode.UNSUPPORTED_SAMPLE_RATE, f"unsupported sample rate {sample_rate}")
-        if fps not in SUPPORTED_FPS:
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unsupported fps {fps}")
-        self.sample_rate, self.fps = sample_rate, fps
+        self.sample_rate, self.fps = check_sample_rate(sample_rate), check_fps(fps)
         self.net = net or shared_net()
         self._spec = feature_spec(sample_rate)
         self._norm = LevelNorm()

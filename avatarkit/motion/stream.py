@@ -17,6 +17,30 @@ SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 SUPPORTED_FPS = (25, 30, 60)
 
 
+def check_sample_rate(rate: int, what: str = "sample rate") -> int:
+    """``rate`` if the motion model takes it, else ``unsupportedSampleRate`` naming the
+    supported rates (the one check every entry point shares)."""
+    if rate not in SUPPORTED_SAMPLE_RATES:
+        raise AvatarKitError(
+            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+            f"{what} {rate!r} Hz not supported (use one of {_listed(SUPPORTED_SAMPLE_RATES)})",
+        )
+    return rate
+
+
+def check_fps(fps: int, what: str = "fps") -> int:
+    """``fps`` if motion can be produced at that frame rate, else ``invalidRequest``."""
+    if fps not in SUPPORTED_FPS:
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST, f"{what} {fps!r} not supported (use one of {_listed(SUPPORTED_FPS)})"
+        )
+    return fps
+
+
+def _listed(values: tuple[int, ...]) -> str:
+    return ", ".join(map(str, values))
+
+
 class MotionStream(Protocol):
     sample_rate: int
     fps: int

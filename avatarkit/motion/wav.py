@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.stream import SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.stream import check_sample_rate
 
 
 @dataclass(slots=True)
@@ -54,11 +54,7 @@ def read_wav(path: str | Path) -> SpeechAudio:
             ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
             f"{path}: {kind} WAV is not supported; use integer PCM or 32-bit float",
         )
-    if rate not in SUPPORTED_SAMPLE_RATES:
-        raise AvatarKitError(
-            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-            f"{path}: sample rate {rate} Hz is not supported (use one of {', '.join(map(str, SUPPORTED_SAMPLE_RATES))})",
-        )
+    check_sample_rate(rate, f"{path}: sample rate")
     width = bits // 8
     if bits % 8 or width not in (1, 2, 3, 4) or channels < 1:
         raise AvatarKitError(ErrorCode.UNSUPPORTED_AUDIO_FORMAT, f"{path}: {bits}-bit x {channels} channels is not supported")

@@ -16,8 +16,8 @@ from avatarkit.proto import wire_pb2 as pb
 Message = pb.Message
 
 
-def decode_envelope(data: bytes) -> pb.Message:
-    """Parse one websocket message; malformed bytes raise ``protocolError``."""
+def decode_envelope(data: bytes | str) -> pb.Message:
+    """Parse one websocket message; malformed bytes (or a text frame) raise ``protocolError``."""
     envelope = pb.Message()
     try:
         envelope.ParseFromString(bytes(data))

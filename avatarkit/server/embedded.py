@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.server.app import (
     ASSETS_PATH,
     CONSOLE_PATH,
@@ -87,8 +88,7 @@ class EmbeddedServer:
 
     @property
     def stats(self) -> ServerStats:
-        assert self._state is not None, "server not started"
-        return self._state.stats
+        return self._running().stats
 
     @property
     def active_sessions(self) -> int:
@@ -96,8 +96,14 @@ class EmbeddedServer:
 
     def issue_token(self, ttl_s: float = 3600.0) -> str:
         """A session token without the HTTP round trip (what the Console API would return)."""
-        assert self._state is not None, "server not started"
-        return self._state.signer.issue(time.time() + ttl_s)
+        return self._running().signer.issue(time.time() + ttl_s)
+
+    def _running(self) -> ServerState:
+        """The live server state; between stop() and start() a coded error (a token
+        provider calling us then fails like an unreachable backend would)."""
+        if self._state is None:
+            raise AvatarKitError(ErrorCode.CONNECTION_FAILED, "the Motion Server is not running")
+        return self._state
 
     # ----- lifecycle -------------------------------------------------------------------
 

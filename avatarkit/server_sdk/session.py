@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ import aiohttp
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from avatarkit.controller.direct import new_req_id
+from avatarkit.callbacks import call_app
+from avatarkit.controller.direct import MAX_MESSAGE, new_req_id  # the client's size cap too
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import (
     classify,
@@ -41,8 +41,6 @@ from avatarkit.protocol import (
     encode_interrupt,
     pb,
 )
-
-log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_TTL = 3600.0  # seconds, as the public SDK
 HANDSHAKE_TIMEOUT = 10.0
@@ -131,7 +129,7 @@ class AvatarSession:
         url = f"{cfg.ingress_endpoint_url.rstrip('/')}/websocket?{urlencode(query)}"
         try:
             self._ws = await connect(
-                url, additional_headers=headers, open_timeout=HANDSHAKE_TIMEOUT, max_size=None
+                url, additional_headers=headers, open_timeout=HANDSHAKE_TIMEOUT, max_size=MAX_MESSAGE
             )
         except InvalidStatus as exc:
             body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
@@ -244,10 +242,7 @@ class AvatarSession:
 
     @staticmethod
     def _notify(callback, *args) -> None:
-        try:
-            callback(*args)
-        except Exception:
-            log.exception("error in a session callback")
+        call_app(callback, *args, what="session")
 
 
 def _json(text: str):

@@ -8,6 +8,11 @@
 
 A device that loses its hardware hands the mixer to a ``NullDevice`` and tells the mixer's
 ``on_device_lost`` listeners, so playback clocks keep running.
+
+Threads: ``start``/``stop`` come from the app, ``report_lost`` from a watchdog or device
+thread; ``_lifecycle_lock`` makes them take turns, so a device is stopped once, falls back
+at most once, and never after the app stopped it. Stopping a lost device also stops its
+fallback, so no pacing thread outlives the app's cleanup.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import math
 import os
 import threading
 import weakref
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +61,9 @@ class AudioDevice:
     def __init__(self, mixer: Mixer) -> None:
         self.mixer = mixer
         self.running = False
+        # Re-entrant: report_lost() stops the device while holding it.
+        self._lifecycle_lock = threading.RLock()
+        self._fallback: AudioDevice | None = None  # the NullDevice that took over when lost
 
     @property
     def latency(self) -> float:
@@ -70,21 +80,36 @@ class AudioDevice:
         return self
 
     def stop(self) -> None:
-        self.running = False
-        _playing.discard(self)
+        """Stop playing (idempotent, any thread); also stops the fallback if it was lost."""
+        with self._lifecycle_lock:
+            self.running = False
+            _playing.discard(self)
+            fallback, self._fallback = self._fallback, None
+            self._release()
+        if fallback is not None:
+            fallback.stop()
+
+    def _release(self) -> None:
+        """Free what ``start`` acquired (called with ``_lifecycle_lock`` held)."""
 
     def report_lost(self, error: Exception) -> None:
-        """The hardware went away: fall back to a NullDevice and notify the mixer's listeners."""
-        log.warning("audio device lost (%s); falling back to the null device", error)
-        self.stop()
-        self.mixer.latency_frames = 0
-        NullDevice(self.mixer).start()
+        """The hardware went away: fall back to a NullDevice and notify the mixer's listeners.
+
+        Does nothing when the device is no longer running (stopped, or already lost)."""
+        with self._lifecycle_lock:
+            if not self.running:
+                return
+            log.warning("audio device lost (%s); falling back to the null device", error)
+            self.stop()
+            self.mixer.latency_frames = 0
+            self._fallback = NullDevice(self.mixer).start()
+        # Outside the lock: a listener may stop this device (or the fallback) itself.
         self.mixer.device_lost(EngineError(AUDIO_DEVICE_LOST, str(error)))
 
     def __enter__(self) -> AudioDevice:
         return self.start() if not self.running else self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -113,25 +138,28 @@ class NullDevice(AudioDevice):
         self._stop = threading.Event()
 
     def start(self) -> NullDevice:
-        super().start()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="audio-null-device", daemon=True)
-        self._thread.start()
+        with self._lifecycle_lock:
+            super().start()
+            self._stop = threading.Event()  # per thread: a stale one never wakes a new one
+            self._thread = threading.Thread(
+                target=self._run, args=(self._stop,), name="audio-null-device", daemon=True
+            )
+            self._thread.start()
         return self
 
-    def stop(self) -> None:
-        super().stop()
+    def _release(self) -> None:
         self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2)  # one period at most: the pacer waits on the event
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         # Like a sound card, keep one period queued ahead; our frame f "plays" at
         # started + f/rate. Mixer frames go on from any device before us (a fallback).
         mixer, rate = self.mixer, self.mixer.sample_rate
         started, done, origin = mixer.clock(), 0, mixer.frames_mixed
         ahead = int(self.period * rate)
-        while not self._stop.wait(self.period):
+        while not stop.wait(self.period):
             now = mixer.clock()
             due = int((now - started) * rate) + ahead
             if due > done:
@@ -244,15 +272,20 @@ class PyAudioDevice(AudioDevice):
         if rate != self.mixer.sample_rate:
             self._resampler = StreamResampler(self.mixer.sample_rate, rate)
             self._origin = self.mixer.frames_mixed
-        self._pa, self._stream = pa, stream
-        self.mixer.latency_frames = int(stream.get_output_latency() * self.mixer.sample_rate)
-        super().start()
-        stream.start_stream()
-        self._watchdog.clear()
-        threading.Thread(target=self._watch, name="audio-watchdog", daemon=True).start()
+        with self._lifecycle_lock:
+            self._pa, self._stream = pa, stream
+            self.mixer.latency_frames = int(stream.get_output_latency() * self.mixer.sample_rate)
+            super().start()
+            stream.start_stream()
+            self._watchdog = threading.Event()  # per watchdog, like NullDevice's event
+            threading.Thread(
+                target=self._watch, args=(self._watchdog,), name="audio-watchdog", daemon=True
+            ).start()
         return self
 
-    def _callback(self, _in, frame_count, _time_info, status):
+    def _callback(
+        self, _in: bytes | None, frame_count: int, _time_info: dict, status: int
+    ) -> tuple[bytes, int]:
         import pyaudio
 
         if status & pyaudio.paOutputUnderflow:
@@ -269,26 +302,32 @@ class PyAudioDevice(AudioDevice):
         self.mixer.mark_playing(self._origin + resampler.position(), now)
         return resampler.pull(frame_count).tobytes(), pyaudio.paContinue
 
-    def _watch(self) -> None:
-        while not self._watchdog.wait(WATCHDOG_PERIOD):
-            if self.running and not self._stream.is_active():
-                self.report_lost(OSError("PortAudio stream stopped"))
+    def _watch(self, stopped: threading.Event) -> None:
+        while not stopped.wait(WATCHDOG_PERIOD):
+            with self._lifecycle_lock:  # stop() cannot close the stream under our check
+                if not self.running or self._stream is None:
+                    return
+                try:
+                    alive, why = self._stream.is_active(), "PortAudio stream stopped"
+                except Exception as exc:  # a dying PortAudio raises: that is a loss too
+                    alive, why = False, f"PortAudio stream failed: {exc}"
+            if not alive:
+                self.report_lost(OSError(why))
                 return
 
-    def stop(self) -> None:
-        super().stop()
+    def _release(self) -> None:
         self._watchdog.set()
-        if self._stream is not None:
+        stream, pa, self._stream, self._pa = self._stream, self._pa, None, None
+        if stream is not None:
             try:
-                self._stream.stop_stream()
-                self._stream.close()
+                stream.stop_stream()
+                stream.close()
             except OSError:
                 pass  # the device is already gone
-            self._pa.terminate()
-            self._stream = self._pa = None
+            pa.terminate()
 
 
-def _find_output(pa, output: int | str | None) -> int:
+def _find_output(pa: Any, output: int | str | None) -> int:
     """PortAudio's index of the requested output (see ``PyAudioDevice``)."""
     if output is None:
         return pa.get_default_output_device_info()["index"]  # OSError when there is none
@@ -307,7 +346,7 @@ def _find_output(pa, output: int | str | None) -> int:
     return matches[0]["index"]
 
 
-def _pick_rate(pa, index: int, wanted: int) -> int:
+def _pick_rate(pa: Any, index: int, wanted: int) -> int:
     """``wanted`` when the card plays it, else the card's own default rate."""
     import pyaudio
 
@@ -321,7 +360,7 @@ def _pick_rate(pa, index: int, wanted: int) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def _quiet_stderr() -> Iterator[None]:
     """Silence C-level writes to stderr (fd 2) for the duration."""
     try:
         saved = os.dup(2)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.audio.source import AudioSource
+
+if TYPE_CHECKING:
+    from engine.audio.devices import AudioDevice
 
 CHANNELS = 2
 
@@ -39,7 +43,7 @@ class Mixer:
         self._lock = threading.Lock()
         self.frames_mixed = 0
         self.latency_frames = 0
-        self.device = None  # set by the device that owns the mixer
+        self.device: AudioDevice | None = None  # set by the device that owns the mixer
         self.on_device_lost: list[Callable[[Exception], None]] = []
         self.volume = 1.0
         self.realtime = False

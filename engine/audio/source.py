@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from engine.audio.mixer import Mixer
 
 # Segments older than this many device frames behind the newest one are pruned; it must
 # exceed any device latency we expect (a few hundred ms at 48 kHz is far below it).
@@ -28,7 +32,7 @@ class AudioSource:
     source with audio that was just cut.
     """
 
-    def __init__(self, mixer, volume: float = 1.0, pan: float = 0.0) -> None:
+    def __init__(self, mixer: Mixer, volume: float = 1.0, pan: float = 0.0) -> None:
         self._mixer = mixer
         self._lock = threading.Lock()
         self._chunks: deque[np.ndarray] = deque()

@@ -1,0 +1,49 @@
+"""App callbacks that raise (issue 18): logged with the callback's name, never allowed to
+stop the frame loop, whichever object calls them."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from avatarkit.callbacks import call_app
+from avatarkit.manager import AvatarManager
+from avatarkit.paths import AVATARS_DIR
+from avatarkit.view import AvatarView
+from engine import App, ManualClock
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def broken(*_args) -> None:
+    raise RuntimeError("the app's bug")
+
+
+def test_call_app_logs_and_reports_whether_it_ran(caplog):
+    assert call_app(None, what="x") is False
+    seen = []
+    assert call_app(seen.append, 1, what="x") is True and seen == [1]
+    with caplog.at_level(logging.ERROR, logger="avatarkit.callbacks"):
+        assert call_app(broken, what="on_something") is False
+    assert "on_something" in caplog.text and "the app's bug" in caplog.text
+
+
+def test_a_raising_view_callback_does_not_stop_the_frame_loop(sdk, rig, caplog):
+    sdk(driving_mode="backend")
+    avatar = AvatarManager(str(AVATARS_DIR)).load_blocking("ava")
+    app = App.headless(size=(64, 64), clock=ManualClock(30), samples=0)
+    try:
+        view = app.scene.create_entity("ava").add_component(
+            AvatarView(avatar, mixer=rig.mixer, idle=False)
+        )
+        view.on_first_rendering = broken
+        view.on_frame_rate_info = broken
+        view.controller.on_buffer_health = broken
+        with caplog.at_level(logging.ERROR, logger="avatarkit.callbacks"):
+            for _ in range(70):  # past one frame-rate window (2 s at 30 fps)
+                app.step()
+        names = caplog.text
+        assert "on_first_rendering" in names and "on_frame_rate_info" in names
+    finally:
+        app.close()
