@@ -70,7 +70,10 @@ async def ingress(request: web.Request) -> web.StreamResponse:
         return error_response(503, ErrorCode.SERVER_ERROR, "internal server error: shared state unavailable")
     session: Session | None = None
     try:
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client left during the upgrade: nothing to serve
+            return ws
         session = Session(request, ws, state, claims.expire_at, address)
         state.sessions.add(session)
         state.add_pending(session)

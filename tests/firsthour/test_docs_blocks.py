@@ -32,4 +32,4 @@ def test_block(block, display, tmp_path):
         pytest.skip("norun block")
     result = docs_blocks.run_block(block, tmp_path, display)
     assert result.returncode == 0, f"{block.id} failed:\n{result.stdout}{result.stderr}"
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
