@@ -100,16 +100,23 @@ class Avatar:
         return cls(manifest, package_dir)
 
     @classmethod
-    def from_file(cls, model_path: str | Path, avatar_id: str | None = None, name: str | None = None) -> Avatar:
+    def from_file(
+        cls, model_path: str | Path, avatar_id: str | None = None, name: str | None = None
+    ) -> Avatar:
         """Any glTF 2.0 file: a manifest is synthesised (id from the file name, framing estimated)."""
         path = Path(model_path)
         if not path.is_file():
             raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no such file: {path}")
         if path.suffix.lower() not in MODEL_SUFFIXES:
-            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: expected a .glb, .gltf or .vrm file")
+            raise AvatarKitError(
+                ErrorCode.INCOMPATIBLE_AVATAR_ASSET,
+                f"{path.name}: expected a .glb, .gltf or .vrm file",
+            )
         asset = load_model(path, path.name)
         if not asset.meshes:
-            raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes")
+            raise AvatarKitError(
+                ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes"
+            )
         blend = map_asset(asset)
         avatar_id = avatar_id or local_id(path.stem)
         manifest = Manifest(
@@ -145,7 +152,10 @@ def derive(path: str | Path) -> Avatar:
             return Avatar.from_package(path)
         models = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES)
         if len(models) != 1:
-            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"{path}: expected one .glb/.gltf file, found {len(models)}")
+            raise AvatarKitError(
+                ErrorCode.AVATAR_ASSETS_MISSING,
+                f"{path}: expected one .glb/.gltf file, found {len(models)}",
+            )
         return Avatar.from_file(models[0])
     return Avatar.from_file(path)
 
@@ -169,7 +179,11 @@ def estimate_framing(lo: np.ndarray, hi: np.ndarray) -> Framing:
         head_y, distance = float(hi[1]) - 0.12, 0.65
     else:
         head_y, distance = float(hi[1]) - 0.3 * height, 1.6 * height
-    return Framing(head_center=(centre_x, head_y, centre_z), camera_distance=max(distance, 1e-3), extra={"estimated": True})
+    return Framing(
+        head_center=(centre_x, head_y, centre_z),
+        camera_distance=max(distance, 1e-3),
+        extra={"estimated": True},
+    )
 
 
 def _with_framing(manifest: Manifest, framing: Framing) -> Manifest:

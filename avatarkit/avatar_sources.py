@@ -30,12 +30,17 @@ class PackageFolder:
 
     async def list(self, timeout: float) -> list[dict[str, Any]]:
         manifests = await asyncio.to_thread(list_packages, self.root)
-        return [{"id": m.id, "name": m.name, "version": m.version, "size": m.total_size} for m in manifests]
+        return [
+            {"id": m.id, "name": m.name, "version": m.version, "size": m.total_size}
+            for m in manifests
+        ]
 
     async def load(self, avatar_id: str) -> Avatar:
         package = self.root / avatar_id
         if not (package / MANIFEST_NAME).is_file():
-            raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id!r} in {self.root}")
+            raise AvatarKitError(
+                ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id!r} in {self.root}"
+            )
         return await asyncio.to_thread(Avatar.from_package, package)
 
 
@@ -56,12 +61,19 @@ class AssetService:
             try:
                 async with session.get(self.base_url) as resp:
                     if resp.status != 200:
-                        raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: HTTP {resp.status}")
+                        raise AvatarKitError(
+                            ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA,
+                            f"{self.base_url}: HTTP {resp.status}",
+                        )
                     avatars = list((await resp.json(content_type=None))["avatars"])
             except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
-                raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: {exc}") from exc
+                raise AvatarKitError(
+                    ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{self.base_url}: {exc}"
+                ) from exc
         if not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in avatars):
-            raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{self.base_url}: an entry without an id")
+            raise AvatarKitError(
+                ErrorCode.INVALID_AVATAR_METADATA, f"{self.base_url}: an entry without an id"
+            )
         return avatars
 
 

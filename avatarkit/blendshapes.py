@@ -62,10 +62,16 @@ def vowel_weights(arkit: np.ndarray) -> np.ndarray:
     w = np.asarray(arkit, np.float32)
     i = ARKIT_INDEX
     o = np.clip(w[..., i["jawOpen"]] / JAW_FULL, 0.0, 1.0)
-    r = np.clip(np.maximum(w[..., i["mouthFunnel"]] / FUNNEL_FULL, w[..., i["mouthPucker"]] / PUCKER_FULL), 0.0, 1.0)
+    r = np.clip(
+        np.maximum(w[..., i["mouthFunnel"]] / FUNNEL_FULL, w[..., i["mouthPucker"]] / PUCKER_FULL),
+        0.0,
+        1.0,
+    )
     stretch = (w[..., i["mouthStretchLeft"]] + w[..., i["mouthStretchRight"]]) / (2 * STRETCH_FULL)
     s = np.clip(stretch, 0.0, 1.0) * (1.0 - r)
-    return np.stack([o * (1 - r) * (1 - s), (1 - o) * s, (1 - o) * r, o * s, o * r], axis=-1).astype(np.float32)
+    return np.stack(
+        [o * (1 - r) * (1 - s), (1 - o) * s, (1 - o) * r, o * s, o * r], axis=-1
+    ).astype(np.float32)
 
 
 def features(arkit: np.ndarray) -> np.ndarray:
@@ -122,7 +128,9 @@ VISEMES: dict[str, Convention] = {
     "u": _vowel("ou"),
 }
 # Kept for callers of the per-channel table (the vowels' fallback gains).
-VISEME_CHANNELS: dict[str, dict[str, float]] = {k: c.fallback or c.gains for k, c in VISEMES.items()}
+VISEME_CHANNELS: dict[str, dict[str, float]] = {
+    k: c.fallback or c.gains for k, c in VISEMES.items()
+}
 
 # Ready Player Me's extra targets next to the visemes.
 RPM_EXTRAS: dict[str, Convention] = {
@@ -243,7 +251,11 @@ class ExpressionBind:
 
 
 def _index(value: Any, size: int) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size else None
+    return (
+        value
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size
+        else None
+    )
 
 
 def _weight(value: Any, scale: float) -> float | None:
@@ -273,8 +285,12 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
         groups = vrm1["expressions"]
         for kind in ("preset", "custom"):  # custom ones count only if named like a preset
             named = groups.get(kind)
-            for name, expr in (named.items() if isinstance(named, dict) else ()):
-                if not (isinstance(name, str) and isinstance(expr, dict) and isinstance(expr.get("morphTargetBinds"), list)):
+            for name, expr in named.items() if isinstance(named, dict) else ():
+                if not (
+                    isinstance(name, str)
+                    and isinstance(expr, dict)
+                    and isinstance(expr.get("morphTargetBinds"), list)
+                ):
                     continue
                 expression = _key(name) if _key(name) in VRM_EXPRESSIONS else None
                 for b in expr["morphTargetBinds"]:
@@ -296,12 +312,19 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
         for b in group["binds"]:
             if isinstance(b, dict):
                 # VRM 0.x weights run 0..100.
-                add(expression, _index(b.get("mesh"), len(counts)), b.get("index"), _weight(b.get("weight", 100.0), 100.0))
+                add(
+                    expression,
+                    _index(b.get("mesh"), len(counts)),
+                    b.get("index"),
+                    _weight(b.get("weight", 100.0), 100.0),
+                )
     return binds
 
 
 def has_vrm_extension(asset: GltfAsset) -> bool:
-    return isinstance(asset.extensions.get("VRMC_vrm"), dict) or isinstance(asset.extensions.get("VRM"), dict)
+    return isinstance(asset.extensions.get("VRMC_vrm"), dict) or isinstance(
+        asset.extensions.get("VRM"), dict
+    )
 
 
 # -- the map ------------------------------------------------------------------------------
@@ -357,7 +380,11 @@ class BlendshapeMap:
                     if name not in rows and m[t].any():
                         rows[name] = m[t]
             zero = np.zeros(NUM_FEATURES, np.float32)
-            matrix = np.stack([rows.get(n, zero) for n in key]) if key else np.zeros((0, NUM_FEATURES), np.float32)
+            matrix = (
+                np.stack([rows.get(n, zero) for n in key])
+                if key
+                else np.zeros((0, NUM_FEATURES), np.float32)
+            )
             self._by_names[key] = matrix
         return matrix
 
@@ -382,7 +409,9 @@ class BlendshapeMap:
         lines = [f"{len(self.available_channels)}/{NUM_BLENDSHAPES} ARKit channels driven"]
         for name in self.available_channels:
             targets = ", ".join(
-                f"{b.mesh_name}:{b.target_name}" + ("" if b.gain == 1 else f"x{b.gain:g}") + (f" ({b.via})" if b.via else "")
+                f"{b.mesh_name}:{b.target_name}"
+                + ("" if b.gain == 1 else f"x{b.gain:g}")
+                + (f" ({b.via})" if b.via else "")
                 for b in self.bindings[name]
             )
             lines.append(f"  {name}: {targets}")
@@ -409,7 +438,9 @@ def _sources(gains: dict[str, float]) -> Iterable[tuple[str, float]]:
             yield from ((c, gain) for c in VOWEL_SOURCES)
 
 
-def build_map(meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBind] | None = None) -> BlendshapeMap:
+def build_map(
+    meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBind] | None = None
+) -> BlendshapeMap:
     """Build the map from (mesh name, target names) per mesh, in file order, plus the binds
     of a VRM extension (:func:`expression_binds`). With binds, VRM expressions come only
     from them; otherwise also from plain target names."""
@@ -420,7 +451,9 @@ def build_map(meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBin
         for t, target_name in enumerate(names):
             if (channel := arkit_channel(target_name)) is not None:
                 direct[m, t] = channel
-            elif (conv := _convention(target_name)) is not None and not (binds and conv[0].startswith("vrm ")):
+            elif (conv := _convention(target_name)) is not None and not (
+                binds and conv[0].startswith("vrm ")
+            ):
                 found.setdefault((m, t), []).append((*conv, 1.0))
     bound: set[tuple[int, int]] = set()
     for b in binds or ():
@@ -429,13 +462,20 @@ def build_map(meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBin
         if (b.mesh, b.target) not in bound:  # the file's binds replace what the name suggests
             bound.add((b.mesh, b.target))
             found[b.mesh, b.target] = []
-        found[b.mesh, b.target].append((f"vrm {b.expression}", VRM_EXPRESSIONS[b.expression], b.weight))
+        found[b.mesh, b.target].append(
+            (f"vrm {b.expression}", VRM_EXPRESSIONS[b.expression], b.weight)
+        )
     covered = set(direct.values())
     labels = {label for entries in found.values() for label, _, _ in entries}
     # Per-side targets (VRM blinkLeft/Right) cover their channel, so a both-eyes "blink"
     # does not close the eyes a second time; vowel shapes open the mouth, so RPM's
     # mouthOpen (a plain jaw drop) only stands in when the model has none.
-    side_covered = {c for label in labels if label.startswith("vrm blink") and label != "vrm blink" for c in VRM_EXPRESSIONS[label[4:]].gains}
+    side_covered = {
+        c
+        for label in labels
+        if label.startswith("vrm blink") and label != "vrm blink"
+        for c in VRM_EXPRESSIONS[label[4:]].gains
+    }
     has_vowels = any(label.split()[-1] in (*VOWELS, "e", "i", "o", "u") for label in labels)
     mouth_direct = any(c in covered for c in VOWEL_SOURCES)
 
@@ -460,10 +500,14 @@ def build_map(meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBin
                 for name, gain in gains.items():
                     mat[t, FEATURE_INDEX[name]] += weight * gain
                 for channel, gain in _sources(gains):
-                    bindings[channel].append(TargetBinding(mesh_index, mesh_name, t, target_name, weight * gain, label))
+                    bindings[channel].append(
+                        TargetBinding(mesh_index, mesh_name, t, target_name, weight * gain, label)
+                    )
         if mat.any():
             matrices[mesh_index] = mat
-    return BlendshapeMap([name for name, _ in meshes], [list(names) for _, names in meshes], matrices, bindings)
+    return BlendshapeMap(
+        [name for name, _ in meshes], [list(names) for _, names in meshes], matrices, bindings
+    )
 
 
 def mesh_target_names(asset: GltfAsset) -> list[tuple[str, list[str]]]:
@@ -473,4 +517,6 @@ def mesh_target_names(asset: GltfAsset) -> list[tuple[str, list[str]]]:
 
 def map_asset(asset: GltfAsset) -> BlendshapeMap:
     """The map of a parsed glTF: its target names and, where present, its VRM expressions."""
-    return build_map(mesh_target_names(asset), expression_binds(asset) if has_vrm_extension(asset) else None)
+    return build_map(
+        mesh_target_names(asset), expression_binds(asset) if has_vrm_extension(asset) else None
+    )

@@ -156,7 +156,9 @@ class AvatarManager:
             return cls._shared
 
     @classmethod
-    def configure_shared(cls, base_url: str | None = None, cache_dir: str | Path | None = None, **kwargs) -> AvatarManager:
+    def configure_shared(
+        cls, base_url: str | None = None, cache_dir: str | Path | None = None, **kwargs
+    ) -> AvatarManager:
         """Replace the shared instance."""
         with cls._shared_lock:
             cls._shared = cls(base_url, cache_dir, **kwargs)
@@ -198,13 +200,20 @@ class AvatarManager:
             return await asyncio.shield(load.task)
         except asyncio.CancelledError:
             if load.task.cancelled():  # cancel_load(), not this caller being cancelled
-                raise AvatarKitError(ErrorCode.LOAD_CANCELLED, f"load of {avatar_id!r} cancelled") from None
+                raise AvatarKitError(
+                    ErrorCode.LOAD_CANCELLED, f"load of {avatar_id!r} cancelled"
+                ) from None
             raise
         finally:
             if on_progress is not None and on_progress in load.listeners:
                 load.listeners.remove(on_progress)
 
-    def load_blocking(self, avatar_id: str, on_progress: ProgressCallback | None = None, timeout: float | None = None) -> Avatar:
+    def load_blocking(
+        self,
+        avatar_id: str,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> Avatar:
         """``load`` for scripts: runs its own event loop (on a helper thread if one is running here)."""
 
         async def go() -> Avatar:
@@ -275,7 +284,12 @@ class AvatarManager:
     def _joinable(self, avatar_id: str) -> _Load | None:
         with self._lock:
             load = self._loads.get(avatar_id)
-        if load is None or load.task is None or load.task.done() or load.loop is not asyncio.get_running_loop():
+        if (
+            load is None
+            or load.task is None
+            or load.task.done()
+            or load.loop is not asyncio.get_running_loop()
+        ):
             return None  # a load on another loop is not awaitable here; the disk lock serialises us
         return load
 
@@ -288,7 +302,11 @@ class AvatarManager:
         try:
             avatar = await self._fetch(load)
         except asyncio.CancelledError:
-            load.emit(LoadState.FAILED, _progress(load), AvatarKitError(ErrorCode.LOAD_CANCELLED, f"load of {load.avatar_id!r} cancelled"))
+            load.emit(
+                LoadState.FAILED,
+                _progress(load),
+                AvatarKitError(ErrorCode.LOAD_CANCELLED, f"load of {load.avatar_id!r} cancelled"),
+            )
             raise
         except AvatarKitError as exc:
             load.emit(LoadState.FAILED, _progress(load), exc)
@@ -333,7 +351,9 @@ class AvatarManager:
                         def report(n: int, base: int = base) -> None:
                             load.emit(LoadState.DOWNLOADING, (base + n) / total)
 
-                        await self._fetch_file(session, manifest, entry, staging / entry.name, report)
+                        await self._fetch_file(
+                            session, manifest, entry, staging / entry.name, report
+                        )
                         done += entry.size
                     # Matching checksums only prove the bytes are the ones the manifest
                     # names: parse (and so validate) the model before it may enter the cache.
@@ -351,29 +371,47 @@ class AvatarManager:
             try:
                 async with session.get(url) as resp:
                     if resp.status == 404:
-                        raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id!r} at {self.base_url}")
+                        raise AvatarKitError(
+                            ErrorCode.AVATAR_NOT_FOUND,
+                            f"no avatar {avatar_id!r} at {self.base_url}",
+                        )
                     if resp.status >= 500:
                         raise _Retryable(f"HTTP {resp.status}")
                     if resp.status != 200:
-                        raise AvatarKitError(ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{url}: HTTP {resp.status}")
+                        raise AvatarKitError(
+                            ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{url}: HTTP {resp.status}"
+                        )
                     raw = bytearray()
                     async for chunk in resp.content.iter_chunked(CHUNK):
                         raw += chunk
                         if len(raw) > MAX_MANIFEST_BYTES:  # never buffer an endless body
-                            raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{url}: larger than {MAX_MANIFEST_BYTES} bytes")
+                            raise AvatarKitError(
+                                ErrorCode.INVALID_AVATAR_METADATA,
+                                f"{url}: larger than {MAX_MANIFEST_BYTES} bytes",
+                            )
                 manifest = parse_manifest(bytes(raw), url)
                 if manifest.id != avatar_id:
-                    raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{url}: manifest is for {manifest.id!r}")
+                    raise AvatarKitError(
+                        ErrorCode.INVALID_AVATAR_METADATA, f"{url}: manifest is for {manifest.id!r}"
+                    )
                 return manifest
             except (aiohttp.ClientError, TimeoutError, ConnectionError, _Retryable) as exc:
                 if attempt >= self.retries:
                     raise AvatarKitError(
-                        ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, f"{url}: {exc or type(exc).__name__} (after {attempt + 1} attempts)"
+                        ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA,
+                        f"{url}: {exc or type(exc).__name__} (after {attempt + 1} attempts)",
                     ) from exc
                 await self._sleep_backoff(attempt, url, exc)
         raise AssertionError("unreachable")
 
-    async def _fetch_file(self, session, manifest: Manifest, entry: FileEntry, path: Path, report: Callable[[int], None]) -> None:
+    async def _fetch_file(
+        self,
+        session,
+        manifest: Manifest,
+        entry: FileEntry,
+        path: Path,
+        report: Callable[[int], None],
+    ) -> None:
         """Download one file to ``path``, resuming after drops; verify its size and SHA-256."""
         import aiohttp
 
@@ -388,7 +426,8 @@ class AvatarManager:
                 failures += 1
                 if failures > self.retries:
                     raise AvatarKitError(
-                        ErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS, f"{url}: {exc or type(exc).__name__} (after {failures} attempts)"
+                        ErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS,
+                        f"{url}: {exc or type(exc).__name__} (after {failures} attempts)",
                     ) from exc
                 await self._sleep_backoff(failures - 1, url, exc)
                 continue
@@ -399,10 +438,21 @@ class AvatarManager:
             path.unlink(missing_ok=True)
             mismatches += 1
             if mismatches > 1:
-                raise AvatarKitError(ErrorCode.CHECKSUM_MISMATCH, f"{manifest.id}/{entry.name}: downloaded bytes do not match the manifest's SHA-256")
+                raise AvatarKitError(
+                    ErrorCode.CHECKSUM_MISMATCH,
+                    f"{manifest.id}/{entry.name}: downloaded bytes do not match the manifest's SHA-256",
+                )
             log.warning("%s/%s: checksum mismatch, downloading it again", manifest.id, entry.name)
 
-    async def _stream(self, session, url: str, entry: FileEntry, path: Path, have: int, report: Callable[[int], None]) -> None:
+    async def _stream(
+        self,
+        session,
+        url: str,
+        entry: FileEntry,
+        path: Path,
+        have: int,
+        report: Callable[[int], None],
+    ) -> None:
         headers = {"Range": f"bytes={have}-", "If-Range": f'"{entry.sha256}"'} if have else {}
         async with session.get(url, headers=headers) as resp:
             if resp.status == 404:
@@ -417,7 +467,9 @@ class AvatarManager:
                 path.unlink(missing_ok=True)  # our partial file is bogus; start over
                 raise _Retryable("range not satisfiable")
             else:
-                raise AvatarKitError(ErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS, f"{url}: HTTP {resp.status}")
+                raise AvatarKitError(
+                    ErrorCode.FAILED_TO_DOWNLOAD_AVATAR_ASSETS, f"{url}: HTTP {resp.status}"
+                )
             with _open_for_write(path, mode) as fh:
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     # Never write past the declared size: a server streaming forever fills
@@ -435,7 +487,12 @@ class AvatarManager:
 
     async def _sleep_backoff(self, attempt: int, url: str, exc: BaseException) -> None:
         delay = self.backoff * (2**attempt)
-        log.info("avatar download: %s failed (%s); retrying in %.2fs", url, exc or type(exc).__name__, delay)
+        log.info(
+            "avatar download: %s failed (%s); retrying in %.2fs",
+            url,
+            exc or type(exc).__name__,
+            delay,
+        )
         await asyncio.sleep(delay)
 
     @property
@@ -458,7 +515,9 @@ class AvatarManager:
             return None
         try:
             manifest = read_manifest(package)
-            if manifest.id != avatar_id or (expected is not None and manifest.files != expected.files):
+            if manifest.id != avatar_id or (
+                expected is not None and manifest.files != expected.files
+            ):
                 return None
             verify_package(package, manifest)
             return Avatar(manifest, package)
@@ -564,7 +623,10 @@ def _disk_error(exc: OSError, where: Path) -> AvatarKitError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return AvatarKitError(ErrorCode.DISK_FULL, f"no space left for the avatar cache in {where}")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return AvatarKitError(ErrorCode.CACHE_NOT_WRITABLE, f"cannot write the avatar cache in {where} ({exc.strerror})")
+        return AvatarKitError(
+            ErrorCode.CACHE_NOT_WRITABLE,
+            f"cannot write the avatar cache in {where} ({exc.strerror})",
+        )
     return AvatarKitError(ErrorCode.CACHE_NOT_WRITABLE, f"avatar cache error in {where}: {exc}")
 
 

@@ -58,7 +58,11 @@ class Framing:
     def from_json(cls, data: dict[str, Any]) -> Framing:
         known = {"head_center", "camera_distance", "up_axis", "forward_axis", "units"}
         head = data.get("head_center", (0.0, 0.0, 0.0))
-        if not (isinstance(head, list | tuple) and len(head) == 3 and all(isinstance(v, int | float) for v in head)):
+        if not (
+            isinstance(head, list | tuple)
+            and len(head) == 3
+            and all(isinstance(v, int | float) for v in head)
+        ):
             raise ValueError("framing.head_center must be three numbers")
         distance = data.get("camera_distance", 1.0)
         if not isinstance(distance, int | float) or distance <= 0:
@@ -111,7 +115,12 @@ class Manifest:
     def from_json(cls, data: Any, source: str = "manifest") -> Manifest:
         try:
             return cls._parse(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # e.g. a list where an object belongs
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ) as exc:  # e.g. a list where an object belongs
             raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: {exc}") from exc
 
     @classmethod
@@ -135,7 +144,9 @@ class Manifest:
             files.append(FileEntry(name, size, digest))
         if len({f.name for f in files}) != len(files):
             raise ValueError("duplicate file names")
-        model = data.get("model") or next((f.name for f in files if f.name.endswith((".glb", ".gltf"))), "")
+        model = data.get("model") or next(
+            (f.name for f in files if f.name.endswith((".glb", ".gltf"))), ""
+        )
         if model not in {f.name for f in files}:
             raise ValueError(f"model {model!r} is not among the files")
         blend = data.get("blendshapes") or {}
@@ -164,18 +175,27 @@ def parse_manifest(raw: bytes, source: str = "manifest") -> Manifest:
     """A manifest from its JSON bytes (a download or a file): too large, too deeply nested
     or malformed is ``invalidAvatarMetadata``, never a ``RecursionError``."""
     if len(raw) > MAX_MANIFEST_BYTES:
-        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: larger than {MAX_MANIFEST_BYTES} bytes")
+        raise AvatarKitError(
+            ErrorCode.INVALID_AVATAR_METADATA, f"{source}: larger than {MAX_MANIFEST_BYTES} bytes"
+        )
     depth = _json_depth(raw)
     if depth > MAX_MANIFEST_DEPTH:
-        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: JSON nested {depth} deep (limit {MAX_MANIFEST_DEPTH})")
+        raise AvatarKitError(
+            ErrorCode.INVALID_AVATAR_METADATA,
+            f"{source}: JSON nested {depth} deep (limit {MAX_MANIFEST_DEPTH})",
+        )
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{source}: not JSON ({exc})") from None
+        raise AvatarKitError(
+            ErrorCode.INVALID_AVATAR_METADATA, f"{source}: not JSON ({exc})"
+        ) from None
     return Manifest.from_json(data, source)
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: no per-character alternation
+_JSON_STRING = re.compile(
+    rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S
+)  # unrolled: no per-character alternation
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -196,7 +216,9 @@ def read_manifest(package_dir: Path) -> Manifest:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError as exc:
-        raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no avatar package at {package_dir}") from exc
+        raise AvatarKitError(
+            ErrorCode.AVATAR_NOT_FOUND, f"no avatar package at {package_dir}"
+        ) from exc
     except OSError as exc:
         raise AvatarKitError(ErrorCode.INVALID_AVATAR_METADATA, f"{path}: {exc}") from exc
     return parse_manifest(raw, str(path))
@@ -208,9 +230,14 @@ def verify_package(package_dir: Path, manifest: Manifest | None = None) -> Manif
     for entry in manifest.files:
         path = Path(package_dir) / entry.name
         if not path.is_file():
-            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"{manifest.id}: {entry.name} is missing")
+            raise AvatarKitError(
+                ErrorCode.AVATAR_ASSETS_MISSING, f"{manifest.id}: {entry.name} is missing"
+            )
         if path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
-            raise AvatarKitError(ErrorCode.CHECKSUM_MISMATCH, f"{manifest.id}: {entry.name} does not match its manifest")
+            raise AvatarKitError(
+                ErrorCode.CHECKSUM_MISMATCH,
+                f"{manifest.id}: {entry.name} does not match its manifest",
+            )
     return manifest
 
 

@@ -27,7 +27,9 @@ def write_package(
     """Write ``manifest.json`` for files already in package_dir (hashing them)."""
     package_dir = Path(package_dir)
     names = files or [model]
-    entries = tuple(FileEntry(n, (package_dir / n).stat().st_size, sha256_file(package_dir / n)) for n in names)
+    entries = tuple(
+        FileEntry(n, (package_dir / n).stat().st_size, sha256_file(package_dir / n)) for n in names
+    )
     channels = map_asset(load_model(package_dir / model, model)).available_channels
     manifest = Manifest.from_json(
         {

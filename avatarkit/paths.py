@@ -26,7 +26,9 @@ def _bundled_data() -> Path:
     return Path(str(root))
 
 
-ASSETS_DIR = Path(os.environ["AVATARKIT_ASSETS"]) if os.environ.get("AVATARKIT_ASSETS") else _bundled_data()
+ASSETS_DIR = (
+    Path(os.environ["AVATARKIT_ASSETS"]) if os.environ.get("AVATARKIT_ASSETS") else _bundled_data()
+)
 AVATARS_DIR = ASSETS_DIR / "avatars"
 SPEECH_DIR = ASSETS_DIR / "speech"
 MODELS_DIR = ASSETS_DIR / "models"

@@ -104,7 +104,10 @@ def assets_url_for(ingress_url: str) -> str:
     """``ws[s]://host:port/...`` -> ``http[s]://host:port/v1/avatars``: the asset routes of
     the server that serves the ingress (one port for both in ``avatarkit serve``)."""
     if not isinstance(ingress_url, str):
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"ingress_url must be a ws:// URL string, not {ingress_url!r}")
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST,
+            f"ingress_url must be a ws:// URL string, not {ingress_url!r}",
+        )
     parts = urlsplit(ingress_url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     if scheme not in ("http", "https") or not parts.netloc:
@@ -215,4 +218,3 @@ class AvatarSDK:
         if cls._mixer is not None and cls._mixer.device is not None:
             cls._mixer.device.stop()
         cls._mixer = cls._device = None
-

@@ -56,8 +56,9 @@ def timeline_frames(seconds: float, fps: int = 30, sample_rate: int = 16000) -> 
     return frames
 
 
-def timeline_offset(weights: np.ndarray, heard: int, fps: int = 30,
-                    sample_rate: int = 16000) -> float | None:
+def timeline_offset(
+    weights: np.ndarray, heard: int, fps: int = 30, sample_rate: int = 16000
+) -> float | None:
     """Drawn motion time minus heard audio time (s) for a pose's ``weights`` and the
     timeline sample heard at that moment; None within two frames of the sawtooth's wrap,
     where interpolation blends its last tooth into the first."""

@@ -43,7 +43,10 @@ def run(pulse: pulse_sink.PulseNullSink, opts: dict) -> tuple[dict, pulse_sink.R
     with pulse.record(2 if opts["avatars"] > 1 else 1) as rec:
         player = subprocess.run(
             [sys.executable, av_timeline.__file__, json.dumps(opts)],
-            env=pulse.env(), capture_output=True, text=True, timeout=opts["seconds"] + 120,
+            env=pulse.env(),
+            capture_output=True,
+            text=True,
+            timeout=opts["seconds"] + 120,
         )
     if player.returncode:
         raise SystemExit(player.stderr[-3000:])
@@ -51,7 +54,9 @@ def run(pulse: pulse_sink.PulseNullSink, opts: dict) -> tuple[dict, pulse_sink.R
 
 
 def summarise(name: str, offsets: np.ndarray, times: np.ndarray | None, interval: float) -> str:
-    drift = np.polyfit(times, offsets, 1)[0] * 60 if times is not None and len(offsets) > 10 else np.nan
+    drift = (
+        np.polyfit(times, offsets, 1)[0] * 60 if times is not None and len(offsets) > 10 else np.nan
+    )
     return (
         f"{name:<34} {len(offsets):>6} {1000 * offsets.mean():>+8.1f} "
         f"{1000 * np.percentile(np.abs(offsets), 95):>8.1f} {1000 * np.abs(offsets).max():>8.1f} "
@@ -68,8 +73,10 @@ def main() -> None:
     if reason:
         raise SystemExit(f"cannot run: {reason}")
     size = [int(v) for v in args.size.split("x")]
-    print(f"{'scenario':<34} {'frames':>6} {'mean ms':>8} {'p95 ms':>8} {'worst ms':>8} "
-          f"{'frame ms':>8} {'drift/min':>9}")
+    print(
+        f"{'scenario':<34} {'frames':>6} {'mean ms':>8} {'p95 ms':>8} {'worst ms':>8} "
+        f"{'frame ms':>8} {'drift/min':>9}"
+    )
     everything, deadline = [], time.monotonic() + args.minutes * 60
     with pulse_sink.PulseNullSink() as pulse:
         n = 0
@@ -81,8 +88,12 @@ def main() -> None:
                 rows = report["frames"][k]
                 interval = float(np.median(np.diff([row[0] for row in rows])))
                 label = ", ".join(f"{key}={value}" for key, value in opts.items() if key != "size")
-                print(summarise(f"#{n} avatar {k} ({label})"[:34], offsets, times - times[0],
-                                interval), flush=True)
+                print(
+                    summarise(
+                        f"#{n} avatar {k} ({label})"[:34], offsets, times - times[0], interval
+                    ),
+                    flush=True,
+                )
                 everything.append(offsets)
             n += 1
     total = np.concatenate(everything)

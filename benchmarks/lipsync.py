@@ -72,7 +72,9 @@ def heldout_corpus(count: int, seed: int = 7, noisy: bool = False) -> list[Clip]
     noise_rng = np.random.default_rng(seed)
     clips = []
     for text in sentences(count, "heldout", seed):
-        clip = speak(text, random_voice(rng, "heldout"), rng.uniform(0.1, 0.4), rng.uniform(0.2, 0.4))
+        clip = speak(
+            text, random_voice(rng, "heldout"), rng.uniform(0.1, 0.4), rng.uniform(0.2, 0.4)
+        )
         audio = signal.resample_poly(clip.audio, 320, 441).astype(np.float32)
         if noisy:
             audio = degrade(audio, noise_rng)
@@ -106,7 +108,9 @@ def run_pylipsync(analyzer, clip: Clip, fps: int) -> tuple[np.ndarray, float]:
     segments = analyzer.extract_phoneme_segments(clip.audio, RATE, fps=fps)
     spent = time.process_time() - t0
     names = ("aa", "ee", "ih", "oh", "ou")
-    targets = np.array([[next(p.target for p in s.phonemes if p.name == n) for n in names] for s in segments])
+    targets = np.array(
+        [[next(p.target for p in s.phonemes if p.name == n) for n in names] for s in segments]
+    )
     centres = np.array([(s.start + s.end) / 2 for s in segments]) / RATE
     times = np.arange(int(np.ceil(len(clip.audio) * fps / RATE))) / fps
     aa, ee, ih, oh, ou = (np.interp(times, centres, targets[:, j]) for j in range(5))
@@ -187,13 +191,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--utterances", type=int, default=60)
     parser.add_argument("--fps", type=int, default=60)
-    parser.add_argument("--noisy", action="store_true", help="reverberant, noisy (20 dB SNR) speech")
-    parser.add_argument("--speed-table", action="store_true", help="also time the model at 30/60 fps with 20/40/100 ms pushes")
+    parser.add_argument(
+        "--noisy", action="store_true", help="reverberant, noisy (20 dB SNR) speech"
+    )
+    parser.add_argument(
+        "--speed-table",
+        action="store_true",
+        help="also time the model at 30/60 fps with 20/40/100 ms pushes",
+    )
     args = parser.parse_args()
     clips = heldout_corpus(args.utterances, noisy=args.noisy)
     seconds = sum(len(c.audio) for c in clips) / RATE
     pp = sum(v == "PP" for c in clips for v, _, _ in c.spans)
-    print(f"held-out corpus: {len(clips)} utterances, {seconds:.0f} s, {pp} p/b/m, voices e.g. {clips[0].voice}, {clips[1].voice}")
+    print(
+        f"held-out corpus: {len(clips)} utterances, {seconds:.0f} s, {pp} p/b/m, voices e.g. {clips[0].voice}, {clips[1].voice}"
+    )
 
     systems = {
         "avatarkit model": lambda c: run_stream(create_stream, c, args.fps),
@@ -221,8 +233,17 @@ def main() -> None:
     for name, run in speed.items():
         results[name]["rtf"] = seconds / max(sum(run(c) for c in clips), 1e-9)
 
-    truth_moves = np.mean([reversals_per_s(_OPEN[truth(c, int(len(c.audio) * args.fps / RATE), args.fps)], args.fps) for c in clips])
-    print(f"\n{'system':<22} {'aperture r':>10} {'lag ms':>8} {'closure':>8} {'round AUC':>10} {'RTF (x)':>9} {'moves/s':>8}")
+    truth_moves = np.mean(
+        [
+            reversals_per_s(
+                _OPEN[truth(c, int(len(c.audio) * args.fps / RATE), args.fps)], args.fps
+            )
+            for c in clips
+        ]
+    )
+    print(
+        f"\n{'system':<22} {'aperture r':>10} {'lag ms':>8} {'closure':>8} {'round AUC':>10} {'RTF (x)':>9} {'moves/s':>8}"
+    )
     for name, r in results.items():
         print(
             f"{name:<22} {r['aperture_r']:>10.3f} {r['lag_ms']:>8.1f} {r['closure']:>8.2f} "
@@ -245,7 +266,10 @@ def main() -> None:
         for fps in (30, 60):
             cells = []
             for chunk_s in (0.02, 0.04, 0.1):
-                spent = min(sum(run_stream(create_stream, c, fps, chunk_s)[1] for c in clips) for _ in range(3))
+                spent = min(
+                    sum(run_stream(create_stream, c, fps, chunk_s)[1] for c in clips)
+                    for _ in range(3)
+                )
                 cells.append(f"{chunk_s * 1000:.0f} ms {seconds / max(spent, 1e-9):.0f}x")
             print(f"  {fps} fps: " + ", ".join(cells))
 

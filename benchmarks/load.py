@@ -41,9 +41,24 @@ def free_port() -> int:
 
 def start_server(port: int) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "avatarkit", "serve", "--port", str(port), "--api-key", API_KEY,
-         "--app-id", APP_ID, "--max-per-ip", "0", "--idle-timeout", "600"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "avatarkit",
+            "serve",
+            "--port",
+            str(port),
+            "--api-key",
+            API_KEY,
+            "--app-id",
+            APP_ID,
+            "--max-per-ip",
+            "0",
+            "--idle-timeout",
+            "600",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     while True:
@@ -96,17 +111,25 @@ async def step(base: str, pid: int, sessions: int, seconds: float) -> dict:
     result = await run_load(base, API_KEY, APP_ID, sessions=sessions, seconds=seconds)
     wall = time.perf_counter() - wall0
     share = (cpu_seconds(pid) - cpu0) / wall
-    return {"result": result, "share": share, "per_core": sessions / share if share else float("inf"),
-            "generator": (time.process_time() - own0) / wall, "load": os.getloadavg()[0]}
+    return {
+        "result": result,
+        "share": share,
+        "per_core": sessions / share if share else float("inf"),
+        "generator": (time.process_time() - own0) / wall,
+        "load": os.getloadavg()[0],
+    }
 
 
 def report(sessions: int, measured: dict) -> None:
     r = measured["result"]
     ms = {q: 1000 * r.percentile(q) for q in (0.5, 0.95, 0.99, 1.0)}
-    print(f"{sessions:4d} sessions: server CPU {100 * measured['share']:5.1f}% -> {measured['per_core']:6.0f} sessions/core; "
-          f"lateness p50 {ms[0.5]:.0f} ms, p95 {ms[0.95]:.0f} ms, p99 {ms[0.99]:.0f} ms, max {ms[1.0]:.0f} ms; "
-          f"frames {r.frames}/{r.expected_frames} in {r.utterances} utterances; errors {len(r.errors)} "
-          f"(load generator CPU {100 * measured['generator']:.0f}%, machine load {measured['load']:.1f})", flush=True)
+    print(
+        f"{sessions:4d} sessions: server CPU {100 * measured['share']:5.1f}% -> {measured['per_core']:6.0f} sessions/core; "
+        f"lateness p50 {ms[0.5]:.0f} ms, p95 {ms[0.95]:.0f} ms, p99 {ms[0.99]:.0f} ms, max {ms[1.0]:.0f} ms; "
+        f"frames {r.frames}/{r.expected_frames} in {r.utterances} utterances; errors {len(r.errors)} "
+        f"(load generator CPU {100 * measured['generator']:.0f}%, machine load {measured['load']:.1f})",
+        flush=True,
+    )
     for error in r.errors[:3]:
         print("   error:", error)
 
@@ -119,7 +142,9 @@ def growth(samples: list[tuple[float, float]]) -> str:
     xs = [t for t, _ in half]
     ys = [m for _, m in half]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
     return f"second half {ys[0]:.1f} -> {ys[-1]:.1f} MB, slope {60 * slope:+.2f} MB/min"
 
 
@@ -153,8 +178,15 @@ def blas_check() -> None:
     root = str(Path(__file__).resolve().parents[1])
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     for limit in (False, True):
-        print("one BLAS thread (EmbeddedServer default):" if limit else "numpy's default BLAS threads:", flush=True)
-        subprocess.run([sys.executable, "-c", BLAS_PROBE.format(root=root, limit=limit)], env=env, check=True)
+        print(
+            "one BLAS thread (EmbeddedServer default):"
+            if limit
+            else "numpy's default BLAS threads:",
+            flush=True,
+        )
+        subprocess.run(
+            [sys.executable, "-c", BLAS_PROBE.format(root=root, limit=limit)], env=env, check=True
+        )
 
 
 async def heap_check(rounds: int = 60) -> None:
@@ -177,13 +209,17 @@ async def heap_check(rounds: int = 60) -> None:
         for _ in range(n):
             for _ in range(5):
                 headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
-                async with websockets.connect(f"ws://127.0.0.1:{server.port}/v2/driveningress/websocket?id=ava",
-                                              additional_headers=headers) as ws:
+                async with websockets.connect(
+                    f"ws://127.0.0.1:{server.port}/v2/driveningress/websocket?id=ava",
+                    additional_headers=headers,
+                ) as ws:
                     await ws.send(encode_configure(16000))
                     await ws.recv()
                     for u in range(3):
                         await ws.send(encode_audio(f"u{u}", pcm, end=True))
-                        while not (e := decode_envelope(await ws.recv())).server_response_animation.end:
+                        while not (
+                            e := decode_envelope(await ws.recv())
+                        ).server_response_animation.end:
                             assert e.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION
         while server.active_sessions:
             await asyncio.sleep(0.01)
@@ -197,8 +233,10 @@ async def heap_check(rounds: int = 60) -> None:
         await run(rounds)
         after = tracemalloc.take_snapshot()
         growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
-        print(f"Python heap growth over {5 * rounds} sessions / {15 * rounds} utterances: {growth / 1024:+.1f} KB "
-              f"({growth / (5 * rounds):+.0f} B per session)")
+        print(
+            f"Python heap growth over {5 * rounds} sessions / {15 * rounds} utterances: {growth / 1024:+.1f} KB "
+            f"({growth / (5 * rounds):+.0f} B per session)"
+        )
     finally:
         server.stop()
 
@@ -215,8 +253,11 @@ async def main(args: argparse.Namespace) -> None:
     server = start_server(port)
     sampler = RssSampler(server.pid)
     try:
-        print(f"avatarkit serve pid {server.pid} on {base}; {os.cpu_count()} cores on this machine; "
-              f"RSS at start {rss_mb(server.pid):.1f} MB", flush=True)
+        print(
+            f"avatarkit serve pid {server.pid} on {base}; {os.cpu_count()} cores on this machine; "
+            f"RSS at start {rss_mb(server.pid):.1f} MB",
+            flush=True,
+        )
         await run_load(base, API_KEY, APP_ID, sessions=2, seconds=2)  # warm-up: model loaded
         if args.soak:
             sessions = args.steps[0]
@@ -225,7 +266,10 @@ async def main(args: argparse.Namespace) -> None:
             started = time.monotonic()
             while (left := args.soak - (time.monotonic() - started)) > 1:
                 measured = await step(base, server.pid, sessions, min(chunk, left))
-                print(f"[{time.monotonic() - started:5.0f} s] RSS {rss_mb(server.pid):.1f} MB; ", end="")
+                print(
+                    f"[{time.monotonic() - started:5.0f} s] RSS {rss_mb(server.pid):.1f} MB; ",
+                    end="",
+                )
                 report(sessions, measured)
         else:
             for sessions in args.steps:
@@ -239,10 +283,14 @@ async def main(args: argparse.Namespace) -> None:
             print(f"after the run the server holds {(await resp.json())['sessions']} sessions")
         samples = sampler.stop()
         peak = max(m for _, m in samples)
-        print(f"server RSS: start {samples[0][1]:.1f} MB, peak {peak:.1f} MB, end {samples[-1][1]:.1f} MB; "
-              f"{growth(samples)}")
+        print(
+            f"server RSS: start {samples[0][1]:.1f} MB, peak {peak:.1f} MB, end {samples[-1][1]:.1f} MB; "
+            f"{growth(samples)}"
+        )
         if args.rss_csv:
-            Path(args.rss_csv).write_text("seconds,rss_mb\n" + "".join(f"{t:.1f},{m:.1f}\n" for t, m in samples))
+            Path(args.rss_csv).write_text(
+                "seconds,rss_mb\n" + "".join(f"{t:.1f},{m:.1f}\n" for t, m in samples)
+            )
     finally:
         sampler.stop()
         server.send_signal(signal.SIGTERM)
@@ -253,12 +301,27 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50], help="concurrent sessions per step")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[10, 25, 50], help="concurrent sessions per step"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each step")
-    parser.add_argument("--soak", type=float, default=0.0, metavar="S",
-                        help="opt-in soak: run the first step's sessions for S seconds (600 = 10 minutes)")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="opt-in soak: run the first step's sessions for S seconds (600 = 10 minutes)",
+    )
     parser.add_argument("--rss-csv", default="", help="write the RSS samples to this CSV")
-    parser.add_argument("--blas", action="store_true", help="only compare BLAS thread settings for embedded use")
-    parser.add_argument("--heap", action="store_true", help="only measure Python heap growth per session (tracemalloc)")
+    parser.add_argument(
+        "--blas", action="store_true", help="only compare BLAS thread settings for embedded use"
+    )
+    parser.add_argument(
+        "--heap",
+        action="store_true",
+        help="only measure Python heap growth per session (tracemalloc)",
+    )
     asyncio.run(main(parser.parse_args()))

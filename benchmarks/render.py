@@ -44,17 +44,27 @@ def avatar_sized_mesh(path: Path) -> Path:
         centre = rng.normal(size=3)
         centre *= 0.12 / np.linalg.norm(centre)
         falloff = np.exp(-np.sum((p - centre) ** 2, axis=1) / 0.003)[:, None]
-        targets.append({"POSITION": (mesh["normals"] * falloff * 0.03).astype(np.float32), "NORMAL": None})
+        targets.append(
+            {"POSITION": (mesh["normals"] * falloff * 0.03).astype(np.float32), "NORMAL": None}
+        )
     b = GltfBuilder()
     mat = b.add_material((0.8, 0.55, 0.45, 1.0))
-    b.add_node("head", mesh=b.add_mesh([dict(mesh, material=mat, targets=targets)], "head", [f"t{i}" for i in range(TARGETS)]))
+    b.add_node(
+        "head",
+        mesh=b.add_mesh(
+            [dict(mesh, material=mat, targets=targets)], "head", [f"t{i}" for i in range(TARGETS)]
+        ),
+    )
     return b.save(path)
 
 
 def grid_positions(n: int) -> list[tuple[float, float, float]]:
     cols = int(np.ceil(np.sqrt(n * 16 / 9)))
     rows = int(np.ceil(n / cols))
-    return [((i % cols - (cols - 1) / 2) * 0.3, ((rows - 1) / 2 - i // cols) * 0.3, 0.0) for i in range(n)]
+    return [
+        ((i % cols - (cols - 1) / 2) * 0.3, ((rows - 1) / 2 - i // cols) * 0.3, 0.0)
+        for i in range(n)
+    ]
 
 
 class EngineBench:
@@ -117,21 +127,32 @@ class BareBench:
         prog = self.prog = ctx.program(vertex_shader=BARE_VERTEX, fragment_shader=LIT_FRAGMENT)
         vbo = ctx.buffer(np.hstack([prim.positions, prim.normals, prim.uvs]).astype("f4").tobytes())
         ibo = ctx.buffer(prim.indices.astype("u4").tobytes())
-        self.vao = ctx.vertex_array(prog, [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")], ibo, 4)
-        self.fbo = ctx.framebuffer([ctx.renderbuffer(SIZE, 4, samples=samples)], ctx.depth_renderbuffer(SIZE, samples=samples))
+        self.vao = ctx.vertex_array(
+            prog, [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")], ibo, 4
+        )
+        self.fbo = ctx.framebuffer(
+            [ctx.renderbuffer(SIZE, 4, samples=samples)],
+            ctx.depth_renderbuffer(SIZE, samples=samples),
+        )
         self.resolved = ctx.framebuffer([ctx.texture(SIZE, 4)]) if samples else None
         cam = engine.app.scene.camera
         vp = cam.projection_matrix(SIZE[0] / SIZE[1]) @ cam.view_matrix()
         prog["u_view_projection"].write(np.ascontiguousarray(vp.T, "f4").tobytes())
         prog["u_camera_position"].value = tuple(float(v) for v in cam.position)
         lights = engine.app.scene.lighting.lights()
-        prog["u_light_dir"].write(np.array([lt.shader_direction() for lt in lights], "f4").tobytes())
-        prog["u_light_color"].write(np.array([np.multiply(lt.color, lt.intensity) for lt in lights], "f4").tobytes())
+        prog["u_light_dir"].write(
+            np.array([lt.shader_direction() for lt in lights], "f4").tobytes()
+        )
+        prog["u_light_color"].write(
+            np.array([np.multiply(lt.color, lt.intensity) for lt in lights], "f4").tobytes()
+        )
         prog["u_ambient"].value = (0.05, 0.05, 0.06)
         prog["u_exposure"].value = 1.0
         prog["u_base_color"].value = (0.8, 0.55, 0.45, 1.0)
         prog["u_normal_matrix"].write(np.eye(3, dtype="f4").tobytes())
-        self.models = [np.ascontiguousarray(e.entity.world_matrix().T, "f4").tobytes() for e in engine.models]
+        self.models = [
+            np.ascontiguousarray(e.entity.world_matrix().T, "f4").tobytes() for e in engine.models
+        ]
 
     def frame(self, k: int) -> None:
         with self.ctx:
@@ -174,10 +195,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         asset = load_gltf(avatar_sized_mesh(Path(tmp) / "head.glb"))
     for samples in (int(s) for s in args.samples.split(",")):
-        print(f"\n{SIZE[0]}x{SIZE[1]}, MSAA {samples}x, {TARGETS} targets/mesh, {ACTIVE} active, "
-              f"{args.frames} frames each, interleaved; load average {os.getloadavg()[0]:.2f}")
-        print(f"{'N':>3} {'triangles':>9} | {'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (median) | "
-              f"{'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (fast: 10th percentile)")
+        print(
+            f"\n{SIZE[0]}x{SIZE[1]}, MSAA {samples}x, {TARGETS} targets/mesh, {ACTIVE} active, "
+            f"{args.frames} frames each, interleaved; load average {os.getloadavg()[0]:.2f}"
+        )
+        print(
+            f"{'N':>3} {'triangles':>9} | {'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (median) | "
+            f"{'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (fast: 10th percentile)"
+        )
         for n in (int(c) for c in args.counts.split(",")):
             engine = EngineBench(asset, n, samples)
             bare = BareBench(engine, samples)

@@ -33,7 +33,6 @@ REQ_ID = "20261125071500_AbC123XyZ456"  # the public SDK's req_id shape (28 char
 LAG_BAR_S = 0.25  # a session "falls behind" when its p95 frame lag exceeds this
 
 
-
 def run_server(config: ServerConfig, model: str) -> None:
     from dataclasses import replace
 
@@ -53,7 +52,9 @@ class Client:
         self.url, self.headers = url, headers
 
     async def connect(self) -> websockets.ClientConnection:
-        ws = await websockets.connect(self.url, additional_headers=self.headers, compression=None, max_queue=None)
+        ws = await websockets.connect(
+            self.url, additional_headers=self.headers, compression=None, max_queue=None
+        )
         await ws.send(encode_configure(RATE))
         assert decode_envelope(await ws.recv()).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
         return ws
@@ -71,7 +72,13 @@ async def paced_utterance(ws, pcm: bytes, chunk_s: float, req_id: str = REQ_ID) 
             if envelope.type != pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
                 raise RuntimeError(f"server error: {envelope.server_error.message}")
             anim = envelope.server_response_animation
-            arrivals.append((time.perf_counter(), anim.first_frame + anim.frame_count, len(data) + (2 if len(data) < 126 else 4)))
+            arrivals.append(
+                (
+                    time.perf_counter(),
+                    anim.first_frame + anim.frame_count,
+                    len(data) + (2 if len(data) < 126 else 4),
+                )
+            )
             if anim.end:
                 done.set()
                 return
@@ -86,6 +93,7 @@ async def paced_utterance(ws, pcm: bytes, chunk_s: float, req_id: str = REQ_ID) 
     await ws.send(encode_audio(req_id, b"", end=True))
     await asyncio.wait_for(done.wait(), 30)
     await reader
+
     # Lag of a message: its arrival minus the send time of the chunk that completed the
     # audio of its last frame (frames/FPS seconds into the utterance).
     def completed_at(frames: int) -> float:
@@ -120,17 +128,28 @@ async def first_frame_latency(client: Client, runs: int) -> tuple[list[float], l
 
 async def main(args: argparse.Namespace) -> None:
     port = pick_free_port("127.0.0.1")
-    config = ServerConfig(port=port, api_key="ak_bench", app_id="app_bench", serve_assets=False,
-                          max_open_utterances=4, idle_timeout_s=120, any_avatar=True,
-                          max_connections_per_ip=0).with_credentials()
+    config = ServerConfig(
+        port=port,
+        api_key="ak_bench",
+        app_id="app_bench",
+        serve_assets=False,
+        max_open_utterances=4,
+        idle_timeout_s=120,
+        any_avatar=True,
+        max_connections_per_ip=0,
+    ).with_credentials()
     os.environ.update({k: os.environ.get(k, v) for k, v in SINGLE_THREAD_ENV.items()})  # inherited
-    process = multiprocessing.get_context("spawn").Process(target=run_server, args=(config, args.model))
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_server, args=(config, args.model)
+    )
     process.start()
     signer = TokenSigner(config.signing_key(), config.app_id)
     url = f"ws://127.0.0.1:{port}/v2/driveningress/websocket?id=bench"
 
     def client() -> Client:
-        return Client(url, {"X-App-ID": config.app_id, "X-Session-Key": signer.issue(time.time() + 3600)})
+        return Client(
+            url, {"X-App-ID": config.app_id, "X-Session-Key": signer.issue(time.time() + 3600)}
+        )
 
     try:
         for _ in range(100):
@@ -139,7 +158,9 @@ async def main(args: argparse.Namespace) -> None:
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        print(f"model: {args.model}; server pid {process.pid}; cores on this machine: {os.cpu_count()}")
+        print(
+            f"model: {args.model}; server pid {process.pid}; cores on this machine: {os.cpu_count()}"
+        )
 
         # Tokens are single-use per live connection: each connection gets its own.
         paced, burst = [], []
@@ -150,21 +171,32 @@ async def main(args: argparse.Namespace) -> None:
 
         def ms(values: list[float], q: float) -> float:
             return 1000 * sorted(values)[int(q * (len(values) - 1))]
-        print(f"first animation after first audio chunk, 20 ms chunks paced 1x: "
-              f"median {ms(paced, 0.5):.1f} ms, p95 {ms(paced, 0.95):.1f} ms (bar 60 ms)")
-        print(f"first animation after a 1 s burst chunk: median {ms(burst, 0.5):.1f} ms, p95 {ms(burst, 0.95):.1f} ms")
+
+        print(
+            f"first animation after first audio chunk, 20 ms chunks paced 1x: "
+            f"median {ms(paced, 0.5):.1f} ms, p95 {ms(paced, 0.95):.1f} ms (bar 60 ms)"
+        )
+        print(
+            f"first animation after a 1 s burst chunk: median {ms(burst, 0.5):.1f} ms, p95 {ms(burst, 0.95):.1f} ms"
+        )
 
         ws = await client().connect()
         for chunk_s in (0.02, 0.1):
-            r = await paced_utterance(ws, speech_like_pcm(args.bytes_seconds, seed=2), chunk_s, f"bytes{chunk_s}")
-            print(f"motion on the wire ({chunk_s * 1000:.0f} ms chunks, 30 fps, envelope + framing): "
-                  f"{r['bytes'] / r['seconds']:.0f} B/s (bar 4096 B/s)")
+            r = await paced_utterance(
+                ws, speech_like_pcm(args.bytes_seconds, seed=2), chunk_s, f"bytes{chunk_s}"
+            )
+            print(
+                f"motion on the wire ({chunk_s * 1000:.0f} ms chunks, 30 fps, envelope + framing): "
+                f"{r['bytes'] / r['seconds']:.0f} B/s (bar 4096 B/s)"
+            )
         await ws.close()
 
         for burst_s in (0.0, 60.0):
             step = await load_step(client, process.pid, 20, 4.0, args.chunk, burst_s)
-            print(f"20 paced sessions{f' + one client bursting {burst_s:.0f} s of audio' if burst_s else ''}: "
-                  f"frame lag p95 {1000 * step['lag_p95']:.0f} ms, max {1000 * step['lag_max']:.0f} ms")
+            print(
+                f"20 paced sessions{f' + one client bursting {burst_s:.0f} s of audio' if burst_s else ''}: "
+                f"frame lag p95 {1000 * step['lag_p95']:.0f} ms, max {1000 * step['lag_max']:.0f} ms"
+            )
 
         best = 0.0
         for n in args.steps:
@@ -172,10 +204,12 @@ async def main(args: argparse.Namespace) -> None:
             held = step["lag_p95"] <= LAG_BAR_S
             if held:
                 best = max(best, step["per_core"])
-            print(f"{n:4d} sessions at 1x ({args.chunk * 1000:.0f} ms chunks): server CPU {100 * step['cpu_share']:.0f}% "
-                  f"-> {step['per_core']:.0f} sessions/core; frame lag p95 {1000 * step['lag_p95']:.0f} ms, "
-                  f"max {1000 * step['lag_max']:.0f} ms: {'kept up' if held else 'FELL BEHIND'} "
-                  f"(load generator CPU {100 * step['generator_share']:.0f}%, machine load {step['load']:.1f})")
+            print(
+                f"{n:4d} sessions at 1x ({args.chunk * 1000:.0f} ms chunks): server CPU {100 * step['cpu_share']:.0f}% "
+                f"-> {step['per_core']:.0f} sessions/core; frame lag p95 {1000 * step['lag_p95']:.0f} ms, "
+                f"max {1000 * step['lag_max']:.0f} ms: {'kept up' if held else 'FELL BEHIND'} "
+                f"(load generator CPU {100 * step['generator_share']:.0f}%, machine load {step['load']:.1f})"
+            )
             if not held:
                 break
         print(f"sessions per core (best step that kept up): {best:.0f} (bar 100)")
@@ -196,8 +230,9 @@ async def tts_burst(make_client, seconds: float) -> None:
     await ws.close()
 
 
-async def load_step(make_client, pid: int, n: int, seconds: float, chunk_s: float,
-                    burst_s: float = 0.0) -> dict:
+async def load_step(
+    make_client, pid: int, n: int, seconds: float, chunk_s: float, burst_s: float = 0.0
+) -> dict:
     clients = [make_client() for _ in range(n)]
     sockets = await asyncio.gather(*(c.connect() for c in clients))
     pcm = speech_like_pcm(seconds, seed=1)
@@ -219,16 +254,28 @@ async def load_step(make_client, pid: int, n: int, seconds: float, chunk_s: floa
     await asyncio.gather(*(ws.close() for ws in sockets))
     lags = sorted(lag for r in results for lag in r["lags"])
     share = cpu / wall
-    return {"sessions": n, "cpu_share": share, "per_core": n / share if share else float("inf"),
-            "lag_p95": lags[int(0.95 * (len(lags) - 1))], "lag_max": lags[-1],
-            "median_lag": statistics.median(lags), "generator_share": generator,
-            "load": os.getloadavg()[0]}
+    return {
+        "sessions": n,
+        "cpu_share": share,
+        "per_core": n / share if share else float("inf"),
+        "lag_p95": lags[int(0.95 * (len(lags) - 1))],
+        "lag_max": lags[-1],
+        "median_lag": statistics.median(lags),
+        "generator_share": generator,
+        "load": os.getloadavg()[0],
+    }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=("default", "envelope"), default="default",
-                        help="default: the trained model; envelope: the baseline (server cost alone)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        choices=("default", "envelope"),
+        default="default",
+        help="default: the trained model; envelope: the baseline (server cost alone)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer runs and steps")
     args = parser.parse_args()
     args.latency_runs = 5 if args.quick else 20

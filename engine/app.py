@@ -39,17 +39,25 @@ FrameListener = Callable[["App", Frame], None]
 
 class App:
     def __init__(
-        self, backend: Backend, clock: Clock | None = None, scene: Scene | None = None, samples: int | None = 4
+        self,
+        backend: Backend,
+        clock: Clock | None = None,
+        scene: Scene | None = None,
+        samples: int | None = 4,
     ) -> None:
         """``samples``: MSAA samples (0 = off); None = automatic: 4 on a GPU, 0 on a
         software rasteriser, where 4x MSAA costs about 3x the frame time."""
         self.backend = backend
         self.ctx = backend.ctx
         # A software rasteriser renders inside the GL calls, holding the GIL (see gpu_wait).
-        self.software = any(name in self.ctx.info["GL_RENDERER"].lower() for name in SOFTWARE_RENDERERS)
+        self.software = any(
+            name in self.ctx.info["GL_RENDERER"].lower() for name in SOFTWARE_RENDERERS
+        )
         if samples is None:
             samples = 0 if self.software else 4
-        self.clock: Clock = clock or (RealtimeClock(60.0) if backend.interactive else ManualClock(30.0))
+        self.clock: Clock = clock or (
+            RealtimeClock(60.0) if backend.interactive else ManualClock(30.0)
+        )
         self.scene = scene or Scene()
         # Timers of the frame loop: run each frame at the clock's time, before the update.
         self.schedule = Schedule(self.clock.time)
@@ -67,7 +75,11 @@ class App:
 
     @classmethod
     def headless(
-        cls, size: tuple[int, int] = (1280, 720), fps: float = 30.0, samples: int | None = 4, clock: Clock | None = None
+        cls,
+        size: tuple[int, int] = (1280, 720),
+        fps: float = 30.0,
+        samples: int | None = 4,
+        clock: Clock | None = None,
     ) -> App:
         """Off-screen EGL rendering. The default clock matches the audio (``HeadlessClock``):
         virtual, exactly ``1/fps`` per frame, unless a real-time audio device (sound card
@@ -95,7 +107,11 @@ class App:
         ``app.size`` tells the real one, ``app.backend.mode`` how it opened)."""
         from engine.backends.window import WindowBackend
 
-        return cls(WindowBackend(size, title, vsync, fullscreen), clock or RealtimeClock(fps), samples=samples)
+        return cls(
+            WindowBackend(size, title, vsync, fullscreen),
+            clock or RealtimeClock(fps),
+            samples=samples,
+        )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -215,7 +231,11 @@ class App:
     def _warn_virtual_clock_with_realtime_audio(self) -> None:
         from engine.audio.devices import realtime_device_playing
 
-        if isinstance(self.clock, ManualClock) and realtime_device_playing() and not self._warned_clock:
+        if (
+            isinstance(self.clock, ManualClock)
+            and realtime_device_playing()
+            and not self._warned_clock
+        ):
             self._warned_clock = True
             log.warning(
                 "a virtual clock (ManualClock) drives frames while a real-time audio device "

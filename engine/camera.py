@@ -32,7 +32,12 @@ class Camera:
         self.target = np.array(target, dtype=np.float32)
         self.up = np.array(up, dtype=np.float32)
 
-    def look_at(self, position: Sequence[float], target: Sequence[float], up: Sequence[float] = (0.0, 1.0, 0.0)) -> Camera:
+    def look_at(
+        self,
+        position: Sequence[float],
+        target: Sequence[float],
+        up: Sequence[float] = (0.0, 1.0, 0.0),
+    ) -> Camera:
         self.position = np.array(position, dtype=np.float32)
         self.target = np.array(target, dtype=np.float32)
         self.up = np.array(up, dtype=np.float32)

@@ -18,7 +18,9 @@ from engine.errors import EngineError
 H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
 
 
-def read_pixels(framebuffer, size: tuple[int, int] | None = None, alpha: bool = False) -> np.ndarray:
+def read_pixels(
+    framebuffer, size: tuple[int, int] | None = None, alpha: bool = False
+) -> np.ndarray:
     """Read a moderngl framebuffer as HxWx3 (or x4) uint8, top row first."""
     components = 4 if alpha else 3
     w, h = size or framebuffer.size
@@ -68,7 +70,9 @@ class VideoWriter:
 
         w, h = int(size[0]), int(size[1])
         if w % 2 or h % 2 or w <= 0 or h <= 0:
-            raise EngineError(errors.INVALID_ARGUMENT, f"H.264 needs an even, positive frame size, got {w}x{h}")
+            raise EngineError(
+                errors.INVALID_ARGUMENT, f"H.264 needs an even, positive frame size, got {w}x{h}"
+            )
         if channels not in (1, 2):
             raise EngineError(errors.INVALID_ARGUMENT, f"channels must be 1 or 2, got {channels}")
         self.path = Path(path)
@@ -97,7 +101,10 @@ class VideoWriter:
         import av
 
         if rgb.shape[0] != self.size[1] or rgb.shape[1] != self.size[0]:
-            raise EngineError(errors.INVALID_ARGUMENT, f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}")
+            raise EngineError(
+                errors.INVALID_ARGUMENT,
+                f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}",
+            )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
         frame.pts = self.frames
         self.frames += 1
@@ -108,10 +115,18 @@ class VideoWriter:
         import av
 
         if self._audio is None:
-            raise EngineError(errors.INVALID_ARGUMENT, "this writer has no audio stream (sample_rate=None)")
-        samples = np.frombuffer(pcm, np.int16) if isinstance(pcm, bytes | bytearray | memoryview) else np.asarray(pcm, np.int16)
+            raise EngineError(
+                errors.INVALID_ARGUMENT, "this writer has no audio stream (sample_rate=None)"
+            )
+        samples = (
+            np.frombuffer(pcm, np.int16)
+            if isinstance(pcm, bytes | bytearray | memoryview)
+            else np.asarray(pcm, np.int16)
+        )
         if samples.size % self.channels:
-            raise EngineError(errors.INVALID_ARGUMENT, "PCM length is not a whole number of sample frames")
+            raise EngineError(
+                errors.INVALID_ARGUMENT, "PCM length is not a whole number of sample frames"
+            )
         if samples.size == 0:
             return
         frame = av.AudioFrame.from_ndarray(

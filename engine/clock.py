@@ -173,7 +173,10 @@ class HeadlessClock:
     pace_headless = True  # App.run calls wait() even without a window
 
     def __init__(
-        self, fps: float, realtime: Callable[[], bool], timer: Callable[[], float] = time.perf_counter
+        self,
+        fps: float,
+        realtime: Callable[[], bool],
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         if fps <= 0:
             raise ValueError("fps must be positive")

@@ -25,7 +25,9 @@ class EngineError(Exception):
     where the loader knows them, else None.
     """
 
-    def __init__(self, code: str, message: str, *, path: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, path: str | None = None, field: str | None = None
+    ) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message

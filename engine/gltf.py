@@ -153,7 +153,14 @@ class GltfAsset:
                 continue
             for prim in self.meshes[mesh].primitives:
                 lo, hi = prim.bounds()
-                corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+                corners = np.array(
+                    [
+                        [x, y, z, 1.0]
+                        for x in (lo[0], hi[0])
+                        for y in (lo[1], hi[1])
+                        for z in (lo[2], hi[2])
+                    ]
+                )
                 points.append((corners @ matrix.T)[:, :3])
         if not points:
             return np.zeros(3, np.float32), np.zeros(3, np.float32)
@@ -180,7 +187,11 @@ def load_gltf(path: str | Path, limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsse
         raise EngineError(errors.ASSET_NOT_FOUND, f"glTF file not found: {path}", path=str(path))
     doc, blob = _read_document(path, limits)
     required = doc.get("extensionsRequired")
-    unsupported = [e for e in required if e not in SUPPORTED_REQUIRED_EXTENSIONS] if isinstance(required, list) else []
+    unsupported = (
+        [e for e in required if e not in SUPPORTED_REQUIRED_EXTENSIONS]
+        if isinstance(required, list)
+        else []
+    )
     if unsupported and all(isinstance(e, str) for e in unsupported):
         raise EngineError(
             errors.UNSUPPORTED_GLTF_EXTENSION,
@@ -193,10 +204,18 @@ def load_gltf(path: str | Path, limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsse
         return _Reader(doc, blob, path, limits).asset()
     except EngineError:
         raise
-    except MemoryError as exc:  # the budget should make this unreachable; never let it escape uncoded
-        raise EngineError(errors.GLTF_LIMIT_EXCEEDED, f"{path}: out of memory while loading", path=str(path)) from exc
+    except (
+        MemoryError
+    ) as exc:  # the budget should make this unreachable; never let it escape uncoded
+        raise EngineError(
+            errors.GLTF_LIMIT_EXCEEDED, f"{path}: out of memory while loading", path=str(path)
+        ) from exc
     except (IndexError, KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-        raise EngineError(errors.INVALID_GLTF, f"{path}: malformed glTF ({type(exc).__name__}: {exc})", path=str(path)) from exc
+        raise EngineError(
+            errors.INVALID_GLTF,
+            f"{path}: malformed glTF ({type(exc).__name__}: {exc})",
+            path=str(path),
+        ) from exc
 
 
 _GLB_MAGIC = b"glTF"
@@ -209,14 +228,18 @@ def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memo
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise EngineError(
-            errors.GLTF_LIMIT_EXCEEDED, f"{path}: {size} bytes exceed the limit of {limits.max_file_bytes}", path=str(path)
+            errors.GLTF_LIMIT_EXCEEDED,
+            f"{path}: {size} bytes exceed the limit of {limits.max_file_bytes}",
+            path=str(path),
         )
     data = memoryview(path.read_bytes())
     if data[:4] != _GLB_MAGIC:
         return parse_json(data, path, limits), None
 
     def bad(message: str) -> EngineError:
-        return EngineError(errors.INVALID_GLTF, f"{path}: not a valid GLB ({message})", path=str(path))
+        return EngineError(
+            errors.INVALID_GLTF, f"{path}: not a valid GLB ({message})", path=str(path)
+        )
 
     if len(data) < 12:
         raise bad("shorter than its 12-byte header")
@@ -234,7 +257,9 @@ def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memo
         chunk_length, chunk_type = struct.unpack_from("<II", data, offset)
         start, end = offset + 8, offset + 8 + chunk_length
         if end > len(data):
-            raise bad(f"chunk at byte {offset} claims {chunk_length} bytes, {len(data) - start} remain")
+            raise bad(
+                f"chunk at byte {offset} claims {chunk_length} bytes, {len(data) - start} remain"
+            )
         if doc is None:
             if chunk_type != _CHUNK_JSON:
                 raise bad("the first chunk is not JSON")
@@ -258,14 +283,18 @@ class _Reader:
     """Turns a validated document into numpy arrays, charging every allocation against
     ``limits.max_decoded_bytes`` before it is made."""
 
-    def __init__(self, doc: dict[str, Any], blob: memoryview | None, path: Path, limits: GltfLimits) -> None:
+    def __init__(
+        self, doc: dict[str, Any], blob: memoryview | None, path: Path, limits: GltfLimits
+    ) -> None:
         self.doc = doc
         self.path = path
         self.limits = limits
         self.decoded = 0
         self.read = path.stat().st_size
         self.blob = blob
-        self.images: dict[int, np.ndarray | None] = {}  # decoded once, however many materials use one
+        self.images: dict[
+            int, np.ndarray | None
+        ] = {}  # decoded once, however many materials use one
         self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(doc.get("buffers") or [])]
 
     def _charge(self, nbytes: int, what: str) -> None:
@@ -301,10 +330,21 @@ class _Reader:
         if uri.startswith("data:"):
             header, _, payload = uri.partition(",")
             try:
-                return base64.b64decode(payload) if header.endswith(";base64") else unquote(payload).encode()
+                return (
+                    base64.b64decode(payload)
+                    if header.endswith(";base64")
+                    else unquote(payload).encode()
+                )
             except ValueError as exc:
-                raise EngineError(errors.INVALID_GLTF, f"{self.path}: bad data uri ({exc})", path=str(self.path), field=field) from None
-        file = resolve_uri(uri, self.path.parent, self.path, field)  # refuses anything outside the folder
+                raise EngineError(
+                    errors.INVALID_GLTF,
+                    f"{self.path}: bad data uri ({exc})",
+                    path=str(self.path),
+                    field=field,
+                ) from None
+        file = resolve_uri(
+            uri, self.path.parent, self.path, field
+        )  # refuses anything outside the folder
         data = read_confined(file, self.limits.max_file_bytes - self.read, self.path, field)
         self.read += len(data)
         return data
@@ -343,13 +383,17 @@ class _Reader:
             buf, offset, stride = self._view_bytes(acc["bufferView"])
             offset += acc.get("byteOffset") or 0
             stride = stride or dtype.itemsize * width
-            data = np.ndarray((count, width), dtype, buffer=buf, offset=offset, strides=(stride, dtype.itemsize)).copy()
+            data = np.ndarray(
+                (count, width), dtype, buffer=buf, offset=offset, strides=(stride, dtype.itemsize)
+            ).copy()
         sparse = acc.get("sparse")
         if sparse is not None:
             n = sparse["count"]
             si, sv = sparse["indices"], sparse["values"]
             ibuf, ioff, _ = self._view_bytes(si["bufferView"])
-            idx = np.frombuffer(ibuf, _COMPONENT_DTYPES[si["componentType"]], n, ioff + (si.get("byteOffset") or 0)).astype(np.int64)
+            idx = np.frombuffer(
+                ibuf, _COMPONENT_DTYPES[si["componentType"]], n, ioff + (si.get("byteOffset") or 0)
+            ).astype(np.int64)
             if n and int(idx.max()) >= count:
                 raise EngineError(
                     errors.INVALID_GLTF,
@@ -380,27 +424,56 @@ class _Reader:
             # glTF matrices are column-major.
             transform = Transform(matrix=np.array(matrix, dtype=np.float32).reshape(4, 4).T)
         else:
-            transform = Transform(node.get("translation") or (0, 0, 0), node.get("rotation") or (0, 0, 0, 1), node.get("scale") or (1, 1, 1))
-        return GltfNode(node.get("name") or f"node{index}", transform, list(node.get("children") or []), node.get("mesh"))
+            transform = Transform(
+                node.get("translation") or (0, 0, 0),
+                node.get("rotation") or (0, 0, 0, 1),
+                node.get("scale") or (1, 1, 1),
+            )
+        return GltfNode(
+            node.get("name") or f"node{index}",
+            transform,
+            list(node.get("children") or []),
+            node.get("mesh"),
+        )
 
     def _mesh(self, index: int, mesh: dict[str, Any]) -> GltfMesh:
         prims = []
         for p, prim in enumerate(mesh["primitives"]):
             mode = _TRIANGLES if prim.get("mode") is None else prim["mode"]
             if mode != _TRIANGLES:
-                log.warning("%s: mesh %s: skipping a non-triangle primitive (mode %s)", self.path, index, mode)
+                log.warning(
+                    "%s: mesh %s: skipping a non-triangle primitive (mode %s)",
+                    self.path,
+                    index,
+                    mode,
+                )
                 continue
             prims.append(self._primitive(prim, f"meshes[{index}].primitives[{p}]"))
         target_count = max((len(p.targets) for p in prims), default=0)
         # The convention is mesh.extras.targetNames; some exporters put them on the first primitive.
         sources = [mesh.get("extras"), *(p.get("extras") for p in mesh["primitives"][:1])]
-        names = next((list(e["targetNames"]) for e in sources if isinstance(e, dict) and _names(e.get("targetNames"))), [])
+        names = next(
+            (
+                list(e["targetNames"])
+                for e in sources
+                if isinstance(e, dict) and _names(e.get("targetNames"))
+            ),
+            [],
+        )
         if len(names) != target_count:
             if names:
-                log.warning("%s: mesh %s has %d target names for %d targets", self.path, index, len(names), target_count)
+                log.warning(
+                    "%s: mesh %s has %d target names for %d targets",
+                    self.path,
+                    index,
+                    len(names),
+                    target_count,
+                )
             names = (names + [f"target{i}" for i in range(len(names), target_count)])[:target_count]
         weights = list(mesh.get("weights") or [0.0] * target_count)[:target_count]
-        return GltfMesh(mesh.get("name") or f"mesh{index}", prims, names, [float(w) for w in weights])
+        return GltfMesh(
+            mesh.get("name") or f"mesh{index}", prims, names, [float(w) for w in weights]
+        )
 
     def _primitive(self, prim: dict[str, Any], where: str) -> GltfPrimitive:
         attrs = prim["attributes"]
@@ -441,7 +514,9 @@ class _Reader:
                     self._floats(nrm, 3) if nrm is not None else self._zeros(n, twhere),
                 )
             )
-        return GltfPrimitive(positions, normals, uvs, indices, prim.get("material"), targets, colors)
+        return GltfPrimitive(
+            positions, normals, uvs, indices, prim.get("material"), targets, colors
+        )
 
     def _material(self, index: int, mat: dict[str, Any]) -> GltfMaterial:
         pbr = mat.get("pbrMetallicRoughness") or {}
@@ -475,7 +550,9 @@ class _Reader:
         field = f"images[{source}]"
         if image.get("bufferView") is not None:
             buf, offset, _ = self._view_bytes(image["bufferView"])
-            data = bytes(buf[offset : offset + self.doc["bufferViews"][image["bufferView"]]["byteLength"]])
+            data = bytes(
+                buf[offset : offset + self.doc["bufferViews"][image["bufferView"]]["byteLength"]]
+            )
         elif image.get("uri"):
             data = self._uri_bytes(image["uri"], f"{field}.uri")
         else:
@@ -493,13 +570,18 @@ class _Reader:
                         path=str(self.path),
                         field=field,
                     )
-                self._charge(width * height * 4, field)  # the RGBA array kept (transients: one image at most)
+                self._charge(
+                    width * height * 4, field
+                )  # the RGBA array kept (transients: one image at most)
                 return np.asarray(img.convert("RGBA"), dtype=np.uint8).copy()
         except EngineError:
             raise
         except Exception as exc:  # PIL raises many kinds on malformed images
             raise EngineError(
-                errors.INVALID_GLTF, f"{self.path}: image {source} cannot be decoded ({exc})", path=str(self.path), field=field
+                errors.INVALID_GLTF,
+                f"{self.path}: image {source} cannot be decoded ({exc})",
+                path=str(self.path),
+                field=field,
             ) from exc
 
 

@@ -61,30 +61,51 @@ COMPONENT_SIZES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _INDEX_COMPONENTS = {5121, 5123, 5125}
 # Attribute semantics the loader reads, and the accessor types it accepts for each.
-_ATTRIBUTE_TYPES = {"POSITION": {"VEC3"}, "NORMAL": {"VEC3"}, "TEXCOORD_0": {"VEC2"}, "COLOR_0": {"VEC3", "VEC4"}}
+_ATTRIBUTE_TYPES = {
+    "POSITION": {"VEC3"},
+    "NORMAL": {"VEC3"},
+    "TEXCOORD_0": {"VEC2"},
+    "COLOR_0": {"VEC3", "VEC4"},
+}
 _TARGET_TYPES = {"POSITION": {"VEC3"}, "NORMAL": {"VEC3"}}
 
 # A JSON string (brackets inside one do not nest), for the depth pre-scan.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: no per-character alternation
+_JSON_STRING = re.compile(
+    rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S
+)  # unrolled: no per-character alternation
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def _fail(path: Path | str, field: str | None, message: str, code: str = errors.INVALID_GLTF) -> EngineError:
+def _fail(
+    path: Path | str, field: str | None, message: str, code: str = errors.INVALID_GLTF
+) -> EngineError:
     where = f" at {field}" if field else ""
     return EngineError(code, f"{path}: {message}{where}", path=str(path), field=field)
 
 
 # -- JSON ----------------------------------------------------------------------------------
-def parse_json(raw: bytes | memoryview, path: Path | str, limits: GltfLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+def parse_json(
+    raw: bytes | memoryview, path: Path | str, limits: GltfLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
     """The document as a dict. Depth is measured before parsing: Python's parser recurses
     once per level, so a deeply nested file would otherwise surface as ``RecursionError``."""
     if len(raw) > limits.max_json_bytes:
-        raise _fail(path, None, f"JSON of {len(raw)} bytes exceeds the limit of {limits.max_json_bytes}", errors.GLTF_LIMIT_EXCEEDED)
+        raise _fail(
+            path,
+            None,
+            f"JSON of {len(raw)} bytes exceeds the limit of {limits.max_json_bytes}",
+            errors.GLTF_LIMIT_EXCEEDED,
+        )
     raw = bytes(raw)
     depth = json_depth(raw)
     if depth > limits.max_json_depth:
-        raise _fail(path, None, f"JSON nested {depth} deep exceeds the limit of {limits.max_json_depth}", errors.GLTF_LIMIT_EXCEEDED)
+        raise _fail(
+            path,
+            None,
+            f"JSON nested {depth} deep exceeds the limit of {limits.max_json_depth}",
+            errors.GLTF_LIMIT_EXCEEDED,
+        )
     try:
         doc = json.loads(raw.decode("utf-8").lstrip("\ufeff"), parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -116,22 +137,43 @@ def resolve_uri(uri: str, base_dir: Path, path: Path | str, field: str) -> Path:
     ``data:`` (handled by the caller), absolute paths, ``..`` segments, NUL bytes, and
     paths that leave ``base_dir`` through a symlink."""
     if _SCHEME.match(uri):
-        raise _fail(path, field, f"uri scheme not allowed ({uri[:40]!r})", errors.GLTF_URI_NOT_ALLOWED)
+        raise _fail(
+            path, field, f"uri scheme not allowed ({uri[:40]!r})", errors.GLTF_URI_NOT_ALLOWED
+        )
     name = unquote(uri)
     parts = name.replace("\\", "/").split("/")
     if "\0" in name or name.startswith(("/", "\\")) or ".." in parts or _SCHEME.match(name):
-        raise _fail(path, field, f"uri must stay inside the file's folder ({uri[:80]!r})", errors.GLTF_URI_NOT_ALLOWED)
+        raise _fail(
+            path,
+            field,
+            f"uri must stay inside the file's folder ({uri[:80]!r})",
+            errors.GLTF_URI_NOT_ALLOWED,
+        )
     base = base_dir.resolve()
     try:
         target = (base / name).resolve(strict=True)
     except FileNotFoundError:
-        raise _fail(path, field, f"referenced file not found: {name}", errors.ASSET_NOT_FOUND) from None
+        raise _fail(
+            path, field, f"referenced file not found: {name}", errors.ASSET_NOT_FOUND
+        ) from None
     except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
-        raise _fail(path, field, f"referenced file cannot be resolved ({exc})", errors.ASSET_NOT_FOUND) from None
+        raise _fail(
+            path, field, f"referenced file cannot be resolved ({exc})", errors.ASSET_NOT_FOUND
+        ) from None
     if not target.is_relative_to(base):
-        raise _fail(path, field, f"uri leaves the file's folder through a link ({uri[:80]!r})", errors.GLTF_URI_NOT_ALLOWED)
+        raise _fail(
+            path,
+            field,
+            f"uri leaves the file's folder through a link ({uri[:80]!r})",
+            errors.GLTF_URI_NOT_ALLOWED,
+        )
     if not stat.S_ISREG(os.stat(target).st_mode):  # a FIFO or device would block or never end
-        raise _fail(path, field, f"referenced path is not a regular file: {name}", errors.GLTF_URI_NOT_ALLOWED)
+        raise _fail(
+            path,
+            field,
+            f"referenced path is not a regular file: {name}",
+            errors.GLTF_URI_NOT_ALLOWED,
+        )
     return target
 
 
@@ -148,17 +190,37 @@ def read_confined(target: Path, limit: int, path: Path | str, field: str) -> byt
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise _fail(path, field, f"referenced path is not a regular file: {target.name}", errors.GLTF_URI_NOT_ALLOWED)
+            raise _fail(
+                path,
+                field,
+                f"referenced path is not a regular file: {target.name}",
+                errors.GLTF_URI_NOT_ALLOWED,
+            )
         if info.st_size > limit:
-            raise _fail(path, field, f"{target.name} has {info.st_size} bytes, over the limit of {limit}", errors.GLTF_LIMIT_EXCEEDED)
+            raise _fail(
+                path,
+                field,
+                f"{target.name} has {info.st_size} bytes, over the limit of {limit}",
+                errors.GLTF_LIMIT_EXCEEDED,
+            )
         data = fh.read(limit + 1)
     if len(data) > limit:  # grew since fstat
-        raise _fail(path, field, f"{target.name} exceeds the limit of {limit} bytes", errors.GLTF_LIMIT_EXCEEDED)
+        raise _fail(
+            path,
+            field,
+            f"{target.name} exceeds the limit of {limit} bytes",
+            errors.GLTF_LIMIT_EXCEEDED,
+        )
     return data
 
 
 # -- the document --------------------------------------------------------------------------
-def validate(doc: dict[str, Any], path: Path | str, limits: GltfLimits = DEFAULT_LIMITS, bin_length: int | None = None) -> None:
+def validate(
+    doc: dict[str, Any],
+    path: Path | str,
+    limits: GltfLimits = DEFAULT_LIMITS,
+    bin_length: int | None = None,
+) -> None:
     """Raise ``EngineError`` unless everything the loader reads from ``doc`` is in range.
 
     ``bin_length``: the size of a GLB's binary chunk (None for ``.gltf`` or no chunk)."""
@@ -166,7 +228,9 @@ def validate(doc: dict[str, Any], path: Path | str, limits: GltfLimits = DEFAULT
 
 
 class _Checker:
-    def __init__(self, doc: dict[str, Any], path: Path | str, limits: GltfLimits, bin_length: int | None) -> None:
+    def __init__(
+        self, doc: dict[str, Any], path: Path | str, limits: GltfLimits, bin_length: int | None
+    ) -> None:
         self.doc, self.path, self.limits, self.bin_length = doc, path, limits, bin_length
 
     def fail(self, field: str, message: str, code: str = errors.INVALID_GLTF) -> EngineError:
@@ -180,20 +244,28 @@ class _Checker:
             raise self.fail(key, "must be a list of objects")
         limit = self.limits.max_objects if limit is None else limit
         if len(items) > limit:
-            raise self.fail(key, f"{len(items)} entries exceed the limit of {limit}", errors.GLTF_LIMIT_EXCEEDED)
+            raise self.fail(
+                key, f"{len(items)} entries exceed the limit of {limit}", errors.GLTF_LIMIT_EXCEEDED
+            )
         return items
 
-    def integer(self, obj: dict[str, Any], key: str, where: str, *, minimum: int = 0, required: bool = False) -> int | None:
+    def integer(
+        self, obj: dict[str, Any], key: str, where: str, *, minimum: int = 0, required: bool = False
+    ) -> int | None:
         value = obj.get(key)
         if value is None:
             if required:
                 raise self.fail(f"{where}.{key}", "is required")
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(f"{where}.{key}", f"must be an integer >= {minimum}, not {_short(value)}")
+            raise self.fail(
+                f"{where}.{key}", f"must be an integer >= {minimum}, not {_short(value)}"
+            )
         return value
 
-    def index(self, obj: dict[str, Any], key: str, where: str, count: int, *, required: bool = False) -> int | None:
+    def index(
+        self, obj: dict[str, Any], key: str, where: str, count: int, *, required: bool = False
+    ) -> int | None:
         value = self.integer(obj, key, where, required=required)
         if value is not None and value >= count:
             raise self.fail(f"{where}.{key}", f"index {value} out of range (0..{count - 1})")
@@ -206,7 +278,9 @@ class _Checker:
             raise self.fail(f"{where}.{key}", "must be a list")
         for i, value in enumerate(values):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < count:
-                raise self.fail(f"{where}.{key}[{i}]", f"index {_short(value)} out of range (0..{count - 1})")
+                raise self.fail(
+                    f"{where}.{key}[{i}]", f"index {_short(value)} out of range (0..{count - 1})"
+                )
         if len(set(values)) != len(values):
             raise self.fail(f"{where}.{key}", "lists an index twice")
         return values
@@ -224,7 +298,9 @@ class _Checker:
         if obj.get(key) is not None and not isinstance(obj[key], str):
             raise self.fail(f"{where}.{key}", "must be a string")
 
-    def obj(self, parent: dict[str, Any], key: str, where: str, *, required: bool = False) -> dict[str, Any] | None:
+    def obj(
+        self, parent: dict[str, Any], key: str, where: str, *, required: bool = False
+    ) -> dict[str, Any] | None:
         value = parent.get(key)
         if value is None and not required:
             return None
@@ -267,12 +343,19 @@ class _Checker:
             length = self.integer(buf, "byteLength", where, minimum=1, required=True)
             self.string(buf, "uri", where)
             if length > self.limits.max_file_bytes:
-                raise self.fail(f"{where}.byteLength", f"{length} bytes exceed the limit of {self.limits.max_file_bytes}", errors.GLTF_LIMIT_EXCEEDED)
+                raise self.fail(
+                    f"{where}.byteLength",
+                    f"{length} bytes exceed the limit of {self.limits.max_file_bytes}",
+                    errors.GLTF_LIMIT_EXCEEDED,
+                )
             if buf.get("uri") is None:
                 if i != 0 or self.bin_length is None:
                     raise self.fail(where, "has no uri and is not a GLB's binary chunk")
                 if length > self.bin_length:
-                    raise self.fail(f"{where}.byteLength", f"{length} exceeds the binary chunk's {self.bin_length} bytes")
+                    raise self.fail(
+                        f"{where}.byteLength",
+                        f"{length} exceeds the binary chunk's {self.bin_length} bytes",
+                    )
 
     def check_views(self) -> None:
         for i, view in enumerate(self.views):
@@ -284,12 +367,18 @@ class _Checker:
             if stride is not None and stride > 252:
                 raise self.fail(f"{where}.byteStride", f"{stride} is outside 4..252")
             if offset + length > self.buffers[buffer]["byteLength"]:
-                raise self.fail(where, f"bytes {offset}..{offset + length} lie outside buffer {buffer} ({self.buffers[buffer]['byteLength']} bytes)")
+                raise self.fail(
+                    where,
+                    f"bytes {offset}..{offset + length} lie outside buffer {buffer} ({self.buffers[buffer]['byteLength']} bytes)",
+                )
 
     def view_fits(self, view_index: int, offset: int, size: int, where: str) -> None:
         length = self.views[view_index]["byteLength"]
         if offset + size > length:
-            raise self.fail(where, f"needs bytes {offset}..{offset + size} of bufferView {view_index}, which has {length}")
+            raise self.fail(
+                where,
+                f"needs bytes {offset}..{offset + size} of bufferView {view_index}, which has {length}",
+            )
 
     def check_accessor(self, i: int, acc: dict[str, Any]) -> None:
         where = f"accessors[{i}]"
@@ -301,7 +390,11 @@ class _Checker:
             raise self.fail(f"{where}.type", f"unknown accessor type {_short(kind)}")
         count = self.integer(acc, "count", where, required=True)
         if count > self.limits.max_accessor_count:
-            raise self.fail(f"{where}.count", f"{count} elements exceed the limit of {self.limits.max_accessor_count}", errors.GLTF_LIMIT_EXCEEDED)
+            raise self.fail(
+                f"{where}.count",
+                f"{count} elements exceed the limit of {self.limits.max_accessor_count}",
+                errors.GLTF_LIMIT_EXCEEDED,
+            )
         if acc.get("normalized") is not None and not isinstance(acc["normalized"], bool):
             raise self.fail(f"{where}.normalized", "must be a boolean")
         offset = self.integer(acc, "byteOffset", where) or 0
@@ -318,11 +411,18 @@ class _Checker:
         if n > count:
             raise self.fail(f"{where}.count", f"{n} exceeds the accessor's count {count}")
         indices = self.obj(sparse, "indices", where, required=True)
-        if not _is_int(indices.get("componentType")) or indices["componentType"] not in _INDEX_COMPONENTS:
+        if (
+            not _is_int(indices.get("componentType"))
+            or indices["componentType"] not in _INDEX_COMPONENTS
+        ):
             raise self.fail(f"{where}.indices.componentType", "must be an unsigned integer type")
-        iview = self.index(indices, "bufferView", f"{where}.indices", len(self.views), required=True)
+        iview = self.index(
+            indices, "bufferView", f"{where}.indices", len(self.views), required=True
+        )
         ioffset = self.integer(indices, "byteOffset", f"{where}.indices") or 0
-        self.view_fits(iview, ioffset, n * COMPONENT_SIZES[indices["componentType"]], f"{where}.indices")
+        self.view_fits(
+            iview, ioffset, n * COMPONENT_SIZES[indices["componentType"]], f"{where}.indices"
+        )
         values = self.obj(sparse, "values", where, required=True)
         vview = self.index(values, "bufferView", f"{where}.values", len(self.views), required=True)
         voffset = self.integer(values, "byteOffset", f"{where}.values") or 0
@@ -340,24 +440,40 @@ class _Checker:
         cutoff = material.get("alphaCutoff")
         if cutoff is not None and not _is_number(cutoff):
             raise self.fail(f"{where}.alphaCutoff", "must be a finite number")
-        if material.get("doubleSided") is not None and not isinstance(material["doubleSided"], bool):
+        if material.get("doubleSided") is not None and not isinstance(
+            material["doubleSided"], bool
+        ):
             raise self.fail(f"{where}.doubleSided", "must be a boolean")
         pbr = self.obj(material, "pbrMetallicRoughness", where)
         if pbr is not None:
             self.numbers(pbr, "baseColorFactor", f"{where}.pbrMetallicRoughness", 4)
             texture = self.obj(pbr, "baseColorTexture", f"{where}.pbrMetallicRoughness")
             if texture is not None:
-                self.index(texture, "index", f"{where}.pbrMetallicRoughness.baseColorTexture", len(self.textures), required=True)
+                self.index(
+                    texture,
+                    "index",
+                    f"{where}.pbrMetallicRoughness.baseColorTexture",
+                    len(self.textures),
+                    required=True,
+                )
 
-    def accessor_of(self, obj: dict[str, Any], key: str, where: str, types: set[str] | None, count: int | None) -> int | None:
+    def accessor_of(
+        self, obj: dict[str, Any], key: str, where: str, types: set[str] | None, count: int | None
+    ) -> int | None:
         index = self.index(obj, key, where, len(self.accessors))
         if index is None:
             return None
         acc = self.accessors[index]
         if types is not None and acc["type"] not in types:
-            raise self.fail(f"{where}.{key}", f"accessor {index} is {acc['type']}, expected {'/'.join(sorted(types))}")
+            raise self.fail(
+                f"{where}.{key}",
+                f"accessor {index} is {acc['type']}, expected {'/'.join(sorted(types))}",
+            )
         if count is not None and acc["count"] != count:
-            raise self.fail(f"{where}.{key}", f"accessor {index} has {acc['count']} elements, POSITION has {count}")
+            raise self.fail(
+                f"{where}.{key}",
+                f"accessor {index} has {acc['count']} elements, POSITION has {count}",
+            )
         return index
 
     def check_meshes(self) -> None:
@@ -370,32 +486,56 @@ class _Checker:
                 raise self.fail(f"{where}.primitives", "must be a list of objects")
             weights = mesh.get("weights")
             if weights is not None:
-                self.numbers(mesh, "weights", where, len(weights) if isinstance(weights, list) else -1)
+                self.numbers(
+                    mesh, "weights", where, len(weights) if isinstance(weights, list) else -1
+                )
             primitives += len(prims)
             if primitives > self.limits.max_primitives:
-                raise self.fail(f"{where}.primitives", f"more than {self.limits.max_primitives} primitives in the file", errors.GLTF_LIMIT_EXCEEDED)
+                raise self.fail(
+                    f"{where}.primitives",
+                    f"more than {self.limits.max_primitives} primitives in the file",
+                    errors.GLTF_LIMIT_EXCEEDED,
+                )
             for p, prim in enumerate(prims):
                 pwhere = f"{where}.primitives[{p}]"
                 attrs = self.obj(prim, "attributes", pwhere, required=True)
-                if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(self.accessors) for v in attrs.values()):
-                    raise self.fail(f"{pwhere}.attributes", "every attribute must be an accessor index in range")
-                position = self.accessor_of(attrs, "POSITION", f"{pwhere}.attributes", _ATTRIBUTE_TYPES["POSITION"], None)
+                if not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(self.accessors)
+                    for v in attrs.values()
+                ):
+                    raise self.fail(
+                        f"{pwhere}.attributes", "every attribute must be an accessor index in range"
+                    )
+                position = self.accessor_of(
+                    attrs, "POSITION", f"{pwhere}.attributes", _ATTRIBUTE_TYPES["POSITION"], None
+                )
                 if position is None:
                     raise self.fail(f"{pwhere}.attributes.POSITION", "is required")
                 n = self.accessors[position]["count"]
                 for name, types in _ATTRIBUTE_TYPES.items():
                     self.accessor_of(attrs, name, f"{pwhere}.attributes", types, n)
                 indices = self.accessor_of(prim, "indices", pwhere, {"SCALAR"}, None)
-                if indices is not None and self.accessors[indices]["componentType"] not in _INDEX_COMPONENTS:
-                    raise self.fail(f"{pwhere}.indices", "index accessors must be unsigned integers")
+                if (
+                    indices is not None
+                    and self.accessors[indices]["componentType"] not in _INDEX_COMPONENTS
+                ):
+                    raise self.fail(
+                        f"{pwhere}.indices", "index accessors must be unsigned integers"
+                    )
                 self.index(prim, "material", pwhere, len(self.materials))
                 self.integer(prim, "mode", pwhere)
                 prim_targets = prim.get("targets") or []
-                if not isinstance(prim_targets, list) or not all(isinstance(t, dict) for t in prim_targets):
+                if not isinstance(prim_targets, list) or not all(
+                    isinstance(t, dict) for t in prim_targets
+                ):
                     raise self.fail(f"{pwhere}.targets", "must be a list of objects")
                 targets += len(prim_targets)
                 if targets > self.limits.max_morph_targets:
-                    raise self.fail(f"{pwhere}.targets", f"more than {self.limits.max_morph_targets} morph targets in the file", errors.GLTF_LIMIT_EXCEEDED)
+                    raise self.fail(
+                        f"{pwhere}.targets",
+                        f"more than {self.limits.max_morph_targets} morph targets in the file",
+                        errors.GLTF_LIMIT_EXCEEDED,
+                    )
                 for t, target in enumerate(prim_targets):
                     for name, types in _TARGET_TYPES.items():
                         self.accessor_of(target, name, f"{pwhere}.targets[{t}]", types, n)
@@ -412,14 +552,21 @@ class _Checker:
             if mesh is not None:
                 drawn += len(self.meshes[mesh]["primitives"])
                 if drawn > self.limits.max_drawn_primitives:
-                    raise self.fail(f"{where}.mesh", f"the nodes draw more than {self.limits.max_drawn_primitives} primitives", errors.GLTF_LIMIT_EXCEEDED)
+                    raise self.fail(
+                        f"{where}.mesh",
+                        f"the nodes draw more than {self.limits.max_drawn_primitives} primitives",
+                        errors.GLTF_LIMIT_EXCEEDED,
+                    )
             self.numbers(node, "matrix", where, 16)
             self.numbers(node, "translation", where, 3)
             self.numbers(node, "rotation", where, 4)
             self.numbers(node, "scale", where, 3)
             for c, child in enumerate(self.index_list(node, "children", where, len(self.nodes))):
                 if child == i or parent[child] is not None:
-                    raise self.fail(f"{where}.children[{c}]", f"node {child} would have two parents or be its own child")
+                    raise self.fail(
+                        f"{where}.children[{c}]",
+                        f"node {child} would have two parents or be its own child",
+                    )
                 parent[child] = i
         # Every node now has at most one parent, so a node unreachable from the
         # parentless nodes sits on (or below) a cycle.
@@ -431,7 +578,9 @@ class _Checker:
             stack.extend(self.nodes[index].get("children") or [])
         if not all(seen):
             first = seen.index(False)
-            raise self.fail(f"nodes[{first}]", f"node {first} is part of a cycle in the node hierarchy")
+            raise self.fail(
+                f"nodes[{first}]", f"node {first} is part of a cycle in the node hierarchy"
+            )
         self.parent = parent
 
     def check_scenes(self) -> None:
@@ -439,13 +588,22 @@ class _Checker:
             where = f"scenes[{s}]"
             for r, root in enumerate(self.index_list(scene, "nodes", where, len(self.nodes))):
                 if self.parent[root] is not None:
-                    raise self.fail(f"{where}.nodes[{r}]", f"node {root} is not a root (its parent is node {self.parent[root]})")
+                    raise self.fail(
+                        f"{where}.nodes[{r}]",
+                        f"node {root} is not a root (its parent is node {self.parent[root]})",
+                    )
         if self.doc.get("scene") is not None:
             if not self.scenes:
                 raise self.fail("scene", "names a scene but the file has none")
             scene = self.doc["scene"]
-            if not isinstance(scene, int) or isinstance(scene, bool) or not 0 <= scene < len(self.scenes):
-                raise self.fail("scene", f"index {_short(scene)} out of range (0..{len(self.scenes) - 1})")
+            if (
+                not isinstance(scene, int)
+                or isinstance(scene, bool)
+                or not 0 <= scene < len(self.scenes)
+            ):
+                raise self.fail(
+                    "scene", f"index {_short(scene)} out of range (0..{len(self.scenes) - 1})"
+                )
 
 
 def _is_int(value: Any) -> bool:
@@ -454,7 +612,12 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     """A JSON number that fits a float32 (the loader's arrays) and is finite."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= _FLOAT32_MAX
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) <= _FLOAT32_MAX
+    )
 
 
 def _short(value: Any) -> str:

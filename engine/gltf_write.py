@@ -22,7 +22,9 @@ class GltfBuilder:
         import pygltflib
 
         self._g = pygltflib
-        self.doc = pygltflib.GLTF2(asset=pygltflib.Asset(version="2.0", generator="engine.gltf_write"))
+        self.doc = pygltflib.GLTF2(
+            asset=pygltflib.Asset(version="2.0", generator="engine.gltf_write")
+        )
         self.doc.scenes = [pygltflib.Scene(nodes=[])]
         self.doc.scene = 0
         self._blob = bytearray()
@@ -31,11 +33,17 @@ class GltfBuilder:
     def _view(self, data: bytes, target: int | None = None) -> int:
         while len(self._blob) % 4:
             self._blob.append(0)
-        self.doc.bufferViews.append(self._g.BufferView(buffer=0, byteOffset=len(self._blob), byteLength=len(data), target=target))
+        self.doc.bufferViews.append(
+            self._g.BufferView(
+                buffer=0, byteOffset=len(self._blob), byteLength=len(data), target=target
+            )
+        )
         self._blob.extend(data)
         return len(self.doc.bufferViews) - 1
 
-    def accessor(self, array: np.ndarray, kind: str, indices: bool = False, bounds: bool = False) -> int:
+    def accessor(
+        self, array: np.ndarray, kind: str, indices: bool = False, bounds: bool = False
+    ) -> int:
         array = np.ascontiguousarray(array, np.uint32 if indices else np.float32)
         view = self._view(array.tobytes(), _ELEMENT_ARRAY_BUFFER if indices else _ARRAY_BUFFER)
         acc = self._g.Accessor(
@@ -60,19 +68,25 @@ class GltfBuilder:
         alpha_mode: str = "OPAQUE",
     ) -> int:
         g = self._g
-        pbr = g.PbrMetallicRoughness(baseColorFactor=list(base_color), metallicFactor=0.0, roughnessFactor=0.6)
+        pbr = g.PbrMetallicRoughness(
+            baseColorFactor=list(base_color), metallicFactor=0.0, roughnessFactor=0.6
+        )
         if texture_rgba is not None:
             from PIL import Image
 
             png = io.BytesIO()
             Image.fromarray(np.asarray(texture_rgba, np.uint8)).save(png, "PNG")
-            self.doc.images.append(g.Image(bufferView=self._view(png.getvalue()), mimeType="image/png"))
+            self.doc.images.append(
+                g.Image(bufferView=self._view(png.getvalue()), mimeType="image/png")
+            )
             if not self.doc.samplers:
                 self.doc.samplers.append(g.Sampler())
             self.doc.textures.append(g.Texture(source=len(self.doc.images) - 1, sampler=0))
             pbr.baseColorTexture = g.TextureInfo(index=len(self.doc.textures) - 1)
         self.doc.materials.append(
-            g.Material(name=name, pbrMetallicRoughness=pbr, doubleSided=double_sided, alphaMode=alpha_mode)
+            g.Material(
+                name=name, pbrMetallicRoughness=pbr, doubleSided=double_sided, alphaMode=alpha_mode
+            )
         )
         return len(self.doc.materials) - 1
 
@@ -97,11 +111,19 @@ class GltfBuilder:
                 attrs.COLOR_0 = self.accessor(p["colors"], "VEC4")
             targets = []
             for t in p.get("targets", []):
-                targets.append({k: self.accessor(v, "VEC3", bounds=k == "POSITION") for k, v in t.items() if v is not None})
+                targets.append(
+                    {
+                        k: self.accessor(v, "VEC3", bounds=k == "POSITION")
+                        for k, v in t.items()
+                        if v is not None
+                    }
+                )
             prims.append(
                 g.Primitive(
                     attributes=attrs,
-                    indices=self.accessor(np.asarray(p["indices"]).reshape(-1), "SCALAR", indices=True),
+                    indices=self.accessor(
+                        np.asarray(p["indices"]).reshape(-1), "SCALAR", indices=True
+                    ),
                     material=p.get("material"),
                     targets=targets or None,
                 )

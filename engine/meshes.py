@@ -39,7 +39,9 @@ def uv_sphere(radius: float = 1.0, rings: int = 32, segments: int = 64) -> dict[
     theta = np.linspace(0, np.pi, rings + 1, dtype=np.float32)  # from +y down
     phi = np.linspace(0, 2 * np.pi, segments + 1, dtype=np.float32)
     t, p = np.meshgrid(theta, phi, indexing="ij")
-    normals = np.stack([np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)], axis=-1).reshape(-1, 3)
+    normals = np.stack([np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)], axis=-1).reshape(
+        -1, 3
+    )
     uvs = np.stack([p / (2 * np.pi), t / np.pi], axis=-1).reshape(-1, 2)
     r = np.arange(rings)[:, None]
     s = np.arange(segments)[None, :]

@@ -34,7 +34,8 @@ class ModelRenderer(Component):
         self._target_index = {name: i for i, name in enumerate(self.target_names)}
         # Per mesh: for each of its targets, the index into self.weights.
         self._mesh_targets = [
-            np.array([self._target_index[n] for n in mesh.target_names], np.intp) for mesh in self.asset.meshes
+            np.array([self._target_index[n] for n in mesh.target_names], np.intp)
+            for mesh in self.asset.meshes
         ]
         self.weights = np.zeros(len(self.target_names), np.float32)
         for mesh, idx in zip(self.asset.meshes, self._mesh_targets, strict=True):
@@ -63,7 +64,9 @@ class ModelRenderer(Component):
         self.weights[index] = value
 
     def set_weights(
-        self, values: Mapping[str, float] | Sequence[float] | np.ndarray, names: Sequence[str] | None = None
+        self,
+        values: Mapping[str, float] | Sequence[float] | np.ndarray,
+        names: Sequence[str] | None = None,
     ) -> None:
         """Set many weights at once.
 
@@ -79,17 +82,28 @@ class ModelRenderer(Component):
         values = np.asarray(values, np.float32)
         if names is None:
             if len(values) != len(self.weights):
-                raise EngineError(errors.INVALID_ARGUMENT, f"expected {len(self.weights)} weights, got {len(values)}")
+                raise EngineError(
+                    errors.INVALID_ARGUMENT,
+                    f"expected {len(self.weights)} weights, got {len(values)}",
+                )
             self.weights[:] = values
             return
         key = tuple(names)
         order = self._name_orders.get(key)
         if order is None:
-            pairs = [(i, self._target_index[n]) for i, n in enumerate(key) if n in self._target_index]
-            src, dst = (np.array(p, np.intp) for p in zip(*pairs, strict=True)) if pairs else (np.zeros(0, np.intp),) * 2
+            pairs = [
+                (i, self._target_index[n]) for i, n in enumerate(key) if n in self._target_index
+            ]
+            src, dst = (
+                (np.array(p, np.intp) for p in zip(*pairs, strict=True))
+                if pairs
+                else (np.zeros(0, np.intp),) * 2
+            )
             order = self._name_orders[key] = (src, dst)
         if len(values) != len(key):
-            raise EngineError(errors.INVALID_ARGUMENT, f"expected {len(key)} weights, got {len(values)}")
+            raise EngineError(
+                errors.INVALID_ARGUMENT, f"expected {len(key)} weights, got {len(values)}"
+            )
         self.weights[order[1]] = values[order[0]]
 
     def set_mesh_weights(self, mesh: int | str, values: Sequence[float] | np.ndarray) -> None:
@@ -102,7 +116,10 @@ class ModelRenderer(Component):
         targets = self._mesh_targets[mesh]
         values = np.asarray(values, np.float32)
         if len(values) != len(targets):
-            raise EngineError(errors.INVALID_ARGUMENT, f"mesh {mesh} has {len(targets)} targets, got {len(values)} weights")
+            raise EngineError(
+                errors.INVALID_ARGUMENT,
+                f"mesh {mesh} has {len(targets)} targets, got {len(values)} weights",
+            )
         self.weights[targets] = values
 
     # -- nodes -----------------------------------------------------------------
@@ -119,7 +136,9 @@ class ModelRenderer(Component):
         if self.entity is None:
             return lo, hi
         m = self.entity.world_matrix()
-        corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        corners = np.array(
+            [[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        )
         world = (corners @ m.T)[:, :3]
         return world.min(axis=0), world.max(axis=0)
 
@@ -139,12 +158,17 @@ class ModelRenderer(Component):
             self._renderer = renderer
             self._gpu = renderer.acquire(self.asset)
             self._passes = [
-                ([p for p in prims if not self._blended(p.material)], [p for p in prims if self._blended(p.material)])
+                (
+                    [p for p in prims if not self._blended(p.material)],
+                    [p for p in prims if self._blended(p.material)],
+                )
                 for prims in self._gpu.meshes
             ]
         gpu = self._gpu
         world: dict[int, np.ndarray] = {}
-        base = self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)
+        base = (
+            self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)
+        )
         blended = []
         for index, parent in self._walk:
             local = self.nodes[index].local_matrix()

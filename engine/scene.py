@@ -100,7 +100,9 @@ class Entity:
     # -- components ------------------------------------------------------------
     def add_component(self, component: C) -> C:
         if component.entity is not None:
-            raise ValueError(f"{type(component).__name__} is already attached to {component.entity.name!r}")
+            raise ValueError(
+                f"{type(component).__name__} is already attached to {component.entity.name!r}"
+            )
         component.entity = self
         self.components.append(component)
         component.attach()
@@ -178,7 +180,9 @@ class Scene:
         self.present_lead = 0.0
 
     # -- entities --------------------------------------------------------------
-    def create_entity(self, name: str = "", transform: Transform | None = None, parent: Entity | None = None) -> Entity:
+    def create_entity(
+        self, name: str = "", transform: Transform | None = None, parent: Entity | None = None
+    ) -> Entity:
         return (parent or self.root).create_child(name, transform)
 
     def entities(self) -> Iterator[Entity]:
@@ -196,7 +200,9 @@ class Scene:
                     yield component
 
     # -- systems ---------------------------------------------------------------
-    def add_system(self, system: System | Callable[[Scene, float], None], order: int | None = None) -> System:
+    def add_system(
+        self, system: System | Callable[[Scene, float], None], order: int | None = None
+    ) -> System:
         if not isinstance(system, System):
             system = FunctionSystem(system, order or 0)
         elif order is not None:

@@ -14,7 +14,9 @@ DEFAULT_WINDOW_S = 2.0
 
 
 class FrameStats:
-    def __init__(self, window_s: float = DEFAULT_WINDOW_S, timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self, window_s: float = DEFAULT_WINDOW_S, timer: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.window_s = window_s
         self._timer = timer
         self._stamps: deque[float] = deque()

@@ -28,7 +28,8 @@ def main(wav: str = str(SPEECH_DIR / "greeting.wav"), headless: bool = False) ->
     with EmbeddedServer() as server, app:
         # assets_url: the bundled avatars, no download (without it: the server's /v1/avatars)
         AvatarSDK.initialize(
-            server.app_id, Configuration(ingress_url=server.ingress_url, assets_url=str(AVATARS_DIR))
+            server.app_id,
+            Configuration(ingress_url=server.ingress_url, assets_url=str(AVATARS_DIR)),
         )  # 1 initialize
         avatar = AvatarManager.shared().load_blocking("ava")  # 2 load the avatar
         view = app.scene.create_entity("host").add_component(
@@ -40,7 +41,9 @@ def main(wav: str = str(SPEECH_DIR / "greeting.wav"), headless: bool = False) ->
         view.controller.send(pcm, end=True)  # ... and speak
         frames = app.run(seconds=len(pcm) / 32000 + 1.0)
         view.dispose()  # cleanup
-    print(f"quickstart: {view.avatar.id} spoke {len(pcm) / 32000:.1f} s of speech, {frames} frames rendered")
+    print(
+        f"quickstart: {view.avatar.id} spoke {len(pcm) / 32000:.1f} s of speech, {frames} frames rendered"
+    )
     return view
 
 

@@ -83,20 +83,41 @@ def parse_options(
     parser = argparse.ArgumentParser(prog=prog, description=description)
     mode = parser.add_mutually_exclusive_group()
     default = "full screen" if fullscreen else "a window"
-    mode.add_argument("--headless", action="store_true", help="render off-screen (virtual clock), write MP4 + PNG")
-    mode.add_argument("--windowed", action="store_true", help=f"open a window ({default} is the default with a display)")
-    mode.add_argument("--fullscreen", action="store_true", help="cover the whole screen (--size is ignored)")
-    parser.add_argument("--seconds", type=positive(float), default=None, help=f"how long to run (headless default {headless_seconds:g})")
-    parser.add_argument("--out", type=Path, default=Path("out"), help="headless output folder (default ./out)")
-    parser.add_argument("--size", default="1280x720", type=video_size, help="WIDTHxHEIGHT (default 1280x720)")
+    mode.add_argument(
+        "--headless", action="store_true", help="render off-screen (virtual clock), write MP4 + PNG"
+    )
+    mode.add_argument(
+        "--windowed",
+        action="store_true",
+        help=f"open a window ({default} is the default with a display)",
+    )
+    mode.add_argument(
+        "--fullscreen", action="store_true", help="cover the whole screen (--size is ignored)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=positive(float),
+        default=None,
+        help=f"how long to run (headless default {headless_seconds:g})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="headless output folder (default ./out)"
+    )
+    parser.add_argument(
+        "--size", default="1280x720", type=video_size, help="WIDTHxHEIGHT (default 1280x720)"
+    )
     parser.add_argument("--fps", type=positive(int), default=30)
     if avatar is not None:
-        parser.add_argument("--avatar", default=avatar, help=f"bundled avatar id (default {avatar})")
+        parser.add_argument(
+            "--avatar", default=avatar, help=f"bundled avatar id (default {avatar})"
+        )
     args = parser.parse_args(argv)
     headless = args.headless or (not args.windowed and not has_display())
     seconds = args.seconds if args.seconds is not None else (headless_seconds if headless else None)
     full = not headless and (args.fullscreen or (fullscreen and not args.windowed))
-    return SceneOptions(headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full)
+    return SceneOptions(
+        headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full
+    )
 
 
 def positive(kind: type) -> Callable[[str], float]:
@@ -147,12 +168,21 @@ def load_lines(folder: Path = SPEECH_DIR) -> dict[str, Line]:
     try:
         entries = json.loads(index.read_text())["lines"]
     except (OSError, ValueError, KeyError) as exc:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"bundled speech missing or unreadable: {index} ({exc})") from exc
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST, f"bundled speech missing or unreadable: {index} ({exc})"
+        ) from exc
     lines = {}
     for entry in entries:
-        words = tuple(Word(w["text"], float(w["start"]), float(w["end"])) for w in entry.get("words", ()))
+        words = tuple(
+            Word(w["text"], float(w["start"]), float(w["end"])) for w in entry.get("words", ())
+        )
         lines[entry["id"]] = Line(
-            entry["id"], entry.get("group", ""), entry.get("speaker", ""), entry["text"], words, _read_wav(folder / entry["file"])
+            entry["id"],
+            entry.get("group", ""),
+            entry.get("speaker", ""),
+            entry["text"],
+            words,
+            _read_wav(folder / entry["file"]),
         )
     return lines
 
@@ -160,8 +190,14 @@ def load_lines(folder: Path = SPEECH_DIR) -> dict[str, Line]:
 def _read_wav(path: Path) -> bytes:
     try:
         with wave.open(str(path), "rb") as wav:
-            if wav.getsampwidth() != 2 or wav.getnchannels() != 1 or wav.getframerate() != SAMPLE_RATE:
-                raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: need 16-bit mono {SAMPLE_RATE} Hz PCM")
+            if (
+                wav.getsampwidth() != 2
+                or wav.getnchannels() != 1
+                or wav.getframerate() != SAMPLE_RATE
+            ):
+                raise AvatarKitError(
+                    ErrorCode.INVALID_AUDIO, f"{path}: need 16-bit mono {SAMPLE_RATE} Hz PCM"
+                )
             return wav.readframes(wav.getnframes())
     except (OSError, wave.Error, EOFError) as exc:
         raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: {exc}") from exc
@@ -208,7 +244,9 @@ class Stage:
                 self.device = VirtualDevice(self.mixer).start()
                 self.app.add_frame_listener(self._after_frame)
             else:
-                self.app = App.window(options.size, title=title, fps=options.fps, fullscreen=options.fullscreen)
+                self.app = App.window(
+                    options.size, title=title, fps=options.fps, fullscreen=options.fullscreen
+                )
                 self.mixer = None  # the SDK's process-wide mixer on the sound card
         except BaseException:
             self.server.stop()
@@ -228,7 +266,9 @@ class Stage:
         )
         scene = self.app.scene
         self.world = scene.create_entity("world")
-        self.overlay = scene.create_entity("ui").add_component(Overlay())  # after world: drawn on top
+        self.overlay = scene.create_entity("ui").add_component(
+            Overlay()
+        )  # after world: drawn on top
         self.views: list[AvatarView] = []
         self.loading = ProgressBar(label="Loading", anchor="center", visible=False)
         self.overlay.add(self.loading)
@@ -256,11 +296,15 @@ class Stage:
         self.loading.visible = False
         return avatars
 
-    def add_view(self, avatar, name: str | None = None, position=(0.0, 0.0, 0.0), seed: int = 0) -> AvatarView:
+    def add_view(
+        self, avatar, name: str | None = None, position=(0.0, 0.0, 0.0), seed: int = 0
+    ) -> AvatarView:
         """Mount ``avatar`` in the world (idle plays at once) and connect its controller."""
         entity = self.app.scene.create_entity(name or avatar.id, parent=self.world)
         entity.transform.translation = np.array(position, np.float32)
-        view = entity.add_component(AvatarView(avatar, mixer=self.mixer or AvatarSDK.audio_mixer(), seed=seed))
+        view = entity.add_component(
+            AvatarView(avatar, mixer=self.mixer or AvatarSDK.audio_mixer(), seed=seed)
+        )
         self.connect(view)
         self.views.append(view)
         return view
@@ -274,7 +318,10 @@ class Stage:
         AvatarSDK.set_session_token(self.server.issue_token())
         view.controller.start()
         deadline = time.monotonic() + CONNECT_WAIT_S
-        while view.controller.connection_state == ConnectionState.CONNECTING and time.monotonic() < deadline:
+        while (
+            view.controller.connection_state == ConnectionState.CONNECTING
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.002)
 
     @property
@@ -282,7 +329,9 @@ class Stage:
         """Overlay sizes are designed for 720p; scale them with the frame height."""
         return max(0.7, self.app.size[1] / 720)
 
-    def frame_portrait(self, view: AvatarView, distance_scale: float = 1.5, lift: float = 0.05) -> None:
+    def frame_portrait(
+        self, view: AvatarView, distance_scale: float = 1.5, lift: float = 0.05
+    ) -> None:
         """A head-and-shoulders shot with the face above centre (room for captions)."""
         camera = self.app.scene.camera
         view.frame(camera, distance_scale)
@@ -292,7 +341,11 @@ class Stage:
     def project(self, point) -> tuple[float, float]:
         """A world point's position on screen in normalized coordinates (-1..1, y up)."""
         camera = self.app.scene.camera
-        clip = camera.projection_matrix(self.app.aspect) @ camera.view_matrix() @ np.append(np.asarray(point, np.float32), 1.0)
+        clip = (
+            camera.projection_matrix(self.app.aspect)
+            @ camera.view_matrix()
+            @ np.append(np.asarray(point, np.float32), 1.0)
+        )
         return float(clip[0] / clip[3]), float(clip[1] / clip[3])
 
     def speak(self, view: AvatarView, line: Line, interrupt: bool = True) -> str:
@@ -316,7 +369,9 @@ class Stage:
         try:
             return self.speak(view, line, interrupt)
         except AvatarKitError as exc:
-            log.warning("%s cannot speak %s: [%s] %s", view.avatar.id, line.id, exc.code, exc.message)
+            log.warning(
+                "%s cannot speak %s: [%s] %s", view.avatar.id, line.id, exc.code, exc.message
+            )
             return None
 
     # -- the Motion Server (operators restart it; the kiosk must survive that) -------
@@ -352,10 +407,14 @@ class Stage:
         exactly this frame's samples (the audio clock)."""
         if self._loading_frame:
             return
-        recording = self._recording if self._recording is not None and self._recording.open else None
+        recording = (
+            self._recording if self._recording is not None and self._recording.open else None
+        )
         if recording is not None:
             recording.add_frame(app.read_pixels())
-        heard = self.device.advance(self.device.frames_for_video_frame(self._audio_frames, self.options.fps))
+        heard = self.device.advance(
+            self.device.frames_for_video_frame(self._audio_frames, self.options.fps)
+        )
         self._audio_frames += 1
         if recording is not None:
             recording.add_audio(heard)
@@ -372,7 +431,9 @@ class Stage:
         controller = view.controller
         deadline = time.monotonic() + MOTION_WAIT_S
         last, last_change = -1.0, time.monotonic()
-        while controller.connection_state == ConnectionState.CONNECTED and time.monotonic() < deadline:
+        while (
+            controller.connection_state == ConnectionState.CONNECTED and time.monotonic() < deadline
+        ):
             health = controller.buffered()
             if health.motion_ms + MOTION_SLACK_MS >= health.audio_ms:
                 return
@@ -418,7 +479,9 @@ class _Recording:
 
     def __init__(self, stage: Stage, name: str, png_at: float | None) -> None:
         if stage.device is None:
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "recording needs the headless (virtual audio) stage")
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, "recording needs the headless (virtual audio) stage"
+            )
         out = stage.options.out
         self.mp4 = out / f"{name}.mp4"
         self.png = out / f"{name}.png"
@@ -426,15 +489,21 @@ class _Recording:
         self._png_frame = None if png_at is None else round(png_at * stage.options.fps)
         try:  # --out pointing at a file or a read-only place: one readable line, not a traceback
             out.mkdir(parents=True, exist_ok=True)
-            self._writer = VideoWriter(self.mp4, stage.app.size, fps=stage.options.fps, sample_rate=SAMPLE_RATE, channels=2)
+            self._writer = VideoWriter(
+                self.mp4, stage.app.size, fps=stage.options.fps, sample_rate=SAMPLE_RATE, channels=2
+            )
         except OSError as exc:
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot write {self.mp4}: {exc.strerror or exc}") from exc
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, f"cannot write {self.mp4}: {exc.strerror or exc}"
+            ) from exc
         self.open = True
         self._still: np.ndarray | None = None
 
     def add_frame(self, pixels: np.ndarray) -> None:
         self._writer.write_frame(pixels)
-        if self._still is None or self.frames <= (self._png_frame if self._png_frame is not None else self.frames):
+        if self._still is None or self.frames <= (
+            self._png_frame if self._png_frame is not None else self.frames
+        ):
             self._still = pixels  # the frame at png_at, or the last one if the run is shorter
         self.frames += 1
 

@@ -37,19 +37,26 @@ def soak(minutes: float, fps: int) -> list[float]:
                 stage.restart_server()
                 scene.hud.server = stage.server
             samples.append(rss_mb())
-            print(f"minute {minute + 1:3d}: {samples[-1]:7.1f} MB  ({time.perf_counter() - started:5.0f} s wall)", flush=True)
+            print(
+                f"minute {minute + 1:3d}: {samples[-1]:7.1f} MB  ({time.perf_counter() - started:5.0f} s wall)",
+                flush=True,
+            )
     return samples
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scenes._soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scenes._soak", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--fps", type=int, default=15)
     args = parser.parse_args(argv)
     samples = soak(args.minutes, args.fps)
     half = len(samples) // 2
     growth = samples[-1] - samples[half] if half else 0.0
-    print(f"rss first minute {samples[0]:.1f} MB, last {samples[-1]:.1f} MB, second-half growth {growth:+.1f} MB")
+    print(
+        f"rss first minute {samples[0]:.1f} MB, last {samples[-1]:.1f} MB, second-half growth {growth:+.1f} MB"
+    )
     return 0
 
 

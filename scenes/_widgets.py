@@ -29,11 +29,27 @@ class Captions(Component):
     """Subtitles of what an avatar says, word by word on its audio clock when the line
     has word timings (spoken words bright, upcoming ones dim)."""
 
-    def __init__(self, overlay: Overlay, view: AvatarView, offset: tuple[int, int] = (0, 36), max_width: float = 0.72, scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        overlay: Overlay,
+        view: AvatarView,
+        offset: tuple[int, int] = (0, 36),
+        max_width: float = 0.72,
+        scale: float = 1.0,
+    ) -> None:
         self.view = view
         offset = (round(offset[0] * scale), round(offset[1] * scale))
         size = round(30 * scale)
-        self.text = overlay.add(Text(anchor="bottom", offset=offset, align="center", size=size, max_width=max_width, visible=False))
+        self.text = overlay.add(
+            Text(
+                anchor="bottom",
+                offset=offset,
+                align="center",
+                size=size,
+                max_width=max_width,
+                visible=False,
+            )
+        )
         self.line = None
         self._conversation: str | None = None
         self._quiet_for = 0.0
@@ -73,10 +89,25 @@ class Hud(Component):
 
     KEYS = ("f1", "h")
 
-    def __init__(self, overlay: Overlay, views: list[AvatarView], server=None, visible: bool = False, scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        overlay: Overlay,
+        views: list[AvatarView],
+        server=None,
+        visible: bool = False,
+        scale: float = 1.0,
+    ) -> None:
         self.views = views
         self.server = server  # optional: anything with ``active_sessions``
-        self.text = overlay.add(Text(anchor="top-left", offset=(16, 16), size=round(20 * scale), max_width=0.9, visible=visible))
+        self.text = overlay.add(
+            Text(
+                anchor="top-left",
+                offset=(16, 16),
+                size=round(20 * scale),
+                max_width=0.9,
+                visible=visible,
+            )
+        )
         self._dts: deque[float] = deque(maxlen=60)
         self._walls: deque[float] = deque(maxlen=60)
         self._last_wall: float | None = None
@@ -126,7 +157,16 @@ class ConnectionBanner(Component):
 
     def __init__(self, overlay: Overlay, views: list[AvatarView], scale: float = 1.0) -> None:
         self.views = views
-        self.text = overlay.add(Text(anchor="top", offset=(0, 16), size=round(24 * scale), color=WARN, visible=False, align="center"))
+        self.text = overlay.add(
+            Text(
+                anchor="top",
+                offset=(0, 16),
+                size=round(24 * scale),
+                color=WARN,
+                visible=False,
+                align="center",
+            )
+        )
         self.outages = 0  # how many times the connection went down (observable)
         self._down = False
         self._failed_for = 0.0
@@ -134,7 +174,9 @@ class ConnectionBanner(Component):
 
     def update(self, dt: float) -> None:
         states = [v.controller.connection_state for v in self.views]
-        down = [s for s in states if s != ConnectionState.CONNECTED and s != ConnectionState.CONNECTING]
+        down = [
+            s for s in states if s != ConnectionState.CONNECTED and s != ConnectionState.CONNECTING
+        ]
         if down:
             if not self._down:
                 self._down = True

@@ -52,9 +52,13 @@ class Question:
 
 
 QUESTIONS = (
-    Question("quiz_q1", "Which planet is known as the red planet?", ("Venus", "Mars", "Jupiter"), 1),
+    Question(
+        "quiz_q1", "Which planet is known as the red planet?", ("Venus", "Mars", "Jupiter"), 1
+    ),
     Question("quiz_q2", "How many legs does a spider have?", ("Eight", "Six", "Ten"), 0),
-    Question("quiz_q3", "What is the largest ocean on Earth?", ("Atlantic", "Indian", "Pacific"), 2),
+    Question(
+        "quiz_q3", "What is the largest ocean on Earth?", ("Atlantic", "Indian", "Pacific"), 2
+    ),
 )
 
 
@@ -76,18 +80,57 @@ class Quiz(Component):
         self.expression: str | None = None  # the host's current reaction (EXPRESSIONS)
         camera = stage.app.scene.camera
         self.view.frame(camera, distance_scale=2.1)
-        camera.look_at(camera.position + [0.2, -0.06, 0], camera.target + [0.2, -0.06, 0])  # host left of centre
+        camera.look_at(
+            camera.position + [0.2, -0.06, 0], camera.target + [0.2, -0.06, 0]
+        )  # host left of centre
         s = stage.ui_scale
         ui = stage.overlay
-        self.title = ui.add(Text("AvatarKit Quiz", anchor="top-left", offset=(round(24 * s), round(20 * s)), size=round(34 * s), background=None))
-        self.score_text = ui.add(Text("", anchor="top-right", offset=(round(24 * s), round(20 * s)), size=round(30 * s)))
-        self.prompt = ui.add(Text("", anchor="top-right", offset=(round(40 * s), round(120 * s)), size=round(30 * s), max_width=0.42, min_width=round(520 * s)))
+        self.title = ui.add(
+            Text(
+                "AvatarKit Quiz",
+                anchor="top-left",
+                offset=(round(24 * s), round(20 * s)),
+                size=round(34 * s),
+                background=None,
+            )
+        )
+        self.score_text = ui.add(
+            Text("", anchor="top-right", offset=(round(24 * s), round(20 * s)), size=round(30 * s))
+        )
+        self.prompt = ui.add(
+            Text(
+                "",
+                anchor="top-right",
+                offset=(round(40 * s), round(120 * s)),
+                size=round(30 * s),
+                max_width=0.42,
+                min_width=round(520 * s),
+            )
+        )
         self.options = [
             ui.add(Text("", anchor="top-right", offset=(round(40 * s), round((250 + 78 * i) * s)), size=round(30 * s), min_width=round(520 * s), padding=round(16 * s)))
             for i in range(3)
         ]  # fmt: skip
-        self.timer = ui.add(Text("", anchor="top-right", offset=(round(40 * s), round(500 * s)), size=round(24 * s), background=None))
-        self.verdict = ui.add(Text("", anchor="top-right", offset=(round(40 * s), round(500 * s)), size=round(34 * s), align="center", min_width=round(520 * s), max_width=0.42))
+        self.timer = ui.add(
+            Text(
+                "",
+                anchor="top-right",
+                offset=(round(40 * s), round(500 * s)),
+                size=round(24 * s),
+                background=None,
+            )
+        )
+        self.verdict = ui.add(
+            Text(
+                "",
+                anchor="top-right",
+                offset=(round(40 * s), round(500 * s)),
+                size=round(34 * s),
+                align="center",
+                min_width=round(520 * s),
+                max_width=0.42,
+            )
+        )
         self.hud = Hud(ui, stage.views, stage.server, scale=s)
         self.banner = ConnectionBanner(ui, stage.views, scale=s)
         entity = stage.app.scene.create_entity("quiz", parent=stage.world)
@@ -145,7 +188,11 @@ class Quiz(Component):
             self.verdict.text, self.verdict.color, line = "Correct!", RIGHT, "quiz_correct"
         else:
             self.react("frown")
-            self.verdict.text, self.verdict.color, line = f"Not quite: it's {question.options[question.answer]}", WRONG, "quiz_wrong"
+            self.verdict.text, self.verdict.color, line = (
+                f"Not quite: it's {question.options[question.answer]}",
+                WRONG,
+                "quiz_wrong",
+            )
         self._enter(Phase.VERDICT, line)
 
     def update(self, dt: float) -> None:
@@ -208,7 +255,9 @@ class Quiz(Component):
     def _look_at(self, pos: tuple[int, int]) -> None:
         """Gaze follows the cursor: its offset from the host's face, scaled to an angle."""
         w, h = self.stage.app.size
-        face_x, face_y = self.stage.project(self.view.entity.transform.translation + self.view.avatar.framing.head_center)
+        face_x, face_y = self.stage.project(
+            self.view.entity.transform.translation + self.view.avatar.framing.head_center
+        )
         x, y = 2 * pos[0] / w - 1, 1 - 2 * pos[1] / h
         yaw = max(-1.0, min(1.0, (x - face_x) / 2)) * LOOK_RANGE[0]
         pitch = max(-1.0, min(1.0, (y - face_y) / 2)) * LOOK_RANGE[1]
@@ -224,7 +273,10 @@ class Quiz(Component):
         self.timer.visible = asking
         self.verdict.visible = self.phase in (Phase.VERDICT, Phase.FINAL)
         if self.phase == Phase.FINAL:
-            self.verdict.text, self.verdict.color = f"You scored {self.score} of {len(QUESTIONS)}!  SPACE: play again", HOVER
+            self.verdict.text, self.verdict.color = (
+                f"You scored {self.score} of {len(QUESTIONS)}!  SPACE: play again",
+                HOVER,
+            )
         if show_question:
             question = QUESTIONS[self.question]
             self.prompt.text = f"Question {self.question + 1}: {question.prompt}"
@@ -257,7 +309,15 @@ class ScriptedPlayer(Component):
         self._t += dt
         quiz, app = self.quiz, self.quiz.stage.app
         w, h = app.size
-        app.post_event(Event(MOUSE_MOVE, pos=(int(w * (0.55 + 0.35 * math.sin(self._t * 0.9))), int(h * (0.45 + 0.2 * math.sin(self._t * 1.7))))))
+        app.post_event(
+            Event(
+                MOUSE_MOVE,
+                pos=(
+                    int(w * (0.55 + 0.35 * math.sin(self._t * 0.9))),
+                    int(h * (0.45 + 0.2 * math.sin(self._t * 1.7))),
+                ),
+            )
+        )
         if quiz.phase == Phase.ASKING and quiz.question not in self._done and quiz.phase_time > 2.0:
             self._done.add(quiz.question)
             question = QUESTIONS[quiz.question]

@@ -64,7 +64,9 @@ def pose_weights(pose: dict[str, float]) -> np.ndarray:
     return weights
 
 
-def render_frames(avatar_ids: list[str] | None = None, size: tuple[int, int] = SIZE) -> dict[str, np.ndarray]:
+def render_frames(
+    avatar_ids: list[str] | None = None, size: tuple[int, int] = SIZE
+) -> dict[str, np.ndarray]:
     """``{"<avatar>_<pose>": HxWx3 uint8}`` for every avatar and pose (no MSAA: exact)."""
     manager = AvatarManager(str(AVATARS_DIR))
     frames = {}
@@ -74,7 +76,9 @@ def render_frames(avatar_ids: list[str] | None = None, size: tuple[int, int] = S
             entity = app.scene.create_entity(avatar_id)
             model = entity.add_component(ModelRenderer(avatar.asset))
             head = np.array(avatar.framing.head_center, np.float32)
-            app.scene.camera.look_at(head + [0.0, 0.0, avatar.framing.camera_distance * 0.8], head)  # the face fills it
+            app.scene.camera.look_at(
+                head + [0.0, 0.0, avatar.framing.camera_distance * 0.8], head
+            )  # the face fills it
             for pose_name, pose in POSES.items():
                 model.set_weights(avatar.target_weights(pose_weights(pose), model.target_names))
                 app.step()
@@ -115,7 +119,11 @@ def check(out: Path, update: bool = False) -> list[Comparison]:
         result = compare(pixels, golden, name)
         results.append(result)
         if not result.ok:
-            diff = np.abs(pixels.astype(np.int16) - golden.astype(np.int16)).clip(0, 255).astype(np.uint8)
+            diff = (
+                np.abs(pixels.astype(np.int16) - golden.astype(np.int16))
+                .clip(0, 255)
+                .astype(np.uint8)
+            )
             save_png(pixels, out / f"{name}.actual.png")
             save_png(np.minimum(diff * 4, 255).astype(np.uint8), out / f"{name}.diff.png")
     return results
@@ -137,7 +145,9 @@ def record_clip(out: Path, avatar_id: str) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="diff images and the MP4 (default ./out)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="diff images and the MP4 (default ./out)"
+    )
     parser.add_argument("--update", action="store_true", help="rewrite the golden images")
     parser.add_argument("--no-video", action="store_true", help="skip the MP4")
     # Accepted for symmetry with the other scenes (this one is always headless).
@@ -146,19 +156,26 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if not args.update and not GOLDEN_DIR.is_dir():  # the goldens are test data: not in a wheel
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"no golden images at {GOLDEN_DIR}; this scene runs from a checkout")
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"no golden images at {GOLDEN_DIR}; this scene runs from a checkout",
+            )
         args.out.mkdir(parents=True, exist_ok=True)
         results = check(args.out, args.update)
         if args.update:
             print(f"{PROG}: goldens rewritten in {GOLDEN_DIR}")
             return 0
         for r in results:
-            print(f"{'ok  ' if r.ok else 'FAIL'} {r.name:<16} mean diff {r.mean_diff:6.3f}  off pixels {r.bad_fraction:7.3%}")
+            print(
+                f"{'ok  ' if r.ok else 'FAIL'} {r.name:<16} mean diff {r.mean_diff:6.3f}  off pixels {r.bad_fraction:7.3%}"
+            )
         if not args.no_video:
             report_outputs(PROG, record_clip(args.out, bundled_avatars()[0]))
         failed = [r.name for r in results if not r.ok]
         if failed:
-            print(f"{PROG}: {len(failed)} of {len(results)} frames differ from the goldens: {', '.join(failed)} (see {args.out.resolve()})")
+            print(
+                f"{PROG}: {len(failed)} of {len(results)} frames differ from the goldens: {', '.join(failed)} (see {args.out.resolve()})"
+            )
             return 1
         print(f"{PROG}: {len(results)} frames match the goldens")
         return 0

@@ -29,7 +29,9 @@ AVATAR = "ava"
 HEADLESS_SECONDS = 12.0  # the greeting, a pause, then a visitor's question (SPACE)
 VISITOR_ASKS_AT = 6.6  # headless: when the scripted visitor presses SPACE
 PNG_AT = 2.2  # seconds into the greeting: mid-sentence, mouth moving, caption on
-HINT = "SPACE or click: ask me something\n1-8: pick a topic   F1: HUD\nF5: restart server   ESC: quit"
+HINT = (
+    "SPACE or click: ask me something\n1-8: pick a topic   F1: HUD\nF5: restart server   ESC: quit"
+)
 ADVANCE_KEYS = ("space", "return", "enter")
 SPOKEN_MEMORY = 64  # recent line ids kept (bounded: kiosks run for days)
 
@@ -49,7 +51,17 @@ class Kiosk(Component):
         self.captions = Captions(overlay, self.view, scale=stage.ui_scale)
         self.hud = Hud(overlay, stage.views, stage.server, scale=stage.ui_scale)
         self.banner = ConnectionBanner(overlay, stage.views, scale=stage.ui_scale)
-        overlay.add(Text(HINT, anchor="top-right", offset=(12, 8), size=round(16 * stage.ui_scale), background=None, color=(255, 255, 255, 190), align="right"))
+        overlay.add(
+            Text(
+                HINT,
+                anchor="top-right",
+                offset=(12, 8),
+                size=round(16 * stage.ui_scale),
+                background=None,
+                color=(255, 255, 255, 190),
+                align="right",
+            )
+        )
         self.spoken: deque[str] = deque(maxlen=SPOKEN_MEMORY)  # recent line ids, in order
         self._next = 0
         entity = stage.app.scene.create_entity("kiosk", parent=stage.world)
@@ -116,7 +128,9 @@ class ScriptedVisitor(Component):
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=AVATAR, fullscreen=True)
+    options = parse_options(
+        argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=AVATAR, fullscreen=True
+    )
 
     def build(stage: Stage) -> None:
         kiosk = Kiosk(stage, options.avatar)

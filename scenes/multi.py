@@ -76,7 +76,15 @@ class Conversation(Component):
             view.controller.set_pan(PAN_WIDTH * screen_x)  # the voice comes from where the face is
             px = round(screen_x * stage.app.size[0] / 2)
             label_y = round((1 - head_y) * stage.app.size[1] / 2)
-            stage.overlay.add(Text(avatar.name, anchor="top", offset=(px, label_y), size=round(26 * scale), background=None))
+            stage.overlay.add(
+                Text(
+                    avatar.name,
+                    anchor="top",
+                    offset=(px, label_y),
+                    size=round(26 * scale),
+                    background=None,
+                )
+            )
             self.captions[avatar.id] = stage.overlay.add(
                 Text(anchor="bottom", offset=(px, round(20 * scale)), size=round(19 * scale), align="center",
                      max_width=0.92 / n, visible=False)
@@ -107,7 +115,11 @@ class Conversation(Component):
             view.controller.interrupt()
 
     def speaking(self) -> list[str]:
-        return [aid for aid, v in self.views.items() if v.controller.conversation_state == ConversationState.PLAYING]
+        return [
+            aid
+            for aid, v in self.views.items()
+            if v.controller.conversation_state == ConversationState.PLAYING
+        ]
 
     def update(self, dt: float) -> None:
         self._t += dt
@@ -121,7 +133,11 @@ class Conversation(Component):
             self.captions[cue.speaker].visible = True
             self._caption_since[cue.speaker] = self._t
             self.spoken.append((cue.speaker, cue.line))
-        if self._cue == len(SCRIPT) and not self.speaking() and self._t > SCRIPT[-1].at + REPEAT_PAUSE_S:
+        if (
+            self._cue == len(SCRIPT)
+            and not self.speaking()
+            and self._t > SCRIPT[-1].at + REPEAT_PAUSE_S
+        ):
             self.restart()  # loop the conversation (windowed runs until closed)
         self._direct_gazes()
 
@@ -129,7 +145,10 @@ class Conversation(Component):
         speakers = self.speaking()
         for aid, view in self.views.items():
             state = view.controller.conversation_state
-            if state == ConversationState.IDLE and self._t - self._caption_since.get(aid, 0.0) > CAPTION_MIN_S:
+            if (
+                state == ConversationState.IDLE
+                and self._t - self._caption_since.get(aid, 0.0) > CAPTION_MIN_S
+            ):
                 self.captions[aid].visible = False
             others = [s for s in speakers if s != aid]
             if not others:
@@ -137,7 +156,9 @@ class Conversation(Component):
                 continue
             # In front of the speaker's face, not at it: side by side, a glance, not a stare.
             speaker = self.views[others[-1]]
-            face = speaker.entity.world_matrix() @ np.append(speaker.avatar.framing.head_center, 1.0)
+            face = speaker.entity.world_matrix() @ np.append(
+                speaker.avatar.framing.head_center, 1.0
+            )
             view.look_at_point(face[:3] + (0.0, 0.0, GLANCE_DEPTH))
 
     def on_event(self, event: Event) -> bool:
@@ -160,4 +181,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

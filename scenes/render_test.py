@@ -63,7 +63,9 @@ class Performer(Component):
 
     def update(self, dt: float) -> None:
         t = self.entity.scene.time
-        self.entity.transform.rotation = quat_from_euler(yaw=0.35 * math.sin(t * 0.9), pitch=0.05 * math.sin(t * 1.3))
+        self.entity.transform.rotation = quat_from_euler(
+            yaw=0.35 * math.sin(t * 0.9), pitch=0.05 * math.sin(t * 1.3)
+        )
         # Sample the envelope at the centre of this frame's audio.
         i = min(int((t - 0.5 / self.fps) * SAMPLE_RATE), len(self.envelope) - 1)
         if self.mouth:
@@ -75,7 +77,13 @@ class Performer(Component):
             self.model.set_weight(name, 0.25)
 
 
-def render(out_dir: Path, seconds: float = 3.0, size=(1280, 720), fps: int = 30, model_path: Path | None = None) -> dict:
+def render(
+    out_dir: Path,
+    seconds: float = 3.0,
+    size=(1280, 720),
+    fps: int = 30,
+    model_path: Path | None = None,
+) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = model_path or find_model()
     pcm, envelope = speech_like_tone(seconds)
@@ -90,7 +98,9 @@ def render(out_dir: Path, seconds: float = 3.0, size=(1280, 720), fps: int = 30,
             lo = lo.copy()
             lo[1] = hi[1] - 0.6 * (hi[1] - lo[1])
         app.scene.camera.fov_y = 25
-        app.scene.camera.frame_bounds(lo, hi, direction=(0.0, 0.12, 1.0), aspect=app.aspect, margin=1.0)
+        app.scene.camera.frame_bounds(
+            lo, hi, direction=(0.0, 0.12, 1.0), aspect=app.aspect, margin=1.0
+        )
         video_path = out_dir / "render_test.mp4"
         with VideoWriter(video_path, app.size, fps=fps, sample_rate=SAMPLE_RATE) as video:
 
@@ -119,10 +129,14 @@ def render(out_dir: Path, seconds: float = 3.0, size=(1280, 720), fps: int = 30,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="output folder (default: ./out)"
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--size", default="1280x720", type=video_size, help="WIDTHxHEIGHT")
-    parser.add_argument("--model", type=Path, default=None, help="a .glb/.gltf (default: first bundled avatar)")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="a .glb/.gltf (default: first bundled avatar)"
+    )
     args = parser.parse_args(argv)
     if not args.seconds > 0:
         parser.error(f"--seconds must be above zero, got {args.seconds}")
@@ -132,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
     except OSError as exc:  # --out under a file, or read-only
-        print(f"{PROG}: error [invalidRequest]: cannot write in {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"{PROG}: error [invalidRequest]: cannot write in {args.out}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     print(f"rendered {info['model'].name} ({info['triangles']} triangles) on {info['renderer']}")
     print(f"image: {info['png'].resolve()}")

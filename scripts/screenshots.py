@@ -37,7 +37,17 @@ def shoot_kiosk(options: SceneOptions) -> Path:
 
 def shoot_scene(module, name: str, options: SceneOptions) -> Path:
     out = options.out
-    code = module.main(["--headless", "--seconds", f"{module.PNG_AT + 0.1:g}", "--size", "x".join(map(str, options.size)), "--out", str(out)])
+    code = module.main(
+        [
+            "--headless",
+            "--seconds",
+            f"{module.PNG_AT + 0.1:g}",
+            "--size",
+            "x".join(map(str, options.size)),
+            "--out",
+            str(out),
+        ]
+    )
     if code != 0:
         raise SystemExit(f"{name} failed ({code})")
     return out / f"{name}.png"

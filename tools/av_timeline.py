@@ -150,12 +150,16 @@ def main(opts: dict) -> dict:
     seconds, count = float(opts.get("seconds", 10)), int(opts.get("avatars", 1))
     pcm, frames = make_audio(seconds), make_frames(seconds)
     app = App.headless(size=tuple(opts.get("size", (640, 360))), fps=FPS)  # the default clock
-    AvatarSDK.initialize("av-timeline", Configuration(driving_mode="backend", audio_device="pyaudio"))
+    AvatarSDK.initialize(
+        "av-timeline", Configuration(driving_mode="backend", audio_device="pyaudio")
+    )
     out: dict = {"frames": [[] for _ in range(count)]}
     with app:
         views = []
         for k in range(count):
-            avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(("ava", "kai", "mei", "noor")[k % 4])
+            avatar = AvatarManager(str(AVATARS_DIR)).load_blocking(
+                ("ava", "kai", "mei", "noor")[k % 4]
+            )
             view = app.scene.create_entity(f"a{k}").add_component(AvatarView(avatar))
             if count > 1:  # avatar 0 alone on the left; the others, in unison, on the right
                 view.controller.set_pan(-1.0 if k == 0 else 1.0)
@@ -167,9 +171,11 @@ def main(opts: dict) -> dict:
 
         posed_at: dict[int, float] = {}
         for k, view in enumerate(views):  # note when each pose is made (in the update)
+
             def timed_update(dt, k=k, update=view.update):
                 posed_at[k] = time.monotonic()
                 update(dt)
+
             view.update = timed_update
 
         def shown(app_, _frame) -> None:

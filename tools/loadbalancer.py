@@ -43,13 +43,26 @@ class NginxBalancer:
     def start(self, timeout: float = 10.0) -> NginxBalancer:
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / sub).mkdir(exist_ok=True)
-        servers = "\n        ".join(f"server {b} max_fails=1 fail_timeout=5s;" for b in self.backends)
-        config = TEMPLATE.read_text().format(prefix=self.prefix, listen=f"{self.host}:{self.port}", servers=servers)
+        servers = "\n        ".join(
+            f"server {b} max_fails=1 fail_timeout=5s;" for b in self.backends
+        )
+        config = TEMPLATE.read_text().format(
+            prefix=self.prefix, listen=f"{self.host}:{self.port}", servers=servers
+        )
         conf = self.prefix / "nginx.conf"
         conf.write_text(config)
         self.process = subprocess.Popen(
-            [self.binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                self.binary,
+                "-p",
+                str(self.prefix),
+                "-c",
+                str(conf),
+                "-e",
+                str(self.prefix / "error.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + timeout
         while True:
@@ -91,7 +104,10 @@ def main() -> None:
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
     with NginxBalancer(args.backends, int(port), host) as balancer:
-        print(f"load balancer on {balancer.url} -> {', '.join(args.backends)}; Ctrl-C stops it", flush=True)
+        print(
+            f"load balancer on {balancer.url} -> {', '.join(args.backends)}; Ctrl-C stops it",
+            flush=True,
+        )
         try:
             balancer.process.wait()
         except KeyboardInterrupt:

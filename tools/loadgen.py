@@ -29,7 +29,6 @@ from avatarkit.testing import speech_like_pcm
 RATE, FPS = 16000, 30
 
 
-
 @dataclass
 class LoadResult:
     sessions: int
@@ -48,23 +47,45 @@ class LoadResult:
 
 
 async def _token(http: aiohttp.ClientSession, base_url: str, api_key: str) -> str:
-    async with http.post(base_url + "/v1/console/session-tokens", headers={"X-Api-Key": api_key},
-                         json={"expireAt": int(time.time() + 3600)}) as resp:
+    async with http.post(
+        base_url + "/v1/console/session-tokens",
+        headers={"X-Api-Key": api_key},
+        json={"expireAt": int(time.time() + 3600)},
+    ) as resp:
         resp.raise_for_status()
         return (await resp.json())["sessionToken"]
 
 
-async def _session(index: int, url: str, app_id: str, token: str, until: float, chunk_s: float,
-                   utterance_s: float, pause_s: float, result: LoadResult) -> None:
+async def _session(
+    index: int,
+    url: str,
+    app_id: str,
+    token: str,
+    until: float,
+    chunk_s: float,
+    utterance_s: float,
+    pause_s: float,
+    result: LoadResult,
+) -> None:
     pcm = speech_like_pcm(utterance_s, seed=index)
     step = int(chunk_s * RATE) * 2
-    ws = await websockets.connect(url, additional_headers={"X-App-ID": app_id, "X-Session-Key": token},
-                                  compression=None, max_queue=None, open_timeout=30)
+    ws = await websockets.connect(
+        url,
+        additional_headers={"X-App-ID": app_id, "X-Session-Key": token},
+        compression=None,
+        max_queue=None,
+        open_timeout=30,
+    )
     try:
         await ws.send(encode_configure(RATE))
-        if decode_envelope(await asyncio.wait_for(ws.recv(), 30)).type != pb.MESSAGE_SERVER_CONFIRM_SESSION:
+        if (
+            decode_envelope(await asyncio.wait_for(ws.recv(), 30)).type
+            != pb.MESSAGE_SERVER_CONFIRM_SESSION
+        ):
             raise RuntimeError("no session confirmation")
-        await asyncio.sleep(index * chunk_s / max(1, result.sessions) + (index % 7) * 0.05)  # spread phases
+        await asyncio.sleep(
+            index * chunk_s / max(1, result.sessions) + (index % 7) * 0.05
+        )  # spread phases
         n = 0
         while time.perf_counter() < until:
             await _utterance(ws, pcm, step, chunk_s, f"s{index}u{n}", result)
@@ -74,7 +95,9 @@ async def _session(index: int, url: str, app_id: str, token: str, until: float, 
         await ws.close()
 
 
-async def _utterance(ws, pcm: bytes, step: int, chunk_s: float, req_id: str, result: LoadResult) -> None:
+async def _utterance(
+    ws, pcm: bytes, step: int, chunk_s: float, req_id: str, result: LoadResult
+) -> None:
     sent_at: list[float] = []  # when chunk k (samples k*chunk_samples onwards) went out
     chunk_samples, total = step // 2, len(pcm) // 2
     done = asyncio.Event()
@@ -105,7 +128,7 @@ async def _utterance(ws, pcm: bytes, step: int, chunk_s: float, req_id: str, res
             delay = start + k * chunk_s - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await ws.send(encode_audio(req_id, pcm[i:i + step], end=i + step >= len(pcm)))
+            await ws.send(encode_audio(req_id, pcm[i : i + step], end=i + step >= len(pcm)))
             sent_at.append(time.perf_counter())
         await asyncio.wait_for(done.wait(), 30)
     finally:
@@ -115,9 +138,18 @@ async def _utterance(ws, pcm: bytes, step: int, chunk_s: float, req_id: str, res
     result.utterances += 1
 
 
-async def run_load(base_url: str, api_key: str, app_id: str, *, sessions: int, seconds: float,
-                   chunk_s: float = 0.04, utterance_s: float = 4.0, pause_s: float = 1.0,
-                   avatar: str = "ava") -> LoadResult:
+async def run_load(
+    base_url: str,
+    api_key: str,
+    app_id: str,
+    *,
+    sessions: int,
+    seconds: float,
+    chunk_s: float = 0.04,
+    utterance_s: float = 4.0,
+    pause_s: float = 1.0,
+    avatar: str = "ava",
+) -> LoadResult:
     """Run ``sessions`` concurrent talking sessions for ``seconds``; returns what was measured."""
     result = LoadResult(sessions, seconds)
     url = base_url.replace("http://", "ws://") + f"/v2/driveningress/websocket?id={avatar}"
@@ -125,8 +157,10 @@ async def run_load(base_url: str, api_key: str, app_id: str, *, sessions: int, s
         tokens = [await _token(http, base_url, api_key) for _ in range(sessions)]
     until = time.perf_counter() + seconds
     outcomes = await asyncio.gather(
-        *(_session(i, url, app_id, tokens[i], until, chunk_s, utterance_s, pause_s, result)
-          for i in range(sessions)),
+        *(
+            _session(i, url, app_id, tokens[i], until, chunk_s, utterance_s, pause_s, result)
+            for i in range(sessions)
+        ),
         return_exceptions=True,
     )
     result.errors += [repr(o) for o in outcomes if isinstance(o, BaseException)]

@@ -82,8 +82,18 @@ class PulseNullSink:
             "pcm.!default { type pulse }\nctl.!default { type pulse }\n"
         )
         self._daemon = subprocess.Popen(
-            ["pulseaudio", "-n", "-F", str(config), "--exit-idle-time=-1", "--daemonize=no",
-             "--use-pid-file=no", "--system=no", "--log-target=stderr", "--log-level=error"],
+            [
+                "pulseaudio",
+                "-n",
+                "-F",
+                str(config),
+                "--exit-idle-time=-1",
+                "--daemonize=no",
+                "--use-pid-file=no",
+                "--system=no",
+                "--log-target=stderr",
+                "--log-level=error",
+            ],
             env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -92,7 +102,11 @@ class PulseNullSink:
         deadline = time.monotonic() + START_TIMEOUT
         while subprocess.run(["pactl", "info"], env=self.env(), capture_output=True).returncode:
             if self._daemon.poll() is not None or time.monotonic() > deadline:
-                err = self._daemon.stderr.read().decode(errors="replace") if self._daemon.stderr else ""
+                err = (
+                    self._daemon.stderr.read().decode(errors="replace")
+                    if self._daemon.stderr
+                    else ""
+                )
                 self.stop()
                 raise RuntimeError(f"PulseAudio did not start: {err.strip()[-500:]}")
             time.sleep(0.05)
@@ -149,8 +163,15 @@ class Recording:
 
     def __enter__(self) -> Recording:
         self._proc = subprocess.Popen(
-            ["parec", "-d", "out.monitor", f"--rate={RECORD_RATE}", f"--channels={self.channels}",
-             "--format=s16le", "--latency-msec=10"],
+            [
+                "parec",
+                "-d",
+                "out.monitor",
+                f"--rate={RECORD_RATE}",
+                f"--channels={self.channels}",
+                "--format=s16le",
+                "--latency-msec=10",
+            ],
             env=self._pulse.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -103,7 +103,7 @@ def noise2(u, v, seed: int, octaves: int = 3):
     rng = np.random.default_rng(seed)
     total = np.zeros_like(np.asarray(u, dtype=np.float64))
     for o in range(octaves):
-        f = 2.0 ** o
+        f = 2.0**o
         for _ in range(3):
             a, b, ph = rng.uniform(-4, 4), rng.uniform(-4, 4), rng.uniform(0, 2 * np.pi)
             total += np.sin(f * (a * u + b * v) * 2 * np.pi + ph) / (f * 3)
@@ -286,7 +286,12 @@ class FaceRig:
         ax = np.abs(x)
         return MOUTH_Y + (JAW_PIVOT[1] - MOUTH_Y) * smoothstep(MOUTH_HALF_WIDTH, 0.075, ax)
 
-    def jaw_weight(self, p: np.ndarray, lower_seam: np.ndarray | None = None, upper_seam: np.ndarray | None = None) -> np.ndarray:
+    def jaw_weight(
+        self,
+        p: np.ndarray,
+        lower_seam: np.ndarray | None = None,
+        upper_seam: np.ndarray | None = None,
+    ) -> np.ndarray:
         x, y, z = p[:, 0], p[:, 1], p[:, 2]
         below = self.jaw_line(x) - y
         # Below the line the lower lip follows the jaw fully at the centre and half at the
@@ -324,18 +329,24 @@ class FaceRig:
         out["jawRight"] = vec(dx=-0.007, w=jaw)
 
         mouth = front * gauss2(x, y, 0.0, MOUTH_Y, 0.020, 0.011)
-        lip_band = front * gauss2(x, y, 0.0, MOUTH_Y, 0.018, 0.007) * smoothstep(0.032, 0.02, np.abs(x))
+        lip_band = (
+            front * gauss2(x, y, 0.0, MOUTH_Y, 0.018, 0.007) * smoothstep(0.032, 0.02, np.abs(x))
+        )
         upper, lower = 1.0 - jaw, jaw
         # mouthClose: the lips meet over an open jaw (lower lip follows back up).
         close_rot = rotate(p, (1, 0, 0), -JAW_OPEN_ANGLE * 0.78 * jaw, JAW_PIVOT) - p
-        out["mouthClose"] = close_rot * (lip_band * lower)[:, None] + vec(dy=-0.0045, w=lip_band * upper)
+        out["mouthClose"] = close_rot * (lip_band * lower)[:, None] + vec(
+            dy=-0.0045, w=lip_band * upper
+        )
         out["mouthFunnel"] = (
             vec(dz=0.007, w=lip_band)
             + np.stack([-0.45 * x * lip_band, np.zeros(n), np.zeros(n)], -1)
             + vec(dy=0.005, w=lip_band * upper * gauss2(x, y, 0, MOUTH_Y, 0.011, 0.02))
             + vec(dy=-0.007, w=lip_band * lower * gauss2(x, y, 0, MOUTH_Y, 0.011, 0.02))
         )
-        out["mouthPucker"] = vec(dz=0.010, w=lip_band) + np.stack([-0.5 * x * lip_band, np.zeros(n), np.zeros(n)], -1)
+        out["mouthPucker"] = vec(dz=0.010, w=lip_band) + np.stack(
+            [-0.5 * x * lip_band, np.zeros(n), np.zeros(n)], -1
+        )
         out["mouthLeft"] = vec(dx=0.008, w=mouth)
         out["mouthRight"] = vec(dx=-0.008, w=mouth)
         out["mouthRollLower"] = vec(dy=0.002, dz=-0.004, w=lip_band * lower)
@@ -348,27 +359,42 @@ class FaceRig:
             corner = front * gauss2(x, y, cx, MOUTH_Y, 0.011, 0.010)
             half = front * gauss2(x, y, side * 0.011, MOUTH_Y, 0.011, 0.008)
             cheek = front * gauss2(x, y, side * 0.042, -0.020, 0.014, 0.013)
-            out[f"mouthSmile{suffix}"] = vec(side * 0.005, 0.007, -0.002, corner) + vec(dy=0.003, dz=0.002, w=cheek)
+            out[f"mouthSmile{suffix}"] = vec(side * 0.005, 0.007, -0.002, corner) + vec(
+                dy=0.003, dz=0.002, w=cheek
+            )
             out[f"mouthFrown{suffix}"] = vec(dy=-0.006, w=corner)
             out[f"mouthDimple{suffix}"] = vec(side * 0.003, 0.0, -0.004, corner)
             out[f"mouthStretch{suffix}"] = vec(side * 0.006, -0.003, -0.001, corner)
-            out[f"mouthPress{suffix}"] = vec(dy=-0.0015, dz=-0.001, w=half * lip_band * upper) + vec(
-                dy=0.0025, dz=-0.001, w=half * lip_band * lower
+            out[f"mouthPress{suffix}"] = vec(
+                dy=-0.0015, dz=-0.001, w=half * lip_band * upper
+            ) + vec(dy=0.0025, dz=-0.001, w=half * lip_band * lower)
+            out[f"mouthLowerDown{suffix}"] = vec(
+                dy=-0.005, dz=0.001, w=half * lower * smoothstep(-0.035, -0.05, y)
             )
-            out[f"mouthLowerDown{suffix}"] = vec(dy=-0.005, dz=0.001, w=half * lower * smoothstep(-0.035, -0.05, y))
-            out[f"mouthUpperUp{suffix}"] = vec(dy=0.005, dz=0.001, w=half * upper * smoothstep(-0.025, -0.04, y))
-            out[f"cheekSquint{suffix}"] = vec(dy=0.004, dz=0.001, w=front * gauss2(x, y, side * 0.038, -0.006, 0.013, 0.009))
-            out[f"noseSneer{suffix}"] = vec(dy=0.003, dz=0.001, w=front * gauss2(x, y, side * 0.011, -0.018, 0.007, 0.008))
+            out[f"mouthUpperUp{suffix}"] = vec(
+                dy=0.005, dz=0.001, w=half * upper * smoothstep(-0.025, -0.04, y)
+            )
+            out[f"cheekSquint{suffix}"] = vec(
+                dy=0.004, dz=0.001, w=front * gauss2(x, y, side * 0.038, -0.006, 0.013, 0.009)
+            )
+            out[f"noseSneer{suffix}"] = vec(
+                dy=0.003, dz=0.001, w=front * gauss2(x, y, side * 0.011, -0.018, 0.007, 0.008)
+            )
             brow = front * gauss2(x, y, side * 0.032, EYE_Y + 0.024, 0.020, 0.010)
             inner = front * gauss2(x, y, side * 0.016, EYE_Y + 0.022, 0.010, 0.010)
             outer = front * gauss2(x, y, side * 0.046, EYE_Y + 0.020, 0.012, 0.010)
-            out[f"browDown{suffix}"] = vec(dy=-0.005, dz=0.001, w=brow) + vec(dx=-side * 0.003, w=inner)
+            out[f"browDown{suffix}"] = vec(dy=-0.005, dz=0.001, w=brow) + vec(
+                dx=-side * 0.003, w=inner
+            )
             out[f"browOuterUp{suffix}"] = vec(dy=0.006, w=outer)
         inner_both = front * (
-            gauss2(x, y, 0.016, EYE_Y + 0.022, 0.011, 0.011) + gauss2(x, y, -0.016, EYE_Y + 0.022, 0.011, 0.011)
+            gauss2(x, y, 0.016, EYE_Y + 0.022, 0.011, 0.011)
+            + gauss2(x, y, -0.016, EYE_Y + 0.022, 0.011, 0.011)
         )
         out["browInnerUp"] = vec(dy=0.007, w=np.minimum(inner_both, 1.0))
-        puff = front * (gauss2(x, y, 0.040, -0.040, 0.014, 0.016) + gauss2(x, y, -0.040, -0.040, 0.014, 0.016))
+        puff = front * (
+            gauss2(x, y, 0.040, -0.040, 0.014, 0.016) + gauss2(x, y, -0.040, -0.040, 0.014, 0.016)
+        )
         out["cheekPuff"] = np.stack([np.sign(x) * 0.008 * puff, np.zeros(n), 0.004 * puff], -1)
         out["tongueOut"] = vec(dy=-0.004, w=lip_band * lower)
         return out
@@ -383,10 +409,17 @@ class AvatarBuilder:
         self.textures: dict[str, np.ndarray] = {}
         self.materials: dict[str, dict] = {}
 
-    def material(self, name: str, color=(1, 1, 1), texture: np.ndarray | None = None, rough=0.6, double=True):
+    def material(
+        self, name: str, color=(1, 1, 1), texture: np.ndarray | None = None, rough=0.6, double=True
+    ):
         if texture is not None:
             self.textures[name] = texture
-        self.materials[name] = {"color": color, "texture": name if texture is not None else None, "rough": rough, "double": double}
+        self.materials[name] = {
+            "color": color,
+            "texture": name if texture is not None else None,
+            "rough": rough,
+            "double": double,
+        }
         return name
 
     # -- skin ---------------------------------------------------------------------
@@ -397,7 +430,11 @@ class AvatarBuilder:
         front_edge = {"crop": 0.80, "bob": 0.92, "bun": 0.86, "curls": 0.80}[style]
         side_edge = {"crop": 1.55, "bob": 2.10, "bun": 1.55, "curls": 1.70}[style]
         back_edge = {"crop": 1.95, "bob": 2.20, "bun": 1.95, "curls": 2.0}[style]
-        line = np.where(back > 0, side_edge + (front_edge - side_edge) * np.abs(back) ** 1.5, side_edge + (back_edge - side_edge) * (-back))
+        line = np.where(
+            back > 0,
+            side_edge + (front_edge - side_edge) * np.abs(back) ** 1.5,
+            side_edge + (back_edge - side_edge) * (-back),
+        )
         # Locks: a gently scalloped edge reads as hair rather than a helmet.
         scallop = {"crop": 0.03, "bob": 0.02, "bun": 0.015, "curls": 0.05}[style]
         return line + scallop * np.abs(np.cos(phi * 9.0))
@@ -415,18 +452,27 @@ class AvatarBuilder:
         col = col * (1 - 0.28 * blush) + 0.28 * blush * base * np.array([1.06, 0.80, 0.78])
         tip = (front[..., 0] * gauss2(x, y, 0, -0.022, 0.008, 0.008))[..., None]
         col = col * (1 - 0.15 * tip) + 0.15 * tip * base * np.array([1.05, 0.82, 0.80])
-        nostril = (front[..., 0] * gauss2(ax, y, 0.0072 * s.nose, -0.0295, 0.0022, 0.0016))[..., None]
+        nostril = (front[..., 0] * gauss2(ax, y, 0.0072 * s.nose, -0.0295, 0.0022, 0.0016))[
+            ..., None
+        ]
         col = col * (1 - 0.55 * nostril)
         lids = (front[..., 0] * gauss2(ax, y, EYE_X, EYE_Y + 0.004, 0.016, 0.011))[..., None]
         col = col * (1 - 0.10 * lids) + 0.10 * lids * base * np.array([0.85, 0.75, 0.78])
         # Lips: a cupid's bow on top, a fuller curve below.
         t = np.clip(ax / MOUTH_HALF_WIDTH, 0, 1)
-        upper_h = 0.0075 * (1 - t ** 2) ** 0.6 * (1 - 0.18 * np.exp(-((x / 0.004) ** 2))) + 0.0012 * np.exp(-(((ax - 0.007) / 0.004) ** 2))
-        lower_h = 0.0095 * (1 - t ** 2) ** 0.5
+        upper_h = 0.0075 * (1 - t**2) ** 0.6 * (
+            1 - 0.18 * np.exp(-((x / 0.004) ** 2))
+        ) + 0.0012 * np.exp(-(((ax - 0.007) / 0.004) ** 2))
+        lower_h = 0.0095 * (1 - t**2) ** 0.5
         dy = y - MOUTH_Y
         inside = np.where(dy > 0, upper_h - dy, lower_h + dy)
-        lip = (smoothstep(-0.0005, 0.0009, inside) * (ax < MOUTH_HALF_WIDTH + 0.002) * front[..., 0])[..., None]
-        col = col * (1 - lip) + lip * np.array(s.lips) * (1 - 0.25 * np.exp(-((dy / 0.0012) ** 2)))[..., None]
+        lip = (
+            smoothstep(-0.0005, 0.0009, inside) * (ax < MOUTH_HALF_WIDTH + 0.002) * front[..., 0]
+        )[..., None]
+        col = (
+            col * (1 - lip)
+            + lip * np.array(s.lips) * (1 - 0.25 * np.exp(-((dy / 0.0012) ** 2)))[..., None]
+        )
         # Scalp under the hair takes the hair colour, so gaps in the hair never show skin.
         scalp = smoothstep(0.06, -0.02, theta - self.hair_line(phi))[..., None]
         col = col * (1 - scalp) + scalp * np.array(s.hair) * 0.8
@@ -462,12 +508,20 @@ class AvatarBuilder:
         # Tuck the lip line inward so the parted lips read as rolled, not paper-thin.
         seam = np.zeros(len(pos), bool)
         seam[originals] = seam[copies] = True
-        tuck = np.where(seam, 1.0, 0.0) * smoothstep(MOUTH_HALF_WIDTH, MOUTH_HALF_WIDTH - 0.008, np.abs(pos[:, 0]))
+        tuck = np.where(seam, 1.0, 0.0) * smoothstep(
+            MOUTH_HALF_WIDTH, MOUTH_HALF_WIDTH - 0.008, np.abs(pos[:, 0])
+        )
         pos[:, 2] -= 0.0035 * tuck
         # Poles: fan caps.
         top = len(pos)
         bottom = top + 1
-        pos = np.concatenate([pos, self.shape.point(np.array([0.0]), np.array([0.0])), self.shape.point(np.array([np.pi]), np.array([0.0]))])
+        pos = np.concatenate(
+            [
+                pos,
+                self.shape.point(np.array([0.0]), np.array([0.0])),
+                self.shape.point(np.array([np.pi]), np.array([0.0])),
+            ]
+        )
         uv = np.concatenate([uv, [[0.5, 0.0], [0.5, 1.0]]])
         lower_seam = np.concatenate([lower_seam, [False, False]])
         c = np.arange(cols - 1)
@@ -489,7 +543,14 @@ class AvatarBuilder:
         part = Part("skin", pos, faces, uv, "skin", normals=normals)
         part.deltas = rig.fields(pos, jaw)
         self.eyelid_skin(part)
-        self.material("skin", texture=texture_from(lambda u, v: self.skin_color(v * np.pi, u * 2 * np.pi - np.pi), 512, 512), rough=0.55, double=False)
+        self.material(
+            "skin",
+            texture=texture_from(
+                lambda u, v: self.skin_color(v * np.pi, u * 2 * np.pi - np.pi), 512, 512
+            ),
+            rough=0.55,
+            double=False,
+        )
         self.jaw_pos = pos
         return part
 
@@ -500,7 +561,10 @@ class AvatarBuilder:
             r = np.linalg.norm(v, axis=1)
             d = v / np.maximum(r, 1e-9)[:, None]
             # Elliptical cone around the forward axis: wider than tall.
-            ang = np.sqrt((np.arctan2(d[:, 0], d[:, 2]) / (62 * DEG)) ** 2 + (np.arcsin(np.clip(d[:, 1], -1, 1)) / (44 * DEG)) ** 2)
+            ang = np.sqrt(
+                (np.arctan2(d[:, 0], d[:, 2]) / (62 * DEG)) ** 2
+                + (np.arcsin(np.clip(d[:, 1], -1, 1)) / (44 * DEG)) ** 2
+            )
             w = smoothstep(1.25, 0.95, ang) * (d[:, 2] > 0) * smoothstep(0.027, 0.019, r)
             target = EYE_RADIUS - 0.0012
             new_r = np.where(r > target, r + w * (target - r), r)
@@ -514,8 +578,12 @@ class AvatarBuilder:
         for side, suffix in ((1, "Left"), (-1, "Right")):
             above = gauss2(x, y, side * EYE_X, EYE_Y + 0.014, 0.014, 0.006) * (p[:, 2] > 0)
             below = gauss2(x, y, side * EYE_X, EYE_Y - 0.014, 0.013, 0.006) * (p[:, 2] > 0)
-            part.deltas[f"eyeBlink{suffix}"] = np.outer(above, [0, -0.0025, 0]) + np.outer(below, [0, 0.001, 0])
-            part.deltas[f"eyeSquint{suffix}"] = np.outer(below, [0, 0.003, 0.0005]) + np.outer(above, [0, -0.0012, 0])
+            part.deltas[f"eyeBlink{suffix}"] = np.outer(above, [0, -0.0025, 0]) + np.outer(
+                below, [0, 0.001, 0]
+            )
+            part.deltas[f"eyeSquint{suffix}"] = np.outer(below, [0, 0.003, 0.0005]) + np.outer(
+                above, [0, -0.0012, 0]
+            )
             part.deltas[f"eyeWide{suffix}"] = np.outer(above, [0, 0.002, 0])
 
     # -- eyes ----------------------------------------------------------------------
@@ -526,7 +594,9 @@ class AvatarBuilder:
         col = np.broadcast_to(sclera, alpha.shape + (3,)).copy()
         col *= (1 - 0.08 * smoothstep(40, 90, alpha))[..., None] * np.array([1.0, 0.97, 0.97])
         streak = 1 + 0.18 * np.sin(u * 2 * np.pi * 23) * smoothstep(11, 18, alpha)
-        iris_col = iris * (1.3 - 0.65 * smoothstep(10.5, 25.5, alpha))[..., None] * streak[..., None]
+        iris_col = (
+            iris * (1.3 - 0.65 * smoothstep(10.5, 25.5, alpha))[..., None] * streak[..., None]
+        )
         in_iris = smoothstep(27.2, 25.8, alpha)[..., None]
         col = col * (1 - in_iris) + in_iris * iris_col
         pupil = smoothstep(10.2, 9.0, alpha)[..., None]
@@ -534,11 +604,16 @@ class AvatarBuilder:
         return col
 
     def eye(self, centre: np.ndarray, side: int) -> Part:
-        alphas = np.array([1, 4, 8.6, 10, 11.5, 17, 24.5, 26.2, 27.8, 32, 42, 58, 82, 115, 165]) * DEG
+        alphas = (
+            np.array([1, 4, 8.6, 10, 11.5, 17, 24.5, 26.2, 27.8, 32, 42, 58, 82, 115, 165]) * DEG
+        )
         psis = np.linspace(0, 2 * np.pi, 23)
         aa, ss = np.meshgrid(alphas, psis, indexing="ij")
         bulge = 1 + 0.07 * np.cos(np.clip(aa / (28 * DEG), 0, 1) * np.pi / 2) ** 2
-        local = np.stack([np.sin(aa) * np.cos(ss), np.sin(aa) * np.sin(ss), np.cos(aa)], -1) * (EYE_RADIUS * bulge)[..., None]
+        local = (
+            np.stack([np.sin(aa) * np.cos(ss), np.sin(aa) * np.sin(ss), np.cos(aa)], -1)
+            * (EYE_RADIUS * bulge)[..., None]
+        )
         pos = local.reshape(-1, 3) + centre
         uv = np.stack([ss / (2 * np.pi), aa / np.pi], -1).reshape(-1, 2)
         faces = grid_faces(len(alphas), len(psis), wrap=False)
@@ -561,17 +636,21 @@ class AvatarBuilder:
             "In": ((0, 1, 0), -side * 26 * DEG), "Out": ((0, 1, 0), side * 26 * DEG),
         }  # fmt: skip
         for name, (axis, angle) in looks.items():
-            part.deltas[f"eyeLook{name}{suffix}"] = rotate(pos, axis, np.full(len(pos), angle), centre) - pos
-        self.material("eye", texture=texture_from(self.eye_color, 64, 256), rough=0.15, double=False)
+            part.deltas[f"eyeLook{name}{suffix}"] = (
+                rotate(pos, axis, np.full(len(pos), angle), centre) - pos
+            )
+        self.material(
+            "eye", texture=texture_from(self.eye_color, 64, 256), rough=0.15, double=False
+        )
         return part
 
     # -- lids ----------------------------------------------------------------------
     def lid_edges(self, side: int, u, mode: str = "rest"):
         """Upper and lower lid-edge elevations (radians) along u in -1..1 (inner..outer)."""
         meet = np.where(u > 0, 3.0, -4.0) * np.abs(u) * DEG
-        bell = np.clip(1 - u ** 2, 0, 1)
-        upper = meet + 23 * DEG * bell ** 0.7  # just over the top of the iris: relaxed, not startled
-        lower = meet - 19 * DEG * bell ** 0.8
+        bell = np.clip(1 - u**2, 0, 1)
+        upper = meet + 23 * DEG * bell**0.7  # just over the top of the iris: relaxed, not startled
+        lower = meet - 19 * DEG * bell**0.8
         return upper, lower
 
     def lids(self, centre: np.ndarray, side: int) -> list[Part]:
@@ -586,7 +665,11 @@ class AvatarBuilder:
             rows = []
             rows.append(self.lid_points(centre, side, betas * beta_c, edge, EYE_RADIUS + 0.0002))
             for t in ts:
-                rows.append(self.lid_points(centre, side, betas * beta_c, edge + t * (far - edge), radius + 0.0006 * t))
+                rows.append(
+                    self.lid_points(
+                        centre, side, betas * beta_c, edge + t * (far - edge), radius + 0.0006 * t
+                    )
+                )
             return np.stack(rows).reshape(-1, 3)
 
         def lashes(edge, scale):
@@ -594,7 +677,9 @@ class AvatarBuilder:
             for i, out in enumerate((0.0, 0.0016, 0.0032)):
                 tilt = edge + (i * 5 * DEG)
                 r = EYE_RADIUS + 0.0011 + out * scale
-                rows.append(self.lid_points(centre, side, betas * beta_c, tilt, r, lash_lift=out * scale))
+                rows.append(
+                    self.lid_points(centre, side, betas * beta_c, tilt, r, lash_lift=out * scale)
+                )
             return np.stack(rows).reshape(-1, 3)
 
         u = np.clip(betas, -1, 1)
@@ -602,12 +687,27 @@ class AvatarBuilder:
         up_rest, low_rest = self.lid_edges(side, u)
         states = {
             "rest": (up_rest, low_rest),
-            f"eyeBlink{suffix}": (low_rest - 1.5 * DEG, low_rest + 2 * DEG * np.clip(1 - u ** 2, 0, 1)),
-            f"eyeSquint{suffix}": (up_rest - 5 * DEG * np.clip(1 - u ** 2, 0, 1), low_rest + 9 * DEG * np.clip(1 - u ** 2, 0, 1)),
-            f"eyeWide{suffix}": (up_rest + 10 * DEG * np.clip(1 - u ** 2, 0, 1), low_rest - 2 * DEG * np.clip(1 - u ** 2, 0, 1)),
-            f"eyeLookUp{suffix}": (up_rest + 7 * DEG * np.clip(1 - u ** 2, 0, 1), low_rest + 4 * DEG * np.clip(1 - u ** 2, 0, 1)),
-            f"eyeLookDown{suffix}": (up_rest - 11 * DEG * np.clip(1 - u ** 2, 0, 1), low_rest - 4 * DEG * np.clip(1 - u ** 2, 0, 1)),
-            f"cheekSquint{suffix}": (up_rest, low_rest + 4 * DEG * np.clip(1 - u ** 2, 0, 1)),
+            f"eyeBlink{suffix}": (
+                low_rest - 1.5 * DEG,
+                low_rest + 2 * DEG * np.clip(1 - u**2, 0, 1),
+            ),
+            f"eyeSquint{suffix}": (
+                up_rest - 5 * DEG * np.clip(1 - u**2, 0, 1),
+                low_rest + 9 * DEG * np.clip(1 - u**2, 0, 1),
+            ),
+            f"eyeWide{suffix}": (
+                up_rest + 10 * DEG * np.clip(1 - u**2, 0, 1),
+                low_rest - 2 * DEG * np.clip(1 - u**2, 0, 1),
+            ),
+            f"eyeLookUp{suffix}": (
+                up_rest + 7 * DEG * np.clip(1 - u**2, 0, 1),
+                low_rest + 4 * DEG * np.clip(1 - u**2, 0, 1),
+            ),
+            f"eyeLookDown{suffix}": (
+                up_rest - 11 * DEG * np.clip(1 - u**2, 0, 1),
+                low_rest - 4 * DEG * np.clip(1 - u**2, 0, 1),
+            ),
+            f"cheekSquint{suffix}": (up_rest, low_rest + 4 * DEG * np.clip(1 - u**2, 0, 1)),
         }
         del u_side
         radius_up, radius_low = EYE_RADIUS + 0.0011, EYE_RADIUS + 0.0008
@@ -624,7 +724,9 @@ class AvatarBuilder:
             part = Part(f"lid_{'upper' if upper else 'lower'}_{suffix[0]}", rest, f, uv, "lid")
             for name, edges in states.items():
                 if name != "rest":
-                    part.deltas[name] = lid(upper, edges[pick], radius_up if upper else radius_low) - rest
+                    part.deltas[name] = (
+                        lid(upper, edges[pick], radius_up if upper else radius_low) - rest
+                    )
             parts.append(part)
         if self.s.lashes > 0:
             rest = lashes(up_rest, self.s.lashes)
@@ -637,7 +739,17 @@ class AvatarBuilder:
         skin = np.array(self.s.skin)
         self.material(
             "lid",
-            texture=texture_from(lambda uu, vv: skin * (1 - 0.55 * smoothstep(0.12, 0.04, vv) - 0.06 * smoothstep(0.1, 0.5, vv))[..., None] * np.array([1, 0.95, 0.95]), 4, 64),
+            texture=texture_from(
+                lambda uu, vv: (
+                    skin
+                    * (1 - 0.55 * smoothstep(0.12, 0.04, vv) - 0.06 * smoothstep(0.1, 0.5, vv))[
+                        ..., None
+                    ]
+                    * np.array([1, 0.95, 0.95])
+                ),
+                4,
+                64,
+            ),
             rough=0.5,
         )
         self.material("lashes", color=(0.05, 0.04, 0.04), rough=0.8)
@@ -648,13 +760,17 @@ class AvatarBuilder:
         b = beta * side
         el = np.broadcast_to(elevation, np.shape(beta))
         d = np.stack([np.cos(el) * np.sin(b), np.sin(el), np.cos(el) * np.cos(b)], -1)
-        return centre + d * np.asarray(radius).reshape(-1, 1) if np.ndim(radius) else centre + d * radius
+        return (
+            centre + d * np.asarray(radius).reshape(-1, 1)
+            if np.ndim(radius)
+            else centre + d * radius
+        )
 
     # -- brows ---------------------------------------------------------------------
     def brows(self, side: int) -> Part:
         s = np.linspace(0, 1, 14)
         x = side * (EYE_X - 0.017 + 0.041 * s)
-        y = EYE_Y + 0.019 + 0.006 * np.sin(np.pi * s ** 0.75) - 0.002 * s
+        y = EYE_Y + 0.019 + 0.006 * np.sin(np.pi * s**0.75) - 0.002 * s
         half = (0.0032 * (1 - 0.55 * s) + 0.0006) * self.s.brow_thickness
         rows = []
         for off, lift in ((-1.0, 0.0006), (0.0, 0.0022), (1.0, 0.0006)):
@@ -673,7 +789,7 @@ class AvatarBuilder:
     def teeth(self, upper: bool) -> Part:
         z0 = self.rig.mouth_z - (0.0105 if upper else 0.0125)
         u = np.linspace(-0.88, 0.88, 29)
-        arc = np.stack([0.0185 * u, np.zeros_like(u), z0 - 0.009 * u ** 2 - 0.014 * u ** 4], -1)
+        arc = np.stack([0.0185 * u, np.zeros_like(u), z0 - 0.009 * u**2 - 0.014 * u**4], -1)
         tangent = np.gradient(arc, axis=0)
         normal = np.cross(tangent, [0, 1, 0])
         normal /= np.linalg.norm(normal, axis=1, keepdims=True)  # points outwards (+Z at the front)
@@ -684,11 +800,26 @@ class AvatarBuilder:
         edge_y = MOUTH_Y + sign * (0.0010 + scallop) - (0.0050 if upper else 0.0)
         root_y = MOUTH_Y + sign * 0.0085
         # Cross-section: gum front, tooth front, biting edge, tooth back, gum back.
-        heights = [root_y, MOUTH_Y + sign * 0.0068, edge_y + sign * 0.0008, edge_y, edge_y + sign * 0.0008, root_y]
+        heights = [
+            root_y,
+            MOUTH_Y + sign * 0.0068,
+            edge_y + sign * 0.0008,
+            edge_y,
+            edge_y + sign * 0.0008,
+            root_y,
+        ]
         depth = [0.0016, 0.0012, 0.0006, -0.0015, -0.0036, -0.0040]
         rows = []
         for h, dp in zip(heights, depth, strict=True):
-            rows.append(arc + normal * dp + np.outer(np.ones_like(u), [0, 0, 0]) + np.stack([np.zeros_like(u), h if np.ndim(h) else np.full_like(u, h), np.zeros_like(u)], -1))
+            rows.append(
+                arc
+                + normal * dp
+                + np.outer(np.ones_like(u), [0, 0, 0])
+                + np.stack(
+                    [np.zeros_like(u), h if np.ndim(h) else np.full_like(u, h), np.zeros_like(u)],
+                    -1,
+                )
+            )
         pos = np.stack(rows).reshape(-1, 3)
         faces = grid_faces(len(rows), len(u), wrap=False)
         faces = orient_outward(pos, faces, np.array([0, MOUTH_Y + sign * 0.004, z0 - 0.03]))
@@ -698,9 +829,13 @@ class AvatarBuilder:
         part.deltas = self.rigid_mouth(pos, 0.0 if upper else 1.0)
         gum = np.array([0.80, 0.42, 0.45])
         enamel = np.array([0.95, 0.93, 0.86])
+
         def teeth_tex(uu, vv):
             shade = 1 - 0.65 * smoothstep(0.35, 1.0, np.abs(2 * uu - 1))  # back teeth sit in shadow
-            col = gum * (1 - smoothstep(0.22, 0.3, vv))[..., None] + enamel * smoothstep(0.22, 0.3, vv)[..., None]
+            col = (
+                gum * (1 - smoothstep(0.22, 0.3, vv))[..., None]
+                + enamel * smoothstep(0.22, 0.3, vv)[..., None]
+            )
             return col * shade[..., None]
 
         self.material("teeth", texture=texture_from(teeth_tex, 32, 64), rough=0.35)
@@ -725,12 +860,18 @@ class AvatarBuilder:
         tt, pp = np.meshgrid(th, ph, indexing="ij")
         d = sphere_dirs(tt, pp)
         pos = (d * [0.016, 0.0065, 0.026]).reshape(-1, 3) + [0, MOUTH_Y - 0.0085, z0]
-        pos[:, 1] += 0.004 * (pos[:, 1] > MOUTH_Y - 0.0085) * np.exp(-((pos[:, 0] / 0.004) ** 2)) * -0.4  # centre groove
-        faces = orient_outward(pos, grid_faces(len(th), len(ph), wrap=False), np.array([0, MOUTH_Y - 0.0085, z0]))
+        pos[:, 1] += (
+            0.004 * (pos[:, 1] > MOUTH_Y - 0.0085) * np.exp(-((pos[:, 0] / 0.004) ** 2)) * -0.4
+        )  # centre groove
+        faces = orient_outward(
+            pos, grid_faces(len(th), len(ph), wrap=False), np.array([0, MOUTH_Y - 0.0085, z0])
+        )
         part = Part("tongue", pos, faces, None, "tongue")
         part.deltas = self.rigid_mouth(pos, 1.0)
         front = smoothstep(z0 - 0.01, z0 + 0.026, pos[:, 2])
-        part.deltas["tongueOut"] = np.outer(front, [0, -0.004, 0.032]) + np.outer(1 - front, [0, -0.002, 0.016])
+        part.deltas["tongueOut"] = np.outer(front, [0, -0.004, 0.032]) + np.outer(
+            1 - front, [0, -0.002, 0.016]
+        )
         self.material("tongue", color=(0.78, 0.36, 0.38), rough=0.35)
         return part
 
@@ -747,7 +888,9 @@ class AvatarBuilder:
         normals = np.tile([0.0, 0.0, 1.0], (len(pos), 1))
         part = Part("mouth", pos, faces, None, "mouth", normals=normals)
         # The floor of the mouth follows the jaw at the front; the throat at the back stays.
-        w = smoothstep(-0.004, 0.004, MOUTH_Y - pos[:, 1]) * smoothstep(centre[2] - 0.022, centre[2] + 0.005, pos[:, 2])
+        w = smoothstep(-0.004, 0.004, MOUTH_Y - pos[:, 1]) * smoothstep(
+            centre[2] - 0.022, centre[2] + 0.005, pos[:, 2]
+        )
         part.deltas = {"jawOpen": rotate(pos, (1, 0, 0), JAW_OPEN_ANGLE * w, JAW_PIVOT) - pos}
         self.material("mouth", color=(0.12, 0.03, 0.035), rough=1.0, double=False)
         return part
@@ -768,13 +911,19 @@ class AvatarBuilder:
         crown = 1 - ts[:, None] ** 2
         thick = thickness * (0.45 + 0.55 * crown) + 0.012 * crown * (style != "bun")
         if style == "crop":
-            thick = thick + 0.006 * smoothstep(0.3, -0.6, back) * crown  # fuller at the back of the crown
+            thick = (
+                thick + 0.006 * smoothstep(0.3, -0.6, back) * crown
+            )  # fuller at the back of the crown
             quiff = smoothstep(0.2, 0.9, back) * np.exp(-(((ts[:, None] - 0.55) / 0.25) ** 2))
             thick = thick + 0.010 * quiff  # volume swept up at the front
             clumps = np.abs(noise2(pp * 1.6, tt * 2.2, s.seed + 7, octaves=2))
-            thick = thick + 0.004 * clumps * (0.3 + crown) * smoothstep(0.05, 0.3, ts[:, None])  # short tufts
+            thick = thick + 0.004 * clumps * (0.3 + crown) * smoothstep(
+                0.05, 0.3, ts[:, None]
+            )  # short tufts
         if style == "curls":
-            thick = thick * (1 + 0.22 * np.sin(pp * 11) * np.sin(tt * 13)) + 0.004 * np.sin(pp * 23 + tt * 17)
+            thick = thick * (1 + 0.22 * np.sin(pp * 11) * np.sin(tt * 13)) + 0.004 * np.sin(
+                pp * 23 + tt * 17
+            )
         pos = base + n * thick[..., None]
         if style == "bob":
             # Below ear level the hair hangs straight instead of hugging the jaw.
@@ -793,17 +942,23 @@ class AvatarBuilder:
         rows, cols = grid.shape[:2]
         p = grid.reshape(-1, 3) + [0, 0, 0]
         faces = orient_outward(p, grid_faces(rows, cols, wrap=False), np.zeros(3))
-        uv = np.stack(np.meshgrid((phis + np.pi) / (2 * np.pi), np.concatenate([ts, [1.0]])), -1).reshape(-1, 2)
+        uv = np.stack(
+            np.meshgrid((phis + np.pi) / (2 * np.pi), np.concatenate([ts, [1.0]])), -1
+        ).reshape(-1, 2)
         parts = [Part("hair", p, faces, uv, "hair")]
         hair_col = np.array(s.hair)
 
         def hair_tex(uu, vv):
-            strands = 0.16 * noise2(uu * 40, vv * 0.5, s.seed + 5, octaves=2) + 0.08 * np.sin(uu * 2 * np.pi * 90)
+            strands = 0.16 * noise2(uu * 40, vv * 0.5, s.seed + 5, octaves=2) + 0.08 * np.sin(
+                uu * 2 * np.pi * 90
+            )
             sheen = 0.35 * np.exp(-(((vv - 0.35) / 0.12) ** 2))
             lift = np.clip(strands + sheen, -0.3, 1.0)[..., None]
             # Dark hair shows its strands as a warm brown sheen, light hair as a brighter tint.
             highlight = np.maximum(hair_col * 1.8, np.array([0.22, 0.16, 0.12]))
-            return np.where(lift > 0, hair_col + (highlight - hair_col) * lift, hair_col * (1 + lift))
+            return np.where(
+                lift > 0, hair_col + (highlight - hair_col) * lift, hair_col * (1 + lift)
+            )
 
         self.material("hair", texture=texture_from(hair_tex, 256, 128), rough=0.7)
         if style == "bun":
@@ -829,7 +984,9 @@ class AvatarBuilder:
             local = d * [0.007, 0.026, 0.017]
             local[..., 0] += np.where(local[..., 0] * side < 0, 0.0, 0.0)
             centre = np.array([side * (self.s.width * 0.97), -0.004, -0.008])
-            pos = rotate(local.reshape(-1, 3), (1, 0, 0), np.full(local.size // 3, -0.18), np.zeros(3))
+            pos = rotate(
+                local.reshape(-1, 3), (1, 0, 0), np.full(local.size // 3, -0.18), np.zeros(3)
+            )
             pos = rotate(pos, (0, 1, 0), np.full(len(pos), side * 0.35), np.zeros(3)) + centre
             faces = orient_outward(pos, grid_faces(len(th), len(ph), wrap=False), centre)
             parts.append(Part(f"ear_{'L' if side > 0 else 'R'}", pos, faces, None, "skin_plain"))
@@ -842,7 +999,9 @@ class AvatarBuilder:
         r = self.s.neck + 0.010 * smoothstep(-0.13, -0.20, yy)  # flares into the shoulders
         # Its top (hidden inside the head) recedes at the front, clear of the mouth cavity.
         recede = 0.018 * smoothstep(-0.09, -0.055, yy) * np.clip(np.cos(pp), 0, None)
-        pos = np.stack([r * np.sin(pp), yy, r * np.cos(pp) * 1.02 - 0.028 - recede], -1).reshape(-1, 3)
+        pos = np.stack([r * np.sin(pp), yy, r * np.cos(pp) * 1.02 - 0.028 - recede], -1).reshape(
+            -1, 3
+        )
         faces = grid_faces(len(ys), len(ph), wrap=True)
         faces = orient_outward(pos, faces, np.array([0.0, -0.15, -0.028]))
         return Part("neck", pos, faces, None, "skin_plain")
@@ -856,7 +1015,9 @@ class AvatarBuilder:
             [-0.181, s.neck + 0.022, 0.062], [-0.178, s.neck + 0.010, 0.060],
         ])  # fmt: skip
         prof[:, 0] += 0.04  # shoulders sit a little higher: a shorter neck reads friendlier
-        ys = np.interp(np.linspace(0, 1, 16) ** 0.6, [0, 1], [prof[0, 0], prof[-1, 0]])  # denser at the shoulders
+        ys = np.interp(
+            np.linspace(0, 1, 16) ** 0.6, [0, 1], [prof[0, 0], prof[-1, 0]]
+        )  # denser at the shoulders
         a = np.interp(ys, prof[:, 0], prof[:, 1])
         b = np.interp(ys, prof[:, 0], prof[:, 2])
         for _ in range(2):  # smooth the piecewise-linear profile
@@ -868,17 +1029,28 @@ class AvatarBuilder:
         sx = np.sign(np.sin(pp)) * np.abs(np.sin(pp)) ** expo
         sz = np.sign(np.cos(pp)) * np.abs(np.cos(pp)) ** expo
         pos = np.stack([a[:, None] * sx, yy, b[:, None] * sz - 0.012], -1).reshape(-1, 3)
-        faces = orient_outward(pos, grid_faces(len(ys), len(ph), wrap=True), np.array([0, -0.25, -0.012]))
+        faces = orient_outward(
+            pos, grid_faces(len(ys), len(ph), wrap=True), np.array([0, -0.25, -0.012])
+        )
         parts = [Part("shirt", pos, faces, None, "shirt")]
         # Collar: a soft band around the neckline.
         ring = np.linspace(0, 2 * np.pi, 33) + np.pi  # its one seam sits at the back
         tube = np.linspace(0, 2 * np.pi, 6, endpoint=False)
         rr, tb = np.meshgrid(ring, tube, indexing="ij")
         R = self.s.neck + 0.012 + 0.0065 * np.cos(tb)
-        cy = -0.136 + 0.008 * np.sin(tb) - 0.010 * smoothstep(0.3, 1.0, np.cos(rr))  # dips at the front
+        cy = (
+            -0.136 + 0.008 * np.sin(tb) - 0.010 * smoothstep(0.3, 1.0, np.cos(rr))
+        )  # dips at the front
         collar = np.stack([R * np.sin(rr), cy, R * np.cos(rr) * 1.02 - 0.012], -1).reshape(-1, 3)
         faces = grid_faces(len(ring), len(tube), wrap=True)
-        faces = orient_outward(collar, faces, collar.reshape(len(ring), len(tube), 3).mean(axis=1).repeat(len(tube), axis=0).mean(axis=0))
+        faces = orient_outward(
+            collar,
+            faces,
+            collar.reshape(len(ring), len(tube), 3)
+            .mean(axis=1)
+            .repeat(len(tube), axis=0)
+            .mean(axis=0),
+        )
         parts.append(Part("collar", collar, faces, None, "collar"))
         self.material("shirt", color=s.shirt, rough=0.9)
         self.material("collar", color=s.collar, rough=0.8)
@@ -888,7 +1060,13 @@ class AvatarBuilder:
     # -- assembly -------------------------------------------------------------------
     def build(self) -> tuple[list[Part], list[Part], list[Part]]:
         rig = self.rig
-        face = [self.skin(), self.mouth_cavity(), self.teeth(True), self.teeth(False), self.tongue()]
+        face = [
+            self.skin(),
+            self.mouth_cavity(),
+            self.teeth(True),
+            self.teeth(False),
+            self.tongue(),
+        ]
         for centre, side in ((rig.eye_left, 1), (rig.eye_right, -1)):
             face.append(self.eye(centre, side))
             face.extend(self.lids(centre, side))
@@ -901,18 +1079,30 @@ class AvatarBuilder:
 # ----------------------------------------------------------------------------- glTF
 class GlbWriter:
     def __init__(self) -> None:
-        self.gltf = pygltflib.GLTF2(asset=pygltflib.Asset(generator="avatarkit build_avatars.py", version="2.0"))
+        self.gltf = pygltflib.GLTF2(
+            asset=pygltflib.Asset(generator="avatarkit build_avatars.py", version="2.0")
+        )
         self.blob = bytearray()
         self._zero_cache: dict[int, int] = {}
 
     def _view(self, data: bytes, target: int | None) -> int:
         while len(self.blob) % 4:
             self.blob.append(0)
-        self.gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(data), target=target))
+        self.gltf.bufferViews.append(
+            pygltflib.BufferView(
+                buffer=0, byteOffset=len(self.blob), byteLength=len(data), target=target
+            )
+        )
         self.blob.extend(data)
         return len(self.gltf.bufferViews) - 1
 
-    def accessor(self, array: np.ndarray, kind: str, target: int | None = pygltflib.ARRAY_BUFFER, minmax: bool = False) -> int:
+    def accessor(
+        self,
+        array: np.ndarray,
+        kind: str,
+        target: int | None = pygltflib.ARRAY_BUFFER,
+        minmax: bool = False,
+    ) -> int:
         if array.dtype == np.uint16:
             ctype = pygltflib.UNSIGNED_SHORT
         elif array.dtype == np.uint32:
@@ -931,7 +1121,9 @@ class GlbWriter:
     def zeros(self, n: int) -> int:
         """One shared all-zero delta accessor per vertex count (most targets touch few parts)."""
         if n not in self._zero_cache:
-            self._zero_cache[n] = self.accessor(np.zeros((n, 3), np.float32), pygltflib.VEC3, minmax=True)
+            self._zero_cache[n] = self.accessor(
+                np.zeros((n, 3), np.float32), pygltflib.VEC3, minmax=True
+            )
         return self._zero_cache[n]
 
     def image(self, rgb: np.ndarray) -> int:
@@ -942,18 +1134,39 @@ class GlbWriter:
         self.gltf.textures.append(pygltflib.Texture(source=len(self.gltf.images) - 1, sampler=0))
         return len(self.gltf.textures) - 1
 
-    def write(self, builder: AvatarBuilder, face: list[Part], head: list[Part], body: list[Part], path: Path) -> None:
+    def write(
+        self,
+        builder: AvatarBuilder,
+        face: list[Part],
+        head: list[Part],
+        body: list[Part],
+        path: Path,
+    ) -> None:
         g = self.gltf
-        g.samplers.append(pygltflib.Sampler(magFilter=pygltflib.LINEAR, minFilter=pygltflib.LINEAR_MIPMAP_LINEAR))
+        g.samplers.append(
+            pygltflib.Sampler(magFilter=pygltflib.LINEAR, minFilter=pygltflib.LINEAR_MIPMAP_LINEAR)
+        )
         mat_index = {}
         for name, m in builder.materials.items():
-            linear = [float(c) ** 2.2 for c in m["color"]]  # factors are linear; our palette is sRGB
-            pbr = pygltflib.PbrMetallicRoughness(baseColorFactor=[*linear, 1.0], metallicFactor=0.0, roughnessFactor=m["rough"])
+            linear = [
+                float(c) ** 2.2 for c in m["color"]
+            ]  # factors are linear; our palette is sRGB
+            pbr = pygltflib.PbrMetallicRoughness(
+                baseColorFactor=[*linear, 1.0], metallicFactor=0.0, roughnessFactor=m["rough"]
+            )
             if m["texture"]:
-                pbr.baseColorTexture = pygltflib.TextureInfo(index=self.image(builder.textures[m["texture"]]))
-            g.materials.append(pygltflib.Material(name=name, pbrMetallicRoughness=pbr, doubleSided=m["double"]))
+                pbr.baseColorTexture = pygltflib.TextureInfo(
+                    index=self.image(builder.textures[m["texture"]])
+                )
+            g.materials.append(
+                pygltflib.Material(name=name, pbrMetallicRoughness=pbr, doubleSided=m["double"])
+            )
             mat_index[name] = len(g.materials) - 1
-        for mesh_name, parts, morphs in (("Face", face, True), ("Hair", head, False), ("Body", body, False)):
+        for mesh_name, parts, morphs in (
+            ("Face", face, True),
+            ("Hair", head, False),
+            ("Body", body, False),
+        ):
             prims = []
             for part in parts:
                 n = len(part.positions)
@@ -966,7 +1179,11 @@ class GlbWriter:
                 idx_dtype = np.uint16 if n < 65536 else np.uint32
                 prim = pygltflib.Primitive(
                     attributes=attrs,
-                    indices=self.accessor(part.faces.reshape(-1).astype(idx_dtype), pygltflib.SCALAR, pygltflib.ELEMENT_ARRAY_BUFFER),
+                    indices=self.accessor(
+                        part.faces.reshape(-1).astype(idx_dtype),
+                        pygltflib.SCALAR,
+                        pygltflib.ELEMENT_ARRAY_BUFFER,
+                    ),
                     material=mat_index[part.material],
                     extras={"part": part.name},
                 )
@@ -977,7 +1194,9 @@ class GlbWriter:
                         if delta is None or not np.any(np.abs(delta) > 1e-7):
                             prim.targets.append({"POSITION": self.zeros(n)})
                         else:
-                            prim.targets.append({"POSITION": self.accessor(delta, pygltflib.VEC3, minmax=True)})
+                            prim.targets.append(
+                                {"POSITION": self.accessor(delta, pygltflib.VEC3, minmax=True)}
+                            )
                 prims.append(prim)
             mesh = pygltflib.Mesh(name=mesh_name, primitives=prims)
             if morphs:

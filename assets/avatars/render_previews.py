@@ -50,17 +50,25 @@ def main() -> int:
             names = model.asset.target_names
             head = np.array(avatar.framing.head_center)
             # A touch from the side and above: reads more like a person than a mugshot.
-            app.scene.camera.look_at(head + [0.10, 0.02, avatar.framing.camera_distance], head + [0, -0.01, 0])
+            app.scene.camera.look_at(
+                head + [0.10, 0.02, avatar.framing.camera_distance], head + [0, -0.01, 0]
+            )
             tiles = []
             for channels in POSES.values():
                 model.set_weights(avatar.target_weights(arkit(channels), names))
                 app.step()
                 tiles.append(app.read_pixels())
-            Image.fromarray(np.concatenate(tiles, axis=1)).save(OUT / f"{avatar.id}.png", optimize=True)
+            Image.fromarray(np.concatenate(tiles, axis=1)).save(
+                OUT / f"{avatar.id}.png", optimize=True
+            )
             bust_centre = np.array(avatar.framing.extra.get("bust_center", head))
-            distance = float(avatar.framing.extra.get("bust_camera_distance", 2 * avatar.framing.camera_distance))
+            distance = float(
+                avatar.framing.extra.get("bust_camera_distance", 2 * avatar.framing.camera_distance)
+            )
             app.scene.camera.look_at(bust_centre + [0.15, 0.05, distance], bust_centre)
-            model.set_weights(avatar.target_weights(arkit({"mouthSmileLeft": 0.4, "mouthSmileRight": 0.4}), names))
+            model.set_weights(
+                avatar.target_weights(arkit({"mouthSmileLeft": 0.4, "mouthSmileRight": 0.4}), names)
+            )
             app.step()
             busts.append(app.read_pixels())
             entity.destroy()

@@ -29,28 +29,98 @@ SPEAKERS = {
 }
 
 LINES = [
-    ("greeting", "greeting", "guide", "Hello! I'm your AvatarKit guide. Ask me anything about this place, or just say hi."),
-    ("kiosk_welcome", "kiosk", "guide", "Welcome to the museum. The main hall is straight ahead, past the big blue map."),
-    ("kiosk_tickets", "kiosk", "guide", "Tickets are sold at the desk on your left. Members go in for free."),
-    ("kiosk_hours", "kiosk", "guide", "We are open from nine in the morning until six in the evening, every day but Monday."),
-    ("kiosk_cafe", "kiosk", "guide", "Hungry? The cafe on the first floor serves soup, sandwiches and fresh coffee."),
-    ("kiosk_exhibit", "kiosk", "guide", "Our new exhibit shows old boats, maps and pictures from the harbour."),
-    ("kiosk_help", "kiosk", "guide", "If you need help, please press the button below the screen, and someone will come."),
-    ("kiosk_photo", "kiosk", "guide", "You may take photos, but please do not use the flash near the paintings."),
-    ("kiosk_goodbye", "kiosk", "guide", "Thank you for visiting. Have a wonderful day, and come back soon!"),
-    ("conv_ava_1", "conversation", "ava", "Did you see the moon last night? It was huge and orange."),
+    (
+        "greeting",
+        "greeting",
+        "guide",
+        "Hello! I'm your AvatarKit guide. Ask me anything about this place, or just say hi.",
+    ),
+    (
+        "kiosk_welcome",
+        "kiosk",
+        "guide",
+        "Welcome to the museum. The main hall is straight ahead, past the big blue map.",
+    ),
+    (
+        "kiosk_tickets",
+        "kiosk",
+        "guide",
+        "Tickets are sold at the desk on your left. Members go in for free.",
+    ),
+    (
+        "kiosk_hours",
+        "kiosk",
+        "guide",
+        "We are open from nine in the morning until six in the evening, every day but Monday.",
+    ),
+    (
+        "kiosk_cafe",
+        "kiosk",
+        "guide",
+        "Hungry? The cafe on the first floor serves soup, sandwiches and fresh coffee.",
+    ),
+    (
+        "kiosk_exhibit",
+        "kiosk",
+        "guide",
+        "Our new exhibit shows old boats, maps and pictures from the harbour.",
+    ),
+    (
+        "kiosk_help",
+        "kiosk",
+        "guide",
+        "If you need help, please press the button below the screen, and someone will come.",
+    ),
+    (
+        "kiosk_photo",
+        "kiosk",
+        "guide",
+        "You may take photos, but please do not use the flash near the paintings.",
+    ),
+    (
+        "kiosk_goodbye",
+        "kiosk",
+        "guide",
+        "Thank you for visiting. Have a wonderful day, and come back soon!",
+    ),
+    (
+        "conv_ava_1",
+        "conversation",
+        "ava",
+        "Did you see the moon last night? It was huge and orange.",
+    ),
     ("conv_ben_1", "conversation", "ben", "I missed it. I was busy fixing my bike in the garage."),
-    ("conv_cleo_1", "conversation", "cleo", "Oh, I took a photo of it from the bridge. I'll show you."),
-    ("conv_ava_2", "conversation", "ava", "Perfect. Maybe we can all go up the hill tonight and look again."),
+    (
+        "conv_cleo_1",
+        "conversation",
+        "cleo",
+        "Oh, I took a photo of it from the bridge. I'll show you.",
+    ),
+    (
+        "conv_ava_2",
+        "conversation",
+        "ava",
+        "Perfect. Maybe we can all go up the hill tonight and look again.",
+    ),
     ("conv_ben_2", "conversation", "ben", "Good plan. I'll bring blankets and some hot chocolate."),
-    ("quiz_intro", "quiz", "host", "Welcome to the quiz! Three questions, ten seconds each. Ready?"),
+    (
+        "quiz_intro",
+        "quiz",
+        "host",
+        "Welcome to the quiz! Three questions, ten seconds each. Ready?",
+    ),
     ("quiz_q1", "quiz", "host", "Question one. Which planet is known as the red planet?"),
     ("quiz_q2", "quiz", "host", "Question two. How many legs does a spider have?"),
     ("quiz_q3", "quiz", "host", "Question three. What is the largest ocean on Earth?"),
     ("quiz_correct", "quiz", "host", "Correct! Well done, that is one more point for you."),
     ("quiz_wrong", "quiz", "host", "Not quite. Better luck with the next one."),
     ("quiz_timeout", "quiz", "host", "Time is up! Let's move on."),
-    ("quiz_final", "quiz", "host", "That's the end of the quiz. You scored brilliantly. Thanks for playing!"),
+    (
+        "quiz_final",
+        "quiz",
+        "host",
+        "That's the end of the quiz. You scored brilliantly. Thanks for playing!",
+    ),
 ]
 
 
@@ -81,7 +151,9 @@ def main() -> None:
                       for w in utt.words if w.text.strip()],
             "phonemes": [[p.name, round(p.start / sr, 3)] for p in utt.phonemes],
         })  # fmt: skip
-    (HERE / "lines.json").write_text(json.dumps({"sample_rate": RATE, "lines": entries}, indent=1) + "\n")
+    (HERE / "lines.json").write_text(
+        json.dumps({"sample_rate": RATE, "lines": entries}, indent=1) + "\n"
+    )
     print(f"wrote {len(entries)} lines to {HERE}")
 
 

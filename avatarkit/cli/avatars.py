@@ -27,13 +27,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--url", help="asset service base URL (e.g. http://127.0.0.1:8765/v1/avatars) or a packages folder")
-    p.add_argument("--cache-dir", help="avatar cache directory (default: the user cache dir, or AVATARKIT_CACHE_DIR)")
+    p.add_argument(
+        "--url",
+        help="asset service base URL (e.g. http://127.0.0.1:8765/v1/avatars) or a packages folder",
+    )
+    p.add_argument(
+        "--cache-dir",
+        help="avatar cache directory (default: the user cache dir, or AVATARKIT_CACHE_DIR)",
+    )
     p.add_argument("-l", "--long", action="store_true", help="list id and name, tab-separated")
     action = p.add_mutually_exclusive_group()
-    action.add_argument("--load", metavar="ID", help="download an avatar into the cache (with progress), print its folder")
-    action.add_argument("--info", metavar="ID_OR_PATH", help="the blendshape channels a model drives (bundled id, package folder, .glb/.gltf)")
-    action.add_argument("--clear-cache", nargs="?", const="", metavar="ID", help="delete one cached avatar, or all of them")
+    action.add_argument(
+        "--load",
+        metavar="ID",
+        help="download an avatar into the cache (with progress), print its folder",
+    )
+    action.add_argument(
+        "--info",
+        metavar="ID_OR_PATH",
+        help="the blendshape channels a model drives (bundled id, package folder, .glb/.gltf)",
+    )
+    action.add_argument(
+        "--clear-cache",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="delete one cached avatar, or all of them",
+    )
     p.set_defaults(func=run)
 
 
@@ -49,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         from avatarkit.paths import AVATARS_DIR
 
         if not AVATARS_DIR.is_dir():  # an incomplete install: say so, not an empty list
-            raise AvatarKitError(ErrorCode.AVATAR_ASSETS_MISSING, f"no avatars folder at {AVATARS_DIR}")
+            raise AvatarKitError(
+                ErrorCode.AVATAR_ASSETS_MISSING, f"no avatars folder at {AVATARS_DIR}"
+            )
     return _list(args)
 
 
@@ -61,9 +83,13 @@ def _list(args: argparse.Namespace) -> int:
         from avatarkit.manager import AvatarManager
 
         manager = AvatarManager(args.url, args.cache_dir)
-        if manager.local_root is not None and not manager.local_root.is_dir():  # a typo'd URL is no empty list
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST,
-                                 f"--url {args.url}: neither an http(s) URL nor a folder of avatar packages")
+        if (
+            manager.local_root is not None and not manager.local_root.is_dir()
+        ):  # a typo'd URL is no empty list
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"--url {args.url}: neither an http(s) URL nor a folder of avatar packages",
+            )
         rows = [(a["id"], a.get("name", "")) for a in asyncio.run(manager.list_remote())]
     else:
         rows = [(m.id, m.name) for m in _bundled()]
@@ -104,10 +130,17 @@ def _load(args: argparse.Namespace) -> int:
                 ids = [a["id"] for a in asyncio.run(manager.list_remote())]
             except AvatarKitError:
                 raise exc from None
-            raise unknown("avatar", args.load, ids, f"`avatarkit avatars --url {manager.base_url}` lists them",
-                          ErrorCode.AVATAR_NOT_FOUND) from None
+            raise unknown(
+                "avatar",
+                args.load,
+                ids,
+                f"`avatarkit avatars --url {manager.base_url}` lists them",
+                ErrorCode.AVATAR_NOT_FOUND,
+            ) from None
         if exc.code == ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA and not args.url:
-            raise AvatarKitError(exc.code, f"{exc.message}; is `avatarkit serve` running? (or pass --url)") from None
+            raise AvatarKitError(
+                exc.code, f"{exc.message}; is `avatarkit serve` running? (or pass --url)"
+            ) from None
         raise
     print(avatar.root)
     return 0
@@ -126,8 +159,13 @@ def _info(target: str) -> int:
         if not (AVATARS_DIR / target).is_dir():
             # neither a file nor a bundled id: say which ids exist, not "no such file"
             ids = [m.id for m in _bundled()]
-            raise unknown("avatar", target, ids, "`avatarkit avatars` lists them; or give a .glb/.gltf path",
-                          ErrorCode.AVATAR_NOT_FOUND)
+            raise unknown(
+                "avatar",
+                target,
+                ids,
+                "`avatarkit avatars` lists them; or give a .glb/.gltf path",
+                ErrorCode.AVATAR_NOT_FOUND,
+            )
         path = AVATARS_DIR / target
     avatar = derive(path)
     print(f"{avatar.id}\t{avatar.name}\t{avatar.model_path}")

@@ -19,7 +19,15 @@ from avatarkit.motion.wav import SpeechAudio, read_wav
 if TYPE_CHECKING:
     from avatarkit.avatar import Avatar
 
-__all__ = ["SpeechAudio", "check_output", "closest", "open_avatar", "output_with_suffix", "read_wav", "unknown"]
+__all__ = [
+    "SpeechAudio",
+    "check_output",
+    "closest",
+    "open_avatar",
+    "output_with_suffix",
+    "read_wav",
+    "unknown",
+]
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
@@ -28,7 +36,13 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def unknown(kind: str, name: str, choices: Iterable[str], listing: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> AvatarKitError:
+def unknown(
+    kind: str,
+    name: str,
+    choices: Iterable[str],
+    listing: str,
+    code: ErrorCode = ErrorCode.INVALID_REQUEST,
+) -> AvatarKitError:
     """``unknown avatar 'ava2'; did you mean 'ava'? `avatarkit avatars` lists them``."""
     choices = sorted(choices)
     guess = closest(name, choices)
@@ -39,24 +53,37 @@ def unknown(kind: str, name: str, choices: Iterable[str], listing: str, code: Er
 def output_with_suffix(path: Path, suffix: str) -> Path:
     """``-o out`` means ``out<suffix>``; another extension is refused (the format is fixed)."""
     if path.is_dir():
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{path} is a directory; name the {suffix} file to write")
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST, f"{path} is a directory; name the {suffix} file to write"
+        )
     if not path.suffix:
         return path.with_name(path.name + suffix)
     if path.suffix.lower() != suffix:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{path}: this command writes {suffix} files; name it ...{suffix}")
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST,
+            f"{path}: this command writes {suffix} files; name it ...{suffix}",
+        )
     return path
 
 
 def check_output(path: Path) -> None:
     """Make sure ``path`` can be written (its folder created), before any long work."""
     if path.is_dir():
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{path} is a directory; name the file to write")
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST, f"{path} is a directory; name the file to write"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot create the folder {path.parent}: a file is in the way") from exc
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST,
+            f"cannot create the folder {path.parent}: a file is in the way",
+        ) from exc
     except OSError as exc:
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot create the folder {path.parent}: {exc.strerror or exc}") from exc
+        raise AvatarKitError(
+            ErrorCode.INVALID_REQUEST,
+            f"cannot create the folder {path.parent}: {exc.strerror or exc}",
+        ) from exc
     # os.access says yes to root everywhere (even /proc): only opening the file tells.
     existed = path.exists()
     try:

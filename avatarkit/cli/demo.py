@@ -31,14 +31,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="run a bundled scene (default: the kiosk)",
         description="Run a bundled scene. Interactive scenes open a window when there is a display, "
-        "else run headless for a few seconds and write an MP4 and a PNG.\n\nscenes:\n" + _scene_table(),
+        "else run headless for a few seconds and write an MP4 and a PNG.\n\nscenes:\n"
+        + _scene_table(),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scene", nargs="?", default=DEFAULT_SCENE, help=f"scene name, listed above (default: {DEFAULT_SCENE})")
-    parser.add_argument("--out", type=Path, default=Path("out"), help="output folder for MP4/PNG (default: ./out)")
     parser.add_argument(
-        "scene_args", nargs=argparse.REMAINDER,
+        "scene",
+        nargs="?",
+        default=DEFAULT_SCENE,
+        help=f"scene name, listed above (default: {DEFAULT_SCENE})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="output folder for MP4/PNG (default: ./out)"
+    )
+    parser.add_argument(
+        "scene_args",
+        nargs=argparse.REMAINDER,
         help="passed to the scene: --windowed | --fullscreen | --headless, --seconds S, --size WxH, --avatar ID",
     )
     parser.set_defaults(func=run)
@@ -102,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
     if any(flag in scene_args for flag in WINDOW_FLAGS) and not display_available():
         # A window nobody can see would run forever: say so once and record instead.
         scene_args = ["--headless" if a in WINDOW_FLAGS else a for a in scene_args]
-        print(f"avatarkit demo: no display (DISPLAY is not set): running {args.scene} headless "
-              "instead (xvfb-run gives a virtual display)", file=sys.stderr)
+        print(
+            f"avatarkit demo: no display (DISPLAY is not set): running {args.scene} headless "
+            "instead (xvfb-run gives a virtual display)",
+            file=sys.stderr,
+        )
     module = importlib.import_module(f"scenes.{args.scene}")
     try:
         return int(module.main(["--out", str(args.out), *scene_args]) or 0)

@@ -31,10 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="WAV",
-                   help="speech WAVs: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)")
-    p.add_argument("-o", "--output", required=True, help=".npz file (one input; .npz is added if missing) or directory (several)")
-    p.add_argument("--fps", type=int, default=30, help="motion frame rate: 25, 30 or 60 (default 30)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="WAV",
+        help="speech WAVs: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help=".npz file (one input; .npz is added if missing) or directory (several)",
+    )
+    p.add_argument(
+        "--fps", type=int, default=30, help="motion frame rate: 25, 30 or 60 (default 30)"
+    )
     p.set_defaults(func=run)
 
 
@@ -58,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         stems = [p.stem for p in inputs]
         if len(set(stems)) != len(stems):
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "several inputs share a file name; outputs would collide")
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, "several inputs share a file name; outputs would collide"
+            )
         if out.exists() and not out.is_dir():
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{out} exists and is not a directory")
         targets = [out / f"{stem}.npz" for stem in stems]

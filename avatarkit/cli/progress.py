@@ -14,7 +14,9 @@ from typing import TextIO
 class Progress:
     """``update(fraction)`` as a download goes, then ``finish(state)`` once."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, *, final_line: bool = True) -> None:
+    def __init__(
+        self, label: str, stream: TextIO | None = None, *, final_line: bool = True
+    ) -> None:
         """``final_line``: print the outcome line (off where the command prints its own)."""
         self.label = label
         self.final_line = final_line
@@ -29,9 +31,16 @@ class Progress:
             if tqdm is not None:
                 # a terminal that reports its size as 0x0 (a pty nobody sized) would hide the bar
                 size = shutil.get_terminal_size((80, 24))  # falls back where a side is 0
-                self._bar = tqdm(total=100, desc=label, unit="%", file=self.stream, leave=True,
-                                 ncols=min(size.columns, 100), nrows=size.lines,
-                                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+                self._bar = tqdm(
+                    total=100,
+                    desc=label,
+                    unit="%",
+                    file=self.stream,
+                    leave=True,
+                    ncols=min(size.columns, 100),
+                    nrows=size.lines,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+                )
 
     def update(self, fraction: float) -> None:
         fraction = min(max(fraction, 0.0), 1.0)

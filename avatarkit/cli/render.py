@@ -51,18 +51,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--avatar", default="ava", help="bundled avatar id (see `avatarkit avatars`) or a .glb/.gltf/.vrm file or avatar folder (default: ava)",
+        "--avatar",
+        default="ava",
+        help="bundled avatar id (see `avatarkit avatars`) or a .glb/.gltf/.vrm file or avatar folder (default: ava)",
     )
     p.add_argument(
-        "--audio", required=True, type=Path,
+        "--audio",
+        required=True,
+        type=Path,
         help="speech WAV: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, help="the MP4 to write (.mp4 is added if there is no extension)")
-    p.add_argument("--size", default="640x360", type=video_size, help="WIDTHxHEIGHT, even numbers (default 640x360)")
-    p.add_argument("--fps", default=30, type=int, choices=SUPPORTED_FPS,
-                   help=f"video frame rate, one of {', '.join(map(str, SUPPORTED_FPS))} (default 30)")
     p.add_argument(
-        "--idle", default="on", choices=("on", "off"), help="idle animation (blinks, breathing) around speech (default on)"
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="the MP4 to write (.mp4 is added if there is no extension)",
+    )
+    p.add_argument(
+        "--size",
+        default="640x360",
+        type=video_size,
+        help="WIDTHxHEIGHT, even numbers (default 640x360)",
+    )
+    p.add_argument(
+        "--fps",
+        default=30,
+        type=int,
+        choices=SUPPORTED_FPS,
+        help=f"video frame rate, one of {', '.join(map(str, SUPPORTED_FPS))} (default 30)",
+    )
+    p.add_argument(
+        "--idle",
+        default="on",
+        choices=("on", "off"),
+        help="idle animation (blinks, breathing) around speech (default on)",
     )
     p.set_defaults(func=run)
 
@@ -73,7 +96,14 @@ def run(args: argparse.Namespace) -> int:
     output = output_with_suffix(args.output, ".mp4")
     bar = Progress(output.name, final_line=False)  # the result line below is the final line
     result = render_video(
-        args.avatar, args.audio, output, args.size, args.fps, args.idle == "on", progress=bar.update, model=args.model
+        args.avatar,
+        args.audio,
+        output,
+        args.size,
+        args.fps,
+        args.idle == "on",
+        progress=bar.update,
+        model=args.model,
     )
     bar.finish("completed")
     print(

@@ -26,30 +26,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)"
+    )
     parser.add_argument("--api-key", default=None, help="API key the Console API accepts")
     parser.add_argument("--app-id", default=None, help="app id session tokens are scoped to")
-    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
-    parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds without audio before a session closes")
-    parser.add_argument("--any-avatar", action="store_true",
-                        help="accept any well-formed avatar id (default: only the avatars served at /v1/avatars)")
-    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                        help="browser Origin allowed to open sessions (repeatable; '*' for any); "
-                        "by default a websocket upgrade carrying an Origin header is refused")
-    parser.add_argument("--max-per-ip", type=int, default=100,
-                        help="live sessions allowed from one address (0: no limit)")
-    parser.add_argument("--max-http-per-ip", type=int, default=256,
-                        help="open TCP connections allowed from one address (0: no limit; "
-                        "raise it behind a proxy)")
-    parser.add_argument("--trust-proxy", action="append", default=[], metavar="ADDR",
-                        help="a proxy (its IP address; repeatable) whose X-Forwarded-For names the "
-                        "client for per-address limits; it is exempt from --max-http-per-ip")
-    parser.add_argument("--reusable-tokens", action="store_true",
-                        help="let a session token reconnect after its connection closed (default: "
-                        "one connection per token)")
-    parser.add_argument("--redis", default="", metavar="URL",
-                        help="keep used tokens and per-address session counts in Redis "
-                        "(e.g. redis://127.0.0.1:6379/0), shared by every server given the same URL")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        help="seconds without audio before a session closes",
+    )
+    parser.add_argument(
+        "--any-avatar",
+        action="store_true",
+        help="accept any well-formed avatar id (default: only the avatars served at /v1/avatars)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="browser Origin allowed to open sessions (repeatable; '*' for any); "
+        "by default a websocket upgrade carrying an Origin header is refused",
+    )
+    parser.add_argument(
+        "--max-per-ip",
+        type=int,
+        default=100,
+        help="live sessions allowed from one address (0: no limit)",
+    )
+    parser.add_argument(
+        "--max-http-per-ip",
+        type=int,
+        default=256,
+        help="open TCP connections allowed from one address (0: no limit; raise it behind a proxy)",
+    )
+    parser.add_argument(
+        "--trust-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a proxy (its IP address; repeatable) whose X-Forwarded-For names the "
+        "client for per-address limits; it is exempt from --max-http-per-ip",
+    )
+    parser.add_argument(
+        "--reusable-tokens",
+        action="store_true",
+        help="let a session token reconnect after its connection closed (default: "
+        "one connection per token)",
+    )
+    parser.add_argument(
+        "--redis",
+        default="",
+        metavar="URL",
+        help="keep used tokens and per-address session counts in Redis "
+        "(e.g. redis://127.0.0.1:6379/0), shared by every server given the same URL",
+    )
     parser.set_defaults(func=run)
 
 
@@ -104,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
 def check_bind(host: str, port: int) -> None:
     """Bind ``host:port`` once the way the server will (SO_REUSEADDR, as asyncio does)."""
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        with socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+        ) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as exc:
@@ -121,5 +159,9 @@ def bind_error(host: str, port: int, exc: OSError):
             "another port with --port N (--port 0: any free one)",
         )
     if isinstance(exc, socket.gaierror):
-        return AvatarKitError(ErrorCode.INVALID_REQUEST, f"--host {host}: unknown host ({exc.strerror})")
-    return AvatarKitError(ErrorCode.INVALID_REQUEST, f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return AvatarKitError(
+            ErrorCode.INVALID_REQUEST, f"--host {host}: unknown host ({exc.strerror})"
+        )
+    return AvatarKitError(
+        ErrorCode.INVALID_REQUEST, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    )

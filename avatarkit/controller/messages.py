@@ -97,7 +97,9 @@ class DirectSink:
     each only builds an inbox message and enqueues it."""
 
     on_state: Callable[[ConnectionState, StateReason, AvatarKitError | None], None]
-    on_motion: Callable[[str, list[MotionFrame], float, bool], None]  # conversation, frames, offset s, end
+    on_motion: Callable[
+        [str, list[MotionFrame], float, bool], None
+    ]  # conversation, frames, offset s, end
     on_error: Callable[[AvatarKitError], None]
 
 

@@ -125,7 +125,9 @@ class BackendMode(Mode):
     kind = DrivingMode.BACKEND
 
     def yield_audio_data(self, data: bytes, end: bool, sample_rate: int | None) -> str:
-        return self.core.append(validate_audio(data, end, sample_rate, self.core.config.sample_rate), end)
+        return self.core.append(
+            validate_audio(data, end, sample_rate, self.core.config.sample_rate), end
+        )
 
     def yield_frames_data(self, payloads: Iterable[bytes] | bytes, conversation_id: str) -> None:
         from avatarkit.protocol import decode_animation

@@ -220,7 +220,9 @@ class Playback:
         self.audio_time = t
         self._check_underruns(conv, base, position, t)
         running = not (self.paused or self.stalled or self._audio_dry)
-        ahead = min(self.present_lead, conv.audio_samples / self.sample_rate - t) if running else 0.0
+        ahead = (
+            min(self.present_lead, conv.audio_samples / self.sample_rate - t) if running else 0.0
+        )
         pose, self.motion_time = conv.motion_at(t + max(0.0, ahead))
         if self.stalled:
             self.lifecycle.advance(Phase.STALLED, StateReason.MOTION_UNDERRUN)

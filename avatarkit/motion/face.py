@@ -29,7 +29,10 @@ SPEECH_FLOOR = 0.15  # speech probability below this is silence (the classifier 
 NOD_GAIN = 0.06  # radians of nod per fully emphasised syllable
 NOD_HZ, SWAY = 2.2, (0.018, 0.045, 0.022)  # nod spring frequency; pitch/yaw/roll sway amplitudes
 NOD_REFRACTORY_S = 0.35
-EMPHASIS_LN, EMPHASIS_RANGE = 0.4, 1.5  # ln-loudness above the running level that starts/saturates emphasis
+EMPHASIS_LN, EMPHASIS_RANGE = (
+    0.4,
+    1.5,
+)  # ln-loudness above the running level that starts/saturates emphasis
 PHRASE_PAUSE_S = 0.5
 BLINK_INTERVAL_S = (2.0, 5.0)
 BLINK_CLOSE_S, BLINK_OPEN_S = 0.07, 0.13
@@ -91,7 +94,9 @@ class FaceAnimator:
         Returns weights [n, 52], head [n, 3], gaze [n, 2] (float32).
         """
         rows = []  # per frame: the mapping's terms, then head (3), then gaze (2)
-        for art, p_speech, loud in zip(articulation.tolist(), speech.tolist(), loudness.tolist(), strict=True):
+        for art, p_speech, loud in zip(
+            articulation.tolist(), speech.tolist(), loudness.tolist(), strict=True
+        ):
             voiced = max(0.0, (p_speech - SPEECH_FLOOR) / (1.0 - SPEECH_FLOOR))
             self._speech += (voiced - self._speech) * self._speech_k
             head = self._head(voiced, loud, art[0])
@@ -114,7 +119,9 @@ class FaceAnimator:
         if voiced > 0.5:
             self._loud_avg += (loud - self._loud_avg) * 0.03
         # Emphasis: a syllable clearly louder than the running speech level; brows follow it.
-        emphasis = min(1.0, max(0.0, (loud - self._loud_avg - EMPHASIS_LN) / EMPHASIS_RANGE)) * voiced
+        emphasis = (
+            min(1.0, max(0.0, (loud - self._loud_avg - EMPHASIS_LN) / EMPHASIS_RANGE)) * voiced
+        )
         self._brow += (emphasis - self._brow) * (0.35 if emphasis > self._brow else 0.06)
         if emphasis > 0.35 and opening > 0.4 and self._t - self._last_nod > NOD_REFRACTORY_S:
             self._nod_vel += NOD_GAIN * emphasis * 2 * math.pi * NOD_HZ
@@ -165,7 +172,25 @@ class FaceAnimator:
 
 # The face is linear in a few products of the articulators (and the eye/brow signals),
 # so one small matrix product maps a whole batch of frames onto the 52 channels.
-_TERMS = ("o", "c", "r", "s", "d", "t", "oc", "od", "ocd", "ro", "rs", "brow", "blink", "right", "left", "up", "down")
+_TERMS = (
+    "o",
+    "c",
+    "r",
+    "s",
+    "d",
+    "t",
+    "oc",
+    "od",
+    "ocd",
+    "ro",
+    "rs",
+    "brow",
+    "blink",
+    "right",
+    "left",
+    "up",
+    "down",
+)
 _T = {name: i for i, name in enumerate(_TERMS)}
 _NUM_TERMS = len(_TERMS)
 

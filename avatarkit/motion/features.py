@@ -46,7 +46,9 @@ class FeatureSpec:
         # Parseval scaling: a band reads the signal power inside it, whatever the rate/FFT size.
         scale = 2.0 / (self.n_fft * float(np.sum(self.hann.astype(np.float64) ** 2)))
         self.fbank = (tri.T * scale).astype(np.float32)  # [bins, mels]
-        self.fbank_t = np.ascontiguousarray(self.fbank.T)  # [mels, bins], for matrix-vector products
+        self.fbank_t = np.ascontiguousarray(
+            self.fbank.T
+        )  # [mels, bins], for matrix-vector products
 
     def frame_start(self, k: np.ndarray | int) -> np.ndarray | int:
         """First sample of feature frame ``k``'s window, in a buffer that starts with ``half`` zeros."""
@@ -84,7 +86,13 @@ def log_mel_offline(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """All feature frames of a whole clip (training and tests; the stream computes the same)."""
     spec = feature_spec(sample_rate)
     count = int(np.ceil(len(audio) * 100 / sample_rate))
-    padded = np.concatenate([np.zeros(spec.half, np.float32), audio.astype(np.float32), np.zeros(spec.window, np.float32)])
+    padded = np.concatenate(
+        [
+            np.zeros(spec.half, np.float32),
+            audio.astype(np.float32),
+            np.zeros(spec.window, np.float32),
+        ]
+    )
     starts = spec.frame_start(np.arange(count))
     return spec.log_mel(padded[starts[:, None] + np.arange(spec.window)])
 

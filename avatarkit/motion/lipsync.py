@@ -44,7 +44,9 @@ def shared_net() -> VisemeNet:
 
 
 class LipSyncStream:
-    def __init__(self, sample_rate: int = 16000, fps: int = 30, seed: int = 0, net: VisemeNet | None = None) -> None:
+    def __init__(
+        self, sample_rate: int = 16000, fps: int = 30, seed: int = 0, net: VisemeNet | None = None
+    ) -> None:
         self.sample_rate, self.fps = check_sample_rate(sample_rate), check_fps(fps)
         self.net = net or shared_net()
         self._spec = feature_spec(sample_rate)
@@ -55,7 +57,9 @@ class LipSyncStream:
         self._raw = bytearray()  # received bytes not yet analysed (an odd byte waits here too)
         self._buf = np.zeros(self._spec.half, np.float32)  # samples from stream position -half
         self._buf_start = -self._spec.half
-        self._hop = sample_rate // 100 if sample_rate % 100 == 0 else 0  # float32 samples per feature frame
+        self._hop = (
+            sample_rate // 100 if sample_rate % 100 == 0 else 0
+        )  # float32 samples per feature frame
         self._bytes = 0  # bytes received
         self._received = 0  # whole samples received
         self._next_feature = 0
@@ -64,7 +68,9 @@ class LipSyncStream:
         start = np.full((1, NUM_MELS), np.log(LOG_FLOOR) - QUIET_LEVEL, np.float32)
         self._window_rows = np.repeat(self.net.frame_vectors(start), self.net.past, axis=0)
         # The running speech mean after each of those frames (the prior before any audio).
-        self._window_means = np.repeat(self.net.frame_vectors(self.net.mean[None]), self.net.past, axis=0)
+        self._window_means = np.repeat(
+            self.net.frame_vectors(self.net.mean[None]), self.net.past, axis=0
+        )
         self._levels = np.zeros(0, np.float32)  # loudness of frames still waiting for a posterior
         # Per feature frame from ``_track_base`` on: articulation, speech probability, loudness.
         self._track = np.zeros((0, _NUM_ART + 2), np.float32)
@@ -77,7 +83,11 @@ class LipSyncStream:
     def lookahead_s(self) -> float:
         """Audio needed past a frame's own time before it is emitted (worst case over frames)."""
         interp = 0.0 if 100 % self.fps == 0 else 0.01  # frames falling between feature frames
-        return interp + self.net.ahead * 0.01 + (self._spec.window - self._spec.half) / self.sample_rate
+        return (
+            interp
+            + self.net.ahead * 0.01
+            + (self._spec.window - self._spec.half) / self.sample_rate
+        )
 
     def push(self, pcm: bytes) -> list[MotionFrame]:
         if self._done:
@@ -121,7 +131,9 @@ class LipSyncStream:
     def _advance(self, available: int, total: int | None = None) -> list[MotionFrame]:
         self._analyse(available)
         ready = self._track_base + len(self._track)  # posteriors known for feature frames < ready
-        count = ((ready - 1) * self.fps) // 100 + 1 if ready > 0 else 0  # frame i needs ceil(i*100/fps)
+        count = (
+            ((ready - 1) * self.fps) // 100 + 1 if ready > 0 else 0
+        )  # frame i needs ceil(i*100/fps)
         limit = -(-self._received * self.fps // self.sample_rate)
         count = total if total is not None else min(count, limit)
         if count <= self._next_frame:
@@ -143,7 +155,11 @@ class LipSyncStream:
             shape, strides = (k1 - self._next_feature, spec.window), (self._hop * 4, 4)
             windows = np.ndarray(shape, np.float32, self._buf, first * 4, strides)
         else:  # 22050 Hz: 220.5 samples per 10 ms, gather the windows
-            starts = (np.arange(self._next_feature, k1) * self.sample_rate) // 100 - spec.half - self._buf_start
+            starts = (
+                (np.arange(self._next_feature, k1) * self.sample_rate) // 100
+                - spec.half
+                - self._buf_start
+            )
             windows = self._buf[starts[:, None] + spec.offsets]
         mels = self._norm(spec.log_mel(windows))
         new_levels = mels.sum(axis=1) * (1.0 / mels.shape[1])
@@ -154,13 +170,17 @@ class LipSyncStream:
         window_means = np.concatenate([self._window_means, vectors[n_new:]])
         levels = np.concatenate([self._levels, new_levels])
         self._next_feature = k1
-        drop = (k1 * self.sample_rate) // 100 - spec.half - self._buf_start  # no later window needs these
+        drop = (
+            (k1 * self.sample_rate) // 100 - spec.half - self._buf_start
+        )  # no later window needs these
         self._buf, self._buf_start = self._buf[drop:], self._buf_start + drop
         window_rows = np.concatenate([self._window_rows, rows])
         n_out = len(window_rows) - net.width + 1
         if n_out > 0:
             # Each window also sees the speaker's running mean as of its newest frame.
-            post = net(np.concatenate([net.windows(window_rows), window_means[net.width - 1 :]], axis=1))
+            post = net(
+                np.concatenate([net.windows(window_rows), window_means[net.width - 1 :]], axis=1)
+            )
             track = np.empty((n_out, _NUM_ART + 2), np.float32)
             track[:, :_NUM_ART] = self._coarticulate(post @ ARTICULATION)
             track[:, _NUM_ART] = 1.0 - post[:, _SIL]
@@ -180,7 +200,9 @@ class LipSyncStream:
         lo = [min(w, last) for w in whole]
         hi = [min(w + 1, last) for w in whole]
         track = self._track[lo] * (1 - frac) + self._track[hi] * frac
-        weights, head, gaze = self._face.animate(track[:, :_NUM_ART], track[:, _NUM_ART], track[:, _NUM_ART + 1])
+        weights, head, gaze = self._face.animate(
+            track[:, :_NUM_ART], track[:, _NUM_ART], track[:, _NUM_ART + 1]
+        )
         frames = [MotionFrame(i, fps, weights[j], head[j], gaze[j]) for j, i in enumerate(indices)]
         self._next_frame = indices[-1] + 1
         # Forget posteriors no later frame interpolates from.

@@ -31,18 +31,28 @@ class VisemeNet:
         try:
             with np.load(path) as data:
                 self.past, self.ahead = int(data["past"]), int(data["ahead"])
-                self.mean, self.scale = data["mean"].astype(np.float32), 1.0 / data["std"].astype(np.float32)
+                self.mean, self.scale = (
+                    data["mean"].astype(np.float32),
+                    1.0 / data["std"].astype(np.float32),
+                )
                 self.projection = data["project"].astype(np.float32)  # [mels, projected]
                 # Stored [out, in] C-contiguous and applied to column vectors: for the one to
                 # three frames a push brings, BLAS's matrix-vector path is 2-3x faster.
                 self.layers = [
-                    (np.ascontiguousarray(data[f"w{i}"].T, np.float32), data[f"b{i}"].astype(np.float32)[:, None])
+                    (
+                        np.ascontiguousarray(data[f"w{i}"].T, np.float32),
+                        data[f"b{i}"].astype(np.float32)[:, None],
+                    )
                     for i in range(int(data["num_layers"]))
                 ]
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise AvatarKitError(ErrorCode.MOTION_MODEL_UNAVAILABLE, f"cannot load motion model {path}: {exc}") from exc
+            raise AvatarKitError(
+                ErrorCode.MOTION_MODEL_UNAVAILABLE, f"cannot load motion model {path}: {exc}"
+            ) from exc
         last = len(self.layers) - 1
-        self._rowwise_layers = [(w, b[:, 0].copy(), i < last) for i, (w, b) in enumerate(self.layers)]
+        self._rowwise_layers = [
+            (w, b[:, 0].copy(), i < last) for i, (w, b) in enumerate(self.layers)
+        ]
         self.width = self.past + 1 + self.ahead
         self.num_mels = len(self.mean)
         self._check_shapes(path)
@@ -54,16 +64,22 @@ class VisemeNet:
             if self.num_mels != NUM_MELS or len(self.scale) != NUM_MELS:
                 raise ValueError(f"{self.num_mels} mel bands, the features have {NUM_MELS}")
             frames = self.frame_vectors(np.zeros((self.width, NUM_MELS), np.float32))
-            out = self(np.concatenate([self.windows(frames), frames[-1:]], axis=1))  # + running mean
+            out = self(
+                np.concatenate([self.windows(frames), frames[-1:]], axis=1)
+            )  # + running mean
             if out.shape != (1, len(VISEMES)):
                 raise ValueError(f"{out.shape[1]} outputs, expected {len(VISEMES)} visemes")
         except ValueError as exc:
-            raise AvatarKitError(ErrorCode.MOTION_MODEL_UNAVAILABLE, f"motion model {path} does not fit: {exc}") from exc
+            raise AvatarKitError(
+                ErrorCode.MOTION_MODEL_UNAVAILABLE, f"motion model {path} does not fit: {exc}"
+            ) from exc
 
     def frame_vectors(self, mels: np.ndarray) -> np.ndarray:
         """Level-normalised log-mels [n, mels] -> the per-frame vectors windows are made of."""
         z = (mels - self.mean) * self.scale
-        return np.minimum(np.maximum(z, -5.0, out=z), 5.0, out=z) @ self.projection  # ufuncs: cheaper than clip
+        return (
+            np.minimum(np.maximum(z, -5.0, out=z), 5.0, out=z) @ self.projection
+        )  # ufuncs: cheaper than clip
 
     def windows(self, frames: np.ndarray) -> np.ndarray:
         """[n + width - 1, d] consecutive frame vectors -> [n, width * d] inputs."""
@@ -71,7 +87,9 @@ class VisemeNet:
         n, step = len(frames) - self.width + 1, frames.strides[0]
         # Overlapping rows of one buffer: a view, no copy (each window is contiguous). The
         # ndarray constructor makes the same view as ``as_strided`` at a fraction of the cost.
-        return np.ndarray((n, self.width * frames.shape[1]), frames.dtype, frames, 0, (step, frames.strides[1]))
+        return np.ndarray(
+            (n, self.width * frames.shape[1]), frames.dtype, frames, 0, (step, frames.strides[1])
+        )
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """[n, inputs] -> [n, visemes] posteriors."""

@@ -32,7 +32,8 @@ def check_fps(fps: int, what: str = "fps") -> int:
     """``fps`` if motion can be produced at that frame rate, else ``invalidRequest``."""
     if fps not in SUPPORTED_FPS:
         raise AvatarKitError(
-            ErrorCode.INVALID_REQUEST, f"{what} {fps!r} not supported (use one of {_listed(SUPPORTED_FPS)})"
+            ErrorCode.INVALID_REQUEST,
+            f"{what} {fps!r} not supported (use one of {_listed(SUPPORTED_FPS)})",
         )
     return fps
 
@@ -58,7 +59,9 @@ MODELS = ("lipsync", "envelope")
 DEFAULT_MODEL = "lipsync"  # the trained model; "envelope" is the loudness baseline
 
 
-def create_stream(sample_rate: int = 16000, fps: int = 30, model: str = DEFAULT_MODEL) -> MotionStream:
+def create_stream(
+    sample_rate: int = 16000, fps: int = 30, model: str = DEFAULT_MODEL
+) -> MotionStream:
     """A fresh stream of ``model`` for one utterance.
 
     ``"lipsync"`` needs its weights: if they are missing or unreadable this raises
@@ -73,7 +76,10 @@ def create_stream(sample_rate: int = 16000, fps: int = 30, model: str = DEFAULT_
         from avatarkit.motion.envelope import EnvelopeStream
 
         return EnvelopeStream(sample_rate, fps)
-    raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unknown motion model {model!r}; choose one of {', '.join(MODELS)}")
+    raise AvatarKitError(
+        ErrorCode.INVALID_REQUEST,
+        f"unknown motion model {model!r}; choose one of {', '.join(MODELS)}",
+    )
 
 
 def require_model(model: str = DEFAULT_MODEL) -> None:

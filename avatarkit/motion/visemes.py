@@ -101,7 +101,9 @@ def segments(phonemes: list[tuple[str, int]], total: int) -> list[tuple[str, int
     return spans
 
 
-def frame_labels(spans: list[tuple[str, int, int]], times: np.ndarray, sample_rate: int) -> np.ndarray:
+def frame_labels(
+    spans: list[tuple[str, int, int]], times: np.ndarray, sample_rate: int
+) -> np.ndarray:
     """Viseme index at each time (seconds)."""
     out = np.full(len(times), VISEME_INDEX["sil"], dtype=np.int64)
     pos = times * sample_rate

@@ -42,7 +42,9 @@ def read_wav(path: str | Path) -> SpeechAudio:
     except FileNotFoundError as exc:
         raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: no such file") from exc
     except OSError as exc:
-        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise AvatarKitError(
+            ErrorCode.INVALID_AUDIO, f"{path}: cannot read ({exc.strerror or exc})"
+        ) from exc
     fmt, raw = _riff_chunks(path, data)
     tag, channels, rate = struct.unpack_from("<HHI", fmt)
     block_align, bits = struct.unpack_from("<HH", fmt, 12)
@@ -57,7 +59,10 @@ def read_wav(path: str | Path) -> SpeechAudio:
     check_sample_rate(rate, f"{path}: sample rate")
     width = bits // 8
     if bits % 8 or width not in (1, 2, 3, 4) or channels < 1:
-        raise AvatarKitError(ErrorCode.UNSUPPORTED_AUDIO_FORMAT, f"{path}: {bits}-bit x {channels} channels is not supported")
+        raise AvatarKitError(
+            ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+            f"{path}: {bits}-bit x {channels} channels is not supported",
+        )
     if block_align != width * channels:
         raise AvatarKitError(
             ErrorCode.INVALID_AUDIO,
@@ -65,7 +70,8 @@ def read_wav(path: str | Path) -> SpeechAudio:
         )
     if len(raw) % block_align:
         raise AvatarKitError(
-            ErrorCode.INVALID_AUDIO, f"{path}: the audio data ends mid-frame ({len(raw)} bytes, {block_align} per frame)"
+            ErrorCode.INVALID_AUDIO,
+            f"{path}: the audio data ends mid-frame ({len(raw)} bytes, {block_align} per frame)",
         )
     frames = len(raw) // block_align
     if frames == 0:
@@ -74,7 +80,9 @@ def read_wav(path: str | Path) -> SpeechAudio:
     if tag == _FLOAT:
         samples = np.frombuffer(raw, "<f4").astype(np.float64).reshape(frames, channels)
         if not np.isfinite(samples).all():
-            raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: float samples that are not finite")
+            raise AvatarKitError(
+                ErrorCode.INVALID_AUDIO, f"{path}: float samples that are not finite"
+            )
         notes.append("converted 32-bit float to 16-bit")
     else:
         samples = _to_float(raw, width).reshape(frames, channels)
@@ -90,7 +98,9 @@ def read_wav(path: str | Path) -> SpeechAudio:
 def _riff_chunks(path: Path, data: bytes) -> tuple[bytes, bytes]:
     """The ``fmt `` and ``data`` chunks of a RIFF/WAVE file."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: not a WAV file (no RIFF/WAVE header)")
+        raise AvatarKitError(
+            ErrorCode.INVALID_AUDIO, f"{path}: not a WAV file (no RIFF/WAVE header)"
+        )
     fmt = body = None
     pos = 12
     while pos + 8 <= len(data):
@@ -111,7 +121,9 @@ def _riff_chunks(path: Path, data: bytes) -> tuple[bytes, bytes]:
             body = chunk
         pos += 8 + size + (size & 1)  # chunks are word-aligned
     if fmt is None or len(fmt) < 16 or body is None:
-        raise AvatarKitError(ErrorCode.INVALID_AUDIO, f"{path}: malformed WAV (missing fmt or data chunk)")
+        raise AvatarKitError(
+            ErrorCode.INVALID_AUDIO, f"{path}: malformed WAV (missing fmt or data chunk)"
+        )
     return fmt, body
 
 

@@ -82,7 +82,9 @@ def animation_frames(envelope: pb.Message) -> tuple[str, list[MotionFrame], bool
             ErrorCode.INVALID_ANIMATION_DATA,
             f"animation payload of {n} frames at {anim.fps} fps has sizes {actual}, expected {expected}",
         )
-    weights = np.frombuffer(anim.weights, np.uint8).reshape(n, NUM_BLENDSHAPES) / np.float32(WEIGHT_SCALE)
+    weights = np.frombuffer(anim.weights, np.uint8).reshape(n, NUM_BLENDSHAPES) / np.float32(
+        WEIGHT_SCALE
+    )
     head = np.frombuffer(anim.head, _INT16).reshape(n, 3) / np.float32(ANGLE_SCALE)
     gaze = np.frombuffer(anim.gaze, _INT16).reshape(n, 2) / np.float32(ANGLE_SCALE)
     frames = [

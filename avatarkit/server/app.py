@@ -50,8 +50,13 @@ def server_state(app: web.Application) -> ServerState:
 
 async def _health(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    return web.json_response({"status": "draining" if state.draining else "ok",
-                              "sessions": len(state.sessions), "pid": os.getpid()})
+    return web.json_response(
+        {
+            "status": "draining" if state.draining else "ok",
+            "sessions": len(state.sessions),
+            "pid": os.getpid(),
+        }
+    )
 
 
 async def _watchdog(app: web.Application) -> AsyncIterator[None]:

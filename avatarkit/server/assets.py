@@ -58,7 +58,9 @@ def _package(request: web.Request) -> tuple[Path, Manifest] | web.Response:
         status = 404 if code == ErrorCode.AVATAR_NOT_FOUND else 500
         return _error(status, code, f"avatar {avatar_id!r} is not available")
     if manifest.id != avatar_id:
-        return _error(500, ErrorCode.INVALID_AVATAR_METADATA, f"avatar {avatar_id!r}: manifest id mismatch")
+        return _error(
+            500, ErrorCode.INVALID_AVATAR_METADATA, f"avatar {avatar_id!r}: manifest id mismatch"
+        )
     return package_dir, manifest
 
 
@@ -67,7 +69,13 @@ async def _list(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "avatars": [
-                {"id": m.id, "name": m.name, "version": m.version, "size": m.total_size, "channels": len(m.channels)}
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "version": m.version,
+                    "size": m.total_size,
+                    "channels": len(m.channels),
+                }
                 for m in manifests
             ]
         }
@@ -79,7 +87,11 @@ async def _manifest(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     _, manifest = found
-    return web.Response(body=manifest.to_bytes(), content_type="application/json", headers={"Cache-Control": "no-cache"})
+    return web.Response(
+        body=manifest.to_bytes(),
+        content_type="application/json",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def _locate(request: web.Request) -> tuple[Path, FileEntry, int] | web.Response:
@@ -93,7 +105,9 @@ def _locate(request: web.Request) -> tuple[Path, FileEntry, int] | web.Response:
     # Only a listed name reaches the filesystem (an unlisted one may hold a NUL byte, ...).
     path = (package_dir / name).resolve() if entry is not None else None
     if entry is None or path is None or path.parent != package_dir.resolve() or not path.is_file():
-        return _error(404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}")
+        return _error(
+            404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}"
+        )
     return path, entry, path.stat().st_size
 
 
@@ -117,8 +131,14 @@ async def _file(request: web.Request) -> web.StreamResponse:
     range_header = request.headers.get("Range")
     if_range = request.headers.get("If-Range")
     if range_header and len(range_header) > MAX_RANGE_HEADER:
-        return _error(400, ErrorCode.INVALID_REQUEST, f"Range header over {MAX_RANGE_HEADER} characters")
-    if range_header and _range_applies(range_header) and (if_range is None or if_range.strip() == etag):
+        return _error(
+            400, ErrorCode.INVALID_REQUEST, f"Range header over {MAX_RANGE_HEADER} characters"
+        )
+    if (
+        range_header
+        and _range_applies(range_header)
+        and (if_range is None or if_range.strip() == etag)
+    ):
         parsed = _parse_range(range_header, size)
         if parsed is None:
             headers["Content-Range"] = f"bytes */{size}"
@@ -128,7 +148,9 @@ async def _file(request: web.Request) -> web.StreamResponse:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
 
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_type = "model/gltf-binary" if name.endswith(".glb") else "application/octet-stream"
+    response.content_type = (
+        "model/gltf-binary" if name.endswith(".glb") else "application/octet-stream"
+    )
     response.content_length = end - start + 1 if size else 0
     await response.prepare(request)
     if request.method != "HEAD" and size:
@@ -183,7 +205,13 @@ def _number(digits: str) -> int:
 class AssetServer:
     """Just the asset service on 127.0.0.1 (tests, scripts): ``async with AssetServer(root) as s``."""
 
-    def __init__(self, root: Path | None = None, host: str = "127.0.0.1", port: int = 0, app: web.Application | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        app: web.Application | None = None,
+    ) -> None:
         self.app = app or web.Application()
         if app is None:
             add_asset_routes(self.app, root)

@@ -98,9 +98,11 @@ class ServerConfig:
         object.__setattr__(self, "trusted_proxies", proxies)
         if self.token_secret and len(self.token_secret.encode()) < MIN_TOKEN_SECRET_BYTES:
             # HS256 with a short secret is brute-forced offline from any one token.
-            raise AvatarKitError(ErrorCode.INVALID_REQUEST,
-                                 f"AVATARKIT_TOKEN_SECRET / token_secret must be at least "
-                                 f"{MIN_TOKEN_SECRET_BYTES} bytes (e.g. secrets.token_urlsafe(32))")
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"AVATARKIT_TOKEN_SECRET / token_secret must be at least "
+                f"{MIN_TOKEN_SECRET_BYTES} bytes (e.g. secrets.token_urlsafe(32))",
+            )
 
     def client_address(self, remote: str, forwarded_for: str | None) -> str:
         """The address per-address limits count: the peer, or the client a trusted proxy names.

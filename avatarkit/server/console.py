@@ -34,7 +34,9 @@ def invalid_token_response() -> web.Response:
 
 def refusal(exc: AvatarKitError, status: int | None = None) -> web.Response:
     wire = WIRE_ERRORS.get(exc.code)
-    return error_response(status or (wire.code if wire and wire.code >= 400 else 400), exc.code, exc.message)
+    return error_response(
+        status or (wire.code if wire and wire.code >= 400 else 400), exc.code, exc.message
+    )
 
 
 async def create_session_token(request: web.Request) -> web.Response:
@@ -59,7 +61,9 @@ async def create_session_token(request: web.Request) -> web.Response:
         return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")
     app_id = body.get("appId")
     if app_id is not None and app_id != state.config.app_id:
-        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {str(app_id)[:128]!r}")
+        return error_response(
+            404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {str(app_id)[:128]!r}"
+        )
     expire_at = body.get("expireAt")
     if isinstance(expire_at, bool) or not isinstance(expire_at, int | float):
         return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt (unix seconds) is required")

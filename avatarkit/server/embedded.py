@@ -1,8 +1,8 @@
 """A Motion Server on its own thread and event loop, for apps, demos and tests.
 
-    with EmbeddedServer() as server:
-        session = spatius.new_avatar_session(api_key=server.api_key, app_id=server.app_id,
-            console_endpoint_url=server.console_url, ingress_endpoint_url=server.ingress_url, ...)
+with EmbeddedServer() as server:
+    session = spatius.new_avatar_session(api_key=server.api_key, app_id=server.app_id,
+        console_endpoint_url=server.console_url, ingress_endpoint_url=server.ingress_url, ...)
 """
 
 from __future__ import annotations
@@ -166,8 +166,11 @@ class EmbeddedServer:
         self._state = server_state(app)
         quiet_accept_errors(asyncio.get_running_loop())
         runner = GuardedAppRunner(
-            app, self.config, handle_signals=False,
-            shutdown_timeout=self.config.shutdown_grace_s + 2.0, access_log=None,
+            app,
+            self.config,
+            handle_signals=False,
+            shutdown_timeout=self.config.shutdown_grace_s + 2.0,
+            access_log=None,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)

@@ -70,8 +70,11 @@ class ConnectionGuard:
         self.header_timeout_s = config.header_timeout_s
         self.max_per_address = config.max_http_connections_per_ip
         self.trusted_proxies = frozenset(config.trusted_proxies)  # they carry many clients
-        self.max_total = config.max_connections if config.max_connections is not None \
+        self.max_total = (
+            config.max_connections
+            if config.max_connections is not None
             else default_max_connections()
+        )
         self.by_address: Counter[str] = Counter()
         self.total = 0
         self.refused: Counter[str] = Counter()  # reason -> connections reset at once
@@ -80,12 +83,20 @@ class ConnectionGuard:
 
     def admit(self, address: str) -> bool:
         if self.max_total and self.total >= self.max_total:
-            return self._refuse("total", "connection refused: %d open connections (the limit)",
-                                self.total)
-        if (self.max_per_address and self.by_address[address] >= self.max_per_address
-                and address not in self.trusted_proxies):
-            return self._refuse("address", "connection from %s refused: %d open from that address",
-                                address, self.by_address[address])
+            return self._refuse(
+                "total", "connection refused: %d open connections (the limit)", self.total
+            )
+        if (
+            self.max_per_address
+            and self.by_address[address] >= self.max_per_address
+            and address not in self.trusted_proxies
+        ):
+            return self._refuse(
+                "address",
+                "connection from %s refused: %d open from that address",
+                address,
+                self.by_address[address],
+            )
         self.total += 1
         self.by_address[address] += 1
         return True
@@ -101,13 +112,19 @@ class ConnectionGuard:
         self._log.warning(reason, message, *args)
         return False
 
-    def protocol_factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+    def protocol_factory(
+        self, inner: Callable[[], asyncio.Protocol]
+    ) -> Callable[[], asyncio.Protocol]:
         return lambda: _GuardedProtocol(self, inner)
 
     def on_header_timeout(self, address: str) -> None:
         self.timed_out += 1
-        self._log.warning("headers", "closed a connection from %s: no complete request headers in %g s",
-                          address, self.header_timeout_s)
+        self._log.warning(
+            "headers",
+            "closed a connection from %s: no complete request headers in %g s",
+            address,
+            self.header_timeout_s,
+        )
 
 
 class _GuardedProtocol(asyncio.Protocol):
@@ -134,7 +151,8 @@ class _GuardedProtocol(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         if self._guard.header_timeout_s:
             self._deadline = asyncio.get_running_loop().call_later(
-                self._guard.header_timeout_s, self._on_deadline)
+                self._guard.header_timeout_s, self._on_deadline
+            )
         self._inner = self._factory()
         self._inner.connection_made(transport)
 

@@ -25,14 +25,19 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     if state.draining:
         return error_response(503, ErrorCode.SERVER_SHUTTING_DOWN, "server shutting down")
     ws = web.WebSocketResponse(
-        max_msg_size=2 * cfg.max_message_bytes, timeout=2.0, compress=False, heartbeat=cfg.heartbeat_s or None
+        max_msg_size=2 * cfg.max_message_bytes,
+        timeout=2.0,
+        compress=False,
+        heartbeat=cfg.heartbeat_s or None,
     )
     if not ws.can_prepare(request).ok:
         return error_response(400, ErrorCode.INVALID_REQUEST, "expected a websocket upgrade")
     origin = request.headers.get("Origin")
     if origin is not None and origin not in cfg.allowed_origins and "*" not in cfg.allowed_origins:
         # A browser page of another site must not drive sessions with a token it got hold of.
-        return error_response(403, ErrorCode.INVALID_REQUEST, f"invalid request: origin {origin!r} not allowed")
+        return error_response(
+            403, ErrorCode.INVALID_REQUEST, f"invalid request: origin {origin!r} not allowed"
+        )
     app_id = request.headers.get("X-App-ID") or request.query.get("appId", "")
     token = request.headers.get("X-Session-Key") or request.query.get("sessionKey", "")
     avatar_id = request.query.get("id", "")
@@ -45,12 +50,18 @@ async def ingress(request: web.Request) -> web.StreamResponse:
             return invalid_token_response()
         return refusal(exc)
     if app_id != cfg.app_id:
-        return error_response(404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id[:128]!r}")
+        return error_response(
+            404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id[:128]!r}"
+        )
     if claims.app_id != app_id:
-        return error_response(400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app")
+        return error_response(
+            400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app"
+        )
     known = state.known_avatars
     if not _AVATAR_ID.fullmatch(avatar_id):
-        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id")
+        return error_response(
+            404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id"
+        )
     if known is not None and avatar_id not in known:
         return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {avatar_id!r}")
     address = cfg.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
@@ -59,15 +70,25 @@ async def ingress(request: web.Request) -> web.StreamResponse:
         # Checked before the token is marked used: a refused upgrade must not burn it.
         limit = cfg.max_connections_per_ip
         if limit and await state.store.address_sessions(address) >= limit:
-            return error_response(429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
-                                  f"concurrent limit exceeded: {limit} sessions per address")
+            return error_response(
+                429,
+                ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                f"concurrent limit exceeded: {limit} sessions per address",
+            )
         if not await state.store.acquire_token(claims.token_id, claims.expire_at):
-            detail = "already used (a token is good for one connection)" if single_use \
+            detail = (
+                "already used (a token is good for one connection)"
+                if single_use
                 else "already in use by another connection"
-            return error_response(400, ErrorCode.SESSION_TOKEN_INVALID, f"invalid session token: {detail}")
+            )
+            return error_response(
+                400, ErrorCode.SESSION_TOKEN_INVALID, f"invalid session token: {detail}"
+            )
     except Exception as exc:  # the shared store is down: refuse rather than skip the rules
         state.store_errors.warning("store", "shared store unavailable: %r", exc)
-        return error_response(503, ErrorCode.SERVER_ERROR, "internal server error: shared state unavailable")
+        return error_response(
+            503, ErrorCode.SERVER_ERROR, "internal server error: shared state unavailable"
+        )
     session: Session | None = None
     try:
         try:
@@ -86,7 +107,9 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _release(state: ServerState, session: Session | None, token_id: str, single_use: bool) -> None:
+async def _release(
+    state: ServerState, session: Session | None, token_id: str, single_use: bool
+) -> None:
     try:
         if session is not None:
             await state.forget(session)

@@ -17,13 +17,19 @@ import numpy as np
 
 from avatarkit.errors import AvatarKitError, ErrorCode
 
-_PAGE_HEADER = struct.Struct("<4sBBqIIIB")  # capture, version, type, granule, serial, seq, crc, segments
+_PAGE_HEADER = struct.Struct(
+    "<4sBBqIIIB"
+)  # capture, version, type, granule, serial, seq, crc, segments
 _OPUS_RATE = 48000
-MAX_BUFFERED_BYTES = 1 << 20  # an Ogg page is at most ~64 KiB, an Opus packet ~60 KiB: more is garbage
+MAX_BUFFERED_BYTES = (
+    1 << 20
+)  # an Ogg page is at most ~64 KiB, an Opus packet ~60 KiB: more is garbage
 
 
 def _invalid(detail: str) -> AvatarKitError:
-    return AvatarKitError(ErrorCode.INVALID_AUDIO, f"invalid audio: not a mono Ogg Opus stream ({detail})")
+    return AvatarKitError(
+        ErrorCode.INVALID_AUDIO, f"invalid audio: not a mono Ogg Opus stream ({detail})"
+    )
 
 
 class OggOpusDecoder:
@@ -46,8 +52,10 @@ class OggOpusDecoder:
         for packet in self._pages():
             out += self._on_packet(packet)
             if self._emitted > self.max_samples:
-                raise AvatarKitError(ErrorCode.INVALID_REQUEST,
-                                     f"utterance exceeds {self.max_samples / self.sample_rate:g} s of audio")
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"utterance exceeds {self.max_samples / self.sample_rate:g} s of audio",
+                )
         # Checked after parsing: what is left is one partial page, so a message of complete
         # pages near the message size limit is fine whatever was buffered before it.
         if len(self._buffer) > MAX_BUFFERED_BYTES:
@@ -61,20 +69,24 @@ class OggOpusDecoder:
         out = bytearray()
         if self._codec is not None:
             out += self._resample(self._codec.decode(None))
-            out += self._emit(b"".join(self._frame_bytes(f) for f in self._resampler.resample(None)))
+            out += self._emit(
+                b"".join(self._frame_bytes(f) for f in self._resampler.resample(None))
+            )
         return bytes(out)
 
     def _pages(self):
         """Complete packets from the complete pages buffered so far."""
         buf = self._buffer
         while len(buf) >= _PAGE_HEADER.size:
-            capture, version, kind, granule, _serial, _seq, _crc, count = _PAGE_HEADER.unpack_from(buf)
+            capture, version, kind, granule, _serial, _seq, _crc, count = _PAGE_HEADER.unpack_from(
+                buf
+            )
             if capture != b"OggS" or version != 0:
                 raise _invalid("bad page header")
             header_end = _PAGE_HEADER.size + count
             if len(buf) < header_end:
                 return
-            lacing = buf[_PAGE_HEADER.size:header_end]
+            lacing = buf[_PAGE_HEADER.size : header_end]
             page_end = header_end + sum(lacing)
             if len(buf) < page_end:
                 return
@@ -82,7 +94,7 @@ class OggOpusDecoder:
                 self._end = round(max(0, granule - self._pre_skip) * self.sample_rate / _OPUS_RATE)
             offset = header_end
             for size in lacing:
-                self._packet += buf[offset:offset + size]
+                self._packet += buf[offset : offset + size]
                 offset += size
                 if len(self._packet) > MAX_BUFFERED_BYTES:  # it would grow for as long as the
                     raise _invalid("an Ogg packet over 1 MiB")  # client sends: nothing decodes
@@ -116,7 +128,9 @@ class OggOpusDecoder:
         return self._resample(frames)
 
     def _resample(self, frames: list[av.AudioFrame]) -> bytes:
-        return self._emit(b"".join(self._frame_bytes(r) for f in frames for r in self._resampler.resample(f)))
+        return self._emit(
+            b"".join(self._frame_bytes(r) for f in frames for r in self._resampler.resample(f))
+        )
 
     @staticmethod
     def _frame_bytes(frame: av.AudioFrame) -> bytes:

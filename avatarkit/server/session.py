@@ -132,15 +132,20 @@ class Session:
             # so a closed session is freed at once by reference counting, not by a GC pass.
             self._writer = self._closer = None
             if self._errors_sent > _LOGGED_ERRORS:
-                log.info("session %s: %d more errors sent, not logged", self.connection_id,
-                         self._errors_sent - _LOGGED_ERRORS)
+                log.info(
+                    "session %s: %d more errors sent, not logged",
+                    self.connection_id,
+                    self._errors_sent - _LOGGED_ERRORS,
+                )
             for utterance in self._utterances.values():
                 self._cancel_timer(utterance)
             self._utterances.clear()
             if not self._ws.closed:
                 await self._ws.close()
 
-    def fail(self, code: ErrorCode, detail: str = "", *, close_code: int = 1000, req_id: str = "") -> None:
+    def fail(
+        self, code: ErrorCode, detail: str = "", *, close_code: int = 1000, req_id: str = ""
+    ) -> None:
         """Send an error, then close the connection once everything queued before it is out."""
         if self.closing:
             return
@@ -152,12 +157,18 @@ class Session:
         """Called by the server's watchdog: token expiry, idle timeout, session duration."""
         cfg = self._config
         if now_unix >= self.token_expires_at:
-            self.fail(ErrorCode.SESSION_TOKEN_EXPIRED, "token expired on an open connection",
-                      close_code=CLOSE_TOKEN_EXPIRED)
+            self.fail(
+                ErrorCode.SESSION_TOKEN_EXPIRED,
+                "token expired on an open connection",
+                close_code=CLOSE_TOKEN_EXPIRED,
+            )
         elif now_monotonic - self.started_at >= cfg.max_session_s:
             self.fail(ErrorCode.SESSION_DURATION_EXCEEDED, f"the limit is {cfg.max_session_s:g} s")
         elif now_monotonic - self.last_audio_at >= cfg.idle_timeout_s:
-            self.fail(ErrorCode.IDLE_TIMEOUT, f"no audio input for {cfg.idle_timeout_s:g} s (idle timeout)")
+            self.fail(
+                ErrorCode.IDLE_TIMEOUT,
+                f"no audio input for {cfg.idle_timeout_s:g} s (idle timeout)",
+            )
         elif cfg.send_stall_s and self._send_stalled(now_monotonic):
             self._on_slow_consumer()
 
@@ -200,8 +211,10 @@ class Session:
             self.fail(ErrorCode.PROTOCOL_ERROR, "expected binary protobuf message")
             return False
         if len(msg.data) > self._config.max_control_message_bytes:
-            self.fail(ErrorCode.MESSAGE_TOO_LARGE,
-                      f"a configure message may hold at most {self._config.max_control_message_bytes} bytes")
+            self.fail(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"a configure message may hold at most {self._config.max_control_message_bytes} bytes",
+            )
             return False
         try:
             envelope = decode_envelope(msg.data)
@@ -209,8 +222,10 @@ class Session:
             self.fail(ErrorCode.PROTOCOL_ERROR, "failed to unmarshal initial message")
             return False
         if envelope.type != pb.MESSAGE_CLIENT_CONFIGURE_SESSION:
-            self.fail(ErrorCode.PROTOCOL_ERROR,
-                      f"expected ClientConfigureSession message, got type {envelope.type}")
+            self.fail(
+                ErrorCode.PROTOCOL_ERROR,
+                f"expected ClientConfigureSession message, got type {envelope.type}",
+            )
             return False
         try:
             self._configure(envelope.client_configure_session)
@@ -230,29 +245,41 @@ class Session:
             self.fail(ErrorCode.SERVER_ERROR, "shared state unavailable", close_code=1011)
             return False
         if not admitted:
-            self.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
-                      f"{self._config.max_connections_per_ip} sessions per address")
+            self.fail(
+                ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                f"{self._config.max_connections_per_ip} sessions per address",
+            )
             return False
         self._put(encode_confirm(self.connection_id))
         return True
 
     def _configure(self, cfg: pb.ClientConfigureSession) -> None:
         if cfg.audio_format not in (pb.AUDIO_FORMAT_PCM_S16LE, pb.AUDIO_FORMAT_OGG_OPUS):
-            raise AvatarKitError(ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
-                                 f"format {cfg.audio_format}; send mono PCM s16le or Ogg Opus")
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+                f"format {cfg.audio_format}; send mono PCM s16le or Ogg Opus",
+            )
         wants_egress = cfg.HasField("livekit_egress") or cfg.HasField("agora_egress")
         if wants_egress or cfg.egress_type != pb.EGRESS_TYPE_UNSPECIFIED:
-            raise AvatarKitError(ErrorCode.EGRESS_UNAVAILABLE, "this server streams motion over the websocket only")
+            raise AvatarKitError(
+                ErrorCode.EGRESS_UNAVAILABLE, "this server streams motion over the websocket only"
+            )
         if cfg.sample_rate not in SUPPORTED_SAMPLE_RATES:
-            raise AvatarKitError(ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-                                 f"{cfg.sample_rate} Hz; supported: {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}")
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_SAMPLE_RATE,
+                f"{cfg.sample_rate} Hz; supported: {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}",
+            )
         fps_text = cfg.extra_params.get("fps", "")
         if fps_text:
             # Length first: int() raises past 4300 digits (that was an uncaught ValueError).
-            if not (len(fps_text) <= 3 and fps_text.isascii() and fps_text.isdigit()) \
-                    or int(fps_text) not in SUPPORTED_FPS:
-                raise AvatarKitError(ErrorCode.INVALID_REQUEST,
-                                     f"fps {fps_text!r}; supported: {', '.join(map(str, SUPPORTED_FPS))}")
+            if (
+                not (len(fps_text) <= 3 and fps_text.isascii() and fps_text.isdigit())
+                or int(fps_text) not in SUPPORTED_FPS
+            ):
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"fps {fps_text!r}; supported: {', '.join(map(str, SUPPORTED_FPS))}",
+                )
             self._fps = int(fps_text)
         self._sample_rate = cfg.sample_rate
         self._ogg_opus = cfg.audio_format == pb.AUDIO_FORMAT_OGG_OPUS
@@ -282,15 +309,24 @@ class Session:
         cfg = self._config
         if kind != pb.MESSAGE_CLIENT_AUDIO_INPUT and len(data) > cfg.max_control_message_bytes:
             # Only audio may be large; an id is never echoed from an oversized message.
-            self._reply_error(ErrorCode.MESSAGE_TOO_LARGE,
-                             f"a message other than audio may hold at most {cfg.max_control_message_bytes} bytes")
+            self._reply_error(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"a message other than audio may hold at most {cfg.max_control_message_bytes} bytes",
+            )
             return
-        req_id = (envelope.client_audio_input.req_id if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT
-                  else envelope.client_interrupt.req_id if kind == pb.MESSAGE_CLIENT_INTERRUPT else "")
+        req_id = (
+            envelope.client_audio_input.req_id
+            if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT
+            else envelope.client_interrupt.req_id
+            if kind == pb.MESSAGE_CLIENT_INTERRUPT
+            else ""
+        )
         if len(req_id) > cfg.max_req_id_chars:
             # Every animation message echoes the id: a long one multiplies what goes out
             # and what is remembered per session, so it is refused without being echoed.
-            self._reply_error(ErrorCode.INVALID_REQUEST, f"req_id longer than {cfg.max_req_id_chars} characters")
+            self._reply_error(
+                ErrorCode.INVALID_REQUEST, f"req_id longer than {cfg.max_req_id_chars} characters"
+            )
             return
         if kind == pb.MESSAGE_CLIENT_AUDIO_INPUT:
             too_large = len(data) > cfg.max_message_bytes
@@ -310,7 +346,9 @@ class Session:
         if req_id in self._dropped:
             return  # late audio of an interrupted or failed utterance: nothing more for it
         if req_id in self._ended:
-            self._reply_error(ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id)
+            self._reply_error(
+                ErrorCode.INVALID_REQUEST, "this req_id has already ended", req_id=req_id
+            )
             return
         self.last_audio_at = time.monotonic()
         utterance = self._utterances.get(req_id)
@@ -320,17 +358,24 @@ class Session:
                 return
         try:
             if too_large:
-                raise AvatarKitError(ErrorCode.MESSAGE_TOO_LARGE,
-                                     f"an audio message may hold at most {self._config.max_message_bytes} bytes")
+                raise AvatarKitError(
+                    ErrorCode.MESSAGE_TOO_LARGE,
+                    f"an audio message may hold at most {self._config.max_message_bytes} bytes",
+                )
             for i, audio in enumerate(self._decode(utterance, audio_in.audio, audio_in.end)):
                 if i:  # an Ogg message is decoded in slices, each fed before the next
                     await asyncio.sleep(0)
                     if req_id not in self._utterances or self.closing:
                         break
                 utterance.audio_bytes += len(audio)
-                if utterance.audio_bytes > self._config.max_utterance_audio_s * self._sample_rate * 2:
-                    raise AvatarKitError(ErrorCode.INVALID_REQUEST,
-                                         f"utterance exceeds {self._config.max_utterance_audio_s:g} s of audio")
+                if (
+                    utterance.audio_bytes
+                    > self._config.max_utterance_audio_s * self._sample_rate * 2
+                ):
+                    raise AvatarKitError(
+                        ErrorCode.INVALID_REQUEST,
+                        f"utterance exceeds {self._config.max_utterance_audio_s:g} s of audio",
+                    )
                 await self._feed(utterance, audio)
             if audio_in.end:
                 utterance.pending.extend(utterance.stream.finish())
@@ -358,9 +403,11 @@ class Session:
             self._reply_error(ErrorCode.SERVER_SHUTTING_DOWN, "no new utterances", req_id=req_id)
             return None
         if len(self._utterances) >= self._config.max_open_utterances:
-            self._reply_error(ErrorCode.INVALID_REQUEST,
-                             f"at most {self._config.max_open_utterances} utterances may be open at once",
-                             req_id=req_id)
+            self._reply_error(
+                ErrorCode.INVALID_REQUEST,
+                f"at most {self._config.max_open_utterances} utterances may be open at once",
+                req_id=req_id,
+            )
             return None
         try:
             stream = create_stream(self._sample_rate, self._fps, model=self._config.motion_model)
@@ -369,13 +416,17 @@ class Session:
             return None
         except Exception:  # e.g. a model file that does not load: this request fails, clearly
             log.exception("session %s: cannot create a motion stream", self.connection_id)
-            self._send_error(ErrorCode.SERVER_ERROR, "the motion model is unavailable", req_id=req_id)
+            self._send_error(
+                ErrorCode.SERVER_ERROR, "the motion model is unavailable", req_id=req_id
+            )
             return None
         utterance = self._utterances[req_id] = _Utterance(req_id, stream)
         if self._ogg_opus:
             from avatarkit.server.ogg_opus import OggOpusDecoder  # PyAV loads only when needed
 
-            utterance.decoder = OggOpusDecoder(self._sample_rate, self._config.max_utterance_audio_s)
+            utterance.decoder = OggOpusDecoder(
+                self._sample_rate, self._config.max_utterance_audio_s
+            )
         return utterance
 
     @staticmethod
@@ -391,7 +442,7 @@ class Session:
             yield audio
             return
         for start in range(0, len(audio), _OGG_SLICE_BYTES):
-            yield decoder.feed(audio[start:start + _OGG_SLICE_BYTES])
+            yield decoder.feed(audio[start : start + _OGG_SLICE_BYTES])
         if end:
             yield decoder.finish()
 
@@ -404,7 +455,7 @@ class Session:
                 await asyncio.sleep(0)  # let other sessions run between slices of a burst
                 if utterance.req_id not in self._utterances or self.closing:
                     return
-            utterance.pending.extend(utterance.stream.push(audio[start:start + step]))
+            utterance.pending.extend(utterance.stream.push(audio[start : start + step]))
 
     def _on_interrupt(self, req_id: str) -> None:
         if not req_id:
@@ -413,7 +464,11 @@ class Session:
             self._drop_utterance(req_id)
         # Also for an utterance that has ended: its animation still waiting in the outbox
         # (a client that reads slower than a burst is produced) must not go out any more.
-        kept = [item for item in self._outbox if not (isinstance(item, _Animation) and item.req_id == req_id)]
+        kept = [
+            item
+            for item in self._outbox
+            if not (isinstance(item, _Animation) and item.req_id == req_id)
+        ]
         if len(kept) != len(self._outbox):
             self._outbox.clear()  # in place: the writer holds this deque
             self._outbox.extend(kept)
@@ -431,15 +486,20 @@ class Session:
     def _flush(self, utterance: _Utterance, end: bool = False, force: bool = False) -> None:
         """Send ready frames: the first at once, then in batches (see ServerConfig)."""
         cfg = self._config
-        if not (end or force or not utterance.sent_first or len(utterance.pending) >= cfg.batch_frames):
+        if not (
+            end or force or not utterance.sent_first or len(utterance.pending) >= cfg.batch_frames
+        ):
             if utterance.pending and utterance.flush_timer is None:
                 utterance.flush_timer = asyncio.get_running_loop().call_later(
-                    cfg.flush_after_s, self._flush_later, utterance)
+                    cfg.flush_after_s, self._flush_later, utterance
+                )
             return
         self._cancel_timer(utterance)
         frames, utterance.pending = utterance.pending, []
         size = cfg.max_frames_per_message
-        batches = [frames[i:i + size] for i in range(0, len(frames), size)] or ([[]] if end else [])
+        batches = [frames[i : i + size] for i in range(0, len(frames), size)] or (
+            [[]] if end else []
+        )
         for i, batch in enumerate(batches):
             last = end and i == len(batches) - 1
             data = encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps)
@@ -461,8 +521,10 @@ class Session:
     def _reply_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
         """An error answering one of the client's messages, within its error budget."""
         cfg, now = self._config, time.monotonic()
-        self._error_tokens = min(float(cfg.error_burst),
-                                 self._error_tokens + (now - self._error_refilled_at) * cfg.error_rate_per_s)
+        self._error_tokens = min(
+            float(cfg.error_burst),
+            self._error_tokens + (now - self._error_refilled_at) * cfg.error_rate_per_s,
+        )
         self._error_refilled_at = now
         if self._error_tokens >= 1.0:
             self._error_tokens -= 1.0
@@ -472,9 +534,11 @@ class Session:
         self._state.stats.count_error(code)
         if not self._rate_limited:  # said once per episode; the rest is dropped unanswered
             self._rate_limited = True
-            self._send_error(ErrorCode.RATE_LIMITED,
-                             f"more than {cfg.error_burst} erroneous messages at once "
-                             f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer")
+            self._send_error(
+                ErrorCode.RATE_LIMITED,
+                f"more than {cfg.error_burst} erroneous messages at once "
+                f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer",
+            )
 
     def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
         # A detail may quote what the client sent (an fps value, ...): never echo much of it.
@@ -498,8 +562,11 @@ class Session:
             return
         self._slow = self.closing = True
         self._state.stats.count_error(ErrorCode.SLOW_CONSUMER)
-        log.warning("session %s: slow consumer, %d messages unsent; closing",
-                    self.connection_id, len(self._outbox))
+        log.warning(
+            "session %s: slow consumer, %d messages unsent; closing",
+            self.connection_id,
+            len(self._outbox),
+        )
         self._closer = asyncio.get_running_loop().create_task(self._close_slow_consumer())
 
     async def _close_slow_consumer(self) -> None:

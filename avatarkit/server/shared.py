@@ -141,7 +141,9 @@ class RedisStore:
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # an optional dependency
-            raise RuntimeError("--redis needs the redis package: pip install 'avatarkit[redis]'") from exc
+            raise RuntimeError(
+                "--redis needs the redis package: pip install 'avatarkit[redis]'"
+            ) from exc
         self._redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._prefix = prefix
         self.server_id = secrets.token_hex(8)
@@ -152,13 +154,17 @@ class RedisStore:
 
     async def acquire_token(self, token_id: str, expires_at: float) -> bool:
         ttl = max(1, math.ceil(expires_at - time.time()))
-        return bool(await self._redis.set(f"{self._prefix}jti:{token_id}", self.server_id, nx=True, ex=ttl))
+        return bool(
+            await self._redis.set(f"{self._prefix}jti:{token_id}", self.server_id, nx=True, ex=ttl)
+        )
 
     async def release_token(self, token_id: str) -> None:
         await self._redis.delete(f"{self._prefix}jti:{token_id}")
 
     async def address_sessions(self, address: str) -> int:
-        return int(await self._count(keys=[self._address_key(address)], args=[self._prefix + "server:"]))
+        return int(
+            await self._count(keys=[self._address_key(address)], args=[self._prefix + "server:"])
+        )
 
     async def acquire_address(self, address: str, limit: int) -> bool:
         await self._beat_if_due()
@@ -170,7 +176,9 @@ class RedisStore:
 
     async def heartbeat(self) -> None:
         self._last_beat = time.monotonic()
-        await self._redis.set(f"{self._prefix}server:{self.server_id}", b"1", ex=math.ceil(SERVER_TTL_S))
+        await self._redis.set(
+            f"{self._prefix}server:{self.server_id}", b"1", ex=math.ceil(SERVER_TTL_S)
+        )
 
     async def _beat_if_due(self) -> None:
         if time.monotonic() - self._last_beat >= HEARTBEAT_S:

@@ -54,14 +54,18 @@ class ServerState:
         while limit and len(waiting) > limit:
             oldest = next(iter(waiting))
             del waiting[oldest]
-            oldest.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
-                        f"more than {limit} connections from this address waiting to configure; "
-                        "closing the oldest")
+            oldest.fail(
+                ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                f"more than {limit} connections from this address waiting to configure; "
+                "closing the oldest",
+            )
 
     async def promote(self, session: Session) -> bool:
         """The session configured: count it against its address's limit (on every server)."""
         self._forget_pending(session)
-        if not await self.store.acquire_address(session.address, self.config.max_connections_per_ip):
+        if not await self.store.acquire_address(
+            session.address, self.config.max_connections_per_ip
+        ):
             return False
         session.holds_address_slot = True
         return True

@@ -67,9 +67,15 @@ class TokenSigner:
                 options={"require": ["exp", "jti", "app", "scope"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise AvatarKitError(ErrorCode.SESSION_TOKEN_EXPIRED, "the token's expireAt has passed") from exc
+            raise AvatarKitError(
+                ErrorCode.SESSION_TOKEN_EXPIRED, "the token's expireAt has passed"
+            ) from exc
         except jwt.InvalidTokenError as exc:
-            raise AvatarKitError(ErrorCode.SESSION_TOKEN_INVALID, str(exc) or "malformed token") from exc
+            raise AvatarKitError(
+                ErrorCode.SESSION_TOKEN_INVALID, str(exc) or "malformed token"
+            ) from exc
         if claims.get("scope") != SCOPE:
-            raise AvatarKitError(ErrorCode.SESSION_TOKEN_INVALID, "token scope does not allow streaming")
+            raise AvatarKitError(
+                ErrorCode.SESSION_TOKEN_INVALID, "token scope does not allow streaming"
+            )
         return TokenClaims(str(claims["app"]), float(claims["exp"]), str(claims["jti"]))

@@ -77,7 +77,11 @@ async def _serve_one(config: ServerConfig, reuse_port: bool) -> None:
     app = await create_app(config)
     quiet_accept_errors(asyncio.get_running_loop())
     runner = GuardedAppRunner(
-        app, config, handle_signals=False, shutdown_timeout=config.shutdown_grace_s + 2.0, access_log=None
+        app,
+        config,
+        handle_signals=False,
+        shutdown_timeout=config.shutdown_grace_s + 2.0,
+        access_log=None,
     )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port or None)

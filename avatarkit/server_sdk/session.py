@@ -129,7 +129,10 @@ class AvatarSession:
         url = f"{cfg.ingress_endpoint_url.rstrip('/')}/websocket?{urlencode(query)}"
         try:
             self._ws = await connect(
-                url, additional_headers=headers, open_timeout=HANDSHAKE_TIMEOUT, max_size=MAX_MESSAGE
+                url,
+                additional_headers=headers,
+                open_timeout=HANDSHAKE_TIMEOUT,
+                max_size=MAX_MESSAGE,
             )
         except InvalidStatus as exc:
             body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""

@@ -185,8 +185,13 @@ def safe_block(block: int | None, rate: int) -> int:
     while safe < rate * PYAUDIO_PERIOD:
         safe *= 2
     if safe != block:
-        log.info("audio block %d raised to %d frames (%.0f ms) at %d Hz", block, safe,
-                 1000 * safe / rate, rate)
+        log.info(
+            "audio block %d raised to %d frames (%.0f ms) at %d Hz",
+            block,
+            safe,
+            1000 * safe / rate,
+            rate,
+        )
     return safe
 
 
@@ -206,8 +211,12 @@ def output_devices() -> list[dict]:
             default = None
         infos = (pa.get_device_info_by_index(i) for i in range(pa.get_device_count()))
         return [
-            {"index": i["index"], "name": i["name"], "rate": int(i["defaultSampleRate"]),
-             "default": i["index"] == default}
+            {
+                "index": i["index"],
+                "name": i["name"],
+                "rate": int(i["defaultSampleRate"]),
+                "default": i["index"] == default,
+            }
             for i in infos
             if i["maxOutputChannels"] >= CHANNELS
         ]

@@ -21,7 +21,11 @@ class WindowBackend:
     interactive = True
 
     def __init__(
-        self, size: tuple[int, int] = (1280, 720), title: str = "engine", vsync: bool = True, fullscreen: bool = False
+        self,
+        size: tuple[int, int] = (1280, 720),
+        title: str = "engine",
+        vsync: bool = True,
+        fullscreen: bool = False,
     ) -> None:
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in the app's output
         import pygame
@@ -31,7 +35,9 @@ class WindowBackend:
         try:
             pygame.display.init()
         except pygame.error as exc:
-            raise EngineError(errors.NO_DISPLAY, f"cannot open a display: {exc}; {HEADLESS_HINT}") from None
+            raise EngineError(
+                errors.NO_DISPLAY, f"cannot open a display: {exc}; {HEADLESS_HINT}"
+            ) from None
         gl = pygame.GL_CONTEXT_PROFILE_CORE
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MAJOR_VERSION, 3)
         pygame.display.gl_set_attribute(pygame.GL_CONTEXT_MINOR_VERSION, 3)
@@ -39,7 +45,10 @@ class WindowBackend:
         gl_flags = pygame.OPENGL | pygame.DOUBLEBUF
         if fullscreen:
             size = _desktop_size(pygame) or size
-            modes = [("fullscreen", gl_flags | pygame.FULLSCREEN), ("borderless", gl_flags | pygame.NOFRAME)]
+            modes = [
+                ("fullscreen", gl_flags | pygame.FULLSCREEN),
+                ("borderless", gl_flags | pygame.NOFRAME),
+            ]
         else:
             modes = [("window", gl_flags)]
         self.mode = self._open(pygame, (int(size[0]), int(size[1])), modes, vsync)
@@ -55,7 +64,9 @@ class WindowBackend:
         error = None
         for name, flags in modes:
             if name == "borderless":
-                os.environ.setdefault("SDL_VIDEO_WINDOW_POS", "0,0")  # cover the desktop from its corner
+                os.environ.setdefault(
+                    "SDL_VIDEO_WINDOW_POS", "0,0"
+                )  # cover the desktop from its corner
             for sync in (int(vsync), 0) if vsync else (0,):
                 try:
                     pygame.display.set_mode(size, flags, vsync=sync)
@@ -92,7 +103,9 @@ class WindowBackend:
         self._pg.display.quit()
 
 
-HEADLESS_HINT = "run headless instead (App.headless(), or --headless), or under a virtual display (xvfb-run)"
+HEADLESS_HINT = (
+    "run headless instead (App.headless(), or --headless), or under a virtual display (xvfb-run)"
+)
 
 
 def display_available() -> bool:
@@ -107,7 +120,10 @@ def check_display() -> None:
     """Fail fast with ``noDisplay``: without a display SDL falls back to an off-screen
     driver, and the app would run forever in a window nobody can see or close."""
     if not display_available():
-        raise EngineError(errors.NO_DISPLAY, f"no display to open a window on (DISPLAY is not set); {HEADLESS_HINT}")
+        raise EngineError(
+            errors.NO_DISPLAY,
+            f"no display to open a window on (DISPLAY is not set); {HEADLESS_HINT}",
+        )
 
 
 def _desktop_size(pg) -> tuple[int, int] | None:

@@ -43,7 +43,10 @@ def delta_texture(ctx: moderngl.Context, prim: GltfPrimitive) -> moderngl.Textur
     flat = texels.reshape(-1, 4)
     rows = -(-len(flat) // DELTA_TEXTURE_WIDTH)
     if rows > ctx.info["GL_MAX_TEXTURE_SIZE"]:
-        raise EngineError(errors.RENDER_NOT_SUPPORTED, f"morph data too large for one texture ({len(flat)} texels)")
+        raise EngineError(
+            errors.RENDER_NOT_SUPPORTED,
+            f"morph data too large for one texture ({len(flat)} texels)",
+        )
     padded = np.zeros((rows * DELTA_TEXTURE_WIDTH, 4), np.float32)
     padded[: len(flat)] = flat
     tex = ctx.texture((DELTA_TEXTURE_WIDTH, rows), 4, padded.tobytes(), dtype="f4")
@@ -71,10 +74,14 @@ class GpuAsset:
             color_texture(ctx, m.base_color_texture) if m.base_color_texture is not None else None
             for m in asset.materials
         ]
-        self.meshes = [[self._primitive(ctx, program, p) for p in mesh.primitives] for mesh in asset.meshes]
+        self.meshes = [
+            [self._primitive(ctx, program, p) for p in mesh.primitives] for mesh in asset.meshes
+        ]
 
     @staticmethod
-    def _primitive(ctx: moderngl.Context, program: moderngl.Program, prim: GltfPrimitive) -> GpuPrimitive:
+    def _primitive(
+        ctx: moderngl.Context, program: moderngl.Program, prim: GltfPrimitive
+    ) -> GpuPrimitive:
         n = prim.vertex_count
         uvs = prim.uvs if prim.uvs is not None else np.zeros((n, 2), np.float32)
         interleaved = np.hstack([prim.positions, prim.normals, uvs]).astype(np.float32)
@@ -87,7 +94,9 @@ class GpuAsset:
             content.append((colors, "4f", "in_color"))
             buffers.append(colors)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
-        return GpuPrimitive(vao, buffers, delta_texture(ctx, prim), n, prim.material, prim.colors is not None)
+        return GpuPrimitive(
+            vao, buffers, delta_texture(ctx, prim), n, prim.material, prim.colors is not None
+        )
 
     def release(self) -> None:
         for prims in self.meshes:

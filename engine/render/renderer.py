@@ -72,7 +72,9 @@ class Renderer:
         self.lit["Morph"].binding = MORPH_BLOCK_BINDING
         self.lit["u_deltas"].value = DELTAS_UNIT
         self.lit["u_base_texture"].value = BASE_TEXTURE_UNIT
-        self._background = ctx.program(vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT)
+        self._background = ctx.program(
+            vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
+        )
         self._background_vao = ctx.vertex_array(self._background, [])
         # Bound where a primitive has no targets / no texture (samplers need a texture).
         self._dummy = ctx.texture((1, 1), 4, b"\xff\xff\xff\xff")
@@ -122,8 +124,12 @@ class Renderer:
         lit["u_view_projection"].write(_mat4(frame.view_projection))
         lit["u_camera_position"].value = tuple(float(v) for v in frame.camera_position)
         lights = lighting.lights()
-        lit["u_light_dir"].write(np.array([light.shader_direction() for light in lights], np.float32).tobytes())
-        colors = np.array([np.asarray(light.color, np.float32) * light.intensity for light in lights], np.float32)
+        lit["u_light_dir"].write(
+            np.array([light.shader_direction() for light in lights], np.float32).tobytes()
+        )
+        colors = np.array(
+            [np.asarray(light.color, np.float32) * light.intensity for light in lights], np.float32
+        )
         lit["u_light_color"].write(colors.tobytes())
         lit["u_ambient"].value = tuple(lighting.ambient)
         lit["u_exposure"].value = float(lighting.exposure)
@@ -154,7 +160,11 @@ class Renderer:
             flush_gpu()
 
     def draw_primitive(
-        self, gpu: GpuAsset, prim: GpuPrimitive, model_matrix: np.ndarray, weights: MorphWeights | None
+        self,
+        gpu: GpuAsset,
+        prim: GpuPrimitive,
+        model_matrix: np.ndarray,
+        weights: MorphWeights | None,
     ) -> None:
         self.draw_node(gpu, (prim,), model_matrix, weights)
 
@@ -203,5 +213,11 @@ class Renderer:
             gpu.release()
         self._assets.clear()
         self._no_morph.release()
-        for obj in (self._dummy, self._dummy_deltas, self._background_vao, self._background, self.lit):
+        for obj in (
+            self._dummy,
+            self._dummy_deltas,
+            self._background_vao,
+            self._background,
+            self.lit,
+        ):
             obj.release()

@@ -46,6 +46,9 @@ class RenderTarget:
     def release(self) -> None:
         seen = set()
         for obj in vars(self).values():
-            if isinstance(obj, moderngl.Framebuffer | moderngl.Renderbuffer | moderngl.Texture) and id(obj) not in seen:
+            if (
+                isinstance(obj, moderngl.Framebuffer | moderngl.Renderbuffer | moderngl.Texture)
+                and id(obj) not in seen
+            ):
                 seen.add(id(obj))
                 obj.release()

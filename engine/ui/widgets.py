@@ -22,7 +22,9 @@ SHADE: Color = (10, 14, 22, 170)
 ACCENT: Color = (90, 200, 255, 255)
 
 
-def place(anchor: str, offset: tuple[int, int], box: tuple[int, int], screen: tuple[int, int]) -> tuple[int, int]:
+def place(
+    anchor: str, offset: tuple[int, int], box: tuple[int, int], screen: tuple[int, int]
+) -> tuple[int, int]:
     """Top-left corner of a ``box``-sized rectangle anchored on the screen."""
     (ox, oy), (w, h), (sw, sh) = offset, box, screen
     vertical, _, horizontal = anchor.partition("-") if "-" in anchor else (anchor, "", anchor)
@@ -48,7 +50,9 @@ class Widget:
     anchor: str = "top-left"
     offset: tuple[int, int] = (16, 16)
     visible: bool = True
-    rect: tuple[int, int, int, int] | None = field(default=None, compare=False, repr=False)  # last drawn
+    rect: tuple[int, int, int, int] | None = field(
+        default=None, compare=False, repr=False
+    )  # last drawn
 
     def draw(self, surface: pygame.Surface, font_for: FontFor) -> None:
         raise NotImplementedError
@@ -91,7 +95,10 @@ class Text(Widget):
         lines = self._layout(font, int(limit) - 2 * self.padding)
         line_h = round(font.get_linesize() * self.line_spacing)
         text_w = max(max(width for width, _ in lines), self.min_width - 2 * self.padding)
-        box = (text_w + 2 * self.padding, line_h * len(lines) + 2 * self.padding - (line_h - font.get_linesize()))
+        box = (
+            text_w + 2 * self.padding,
+            line_h * len(lines) + 2 * self.padding - (line_h - font.get_linesize()),
+        )
         x, y = place(self.anchor, self.offset, box, surface.get_size())
         self.rect = (x, y, *box)
         if self.background is not None:
@@ -111,7 +118,9 @@ class Text(Widget):
                 surface.blit(image, (cx, cy))
                 cx += image.get_width() + space
 
-    def _layout(self, font: pygame.font.Font, width: int) -> list[tuple[int, list[tuple[int, str]]]]:
+    def _layout(
+        self, font: pygame.font.Font, width: int
+    ) -> list[tuple[int, list[tuple[int, str]]]]:
         """Greedy word wrap: ``[(line width, [(word index, word)...])...]``; newlines kept."""
         space = font.size(" ")[0]
         lines: list[tuple[int, list[tuple[int, str]]]] = []
@@ -149,7 +158,9 @@ class ProgressBar(Widget):
     def draw(self, surface: pygame.Surface, font_for: FontFor) -> None:
         font = font_for(self.size)
         label_h = font.get_linesize() + 6 if self.label else 0
-        x, y = place(self.anchor, self.offset, (self.width, self.height + label_h), surface.get_size())
+        x, y = place(
+            self.anchor, self.offset, (self.width, self.height + label_h), surface.get_size()
+        )
         self.rect = (x, y, self.width, self.height + label_h)
         if self.label:
             image = font.render(self.label, True, self.text_color[:3])
@@ -159,4 +170,9 @@ class ProgressBar(Widget):
         pygame.draw.rect(surface, self.track, bar, border_radius=radius)
         filled = round(self.width * min(1.0, max(0.0, self.progress)))
         if filled:
-            pygame.draw.rect(surface, self.color, pygame.Rect(x, y + label_h, filled, self.height), border_radius=radius)
+            pygame.draw.rect(
+                surface,
+                self.color,
+                pygame.Rect(x, y + label_h, filled, self.height),
+                border_radius=radius,
+            )

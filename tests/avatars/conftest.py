@@ -19,7 +19,9 @@ AVATAR_ID = "kai"  # any bundled avatar works; one is enough for the transport t
 def packages(tmp_path: Path) -> Path:
     """A private copy of one bundled package (tests may tamper with it)."""
     root = tmp_path / "packages"
-    shutil.copytree(AVATARS_DIR / AVATAR_ID, root / AVATAR_ID, ignore=shutil.ignore_patterns("*.py"))
+    shutil.copytree(
+        AVATARS_DIR / AVATAR_ID, root / AVATAR_ID, ignore=shutil.ignore_patterns("*.py")
+    )
     return root
 
 
@@ -57,7 +59,9 @@ def faulty_app(root: Path, faults: Faults) -> web.Application:
         if faults.corrupt:
             body[len(body) // 2] ^= 0xFF
             faults.corrupt -= faults.corrupt > 0
-        headers = {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if status == 206 else {}
+        headers = (
+            {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"} if status == 206 else {}
+        )
         response = web.StreamResponse(status=status, headers=headers)
         response.content_length = len(body)
         await response.prepare(request)

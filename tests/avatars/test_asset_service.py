@@ -62,7 +62,9 @@ def test_file_full_range_etag_and_not_modified(packages, make_server):
             assert status == 206 and body == data[-5:]
             status, headers, _ = await fetch(s, url, Range=f"bytes={len(data)}-")
             assert status == 416 and headers["Content-Range"] == f"bytes */{len(data)}"
-            status, _, body = await fetch(s, url, Range="pages=1-2")  # unknown unit: ignored (RFC 9110)
+            status, _, body = await fetch(
+                s, url, Range="pages=1-2"
+            )  # unknown unit: ignored (RFC 9110)
             assert status == 200 and body == data
 
             etag = f'"{manifest.files[0].sha256}"'
@@ -138,6 +140,8 @@ def test_files_are_revalidated_by_caches_not_served_stale(packages, make_server)
         async with make_server(packages) as server, aiohttp.ClientSession() as s:
             _, headers, _ = await fetch(s, f"{server.url}/kai/files/{manifest.model}")
             directives = {d.strip() for d in headers["Cache-Control"].split(",")}
-            assert "no-cache" in directives and not any(d.startswith("max-age") and d != "max-age=0" for d in directives)
+            assert "no-cache" in directives and not any(
+                d.startswith("max-age") and d != "max-age=0" for d in directives
+            )
 
     run(scenario())

@@ -21,7 +21,9 @@ def test_lists_bundled_ids_one_per_line(capsys):
     assert len(lines) >= 3
     assert lines == [m.id for m in list_packages(AVATARS_DIR)]  # as the README says: ids
     assert main(["avatars", "--long"]) == 0
-    assert [line.split("\t") for line in capsys.readouterr().out.splitlines()] == [[m.id, m.name] for m in list_packages(AVATARS_DIR)]
+    assert [line.split("\t") for line in capsys.readouterr().out.splitlines()] == [
+        [m.id, m.name] for m in list_packages(AVATARS_DIR)
+    ]
 
 
 class ServerThread:
@@ -56,12 +58,18 @@ def test_url_listing_and_load_with_progress(capsys, tmp_path):
         served = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
         assert served == [m.id for m in list_packages(AVATARS_DIR)]
 
-        assert main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "mei"]) == 0
+        assert (
+            main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "mei"])
+            == 0
+        )
         out, err = capsys.readouterr()
         assert out.strip() == str(tmp_path / "mei")
         assert err.splitlines() == ["mei: completed (100%)"]  # not a terminal: one final line
 
-        assert main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "nobody"]) == 2
+        assert (
+            main(["avatars", "--url", server.url, "--cache-dir", str(tmp_path), "--load", "nobody"])
+            == 2
+        )
         err = capsys.readouterr().err
         assert "avatarNotFound" in err and "`avatarkit avatars --url" in err  # where the ids are
     assert main(["avatars", "--cache-dir", str(tmp_path), "--clear-cache"]) == 0

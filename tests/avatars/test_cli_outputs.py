@@ -17,7 +17,11 @@ def test_output_under_a_file_is_a_clear_error(command, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     out = blocker / ("x.npz" if command == "motion" else "x.mp4")
-    argv = [command, str(WAV), "-o", str(out)] if command == "motion" else [command, "--audio", str(WAV), "-o", str(out)]
+    argv = (
+        [command, str(WAV), "-o", str(out)]
+        if command == "motion"
+        else [command, "--audio", str(WAV), "-o", str(out)]
+    )
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"avatarkit {command}: error [invalidRequest]" in err and "a file is in the way" in err

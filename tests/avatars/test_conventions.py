@@ -36,11 +36,17 @@ def _region(positions: np.ndarray, name: str) -> np.ndarray:
     front = z > 0.5 * RADIUS
     if name == "mouth":
         return front & (y < -0.2 * RADIUS) & (y > -0.7 * RADIUS) & (np.abs(x) < 0.4 * RADIUS)
-    side = {"eyeL": x > 0.15 * RADIUS, "eyeR": x < -0.15 * RADIUS, "eyes": np.abs(x) > 0.15 * RADIUS}[name]
+    side = {
+        "eyeL": x > 0.15 * RADIUS,
+        "eyeR": x < -0.15 * RADIUS,
+        "eyes": np.abs(x) > 0.15 * RADIUS,
+    }[name]
     return front & (y > 0.15 * RADIUS) & (y < 0.55 * RADIUS) & side
 
 
-def write_head(path: Path, targets: dict[str, str | None], extensions: dict[str, Any] | None = None) -> Path:
+def write_head(
+    path: Path, targets: dict[str, str | None], extensions: dict[str, Any] | None = None
+) -> Path:
     """A sphere head with one morph target per entry (name -> region it dents, or None:
     a target that moves a tiny bit everywhere) and optionally root extensions."""
     b = GltfBuilder()
@@ -51,7 +57,9 @@ def write_head(path: Path, targets: dict[str, str | None], extensions: dict[str,
         if region is None:
             delta[:] = 1e-4
         else:  # push the region inwards: a dent the renderer shades darker
-            delta[_region(head["positions"], region)] = -0.35 * head["normals"][_region(head["positions"], region)] * RADIUS
+            delta[_region(head["positions"], region)] = (
+                -0.35 * head["normals"][_region(head["positions"], region)] * RADIUS
+            )
         deltas.append({"POSITION": delta, "NORMAL": None})
     skin = b.add_material((0.85, 0.6, 0.5, 1.0), name="skin")
     mesh = b.add_mesh([dict(head, material=skin, targets=deltas)], "Face", list(targets))
@@ -106,20 +114,39 @@ def weights(avatar: Avatar, frame: np.ndarray) -> dict[str, float]:
     return dict(zip(names, avatar.target_weights(frame, names).tolist(), strict=True))
 
 
-@pytest.mark.parametrize("viseme,vowel", [("AA", "aa"), ("AH", "aa"), ("EE", "ee"), ("IH", "ih"), ("OH", "oh"), ("UU", "ou"), ("WW", "ou")])
+@pytest.mark.parametrize(
+    "viseme,vowel",
+    [
+        ("AA", "aa"),
+        ("AH", "aa"),
+        ("EE", "ee"),
+        ("IH", "ih"),
+        ("OH", "oh"),
+        ("UU", "ou"),
+        ("WW", "ou"),
+    ],
+)
 def test_the_spoken_vowel_wins(viseme, vowel):
     vw = vowel_weights(speech_frame(viseme))
     assert VOWELS[int(vw.argmax())] == vowel and vw.max() > 0.35
 
 
 def test_closed_lips_show_no_vowel():
-    assert vowel_weights(speech_frame("PP")).max() == 0 and vowel_weights(speech_frame("sil")).max() == 0
+    assert (
+        vowel_weights(speech_frame("PP")).max() == 0
+        and vowel_weights(speech_frame("sil")).max() == 0
+    )
 
 
 def test_vrm1_expressions_from_the_extension(tmp_path, caplog):
     # Target names that follow no convention: only the extension's binds can map them.
     names = ["m0", "m1", "m2", "m3", "m4", "lidL", "lidR", "lids", "grin"]
-    regions = dict.fromkeys(names[:5], "mouth") | {"lidL": "eyeL", "lidR": "eyeR", "lids": "eyes", "grin": None}
+    regions = dict.fromkeys(names[:5], "mouth") | {
+        "lidL": "eyeL",
+        "lidR": "eyeR",
+        "lids": "eyes",
+        "grin": None,
+    }
     ext = vrm1({"aa": [(0, 1.0)], "ih": [(1, 1.0)], "ou": [(2, 1.0)], "ee": [(3, 1.0)], "oh": [(4, 1.0)],
                 "blinkLeft": [(5, 1.0)], "blinkRight": [(6, 1.0)], "blink": [(7, 1.0)], "happy": [(8, 0.5)]})  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
@@ -136,29 +163,50 @@ def test_vrm1_expressions_from_the_extension(tmp_path, caplog):
     # The per-eye expressions close the eyes; the both-eyes one stays off (no double close).
     assert blink["lidL"] == 1 and blink["lidR"] == 1 and blink["lids"] == 0
     assert weights(avatar, arkit(eyeBlinkLeft=1.0))["lidR"] == 0
-    assert weights(avatar, arkit(mouthSmileLeft=1.0, mouthSmileRight=1.0))["grin"] == pytest.approx(0.5)  # bind weight 0.5
+    assert weights(avatar, arkit(mouthSmileLeft=1.0, mouthSmileRight=1.0))["grin"] == pytest.approx(
+        0.5
+    )  # bind weight 0.5
     assert "eyeBlinkLeft" in avatar.available_channels and "jawOpen" in avatar.available_channels
 
 
 def test_vrm0_presets_from_the_extension(tmp_path):
     ext = vrm0([("A", "a", [(0, 100)]), ("Blink", "blink", [(1, 100), (2, 50)]), ("Joy", "joy", [(3, 100)]),
                 ("Broken", "a", [(9, 100), ("x", 100), (0, True)])])  # fmt: skip
-    avatar = Avatar.from_file(write_head(tmp_path / "head0.vrm", {"k0": "mouth", "k1": "eyes", "k2": "eyes", "k3": None}, ext))
+    avatar = Avatar.from_file(
+        write_head(
+            tmp_path / "head0.vrm", {"k0": "mouth", "k1": "eyes", "k2": "eyes", "k3": None}, ext
+        )
+    )
     w = weights(avatar, speech_frame("AA"))
     assert w["k0"] > 0.8 and w["k1"] == 0
     w = weights(avatar, arkit(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))
-    assert w["k1"] == pytest.approx(1.0) and w["k2"] == pytest.approx(0.5)  # VRM 0.x weights are 0..100
-    assert weights(avatar, arkit(mouthSmileLeft=0.8, mouthSmileRight=0.8))["k3"] == pytest.approx(0.8)
+    assert w["k1"] == pytest.approx(1.0) and w["k2"] == pytest.approx(
+        0.5
+    )  # VRM 0.x weights are 0..100
+    assert weights(avatar, arkit(mouthSmileLeft=0.8, mouthSmileRight=0.8))["k3"] == pytest.approx(
+        0.8
+    )
 
 
 def test_a_bound_target_is_driven_once(tmp_path):
     # A VRM whose "aa" expression binds RPM's viseme_aa: the bind replaces the name's meaning.
-    avatar = Avatar.from_file(write_head(tmp_path / "both.vrm", {"viseme_aa": "mouth"}, vrm1({"aa": [(0, 0.5)]})))
-    assert weights(avatar, speech_frame("AA"))["viseme_aa"] == pytest.approx(0.5 * vowel_weights(speech_frame("AA"))[0])
+    avatar = Avatar.from_file(
+        write_head(tmp_path / "both.vrm", {"viseme_aa": "mouth"}, vrm1({"aa": [(0, 0.5)]}))
+    )
+    assert weights(avatar, speech_frame("AA"))["viseme_aa"] == pytest.approx(
+        0.5 * vowel_weights(speech_frame("AA"))[0]
+    )
 
 
 def test_vrm_names_without_an_extension(tmp_path):
-    regions = {"A": "mouth", "O": "mouth", "Blink_L": "eyeL", "Blink_R": "eyeR", "Fcl_MTH_U": "mouth", "ee": "mouth"}
+    regions = {
+        "A": "mouth",
+        "O": "mouth",
+        "Blink_L": "eyeL",
+        "Blink_R": "eyeR",
+        "Fcl_MTH_U": "mouth",
+        "ee": "mouth",
+    }
     avatar = Avatar.from_file(write_head(tmp_path / "plain.glb", regions))
     assert max(weights(avatar, speech_frame("AA")).items(), key=lambda kv: kv[1])[0] == "A"
     assert max(weights(avatar, speech_frame("UU")).items(), key=lambda kv: kv[1])[0] == "Fcl_MTH_U"
@@ -168,7 +216,11 @@ def test_vrm_names_without_an_extension(tmp_path):
 
 
 def test_rpm_viseme_only_head(tmp_path, caplog):
-    regions = dict.fromkeys(RPM_TARGETS, None) | {"viseme_aa": "mouth", "mouthOpen": "mouth", "eyesClosed": "eyes"}
+    regions = dict.fromkeys(RPM_TARGETS, None) | {
+        "viseme_aa": "mouth",
+        "mouthOpen": "mouth",
+        "eyesClosed": "eyes",
+    }
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
         avatar = Avatar.from_file(write_head(tmp_path / "rpm.glb", regions))
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
@@ -181,21 +233,38 @@ def test_rpm_viseme_only_head(tmp_path, caplog):
     assert max(pp, key=pp.get) == "viseme_PP"
     blink = weights(avatar, arkit(eyeBlinkLeft=1.0, eyeBlinkRight=1.0))
     assert blink["eyesClosed"] == 1 and max(v for k, v in blink.items() if k != "eyesClosed") == 0
-    assert weights(avatar, arkit(eyeLookUpLeft=0.6, eyeLookUpRight=0.6))["eyesLookUp"] == pytest.approx(0.6)
-    assert weights(avatar, arkit(eyeLookDownLeft=0.4, eyeLookDownRight=0.4))["eyesLookDown"] == pytest.approx(0.4)
-    assert weights(avatar, arkit(mouthSmileLeft=0.5, mouthSmileRight=0.5))["mouthSmile"] == pytest.approx(0.5)
+    assert weights(avatar, arkit(eyeLookUpLeft=0.6, eyeLookUpRight=0.6))[
+        "eyesLookUp"
+    ] == pytest.approx(0.6)
+    assert weights(avatar, arkit(eyeLookDownLeft=0.4, eyeLookDownRight=0.4))[
+        "eyesLookDown"
+    ] == pytest.approx(0.4)
+    assert weights(avatar, arkit(mouthSmileLeft=0.5, mouthSmileRight=0.5))[
+        "mouthSmile"
+    ] == pytest.approx(0.5)
     # Was 21 of 52 with no blink, gaze or smile: a face that spoke but never blinked.
-    assert {"eyeBlinkLeft", "eyeBlinkRight", "eyeLookUpLeft", "eyeLookDownRight", "jawOpen", "mouthFunnel"} <= set(avatar.available_channels)
+    assert {
+        "eyeBlinkLeft",
+        "eyeBlinkRight",
+        "eyeLookUpLeft",
+        "eyeLookDownRight",
+        "jawOpen",
+        "mouthFunnel",
+    } <= set(avatar.available_channels)
 
 
 def test_rpm_mouth_open_stands_in_without_visemes(tmp_path):
-    avatar = Avatar.from_file(write_head(tmp_path / "jaw.glb", {"mouthOpen": "mouth", "eyesClosed": "eyes"}))
+    avatar = Avatar.from_file(
+        write_head(tmp_path / "jaw.glb", {"mouthOpen": "mouth", "eyesClosed": "eyes"})
+    )
     assert weights(avatar, arkit(jawOpen=0.7))["mouthOpen"] == pytest.approx(0.7)
 
 
 def test_a_statue_says_so_once(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
-        avatar = Avatar.from_file(write_head(tmp_path / "statue.glb", {"shapeA": "mouth", "shapeB": "eyes"}))
+        avatar = Avatar.from_file(
+            write_head(tmp_path / "statue.glb", {"shapeA": "mouth", "shapeB": "eyes"})
+        )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "will not move" in warnings[0] and "statue.glb" in warnings[0]
     assert avatar.available_channels == ()
@@ -207,8 +276,19 @@ def test_malformed_vrm_extensions_are_ignored(tmp_path):
                                                    "blink": [1, 2], 3: {}}}}}  # fmt: skip
     avatar = Avatar.from_file(write_head(tmp_path / "bad.vrm", {"t0": "mouth"}, bad))
     assert avatar.available_channels == ()
-    bad0 = {"VRM": {"blendShapeMaster": {"blendShapeGroups": [None, {"presetName": 5, "binds": [{"mesh": 3, "index": 0}]}]}}}
-    assert Avatar.from_file(write_head(tmp_path / "bad0.vrm", {"t0": "mouth"}, bad0)).available_channels == ()
+    bad0 = {
+        "VRM": {
+            "blendShapeMaster": {
+                "blendShapeGroups": [None, {"presetName": 5, "binds": [{"mesh": 3, "index": 0}]}]
+            }
+        }
+    }
+    assert (
+        Avatar.from_file(
+            write_head(tmp_path / "bad0.vrm", {"t0": "mouth"}, bad0)
+        ).available_channels
+        == ()
+    )
 
 
 SIZE = 128
@@ -219,7 +299,9 @@ def test_a_vrm_head_speaks_and_blinks_on_screen(tmp_path, make_headless_app):
     from engine import ModelRenderer
 
     regions = {"m0": "mouth", "lids": "eyes"}
-    avatar = Avatar.from_file(write_head(tmp_path / "screen.vrm", regions, vrm1({"aa": [(0, 1.0)], "blink": [(1, 1.0)]})))
+    avatar = Avatar.from_file(
+        write_head(tmp_path / "screen.vrm", regions, vrm1({"aa": [(0, 1.0)], "blink": [(1, 1.0)]}))
+    )
     app = make_headless_app(size=(SIZE, SIZE), samples=0)
     try:
         model = app.scene.create_entity("head").add_component(ModelRenderer(avatar.asset))
@@ -231,12 +313,19 @@ def test_a_vrm_head_speaks_and_blinks_on_screen(tmp_path, make_headless_app):
             app.step()
             return app.read_pixels()[..., :3].astype(np.int16)
 
-        neutral, speaking, blinking = render(np.zeros(NUM_BLENDSHAPES, np.float32)), render(speech_frame("AA")), render(arkit(eyeBlinkLeft=1, eyeBlinkRight=1))
+        neutral, speaking, blinking = (
+            render(np.zeros(NUM_BLENDSHAPES, np.float32)),
+            render(speech_frame("AA")),
+            render(arkit(eyeBlinkLeft=1, eyeBlinkRight=1)),
+        )
     finally:
         app.close()
     moved = lambda a, b: np.abs(a - b).max(axis=-1) > 12  # noqa: E731
     rows = np.arange(SIZE)[:, None]
-    lower, upper = rows > SIZE * 0.55, rows < SIZE * 0.45  # the mouth is below the centre, the eyes above
+    lower, upper = (
+        rows > SIZE * 0.55,
+        rows < SIZE * 0.45,
+    )  # the mouth is below the centre, the eyes above
     talk, blink = moved(speaking, neutral), moved(blinking, neutral)
     assert (talk & lower).sum() > 30 and (talk & upper).sum() == 0
     assert (blink & upper).sum() > 30 and (blink & lower).sum() == 0
@@ -255,16 +344,38 @@ def test_render_takes_a_vrm_file_and_its_mouth_moves(tmp_path, capsys):
     def mouth_motion(head: Path) -> np.ndarray:
         """Per frame, how many pixels of the lower face differ from frame 0 (closed)."""
         out = head.with_suffix(".mp4")
-        argv = ["render", "--avatar", str(head), "--audio", str(SPEECH_DIR / "quiz_timeout.wav"), "-o", str(out), "--size", "128x96", "--idle", "off"]
+        argv = [
+            "render",
+            "--avatar",
+            str(head),
+            "--audio",
+            str(SPEECH_DIR / "quiz_timeout.wav"),
+            "-o",
+            str(out),
+            "--size",
+            "128x96",
+            "--idle",
+            "off",
+        ]
         assert main(argv) == 0, capsys.readouterr().err
         with av.open(str(out)) as container:
-            frames = np.array([f.to_ndarray(format="rgb24") for f in container.decode(video=0)], np.int16)
+            frames = np.array(
+                [f.to_ndarray(format="rgb24") for f in container.decode(video=0)], np.int16
+            )
         assert len(frames) >= 50
         return (np.abs(frames - frames[0]).max(axis=-1) > 12)[:, 52:, :].sum(axis=(1, 2))
 
-    vowels = {"aa": [(0, 1.0)], "oh": [(1, 1.0)], "ou": [(2, 1.0)], "ee": [(3, 1.0)], "ih": [(4, 1.0)]}
+    vowels = {
+        "aa": [(0, 1.0)],
+        "oh": [(1, 1.0)],
+        "ou": [(2, 1.0)],
+        "ee": [(3, 1.0)],
+        "ih": [(4, 1.0)],
+    }
     names = ["m0", "m1", "m2", "m3", "m4"]
-    speaking = mouth_motion(write_head(tmp_path / "my head.vrm", dict.fromkeys(names, "mouth"), vrm1(vowels)))
+    speaking = mouth_motion(
+        write_head(tmp_path / "my head.vrm", dict.fromkeys(names, "mouth"), vrm1(vowels))
+    )
     # The same head without the extension maps nothing: only the head pose moves it.
     still = mouth_motion(write_head(tmp_path / "statue.glb", dict.fromkeys(names, "mouth")))
     assert speaking.max() > 40 and (speaking > still + 20).sum() > 5, (speaking, still)
@@ -284,7 +395,20 @@ def test_an_unknown_avatar_says_where_it_looked(tmp_path, monkeypatch, capsys, s
     from avatarkit.paths import SPEECH_DIR
 
     monkeypatch.chdir(tmp_path)
-    assert main(["render", "--avatar", spec, "--audio", str(SPEECH_DIR / "quiz_timeout.wav"), "-o", "o.mp4"]) == 2
+    assert (
+        main(
+            [
+                "render",
+                "--avatar",
+                spec,
+                "--audio",
+                str(SPEECH_DIR / "quiz_timeout.wav"),
+                "-o",
+                "o.mp4",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("avatarkit render: error [avatarNotFound]: ")
     for word in words:

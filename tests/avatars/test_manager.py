@@ -27,7 +27,10 @@ def check_progress(events: list[LoadProgress], final: LoadState) -> None:
     """downloading, strictly increasing in 0..1, then exactly one terminal state, last."""
     assert events, "no progress reported"
     states = [e.state for e in events]
-    assert states[-1] == final and states.count(LoadState.COMPLETED) + states.count(LoadState.FAILED) == 1
+    assert (
+        states[-1] == final
+        and states.count(LoadState.COMPLETED) + states.count(LoadState.FAILED) == 1
+    )
     downloading = [e.progress for e in events[:-1]]
     assert all(s == LoadState.DOWNLOADING for s in states[:-1])
     assert downloading[0] == 0.0 and all(0 <= p <= 1 for p in downloading)
@@ -40,11 +43,17 @@ def check_progress(events: list[LoadProgress], final: LoadState) -> None:
 
 def cache_is_clean(cache: Path, avatar_id: str) -> bool:
     """No package for the id, and no staging/trash leftovers."""
-    leftovers = [p.name for p in cache.iterdir() if p.name.startswith((".staging", ".trash"))] if cache.exists() else []
+    leftovers = (
+        [p.name for p in cache.iterdir() if p.name.startswith((".staging", ".trash"))]
+        if cache.exists()
+        else []
+    )
     return not (cache / avatar_id).exists() and not leftovers
 
 
-def test_concurrent_loads_share_one_download_and_one_object(packages, make_server, faults, tmp_path):
+def test_concurrent_loads_share_one_download_and_one_object(
+    packages, make_server, faults, tmp_path
+):
     async def scenario():
         async with make_server(packages) as server:
             m = new_manager(server.url, tmp_path / "cache")
@@ -149,7 +158,11 @@ def test_connection_dropped_mid_file_resumes_with_range(packages, make_server, f
             check_progress(events, LoadState.COMPLETED)
             assert sha256_file(avatar.model_path) == avatar.manifest.files[0].sha256
             ranges = [r for _, r in faults.file_requests()]
-            assert len(ranges) == 3 and ranges[0] is None and all(r and r.startswith("bytes=") for r in ranges[1:])
+            assert (
+                len(ranges) == 3
+                and ranges[0] is None
+                and all(r and r.startswith("bytes=") for r in ranges[1:])
+            )
 
     asyncio.run(scenario())
 
@@ -233,7 +246,9 @@ def test_full_disk_is_reported_and_leaves_nothing(packages, make_server, tmp_pat
 
     def full_disk(fh, data):
         if len(written) >= 3:
-            raise manager_module._disk_error(OSError(errno.ENOSPC, "No space left on device"), cache)
+            raise manager_module._disk_error(
+                OSError(errno.ENOSPC, "No space left on device"), cache
+            )
         written.append(len(data))
         fh.write(data)
 
@@ -254,8 +269,14 @@ def test_full_disk_is_reported_and_leaves_nothing(packages, make_server, tmp_pat
 
 
 def test_enospc_maps_to_disk_full():
-    assert manager_module._disk_error(OSError(errno.ENOSPC, "full"), Path(".")).code == ErrorCode.DISK_FULL
-    assert manager_module._disk_error(OSError(errno.EROFS, "ro"), Path(".")).code == ErrorCode.CACHE_NOT_WRITABLE
+    assert (
+        manager_module._disk_error(OSError(errno.ENOSPC, "full"), Path(".")).code
+        == ErrorCode.DISK_FULL
+    )
+    assert (
+        manager_module._disk_error(OSError(errno.EROFS, "ro"), Path(".")).code
+        == ErrorCode.CACHE_NOT_WRITABLE
+    )
 
 
 def test_unwritable_cache_dir(packages, make_server, tmp_path):
@@ -311,7 +332,13 @@ def test_two_processes_loading_at_once_share_a_sound_cache(packages, make_server
         async with make_server(packages) as server:
             procs = [
                 await asyncio.create_subprocess_exec(
-                    sys.executable, "-c", CHILD, server.url, str(cache), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    server.url,
+                    str(cache),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
                 )
                 for _ in range(2)
             ]
@@ -326,7 +353,9 @@ def test_two_processes_loading_at_once_share_a_sound_cache(packages, make_server
     asyncio.run(scenario())
     offline = new_manager("http://127.0.0.1:9/v1/avatars", cache, retries=0)
     assert offline.retrieve("kai") is not None
-    assert cache_is_clean(cache, "nobody") and not [p for p in cache.iterdir() if p.name.startswith(".staging")]
+    assert cache_is_clean(cache, "nobody") and not [
+        p for p in cache.iterdir() if p.name.startswith(".staging")
+    ]
 
 
 def test_local_packages_folder_as_base_url(tmp_path):

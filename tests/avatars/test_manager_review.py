@@ -15,7 +15,9 @@ from avatarkit.manager import AvatarManager
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_cache_file_vanishing_mid_check_is_a_miss_not_a_crash(packages, make_server, tmp_path, monkeypatch):
+def test_cache_file_vanishing_mid_check_is_a_miss_not_a_crash(
+    packages, make_server, tmp_path, monkeypatch
+):
     """Another process may swap the cached package while we verify it: an OSError from the
     check means "not cached" (download again), never a raw exception out of load()/retrieve()."""
     cache = tmp_path / "cache"
@@ -66,7 +68,9 @@ def test_fsync_does_not_block_the_event_loop(packages, make_server, tmp_path, mo
     assert worst < 0.3, f"event loop stalled {worst:.2f} s"
 
 
-def test_staging_left_by_a_killed_download_is_removed_by_the_next_one(packages, make_server, tmp_path):
+def test_staging_left_by_a_killed_download_is_removed_by_the_next_one(
+    packages, make_server, tmp_path
+):
     """A process killed mid-download leaves ``.staging-<id>-<hex>``; the next download of that
     id (holding the id's lock, so no live process owns it) removes it: the cache stays bounded."""
     cache = tmp_path / "cache"
@@ -84,7 +88,9 @@ def test_staging_left_by_a_killed_download_is_removed_by_the_next_one(packages, 
     assert not dead.exists() and other.exists() and (cache / "kai").is_dir()
 
 
-@pytest.mark.parametrize("body", ['["kai"]', '{"avatars": [{"name": "no id"}]}', '{"avatars": ["kai"]}', "[1, 2]"])
+@pytest.mark.parametrize(
+    "body", ['["kai"]', '{"avatars": [{"name": "no id"}]}', '{"avatars": ["kai"]}', "[1, 2]"]
+)
 def test_malformed_avatar_list_is_a_coded_error(body, tmp_path):
     """``avatarkit avatars --url`` against a wrong or foreign service: a stable code, not a
     TypeError/KeyError traceback."""
@@ -106,7 +112,10 @@ def test_malformed_avatar_list_is_a_coded_error(body, tmp_path):
         try:
             with pytest.raises(AvatarKitError) as info:
                 await AvatarManager(f"http://127.0.0.1:{port}/v1/avatars", tmp_path).list_remote()
-            assert info.value.code in (ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA, ErrorCode.INVALID_AVATAR_METADATA)
+            assert info.value.code in (
+                ErrorCode.FAILED_TO_FETCH_AVATAR_METADATA,
+                ErrorCode.INVALID_AVATAR_METADATA,
+            )
         finally:
             await runner.cleanup()
 

@@ -50,14 +50,21 @@ def test_viseme_names():
 
 
 def test_map_prefers_direct_targets_over_visemes():
-    mapping = build_map([("Head", ["jawOpen", "viseme_aa", "viseme_O", "eyeBlink_L", "unrelated"]), ("Teeth", ["jawOpen"])])
+    mapping = build_map(
+        [
+            ("Head", ["jawOpen", "viseme_aa", "viseme_O", "eyeBlink_L", "unrelated"]),
+            ("Teeth", ["jawOpen"]),
+        ]
+    )
     assert mapping.available_channels[:1] == ("eyeBlinkLeft",)
     assert set(mapping.available_channels) == {"eyeBlinkLeft", "jawOpen", "mouthFunnel"}
     w = np.zeros(52, np.float32)
     w[ARKIT_INDEX["jawOpen"]] = 0.7
     w[ARKIT_INDEX["mouthFunnel"]] = 0.4
     per_mesh = mapping.mesh_weights(w)
-    np.testing.assert_allclose(per_mesh[0], [0.7, 0.0, 0.4, 0.0, 0.0])  # viseme_aa stays off: jawOpen is direct
+    np.testing.assert_allclose(
+        per_mesh[0], [0.7, 0.0, 0.4, 0.0, 0.0]
+    )  # viseme_aa stays off: jawOpen is direct
     np.testing.assert_allclose(per_mesh[1], [0.7])
     assert mapping(w) == pytest.approx({"jawOpen": 0.7, "viseme_O": 0.4, "eyeBlink_L": 0.0})
     order = ["eyeBlink_L", "missing", "jawOpen"]
@@ -118,7 +125,16 @@ def test_verify_package_detects_tampering(tmp_path):
     assert err.value.code == ErrorCode.INVALID_AVATAR_METADATA
 
 
-USER_TARGETS = ["eyeBlink_L", "eyeBlink_R", "jawOpen", "mouthSmile_L", "mouthSmile_R", "viseme_O", "viseme_PP", "viseme_aa"]
+USER_TARGETS = [
+    "eyeBlink_L",
+    "eyeBlink_R",
+    "jawOpen",
+    "mouthSmile_L",
+    "mouthSmile_R",
+    "viseme_O",
+    "viseme_PP",
+    "viseme_aa",
+]
 
 
 def write_user_avatar(path: Path) -> Path:
@@ -133,24 +149,55 @@ def write_user_avatar(path: Path) -> Path:
             idx += [a, a + 1, a + n, a + 1, a + n + 1, a + n]
     indices = np.array(idx, np.uint16)
     blob = bytearray(pos.tobytes() + indices.tobytes())
-    views = [pygltflib.BufferView(buffer=0, byteOffset=0, byteLength=pos.nbytes), pygltflib.BufferView(buffer=0, byteOffset=pos.nbytes, byteLength=indices.nbytes)]
+    views = [
+        pygltflib.BufferView(buffer=0, byteOffset=0, byteLength=pos.nbytes),
+        pygltflib.BufferView(buffer=0, byteOffset=pos.nbytes, byteLength=indices.nbytes),
+    ]
     accessors = [
-        pygltflib.Accessor(bufferView=0, componentType=pygltflib.FLOAT, count=len(pos), type="VEC3", min=pos.min(0).tolist(), max=pos.max(0).tolist()),
-        pygltflib.Accessor(bufferView=1, componentType=pygltflib.UNSIGNED_SHORT, count=len(indices), type="SCALAR"),
+        pygltflib.Accessor(
+            bufferView=0,
+            componentType=pygltflib.FLOAT,
+            count=len(pos),
+            type="VEC3",
+            min=pos.min(0).tolist(),
+            max=pos.max(0).tolist(),
+        ),
+        pygltflib.Accessor(
+            bufferView=1, componentType=pygltflib.UNSIGNED_SHORT, count=len(indices), type="SCALAR"
+        ),
     ]
     targets = []
     for i, _ in enumerate(USER_TARGETS):
         delta = np.zeros_like(pos)
         delta[:, 2] = 0.01 * (i + 1)
         views.append(pygltflib.BufferView(buffer=0, byteOffset=len(blob), byteLength=delta.nbytes))
-        accessors.append(pygltflib.Accessor(bufferView=len(views) - 1, componentType=pygltflib.FLOAT, count=len(pos), type="VEC3", min=delta.min(0).tolist(), max=delta.max(0).tolist()))
+        accessors.append(
+            pygltflib.Accessor(
+                bufferView=len(views) - 1,
+                componentType=pygltflib.FLOAT,
+                count=len(pos),
+                type="VEC3",
+                min=delta.min(0).tolist(),
+                max=delta.max(0).tolist(),
+            )
+        )
         blob += delta.tobytes()
         targets.append({"POSITION": len(accessors) - 1})
     gltf = pygltflib.GLTF2(
         scene=0,
         scenes=[pygltflib.Scene(nodes=[0])],
         nodes=[pygltflib.Node(name="Head", mesh=0)],
-        meshes=[pygltflib.Mesh(name="Wolf3D_Head", primitives=[pygltflib.Primitive(attributes=pygltflib.Attributes(POSITION=0), indices=1, targets=targets)], extras={"targetNames": USER_TARGETS})],
+        meshes=[
+            pygltflib.Mesh(
+                name="Wolf3D_Head",
+                primitives=[
+                    pygltflib.Primitive(
+                        attributes=pygltflib.Attributes(POSITION=0), indices=1, targets=targets
+                    )
+                ],
+                extras={"targetNames": USER_TARGETS},
+            )
+        ],
         accessors=accessors,
         bufferViews=views,
         buffers=[pygltflib.Buffer(byteLength=len(blob))],
@@ -178,7 +225,10 @@ def test_user_avatar_with_side_suffixes_and_visemes(tmp_path):
     # A folder holding the file works the same, and so does the manager's derive().
     from avatarkit.manager import AvatarManager
 
-    assert AvatarManager(cache_dir=tmp_path / "cache").derive(tmp_path).available_channels == avatar.available_channels
+    assert (
+        AvatarManager(cache_dir=tmp_path / "cache").derive(tmp_path).available_channels
+        == avatar.available_channels
+    )
 
 
 def test_derive_rejects_bad_input(tmp_path):

@@ -64,7 +64,11 @@ def test_blendshapes_change_the_right_pixels(app, avatar_id):
 
     try:
         neutral = render()
-        jaw, blink, smile = render(jawOpen=1.0), render(eyeBlinkLeft=1.0), render(mouthSmileLeft=1.0, mouthSmileRight=1.0)
+        jaw, blink, smile = (
+            render(jawOpen=1.0),
+            render(eyeBlinkLeft=1.0),
+            render(mouthSmileLeft=1.0, mouthSmileRight=1.0),
+        )
     finally:
         entity.destroy()
 
@@ -72,12 +76,18 @@ def test_blendshapes_change_the_right_pixels(app, avatar_id):
     assert eye_l[0] > eye_r[0]  # the subject's left eye is on the picture's right
     e, m = SIZE // 28, SIZE // 12  # box half-sizes: an eye, the mouth
     face = box(neutral, mouth, m, m)
-    assert face.std() > 5 and not np.allclose(face.mean(axis=(0, 1)), neutral[0, 0])  # a face, not background
+    assert face.std() > 5 and not np.allclose(
+        face.mean(axis=(0, 1)), neutral[0, 0]
+    )  # a face, not background
 
     # jawOpen: the mouth changes and darkens (the cavity shows); the eyes do not move.
     assert changed(box(jaw, mouth, m, m), box(neutral, mouth, m, m)) > 0.15
-    threshold = 0.4 * np.median(box(neutral, mouth, m, m).mean(axis=-1))  # far darker than this skin
-    dark = [float((box(img, mouth, m, m).mean(axis=-1) < threshold).mean()) for img in (neutral, jaw)]
+    threshold = 0.4 * np.median(
+        box(neutral, mouth, m, m).mean(axis=-1)
+    )  # far darker than this skin
+    dark = [
+        float((box(img, mouth, m, m).mean(axis=-1) < threshold).mean()) for img in (neutral, jaw)
+    ]
     assert dark[1] > dark[0] + 0.05, dark
     assert changed(box(jaw, eye_l, e, e), box(neutral, eye_l, e, e)) < 0.02
 

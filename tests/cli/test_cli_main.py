@@ -36,5 +36,7 @@ def test_errors_are_one_line_with_a_stable_code(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("avatarkit motion: error [invalidAudio]")
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("avatarkit motion: error [invalidAudio]")
+    )
     assert "Traceback" not in result.stderr

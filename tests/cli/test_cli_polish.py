@@ -60,11 +60,26 @@ def test_demo_help_lists_every_scene():
 @pytest.mark.parametrize(
     ("argv", "command", "code", "hint"),
     [
-        (["render", "--avatar", "ava2", "--audio", WAV, "-o", "{tmp}/o.mp4"], "render", "avatarNotFound", "did you mean 'ava'?"),
-        (["avatars", "--info", "bob"], "avatars", "avatarNotFound", "`avatarkit avatars` lists them"),
+        (
+            ["render", "--avatar", "ava2", "--audio", WAV, "-o", "{tmp}/o.mp4"],
+            "render",
+            "avatarNotFound",
+            "did you mean 'ava'?",
+        ),
+        (
+            ["avatars", "--info", "bob"],
+            "avatars",
+            "avatarNotFound",
+            "`avatarkit avatars` lists them",
+        ),
         (["avatars", "--info", "mie"], "avatars", "avatarNotFound", "did you mean 'mei'?"),
         (["demo", "kiosko"], "demo", "invalidRequest", "did you mean 'kiosk'?"),
-        (["avatars", "--url", "127.0.0.1:8765/v1/avatars"], "avatars", "invalidRequest", "neither an http(s) URL"),
+        (
+            ["avatars", "--url", "127.0.0.1:8765/v1/avatars"],
+            "avatars",
+            "invalidRequest",
+            "neither an http(s) URL",
+        ),
     ],
 )
 def test_unknown_names_suggest_the_closest(tmp_path, capsys, argv, command, code, hint):
@@ -107,7 +122,9 @@ def test_a_busy_port_is_one_coded_line():
         port = holder.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "avatarkit", "serve", "--port", str(port)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert result.returncode == 2
     _one_coded_line(result.stderr, "serve", "addressInUse")
@@ -176,7 +193,10 @@ def test_render_reports_progress_per_frame(tmp_path):
     ("argv", "expected"),
     [
         (["demo", "--seconds", "1"], ["demo", "kiosk", "--seconds", "1"]),
-        (["-v", "demo", "--out", "d", "--headless"], ["-v", "demo", "--out", "d", "kiosk", "--headless"]),
+        (
+            ["-v", "demo", "--out", "d", "--headless"],
+            ["-v", "demo", "--out", "d", "kiosk", "--headless"],
+        ),
         (["demo", "game", "--windowed"], ["demo", "game", "--windowed"]),
         (["demo", "--help"], ["demo", "--help"]),
         (["motion", "demo", "-o", "x.npz"], ["motion", "demo", "-o", "x.npz"]),

@@ -26,9 +26,17 @@ def test_every_layout_reads_as_the_same_speech(tmp_path, kind, channels, extensi
 @pytest.mark.parametrize(
     ("make", "code", "words"),
     [
-        (lambda p: wavs.write(p, data_size=len(wavs.SIGNAL) * 2 + 4000), "invalidAudio", "truncated"),
+        (
+            lambda p: wavs.write(p, data_size=len(wavs.SIGNAL) * 2 + 4000),
+            "invalidAudio",
+            "truncated",
+        ),
         (lambda p: wavs.write(p, "s16", 2, block_align=2), "invalidAudio", "inconsistent header"),
-        (lambda p: wavs.write(p, "s24", 2, data_size=len(wavs.SIGNAL) * 6 - 7), "invalidAudio", "mid-frame"),
+        (
+            lambda p: wavs.write(p, "s24", 2, data_size=len(wavs.SIGNAL) * 6 - 7),
+            "invalidAudio",
+            "mid-frame",
+        ),
         (lambda p: p.mkdir(), "invalidAudio", "is a directory"),
     ],
 )
@@ -60,16 +68,23 @@ def test_streamed_wav_with_unknown_size_reads_to_the_end(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["render", "motion"])
-@pytest.mark.parametrize(("make", "code"), [
-    (lambda p: wavs.write(p, data_size=99999), "invalidAudio"),
-    (lambda p: p.mkdir(), "invalidAudio"),
-])
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda p: wavs.write(p, data_size=99999), "invalidAudio"),
+        (lambda p: p.mkdir(), "invalidAudio"),
+    ],
+)
 def test_render_and_motion_refuse_alike(tmp_path, capsys, command, make, code):
     """Both commands read through the same reader: same verdict, one coded line."""
     bad = tmp_path / "in.wav"
     make(bad)
     out = tmp_path / ("o.mp4" if command == "render" else "o.npz")
-    argv = ["render", "--audio", str(bad), "-o", str(out)] if command == "render" else ["motion", str(bad), "-o", str(out)]
+    argv = (
+        ["render", "--audio", str(bad), "-o", str(out)]
+        if command == "render"
+        else ["motion", str(bad), "-o", str(out)]
+    )
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"avatarkit {command}: error [{code}]")

@@ -46,7 +46,12 @@ def write_morph_cube(path: Path) -> Path:
         {"POSITION": stretch_target(mesh, 1), "NORMAL": None},
         {"POSITION": -0.5 * mesh["positions"], "NORMAL": None},
     ]
-    m = b.add_mesh([dict(mesh, material=mat, targets=targets)], "cube", ["stretchX", "stretchY", "shrink"], [0, 0, 0.25])
+    m = b.add_mesh(
+        [dict(mesh, material=mat, targets=targets)],
+        "cube",
+        ["stretchX", "stretchY", "shrink"],
+        [0, 0, 0.25],
+    )
     b.add_node("cube", mesh=m)
     return b.save(path)
 
@@ -58,9 +63,17 @@ def write_sphere_scene(path: Path, embed: bool = False) -> Path:
     bulge = sphere["normals"] * np.clip(sphere["positions"][:, 1:2] * 2, 0, None) * 0.6
     skin = b.add_material((0.8, 0.45, 0.35, 1.0), name="skin")
     checker = np.kron((np.indices((8, 8)).sum(0) % 2)[..., None] * 255, np.ones((8, 8, 1)))
-    texture = np.concatenate([checker, checker * 0.4, checker * 0.2, np.full_like(checker, 255)], axis=2)
-    boxmat = b.add_material((1, 1, 1, 1), texture_rgba=np.clip(texture, 30, 255).astype(np.uint8), name="checker")
-    ball = b.add_mesh([dict(sphere, material=skin, targets=[{"POSITION": bulge, "NORMAL": None}])], "ball", ["bulge"])
+    texture = np.concatenate(
+        [checker, checker * 0.4, checker * 0.2, np.full_like(checker, 255)], axis=2
+    )
+    boxmat = b.add_material(
+        (1, 1, 1, 1), texture_rgba=np.clip(texture, 30, 255).astype(np.uint8), name="checker"
+    )
+    ball = b.add_mesh(
+        [dict(sphere, material=skin, targets=[{"POSITION": bulge, "NORMAL": None}])],
+        "ball",
+        ["bulge"],
+    )
     box = b.add_mesh([dict(cube(1.0), material=boxmat)], "box")
     b.add_node("ball", mesh=ball, translation=(0, 0.35, 0))
     b.add_node("box", mesh=box, translation=(0, -0.5, 0), scale=(1.6, 0.3, 1.0))

@@ -7,7 +7,10 @@ from engine import Camera
 
 
 def _ndc(camera: Camera, aspect: float, points: np.ndarray) -> np.ndarray:
-    clip = np.c_[points, np.ones(len(points))] @ (camera.projection_matrix(aspect) @ camera.view_matrix()).T
+    clip = (
+        np.c_[points, np.ones(len(points))]
+        @ (camera.projection_matrix(aspect) @ camera.view_matrix()).T
+    )
     return clip[:, :3] / clip[:, 3:4]
 
 
@@ -16,7 +19,9 @@ def _ndc(camera: Camera, aspect: float, points: np.ndarray) -> np.ndarray:
 def test_frame_bounds_fits_the_box_and_fills_the_view(aspect, direction):
     lo, hi = np.array([-0.2, 0.0, -0.1]), np.array([0.2, 0.5, 0.1])
     camera = Camera(fov_y=30).frame_bounds(lo, hi, direction=direction, aspect=aspect, margin=1.0)
-    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    corners = np.array(
+        [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    )
     ndc = _ndc(camera, aspect, corners)
     assert np.all(np.abs(ndc) <= 1.0)  # inside the frustum, near and far included
     assert np.abs(ndc[:, :2]).max() > 0.45  # and not a speck in the middle

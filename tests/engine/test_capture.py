@@ -57,7 +57,9 @@ def test_mp4_from_the_render_loop_with_audio(app, sphere_scene_path, tmp_path):
         assert audio_stream.codec_context.sample_rate == RATE
         # The container's edit list trims AAC padding: both streams last exactly 2 s.
         assert float(video.duration * video.time_base) == pytest.approx(frames / FPS, abs=1e-3)
-        assert float(audio_stream.duration * audio_stream.time_base) == pytest.approx(frames / FPS, abs=1e-3)
+        assert float(audio_stream.duration * audio_stream.time_base) == pytest.approx(
+            frames / FPS, abs=1e-3
+        )
         decoded = [f for f in container.decode(video=0)]
     assert len(decoded) == frames
     last = decoded[-1]

@@ -52,7 +52,9 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(sphere_scene_path, variant: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "SDL_VIDEO_WINDOW_POS")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "SDL_VIDEO_WINDOW_POS")
+    }
     env["SDL_VIDEODRIVER"] = "x11"
     proc = subprocess.run(
         ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24", sys.executable, "-c", SCRIPT, str(sphere_scene_path), variant],
@@ -66,7 +68,9 @@ def _run(sphere_scene_path, variant: str) -> dict:
 
 pytestmark = [
     pytest.mark.timeout(90),
-    pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed (Debian package xvfb)"),
+    pytest.mark.skipif(
+        shutil.which("xvfb-run") is None, reason="xvfb-run not installed (Debian package xvfb)"
+    ),
 ]
 
 
@@ -80,7 +84,9 @@ def test_fullscreen_window_covers_the_desktop(sphere_scene_path):
 
 def test_borderless_desktop_window_where_fullscreen_is_refused(sphere_scene_path):
     result = _run(sphere_scene_path, "refuse-fullscreen")
-    assert result["mode"] == "borderless" and result["noframe_flag"] and not result["fullscreen_flag"]
+    assert (
+        result["mode"] == "borderless" and result["noframe_flag"] and not result["fullscreen_flag"]
+    )
     assert result["size"] == list(SCREEN)
     assert result["drawn"] > 0.05
     assert result["screen_matches"] < 1.0

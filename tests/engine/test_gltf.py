@@ -36,7 +36,12 @@ def test_multi_node_hierarchy_with_trs_and_matrix(tmp_path):
     b = GltfBuilder()
     m = b.add_mesh([cube(1.0)], "unit")
     root = b.add_node("root", translation=(10, 0, 0), scale=(2, 2, 2))
-    arm = b.add_node("arm", translation=(0, 1, 0), rotation=(0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)), parent=root)
+    arm = b.add_node(
+        "arm",
+        translation=(0, 1, 0),
+        rotation=(0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)),
+        parent=root,
+    )
     matrix = np.eye(4)
     matrix[:3, 3] = (0, 0, 3)
     b.add_node("hand", mesh=m, matrix=matrix, parent=arm)
@@ -73,11 +78,18 @@ def test_gltf_json_with_external_or_embedded_buffer(morph_cube_path, tmp_path, e
     glb = load_gltf(morph_cube_path)
     b = GltfBuilder()
     mesh = cube(1.0)
-    b.add_node("cube", mesh=b.add_mesh([dict(mesh, targets=[{"POSITION": mesh["positions"], "NORMAL": None}])], "c", ["grow"]))
+    b.add_node(
+        "cube",
+        mesh=b.add_mesh(
+            [dict(mesh, targets=[{"POSITION": mesh["positions"], "NORMAL": None}])], "c", ["grow"]
+        ),
+    )
     path = b.save(tmp_path / "sub dir" / "cube.gltf", embed=embed)
     assert path.with_suffix(".bin").exists() != embed
     asset = load_gltf(path)
-    np.testing.assert_allclose(asset.meshes[0].primitives[0].positions, glb.meshes[0].primitives[0].positions)
+    np.testing.assert_allclose(
+        asset.meshes[0].primitives[0].positions, glb.meshes[0].primitives[0].positions
+    )
     assert asset.meshes[0].target_names == ["grow"]
 
 
@@ -86,7 +98,9 @@ def _quantized_triangle(tmp_path, required):
     sparse morph target that moves only vertex 2."""
     positions = np.array([[0, 0, 0], [65535, 0, 0], [0, 65535, 0]], np.uint16)
     normals = np.array([[0, 0, 127], [0, 0, 127], [0, 0, 127]], np.int8)
-    interleaved = b"".join(p.tobytes() + b"\0\0" + n.tobytes() + b"\0" for p, n in zip(positions, normals, strict=True))
+    interleaved = b"".join(
+        p.tobytes() + b"\0\0" + n.tobytes() + b"\0" for p, n in zip(positions, normals, strict=True)
+    )
     indices = np.array([0, 1, 2, 0], np.uint8).tobytes()  # padded to 4 bytes
     sparse_idx = np.array([2], np.uint16).tobytes() + b"\0\0"
     sparse_val = np.array([0.0, 0.5, 0.0], np.float32).tobytes()
@@ -95,7 +109,12 @@ def _quantized_triangle(tmp_path, required):
         "asset": {"version": "2.0"},
         "extensionsUsed": ["KHR_mesh_quantization"],
         "extensionsRequired": required,
-        "buffers": [{"byteLength": len(blob), "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode()}],
+        "buffers": [
+            {
+                "byteLength": len(blob),
+                "uri": "data:application/octet-stream;base64," + base64.b64encode(blob).decode(),
+            }
+        ],
         "bufferViews": [
             {"buffer": 0, "byteOffset": 0, "byteLength": 36, "byteStride": 12},
             {"buffer": 0, "byteOffset": 36, "byteLength": 3},
@@ -103,8 +122,21 @@ def _quantized_triangle(tmp_path, required):
             {"buffer": 0, "byteOffset": 44, "byteLength": 12},
         ],
         "accessors": [
-            {"bufferView": 0, "componentType": 5123, "normalized": True, "count": 3, "type": "VEC3"},
-            {"bufferView": 0, "byteOffset": 8, "componentType": 5120, "normalized": True, "count": 3, "type": "VEC3"},
+            {
+                "bufferView": 0,
+                "componentType": 5123,
+                "normalized": True,
+                "count": 3,
+                "type": "VEC3",
+            },
+            {
+                "bufferView": 0,
+                "byteOffset": 8,
+                "componentType": 5120,
+                "normalized": True,
+                "count": 3,
+                "type": "VEC3",
+            },
             {"bufferView": 1, "componentType": 5121, "count": 3, "type": "SCALAR"},
             {
                 "componentType": 5126,
@@ -119,7 +151,13 @@ def _quantized_triangle(tmp_path, required):
         ],
         "meshes": [
             {
-                "primitives": [{"attributes": {"POSITION": 0, "NORMAL": 1}, "indices": 2, "targets": [{"POSITION": 3}]}],
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": 0, "NORMAL": 1},
+                        "indices": 2,
+                        "targets": [{"POSITION": 3}],
+                    }
+                ],
                 "extras": {"targetNames": ["lift"]},
                 "weights": [0.5],
             }
@@ -142,7 +180,9 @@ def test_quantized_strided_and_sparse_accessors(tmp_path):
     assert asset.meshes[0].weights == [0.5]
 
 
-@pytest.mark.parametrize("extension", ["EXT_meshopt_compression", "KHR_texture_basisu", "KHR_draco_mesh_compression"])
+@pytest.mark.parametrize(
+    "extension", ["EXT_meshopt_compression", "KHR_texture_basisu", "KHR_draco_mesh_compression"]
+)
 def test_unsupported_required_extension_names_extension_and_file(tmp_path, extension):
     b = GltfBuilder()
     b.add_node("c", mesh=b.add_mesh([cube()]))
@@ -156,9 +196,14 @@ def test_unsupported_required_extension_names_extension_and_file(tmp_path, exten
 
 def test_unsupported_extension_in_gltf_json(tmp_path):
     with pytest.raises(EngineError) as info:
-        load_gltf(_quantized_triangle(tmp_path, ["KHR_mesh_quantization", "EXT_meshopt_compression"]))
+        load_gltf(
+            _quantized_triangle(tmp_path, ["KHR_mesh_quantization", "EXT_meshopt_compression"])
+        )
     assert info.value.code == codes.UNSUPPORTED_GLTF_EXTENSION
-    assert "EXT_meshopt_compression" in info.value.message and "KHR_mesh_quantization" not in info.value.message
+    assert (
+        "EXT_meshopt_compression" in info.value.message
+        and "KHR_mesh_quantization" not in info.value.message
+    )
 
 
 def test_missing_and_corrupt_files(tmp_path):

@@ -38,7 +38,10 @@ def triangle() -> tuple[dict, bytes]:
             {"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"},
             {"bufferView": 1, "componentType": 5123, "count": 3, "type": "SCALAR"},
         ],
-        "bufferViews": [{"buffer": 0, "byteOffset": 0, "byteLength": 36}, {"buffer": 0, "byteOffset": 36, "byteLength": 6}],
+        "bufferViews": [
+            {"buffer": 0, "byteOffset": 0, "byteLength": 36},
+            {"buffer": 0, "byteOffset": 36, "byteLength": 6},
+        ],
         "buffers": [{"byteLength": 44}],
     }
     return doc, positions + indices
@@ -199,13 +202,20 @@ def test_the_avatar_layer_gets_a_coded_error_for_a_cycle(tmp_path):
     doc["nodes"] = [{"mesh": 0, "children": [0]}]
     with pytest.raises(AvatarKitError) as info:
         Avatar.from_file(write(tmp_path, doc, blob))
-    assert info.value.code is ErrorCode.INCOMPATIBLE_AVATAR_ASSET and "invalidGltf" in info.value.message
+    assert (
+        info.value.code is ErrorCode.INCOMPATIBLE_AVATAR_ASSET
+        and "invalidGltf" in info.value.message
+    )
 
 
 # -- sizes and memory ----------------------------------------------------------------------
 def test_a_huge_accessor_without_a_buffer_view_is_refused_unallocated(tmp_path):
     doc, blob = triangle()
-    doc["accessors"][0] = {"componentType": 5126, "count": 2**26, "type": "VEC3"}  # 768 MiB of zeros
+    doc["accessors"][0] = {
+        "componentType": 5126,
+        "count": 2**26,
+        "type": "VEC3",
+    }  # 768 MiB of zeros
     path = write(tmp_path, doc, blob)
     assert path.stat().st_size < 1024
     error = refused(path, codes.GLTF_LIMIT_EXCEEDED)
@@ -217,7 +227,9 @@ def test_many_accessors_under_the_count_limit_hit_the_decoding_budget(tmp_path):
     count = 1 << 22  # under max_accessor_count; 48 MiB each, decoded once per use
     doc["accessors"][0] = {"componentType": 5126, "count": count, "type": "VEC3"}
     doc["accessors"].append({"componentType": 5126, "count": count, "type": "VEC3"})
-    doc["meshes"][0]["primitives"] = [{"attributes": {"POSITION": 0, "NORMAL": 2}} for _ in range(8)]
+    doc["meshes"][0]["primitives"] = [
+        {"attributes": {"POSITION": 0, "NORMAL": 2}} for _ in range(8)
+    ]
     error = refused(write(tmp_path, doc, blob), codes.GLTF_LIMIT_EXCEEDED)
     assert error.field.startswith("accessors[")
 
@@ -233,7 +245,9 @@ def test_limits_are_configurable(tmp_path):
 
 def test_an_image_claiming_gigapixels_is_refused_before_decoding(tmp_path):
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 8, 6, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
@@ -253,7 +267,9 @@ def test_deeply_nested_json_is_refused_without_recursion(tmp_path):
     path = tmp_path / "deep.glb"
     data = pack_glb(doc, blob)
     nested = b'"extras":' + b"[" * 100_000 + b"]" * 100_000 + b","
-    text = data[20 : 20 + struct.unpack_from("<I", data, 12)[0]].replace(b'"asset":', nested + b'"asset":', 1)
+    text = data[20 : 20 + struct.unpack_from("<I", data, 12)[0]].replace(
+        b'"asset":', nested + b'"asset":', 1
+    )
     text += b" " * (-len(text) % 4)
     rest = data[20 + struct.unpack_from("<I", data, 12)[0] :]
     body = struct.pack("<II", len(text), 0x4E4F534A) + text + rest
@@ -264,7 +280,9 @@ def test_deeply_nested_json_is_refused_without_recursion(tmp_path):
 
 # -- indices and shapes --------------------------------------------------------------------
 def _set(doc: dict, where: str, value) -> None:
-    keys = [int(k) if k.isdigit() else k for k in where.replace("[", ".").replace("]", "").split(".")]
+    keys = [
+        int(k) if k.isdigit() else k for k in where.replace("[", ".").replace("]", "").split(".")
+    ]
     target = doc
     for key in keys[:-1]:
         target = target[key]
@@ -317,9 +335,16 @@ def test_out_of_range_indices_and_bad_shapes_are_invalid(tmp_path, where, value)
 def test_a_sparse_index_out_of_range_is_invalid(tmp_path):
     doc, blob = triangle()
     blob = blob + np.array([7, 0], np.uint16).tobytes() + np.array([1, 1, 1], np.float32).tobytes()
-    doc["bufferViews"] += [{"buffer": 0, "byteOffset": 44, "byteLength": 4}, {"buffer": 0, "byteOffset": 48, "byteLength": 12}]
+    doc["bufferViews"] += [
+        {"buffer": 0, "byteOffset": 44, "byteLength": 4},
+        {"buffer": 0, "byteOffset": 48, "byteLength": 12},
+    ]
     doc["buffers"][0]["byteLength"] = len(blob)
-    doc["accessors"][0]["sparse"] = {"count": 1, "indices": {"bufferView": 2, "componentType": 5123}, "values": {"bufferView": 3}}
+    doc["accessors"][0]["sparse"] = {
+        "count": 1,
+        "indices": {"bufferView": 2, "componentType": 5123},
+        "values": {"bufferView": 3},
+    }
     error = refused(write(tmp_path, doc, blob), codes.INVALID_GLTF)
     assert error.field == "accessors[0].sparse.indices"
 
@@ -418,11 +443,18 @@ def test_a_link_or_fifo_swapped_in_after_the_check_is_not_followed(tmp_path):
     (tmp_path / "link.bin").symlink_to(tmp_path / "outside.bin")
     os.mkfifo(tmp_path / "pipe.bin")
     (tmp_path / "big.bin").write_bytes(bytes(100))
-    for name, code in [("link.bin", codes.GLTF_URI_NOT_ALLOWED), ("pipe.bin", codes.GLTF_URI_NOT_ALLOWED), ("big.bin", codes.GLTF_LIMIT_EXCEEDED)]:
+    for name, code in [
+        ("link.bin", codes.GLTF_URI_NOT_ALLOWED),
+        ("pipe.bin", codes.GLTF_URI_NOT_ALLOWED),
+        ("big.bin", codes.GLTF_LIMIT_EXCEEDED),
+    ]:
         with pytest.raises(EngineError) as info:
             read_confined(tmp_path / name, 64, tmp_path / "x.gltf", "buffers[0].uri")
         assert info.value.code == code, name
-    assert read_confined(tmp_path / "outside.bin", 64, tmp_path / "x.gltf", "buffers[0].uri") == b"secret"
+    assert (
+        read_confined(tmp_path / "outside.bin", 64, tmp_path / "x.gltf", "buffers[0].uri")
+        == b"secret"
+    )
 
 
 def test_a_mesh_instanced_by_thousands_of_nodes_is_refused(tmp_path):
@@ -449,7 +481,9 @@ def test_thousands_of_tiny_images_are_refused_and_shared_ones_decoded_once(tmp_p
     doc["buffers"][0]["byteLength"] = 44 + len(png)
     doc["images"] = [{"bufferView": 2}] * 20_000  # 20 000 decoder runs took 0.8 s
     doc["textures"] = [{"source": i} for i in range(20_000)]
-    doc["materials"] = [{"pbrMetallicRoughness": {"baseColorTexture": {"index": i}}} for i in range(20_000)]
+    doc["materials"] = [
+        {"pbrMetallicRoughness": {"baseColorTexture": {"index": i}}} for i in range(20_000)
+    ]
     error = refused(write(tmp_path, doc, blob + png), codes.GLTF_LIMIT_EXCEEDED)
     assert error.field == "images"
     # One image behind many materials is decoded once and shared.
@@ -459,4 +493,7 @@ def test_thousands_of_tiny_images_are_refused_and_shared_ones_decoded_once(tmp_p
     real = Image.open
     monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real(*a, **k))
     asset = load_gltf(write(tmp_path, doc, blob + png))
-    assert len(opened) == 1 and asset.materials[0].base_color_texture is asset.materials[-1].base_color_texture
+    assert (
+        len(opened) == 1
+        and asset.materials[0].base_color_texture is asset.materials[-1].base_color_texture
+    )

@@ -29,7 +29,9 @@ def _empty_frame(app) -> np.ndarray:
 def _show(app, path):
     asset = load_gltf(path)
     model = app.scene.create_entity("model").add_component(ModelRenderer(asset))
-    app.scene.camera.frame_bounds(*asset.bounds(), direction=(0.3, 0.3, 1), aspect=app.aspect, margin=1.0)
+    app.scene.camera.frame_bounds(
+        *asset.bounds(), direction=(0.3, 0.3, 1), aspect=app.aspect, margin=1.0
+    )
     return model
 
 
@@ -101,7 +103,9 @@ def test_many_active_targets_evaluated_on_the_gpu(app, morph_cube_path, foregrou
 
 def test_texture_shows_its_pattern(app, sphere_scene_path, foreground_mask):
     _show(app, sphere_scene_path)
-    app.scene.find("model").get_component(ModelRenderer).node("ball").scale[:] = 0.0  # hide the ball
+    app.scene.find("model").get_component(ModelRenderer).node("ball").scale[:] = (
+        0.0  # hide the ball
+    )
     app.scene.camera.look_at((0, 0.6, 2.2), (0, -0.5, 0)).near = 0.1
     app.step()
     pixels = app.read_pixels().astype(int)
@@ -173,10 +177,14 @@ def test_golden_image(app, sphere_scene_path):
     golden = np.asarray(Image.open(GOLDEN).convert("RGB"))
     diff = np.abs(golden.astype(int) - pixels.astype(int))
     assert diff.mean() < GOLDEN_TOLERANCE, f"mean diff {diff.mean():.2f}"
-    assert (diff.max(axis=2) > 64).mean() < 0.003  # no region grossly wrong (0.4 vs 0.5 bulge: 0.008)
+    assert (
+        diff.max(axis=2) > 64
+    ).mean() < 0.003  # no region grossly wrong (0.4 vs 0.5 bulge: 0.008)
 
 
-def test_two_apps_in_one_process_keep_their_own_context(app, morph_cube_path, sphere_scene_path, foreground_mask):
+def test_two_apps_in_one_process_keep_their_own_context(
+    app, morph_cube_path, sphere_scene_path, foreground_mask
+):
     from engine import App
 
     other = App.headless((160, 120))
@@ -221,10 +229,17 @@ def test_vertex_colours_tint_the_base_colour(app, tmp_path):
     colors[:, 1] = 1.0  # pure green vertices under a white material
     b = GltfBuilder()
     white = b.add_material((1, 1, 1, 1))
-    b.add_node("green", mesh=b.add_mesh([dict(mesh, colors=colors, material=white)]), translation=(-0.8, 0, 0))
+    b.add_node(
+        "green",
+        mesh=b.add_mesh([dict(mesh, colors=colors, material=white)]),
+        translation=(-0.8, 0, 0),
+    )
     b.add_node("plain", mesh=b.add_mesh([dict(cube(1.0), material=white)]), translation=(0.8, 0, 0))
     asset = load_gltf(b.save(tmp_path / "colors.glb"))
-    assert asset.meshes[0].primitives[0].colors.shape == (24, 4) and asset.meshes[1].primitives[0].colors is None
+    assert (
+        asset.meshes[0].primitives[0].colors.shape == (24, 4)
+        and asset.meshes[1].primitives[0].colors is None
+    )
     app.scene.lighting.background = None
     app.scene.create_entity("m").add_component(ModelRenderer(asset))
     app.scene.camera.look_at((0, 0.5, 4), (0, 0, 0))
@@ -246,9 +261,13 @@ def test_alpha_blend_draws_after_opaque_and_mask_discards(app, tmp_path):
     # The blended cube comes first in the file but is in front: it must still show red behind it.
     b.add_node("glass", mesh=b.add_mesh([dict(cube(0.6), material=glass)]), translation=(0, 0, 0.8))
     b.add_node("solid", mesh=b.add_mesh([dict(cube(1.0), material=red)]))
-    b.add_node("cutout", mesh=b.add_mesh([dict(cube(0.6), material=cutout)]), translation=(1.2, 0, 0.8))
+    b.add_node(
+        "cutout", mesh=b.add_mesh([dict(cube(0.6), material=cutout)]), translation=(1.2, 0, 0.8)
+    )
     app.scene.lighting.background = None
-    app.scene.create_entity("m").add_component(ModelRenderer(load_gltf(b.save(tmp_path / "alpha.glb"))))
+    app.scene.create_entity("m").add_component(
+        ModelRenderer(load_gltf(b.save(tmp_path / "alpha.glb")))
+    )
     app.scene.camera.look_at((0, 0, 5), (0, 0, 0))
     app.step()
     pixels = app.read_pixels().astype(int)

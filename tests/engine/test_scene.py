@@ -44,7 +44,9 @@ class OrderSystem(System):
 def test_world_matrix_composes_parent_and_child():
     scene = Scene()
     parent = scene.create_entity("parent", Transform(translation=(1, 0, 0), scale=(2, 2, 2)))
-    child = parent.create_child("child", Transform(translation=(0, 1, 0), rotation=quat_from_euler(yaw=np.pi / 2)))
+    child = parent.create_child(
+        "child", Transform(translation=(0, 1, 0), rotation=quat_from_euler(yaw=np.pi / 2))
+    )
     point = child.world_matrix() @ np.array([1, 0, 0, 1], np.float32)
     # child: rotate +x to -z, move up 1; parent: scale 2, move +x 1.
     np.testing.assert_allclose(point[:3], [1, 2, -2], atol=1e-5)
@@ -121,7 +123,9 @@ def test_synthetic_events_reach_handlers_then_components(app):
     app.post_event(Event(ev.MOUSE_DOWN, button=1, pos=(3, 4)))
     app.step()
     assert seen == [ev.KEY_DOWN, ev.MOUSE_DOWN]
-    assert [e for e in log if e[0] == "event"] == [("event", "r", ev.KEY_DOWN)]  # mouse consumed by the handler
+    assert [e for e in log if e[0] == "event"] == [
+        ("event", "r", ev.KEY_DOWN)
+    ]  # mouse consumed by the handler
 
 
 def test_quit_event_stops_run(app):

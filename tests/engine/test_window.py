@@ -53,13 +53,25 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed (Debian package xvfb)")
+@pytest.mark.skipif(
+    shutil.which("xvfb-run") is None, reason="xvfb-run not installed (Debian package xvfb)"
+)
 @pytest.mark.parametrize("samples", ["auto", "4"])
 def test_window_backend_under_xvfb(sphere_scene_path, samples):
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
     env["SDL_VIDEODRIVER"] = "x11"
     proc = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 640x480x24", sys.executable, "-c", SCRIPT, str(sphere_scene_path), samples],
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 640x480x24",
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(sphere_scene_path),
+            samples,
+        ],
         capture_output=True,
         text=True,
         timeout=80,

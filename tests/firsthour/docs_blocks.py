@@ -80,7 +80,15 @@ def extract(path: Path) -> list[Block]:
             while i < len(lines) and not lines[i].startswith("```"):
                 body.append(lines[i])
                 i += 1
-            blocks.append(Block(path, start + 1, match.group(1).lower(), tuple(match.group(2).split()), "\n".join(body) + "\n"))
+            blocks.append(
+                Block(
+                    path,
+                    start + 1,
+                    match.group(1).lower(),
+                    tuple(match.group(2).split()),
+                    "\n".join(body) + "\n",
+                )
+            )
         i += 1
     return blocks
 
@@ -97,8 +105,12 @@ def virtual_display() -> Iterator[str | None]:
         yield None
         return
     read, write = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     try:
         with os.fdopen(read) as pipe:
@@ -109,17 +121,31 @@ def virtual_display() -> Iterator[str | None]:
         proc.wait(10)
 
 
-def run_block(block: Block, scratch: Path, display: str | None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_block(
+    block: Block, scratch: Path, display: str | None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     scratch.mkdir(parents=True, exist_ok=True)
     source = scratch / "block.py"
     source.write_text(block.code, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
-    env.update(AVATARKIT_CACHE_DIR=str(scratch / "cache"), SDL_AUDIODRIVER="dummy", PYTHONPATH=str(REPO))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+    }
+    env.update(
+        AVATARKIT_CACHE_DIR=str(scratch / "cache"), SDL_AUDIODRIVER="dummy", PYTHONPATH=str(REPO)
+    )
     env.pop("AVATARKIT_ASSET_URL", None)
     if display:
         env.update(DISPLAY=display, SDL_VIDEODRIVER="x11")
-    return subprocess.run([sys.executable, str(HARNESS), str(source), block.id], cwd=scratch, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(HARNESS), str(source), block.id],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:

@@ -20,8 +20,14 @@ def _clean(monkeypatch, tmp_path):
 
 
 def test_derived_from_the_ingress_url():
-    assert assets_url_for("ws://127.0.0.1:40123/v2/driveningress") == "http://127.0.0.1:40123/v1/avatars"
-    assert assets_url_for("wss://avatars.example.com/v2/driveningress") == "https://avatars.example.com/v1/avatars"
+    assert (
+        assets_url_for("ws://127.0.0.1:40123/v2/driveningress")
+        == "http://127.0.0.1:40123/v1/avatars"
+    )
+    assert (
+        assets_url_for("wss://avatars.example.com/v2/driveningress")
+        == "https://avatars.example.com/v1/avatars"
+    )
     config = Configuration(ingress_url="ws://10.0.0.5:9000/v2/driveningress")
     assert config.resolved_assets_url == "http://10.0.0.5:9000/v1/avatars"
     moved = config.with_changes(ingress_url="ws://10.0.0.6:9000/v2/driveningress")
@@ -45,14 +51,18 @@ def test_a_malformed_ingress_url_fails_at_initialize(url):
 @pytest.mark.timeout(60)
 def test_readme_stage_two_against_an_embedded_server(server):
     """The README's stage 2 verbatim: no URL besides the ingress, a server on a random port."""
-    AvatarSDK.initialize(server.app_id, Configuration(ingress_url=server.ingress_url, audio_device="virtual"))
+    AvatarSDK.initialize(
+        server.app_id, Configuration(ingress_url=server.ingress_url, audio_device="virtual")
+    )
     reports: list[LoadProgress] = []
     avatar = AvatarManager.shared().load_blocking("ava", on_progress=reports.append)
     assert avatar.id == "ava"
     assert AvatarManager.shared().base_url == server.assets_url
     assert reports[-1].state == LoadState.COMPLETED
     # initializing again with the same server keeps the manager and its loaded avatars
-    AvatarSDK.initialize(server.app_id, Configuration(ingress_url=server.ingress_url, audio_device="virtual"))
+    AvatarSDK.initialize(
+        server.app_id, Configuration(ingress_url=server.ingress_url, audio_device="virtual")
+    )
     assert AvatarManager.shared().retrieve("ava") is avatar
 
 

@@ -12,8 +12,12 @@ PAGE = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text(encod
 
 def test_every_error_code_has_a_row():
     section = PAGE.split("## Errors: every code, and what to do", 1)[1].split("\n## ", 1)[0]
-    rows = {code for line in section.splitlines() if line.startswith("| `")
-            for code in re.findall(r"`(\w+)`", line.split("|")[1])}
+    rows = {
+        code
+        for line in section.splitlines()
+        if line.startswith("| `")
+        for code in re.findall(r"`(\w+)`", line.split("|")[1])
+    }
     assert rows >= {c.value for c in ErrorCode}, sorted({c.value for c in ErrorCode} - rows)
 
 

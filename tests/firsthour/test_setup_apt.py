@@ -24,10 +24,22 @@ echo "Setting up something ..."; exit 0
 def _run(tmp_path: Path, locked_calls: int, wait_s: int) -> subprocess.CompletedProcess:
     (tmp_path / "apt-get").write_text(FAKE)
     (tmp_path / "apt-get").chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "COUNT": str(tmp_path / "n"),
-           "LOCKED_CALLS": str(locked_calls), "APT_LOCK_WAIT": str(wait_s), "APT_LOCK_POLL": "0.1"}
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "COUNT": str(tmp_path / "n"),
+        "LOCKED_CALLS": str(locked_calls),
+        "APT_LOCK_WAIT": str(wait_s),
+        "APT_LOCK_POLL": "0.1",
+    }
     env.pop("APT_LOCK_DEADLINE", None)
-    return subprocess.run(["bash", str(SCRIPT), "install", "xvfb"], env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["bash", str(SCRIPT), "install", "xvfb"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 @pytest.mark.timeout(30)
@@ -35,7 +47,9 @@ def test_waits_for_a_held_lock_then_installs_quietly(tmp_path):
     result = _run(tmp_path, locked_calls=3, wait_s=20)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 1 and re.fullmatch(r"\[setup\] another apt/dpkg process holds the lock; waiting up to (19|20)s", lines[0])
+    assert len(lines) == 1 and re.fullmatch(
+        r"\[setup\] another apt/dpkg process holds the lock; waiting up to (19|20)s", lines[0]
+    )
     assert result.stderr == ""  # neither the lock errors nor apt's progress
     assert (tmp_path / "n").read_text().strip() == "4"
 

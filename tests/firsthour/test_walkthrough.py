@@ -34,16 +34,29 @@ pytestmark = pytest.mark.timeout(120)
 
 def user_env(tmp: Path) -> dict[str, str]:
     """A fresh user's shell: no display, no sound card, an empty avatar cache."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER", "AVATARKIT_ASSET_URL")}
-    env.update(AVATARKIT_CACHE_DIR=str(tmp / "cache"), SDL_AUDIODRIVER="dummy", PYTHONPATH=str(REPO))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER", "AVATARKIT_ASSET_URL")
+    }
+    env.update(
+        AVATARKIT_CACHE_DIR=str(tmp / "cache"), SDL_AUDIODRIVER="dummy", PYTHONPATH=str(REPO)
+    )
     return env
 
 
 def run(tmp: Path, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, *argv] if argv[0].endswith(".py") else [sys.executable, "-m", "avatarkit", *argv]
-    result = subprocess.run(cmd, cwd=tmp, env=user_env(tmp), capture_output=True, text=True, timeout=timeout)
-    assert "Traceback" not in result.stdout + result.stderr, f"{argv}:\n{result.stdout}{result.stderr}"
+    cmd = (
+        [sys.executable, *argv]
+        if argv[0].endswith(".py")
+        else [sys.executable, "-m", "avatarkit", *argv]
+    )
+    result = subprocess.run(
+        cmd, cwd=tmp, env=user_env(tmp), capture_output=True, text=True, timeout=timeout
+    )
+    assert "Traceback" not in result.stdout + result.stderr, (
+        f"{argv}:\n{result.stdout}{result.stderr}"
+    )
     return result
 
 
@@ -64,8 +77,14 @@ def tmp(tmp_path_factory) -> Path:
 def serve(tmp: Path) -> Iterator[dict[str, str]]:
     """`avatarkit serve --port 0` as the README says to run it, with the values it prints."""
     log = (tmp / "serve.log").open("w+")  # a file, not a pipe: its log must never block the server
-    proc = subprocess.Popen([sys.executable, "-m", "avatarkit", "serve", "--port", "0"], cwd=tmp,
-                            env=user_env(tmp), stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avatarkit", "serve", "--port", "0"],
+        cwd=tmp,
+        env=user_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     printed: dict[str, str] = {}
     for line in proc.stdout:
         if match := re.match(r"\s+(\w+)\s+= (\S+)", line):
@@ -75,10 +94,14 @@ def serve(tmp: Path) -> Iterator[dict[str, str]]:
     deadline = time.monotonic() + 30
     while True:  # printed before it listens: wait for the health route
         try:
-            urllib.request.urlopen(printed["assets"].replace("/v1/avatars", "/v1/health"), timeout=1).close()
+            urllib.request.urlopen(
+                printed["assets"].replace("/v1/avatars", "/v1/health"), timeout=1
+            ).close()
             break
         except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, (tmp / "serve.log").read_text()
+            assert time.monotonic() < deadline and proc.poll() is None, (
+                tmp / "serve.log"
+            ).read_text()
             time.sleep(0.1)
     yield printed
     proc.terminate()
@@ -95,7 +118,9 @@ def test_readme_snippet_verbatim_against_avatarkit_serve(tmp, serve):
     """The README's block unchanged; its placeholders are what `serve` printed and the token
     docs/sdk.md's backend call returns. No display here: the window is a headless app."""
     readme = next(b for b in docs_blocks.extract(REPO / "README.md") if b.runs)
-    backend = next(b for b in docs_blocks.extract(REPO / "docs" / "sdk.md") if "new_session_token" in b.code)
+    backend = next(
+        b for b in docs_blocks.extract(REPO / "docs" / "sdk.md") if "new_session_token" in b.code
+    )
     script = tmp / "readme_snippet.py"
     script.write_text(
         "import engine\n"
@@ -103,7 +128,9 @@ def test_readme_snippet_verbatim_against_avatarkit_serve(tmp, serve):
         "engine.App.window = staticmethod(lambda **kw: engine.App.headless(size=(320, 240), fps=10))\n"
         f"api_key, app_id, server_ws_url = {serve['api_key']!r}, {serve['app_id']!r}, {serve['ingress_endpoint_url']!r}\n"
         f"from avatarkit.motion.wav import read_wav\npcm_s16le_16k = read_wav({SHORT!r}).pcm.tobytes()\n"
-        + backend.code.replace("http://127.0.0.1:8765", serve["console_endpoint_url"].removesuffix("/v1/console"))
+        + backend.code.replace(
+            "http://127.0.0.1:8765", serve["console_endpoint_url"].removesuffix("/v1/console")
+        )
         + "token_from_your_backend = token\n"
         + readme.code
         + "print('state:', view.controller.connection_state, '| played', view.controller._source.consumed)\n"
@@ -156,7 +183,9 @@ def test_avatars_list_info_load(tmp, serve):
 
 
 def test_motion_and_render_take_any_pcm_wav(tmp):
-    wav24 = cli_wavs.write(tmp / "stereo24.wav", "s24", channels=2, signal=0.4 * np.sin(np.arange(16000) / 9))
+    wav24 = cli_wavs.write(
+        tmp / "stereo24.wav", "s24", channels=2, signal=0.4 * np.sin(np.arange(16000) / 9)
+    )
     motion = run(tmp, "motion", str(cli_wavs.write(tmp / "float.wav", "f32")), "-o", "out/float")
     assert motion.returncode == 0, motion.stderr
     assert (tmp / "out" / "float.npz").is_file()
@@ -166,7 +195,9 @@ def test_motion_and_render_take_any_pcm_wav(tmp):
 
 
 def test_demo_windowed_without_a_display_runs_headless(tmp):
-    result = run(tmp, "demo", "game", "--windowed", "--seconds", "0.5", "--size", "320x180", "--out", "demo")
+    result = run(
+        tmp, "demo", "game", "--windowed", "--seconds", "0.5", "--size", "320x180", "--out", "demo"
+    )
     assert result.returncode == 0, result.stderr
     notice = [line for line in result.stderr.splitlines() if line.startswith("avatarkit demo:")]
     assert len(notice) == 1 and "no display" in notice[0] and "headless" in notice[0]
@@ -186,8 +217,19 @@ BAD = [
     (["motion", "truncated.wav", "-o", "o.npz"], "motion", "invalidAudio"),
     (["motion", SHORT, "-o", "/proc/o.npz"], "motion", "invalidRequest"),
     (["avatars", "--info", "bob"], "avatars", "avatarNotFound"),
-    (["avatars", "--load", "noor", "--cache-dir", "empty", "--url", "http://127.0.0.1:9/v1/avatars"],
-     "avatars", "failedToFetchAvatarMetadata"),
+    (
+        [
+            "avatars",
+            "--load",
+            "noor",
+            "--cache-dir",
+            "empty",
+            "--url",
+            "http://127.0.0.1:9/v1/avatars",
+        ],
+        "avatars",
+        "failedToFetchAvatarMetadata",
+    ),
     (["demo", "kiosko"], "demo", "invalidRequest"),
 ]
 
@@ -207,7 +249,11 @@ def test_bad_input_is_one_coded_line(tmp, monkeypatch, capsys, argv, command, co
 
 def test_a_truncated_wav_is_refused_by_the_real_entry_point(tmp):
     cli_wavs.write(tmp / "truncated.wav", data_size=99999)
-    line = refused(run(tmp, "render", "--audio", "truncated.wav", "-o", "t.mp4"), "avatarkit render", "invalidAudio")
+    line = refused(
+        run(tmp, "render", "--audio", "truncated.wav", "-o", "t.mp4"),
+        "avatarkit render",
+        "invalidAudio",
+    )
     assert "truncated" in line
 
 
@@ -225,11 +271,20 @@ def test_usage_errors_are_argparse_lines_not_tracebacks(tmp):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_the_docs_curl_call_gives_a_token(tmp, serve):
     """docs/sdk.md's curl command as printed there (its address: this serve's)."""
-    block = next(b for b in docs_blocks.extract(REPO / "docs" / "sdk.md") if b.lang == "bash" and "curl" in b.code)
+    block = next(
+        b
+        for b in docs_blocks.extract(REPO / "docs" / "sdk.md")
+        if b.lang == "bash" and "curl" in b.code
+    )
     host = serve["console_endpoint_url"].removesuffix("/v1/console").removeprefix("http://")
     env = {**user_env(tmp), "AVATARKIT_API_KEY": serve["api_key"]}
-    result = subprocess.run(["bash", "-c", block.code.replace("127.0.0.1:8765", host)], env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", "-c", block.code.replace("127.0.0.1:8765", host)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["sessionToken"].count(".") == 2 and answer["expireAt"] > time.time()  # a JWT

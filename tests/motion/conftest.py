@@ -27,7 +27,9 @@ def resample(pcm: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
     return np.interp(np.arange(n) * rate / new_rate, np.arange(len(pcm)), pcm).astype("<i2")
 
 
-def run_stream(pcm: np.ndarray, rate: int, fps: int = 30, chunk_bytes: int = 640, make=create_stream):
+def run_stream(
+    pcm: np.ndarray, rate: int, fps: int = 30, chunk_bytes: int = 640, make=create_stream
+):
     stream = make(rate, fps)
     data = pcm.astype("<i2").tobytes()
     frames = []
@@ -55,4 +57,6 @@ def mt():
     """The helpers above, as a fixture (pytest's importlib mode cannot import conftest)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(load_line=load_line, resample=resample, run_stream=run_stream, stacked=stacked)
+    return SimpleNamespace(
+        load_line=load_line, resample=resample, run_stream=run_stream, stacked=stacked
+    )

@@ -10,7 +10,15 @@ from avatarkit.motion.visemes import segments
 
 pytestmark = pytest.mark.timeout(60)
 
-LINES = ("greeting", "kiosk_welcome", "kiosk_exhibit", "kiosk_help", "conv_ben_2", "quiz_q1", "quiz_correct")
+LINES = (
+    "greeting",
+    "kiosk_welcome",
+    "kiosk_exhibit",
+    "kiosk_help",
+    "conv_ben_2",
+    "quiz_q1",
+    "quiz_correct",
+)
 FPS = 60
 
 
@@ -64,7 +72,9 @@ def test_rounding_on_o_u_w_and_spreading_on_i_e(midpoints):
 
 def test_teeth_on_lip_for_f_v(midpoints):
     roll = midpoints["FF"][:, I["mouthRollLower"]]
-    others = np.concatenate([w for vis, w in midpoints.items() if vis != "FF"])[:, I["mouthRollLower"]]
+    others = np.concatenate([w for vis, w in midpoints.items() if vis != "FF"])[
+        :, I["mouthRollLower"]
+    ]
     assert roll.mean() > 0.25 and roll.mean() > others.mean() + 0.2
 
 

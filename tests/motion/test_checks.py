@@ -17,7 +17,9 @@ from avatarkit.motion.stream import (
 from avatarkit.sdk import Configuration
 
 
-@pytest.mark.parametrize("make", [EnvelopeStream, LipSyncStream, lambda rate, fps: Configuration(sample_rate=rate)])
+@pytest.mark.parametrize(
+    "make", [EnvelopeStream, LipSyncStream, lambda rate, fps: Configuration(sample_rate=rate)]
+)
 def test_every_entry_point_refuses_a_rate_the_model_cannot_take(make):
     with pytest.raises(AvatarKitError) as err:
         make(11025, 30)

@@ -72,7 +72,15 @@ def test_stereo_24_bit_is_downmixed_and_converted(tmp_path, capsys):
 def _float64_wav(path) -> None:  # 32-bit float is read; 64-bit is not
     data = np.zeros(1600, "<f8").tobytes()
     fmt = struct.pack("<HHIIHH", 3, 1, 16000, 128000, 8, 64)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
@@ -114,8 +122,21 @@ def _extensible_wav(path, samples: np.ndarray, rate: int, channels: int) -> None
     """WAVE_FORMAT_EXTENSIBLE with a PCM sub-format, as DAWs write multichannel files."""
     data = samples.astype("<i2").tobytes()
     guid = struct.pack("<H", 1) + bytes.fromhex("000000001000800000aa00389b71")
-    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, rate, rate * 2 * channels, 2 * channels, 16, 22, 16, 3) + guid
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    fmt = (
+        struct.pack(
+            "<HHIIHHHHI", 0xFFFE, channels, rate, rate * 2 * channels, 2 * channels, 16, 22, 16, 3
+        )
+        + guid
+    )
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 

@@ -18,7 +18,9 @@ def test_bands_read_the_same_power_at_every_rate():
     got = []
     for rate in (16000, 22050, 48000):
         t = np.arange(rate) / rate
-        x = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+        x = (0.3 * np.sin(2 * np.pi * 1000 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(
+            np.float32
+        )
         got.append(log_mel_offline(x, rate)[20:80].mean(axis=0))
     loud = got[0] > got[0].max() - 4  # the bands holding the tones
     for other in got[1:]:
@@ -36,7 +38,23 @@ def test_level_norm_is_gain_invariant_and_chunk_invariant():
 
 
 def test_every_english_phoneme_has_a_viseme():
-    for name in ("p", "b", "m", "f", "v", "u:", "oU", "aI", "i:", "t#", "r-", "@2", "_:", "w#", "IR"):
+    for name in (
+        "p",
+        "b",
+        "m",
+        "f",
+        "v",
+        "u:",
+        "oU",
+        "aI",
+        "i:",
+        "t#",
+        "r-",
+        "@2",
+        "_:",
+        "w#",
+        "IR",
+    ):
         assert visemes_of(name) is not None and set(visemes_of(name)) <= set(VISEMES)
     spans = segments([("_", 0), ("m", 100), ("aI", 300), ("_", 700)], 900)
     assert [s[0] for s in spans] == ["sil", "PP", "AA", "IH", "sil"]

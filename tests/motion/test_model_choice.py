@@ -61,7 +61,8 @@ def damaged(kind: str) -> bytes | dict[str, np.ndarray] | None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["missing", "garbage", "truncated", "missing_array", "layers_do_not_chain", "too_few_visemes"]
+    "kind",
+    ["missing", "garbage", "truncated", "missing_array", "layers_do_not_chain", "too_few_visemes"],
 )
 def test_unusable_weights_are_a_coded_error_not_the_envelope(weights, kind):
     content = damaged(kind)
@@ -73,7 +74,9 @@ def test_unusable_weights_are_a_coded_error_not_the_envelope(weights, kind):
         create_stream(16000, 30)
     assert info.value.code == ErrorCode.MOTION_MODEL_UNAVAILABLE
     assert str(weights) in info.value.message
-    assert isinstance(create_stream(16000, 30, model="envelope"), EnvelopeStream)  # by name: still there
+    assert isinstance(
+        create_stream(16000, 30, model="envelope"), EnvelopeStream
+    )  # by name: still there
 
 
 def test_the_default_is_the_trained_model_and_the_envelope_needs_its_name():
@@ -128,7 +131,10 @@ async def _utterance_error(server) -> ErrorCode:
     url = f"ws://127.0.0.1:{server.port}/v2/driveningress/websocket?id=ava"
     async with websockets.connect(url, additional_headers=headers) as ws:
         await ws.send(encode_configure(16000))
-        assert decode_envelope(await asyncio.wait_for(ws.recv(), 5)).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
+        assert (
+            decode_envelope(await asyncio.wait_for(ws.recv(), 5)).type
+            == pb.MESSAGE_SERVER_CONFIRM_SESSION
+        )
         await ws.send(encode_audio("r1", speech_like_pcm(0.3), end=True))
         envelope = decode_envelope(await asyncio.wait_for(ws.recv(), 5))
         assert envelope.type == pb.MESSAGE_SERVER_ERROR  # no frames came first
@@ -142,7 +148,9 @@ def test_an_embedded_server_without_weights_does_not_start(weights, make_server)
     assert make_server(motion_model="envelope").port  # the baseline, named, needs no weights
 
 
-async def test_weights_lost_while_serving_are_answered_with_the_code(make_server, monkeypatch, tmp_path):
+async def test_weights_lost_while_serving_are_answered_with_the_code(
+    make_server, monkeypatch, tmp_path
+):
     import avatarkit.motion.lipsync as lipsync
     import avatarkit.motion.model as model
 

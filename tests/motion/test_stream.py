@@ -99,7 +99,6 @@ def test_mouth_moves_with_syllables_without_chattering(mt):
     from avatarkit.motion.face import mouth_moves as moves
     from avatarkit.motion.visemes import ARTICULATION, frame_labels, segments
 
-
     ours = truth = 0
     for line_id in ("greeting", "kiosk_cafe", "quiz_q2", "conv_cleo_1"):
         pcm, rate, line = mt.load_line(line_id)

@@ -18,7 +18,9 @@ from avatarkit.cli import main
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.skipif(bool(os.environ.get("AVATARKIT_ASSETS")), reason="AVATARKIT_ASSETS overrides the data")
+@pytest.mark.skipif(
+    bool(os.environ.get("AVATARKIT_ASSETS")), reason="AVATARKIT_ASSETS overrides the data"
+)
 def test_the_checkout_data_is_found_through_the_package():
     """The editable install maps avatarkit.data onto assets/: one lookup for both installs."""
     assert Path(str(files("avatarkit.data"))) == paths.REPO_ROOT / "assets"
@@ -57,7 +59,11 @@ def test_golden_scene_outside_a_checkout_says_so(monkeypatch, tmp_path, capsys):
 def test_listing_avatars_without_the_data_is_an_error_not_an_empty_list(tmp_path):
     env = {**os.environ, "AVATARKIT_ASSETS": str(tmp_path / "nowhere")}
     result = subprocess.run(
-        [sys.executable, "-m", "avatarkit", "avatars"], capture_output=True, text=True, env=env, timeout=30
+        [sys.executable, "-m", "avatarkit", "avatars"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
     assert result.returncode == 2 and result.stdout == ""
     assert "error [avatarAssetsMissing]: no avatars folder at" in result.stderr

@@ -72,7 +72,9 @@ def dists(tmp_path_factory) -> dict[str, Path]:
 def venv(dists, tmp_path_factory) -> Path:
     """A fresh venv (outside the checkout) with only the wheel installed into it."""
     root = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=60
+    )
     python = root / "bin" / "python"
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
@@ -110,15 +112,26 @@ class Runner:
 def run(venv: Path, tmp_path: Path) -> Runner:
     cwd = tmp_path / "empty"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AVATARKIT_", "PYTHON")) and k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env |= {"AVATARKIT_CACHE_DIR": str(tmp_path / "cache"), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AVATARKIT_", "PYTHON")) and k not in ("DISPLAY", "WAYLAND_DISPLAY")
+    }
+    env |= {
+        "AVATARKIT_CACHE_DIR": str(tmp_path / "cache"),
+        "SDL_VIDEODRIVER": "dummy",
+        "SDL_AUDIODRIVER": "dummy",
+    }
     return Runner(venv, cwd, env)
 
 
 def installed_data(run: Runner) -> tuple[Path, Path]:
     """(the installed package's folder, its data folder) as the fresh venv sees them."""
-    result = run("python", "-c", "import avatarkit, avatarkit.paths as p; print(avatarkit.__file__); print(p.ASSETS_DIR)")
+    result = run(
+        "python",
+        "-c",
+        "import avatarkit, avatarkit.paths as p; print(avatarkit.__file__); print(p.ASSETS_DIR)",
+    )
     assert result.returncode == 0, result.stderr
     package, data = (Path(line) for line in result.stdout.split())
     return package.parent, data
@@ -136,7 +149,11 @@ def test_sdist_and_wheel_are_complete_and_index_ready(dists):
         names = set(wheel.namelist())
     # The data is exactly the checkout's assets less the scripts that regenerate them.
     data = {n.removeprefix("avatarkit/data/") for n in names if n.startswith("avatarkit/data/")}
-    expected = {n.removeprefix("assets/") for n in tracked if n.startswith("assets/") and not n.endswith(".py")}
+    expected = {
+        n.removeprefix("assets/")
+        for n in tracked
+        if n.startswith("assets/") and not n.endswith(".py")
+    }
     assert data == expected | {"__init__.py"}
     for manifest in list_packages(AVATARS_DIR):  # every file each bundled avatar lists
         assert {f"avatars/{manifest.id}/{f.name}" for f in manifest.files} <= data
@@ -167,7 +184,17 @@ def test_motion_matches_the_in_repo_model(run, tmp_path):
     wav = data / "speech" / SHORT_WAV  # the installed copy of the speech, too
     result = run("avatarkit", "motion", str(wav), "-o", "out.npz")
     assert result.returncode == 0, result.stderr
-    assert main(["motion", str(REPO_ROOT / "assets" / "speech" / SHORT_WAV), "-o", str(tmp_path / "ref.npz")]) == 0
+    assert (
+        main(
+            [
+                "motion",
+                str(REPO_ROOT / "assets" / "speech" / SHORT_WAV),
+                "-o",
+                str(tmp_path / "ref.npz"),
+            ]
+        )
+        == 0
+    )
     got, ref = np.load(run.cwd / "out.npz"), np.load(tmp_path / "ref.npz")
     for key in ("weights", "head", "gaze"):
         np.testing.assert_allclose(got[key], ref[key], atol=1e-6)
@@ -225,10 +252,14 @@ async def console_then_utterance(urls: dict[str, str], pcm: bytes) -> tuple[str,
     from avatarkit.proto import wire_pb2 as pb
     from avatarkit.protocol import animation_frames, decode_envelope, encode_audio, encode_configure
 
-    async with aiohttp.ClientSession() as http, http.post(
-        urls["console_endpoint_url"] + "/session-tokens", headers={"X-Api-Key": "ak_wheel"},
-        json={"expireAt": int(time.time()) + 600},
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            urls["console_endpoint_url"] + "/session-tokens",
+            headers={"X-Api-Key": "ak_wheel"},
+            json={"expireAt": int(time.time()) + 600},
+        ) as response,
+    ):
         assert response.status == 200, await response.text()
         token = (await response.json())["sessionToken"]
     headers = {"X-App-ID": "app_wheel", "X-Session-Key": token}
@@ -265,11 +296,17 @@ def test_the_readme_snippet_runs_headless(run, monkeypatch):
     """The README's API snippet, with the stand-ins the docs harness gives every docs block
     (tests/firsthour/docs_blocks.py: an embedded server's app id, URL, token and speech;
     App.window becomes headless without a display), run by the installed package."""
-    spec = importlib.util.spec_from_file_location("docs_blocks", REPO_ROOT / "tests" / "firsthour" / "docs_blocks.py")
+    spec = importlib.util.spec_from_file_location(
+        "docs_blocks", REPO_ROOT / "tests" / "firsthour" / "docs_blocks.py"
+    )
     docs_blocks = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "docs_blocks", docs_blocks)  # its dataclass looks itself up
     spec.loader.exec_module(docs_blocks)
-    (block,) = [b for b in docs_blocks.extract(REPO_ROOT / "README.md") if b.runs and "load_blocking" in b.code]
+    (block,) = [
+        b
+        for b in docs_blocks.extract(REPO_ROOT / "README.md")
+        if b.runs and "load_blocking" in b.code
+    ]
     shutil.copy(docs_blocks.HARNESS, run.cwd / "docs_harness.py")
     (run.cwd / "block.py").write_text(block.code, encoding="utf-8")
     result = run("python", "docs_harness.py", "block.py", block.id, timeout=120)

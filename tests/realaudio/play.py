@@ -106,12 +106,15 @@ def main(opts: dict) -> dict:
         # Until every avatar has spoken and gone idle again (states update on the tick).
         deadline = time.monotonic() + len(pcm) / 32000 + 8
         spoke = set()
-        while time.monotonic() < deadline and len(spoke) < count or any(
-            v.controller.conversation_state != ConversationState.IDLE for v in views
+        while (
+            time.monotonic() < deadline
+            and len(spoke) < count
+            or any(v.controller.conversation_state != ConversationState.IDLE for v in views)
         ):
             app.step()
             spoke |= {
-                k for k, v in enumerate(views)
+                k
+                for k, v in enumerate(views)
                 if v.controller.conversation_state != ConversationState.IDLE
             }
             if time.monotonic() > deadline:

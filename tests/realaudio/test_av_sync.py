@@ -52,7 +52,10 @@ def run_once(pulse, **opts):
     with pulse.record(2 if opts.get("avatars", 1) > 1 else 1) as rec:
         player = subprocess.run(
             [sys.executable, av_timeline.__file__, json.dumps({"seconds": SECONDS, **opts})],
-            env=pulse.env(), capture_output=True, text=True, timeout=120,
+            env=pulse.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert player.returncode == 0 and "Traceback" not in player.stderr, player.stderr[-3000:]
     return json.loads(player.stdout.strip().splitlines()[-1]), rec
@@ -71,8 +74,10 @@ def test_the_face_matches_the_sound_that_comes_out(pulse):
         # jitter: on a loaded 2-core machine frames take 30-150 ms, so the spread is bounded
         # by the frame interval actually achieved, never by less than a frame.
         interval = np.median(np.diff([row[0] for row in report["frames"][avatar]]))
-        summary = (f"avatar {avatar}: mean {1000 * mean:+.1f} ms, p90 |offset| {1000 * p90:.1f} ms,"
-                   f" frame interval {1000 * interval:.0f} ms")
+        summary = (
+            f"avatar {avatar}: mean {1000 * mean:+.1f} ms, p90 |offset| {1000 * p90:.1f} ms,"
+            f" frame interval {1000 * interval:.0f} ms"
+        )
         # The bar is 10 ms; 8 ms here since the rig reads -3 to -6 ms, so a 15 ms lead always
         # fails and a 13 ms one (+8 to +10 ms) usually does.
         assert abs(mean) <= 0.008, summary

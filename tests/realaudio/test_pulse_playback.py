@@ -71,8 +71,9 @@ def play_once(pulse, wav: Path, channels: int, **opts) -> tuple[dict, np.ndarray
     return json.loads(run.stdout.strip().splitlines()[-1]), rec.samples
 
 
-def assert_whole(recorded: np.ndarray, source: np.ndarray, *, tolerance: float = 0.05,
-                 min_r: float = 0.9) -> None:
+def assert_whole(
+    recorded: np.ndarray, source: np.ndarray, *, tolerance: float = 0.05, min_r: float = 0.9
+) -> None:
     want, got = pulse_sink.active_seconds(source), pulse_sink.active_seconds(recorded)
     _, r = pulse_sink.align(recorded, source)
     gap, source_gap = pulse_sink.longest_gap(recorded), pulse_sink.longest_gap(source)

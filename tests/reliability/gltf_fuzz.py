@@ -47,20 +47,74 @@ from engine import EngineError, load_gltf  # noqa: E402
 from engine import errors as codes  # noqa: E402
 from engine.gltf_write import pack_glb, unpack_glb  # noqa: E402
 
-CODED = {codes.INVALID_GLTF, codes.GLTF_LIMIT_EXCEEDED, codes.GLTF_URI_NOT_ALLOWED, codes.ASSET_NOT_FOUND, codes.UNSUPPORTED_GLTF_EXTENSION}
+CODED = {
+    codes.INVALID_GLTF,
+    codes.GLTF_LIMIT_EXCEEDED,
+    codes.GLTF_URI_NOT_ALLOWED,
+    codes.ASSET_NOT_FOUND,
+    codes.UNSUPPORTED_GLTF_EXTENSION,
+}
 MAX_SECONDS = 1.0
 MAX_GROWTH_MB = 256
 HANG_SECONDS = 10  # a load this long is a hang: dump every stack and exit non-zero
 
 HOSTILE_VALUES: list[Any] = [
-    -1, 0, 1, 2, 3, 7, 255, 65535, 2**24, 2**26, 2**31 - 1, 2**31, 2**32 + 1, 2**53, 2**63, 10**30,
-    0.5, -0.0, 1e308, -1e308, float("nan"), float("inf"),
-    True, False, None, "", "x", "VEC3", "SCALAR", "MAT4", "../x", [], [0], [0, 0, 0], [0] * 17, {}, {"uri": "/etc/passwd"},
+    -1,
+    0,
+    1,
+    2,
+    3,
+    7,
+    255,
+    65535,
+    2**24,
+    2**26,
+    2**31 - 1,
+    2**31,
+    2**32 + 1,
+    2**53,
+    2**63,
+    10**30,
+    0.5,
+    -0.0,
+    1e308,
+    -1e308,
+    float("nan"),
+    float("inf"),
+    True,
+    False,
+    None,
+    "",
+    "x",
+    "VEC3",
+    "SCALAR",
+    "MAT4",
+    "../x",
+    [],
+    [0],
+    [0, 0, 0],
+    [0] * 17,
+    {},
+    {"uri": "/etc/passwd"},
 ]
 HOSTILE_URIS = [
-    "../../../../etc/passwd", "/proc/self/environ", "/etc/passwd", "file:///etc/passwd", "http://127.0.0.1:9/x",
-    "..%2f..%2fetc%2fpasswd", "a/../../b", "C:\\x", "\\\\server\\share", "data:,abc", "data:;base64,@@@",
-    "missing.bin", ".", "", "%00", "/dev/zero", "/dev/stdin",
+    "../../../../etc/passwd",
+    "/proc/self/environ",
+    "/etc/passwd",
+    "file:///etc/passwd",
+    "http://127.0.0.1:9/x",
+    "..%2f..%2fetc%2fpasswd",
+    "a/../../b",
+    "C:\\x",
+    "\\\\server\\share",
+    "data:,abc",
+    "data:;base64,@@@",
+    "missing.bin",
+    ".",
+    "",
+    "%00",
+    "/dev/zero",
+    "/dev/stdin",
 ]
 
 
@@ -80,7 +134,23 @@ def lie_about_lengths(rng: random.Random, data: bytes, json_length: int) -> tupl
     field = rng.choice(["header", "json", "bin"])
     offset = {"header": 8, "json": 12, "bin": 20 + json_length}[field]
     true = struct.unpack_from("<I", out, offset)[0]
-    value = rng.choice([0, 1, 4, 8, true - 4, true - 1, true + 1, true + 4, true * 2, len(data), 2**31, 2**32 - 1, rng.randrange(2**32)])
+    value = rng.choice(
+        [
+            0,
+            1,
+            4,
+            8,
+            true - 4,
+            true - 1,
+            true + 1,
+            true + 4,
+            true * 2,
+            len(data),
+            2**31,
+            2**32 - 1,
+            rng.randrange(2**32),
+        ]
+    )
     struct.pack_into("<I", out, offset, value % 2**32)
     return bytes(out), f"{field} length {true} -> {value % 2**32}"
 
@@ -141,8 +211,31 @@ def mutate_field(rng: random.Random, doc: dict, locations: list[tuple]) -> str:
 
 def structural(rng: random.Random, doc: dict) -> str:
     """A targeted attack on what the loader follows."""
-    nodes, accessors, views = doc.get("nodes", []), doc.get("accessors", []), doc.get("bufferViews", [])
-    kind = rng.choice(["cycle", "self", "two-parents", "huge-count", "huge-count-in-view", "bad-index", "uri", "image-uri", "stride", "offset", "trs", "root-child", "deep", "sparse", "many-nodes", "instancing"])
+    nodes, accessors, views = (
+        doc.get("nodes", []),
+        doc.get("accessors", []),
+        doc.get("bufferViews", []),
+    )
+    kind = rng.choice(
+        [
+            "cycle",
+            "self",
+            "two-parents",
+            "huge-count",
+            "huge-count-in-view",
+            "bad-index",
+            "uri",
+            "image-uri",
+            "stride",
+            "offset",
+            "trs",
+            "root-child",
+            "deep",
+            "sparse",
+            "many-nodes",
+            "instancing",
+        ]
+    )
     if kind == "cycle" and len(nodes) > 1:
         child = rng.randrange(1, len(nodes))
         nodes[child].setdefault("children", []).append(0)
@@ -158,7 +251,19 @@ def structural(rng: random.Random, doc: dict) -> str:
     elif kind == "huge-count-in-view" and accessors:
         rng.choice(accessors)["count"] = rng.choice([2**20, 2**24, 2**26])
     elif kind == "bad-index":
-        field = rng.choice(["scene", "node-mesh", "child", "attribute", "indices", "view", "buffer", "material", "texture"])
+        field = rng.choice(
+            [
+                "scene",
+                "node-mesh",
+                "child",
+                "attribute",
+                "indices",
+                "view",
+                "buffer",
+                "material",
+                "texture",
+            ]
+        )
         bad = rng.choice([-1, 10**6, 2**31, len(nodes), len(accessors), len(views)])
         if field == "scene":
             doc["scene"] = bad
@@ -204,8 +309,14 @@ def structural(rng: random.Random, doc: dict) -> str:
         acc = rng.choice(accessors)
         acc["sparse"] = {
             "count": rng.choice([1, acc.get("count", 1), 2**30]),
-            "indices": {"bufferView": rng.randrange(max(len(views), 1)), "componentType": rng.choice([5121, 5123, 5125, 5126])},
-            "values": {"bufferView": rng.randrange(max(len(views), 1)), "byteOffset": rng.choice([0, 4, 2**31])},
+            "indices": {
+                "bufferView": rng.randrange(max(len(views), 1)),
+                "componentType": rng.choice([5121, 5123, 5125, 5126]),
+            },
+            "values": {
+                "bufferView": rng.randrange(max(len(views), 1)),
+                "byteOffset": rng.choice([0, 4, 2**31]),
+            },
         }
     elif kind == "many-nodes":
         doc["nodes"] = nodes + [{} for _ in range(rng.choice([100, 20_000]))]
@@ -226,7 +337,9 @@ def pack(doc: dict, blob: bytes | None) -> bytes:
     deep = re.search(rb'"@@DEEP(\d+)@@"', data)
     if deep:
         depth = int(deep.group(1))
-        doc_json = json.dumps(doc, separators=(",", ":")).replace(deep.group(0).decode(), "[" * depth + "0" + "]" * depth)
+        doc_json = json.dumps(doc, separators=(",", ":")).replace(
+            deep.group(0).decode(), "[" * depth + "0" + "]" * depth
+        )
         raw = doc_json.encode() + b" " * (-len(doc_json) % 4)
         rest = data[20 + struct.unpack_from("<I", data, 12)[0] :]
         body = struct.pack("<II", len(raw), 0x4E4F534A) + raw + rest
@@ -256,7 +369,9 @@ def make_mutant(source: Source, rng: random.Random) -> tuple[bytes, str]:
         return cut_or_extend(rng, source.data)
     doc = json.loads(source.text)
     if roll < 0.75:
-        what = "; ".join(mutate_field(rng, doc, source.locations) for _ in range(rng.choice([1, 1, 2, 3])))
+        what = "; ".join(
+            mutate_field(rng, doc, source.locations) for _ in range(rng.choice([1, 1, 2, 3]))
+        )
     else:
         what = structural(rng, doc)
     return pack(doc, source.blob), what
@@ -337,7 +452,9 @@ class OpenSpy:
         os.open, pathlib.Path.read_bytes = self._real_open, self._real_read
 
 
-def run(sources: list[Source], mutants: int, seed: int, only: str | None = None, out=sys.stdout) -> dict[str, Any]:
+def run(
+    sources: list[Source], mutants: int, seed: int, only: str | None = None, out=sys.stdout
+) -> dict[str, Any]:
     logging.getLogger("engine").setLevel(logging.ERROR)  # mutants warn about target names a lot
     findings: list[dict[str, Any]] = []
     outcomes: Counter[str] = Counter()
@@ -346,7 +463,9 @@ def run(sources: list[Source], mutants: int, seed: int, only: str | None = None,
     watchdog = Watchdog()
     shm = Path("/dev/shm")  # tmpfs: rewriting a 2 MB file per mutant is cheaper there
     try:
-        with tempfile.TemporaryDirectory(prefix="gltf-fuzz-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None) as tmp:
+        with tempfile.TemporaryDirectory(
+            prefix="gltf-fuzz-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        ) as tmp:
             # A decoy next to the mutant's folder, so a uri that escapes would find data (and
             # the OpenSpy reports it whatever the outcome).
             watchdog.scratch = tmp
@@ -372,26 +491,53 @@ def run(sources: list[Source], mutants: int, seed: int, only: str | None = None,
                         with OpenSpy(folder) as spy:
                             outcome = exercise(path)
                         if spy.escapes:
-                            findings.append({"id": mutant_id, "mutation": what, "error": f"opened outside the folder: {spy.escapes}"})
+                            findings.append(
+                                {
+                                    "id": mutant_id,
+                                    "mutation": what,
+                                    "error": f"opened outside the folder: {spy.escapes}",
+                                }
+                            )
                     except Exception as exc:  # the finding this fuzzer exists for
                         outcome = f"UNCODED {type(exc).__name__}"
-                        findings.append({"id": mutant_id, "mutation": what, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                        findings.append(
+                            {
+                                "id": mutant_id,
+                                "mutation": what,
+                                "error": f"{type(exc).__name__}: {exc}"[:300],
+                            }
+                        )
                     finally:
                         watchdog.started = None
                     # The 1 s bar is on CPU time: on a shared CI machine wall time measures the
                     # neighbours (a real hang is the watchdog's, at 10 s of wall time).
                     elapsed = time.thread_time() - cpu_start
                     wall = time.perf_counter() - start
-                    if outcome.startswith("UNCODED") is False and outcome not in CODED and outcome != "loaded":
-                        findings.append({"id": mutant_id, "mutation": what, "error": f"unexpected code {outcome}"})
+                    if (
+                        outcome.startswith("UNCODED") is False
+                        and outcome not in CODED
+                        and outcome != "loaded"
+                    ):
+                        findings.append(
+                            {
+                                "id": mutant_id,
+                                "mutation": what,
+                                "error": f"unexpected code {outcome}",
+                            }
+                        )
                     if elapsed > MAX_SECONDS:
-                        findings.append({"id": mutant_id, "mutation": what, "error": f"took {elapsed:.2f} s"})
+                        findings.append(
+                            {"id": mutant_id, "mutation": what, "error": f"took {elapsed:.2f} s"}
+                        )
                     if elapsed > slowest[0]:
                         slowest = (elapsed, mutant_id)
                     slowest_wall = max(slowest_wall, wall)
                     outcomes[outcome] += 1
                     if only is not None:
-                        print(f"{mutant_id}: {what} -> {outcome} in {elapsed * 1000:.1f} ms CPU", file=out)
+                        print(
+                            f"{mutant_id}: {what} -> {outcome} in {elapsed * 1000:.1f} ms CPU",
+                            file=out,
+                        )
     finally:
         watchdog.stop()
     growth = rss_mb() - baseline

@@ -19,15 +19,25 @@ def expected_frames(n_bytes: int, rate: int = 16000, fps: int = 30) -> int:
     return math.ceil(n_bytes // 2 * fps / rate)
 
 
-async def connect(server, *, token: str | None = None, configure: bool = True, port: int | None = None,
-                  avatar: str = AVATAR, **options):
+async def connect(
+    server,
+    *,
+    token: str | None = None,
+    configure: bool = True,
+    port: int | None = None,
+    avatar: str = AVATAR,
+    **options,
+):
     """A raw websocket session (our encoders, no SDK in between)."""
     headers = {"X-App-ID": server.app_id, "X-Session-Key": token or server.issue_token()}
     url = f"ws://127.0.0.1:{port or server.port}/v2/driveningress/websocket?id={avatar}"
     ws = await websockets.connect(url, additional_headers=headers, **options)
     if configure:
         await ws.send(encode_configure(16000))
-        assert decode_envelope(await asyncio.wait_for(ws.recv(), 5)).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
+        assert (
+            decode_envelope(await asyncio.wait_for(ws.recv(), 5)).type
+            == pb.MESSAGE_SERVER_CONFIRM_SESSION
+        )
     return ws
 
 
@@ -66,9 +76,22 @@ def start_serve(port: int, api_key: str, app_id: str, *extra: str):
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "avatarkit", "serve", "--port", str(port), "--api-key", api_key,
-         "--app-id", app_id, *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "avatarkit",
+            "serve",
+            "--port",
+            str(port),
+            "--api-key",
+            api_key,
+            "--app-id",
+            app_id,
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 20
     while True:
@@ -87,10 +110,14 @@ async def console_token(base_url: str, api_key: str, ttl_s: float = 600) -> str:
 
     import aiohttp
 
-    async with aiohttp.ClientSession() as http, http.post(
-        base_url + "/v1/console/session-tokens", headers={"X-Api-Key": api_key},
-        json={"expireAt": int(time.time() + ttl_s)},
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            base_url + "/v1/console/session-tokens",
+            headers={"X-Api-Key": api_key},
+            json={"expireAt": int(time.time() + ttl_s)},
+        ) as resp,
+    ):
         assert resp.status == 200, await resp.text()
         return (await resp.json())["sessionToken"]
 
@@ -140,7 +167,9 @@ class ServerProcess:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _SERVER_MAIN, json.dumps(config)],
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=limit,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
             )
         self.wait_ready()
@@ -192,9 +221,23 @@ def start_redis(workdir):
 
     port = pick_free_port("127.0.0.1")
     process = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)

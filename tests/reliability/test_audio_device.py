@@ -45,7 +45,9 @@ def test_device_lost_mid_playback_falls_back_and_keeps_rendering(make_headless_a
     mixer.on_device_lost.append(lost.append)
     try:
         avatar = AvatarManager(str(AVATARS_DIR)).load_blocking("ava")
-        view = app.scene.create_entity("ava").add_component(AvatarView(avatar, mixer=mixer, idle=False))
+        view = app.scene.create_entity("ava").add_component(
+            AvatarView(avatar, mixer=mixer, idle=False)
+        )
         view.frame(app.scene.camera)
         controller = view.controller
         from avatarkit.motion import create_stream
@@ -75,7 +77,10 @@ def test_device_lost_mid_playback_falls_back_and_keeps_rendering(make_headless_a
         assert controller._source.consumed == len(pcm) // 2  # the rest played on the fallback
         assert steps_after >= 10  # the frame loop went on
         assert max(jaw_after) - min(jaw_after) > 0.05  # and the lips kept moving with the audio
-        assert max(np.abs(a - b).max() for a, b in zip(images_after, images_after[1:], strict=False)) > 0
+        assert (
+            max(np.abs(a - b).max() for a, b in zip(images_after, images_after[1:], strict=False))
+            > 0
+        )
         view.dispose()
     finally:
         mixer.device.stop()

@@ -41,7 +41,9 @@ def package(root: Path, avatar_id: str, files: dict[str, bytes], model: str) -> 
     for name, data in files.items():
         (folder / name).write_bytes(data)
         entries.append(FileEntry(name, len(data), hashlib.sha256(data).hexdigest()))
-    manifest = Manifest(id=avatar_id, name=avatar_id, version="1", model=model, files=tuple(entries), channels=())
+    manifest = Manifest(
+        id=avatar_id, name=avatar_id, version="1", model=model, files=tuple(entries), channels=()
+    )
     (folder / MANIFEST_NAME).write_bytes(manifest.to_bytes())
     return manifest
 
@@ -96,7 +98,9 @@ def opened(monkeypatch):
     return paths
 
 
-@pytest.mark.parametrize("uri", ["../../../../etc/passwd", "/proc/self/environ", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "uri", ["../../../../etc/passwd", "/proc/self/environ", "file:///etc/passwd"]
+)
 async def test_a_buffer_uri_outside_the_package_is_never_opened(tmp_path, opened, uri):
     package(tmp_path / "root", "sneaky", {"sneaky.gltf": triangle_gltf(uri)}, "sneaky.gltf")
     cache = tmp_path / "cache"
@@ -113,10 +117,18 @@ def _cycle(doc: dict) -> None:
 
 
 def _huge_accessor(doc: dict) -> None:
-    doc["accessors"][0] = {"componentType": 5126, "count": 2**26, "type": "VEC3"}  # 768 MiB of zeros
+    doc["accessors"][0] = {
+        "componentType": 5126,
+        "count": 2**26,
+        "type": "VEC3",
+    }  # 768 MiB of zeros
 
 
-@pytest.mark.parametrize("change, engine_code", [(_cycle, "invalidGltf"), (_huge_accessor, "gltfLimitExceeded")], ids=["cycle", "huge-accessor"])
+@pytest.mark.parametrize(
+    "change, engine_code",
+    [(_cycle, "invalidGltf"), (_huge_accessor, "gltfLimitExceeded")],
+    ids=["cycle", "huge-accessor"],
+)
 async def test_a_hostile_glb_is_refused_and_not_cached(tmp_path, change, engine_code):
     package(tmp_path / "root", "hostile", {"hostile.glb": kai_with(change)}, "hostile.glb")
     cache = tmp_path / "cache"
@@ -133,7 +145,9 @@ async def test_a_hostile_glb_is_refused_and_not_cached(tmp_path, change, engine_
 
 async def test_a_hostile_package_already_in_the_cache_is_removed(tmp_path):
     """A package cached before validation existed: checksums pass, the model does not."""
-    manifest = package(tmp_path / "root", "hostile", {"hostile.glb": kai_with(_cycle)}, "hostile.glb")
+    manifest = package(
+        tmp_path / "root", "hostile", {"hostile.glb": kai_with(_cycle)}, "hostile.glb"
+    )
     cache = tmp_path / "cache"
     shutil.copytree(tmp_path / "root" / "hostile", cache / "hostile")
     assert read_manifest(cache / "hostile") == manifest
@@ -209,7 +223,11 @@ async def test_a_manifest_declaring_a_terabyte_is_refused_before_any_download(tm
 async def test_max_package_size_is_configurable(tmp_path):
     async with AssetServer() as server:
         error = await load(server.url, tmp_path / "small", "kai", max_package_size=1 << 20)
-        assert error is not None and error.code is ErrorCode.AVATAR_TOO_LARGE and "kai" in error.message
+        assert (
+            error is not None
+            and error.code is ErrorCode.AVATAR_TOO_LARGE
+            and "kai" in error.message
+        )
         assert await load(server.url, tmp_path / "default", "kai") is None
 
 
@@ -223,11 +241,15 @@ async def test_zeros_past_the_declared_size_are_never_written(tmp_path, written)
     assert written["liar.glb"] == len(KAI)
 
 
-async def test_a_stream_of_zeros_is_a_checksum_mismatch_bounded_by_the_declared_size(tmp_path, written):
+async def test_a_stream_of_zeros_is_a_checksum_mismatch_bounded_by_the_declared_size(
+    tmp_path, written
+):
     stats: dict = {}
     declared = 4 << 20
     cache = tmp_path / "cache"
-    async with lying_server(declared, b"", hashlib.sha256(b"something else").hexdigest(), stats) as server:
+    async with lying_server(
+        declared, b"", hashlib.sha256(b"something else").hexdigest(), stats
+    ) as server:
         error = await load(server.url, cache, "liar")
     assert error is not None and error.code is ErrorCode.CHECKSUM_MISMATCH
     assert written["liar.glb"] <= declared * stats["file_requests"]
@@ -246,7 +268,11 @@ def manifest_server(body: bytes) -> AssetServer:
 
 @pytest.mark.parametrize(
     "body",
-    [b"[" * 100_000 + b"]" * 100_000, b'{"id": "deep", "extra": ' + b"{" * 5000 + b"}" * 5000 + b"}", b" " * (3 << 20)],
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "deep", "extra": ' + b"{" * 5000 + b"}" * 5000 + b"}",
+        b" " * (3 << 20),
+    ],
     ids=["deep-array", "deep-extra", "3-MiB-body"],
 )
 async def test_a_hostile_manifest_is_invalid_metadata_not_unknown(tmp_path, body):
@@ -277,7 +303,14 @@ MANIFEST_BYTES = (AVATARS_DIR / "kai" / MANIFEST_NAME).read_bytes()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, len(MANIFEST_BYTES) - 1), st.integers(1, 255)), min_size=1, max_size=8), st.integers(0, len(MANIFEST_BYTES)))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(MANIFEST_BYTES) - 1), st.integers(1, 255)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(0, len(MANIFEST_BYTES)),
+)
 def test_mutated_manifests_parse_or_fail_with_a_code(flips, cut):
     """Byte flips and cuts of a real manifest: a Manifest or ``invalidAvatarMetadata``."""
     data = bytearray(MANIFEST_BYTES[:cut] if cut else MANIFEST_BYTES)

@@ -23,7 +23,9 @@ AVATAR = "kai"  # about 2 MB
 def tmpfs(path: Path, options: str):
     """A real tmpfs at ``path`` (needs CAP_SYS_ADMIN, which CI containers may lack)."""
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -68,7 +70,9 @@ async def test_download_cut_in_half_fails_cleanly_then_loads_when_the_service_is
         """Sends the first half of the file's bytes, then the connection dies."""
         from avatarkit.paths import AVATARS_DIR
 
-        data = (AVATARS_DIR / request.match_info["avatar_id"] / request.match_info["name"]).read_bytes()
+        data = (
+            AVATARS_DIR / request.match_info["avatar_id"] / request.match_info["name"]
+        ).read_bytes()
         response = web.StreamResponse(headers={"Content-Length": str(len(data))})
         await response.prepare(request)
         await response.write(data[: len(data) // 2])
@@ -76,6 +80,7 @@ async def test_download_cut_in_half_fails_cleanly_then_loads_when_the_service_is
         return response
 
     app.router.add_get("/cut/v1/avatars/{avatar_id}/files/{name}", half_then_drop)
+
     async def manifest(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/v1/avatars/{request.match_info['avatar_id']}")
 
@@ -89,6 +94,10 @@ async def test_download_cut_in_half_fails_cleanly_then_loads_when_the_service_is
         assert not (cache / AVATAR).exists()  # nothing half-written is visible as a package
         # The service is healthy again: the same cache loads it, whole and verified.
         avatar = await asyncio.wait_for(
-            AvatarManager(base + "/v1/avatars", cache, retries=1, backoff=0.01, timeout=5).load(AVATAR), 30)
+            AvatarManager(base + "/v1/avatars", cache, retries=1, backoff=0.01, timeout=5).load(
+                AVATAR
+            ),
+            30,
+        )
         assert avatar.id == AVATAR and (cache / AVATAR).is_dir()
         assert [n for n in leftovers(cache) if n.startswith(".staging")] == []

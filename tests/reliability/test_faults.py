@@ -77,7 +77,9 @@ async def test_stalled_network_is_detected_and_frees_the_token(make_server):
         proxy.forwarding.clear()  # the peer is gone; no FIN, no RST
         await ws.send(encode_audio("r2", pcm[:3200]))
         took = await wait_until(lambda: server.active_sessions == 0, 10)
-        assert took < 3.0  # heartbeat 0.5 s + pong timeout 0.25 s + watchdog, not the 60 s idle limit
+        assert (
+            took < 3.0
+        )  # heartbeat 0.5 s + pong timeout 0.25 s + watchdog, not the 60 s idle limit
         again = await connect(server, token=token)  # the token is free again: the app can reconnect
         await again.send(encode_audio("r3", pcm, end=True))
         assert len(await receive_utterance(again, "r3")) == expected_frames(len(pcm))
@@ -90,7 +92,9 @@ async def test_client_that_never_reads_big_messages_is_a_slow_consumer(make_serv
     server = make_server(send_stall_s=1.0)
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # reads nothing, tiny window
-    ws = await connect(server, sock=sock, max_queue=1, max_size=None, compression=None, ping_interval=None)
+    ws = await connect(
+        server, sock=sock, max_queue=1, max_size=None, compression=None, ping_interval=None
+    )
     big = speech_pcm(5.0)  # 160 KB per message
 
     async def send_forever() -> None:
@@ -127,18 +131,28 @@ def test_server_killed_mid_utterance_client_reconnects_without_replay(tmp_path):
         import json
 
         request = urllib.request.Request(
-            base + "/v1/console/session-tokens", method="POST",
+            base + "/v1/console/session-tokens",
+            method="POST",
             data=json.dumps({"expireAt": int(time.time()) + 600}).encode(),
-            headers={"X-Api-Key": api_key, "Content-Type": "application/json"})
+            headers={"X-Api-Key": api_key, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=5) as resp:
             return json.load(resp)["sessionToken"]
 
     server = start_serve(port, api_key, app_id, "--any-avatar")
     mixer = Mixer(16000)
     device = VirtualDevice(mixer).start()
-    AvatarSDK.initialize(app_id, Configuration(
-        audio_device="virtual", ingress_url=f"ws://127.0.0.1:{port}/v2/driveningress",
-        token_provider=fresh_token, reconnect_backoff_s=0.2, reconnect_attempts=8, strict_sync=True))
+    AvatarSDK.initialize(
+        app_id,
+        Configuration(
+            audio_device="virtual",
+            ingress_url=f"ws://127.0.0.1:{port}/v2/driveningress",
+            token_provider=fresh_token,
+            reconnect_backoff_s=0.2,
+            reconnect_attempts=8,
+            strict_sync=True,
+        ),
+    )
     controller = AvatarController("ava", mixer)
     states, errors = [], []
     controller.on_connection_state = lambda s, r: states.append(s)
@@ -161,19 +175,24 @@ def test_server_killed_mid_utterance_client_reconnects_without_replay(tmp_path):
         controller.start()
         pcm = speech_pcm(2.0)
         half = len(pcm) // 2
-        cid = {controller.send(pcm[i:i + 3200]) for i in range(0, half, 3200)}
+        cid = {controller.send(pcm[i : i + 3200]) for i in range(0, half, 3200)}
         run_until(lambda: controller.face_time is not None)
         server.send_signal(signal.SIGKILL)  # no close frame, no graceful anything
         server.wait(10)
         run_until(lambda: ConnectionState.RECONNECTING in states)
         server = start_serve(port, api_key, app_id, "--any-avatar")
         run_until(lambda: controller.connection_state == ConnectionState.CONNECTED)
-        cid |= {controller.send(pcm[i:i + 3200], end=i + 3200 >= len(pcm)) for i in range(half, len(pcm), 3200)}
+        cid |= {
+            controller.send(pcm[i : i + 3200], end=i + 3200 >= len(pcm))
+            for i in range(half, len(pcm), 3200)
+        }
         assert len(cid) == 1  # the same conversation goes on after the reconnect
         run_until(lambda: controller.conversation_state == ConversationState.IDLE)
         assert states.count(ConnectionState.CONNECTED) == 2
         assert ErrorCode.CONNECTION_CLOSED in errors  # reported to the app
-        assert controller._source.consumed == len(pcm) // 2  # every sample played once, none replayed
+        assert (
+            controller._source.consumed == len(pcm) // 2
+        )  # every sample played once, none replayed
     finally:
         controller.dispose()
         AvatarSDK.cleanup()

@@ -36,8 +36,16 @@ def _valid_animation() -> bytes:
     from avatarkit.motion import MotionFrame
 
     rng = np.random.default_rng(1)
-    frames = [MotionFrame(i, 30, rng.random(52, dtype=np.float32), rng.normal(0, 0.1, 3).astype(np.float32),
-                          rng.normal(0, 0.1, 2).astype(np.float32)) for i in range(9)]
+    frames = [
+        MotionFrame(
+            i,
+            30,
+            rng.random(52, dtype=np.float32),
+            rng.normal(0, 0.1, 3).astype(np.float32),
+            rng.normal(0, 0.1, 2).astype(np.float32),
+        )
+        for i in range(9)
+    ]
     return encode_animation("conn", "req", frames, end=True)
 
 
@@ -51,7 +59,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         if op < 0.5 and out:
             out[rng.randrange(len(out))] = rng.randrange(256)
         elif op < 0.75 and out:
-            del out[rng.randrange(len(out)):][: rng.randint(1, 16)]
+            del out[rng.randrange(len(out)) :][: rng.randint(1, 16)]
         else:
             pos = rng.randint(0, len(out))
             out[pos:pos] = rng.randbytes(rng.randint(1, 16))
@@ -81,12 +89,17 @@ def test_mutated_animation_envelopes_decode_or_fail_cleanly(rng):
         assert exc.code in (ErrorCode.PROTOCOL_ERROR, ErrorCode.INVALID_ANIMATION_DATA)
         return
     for frame in frames:  # whatever survived is well-formed
-        assert frame.weights.shape == (52,) and 0 <= frame.weights.min() and frame.weights.max() <= 1
+        assert (
+            frame.weights.shape == (52,) and 0 <= frame.weights.min() and frame.weights.max() <= 1
+        )
 
 
 @QUICK
-@given(st.one_of(st.none(), st.integers(), st.text(max_size=20)), st.text(max_size=200),
-       st.one_of(st.none(), st.integers(100, 599)))
+@given(
+    st.one_of(st.none(), st.integers(), st.text(max_size=20)),
+    st.text(max_size=200),
+    st.one_of(st.none(), st.integers(100, 599)),
+)
 def test_classify_always_gives_a_code(code, text, status):
     assert isinstance(classify(code, text, http_status=status), ErrorCode)
 
@@ -98,14 +111,20 @@ def _hostile_messages(rng: random.Random, n: int) -> list[bytes | str]:
         lambda: mutate(encode_audio("m", pcm), rng),
         lambda: mutate(encode_configure(16000), rng),
         lambda: encode_configure(rng.choice([0, 1, 7999, 2**31 - 1, 96000, -1, -(2**31)])),
-        lambda: encode_audio("x" * rng.choice([1, 1000, 100_000]), pcm[: rng.randint(0, 641)], end=rng.random() < 0.3),
+        lambda: encode_audio(
+            "x" * rng.choice([1, 1000, 100_000]), pcm[: rng.randint(0, 641)], end=rng.random() < 0.3
+        ),
         lambda: encode_audio("", pcm),
-        lambda: encode_audio(f"r{rng.randint(0, 9)}", pcm[: rng.randrange(1, 641, 2)], end=rng.random() < 0.5),
+        lambda: encode_audio(
+            f"r{rng.randint(0, 9)}", pcm[: rng.randrange(1, 641, 2)], end=rng.random() < 0.5
+        ),
         lambda: encode_interrupt(f"r{rng.randint(0, 9)}"),
         lambda: pb.Message(type=rng.randint(6, 1000)).SerializeToString(),
         lambda: pb.Message(type=pb.MESSAGE_SERVER_RESPONSE_ANIMATION).SerializeToString(),
         lambda: "text frame \u2603",
-        lambda: encode_audio("big", b"\0" * (5000 + rng.randint(0, 3000))),  # over this server's 4 KB limit
+        lambda: encode_audio(
+            "big", b"\0" * (5000 + rng.randint(0, 3000))
+        ),  # over this server's 4 KB limit
     ]
     return [rng.choice(makers)() for _ in range(n)]
 
@@ -145,18 +164,23 @@ async def test_socket_fuzz_never_hurts_the_server_or_a_healthy_session(make_serv
 
     async def healthy_session() -> list:
         for i in range(0, len(pcm), 640):  # 20 ms chunks, a bit faster than real time
-            await healthy.send(encode_audio("good", pcm[i:i + 640], end=i + 640 >= len(pcm)))
+            await healthy.send(encode_audio("good", pcm[i : i + 640], end=i + 640 >= len(pcm)))
             await asyncio.sleep(0.005)
         return await receive_utterance(healthy, "good")
 
     start = time.monotonic()
-    frames, connections = await asyncio.gather(healthy_session(), _hostile_client(server, messages, replies))
+    frames, connections = await asyncio.gather(
+        healthy_session(), _hostile_client(server, messages, replies)
+    )
     assert time.monotonic() - start < 30
     assert [f.index for f in frames] == list(range(expected_frames(len(pcm))))  # complete, in order
     for data in replies:  # every answer is a well-formed envelope; errors carry a stable code
         envelope = decode_envelope(data)
         if envelope.type == pb.MESSAGE_SERVER_ERROR:
-            assert classify(envelope.server_error.code, envelope.server_error.message) is not ErrorCode.SERVER_ERROR
+            assert (
+                classify(envelope.server_error.code, envelope.server_error.message)
+                is not ErrorCode.SERVER_ERROR
+            )
     assert sum(server.stats.errors.values()) > 50 and connections >= 1
     assert ErrorCode.SERVER_ERROR not in server.stats.errors
     await healthy.close()
@@ -165,11 +189,18 @@ async def test_socket_fuzz_never_hurts_the_server_or_a_healthy_session(make_serv
 
 
 ASSET_PATHS = [
-    "/v1/avatars/ava/files/..%2f..%2fmanifest.json", "/v1/avatars/..%2f..%2fetc/files/passwd",
-    "/v1/avatars/ava/files/%2e%2e%2f%2e%2e%2fpyproject.toml", "/v1/avatars/ava/files/..\\..\\x",
-    "/v1/avatars/%2e%2e/files/ava", "/v1/avatars/ava/files/%00", "/v1/avatars/ava/files/\u00e9\u2603.glb",
-    "/v1/avatars/\u0430va", "/v1/avatars/ava/files/" + "a" * 5000, "/v1/avatars/ava/files//etc/passwd",
-    "/v1/avatars/ava%00/files/x", "/v1/avatars/ava/files/manifest.json%20",
+    "/v1/avatars/ava/files/..%2f..%2fmanifest.json",
+    "/v1/avatars/..%2f..%2fetc/files/passwd",
+    "/v1/avatars/ava/files/%2e%2e%2f%2e%2e%2fpyproject.toml",
+    "/v1/avatars/ava/files/..\\..\\x",
+    "/v1/avatars/%2e%2e/files/ava",
+    "/v1/avatars/ava/files/%00",
+    "/v1/avatars/ava/files/\u00e9\u2603.glb",
+    "/v1/avatars/\u0430va",
+    "/v1/avatars/ava/files/" + "a" * 5000,
+    "/v1/avatars/ava/files//etc/passwd",
+    "/v1/avatars/ava%00/files/x",
+    "/v1/avatars/ava/files/manifest.json%20",
 ]
 
 
@@ -189,18 +220,33 @@ async def test_asset_service_paths_ranges_and_headers(server):
         async with http.get(url) as resp:
             whole = await resp.read()
         rng = random.Random(4)
-        ranges = ["bytes=0-0", "bytes=-1", f"bytes={len(whole)}-", "bytes=5-2", "bytes=-0", "bytes=0-1,3-4",
-                  "bytes=a-b", "items=0-1", "bytes=" + "9" * 40 + "-", "bytes=--1", ""]
-        ranges += [f"bytes={rng.randint(0, len(whole) * 2)}-{rng.choice(['', rng.randint(0, len(whole) * 2)])}"
-                   for _ in range(30)]
+        ranges = [
+            "bytes=0-0",
+            "bytes=-1",
+            f"bytes={len(whole)}-",
+            "bytes=5-2",
+            "bytes=-0",
+            "bytes=0-1,3-4",
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=" + "9" * 40 + "-",
+            "bytes=--1",
+            "",
+        ]
+        ranges += [
+            f"bytes={rng.randint(0, len(whole) * 2)}-{rng.choice(['', rng.randint(0, len(whole) * 2)])}"
+            for _ in range(30)
+        ]
         for header in ranges:
             for extra in ({}, {"If-Range": '"nope"'}, {"If-None-Match": "\u00ff,,*, W/"}):
                 async with http.get(url, headers={"Range": header, **extra}) as resp:
                     body = await resp.read()
                     assert resp.status in (200, 206, 304, 416), (header, extra, resp.status)
                     if resp.status == 206:
-                        first, last = map(int, resp.headers["Content-Range"].split()[1].split("/")[0].split("-"))
-                        assert body == whole[first:last + 1]
+                        first, last = map(
+                            int, resp.headers["Content-Range"].split()[1].split("/")[0].split("-")
+                        )
+                        assert body == whole[first : last + 1]
                     elif resp.status == 200:
                         assert body == whole
 
@@ -208,18 +254,41 @@ async def test_asset_service_paths_ranges_and_headers(server):
 async def test_console_api_json_and_expire_at(server):
     url = server.console_url + "/session-tokens"
     now = time.time()
-    bodies = [b"", b"null", b"[]", b"{", b'{"expireAt": "soon"}', b'{"expireAt": true}',
-              b'{"expireAt": 1e400}', b'{"expireAt": NaN}', b'{"expireAt": -1}', b'{"expireAt": 0}',
-              b'{"expireAt": 99999999999999999999999999}', b'{"expireAt": null}', b'{"appId": 5}',
-              b'{"expireAt": [1]}', b'{"expireAt": {}}', b"\xff\xfe", b'"x"', b"1" * 10000,
-              f'{{"expireAt": {now + 30}, "appId": "other"}}'.encode()]
+    bodies = [
+        b"",
+        b"null",
+        b"[]",
+        b"{",
+        b'{"expireAt": "soon"}',
+        b'{"expireAt": true}',
+        b'{"expireAt": 1e400}',
+        b'{"expireAt": NaN}',
+        b'{"expireAt": -1}',
+        b'{"expireAt": 0}',
+        b'{"expireAt": 99999999999999999999999999}',
+        b'{"expireAt": null}',
+        b'{"appId": 5}',
+        b'{"expireAt": [1]}',
+        b'{"expireAt": {}}',
+        b"\xff\xfe",
+        b'"x"',
+        b"1" * 10000,
+        f'{{"expireAt": {now + 30}, "appId": "other"}}'.encode(),
+    ]
     async with aiohttp.ClientSession() as http:
         for body in bodies:
-            async with http.post(url, data=body, headers={"X-Api-Key": server.api_key,
-                                                          "Content-Type": "application/json"}) as resp:
+            async with http.post(
+                url,
+                data=body,
+                headers={"X-Api-Key": server.api_key, "Content-Type": "application/json"},
+            ) as resp:
                 assert resp.status in (400, 404), (body[:40], resp.status)
                 assert (await resp.json())["errors"][0]["code"]
-        async with http.post(url, data=b"{" + b" " * (2 << 20) + b"}", headers={"X-Api-Key": server.api_key}) as resp:
+        async with http.post(
+            url, data=b"{" + b" " * (2 << 20) + b"}", headers={"X-Api-Key": server.api_key}
+        ) as resp:
             assert resp.status == 413  # body size is bounded (aiohttp's 1 MiB default)
-        async with http.post(url, json={"expireAt": now + 30}, headers={"X-Api-Key": server.api_key}) as resp:
+        async with http.post(
+            url, json={"expireAt": now + 30}, headers={"X-Api-Key": server.api_key}
+        ) as resp:
             assert resp.status == 200

@@ -25,7 +25,9 @@ def test_gltf_fuzzer_finds_nothing():
         [sys.executable, str(FUZZER), "--seed", str(SEED), "--mutants", str(MUTANTS)],
         capture_output=True,
         text=True,
-        timeout=max(120, MUTANTS * 4 * 0.1),  # a hang is caught inside at 10 s; this is the backstop
+        timeout=max(
+            120, MUTANTS * 4 * 0.1
+        ),  # a hang is caught inside at 10 s; this is the backstop
     )
     lines = done.stdout.strip().splitlines()
     # A hang ends the child from its watchdog ("HANG <mutant>" and every stack): no summary.
@@ -34,7 +36,9 @@ def test_gltf_fuzzer_finds_nothing():
     assert done.returncode == 0 and summary["finding_count"] == 0, "\n".join(lines[-20:])
     assert summary["mutants"] == 4 * MUTANTS
     # Every kind of outcome was reached: the mutants are not all rejected at the door.
-    assert {"loaded", "invalidGltf", "gltfLimitExceeded", "gltfUriNotAllowed"} <= set(summary["outcomes"])
+    assert {"loaded", "invalidGltf", "gltfLimitExceeded", "gltfUriNotAllowed"} <= set(
+        summary["outcomes"]
+    )
     assert summary["peak_rss_growth_mb"] < 256 and summary["slowest_ms"] < 1000
 
 

@@ -93,8 +93,9 @@ def _healthy_get(base_url: str, timeout: float = 2.0) -> float:
 
 
 def test_slowloris_is_cut_off_and_healthy_clients_are_served(servers, tmp_path):
-    server = ServerProcess(tmp_path / "server.log", nofile=512, header_timeout_s=1.0,
-                           max_http_connections_per_ip=64)
+    server = ServerProcess(
+        tmp_path / "server.log", nofile=512, header_timeout_s=1.0, max_http_connections_per_ip=64
+    )
     servers.append(server)
     attack = _half_open(server.port, 300)
     try:
@@ -121,8 +122,13 @@ def test_slowloris_is_cut_off_and_healthy_clients_are_served(servers, tmp_path):
 
 def test_descriptor_exhaustion_logs_a_line_not_a_traceback_per_accept(servers, tmp_path):
     # Caps off, so accept() itself runs out of descriptors: what asyncio then logs per failure.
-    server = ServerProcess(tmp_path / "server.log", nofile=128, header_timeout_s=1.0,
-                           max_http_connections_per_ip=0, max_connections=0)
+    server = ServerProcess(
+        tmp_path / "server.log",
+        nofile=128,
+        header_timeout_s=1.0,
+        max_http_connections_per_ip=0,
+        max_connections=0,
+    )
     servers.append(server)
     attack = _half_open(server.port, 300)
     time.sleep(0.5)
@@ -201,8 +207,11 @@ async def test_deeply_nested_console_bodies_are_a_400(server):
     import aiohttp
 
     url = server.console_url + "/session-tokens"
-    bodies = ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000,
-              '{"expireAt": ' + "[" * 50_000 + "]" * 50_000 + "}"]
+    bodies = [
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' * 100_000 + "1" + "}" * 100_000,
+        '{"expireAt": ' + "[" * 50_000 + "]" * 50_000 + "}",
+    ]
     async with aiohttp.ClientSession() as http:
         for body in bodies:
             async with http.post(url, data=body, headers={"X-Api-Key": server.api_key}) as response:
@@ -258,7 +267,11 @@ async def test_closed_sessions_are_freed_by_reference_counting(make_server):
     gc.disable()
     try:
         refs = []
-        for ending in ("client closes", "idle timeout: the server closes", "interrupted mid-utterance"):
+        for ending in (
+            "client closes",
+            "idle timeout: the server closes",
+            "interrupted mid-utterance",
+        ):
             ws = await connect(server)
             session = next(iter(server._state.sessions))
             refs.append(weakref.ref(session))
@@ -329,22 +342,31 @@ def _animation_of(item: object) -> str | None:
     if not isinstance(data, bytes):
         return None
     envelope = decode_envelope(data)
-    return envelope.server_response_animation.req_id if envelope.HasField("server_response_animation") else None
+    return (
+        envelope.server_response_animation.req_id
+        if envelope.HasField("server_response_animation")
+        else None
+    )
 
 
 async def test_interrupt_takes_back_queued_animation_of_an_ended_utterance(make_server):
     # One frame per message and no slow-consumer limit: a burst fills the outbox while
     # the client reads nothing (a 4 KiB window), as a client busy elsewhere would.
-    server = make_server(batch_frames=1, max_frames_per_message=1, send_queue_messages=100_000,
-                         send_stall_s=0)
+    server = make_server(
+        batch_frames=1, max_frames_per_message=1, send_queue_messages=100_000, send_stall_s=0
+    )
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    ws = await connect(server, sock=sock, configure=False, max_queue=1, max_size=None, compression=None)
+    ws = await connect(
+        server, sock=sock, configure=False, max_queue=1, max_size=None, compression=None
+    )
     await ws.send(encode_configure(16000, extra_params={"fps": "60"}))  # half the audio to infer
     assert decode_envelope(await ws.recv()).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
     # A congested path: small kernel buffers on the server's side too (no autotuning).
     session = next(iter(server._state.sessions))
-    session._request.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    session._request.transport.get_extra_info("socket").setsockopt(
+        socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+    )
     pcm = speech_pcm(15.0)
     total = expected_frames(len(pcm), fps=60)  # 900 messages each
     fillers = ("f1", "f2", "f3")  # fill the buffers (~260 KB) until the writer waits
@@ -369,7 +391,10 @@ async def test_interrupt_takes_back_queued_animation_of_an_ended_utterance(make_
         elif animation.req_id == "r2" and animation.end:
             break
     assert queued > total // 2  # most of r1 was still waiting when the interrupt came
-    assert not ended_r1 and got_r1 <= total - queued, (got_r1, queued)  # before: all 900 and the end
+    assert not ended_r1 and got_r1 <= total - queued, (
+        got_r1,
+        queued,
+    )  # before: all 900 and the end
     await ws.close()
 
 
@@ -389,8 +414,12 @@ def test_short_token_secrets_are_refused(monkeypatch):
         EmbeddedServer()  # the environment's secret is checked too (it was ignored)
     with pytest.raises(AvatarKitError):
         ServerConfig(api_key="k", app_id="a").with_credentials()
-    result = subprocess.run([sys.executable, "-m", "avatarkit", "serve", "--port", "0"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "32 bytes" in result.stderr  # refused before serving
 
 
@@ -426,9 +455,11 @@ def test_a_trickled_console_body_is_cut_off(make_server):
     server = make_server(header_timeout_s=1.0)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     try:
-        sock.sendall(b"POST /v1/console/session-tokens HTTP/1.1\r\nHost: x\r\n"
-                     b"X-Api-Key: " + server.api_key.encode() + b"\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{")
+        sock.sendall(
+            b"POST /v1/console/session-tokens HTTP/1.1\r\nHost: x\r\n"
+            b"X-Api-Key: " + server.api_key.encode() + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
         started = time.monotonic()
         answer = b""
         while b"\r\n\r\n" not in answer:

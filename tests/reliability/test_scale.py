@@ -68,7 +68,9 @@ async def kill_one_and_check_survivors(sessions: list, kill, survivors_expected:
     await asyncio.gather(*(ws.close() for ws in sessions), return_exceptions=True)
 
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+@pytest.mark.skipif(
+    nginx_binary() is None, reason="nginx is not installed (scripts/setup.sh OPTIONAL_DEBS)"
+)
 async def test_two_servers_behind_nginx():
     ports = [pick_free_port("127.0.0.1") for _ in range(2)]
     servers = []
@@ -85,7 +87,9 @@ async def test_two_servers_behind_nginx():
         counts = [(await health(b.base_url))["sessions"] for b in backends]
         assert sum(counts) == len(sessions) and min(counts) >= 2, counts  # spread across both
         # Killing one server takes only its own sessions; the others finish their utterances.
-        await kill_one_and_check_survivors(sessions, lambda: servers[0].send_signal(signal.SIGKILL), counts[1])
+        await kill_one_and_check_survivors(
+            sessions, lambda: servers[0].send_signal(signal.SIGKILL), counts[1]
+        )
         # New sessions keep working through the balancer (the dead upstream is skipped).
         for _ in range(3):
             ws = await connect(lb, token=await console_token(lb.base_url, API_KEY))
@@ -113,17 +117,25 @@ async def test_workers_share_port_and_a_killed_worker_takes_only_its_sessions():
         sessions = []
         per_worker: dict[int, int] = {}
         for _ in range(40):  # SO_REUSEPORT hashes connections: open until both workers hold some
-            sessions.append(await connect(target, token=await console_token(target.base_url, API_KEY)))
+            sessions.append(
+                await connect(target, token=await console_token(target.base_url, API_KEY))
+            )
             for _ in range(6):
                 info = await health(target.base_url)
                 per_worker[info["pid"]] = info["sessions"]
-            if len(per_worker) == 2 and min(per_worker.values()) >= 2 and sum(per_worker.values()) == len(sessions):
+            if (
+                len(per_worker) == 2
+                and min(per_worker.values()) >= 2
+                and sum(per_worker.values()) == len(sessions)
+            ):
                 break
         assert len(per_worker) == 2 and sum(per_worker.values()) == len(sessions), per_worker
         victim, survivor = list(per_worker)
         import os
 
-        await kill_one_and_check_survivors(sessions, lambda: os.kill(victim, signal.SIGKILL), per_worker[survivor])
+        await kill_one_and_check_survivors(
+            sessions, lambda: os.kill(victim, signal.SIGKILL), per_worker[survivor]
+        )
     finally:
         master.send_signal(signal.SIGTERM)
         try:
@@ -132,9 +144,13 @@ async def test_workers_share_port_and_a_killed_worker_takes_only_its_sessions():
             master.kill()
 
 
-@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (scripts/setup.sh OPTIONAL_DEBS)")
-@pytest.mark.skipif(redis_server_binary() is None,
-                    reason="redis-server is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+@pytest.mark.skipif(
+    nginx_binary() is None, reason="nginx is not installed (scripts/setup.sh OPTIONAL_DEBS)"
+)
+@pytest.mark.skipif(
+    redis_server_binary() is None,
+    reason="redis-server is not installed (scripts/setup.sh OPTIONAL_DEBS)",
+)
 async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
     pytest.importorskip("redis", reason="the redis package (extra avatarkit[redis])")
     redis_process, redis_url = start_redis(tmp_path)
@@ -143,8 +159,20 @@ async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
     balancer = NginxBalancer([f"127.0.0.1:{p}" for p in ports], pick_free_port("127.0.0.1"))
     opened: list = []
     try:
-        servers += [start_serve(port, API_KEY, APP_ID, "--redis", redis_url, "--max-per-ip", "3",
-                                "--trust-proxy", "127.0.0.1") for port in ports]
+        servers += [
+            start_serve(
+                port,
+                API_KEY,
+                APP_ID,
+                "--redis",
+                redis_url,
+                "--max-per-ip",
+                "3",
+                "--trust-proxy",
+                "127.0.0.1",
+            )
+            for port in ports
+        ]
         one, two = (Target(port) for port in ports)
         balancer.start()
         lb = Target(balancer.port)
@@ -171,15 +199,21 @@ async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
         assert sum(counts) == 3 and min(counts) >= 1, counts
         for target in (one, two, lb, lb):
             with pytest.raises(websockets.InvalidStatus) as info:
-                await connect(target, token=await console_token(lb.base_url, API_KEY), configure=False)
+                await connect(
+                    target, token=await console_token(lb.base_url, API_KEY), configure=False
+                )
             assert refusal_code(info.value) == (429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED)
         # Behind the trusted proxy each client has its own limit (X-Forwarded-For): another
         # address gets its 3 sessions through nginx, on either server, and no fourth.
         other = {"local_addr": ("127.0.0.2", 0)}
         for target in (lb, lb, two):
-            opened.append(await connect(target, token=await console_token(lb.base_url, API_KEY), **other))
+            opened.append(
+                await connect(target, token=await console_token(lb.base_url, API_KEY), **other)
+            )
         with pytest.raises(websockets.InvalidStatus) as info:
-            await connect(lb, token=await console_token(lb.base_url, API_KEY), configure=False, **other)
+            await connect(
+                lb, token=await console_token(lb.base_url, API_KEY), configure=False, **other
+            )
         assert refusal_code(info.value) == (429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED)
         for _ in range(3):
             await opened.pop().close()
@@ -202,8 +236,10 @@ async def test_two_servers_share_tokens_and_limits_through_redis(tmp_path):
         redis_process.wait(10)
 
 
-@pytest.mark.skipif(redis_server_binary() is None,
-                    reason="redis-server is not installed (scripts/setup.sh OPTIONAL_DEBS)")
+@pytest.mark.skipif(
+    redis_server_binary() is None,
+    reason="redis-server is not installed (scripts/setup.sh OPTIONAL_DEBS)",
+)
 async def test_redis_store_forgets_a_dead_server_and_fails_closed(tmp_path, make_server):
     pytest.importorskip("redis", reason="the redis package (extra avatarkit[redis])")
     from avatarkit.server.shared import RedisStore
@@ -213,7 +249,9 @@ async def test_redis_store_forgets_a_dead_server_and_fails_closed(tmp_path, make
         crashed, alive = RedisStore(redis_url), RedisStore(redis_url)
         await crashed.heartbeat()
         await alive.heartbeat()
-        assert await crashed.acquire_address("10.0.0.1", 2) and await crashed.acquire_address("10.0.0.1", 2)
+        assert await crashed.acquire_address("10.0.0.1", 2) and await crashed.acquire_address(
+            "10.0.0.1", 2
+        )
         assert not await alive.acquire_address("10.0.0.1", 2)  # the limit spans servers
         await alive._redis.delete(f"avatarkit:server:{crashed.server_id}")  # its heartbeat lapsed
         assert await alive.address_sessions("10.0.0.1") == 0

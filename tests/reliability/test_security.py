@@ -37,8 +37,11 @@ async def test_secrets_never_reach_a_log_or_the_client(make_server, caplog):
     server = make_server()
     received = bytearray()
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(server.console_url + "/session-tokens", headers={"X-Api-Key": server.api_key},
-                               json={"expireAt": int(time.time()) + 600})
+        resp = await http.post(
+            server.console_url + "/session-tokens",
+            headers={"X-Api-Key": server.api_key},
+            json={"expireAt": int(time.time()) + 600},
+        )
         body = await resp.read()
         received += body
         token = (await resp.json())["sessionToken"]
@@ -55,12 +58,16 @@ async def test_secrets_never_reach_a_log_or_the_client(make_server, caplog):
     # Everything but this test's own websocket client (whose DEBUG log echoes its headers).
     records = [r for r in caplog.records if not r.name.startswith("websockets.client")]
     logged = "\n".join(f"{r.name} {r.getMessage()} {r.args}" for r in records)
-    assert any(r.name.startswith("avatarkit.server") for r in records), "nothing logged: the test would mean nothing"
+    assert any(r.name.startswith("avatarkit.server") for r in records), (
+        "nothing logged: the test would mean nothing"
+    )
     for secret in secrets:
         assert secret not in logged
         assert secret.encode("latin-1") not in bytes(received)
     assert token not in logged  # the session token is a bearer credential too
-    assert jwt.decode(token, options={"verify_signature": False})["app"] == server.app_id  # no key inside
+    assert (
+        jwt.decode(token, options={"verify_signature": False})["app"] == server.app_id
+    )  # no key inside
 
 
 def test_comparisons_are_timing_safe():
@@ -76,7 +83,13 @@ def test_comparisons_are_timing_safe():
 @pytest.mark.parametrize("forge", ["other_key", "alg_none", "tampered", "expired", "other_app"])
 async def test_forged_tampered_expired_and_foreign_tokens_are_refused(server, forge):
     now = int(time.time())
-    claims = {"app": server.app_id, "exp": now + 600, "iat": now, "jti": "x" * 32, "scope": "motion:stream"}
+    claims = {
+        "app": server.app_id,
+        "exp": now + 600,
+        "iat": now,
+        "jti": "x" * 32,
+        "scope": "motion:stream",
+    }
     key = server.config.signing_key()
     if forge == "other_key":
         token = jwt.encode(claims, b"k" * 32, algorithm="HS256")
@@ -84,7 +97,9 @@ async def test_forged_tampered_expired_and_foreign_tokens_are_refused(server, fo
         token = jwt.encode(claims, None, algorithm="none")
     elif forge == "tampered":  # a valid token whose claims were edited (longer expiry)
         head, _, sig = server.issue_token(60).split(".")
-        body = jwt.utils.base64url_encode(jwt.api_jws.json.dumps({**claims, "exp": now + 86400}).encode()).decode()
+        body = jwt.utils.base64url_encode(
+            jwt.api_jws.json.dumps({**claims, "exp": now + 86400}).encode()
+        ).decode()
         token = f"{head}.{body}.{sig}"
     elif forge == "expired":
         token = jwt.encode({**claims, "exp": now - 5}, key, algorithm="HS256")
@@ -158,9 +173,16 @@ async def test_console_api_refuses_browsers_and_sends_no_cors(server):
     body = {"expireAt": int(time.time()) + 60}
     async with aiohttp.ClientSession() as http:
         for method in ("OPTIONS", "POST"):
-            async with http.request(method, url, json=body, headers={
-                "X-Api-Key": server.api_key, "Origin": "https://app.example",
-                "Access-Control-Request-Method": "POST"}) as resp:
+            async with http.request(
+                method,
+                url,
+                json=body,
+                headers={
+                    "X-Api-Key": server.api_key,
+                    "Origin": "https://app.example",
+                    "Access-Control-Request-Method": "POST",
+                },
+            ) as resp:
                 assert resp.status in (403, 405)
                 assert not [h for h in resp.headers if h.lower().startswith("access-control-")]
         async with http.post(url, json=body, headers={"X-Api-Key": server.api_key}) as resp:
@@ -195,9 +217,23 @@ async def test_serve_binds_loopback_by_default_and_wires_its_security_flags():
     assert ServerConfig().host == "127.0.0.1"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "avatarkit", "serve", "--port", "0", "--any-avatar",
-         "--allow-origin", "https://app.example", "--max-per-ip", "1"],
-        stdout=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "avatarkit",
+            "serve",
+            "--port",
+            "0",
+            "--any-avatar",
+            "--allow-origin",
+            "https://app.example",
+            "--max-per-ip",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         banner = {}
         for _ in range(7):
@@ -231,14 +267,28 @@ async def test_serve_binds_loopback_by_default_and_wires_its_security_flags():
 
                 key = Config(api_key=banner["api_key"], app_id=self.app_id).signing_key()
                 now = int(time.time())
-                return pyjwt.encode({"app": self.app_id, "exp": now + 60, "iat": now, "jti": os.urandom(8).hex(),
-                                     "scope": "motion:stream"}, key, algorithm="HS256")
+                return pyjwt.encode(
+                    {
+                        "app": self.app_id,
+                        "exp": now + 60,
+                        "iat": now,
+                        "jti": os.urandom(8).hex(),
+                        "scope": "motion:stream",
+                    },
+                    key,
+                    algorithm="HS256",
+                )
 
         target = Target()
-        ws = await connect(target, port=port, avatar="demo", origin="https://app.example")  # --any-avatar, --allow-origin
+        ws = await connect(
+            target, port=port, avatar="demo", origin="https://app.example"
+        )  # --any-avatar, --allow-origin
         with pytest.raises(websockets.InvalidStatus) as info:
             await connect(target, port=port, configure=False)
-        assert refusal_code(info.value) == (429, ErrorCode.CONCURRENT_LIMIT_EXCEEDED)  # --max-per-ip 1
+        assert refusal_code(info.value) == (
+            429,
+            ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+        )  # --max-per-ip 1
         await ws.close()
     finally:
         process.terminate()

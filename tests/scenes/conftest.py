@@ -35,7 +35,9 @@ def step_until_fixture():
     return step_until
 
 
-def step_until(stage: Stage, condition: Callable[[], bool], timeout: float = 10.0, max_frames: int = 600) -> int:
+def step_until(
+    stage: Stage, condition: Callable[[], bool], timeout: float = 10.0, max_frames: int = 600
+) -> int:
     """Step frames (pausing a little in wall time: networks run in real time) until
     ``condition()`` holds; returns the frames stepped. Fails the test on timeout."""
     deadline = time.monotonic() + timeout

@@ -54,7 +54,9 @@ def test_wrong_answer_by_click_frowns_and_keeps_score(make_stage):
     for _ in range(12):
         stage.step()
     assert quiz.answers == [wrong] and quiz.score == 0
-    assert quiz.expression == "frown" and quiz.view.expression["mouthFrownLeft"] == pytest.approx(0.75, abs=0.01)
+    assert quiz.expression == "frown" and quiz.view.expression["mouthFrownLeft"] == pytest.approx(
+        0.75, abs=0.01
+    )
     assert quiz.options[wrong].color == game.WRONG
     assert "Not quite" in quiz.verdict.text
 

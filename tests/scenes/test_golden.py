@@ -54,4 +54,6 @@ def test_command_fails_and_writes_diffs_when_a_golden_differs(tmp_path, monkeypa
     out_dir = tmp_path / "out"
     assert golden.main(["--no-video", "--out", str(out_dir)]) == 1
     assert "ava_neutral" in capsys.readouterr().out
-    assert (out_dir / "ava_neutral.diff.png").exists() and (out_dir / "ava_neutral.actual.png").exists()
+    assert (out_dir / "ava_neutral.diff.png").exists() and (
+        out_dir / "ava_neutral.actual.png"
+    ).exists()

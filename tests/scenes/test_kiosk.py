@@ -87,7 +87,12 @@ def test_survives_a_motion_server_restart(make_stage, step_until):
     port = stage.server.port
     stage.restart_server()
     assert stage.server.port == port
-    step_until(stage, lambda: controller.connection_state == ConnectionState.CONNECTED, timeout=20, max_frames=2000)
+    step_until(
+        stage,
+        lambda: controller.connection_state == ConnectionState.CONNECTED,
+        timeout=20,
+        max_frames=2000,
+    )
     step_until(stage, lambda: scene.banner.message == "Motion Server reconnected")
     assert scene.banner.outages == 1
     # Speech after the restart gets motion again.

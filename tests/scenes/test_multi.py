@@ -19,7 +19,9 @@ def test_four_avatars_speak_overlapping_on_their_own_streams(make_stage, step_un
     demo = multi.Conversation(stage)
     assert list(demo.views) == list(multi.CAST)
     controllers = [view.controller for view in demo.views.values()]
-    step_until(stage, lambda: all(c.connection_state == ConnectionState.CONNECTED for c in controllers))
+    step_until(
+        stage, lambda: all(c.connection_state == ConnectionState.CONNECTED for c in controllers)
+    )
     pans = [view.controller.pan for view in demo.views.values()]
     assert pans == sorted(pans) and pans[0] < -0.5 and pans[-1] > 0.5  # left to right
     assert stage.server.active_sessions == 4  # one Motion Server session each
@@ -50,9 +52,16 @@ def test_listeners_glance_at_the_speaker(make_stage, step_until):
     assert demo.views["ava"].look is None
     # The glance is visible: the listeners' eyes turned (eyeLook* weights on the model).
     kai = demo.views["kai"]
-    look_in = kai.model.target_names.index("eyeLookInLeft") if "eyeLookInLeft" in kai.model.target_names else None
+    look_in = (
+        kai.model.target_names.index("eyeLookInLeft")
+        if "eyeLookInLeft" in kai.model.target_names
+        else None
+    )
     assert look_in is not None
-    assert kai.model.weights[look_in] > 0.2 or kai.model.weights[kai.model.target_names.index("eyeLookOutLeft")] > 0.2
+    assert (
+        kai.model.weights[look_in] > 0.2
+        or kai.model.weights[kai.model.target_names.index("eyeLookOutLeft")] > 0.2
+    )
 
 
 def test_stereo_mix_follows_the_speaker(make_stage):
@@ -66,7 +75,12 @@ def test_stereo_mix_follows_the_speaker(make_stage):
     import av
 
     with av.open(str(recording.mp4)) as container:
-        audio = np.concatenate([f.to_ndarray().reshape(-1, 2) if f.format.is_packed else f.to_ndarray().T for f in container.decode(audio=0)])
+        audio = np.concatenate(
+            [
+                f.to_ndarray().reshape(-1, 2) if f.format.is_packed else f.to_ndarray().T
+                for f in container.decode(audio=0)
+            ]
+        )
     left, right = np.abs(audio[:, 0]).mean(), np.abs(audio[:, 1]).mean()
     assert demo.speaking() in (["ava"], [])
     assert left > 2 * right > 0  # pan -0.6: right at 0.4 of left

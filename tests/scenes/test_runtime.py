@@ -50,7 +50,9 @@ def test_fullscreen_default_and_flags(monkeypatch):
 def test_loading_shows_progress_on_screen_and_in_the_terminal(make_stage, capsys):
     stage = make_stage()
     seen = []
-    stage.app.add_frame_listener(lambda app, frame: seen.append((stage.loading.visible, stage.loading.progress)))
+    stage.app.add_frame_listener(
+        lambda app, frame: seen.append((stage.loading.visible, stage.loading.progress))
+    )
     avatars = stage.load_avatars(["ava", "kai"])
     assert [a.id for a in avatars] == ["ava", "kai"]
     progress = [p for visible, p in seen if visible]
@@ -112,11 +114,16 @@ print(json.dumps({"code": code, "opened": opened}))
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run not installed")
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(("flags", "mode", "size"), [([], "fullscreen", [800, 600]), (["--windowed"], "window", [640, 360])])
+@pytest.mark.parametrize(
+    ("flags", "mode", "size"),
+    [([], "fullscreen", [800, 600]), (["--windowed"], "window", [640, 360])],
+)
 def test_kiosk_runs_in_a_real_window(flags, mode, size):
     """Display path: a pygame/OpenGL window on a virtual X display, real-time clock; the
     kiosk covers the screen by default, ``--windowed`` keeps to ``--size``."""
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY")}
+    env = {
+        k: v for k, v in __import__("os").environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY")
+    }
     result = subprocess.run(
         ["xvfb-run", "-a", "-s", "-screen 0 800x600x24", sys.executable, "-c", KIOSK_IN_A_WINDOW, "--size", "640x360", "--seconds", "1.5", *flags],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=100,
@@ -131,7 +138,22 @@ def test_kiosk_runs_in_a_real_window(flags, mode, size):
 def test_avatarkit_demo_dispatches_to_the_scenes_with_their_flags(tmp_path, capsys):
     from avatarkit.cli import main as cli
 
-    assert cli(["demo", "game", "--headless", "--seconds", "0.5", "--size", "256x144", "--out", str(tmp_path)]) == 0
+    assert (
+        cli(
+            [
+                "demo",
+                "game",
+                "--headless",
+                "--seconds",
+                "0.5",
+                "--size",
+                "256x144",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "game.mp4").exists() and (tmp_path / "game.png").exists()
     assert cli(["demo", "no-such-scene"]) == 2
     err = capsys.readouterr().err
@@ -147,7 +169,9 @@ def test_unwritable_out_folder_is_one_readable_line(tmp_path, capsys):
     assert "error [invalidRequest]" in err and "kiosk.mp4" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("flags", [["--fps", "0"], ["--fps", "-5"], ["--seconds", "0"], ["--seconds", "nan"]])
+@pytest.mark.parametrize(
+    "flags", [["--fps", "0"], ["--fps", "-5"], ["--seconds", "0"], ["--seconds", "nan"]]
+)
 def test_nonsense_numbers_are_usage_errors_not_tracebacks(flags, capsys):
     with pytest.raises(SystemExit) as info:
         runtime.parse_options(flags, "prog", "test", 1.0)

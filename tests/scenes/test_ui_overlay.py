@@ -45,7 +45,9 @@ def test_overlay_draws_on_top_of_3d_content(app):
     app.scene.create_entity("model").add_component(ModelRenderer(asset))
     app.scene.camera.frame_bounds(*asset.bounds(), aspect=app.aspect)
     overlay = app.scene.create_entity("ui").add_component(Overlay())
-    panel = overlay.add(Text("X", anchor="center", offset=(0, 0), size=60, background=(255, 0, 0, 255), padding=20))
+    panel = overlay.add(
+        Text("X", anchor="center", offset=(0, 0), size=60, background=(255, 0, 0, 255), padding=20)
+    )
     app.step()
     x, y, w, h = panel.rect
     corner = app.read_pixels()[y + 2, x + w // 2]  # inside the panel, above the glyph
@@ -70,7 +72,11 @@ def test_texture_is_redrawn_only_when_a_widget_changes(app):
 
 def test_word_wrap_and_caption_highlight(app):
     overlay = app.scene.create_entity("ui").add_component(Overlay())
-    long = overlay.add(Text("one two three four five six seven eight nine ten", max_width=120, size=20, highlight=3))
+    long = overlay.add(
+        Text(
+            "one two three four five six seven eight nine ten", max_width=120, size=20, highlight=3
+        )
+    )
     app.step()
     assert long.rect[2] <= 120 and long.rect[3] > 3 * 20  # wrapped onto several lines
     bright = app.read_pixels()
@@ -91,7 +97,13 @@ def test_progress_bar_fills_in_proportion(app):
 
 @pytest.mark.parametrize(
     ("anchor", "expected"),
-    [("top-left", (5, 7)), ("bottom-right", (85, 83)), ("center", (50, 52)), ("top", (50, 7)), ("left", (5, 52))],
+    [
+        ("top-left", (5, 7)),
+        ("bottom-right", (85, 83)),
+        ("center", (50, 52)),
+        ("top", (50, 7)),
+        ("left", (5, 52)),
+    ],
 )
 def test_anchors(anchor, expected):
     assert place(anchor, (5, 7), (10, 10), (100, 100)) == expected

@@ -35,7 +35,9 @@ class Rig:
         for _ in range(frames):
             poses = [c.tick(1 / self.fps) for c in controllers]
             # What is heard while this frame shows (mono: the mix is centred).
-            self.heard = self.device.advance(self.device.frames_for_video_frame(self.frame, self.fps))[:, 0]
+            self.heard = self.device.advance(
+                self.device.frames_for_video_frame(self.frame, self.fps)
+            )[:, 0]
             self.frame += 1
         return poses
 

@@ -224,7 +224,10 @@ def test_device_loss_reaches_the_controller_on_error(sdk):
     device = NullDevice(mixer).start()
     controller = AvatarController("avatar-1", mixer)
     errors, threads = [], []
-    controller.on_error = lambda e: (errors.append(e.code), threads.append(threading.current_thread()))
+    controller.on_error = lambda e: (
+        errors.append(e.code),
+        threads.append(threading.current_thread()),
+    )
     device.report_lost(OSError("unplugged"))
     assert not errors  # delivered on the render thread, at its next tick
     controller.tick(0.0)

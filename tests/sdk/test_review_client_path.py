@@ -5,7 +5,9 @@ from __future__ import annotations
 from avatarkit.controller import AvatarController, ConversationState
 
 
-def test_empty_end_only_conversation_does_not_block_the_next(sdk, rig, make_speech, motion_payloads):
+def test_empty_end_only_conversation_does_not_block_the_next(
+    sdk, rig, make_speech, motion_payloads
+):
     # A lone end=True with no audio (a second end, or an end right after interrupt) makes a
     # conversation with zero samples: it can never fill the jitter buffer, and before the
     # fix it stayed BUFFERING at the head of the queue forever, blocking every later one.
@@ -123,16 +125,16 @@ def test_head_turns_on_a_model_whose_head_node_has_a_matrix(sdk, rig, tmp_path):
     from avatarkit.view import AvatarView
     from engine.gltf_write import GltfBuilder
 
-    positions = np.array(
-        [[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32
-    ) * 0.1
+    positions = np.array([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], np.float32) * 0.1
     builder = GltfBuilder()
     mesh = builder.add_mesh(
-        [{
-            "positions": positions,
-            "indices": np.array([0, 1, 2, 0, 2, 3]),
-            "targets": [{"POSITION": np.full((4, 3), 0.01, np.float32)}],
-        }],
+        [
+            {
+                "positions": positions,
+                "indices": np.array([0, 1, 2, 0, 2, 3]),
+                "targets": [{"POSITION": np.full((4, 3), 0.01, np.float32)}],
+            }
+        ],
         name="head",
         target_names=["jawOpen"],
     )

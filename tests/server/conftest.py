@@ -25,7 +25,9 @@ def ogg_opus(pcm: bytes, sample_rate: int = 16000) -> bytes:
     with av.open(out, "w", format="ogg") as container:
         stream = container.add_stream("libopus", rate=48000)
         stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.frombuffer(pcm, "<i2").reshape(1, -1), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.frombuffer(pcm, "<i2").reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate = sample_rate
         for packet in [*stream.encode(frame), *stream.encode(None)]:
             container.mux(packet)
@@ -89,7 +91,9 @@ def recorder() -> Recorder:
 def sdk_session(server: EmbeddedServer) -> Callable[..., object]:
     """``sdk_session(recorder=None, target=server, **overrides)``: an uninitialised SDK session."""
 
-    def make(recorder: Recorder | None = None, target: EmbeddedServer | None = None, **overrides: object):
+    def make(
+        recorder: Recorder | None = None, target: EmbeddedServer | None = None, **overrides: object
+    ):
         return new_session(target or server, recorder, **overrides)
 
     return make

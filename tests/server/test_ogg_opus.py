@@ -11,7 +11,10 @@ from avatarkit.server.ogg_opus import OggOpusDecoder
 
 def decode(stream: bytes, rate: int, step: int) -> bytes:
     decoder = OggOpusDecoder(rate)
-    return b"".join(decoder.feed(stream[i : i + step]) for i in range(0, len(stream), step)) + decoder.finish()
+    return (
+        b"".join(decoder.feed(stream[i : i + step]) for i in range(0, len(stream), step))
+        + decoder.finish()
+    )
 
 
 @pytest.mark.parametrize("rate", [16000, 48000, 8000])
@@ -30,7 +33,10 @@ def test_decodes_in_any_chunking_and_stays_aligned(make_speech, make_ogg_opus, r
 
 @pytest.mark.parametrize(
     ("stream", "detail"),
-    [(b"OggS" + b"\x01" * 40, "bad page header"), (b"not ogg at all, clearly" * 3, "bad page header")],
+    [
+        (b"OggS" + b"\x01" * 40, "bad page header"),
+        (b"not ogg at all, clearly" * 3, "bad page header"),
+    ],
 )
 def test_garbage_is_invalid_audio(stream, detail):
     with pytest.raises(AvatarKitError) as info:

@@ -49,7 +49,9 @@ def random_frames(first: int, n: int, seed: int = 0) -> list[MotionFrame]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(first=st.integers(0, 10**6), n=st.integers(1, 30), seed=st.integers(0, 1000), end=st.booleans())
+@given(
+    first=st.integers(0, 10**6), n=st.integers(1, 30), seed=st.integers(0, 1000), end=st.booleans()
+)
 def test_motion_payload_round_trip(first, n, seed, end):
     frames = random_frames(first, n, seed)
     req_id, decoded, got_end = decode_animation(encode_animation("conn", "req", frames, end))
@@ -78,7 +80,10 @@ def test_public_sdk_reads_our_envelopes_and_we_read_its():
     theirs = public.Message()
     theirs.ParseFromString(data)
     assert theirs.type == public.MESSAGE_SERVER_RESPONSE_ANIMATION
-    assert (theirs.server_response_animation.req_id, theirs.server_response_animation.end) == ("req", True)
+    assert (theirs.server_response_animation.req_id, theirs.server_response_animation.end) == (
+        "req",
+        True,
+    )
     # The SDK relays the raw bytes; our payload survives even a re-serialisation by it.
     assert [f.index for f in decode_animation(theirs.SerializeToString())[1]] == [5, 6]
 
@@ -86,7 +91,10 @@ def test_public_sdk_reads_our_envelopes_and_we_read_its():
     msg.client_audio_input.req_id, msg.client_audio_input.audio = "r", b"\x01\x02"
     assert decode_envelope(msg.SerializeToString()).client_audio_input.audio == b"\x01\x02"
     for ours, kind in [
-        (encode_configure(24000, extra_params={"fps": "25"}), public.MESSAGE_CLIENT_CONFIGURE_SESSION),
+        (
+            encode_configure(24000, extra_params={"fps": "25"}),
+            public.MESSAGE_CLIENT_CONFIGURE_SESSION,
+        ),
         (encode_audio("r", b"ab", end=True), public.MESSAGE_CLIENT_AUDIO_INPUT),
         (encode_interrupt("r"), public.MESSAGE_CLIENT_INTERRUPT),
         (encode_error(400, "x", req_id="r"), public.MESSAGE_SERVER_ERROR),
@@ -117,9 +125,13 @@ def test_every_wire_error_classifies_back_to_its_code(code):
     wire_code, message = wire_error(code, "some detail")
     assert classify(wire_code, message) is code
     # ... and the public SDK files it under the same code wherever it has one.
-    sdk = AvatarSession._classify_error_code(phase="websocket_runtime", server_code=str(wire_code), detail=message)
+    sdk = AvatarSession._classify_error_code(
+        phase="websocket_runtime", server_code=str(wire_code), detail=message
+    )
     fallback = {3: "invalidRequest", 429: "serverError", 503: "serverError", 500: "serverError"}
-    assert sdk.value == (code.value if code.value in sdk.__class__.__members__ else fallback[wire_code])
+    assert sdk.value == (
+        code.value if code.value in sdk.__class__.__members__ else fallback[wire_code]
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,7 +143,9 @@ def test_every_wire_error_classifies_back_to_its_code(code):
 )  # fmt: skip
 def test_refused_upgrade_classification_matches_the_sdk(status, text, expected):
     assert classify(None, text, http_status=status, upgrade=True) is expected
-    sdk = AvatarSession._classify_error_code(phase="websocket_connect", http_status=status, detail=text)
+    sdk = AvatarSession._classify_error_code(
+        phase="websocket_connect", http_status=status, detail=text
+    )
     assert sdk.value == expected.value
 
 
@@ -148,7 +162,9 @@ def test_tokens_are_stateless_scoped_and_expiring():
     now = time.time()
     token = TokenSigner(key, "app1").issue(now + 60)
     claims = TokenSigner(key, "app1").verify(token)  # another "worker" with the same key
-    assert claims.app_id == "app1" and claims.expire_at == int(now + 60) and len(claims.token_id) == 32
+    assert (
+        claims.app_id == "app1" and claims.expire_at == int(now + 60) and len(claims.token_id) == 32
+    )
     assert TokenSigner(key, "app1").issue(now + 60) != token  # unique ids
     cases = [
         (lambda: TokenSigner(b"x" * 32, "app1").verify(token), ErrorCode.SESSION_TOKEN_INVALID),

@@ -115,7 +115,9 @@ async def test_odd_length_and_empty_chunks(server, make_speech):
         await ws.send(encode_audio("odd", b""))
     await ws.send(encode_audio("odd", b"", end=True))  # the last chunk may be empty
     odd = await utterance(ws, "odd")
-    assert [f.index for f in odd] == [f.index for f in whole] == list(range(expected_frames(len(pcm))))
+    assert (
+        [f.index for f in odd] == [f.index for f in whole] == list(range(expected_frames(len(pcm))))
+    )
     np.testing.assert_allclose([f.weights for f in odd], [f.weights for f in whole], atol=2 / 255)
     await ws.send(encode_audio("empty", b"", end=True))  # an utterance with no audio at all
     assert await utterance(ws, "empty") == []
@@ -173,7 +175,9 @@ async def test_oversized_messages(make_server):
     await ws.send(encode_audio("big", b"\0" * 5000))
     code, err = await receive_error(ws)
     assert code is ErrorCode.MESSAGE_TOO_LARGE and err.req_id == "big"
-    await ws.send(encode_audio("big", b"\0" * 100, end=True))  # the rest of it: ignored, no error spam
+    await ws.send(
+        encode_audio("big", b"\0" * 100, end=True)
+    )  # the rest of it: ignored, no error spam
     await ws.send(encode_audio("small", b"\0" * 3000, end=True))  # the session goes on
     await utterance(ws, "small")
     await ws.send(encode_audio("huge", b"\0" * 9000))  # past the hard cap: closed with 1009
@@ -199,7 +203,10 @@ async def test_burst_faster_than_real_time_streams_promptly(make_server, make_sp
     await ws.send(encode_audio("long", pcm))
     while (envelope := await receive(ws)).type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
         pass
-    assert classify(envelope.server_error.code, envelope.server_error.message) is ErrorCode.INVALID_REQUEST
+    assert (
+        classify(envelope.server_error.code, envelope.server_error.message)
+        is ErrorCode.INVALID_REQUEST
+    )
     assert "15 s of audio" in envelope.server_error.message
     await ws.close()
 
@@ -210,8 +217,12 @@ async def test_slow_consumer_is_closed_not_buffered(make_server, make_speech):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that reads nothing
     headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
     ws = await websockets.connect(
-        server.ingress_url + "/websocket?id=ava", additional_headers=headers, sock=sock,
-        max_queue=1, max_size=None, compression=None,
+        server.ingress_url + "/websocket?id=ava",
+        additional_headers=headers,
+        sock=sock,
+        max_queue=1,
+        max_size=None,
+        compression=None,
     )
     await ws.send(encode_configure(16000))
     pcm = make_speech(10.0)
@@ -230,7 +241,9 @@ async def test_slow_consumer_is_closed_not_buffered(make_server, make_speech):
     while server.active_sessions and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert server.active_sessions == 0
-    with pytest.raises(websockets.ConnectionClosed) as info:  # reading now: the backlog, then the close
+    with pytest.raises(
+        websockets.ConnectionClosed
+    ) as info:  # reading now: the backlog, then the close
         while True:
             await asyncio.wait_for(ws.recv(), 5)
     if info.value.rcvd is not None:
@@ -240,13 +253,19 @@ async def test_slow_consumer_is_closed_not_buffered(make_server, make_speech):
 def _signed(server, **claims) -> str:
     import jwt
 
-    base = {"app": server.app_id, "exp": int(time.time()) + 600, "jti": f"t{time.monotonic_ns()}",
-            "scope": "motion:stream"}
+    base = {
+        "app": server.app_id,
+        "exp": int(time.time()) + 600,
+        "jti": f"t{time.monotonic_ns()}",
+        "scope": "motion:stream",
+    }
     return jwt.encode({**base, **claims}, server.config.signing_key(), algorithm="HS256")
 
 
 def _errors_body(status: int, code: str, title: str, detail: str) -> bytes:
-    return json.dumps({"errors": [{"status": status, "code": code, "title": title, "detail": detail}]}).encode()
+    return json.dumps(
+        {"errors": [{"status": status, "code": code, "title": title, "detail": detail}]}
+    ).encode()
 
 
 async def test_refused_upgrades_answer_exactly_as_documented(server):
@@ -256,7 +275,8 @@ async def test_refused_upgrades_answer_exactly_as_documented(server):
         async with http.get(url) as response:  # not a websocket upgrade
             assert response.status == 400
             assert await response.read() == _errors_body(
-                400, "invalidRequest", "invalid request", "expected a websocket upgrade")
+                400, "invalidRequest", "invalid request", "expected a websocket upgrade"
+            )
     ours, valid = server.app_id, server.issue_token()
     invalid = b'{"message":"Invalid session token"}\n'
     cases = [
@@ -265,28 +285,77 @@ async def test_refused_upgrades_answer_exactly_as_documented(server):
         (("e2e-invalid-app", "e2e-invalid-session-token", "e2e-invalid-avatar"), (400, invalid)),
         ((ours, _signed(server, scope="admin"), "ava"), (400, invalid)),
         ((ours, _signed(server, alg_none=1)[:-4] + "AAAA", "ava"), (400, invalid)),  # forged
-        ((ours, _signed(server, exp=int(time.time()) - 5), "ava"), (401, _errors_body(
-            401, "sessionTokenExpired", "session token expired", "the token's expireAt has passed"))),
-        (("app_other", valid, "ava"), (404, _errors_body(
-            404, "appIDUnrecognized", "app id unrecognized", "app id unrecognized: 'app_other'"))),
-        ((ours, _signed(server, app="app_other"), "ava"), (400, _errors_body(
-            400, "appIDMismatch", "app id mismatch", "app id mismatch: the token belongs to another app"))),
-        ((ours, valid, "nope"), (404, _errors_body(
-            404, "avatarNotFound", "avatar not found", "Avatar not found: 'nope'"))),
-        ((ours, valid, "../x"), (404, _errors_body(
-            404, "avatarNotFound", "avatar not found", "Avatar not found: malformed avatar id"))),
+        (
+            (ours, _signed(server, exp=int(time.time()) - 5), "ava"),
+            (
+                401,
+                _errors_body(
+                    401,
+                    "sessionTokenExpired",
+                    "session token expired",
+                    "the token's expireAt has passed",
+                ),
+            ),
+        ),
+        (
+            ("app_other", valid, "ava"),
+            (
+                404,
+                _errors_body(
+                    404,
+                    "appIDUnrecognized",
+                    "app id unrecognized",
+                    "app id unrecognized: 'app_other'",
+                ),
+            ),
+        ),
+        (
+            (ours, _signed(server, app="app_other"), "ava"),
+            (
+                400,
+                _errors_body(
+                    400,
+                    "appIDMismatch",
+                    "app id mismatch",
+                    "app id mismatch: the token belongs to another app",
+                ),
+            ),
+        ),
+        (
+            (ours, valid, "nope"),
+            (
+                404,
+                _errors_body(404, "avatarNotFound", "avatar not found", "Avatar not found: 'nope'"),
+            ),
+        ),
+        (
+            (ours, valid, "../x"),
+            (
+                404,
+                _errors_body(
+                    404,
+                    "avatarNotFound",
+                    "avatar not found",
+                    "Avatar not found: malformed avatar id",
+                ),
+            ),
+        ),
     ]
     for (app_id, token, avatar), (status, body) in cases:
         headers = {"X-App-ID": app_id, "X-Session-Key": token}
         with pytest.raises(websockets.InvalidStatus) as info:
-            await websockets.connect(f"{server.ingress_url}/websocket?id={avatar}", additional_headers=headers)
+            await websockets.connect(
+                f"{server.ingress_url}/websocket?id={avatar}", additional_headers=headers
+            )
         response = info.value.response
         assert (response.status_code, response.body) == (status, body), (app_id, token, avatar)
         assert response.headers["Content-Type"].startswith("application/json")
         parsed = json.loads(response.body)
         first = (parsed.get("errors") or [parsed])[0]
         text = " ".join(str(first.get(k, "")) for k in ("title", "detail", "message"))
-        expected = {400: ErrorCode.SESSION_TOKEN_INVALID, 401: ErrorCode.SESSION_TOKEN_EXPIRED}.get(status)
+        expected = {400: ErrorCode.SESSION_TOKEN_INVALID, 401: ErrorCode.SESSION_TOKEN_EXPIRED}.get(
+            status
+        )
         code = classify(first.get("code"), text, http_status=status, upgrade=True)
         assert code == (expected if "code" not in first else first["code"])
 
@@ -298,8 +367,12 @@ async def test_console_api_refuses_bad_requests(server):
         (key, b"not json", 400, ErrorCode.INVALID_REQUEST),
         (key, b"[1, 2]", 400, ErrorCode.INVALID_REQUEST),
         (key, json.dumps({"expireAt": "soon"}).encode(), 400, ErrorCode.INVALID_REQUEST),
-        (key, json.dumps({"expireAt": time.time() + 60, "appId": "other"}).encode(), 404,
-         ErrorCode.APP_ID_UNRECOGNIZED),
+        (
+            key,
+            json.dumps({"expireAt": time.time() + 60, "appId": "other"}).encode(),
+            404,
+            ErrorCode.APP_ID_UNRECOGNIZED,
+        ),
         ({}, json.dumps({"expireAt": time.time() + 60}).encode(), 403, "invalidApiKey"),
     ]
     async with aiohttp.ClientSession() as http:
@@ -369,13 +442,19 @@ async def test_clients_read_the_bare_invalid_token_body(server):
 
     headers = {"X-App-ID": server.app_id, "X-Session-Key": "bogus"}
     with pytest.raises(websockets.InvalidStatus) as info:
-        await websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers)
+        await websockets.connect(
+            server.ingress_url + "/websocket?id=ava", additional_headers=headers
+        )
     error = _refusal(info.value)
     assert error.code is ErrorCode.SESSION_TOKEN_INVALID
     assert error.message == "connection refused (400): Invalid session token"
-    session = new_avatar_session(avatar_id="ava", api_key=server.api_key, app_id=server.app_id,
-                                 console_endpoint_url=server.console_url,
-                                 ingress_endpoint_url=server.ingress_url)
+    session = new_avatar_session(
+        avatar_id="ava",
+        api_key=server.api_key,
+        app_id=server.app_id,
+        console_endpoint_url=server.console_url,
+        ingress_endpoint_url=server.ingress_url,
+    )
     session.session_token = "bogus"
     with pytest.raises(AvatarKitError) as info:
         await session.start()

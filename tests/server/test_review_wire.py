@@ -55,8 +55,9 @@ async def test_server_sdk_closes_the_socket_after_a_malformed_message():
     server, url, closed = await _fake_motion_server(garbage)
     errors: list[Exception] = []
     try:
-        session = new_avatar_session(avatar_id="ava", app_id="app", ingress_endpoint_url=url,
-                                     on_error=errors.append)
+        session = new_avatar_session(
+            avatar_id="ava", app_id="app", ingress_endpoint_url=url, on_error=errors.append
+        )
         session.session_token = "token"
         await session.start()
         await asyncio.wait_for(closed.wait(), 5.0)  # the SDK hung up by itself
@@ -106,7 +107,9 @@ def test_ogg_decoder_accepts_a_full_size_message_after_a_partial_page(make_speec
     assert abs(len(pcm) // 2 - 8 * 16000) < 16000 * 0.05
 
 
-async def test_a_large_ogg_message_does_not_stall_the_event_loop(make_server, make_speech, make_ogg_opus):
+async def test_a_large_ogg_message_does_not_stall_the_event_loop(
+    make_server, make_speech, make_ogg_opus
+):
     """A whole Ogg Opus message was decoded in one call on the event loop (1 MiB at 64 kbps
     is ~2 min of audio; at low bitrates up to the 600 s utterance cap): every other session
     on the server stalled for that long. It is now decoded in slices with yields between."""
@@ -132,8 +135,9 @@ async def test_a_large_ogg_message_does_not_stall_the_event_loop(make_server, ma
 
     loop.call_soon_threadsafe(tick)
     headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
-    async with websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers,
-                                  max_size=None) as ws:
+    async with websockets.connect(
+        server.ingress_url + "/websocket?id=ava", additional_headers=headers, max_size=None
+    ) as ws:
         await ws.send(encode_configure(16000, audio_format=pb.AUDIO_FORMAT_OGG_OPUS))
         assert decode_envelope(await ws.recv()).type == pb.MESSAGE_SERVER_CONFIRM_SESSION
         await asyncio.sleep(0.05)
@@ -159,13 +163,20 @@ async def test_a_session_missed_by_the_drain_is_closed_like_the_others(server):
     from avatarkit.server.app import server_state
 
     headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
-    async with websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers) as ws:
+    async with websockets.connect(
+        server.ingress_url + "/websocket?id=ava", additional_headers=headers
+    ) as ws:
         state = server_state(server._runner.app)
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_set_draining(state), server._loop))
+        await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(_set_draining(state), server._loop)
+        )
         await ws.send(encode_configure(16000))
         envelope = decode_envelope(await asyncio.wait_for(ws.recv(), 5.0))
         assert envelope.type == pb.MESSAGE_SERVER_ERROR, envelope
-        assert classify(envelope.server_error.code, envelope.server_error.message) is ErrorCode.SERVER_SHUTTING_DOWN
+        assert (
+            classify(envelope.server_error.code, envelope.server_error.message)
+            is ErrorCode.SERVER_SHUTTING_DOWN
+        )
         with pytest.raises(websockets.ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), 5.0)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1001
@@ -176,7 +187,9 @@ async def _set_draining(state) -> None:
     state.draining = True  # what _drain_sessions does first, before it lists the sessions
 
 
-async def test_public_sdk_reads_the_per_address_refusal_as_invalid_request(make_server, sdk_session):
+async def test_public_sdk_reads_the_per_address_refusal_as_invalid_request(
+    make_server, sdk_session
+):
     """docs/protocol.md said serverError; the SDK maps any other 4xx upgrade refusal to
     invalidRequest (only our own classifier reads the phrase as concurrentLimitExceeded)."""
     import spatius
@@ -243,14 +256,21 @@ async def test_a_non_ascii_digit_fps_is_an_invalid_request(server):
     from avatarkit.protocol import classify, encode_configure
 
     headers = {"X-App-ID": server.app_id, "X-Session-Key": server.issue_token()}
-    async with websockets.connect(server.ingress_url + "/websocket?id=ava", additional_headers=headers) as ws:
+    async with websockets.connect(
+        server.ingress_url + "/websocket?id=ava", additional_headers=headers
+    ) as ws:
         await ws.send(encode_configure(16000, extra_params={"fps": "\u00b2"}))
         envelope = decode_envelope(await asyncio.wait_for(ws.recv(), 5.0))
         assert envelope.type == pb.MESSAGE_SERVER_ERROR, envelope
-        assert classify(envelope.server_error.code, envelope.server_error.message) is ErrorCode.INVALID_REQUEST
+        assert (
+            classify(envelope.server_error.code, envelope.server_error.message)
+            is ErrorCode.INVALID_REQUEST
+        )
 
 
-async def test_one_broken_limit_check_does_not_stop_the_watchdog_for_the_others(make_server, monkeypatch):
+async def test_one_broken_limit_check_does_not_stop_the_watchdog_for_the_others(
+    make_server, monkeypatch
+):
     """A session whose limit check raises is closed with serverError; the others keep
     their idle-timeout checks (the watchdog task must not die)."""
     from avatarkit.server.session import Session
@@ -267,7 +287,10 @@ async def test_one_broken_limit_check_does_not_stop_the_watchdog_for_the_others(
     monkeypatch.setattr(Session, "check_limits", check)
     token_a, token_b = server.issue_token(), server.issue_token()
     url = f"{server.ingress_url}/websocket?id=ava&appId={server.app_id}&sessionKey="
-    async with websockets.connect(url + token_a) as first, websockets.connect(url + token_b) as second:
+    async with (
+        websockets.connect(url + token_a) as first,
+        websockets.connect(url + token_b) as second,
+    ):
         confirmed = []
         for ws in (first, second):
             await ws.send(encode_configure(16000))
@@ -280,7 +303,9 @@ async def test_one_broken_limit_check_does_not_stop_the_watchdog_for_the_others(
                 while True:
                     message = decode_envelope(await asyncio.wait_for(ws.recv(), 5))
                     if message.type == pb.MESSAGE_SERVER_ERROR:
-                        closed.append(classify(message.server_error.code, message.server_error.message))
+                        closed.append(
+                            classify(message.server_error.code, message.server_error.message)
+                        )
             except websockets.ConnectionClosed:
                 pass
     assert sorted(closed) == sorted([ErrorCode.SERVER_ERROR, ErrorCode.IDLE_TIMEOUT])

@@ -49,7 +49,12 @@ def plant_token(server, token: str) -> None:
 
 
 def signed(server, **claims) -> str:
-    base = {"app": server.app_id, "exp": int(time.time()) + 600, "jti": "t1", "scope": "motion:stream"}
+    base = {
+        "app": server.app_id,
+        "exp": int(time.time()) + 600,
+        "jti": "t1",
+        "scope": "motion:stream",
+    }
     return jwt.encode({**base, **claims}, server.config.signing_key(), algorithm="HS256")
 
 
@@ -62,7 +67,9 @@ async def expect_start_error(session) -> AvatarSDKError:
 
 
 @pytest.mark.parametrize("query_auth", [False, True])
-async def test_whole_utterance_streams_to_end(server, sdk_session, recorder, make_speech, query_auth):
+async def test_whole_utterance_streams_to_end(
+    server, sdk_session, recorder, make_speech, query_auth
+):
     pcm = make_speech(2.0)
     async with sdk_session(recorder, use_query_auth=query_auth) as session:
         for chunk in [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]:
@@ -118,7 +125,9 @@ async def test_two_concurrent_sessions(server, sdk_session, new_recorder, make_s
     assert server.stats.utterances == 2
 
 
-async def test_interrupt_stops_animation_for_that_request(server, sdk_session, recorder, make_speech):
+async def test_interrupt_stops_animation_for_that_request(
+    server, sdk_session, recorder, make_speech
+):
     pcm = make_speech(3.0)
     async with sdk_session(recorder) as session:
         for i in range(0, len(pcm) // 3, CHUNK):
@@ -311,7 +320,9 @@ async def test_session_duration_limit(make_server, sdk_session, recorder, make_s
     assert recorder.errors[0].code is AvatarSDKErrorCode.sessionDurationExceeded
 
 
-async def test_graceful_shutdown_lets_utterance_finish_then_closes(make_server, sdk_session, recorder, make_speech):
+async def test_graceful_shutdown_lets_utterance_finish_then_closes(
+    make_server, sdk_session, recorder, make_speech
+):
     server = make_server(shutdown_grace_s=2.0)
     pcm = make_speech(1.0)
     async with sdk_session(recorder, target=server) as session:
@@ -325,10 +336,14 @@ async def test_graceful_shutdown_lets_utterance_finish_then_closes(make_server, 
         await recorder.wait_for(lambda: session._connection is None)
         await asyncio.to_thread(stopper.join, 10)
     assert len(frames_of(recorder)) == 30
-    assert [classify(e.server_code, e.server_detail) for e in recorder.errors] == [ErrorCode.SERVER_SHUTTING_DOWN]
+    assert [classify(e.server_code, e.server_detail) for e in recorder.errors] == [
+        ErrorCode.SERVER_SHUTTING_DOWN
+    ]
 
 
-async def test_graceful_shutdown_reports_cut_utterance(make_server, sdk_session, recorder, make_speech):
+async def test_graceful_shutdown_reports_cut_utterance(
+    make_server, sdk_session, recorder, make_speech
+):
     server = make_server(shutdown_grace_s=0.3)
     async with sdk_session(recorder, target=server) as session:
         req_id = await session.send_audio(make_speech(0.3))

@@ -23,7 +23,10 @@ def start_serve(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARKIT_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "avatarkit", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     banner: dict[str, str] = {}
     assert process.stdout is not None
@@ -41,7 +44,9 @@ async def wait_healthy(base: str) -> set[int]:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True)
+            ) as http:
                 for _ in range(16):
                     async with http.get(base + "/v1/health") as response:
                         pids.add((await response.json())["pid"])
@@ -61,7 +66,9 @@ async def one_utterance(banner: dict[str, str], api_key: str, app_id: str) -> in
             done.set()
 
     async with spatius.new_avatar_session(
-        avatar_id="ava", api_key=api_key, app_id=app_id,
+        avatar_id="ava",
+        api_key=api_key,
+        app_id=app_id,
         console_endpoint_url=banner["console_endpoint_url"],
         ingress_endpoint_url=banner["ingress_endpoint_url"],
         transport_frames=on_frames,
@@ -92,7 +99,9 @@ async def test_serve_prints_generated_credentials_that_work():
 
 
 async def test_two_workers_share_the_port_and_the_secret():
-    process, banner = start_serve("--workers", "2", "--api-key", "ak_test_key", "--app-id", "app_test")
+    process, banner = start_serve(
+        "--workers", "2", "--api-key", "ak_test_key", "--app-id", "app_test"
+    )
     try:
         assert banner["api_key"] == "(given)"
         base = banner["console_endpoint_url"].removesuffix("/v1/console")
@@ -103,7 +112,9 @@ async def test_two_workers_share_the_port_and_the_secret():
             pids |= await wait_healthy(base)
         assert len(pids) == 2  # the kernel spread connections over both workers
         # Token from whichever worker, websocket on whichever worker: all accepted.
-        results = await asyncio.gather(*(one_utterance(banner, "ak_test_key", "app_test") for _ in range(6)))
+        results = await asyncio.gather(
+            *(one_utterance(banner, "ak_test_key", "app_test") for _ in range(6))
+        )
         assert results == [15] * 6
     finally:
         assert stop(process) == 0

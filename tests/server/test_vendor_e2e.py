@@ -66,9 +66,20 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("serve") / "serve.log"  # a file: a full pipe would block it
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "avatarkit", "serve", "--port", str(port),
-             "--api-key", API_KEY, "--app-id", APP_ID],
-            stdout=subprocess.DEVNULL, stderr=sink,
+            [
+                sys.executable,
+                "-m",
+                "avatarkit",
+                "serve",
+                "--port",
+                str(port),
+                "--api-key",
+                API_KEY,
+                "--app-id",
+                APP_ID,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -80,7 +91,9 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         break
             except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"avatarkit serve did not start: {log.read_text()[-2000:]}") from exc
+                    raise AssertionError(
+                        f"avatarkit serve did not start: {log.read_text()[-2000:]}"
+                    ) from exc
                 time.sleep(0.1)
         yield base
     finally:
@@ -94,8 +107,9 @@ def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _run_vendor_test(tests: Path, module_file: str, test_name: str) -> None:
     """Load the vendor module (its skip decorators read the env at import) and run one test."""
-    spec = importlib.util.spec_from_file_location(f"spatius_e2e_{next(_module_names)}",
-                                                  tests / module_file)
+    spec = importlib.util.spec_from_file_location(
+        f"spatius_e2e_{next(_module_names)}", tests / module_file
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -140,15 +154,29 @@ def vendor_env(monkeypatch: pytest.MonkeyPatch, serve_url: str) -> Callable[...,
         ("ogg_opus", 16000, True),  # PCM encoded by the SDK's own encoder (spatius[opus])
         ("ogg_opus", 24000, True),
     ],
-    ids=["pcm-16k", "pcm-24k", "ogg-file-16k", "ogg-file-24k", "ogg-sdk-encoder-16k",
-         "ogg-sdk-encoder-24k"],
+    ids=[
+        "pcm-16k",
+        "pcm-24k",
+        "ogg-file-16k",
+        "ogg-file-24k",
+        "ogg-sdk-encoder-16k",
+        "ogg-sdk-encoder-24k",
+    ],
 )
-def test_vendor_request(vendor_tests: Path, vendor_env: Callable[..., None],
-                        make_ogg_opus: Callable[..., bytes], tmp_path: Path,
-                        audio_format: str, rate: int, internal_encoder: bool) -> None:
+def test_vendor_request(
+    vendor_tests: Path,
+    vendor_env: Callable[..., None],
+    make_ogg_opus: Callable[..., bytes],
+    tmp_path: Path,
+    audio_format: str,
+    rate: int,
+    internal_encoder: bool,
+) -> None:
     if internal_encoder and ctypes.util.find_library("opus") is None:
-        pytest.skip("libopus is not installed (Debian libopus0, scripts/setup.sh OPTIONAL_DEBS): "
-                    "the SDK's own Ogg Opus encoder loads it")
+        pytest.skip(
+            "libopus is not installed (Debian libopus0, scripts/setup.sh OPTIONAL_DEBS): "
+            "the SDK's own Ogg Opus encoder loads it"
+        )
     pcm = speech_like_pcm(1.5, rate)
     if audio_format == "ogg_opus" and not internal_encoder:
         audio = tmp_path / "speech.ogg"
@@ -162,16 +190,24 @@ def test_vendor_request(vendor_tests: Path, vendor_env: Callable[..., None],
         SPATIUS_E2E_AUDIO_PATH=str(audio),
         SPATIUS_E2E_USE_INTERNAL_OGG_OPUS_ENCODER="1" if internal_encoder else "",
     )
-    _run_vendor_test(vendor_tests, "test_e2e_request.py",
-                     "TestE2ERequest.test_send_audio_receives_animation_frames")
+    _run_vendor_test(
+        vendor_tests,
+        "test_e2e_request.py",
+        "TestE2ERequest.test_send_audio_receives_animation_frames",
+    )
 
 
-@pytest.mark.parametrize("test_name", [
-    "test_start_with_bogus_credentials_surfaces_structured_error",
-    "test_start_with_missing_avatar_surfaces_avatar_not_found",
-    pytest.param("test_start_with_invalid_livekit_token_surfaces_invalid_egress_config",
-                 marks=pytest.mark.skip(reason=LIVEKIT_REASON)),
-])
+@pytest.mark.parametrize(
+    "test_name",
+    [
+        "test_start_with_bogus_credentials_surfaces_structured_error",
+        "test_start_with_missing_avatar_surfaces_avatar_not_found",
+        pytest.param(
+            "test_start_with_invalid_livekit_token_surfaces_invalid_egress_config",
+            marks=pytest.mark.skip(reason=LIVEKIT_REASON),
+        ),
+    ],
+)
 def test_vendor_errors(vendor_tests: Path, vendor_env: Callable[..., None], test_name: str) -> None:
     vendor_env()
     _run_vendor_test(vendor_tests, "test_e2e_errors.py", f"TestE2EErrors.{test_name}")

@@ -41,7 +41,9 @@ class _Event(ctypes.Structure):
     ]
 
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 
 @dataclass(slots=True)
@@ -71,10 +73,14 @@ class _Engine:
     def __init__(self) -> None:
         path = ctypes.util.find_library("espeak-ng")
         if not path:
-            raise AvatarKitError(ErrorCode.UNKNOWN, "libespeak-ng is not installed (apt-get install libespeak-ng1)")
+            raise AvatarKitError(
+                ErrorCode.UNKNOWN, "libespeak-ng is not installed (apt-get install libespeak-ng1)"
+            )
         self.lib = ctypes.CDLL(path)
         self.lib.espeak_Initialize.restype = ctypes.c_int
-        rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 200, None, _INITIALIZE_PHONEME_EVENTS)
+        rate = self.lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 200, None, _INITIALIZE_PHONEME_EVENTS
+        )
         if rate <= 0:
             raise AvatarKitError(ErrorCode.UNKNOWN, "espeak-ng failed to initialise")
         self.sample_rate = rate
@@ -101,7 +107,12 @@ class _Engine:
         with self.lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"unknown espeak voice {voice!r}")
-            for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, pitch_range), (_VOLUME, 100)):
+            for param, value in (
+                (_RATE, rate),
+                (_PITCH, pitch),
+                (_RANGE, pitch_range),
+                (_VOLUME, 100),
+            ):
                 self.lib.espeak_SetParameter(param, value, 0)
             self._chunks, self._events = [], []
             data = text.encode("utf-8") + b"\0"
@@ -110,17 +121,25 @@ class _Engine:
             audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
             events = self._events
         sr = self.sample_rate
-        phonemes = [Phoneme(name, pos * sr // 1000) for kind, pos, _, _, name in events if kind == _EVENT_PHONEME]
+        phonemes = [
+            Phoneme(name, pos * sr // 1000)
+            for kind, pos, _, _, name in events
+            if kind == _EVENT_PHONEME
+        ]
         raw = text.encode("utf-8")
         # Zero-length word events mark clause ends, not words.
-        marks = [(pos, tp - 1) for kind, pos, tp, length, _ in events if kind == _EVENT_WORD and length > 0]
+        marks = [
+            (pos, tp - 1)
+            for kind, pos, tp, length, _ in events
+            if kind == _EVENT_WORD and length > 0
+        ]
         starts = sorted({at for _, at in marks})
         words = []
         for pos, at in marks:
             # A word's text runs to the next word (espeak's own length cuts "I'm" to "I";
             # an unannounced "the" joins the word before it).
             upto = next((s for s in starts if s > at), len(raw))
-            word = raw[at:upto].decode("utf-8", "replace").strip().strip(",.!?;:\"")
+            word = raw[at:upto].decode("utf-8", "replace").strip().strip(',.!?;:"')
             if word:
                 words.append(Word(word, pos * sr // 1000, pos * sr // 1000))
         _close_words(words, phonemes, len(audio))
@@ -131,14 +150,18 @@ def _close_words(words: list[Word], phonemes: list[Phoneme], total: int) -> None
     """A word ends where the next word starts or at the first pause phoneme after it."""
     for i, word in enumerate(words):
         nxt = words[i + 1].start if i + 1 < len(words) else total
-        pauses = [p.start for p in phonemes if p.name.startswith("_") and word.start < p.start < nxt]
+        pauses = [
+            p.start for p in phonemes if p.name.startswith("_") and word.start < p.start < nxt
+        ]
         word.end = min(pauses) if pauses else nxt
 
 
 _engine: _Engine | None = None
 
 
-def synthesize(text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50, pitch_range: int = 50) -> Utterance:
+def synthesize(
+    text: str, voice: str = "en-us", rate: int = 175, pitch: int = 50, pitch_range: int = 50
+) -> Utterance:
     """Speak ``text`` with an espeak voice name (``"en-us"``, ``"en-gb+f3"`` ...)."""
     global _engine
     if _engine is None:

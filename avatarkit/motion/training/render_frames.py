@@ -74,7 +74,9 @@ def main() -> None:
         lo = lo.copy()
         lo[1] = hi[1] - 0.3 * (hi[1] - lo[1])  # the face
         app.scene.camera.fov_y = 25
-        app.scene.camera.frame_bounds(lo, hi, direction=(0.0, 0.05, 1.0), aspect=app.aspect, margin=1.0)
+        app.scene.camera.frame_bounds(
+            lo, hi, direction=(0.0, 0.05, 1.0), aspect=app.aspect, margin=1.0
+        )
         for index, caption in picked:
             frame = frames[min(index, len(frames) - 1)]
             model.set_weights(np.asarray(frame.weights), names=ARKIT_NAMES)
@@ -82,7 +84,9 @@ def main() -> None:
             entity.transform.rotation = quat_from_euler(pitch=pitch, yaw=yaw, roll=roll)
             app.step()
             tile = Image.fromarray(app.read_pixels())
-            ImageDraw.Draw(tile).text((10, 10), f"{caption}  (t={index / FPS:.2f}s)", fill=(255, 255, 255))
+            ImageDraw.Draw(tile).text(
+                (10, 10), f"{caption}  (t={index / FPS:.2f}s)", fill=(255, 255, 255)
+            )
             tiles.append(tile)
     cols = 3
     rows = math.ceil(len(tiles) / cols)

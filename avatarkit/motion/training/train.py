@@ -46,11 +46,20 @@ def stack(data, prior: np.ndarray, ahead: int):
     for mels, lab in data:
         running = SpeechMean(prior)(mels)
         rows.append(np.concatenate([start_row, mels, np.repeat(mels[-1:], ahead, axis=0)]))
-        means.append(np.concatenate([np.repeat(prior[None], PAST, 0), running, np.repeat(running[-1:], ahead, 0)]))
+        means.append(
+            np.concatenate(
+                [np.repeat(prior[None], PAST, 0), running, np.repeat(running[-1:], ahead, 0)]
+            )
+        )
         labels.append(lab)
         centres.append(offset + PAST + np.arange(len(mels)))
         offset += len(rows[-1])
-    return np.concatenate(rows), np.concatenate(means), np.concatenate(labels), np.concatenate(centres)
+    return (
+        np.concatenate(rows),
+        np.concatenate(means),
+        np.concatenate(labels),
+        np.concatenate(centres),
+    )
 
 
 def main() -> None:
@@ -61,7 +70,9 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=8000)
     parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--ahead", type=int, default=AHEAD, help="lookahead feature frames (10 ms each)")
+    parser.add_argument(
+        "--ahead", type=int, default=AHEAD, help="lookahead feature frames (10 ms each)"
+    )
     parser.add_argument("--lead", type=int, default=LEAD, help="frames the target leads the audio")
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
@@ -70,16 +81,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     t0 = time.time()
-    train_clips = build(make_clips(args.utterances, "train", 0), seed=1, ahead=ahead, lead=args.lead)
-    valid_clips = build(make_clips(max(100, args.utterances // 12), "heldout", 99), seed=2, ahead=ahead, lead=args.lead)
+    train_clips = build(
+        make_clips(args.utterances, "train", 0), seed=1, ahead=ahead, lead=args.lead
+    )
+    valid_clips = build(
+        make_clips(max(100, args.utterances // 12), "heldout", 99),
+        seed=2,
+        ahead=ahead,
+        lead=args.lead,
+    )
     frames = np.concatenate([mels for mels, _ in train_clips])
     mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-3
     train, valid = stack(train_clips, mean, ahead), stack(valid_clips, mean, ahead)
-    print(f"corpus: {len(train[2])} train / {len(valid[2])} valid frames in {time.time() - t0:.0f}s")
+    print(
+        f"corpus: {len(train[2])} train / {len(valid[2])} valid frames in {time.time() - t0:.0f}s"
+    )
 
     def tensors(data):
         rows, means, labels, centres = data
-        z = [torch.from_numpy(np.clip((a - mean) / std, -5, 5).astype(np.float32)) for a in (rows, means)]
+        z = [
+            torch.from_numpy(np.clip((a - mean) / std, -5, 5).astype(np.float32))
+            for a in (rows, means)
+        ]
         return z[0], z[1], torch.from_numpy(labels), torch.from_numpy(centres)
 
     xt, mt, yt, ct = tensors(train)
@@ -110,7 +133,9 @@ def main() -> None:
     net = Net()
     steps_per_epoch = len(yt) // 512
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=args.epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, 2e-3, total_steps=args.epochs * steps_per_epoch
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     table = torch.from_numpy(ARTICULATION)
     # Opening and closing matter most to the eye (and to the aperture benchmark).
@@ -133,12 +158,18 @@ def main() -> None:
             sched.step()
         net.eval()
         with torch.no_grad():
-            pred = torch.cat([net(*batch(xv, mv, cv[i : i + 4096])).argmax(1) for i in range(0, len(cv), 4096)])
+            pred = torch.cat(
+                [net(*batch(xv, mv, cv[i : i + 4096])).argmax(1) for i in range(0, len(cv), 4096)]
+            )
         acc = (pred == yv).float().mean().item()
-        print(f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy {acc:.3f} ({time.time() - t0:.0f}s)")
+        print(
+            f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy {acc:.3f} ({time.time() - t0:.0f}s)"
+        )
 
     linears = [m for m in net.mlp if isinstance(m, nn.Linear)]
-    params = {f"w{i}": m.weight.detach().numpy().T.astype(np.float32) for i, m in enumerate(linears)}
+    params = {
+        f"w{i}": m.weight.detach().numpy().T.astype(np.float32) for i, m in enumerate(linears)
+    }
     params["project"] = net.project.weight.detach().numpy().T.astype(np.float32)
     params |= {f"b{i}": m.bias.detach().numpy().astype(np.float32) for i, m in enumerate(linears)}
     np.savez_compressed(

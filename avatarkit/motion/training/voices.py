@@ -11,7 +11,20 @@ TRAIN_VARIANTS = (
     "adam", "anika", "david", "ed", "linda", "max", "paul", "steph", "Alex", "Annie",
     "john", "robert", "shelby", "travis", "aunty", "edward", "iven", "norbert",
 )  # fmt: skip
-HELDOUT_VARIANTS = ("m6", "m7", "f4", "f5", "klatt4", "benjamin", "belinda", "caleb", "grandma", "victor", "zac", "quincy")
+HELDOUT_VARIANTS = (
+    "m6",
+    "m7",
+    "f4",
+    "f5",
+    "klatt4",
+    "benjamin",
+    "belinda",
+    "caleb",
+    "grandma",
+    "victor",
+    "zac",
+    "quincy",
+)
 
 
 def random_voice(rng: random.Random, split: str) -> dict:
