@@ -89,7 +89,8 @@ class Avatar:
         return self.blendshape_map.weights_for(arkit, target_names)
 
     def __repr__(self) -> str:
-        return f"Avatar(id={self.id!r}, name={self.name!r}, channels={len(self.available_channels)}/52)"
+        channels = len(self.available_channels)
+        return f"Avatar(id={self.id!r}, name={self.name!r}, channels={channels}/52)"
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -103,7 +104,8 @@ class Avatar:
     def from_file(
         cls, model_path: str | Path, avatar_id: str | None = None, name: str | None = None
     ) -> Avatar:
-        """Any glTF 2.0 file: a manifest is synthesised (id from the file name, framing estimated)."""
+        """Any glTF 2.0 file: a manifest is synthesised (id from the file name, framing
+        estimated)."""
         path = Path(model_path)
         if not path.is_file():
             raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"no such file: {path}")

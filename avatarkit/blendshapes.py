@@ -171,7 +171,8 @@ VRM0_PRESETS: dict[str, str] = {
 _VROID_NAMES = {
     "fclmtha": "aa", "fclmthi": "ih", "fclmthu": "ou", "fclmthe": "ee", "fclmtho": "oh",
     "fcleyeclose": "blink", "fcleyeclosel": "blinkleft", "fcleyecloser": "blinkright",
-    "fclalljoy": "happy", "fclallangry": "angry", "fclallsorrow": "sad", "fclallsurprised": "surprised",
+    "fclalljoy": "happy", "fclallangry": "angry", "fclallsorrow": "sad",
+    "fclallsurprised": "surprised",
 }  # fmt: skip
 
 _VISEME_RE = re.compile(r"^(?:.*[.:|])?viseme[_\-\s]?([a-z]+)$", re.IGNORECASE)
@@ -185,7 +186,8 @@ def _key(name: str) -> str:
 def arkit_channel(name: str) -> str | None:
     """The ARKit channel a target name stands for, or None.
 
-    >>> arkit_channel("eyeBlink_L"), arkit_channel("blendShape1.JawOpen"), arkit_channel("viseme_aa")
+    >>> (arkit_channel("eyeBlink_L"), arkit_channel("blendShape1.JawOpen"),
+    ...  arkit_channel("viseme_aa"))
     ('eyeBlinkLeft', 'jawOpen', None)
     """
     # The whole name first (``browOuterUp.R``), then without a namespace (``blendShape1.x``).
@@ -425,8 +427,14 @@ class BlendshapeMap:
         if not missing:
             return None
         if len(missing) == NUM_BLENDSHAPES:
-            return f"{label}: no morph target follows a known convention (ARKit-52, Oculus/RPM visemes, VRM); the face will not move"
-        return f"{label}: {len(missing)}/{NUM_BLENDSHAPES} ARKit channels move nothing on this model: {', '.join(missing)}"
+            return (
+                f"{label}: no morph target follows a known convention "
+                "(ARKit-52, Oculus/RPM visemes, VRM); the face will not move"
+            )
+        return (
+            f"{label}: {len(missing)}/{NUM_BLENDSHAPES} ARKit channels move nothing on this model: "
+            f"{', '.join(missing)}"
+        )
 
 
 def _sources(gains: dict[str, float]) -> Iterable[tuple[str, float]]:

@@ -214,7 +214,8 @@ class AvatarManager:
         on_progress: ProgressCallback | None = None,
         timeout: float | None = None,
     ) -> Avatar:
-        """``load`` for scripts: runs its own event loop (on a helper thread if one is running here)."""
+        """``load`` for scripts: runs its own event loop (on a helper thread if one is running
+        here)."""
 
         async def go() -> Avatar:
             return await asyncio.wait_for(self.load(avatar_id, on_progress), timeout)
@@ -334,7 +335,8 @@ class AvatarManager:
             if manifest.total_size > self.max_package_size:
                 raise AvatarKitError(
                     ErrorCode.AVATAR_TOO_LARGE,
-                    f"{avatar_id}: the manifest declares {manifest.total_size} bytes, over max_package_size {self.max_package_size}",
+                    f"{avatar_id}: the manifest declares {manifest.total_size} bytes, over "
+                    f"max_package_size {self.max_package_size}",
                 )
             async with self._disk_lock(avatar_id) as locked:
                 # Another process (or loop) may have finished this package while we waited.
@@ -440,7 +442,8 @@ class AvatarManager:
             if mismatches > 1:
                 raise AvatarKitError(
                     ErrorCode.CHECKSUM_MISMATCH,
-                    f"{manifest.id}/{entry.name}: downloaded bytes do not match the manifest's SHA-256",
+                    f"{manifest.id}/{entry.name}: downloaded bytes do not match "
+                    "the manifest's SHA-256",
                 )
             log.warning("%s/%s: checksum mismatch, downloading it again", manifest.id, entry.name)
 

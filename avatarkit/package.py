@@ -1,4 +1,5 @@
-"""Avatar packages: ``<root>/<id>/manifest.json`` plus the files it lists (see docs/avatar-package.md).
+"""Avatar packages: ``<root>/<id>/manifest.json`` plus the files it lists
+(see docs/avatar-package.md).
 
 The manifest is the single source of truth for a package: what it is called, which files
 belong to it (with size and SHA-256, so a download can be verified), which ARKit channels

@@ -113,7 +113,8 @@ def assets_url_for(ingress_url: str) -> str:
     if scheme not in ("http", "https") or not parts.netloc:
         raise AvatarKitError(
             ErrorCode.INVALID_REQUEST,
-            f"ingress_url {ingress_url!r} is not a ws:// or wss:// URL; set Configuration(assets_url=...)",
+            f"ingress_url {ingress_url!r} is not a ws:// or wss:// URL; set "
+            "Configuration(assets_url=...)",
         )
     return urlunsplit((scheme, parts.netloc, ASSETS_PATH, "", ""))
 

@@ -4,15 +4,16 @@
 
 A Backend Mode ``AvatarController`` plays utterance after utterance through the engine
 mixer on a simulated sound card (20 ms pulls, continuous playback, an output latency),
-ticked at about 30 fps on its own jittery schedule, not aligned with the device pulls. Audio arrives in chunks
-faster than real time; motion envelopes (the real wire encoding) arrive later with random
-network delay; there are pauses and interrupts along the way.
+ticked at about 30 fps on its own jittery schedule, not aligned with the device pulls.
+Audio arrives in chunks faster than real time; motion envelopes (the real wire encoding)
+arrive later with random network delay; there are pauses and interrupts along the way.
 
 Ground truth does not come from the controller's bookkeeping: every utterance's audio
 encodes its own sample index in its sample values, and the device physics (frame f is at
 the speaker at f / rate + latency) says which output frame is heard at each tick, so the
-sample value there tells exactly which audio time is being heard. The offset is the face's motion timestamp (``face_time``, the
-interpolated index/fps of the frames shown) minus that audio time.
+sample value there tells exactly which audio time is being heard. The offset is the face's
+motion timestamp (``face_time``, the interpolated index/fps of the frames shown) minus that
+audio time.
 Bar (design brief): mean within 5 ms, worst within half a motion frame, no drift.
 """
 
@@ -193,13 +194,15 @@ def main() -> int:
     r = run(args.minutes, args.latency_ms)
     naive = run(args.minutes, args.latency_ms, interpolate=False)
     print(
-        f"A/V sync over {r['simulated_s'] / 60:.0f} simulated minutes ({r['utterances']} utterances, "
-        f"{r['samples']} measured frames, device latency {args.latency_ms:g} ms) in {r['wall_s']:.1f} s wall"
+        f"A/V sync over {r['simulated_s'] / 60:.0f} simulated minutes "
+        f"({r['utterances']} utterances, {r['samples']} measured frames, "
+        f"device latency {args.latency_ms:g} ms) in {r['wall_s']:.1f} s wall"
     )
     for name, x in (("audio clock (ours)", r), ("ablation: pull-granular clock", naive)):
         print(
             f"  {name:30s} mean {x['mean_ms']:+.3f} ms, mean |offset| {x['mean_abs_ms']:.3f} ms, "
-            f"worst {x['worst_ms']:.3f} ms, drift {x['drift_ms']:+.4f} ms, underruns {x['underruns']}"
+            f"worst {x['worst_ms']:.3f} ms, drift {x['drift_ms']:+.4f} ms, underruns "
+            f"{x['underruns']}"
         )
     print(
         "  10-minute window means (ours): " + ", ".join(f"{m:+.4f}" for m in r["window_means_ms"])

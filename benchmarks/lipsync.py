@@ -103,7 +103,8 @@ def run_stream(make, clip: Clip, fps: int, chunk_s: float = CHUNK_S) -> tuple[np
 
 
 def run_pylipsync(analyzer, clip: Clip, fps: int) -> tuple[np.ndarray, float]:
-    """pylipsync phoneme targets (aa ee ih oh ou) mapped onto ARKit, resampled to our frame times."""
+    """pylipsync phoneme targets (aa ee ih oh ou) mapped onto ARKit, resampled to our frame
+    times."""
     t0 = time.process_time()
     segments = analyzer.extract_phoneme_segments(clip.audio, RATE, fps=fps)
     spent = time.process_time() - t0
@@ -204,7 +205,8 @@ def main() -> None:
     seconds = sum(len(c.audio) for c in clips) / RATE
     pp = sum(v == "PP" for c in clips for v, _, _ in c.spans)
     print(
-        f"held-out corpus: {len(clips)} utterances, {seconds:.0f} s, {pp} p/b/m, voices e.g. {clips[0].voice}, {clips[1].voice}"
+        f"held-out corpus: {len(clips)} utterances, {seconds:.0f} s, {pp} p/b/m, voices e.g. "
+        f"{clips[0].voice}, {clips[1].voice}"
     )
 
     systems = {
@@ -242,7 +244,8 @@ def main() -> None:
         ]
     )
     print(
-        f"\n{'system':<22} {'aperture r':>10} {'lag ms':>8} {'closure':>8} {'round AUC':>10} {'RTF (x)':>9} {'moves/s':>8}"
+        f"\n{'system':<22} {'aperture r':>10} {'lag ms':>8} {'closure':>8} {'round AUC':>10} "
+        f"{'RTF (x)':>9} {'moves/s':>8}"
     )
     for name, r in results.items():
         print(

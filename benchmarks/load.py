@@ -124,10 +124,14 @@ def report(sessions: int, measured: dict) -> None:
     r = measured["result"]
     ms = {q: 1000 * r.percentile(q) for q in (0.5, 0.95, 0.99, 1.0)}
     print(
-        f"{sessions:4d} sessions: server CPU {100 * measured['share']:5.1f}% -> {measured['per_core']:6.0f} sessions/core; "
-        f"lateness p50 {ms[0.5]:.0f} ms, p95 {ms[0.95]:.0f} ms, p99 {ms[0.99]:.0f} ms, max {ms[1.0]:.0f} ms; "
-        f"frames {r.frames}/{r.expected_frames} in {r.utterances} utterances; errors {len(r.errors)} "
-        f"(load generator CPU {100 * measured['generator']:.0f}%, machine load {measured['load']:.1f})",
+        f"{sessions:4d} sessions: server CPU {100 * measured['share']:5.1f}% -> "
+        f"{measured['per_core']:6.0f} sessions/core; "
+        f"lateness p50 {ms[0.5]:.0f} ms, p95 {ms[0.95]:.0f} ms, p99 {ms[0.99]:.0f} ms, max "
+        f"{ms[1.0]:.0f} ms; "
+        f"frames {r.frames}/{r.expected_frames} in {r.utterances} utterances; errors "
+        f"{len(r.errors)} "
+        f"(load generator CPU {100 * measured['generator']:.0f}%, machine load "
+        f"{measured['load']:.1f})",
         flush=True,
     )
     for error in r.errors[:3]:
@@ -160,16 +164,22 @@ if {limit}:
 pcm = speech(10.0)
 def one(times):
     stream = create_stream(16000, 30)
-    t = time.perf_counter(); stream.push(pcm); stream.finish(); times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    stream.push(pcm)
+    stream.finish()
+    times.append(time.perf_counter() - t)
 one([])
 for sessions in (1, 2, 4):
     times = []
-    threads = [threading.Thread(target=lambda: [one(times) for _ in range(3)]) for _ in range(sessions)]
+    threads = [
+        threading.Thread(target=lambda: [one(times) for _ in range(3)]) for _ in range(sessions)
+    ]
     start = time.perf_counter()
     [t.start() for t in threads]; [t.join() for t in threads]
     wall = time.perf_counter() - start
-    print(f"  BLAS threads {{blas_threads()}}: {{sessions}} concurrent sessions pushing 10 s chunks: "
-          f"{{1000 * sum(times) / len(times):.0f}} ms per chunk, {{wall:.2f}} s wall for {{3 * sessions}} chunks")
+    print(f"  BLAS threads {{blas_threads()}}: {{sessions}} concurrent sessions "
+          f"pushing 10 s chunks: {{1000 * sum(times) / len(times):.0f}} ms per chunk, "
+          f"{{wall:.2f}} s wall for {{3 * sessions}} chunks")
 """
 
 
@@ -234,7 +244,8 @@ async def heap_check(rounds: int = 60) -> None:
         after = tracemalloc.take_snapshot()
         growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
         print(
-            f"Python heap growth over {5 * rounds} sessions / {15 * rounds} utterances: {growth / 1024:+.1f} KB "
+            f"Python heap growth over {5 * rounds} sessions / {15 * rounds} utterances: "
+            f"{growth / 1024:+.1f} KB "
             f"({growth / (5 * rounds):+.0f} B per session)"
         )
     finally:
@@ -284,7 +295,8 @@ async def main(args: argparse.Namespace) -> None:
         samples = sampler.stop()
         peak = max(m for _, m in samples)
         print(
-            f"server RSS: start {samples[0][1]:.1f} MB, peak {peak:.1f} MB, end {samples[-1][1]:.1f} MB; "
+            f"server RSS: start {samples[0][1]:.1f} MB, peak {peak:.1f} MB, end "
+            f"{samples[-1][1]:.1f} MB; "
             f"{growth(samples)}"
         )
         if args.rss_csv:

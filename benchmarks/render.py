@@ -9,7 +9,8 @@ times are rendering, not command submission. Engine and floor are measured in
 alternating rounds; the table shows the median and the best round of each (the best is
 the least disturbed by other processes on a busy shared machine) and both ratios.
 
-    .venv/bin/python benchmarks/render.py [--counts 1,2,4,8,16] [--frames 20] [--rounds 5] [--samples 0,4]
+    .venv/bin/python benchmarks/render.py [--counts 1,2,4,8,16] [--frames 20] [--rounds 5]
+                                          [--samples 0,4]
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ def main() -> None:
             f"{args.frames} frames each, interleaved; load average {os.getloadavg()[0]:.2f}"
         )
         print(
-            f"{'N':>3} {'triangles':>9} | {'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (median) | "
+            f"{'N':>3} {'triangles':>9} | "
+            f"{'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (median) | "
             f"{'engine ms':>9} {'bare ms':>8} {'ratio':>5} {'fps':>5} (fast: 10th percentile)"
         )
         for n in (int(c) for c in args.counts.split(",")):
@@ -210,7 +212,8 @@ def main() -> None:
             e, b = statistics.median(engine_ms), statistics.median(bare_ms)
             be, bb = np.percentile(engine_ms, 10), np.percentile(bare_ms, 10)
             print(
-                f"{n:>3} {engine.triangles:>9} | {e:>9.2f} {b:>8.2f} {e / b:>5.2f} {1000 / e:>5.1f}          | "
+                f"{n:>3} {engine.triangles:>9} | {e:>9.2f} {b:>8.2f} {e / b:>5.2f} "
+                f"{1000 / e:>5.1f}          | "
                 f"{be:>9.2f} {bb:>8.2f} {be / bb:>5.2f} {1000 / be:>5.1f}",
                 flush=True,
             )

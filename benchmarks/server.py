@@ -159,7 +159,8 @@ async def main(args: argparse.Namespace) -> None:
             except OSError:
                 await asyncio.sleep(0.1)
         print(
-            f"model: {args.model}; server pid {process.pid}; cores on this machine: {os.cpu_count()}"
+            f"model: {args.model}; server pid {process.pid}; cores on this machine: "
+            f"{os.cpu_count()}"
         )
 
         # Tokens are single-use per live connection: each connection gets its own.
@@ -177,7 +178,8 @@ async def main(args: argparse.Namespace) -> None:
             f"median {ms(paced, 0.5):.1f} ms, p95 {ms(paced, 0.95):.1f} ms (bar 60 ms)"
         )
         print(
-            f"first animation after a 1 s burst chunk: median {ms(burst, 0.5):.1f} ms, p95 {ms(burst, 0.95):.1f} ms"
+            f"first animation after a 1 s burst chunk: median {ms(burst, 0.5):.1f} ms, p95 "
+            f"{ms(burst, 0.95):.1f} ms"
         )
 
         ws = await client().connect()
@@ -193,9 +195,11 @@ async def main(args: argparse.Namespace) -> None:
 
         for burst_s in (0.0, 60.0):
             step = await load_step(client, process.pid, 20, 4.0, args.chunk, burst_s)
+            bursting = f" + one client bursting {burst_s:.0f} s of audio" if burst_s else ""
             print(
-                f"20 paced sessions{f' + one client bursting {burst_s:.0f} s of audio' if burst_s else ''}: "
-                f"frame lag p95 {1000 * step['lag_p95']:.0f} ms, max {1000 * step['lag_max']:.0f} ms"
+                f"20 paced sessions{bursting}: "
+                f"frame lag p95 {1000 * step['lag_p95']:.0f} ms, "
+                f"max {1000 * step['lag_max']:.0f} ms"
             )
 
         best = 0.0
@@ -205,10 +209,13 @@ async def main(args: argparse.Namespace) -> None:
             if held:
                 best = max(best, step["per_core"])
             print(
-                f"{n:4d} sessions at 1x ({args.chunk * 1000:.0f} ms chunks): server CPU {100 * step['cpu_share']:.0f}% "
-                f"-> {step['per_core']:.0f} sessions/core; frame lag p95 {1000 * step['lag_p95']:.0f} ms, "
+                f"{n:4d} sessions at 1x ({args.chunk * 1000:.0f} ms chunks): server CPU "
+                f"{100 * step['cpu_share']:.0f}% "
+                f"-> {step['per_core']:.0f} sessions/core; frame lag p95 "
+                f"{1000 * step['lag_p95']:.0f} ms, "
                 f"max {1000 * step['lag_max']:.0f} ms: {'kept up' if held else 'FELL BEHIND'} "
-                f"(load generator CPU {100 * step['generator_share']:.0f}%, machine load {step['load']:.1f})"
+                f"(load generator CPU {100 * step['generator_share']:.0f}%, machine load "
+                f"{step['load']:.1f})"
             )
             if not held:
                 break

@@ -266,7 +266,8 @@ def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memo
             if chunk_length > limits.max_json_bytes:  # refused before it is copied
                 raise EngineError(
                     errors.GLTF_LIMIT_EXCEEDED,
-                    f"{path}: JSON chunk of {chunk_length} bytes exceeds the limit of {limits.max_json_bytes}",
+                    f"{path}: JSON chunk of {chunk_length} bytes exceeds the limit of "
+                    f"{limits.max_json_bytes}",
                     path=str(path),
                 )
             # Spec padding is spaces; some exporters pad with NULs, which JSON refuses.
@@ -302,7 +303,8 @@ class _Reader:
         if self.decoded > self.limits.max_decoded_bytes:
             raise EngineError(
                 errors.GLTF_LIMIT_EXCEEDED,
-                f"{self.path}: decoding {what} would allocate more than {self.limits.max_decoded_bytes} bytes",
+                f"{self.path}: decoding {what} would allocate more than "
+                f"{self.limits.max_decoded_bytes} bytes",
                 path=str(self.path),
                 field=what,
             )
@@ -357,7 +359,8 @@ class _Reader:
         if len(data) < buffer["byteLength"]:
             raise EngineError(
                 errors.INVALID_GLTF,
-                f"{self.path}: buffer {index} has {len(data)} bytes, byteLength says {buffer['byteLength']}",
+                f"{self.path}: buffer {index} has {len(data)} bytes, byteLength says "
+                f"{buffer['byteLength']}",
                 path=str(self.path),
                 field=f"buffers[{index}]",
             )
@@ -566,7 +569,8 @@ class _Reader:
                 if width * height > self.limits.max_image_pixels:
                     raise EngineError(
                         errors.GLTF_LIMIT_EXCEEDED,
-                        f"{self.path}: image {source} is {width}x{height}, over the limit of {self.limits.max_image_pixels} pixels",
+                        f"{self.path}: image {source} is {width}x{height}, over the limit of "
+                        f"{self.limits.max_image_pixels} pixels",
                         path=str(self.path),
                         field=field,
                     )

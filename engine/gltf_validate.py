@@ -369,7 +369,8 @@ class _Checker:
             if offset + length > self.buffers[buffer]["byteLength"]:
                 raise self.fail(
                     where,
-                    f"bytes {offset}..{offset + length} lie outside buffer {buffer} ({self.buffers[buffer]['byteLength']} bytes)",
+                    f"bytes {offset}..{offset + length} lie outside buffer {buffer} "
+                    f"({self.buffers[buffer]['byteLength']} bytes)",
                 )
 
     def view_fits(self, view_index: int, offset: int, size: int, where: str) -> None:
@@ -377,7 +378,8 @@ class _Checker:
         if offset + size > length:
             raise self.fail(
                 where,
-                f"needs bytes {offset}..{offset + size} of bufferView {view_index}, which has {length}",
+                f"needs bytes {offset}..{offset + size} of bufferView {view_index}, "
+                f"which has {length}",
             )
 
     def check_accessor(self, i: int, acc: dict[str, Any]) -> None:

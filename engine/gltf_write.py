@@ -98,7 +98,8 @@ class GltfBuilder:
         weights: Sequence[float] | None = None,
     ) -> int:
         """Each primitive: ``positions``, ``indices`` and optionally ``normals``, ``uvs``,
-        ``colors`` (N x 4 linear RGBA), ``material`` (index), ``targets`` (a list of ``{"POSITION": d, "NORMAL": d}``)."""
+        ``colors`` (N x 4 linear RGBA), ``material`` (index), ``targets`` (a list of
+        ``{"POSITION": d, "NORMAL": d}``)."""
         g = self._g
         prims = []
         for p in primitives:

@@ -35,7 +35,8 @@ def cube(size: float = 1.0) -> dict[str, np.ndarray]:
 
 
 def uv_sphere(radius: float = 1.0, rings: int = 32, segments: int = 64) -> dict[str, np.ndarray]:
-    """A UV sphere: ``(rings + 1) * (segments + 1)`` vertices, ``2 * rings * segments`` triangles."""
+    """A UV sphere: ``(rings + 1) * (segments + 1)`` vertices, ``2 * rings * segments``
+    triangles."""
     theta = np.linspace(0, np.pi, rings + 1, dtype=np.float32)  # from +y down
     phi = np.linspace(0, 2 * np.pi, segments + 1, dtype=np.float32)
     t, p = np.meshgrid(theta, phi, indexing="ij")

@@ -120,4 +120,5 @@ class Transform:
         return Transform(self.translation, self.rotation, self.scale, self.matrix)
 
     def __repr__(self) -> str:
-        return f"Transform(t={self.translation.tolist()}, r={self.rotation.tolist()}, s={self.scale.tolist()})"
+        t, r, s = self.translation.tolist(), self.rotation.tolist(), self.scale.tolist()
+        return f"Transform(t={t}, r={r}, s={s})"

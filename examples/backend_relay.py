@@ -197,7 +197,8 @@ def main(wav: str | None = None, headless: bool = False):
         asyncio.run_coroutine_threadsafe(backend.stop(), backend_loop).result(10)
         backend_loop.call_soon_threadsafe(backend_loop.stop)
     print(
-        f"backend_relay: {avatar.id} spoke {seconds:.1f} s relayed by the backend, {frames} frames rendered"
+        f"backend_relay: {avatar.id} spoke {seconds:.1f} s relayed by the backend, "
+        f"{frames} frames rendered"
     )
     return view
 

@@ -3,8 +3,9 @@
     python examples/quickstart.py [speech.wav] [--headless]
 
 Opens a window; with no display it says so (``noDisplay``) and exits 2: pass
-``--headless`` to run it off-screen. In production the Motion Server runs elsewhere and your backend hands the client its
-session token; here ``EmbeddedServer`` plays both parts on loopback.
+``--headless`` to run it off-screen. In production the Motion Server runs elsewhere and your
+backend hands the client its session token; here ``EmbeddedServer`` plays both parts on
+loopback.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def main(wav: str = str(SPEECH_DIR / "greeting.wav"), headless: bool = False) ->
         frames = app.run(seconds=len(pcm) / 32000 + 1.0)
         view.dispose()  # cleanup
     print(
-        f"quickstart: {view.avatar.id} spoke {len(pcm) / 32000:.1f} s of speech, {frames} frames rendered"
+        f"quickstart: {view.avatar.id} spoke {len(pcm) / 32000:.1f} s of speech, "
+        f"{frames} frames rendered"
     )
     return view
 

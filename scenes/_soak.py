@@ -38,7 +38,8 @@ def soak(minutes: float, fps: int) -> list[float]:
                 scene.hud.server = stage.server
             samples.append(rss_mb())
             print(
-                f"minute {minute + 1:3d}: {samples[-1]:7.1f} MB  ({time.perf_counter() - started:5.0f} s wall)",
+                f"minute {minute + 1:3d}: {samples[-1]:7.1f} MB  "
+                f"({time.perf_counter() - started:5.0f} s wall)",
                 flush=True,
             )
     return samples
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     half = len(samples) // 2
     growth = samples[-1] - samples[half] if half else 0.0
     print(
-        f"rss first minute {samples[0]:.1f} MB, last {samples[-1]:.1f} MB, second-half growth {growth:+.1f} MB"
+        f"rss first minute {samples[0]:.1f} MB, last {samples[-1]:.1f} MB, second-half growth "
+        f"{growth:+.1f} MB"
     )
     return 0
 

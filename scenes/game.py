@@ -1,6 +1,7 @@
 """Quiz game: a host avatar asks three questions; answer with keys 1-3 or a click.
 
-    python -m scenes.game [--windowed | --fullscreen | --headless] [--avatar ID] [--seconds S] [--out DIR]
+    python -m scenes.game [--windowed | --fullscreen | --headless]
+                          [--avatar ID] [--seconds S] [--out DIR]
 
 The host's eyes follow your mouse, smiles at a right answer and frowns at a wrong one;
 the score is on screen. Ten seconds per question. SPACE skips ahead / plays again, F1 / H = HUD,
@@ -35,9 +36,13 @@ RIGHT = (120, 230, 140, 255)
 WRONG = (255, 120, 110, 255)
 # The host's reactions: ARKit weights held over speech and idle by the view.
 EXPRESSIONS: dict[str, dict[str, float]] = {
-    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4, "cheekSquintRight": 0.4, "eyeSquintLeft": 0.25, "eyeSquintRight": 0.25},
-    "frown": {"mouthFrownLeft": 0.75, "mouthFrownRight": 0.75, "browDownLeft": 0.6, "browDownRight": 0.6, "browInnerUp": 0.35, "mouthPressLeft": 0.3, "mouthPressRight": 0.3},
-    "surprise": {"browInnerUp": 0.7, "browOuterUpLeft": 0.6, "browOuterUpRight": 0.6, "eyeWideLeft": 0.5, "eyeWideRight": 0.5},
+    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4,
+              "cheekSquintRight": 0.4, "eyeSquintLeft": 0.25, "eyeSquintRight": 0.25},
+    "frown": {"mouthFrownLeft": 0.75, "mouthFrownRight": 0.75, "browDownLeft": 0.6,
+              "browDownRight": 0.6, "browInnerUp": 0.35, "mouthPressLeft": 0.3,
+              "mouthPressRight": 0.3},
+    "surprise": {"browInnerUp": 0.7, "browOuterUpLeft": 0.6, "browOuterUpRight": 0.6,
+                 "eyeWideLeft": 0.5, "eyeWideRight": 0.5},
 }  # fmt: skip
 PANEL = (10, 14, 22, 180)
 HOVER_PANEL = (40, 70, 110, 210)
@@ -108,9 +113,18 @@ class Quiz(Component):
             )
         )
         self.options = [
-            ui.add(Text("", anchor="top-right", offset=(round(40 * s), round((250 + 78 * i) * s)), size=round(30 * s), min_width=round(520 * s), padding=round(16 * s)))
+            ui.add(
+                Text(
+                    "",
+                    anchor="top-right",
+                    offset=(round(40 * s), round((250 + 78 * i) * s)),
+                    size=round(30 * s),
+                    min_width=round(520 * s),
+                    padding=round(16 * s),
+                )
+            )
             for i in range(3)
-        ]  # fmt: skip
+        ]
         self.timer = ui.add(
             Text(
                 "",

@@ -31,8 +31,10 @@ SIZE = (256, 256)
 # Poses: ARKit weights; each exercises different morph targets of the blendshape map.
 POSES: dict[str, dict[str, float]] = {
     "neutral": {},
-    "speak": {"jawOpen": 0.45, "mouthFunnel": 0.25, "browInnerUp": 0.4, "eyeLookOutLeft": 0.5, "eyeLookInRight": 0.5},
-    "smile": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5, "eyeBlinkLeft": 1.0},
+    "speak": {"jawOpen": 0.45, "mouthFunnel": 0.25, "browInnerUp": 0.4, "eyeLookOutLeft": 0.5,
+              "eyeLookInRight": 0.5},
+    "smile": {"mouthSmileLeft": 0.9, "mouthSmileRight": 0.9, "cheekSquintLeft": 0.5,
+              "cheekSquintRight": 0.5, "eyeBlinkLeft": 1.0},
 }  # fmt: skip
 # Tolerance: software rasterisers differ in the last bit across versions; a real change
 # (a pose, a material, the camera) moves thousands of pixels by far more than this.
@@ -167,14 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         for r in results:
             print(
-                f"{'ok  ' if r.ok else 'FAIL'} {r.name:<16} mean diff {r.mean_diff:6.3f}  off pixels {r.bad_fraction:7.3%}"
+                f"{'ok  ' if r.ok else 'FAIL'} {r.name:<16} mean diff {r.mean_diff:6.3f}  off "
+                f"pixels {r.bad_fraction:7.3%}"
             )
         if not args.no_video:
             report_outputs(PROG, record_clip(args.out, bundled_avatars()[0]))
         failed = [r.name for r in results if not r.ok]
         if failed:
             print(
-                f"{PROG}: {len(failed)} of {len(results)} frames differ from the goldens: {', '.join(failed)} (see {args.out.resolve()})"
+                f"{PROG}: {len(failed)} of {len(results)} frames differ from the goldens: "
+                f"{', '.join(failed)} (see {args.out.resolve()})"
             )
             return 1
         print(f"{PROG}: {len(results)} frames match the goldens")

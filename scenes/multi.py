@@ -86,9 +86,15 @@ class Conversation(Component):
                 )
             )
             self.captions[avatar.id] = stage.overlay.add(
-                Text(anchor="bottom", offset=(px, round(20 * scale)), size=round(19 * scale), align="center",
-                     max_width=0.92 / n, visible=False)
-            )  # fmt: skip
+                Text(
+                    anchor="bottom",
+                    offset=(px, round(20 * scale)),
+                    size=round(19 * scale),
+                    align="center",
+                    max_width=0.92 / n,
+                    visible=False,
+                )
+            )
         self.hud = Hud(stage.overlay, stage.views, stage.server, scale=scale)
         self.banner = ConnectionBanner(stage.overlay, stage.views, scale=scale)
         entity = stage.app.scene.create_entity("conversation", parent=stage.world)

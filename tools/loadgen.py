@@ -7,7 +7,9 @@ each), then talks like a voice agent for ``seconds``: an utterance of speech sen
 (the least a streaming server could do), so chunking itself costs nothing.
 
     from tools.loadgen import run_load
-    result = asyncio.run(run_load("http://127.0.0.1:8765", api_key, app_id, sessions=50, seconds=30))
+    result = asyncio.run(
+        run_load("http://127.0.0.1:8765", api_key, app_id, sessions=50, seconds=30)
+    )
 
 Used by ``benchmarks/load.py``; loopback only by intent (it is a load generator).
 """

@@ -144,13 +144,23 @@ def main() -> None:
             wav.setframerate(RATE)
             wav.writeframes(pcm.tobytes())
         sr = utt.sample_rate
-        entries.append({
-            "id": line_id, "group": group, "speaker": speaker, "voice": voice["voice"], "text": text,
-            "file": file, "duration": round(len(pcm) / RATE, 3),
-            "words": [{"text": w.text, "start": round(w.start / sr, 3), "end": round(w.end / sr, 3)}
-                      for w in utt.words if w.text.strip()],
-            "phonemes": [[p.name, round(p.start / sr, 3)] for p in utt.phonemes],
-        })  # fmt: skip
+        entries.append(
+            {
+                "id": line_id,
+                "group": group,
+                "speaker": speaker,
+                "voice": voice["voice"],
+                "text": text,
+                "file": file,
+                "duration": round(len(pcm) / RATE, 3),
+                "words": [
+                    {"text": w.text, "start": round(w.start / sr, 3), "end": round(w.end / sr, 3)}
+                    for w in utt.words
+                    if w.text.strip()
+                ],
+                "phonemes": [[p.name, round(p.start / sr, 3)] for p in utt.phonemes],
+            }
+        )
     (HERE / "lines.json").write_text(
         json.dumps({"sample_rate": RATE, "lines": entries}, indent=1) + "\n"
     )

@@ -116,5 +116,8 @@ def open_avatar(spec: str) -> Avatar:
     if path_like:
         raise AvatarKitError(ErrorCode.AVATAR_NOT_FOUND, f"avatar {spec!r} not found: {where}")
     ids = [m.id for m in list_packages(AVATARS_DIR)]
-    listing = f"looked for a bundled avatar in {AVATARS_DIR} ({', '.join(sorted(ids)) or 'none'}) and found {where}"
+    listing = (
+        f"looked for a bundled avatar in {AVATARS_DIR} ({', '.join(sorted(ids)) or 'none'}) "
+        f"and found {where}"
+    )
     raise unknown("avatar", spec, ids, listing, ErrorCode.AVATAR_NOT_FOUND)

@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run a bundled scene (default: the kiosk)",
-        description="Run a bundled scene. Interactive scenes open a window when there is a display, "
-        "else run headless for a few seconds and write an MP4 and a PNG.\n\nscenes:\n"
+        description="Run a bundled scene. Interactive scenes open a window when there is a "
+        "display, else run headless for a few seconds and write an MP4 and a PNG.\n\nscenes:\n"
         + _scene_table(),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "scene_args",
         nargs=argparse.REMAINDER,
-        help="passed to the scene: --windowed | --fullscreen | --headless, --seconds S, --size WxH, --avatar ID",
+        help="passed to the scene: --windowed | --fullscreen | --headless, --seconds S, "
+        "--size WxH, --avatar ID",
     )
     parser.set_defaults(func=run)
 

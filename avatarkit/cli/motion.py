@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inputs",
         nargs="+",
         metavar="WAV",
-        help="speech WAVs: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)",
+        help="speech WAVs: 8/16/24/32-bit integer or 32-bit float PCM, any channel count "
+        "(downmixed)",
     )
     p.add_argument(
         "-o",

@@ -53,13 +53,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--avatar",
         default="ava",
-        help="bundled avatar id (see `avatarkit avatars`) or a .glb/.gltf/.vrm file or avatar folder (default: ava)",
+        help="bundled avatar id (see `avatarkit avatars`) or a .glb/.gltf/.vrm file or avatar "
+        "folder (default: ava)",
     )
     p.add_argument(
         "--audio",
         required=True,
         type=Path,
-        help="speech WAV: 8/16/24/32-bit integer or 32-bit float PCM, any channel count (downmixed)",
+        help="speech WAV: 8/16/24/32-bit integer or 32-bit float PCM, any channel count "
+        "(downmixed)",
     )
     p.add_argument(
         "-o",
@@ -107,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     )
     bar.finish("completed")
     print(
-        f"{result.path}: {result.frames} frames, {result.duration:.3f} s, {result.seconds:.1f} s to render"
+        f"{result.path}: {result.frames} frames, {result.duration:.3f} s, "
+        f"{result.seconds:.1f} s to render"
     )
     return 0
 

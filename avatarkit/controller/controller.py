@@ -81,7 +81,8 @@ class AvatarController:
         if mixer.sample_rate != self.config.sample_rate:
             raise AvatarKitError(
                 ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-                f"mixer runs at {mixer.sample_rate} Hz, configuration says {self.config.sample_rate} Hz",
+                f"mixer runs at {mixer.sample_rate} Hz, configuration says "
+                f"{self.config.sample_rate} Hz",
             )
         self._mixer = mixer
         self._source = mixer.add_source()

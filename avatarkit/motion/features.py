@@ -51,7 +51,8 @@ class FeatureSpec:
         )  # [mels, bins], for matrix-vector products
 
     def frame_start(self, k: np.ndarray | int) -> np.ndarray | int:
-        """First sample of feature frame ``k``'s window, in a buffer that starts with ``half`` zeros."""
+        """First sample of feature frame ``k``'s window, in a buffer that starts with ``half``
+        zeros."""
         return (np.asarray(k) * self.sample_rate) // 100
 
     def needed(self, k: int) -> int:

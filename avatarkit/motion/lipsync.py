@@ -116,7 +116,8 @@ class LipSyncStream:
     # -- internals ---------------------------------------------------------------
 
     def _samples_for(self, frame: int) -> int:
-        """Samples frame ``frame`` needs: its posterior ``ceil(frame * 100 / fps)`` looks ``ahead``."""
+        """Samples frame ``frame`` needs: its posterior ``ceil(frame * 100 / fps)`` looks
+        ``ahead``."""
         centre = -(-frame * 100 // self.fps)
         return self._spec.needed(centre + self.net.ahead)
 

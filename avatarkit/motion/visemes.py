@@ -61,7 +61,8 @@ _VOWELS = {
 
 
 def visemes_of(phoneme: str) -> tuple[str, ...] | None:
-    """The viseme(s) an espeak phoneme shows; ``None`` for markers that continue the previous one."""
+    """The viseme(s) an espeak phoneme shows; ``None`` for markers that continue the previous
+    one."""
     if phoneme.startswith("_"):
         return ("sil",)
     if phoneme in _DIPHTHONGS:

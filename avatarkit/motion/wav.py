@@ -66,7 +66,8 @@ def read_wav(path: str | Path) -> SpeechAudio:
     if block_align != width * channels:
         raise AvatarKitError(
             ErrorCode.INVALID_AUDIO,
-            f"{path}: inconsistent header ({block_align} bytes per frame for {channels} x {bits}-bit)",
+            f"{path}: inconsistent header "
+            f"({block_align} bytes per frame for {channels} x {bits}-bit)",
         )
     if len(raw) % block_align:
         raise AvatarKitError(
@@ -113,7 +114,8 @@ def _riff_chunks(path: Path, data: bytes) -> tuple[bytes, bytes]:
         if len(chunk) < size:  # a cut-off copy or download: refuse rather than play a part
             raise AvatarKitError(
                 ErrorCode.INVALID_AUDIO,
-                f"{path}: truncated WAV (the {name.decode('latin-1').strip()!r} chunk says {size} bytes, {len(chunk)} are there)",
+                f"{path}: truncated WAV (the {name.decode('latin-1').strip()!r} chunk says {size} "
+                f"bytes, {len(chunk)} are there)",
             )
         if name == b"fmt ":
             fmt = chunk

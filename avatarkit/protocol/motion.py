@@ -80,7 +80,8 @@ def animation_frames(envelope: pb.Message) -> tuple[str, list[MotionFrame], bool
     if anim.fps == 0 or actual != expected:
         raise AvatarKitError(
             ErrorCode.INVALID_ANIMATION_DATA,
-            f"animation payload of {n} frames at {anim.fps} fps has sizes {actual}, expected {expected}",
+            f"animation payload of {n} frames at {anim.fps} fps "
+            f"has sizes {actual}, expected {expected}",
         )
     weights = np.frombuffer(anim.weights, np.uint8).reshape(n, NUM_BLENDSHAPES) / np.float32(
         WEIGHT_SCALE

@@ -203,7 +203,8 @@ def _number(digits: str) -> int:
 
 
 class AssetServer:
-    """Just the asset service on 127.0.0.1 (tests, scripts): ``async with AssetServer(root) as s``."""
+    """Just the asset service on 127.0.0.1 (tests, scripts):
+    ``async with AssetServer(root) as s``."""
 
     def __init__(
         self,

@@ -213,7 +213,8 @@ class Session:
         if len(msg.data) > self._config.max_control_message_bytes:
             self.fail(
                 ErrorCode.MESSAGE_TOO_LARGE,
-                f"a configure message may hold at most {self._config.max_control_message_bytes} bytes",
+                "a configure message may hold at most "
+                f"{self._config.max_control_message_bytes} bytes",
             )
             return False
         try:
@@ -311,7 +312,8 @@ class Session:
             # Only audio may be large; an id is never echoed from an oversized message.
             self._reply_error(
                 ErrorCode.MESSAGE_TOO_LARGE,
-                f"a message other than audio may hold at most {cfg.max_control_message_bytes} bytes",
+                "a message other than audio may hold at most "
+                f"{cfg.max_control_message_bytes} bytes",
             )
             return
         req_id = (

@@ -96,7 +96,8 @@ class Mixer:
         return out
 
     def mark_playing(self, frame: int, at: float) -> None:
-        """A device that knows better says mixer frame ``frame`` plays at ``clock()`` time ``at``."""
+        """A device that knows better says mixer frame ``frame`` plays at ``clock()`` time
+        ``at``."""
         self._last_pull = (frame, at)
 
     def device_lost(self, error: Exception) -> None:

@@ -21,7 +21,8 @@ class HeadlessBackend:
         except Exception as exc:
             raise EngineError(
                 errors.RENDER_NOT_SUPPORTED,
-                f"cannot create a headless EGL OpenGL 3.3 context ({exc}); install libegl1 and libgl1-mesa-dri",
+                f"cannot create a headless EGL OpenGL 3.3 context ({exc}); install libegl1 and "
+                "libgl1-mesa-dri",
             ) from exc
 
     def poll_events(self) -> list[Event]:

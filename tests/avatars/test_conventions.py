@@ -25,7 +25,8 @@ from engine.meshes import uv_sphere
 
 RADIUS = 0.1  # a head-sized sphere, facing +Z
 RPM_TARGETS = [
-    *(f"viseme_{v}" for v in ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "I", "O", "U")),
+    *(f"viseme_{v}" for v in ("sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR",
+                              "aa", "E", "I", "O", "U")),
     "mouthOpen", "mouthSmile", "eyesClosed", "eyesLookUp", "eyesLookDown",
 ]  # fmt: skip
 
@@ -72,27 +73,47 @@ def write_head(
 
 def vrm1(binds: dict[str, list[tuple[int, float]]]) -> dict[str, Any]:
     """A VRM 1.0 extension: expression -> (target index, weight) binds on node 0's mesh."""
-    preset = {name: {"morphTargetBinds": [{"node": 0, "index": i, "weight": w} for i, w in b], "isBinary": False}
-              for name, b in binds.items()}  # fmt: skip
-    return {"VRMC_vrm": {
-        "specVersion": "1.0",
-        "meta": {"name": "test head", "authors": ["avatarkit tests"], "licenseUrl": "https://vrm.dev/licenses/1.0/"},
-        "humanoid": {"humanBones": {"head": {"node": 0}}},
-        "expressions": {"preset": preset},
-    }}  # fmt: skip
+    preset = {
+        name: {
+            "morphTargetBinds": [{"node": 0, "index": i, "weight": w} for i, w in b],
+            "isBinary": False,
+        }
+        for name, b in binds.items()
+    }
+    return {
+        "VRMC_vrm": {
+            "specVersion": "1.0",
+            "meta": {
+                "name": "test head",
+                "authors": ["avatarkit tests"],
+                "licenseUrl": "https://vrm.dev/licenses/1.0/",
+            },
+            "humanoid": {"humanBones": {"head": {"node": 0}}},
+            "expressions": {"preset": preset},
+        }
+    }
 
 
 def vrm0(groups: list[tuple[str, str, list[tuple[int, float]]]]) -> dict[str, Any]:
     """A VRM 0.x extension: (name, presetName, [(target index, weight 0..100)]) groups on mesh 0."""
-    return {"VRM": {
-        "specVersion": "0.0",
-        "meta": {"title": "test head", "author": "avatarkit tests"},
-        "humanoid": {"humanBones": [{"bone": "head", "node": 0}]},
-        "blendShapeMaster": {"blendShapeGroups": [
-            {"name": name, "presetName": preset, "binds": [{"mesh": 0, "index": i, "weight": w} for i, w in b], "isBinary": False}
-            for name, preset, b in groups
-        ]},
-    }}  # fmt: skip
+    return {
+        "VRM": {
+            "specVersion": "0.0",
+            "meta": {"title": "test head", "author": "avatarkit tests"},
+            "humanoid": {"humanBones": [{"bone": "head", "node": 0}]},
+            "blendShapeMaster": {
+                "blendShapeGroups": [
+                    {
+                        "name": name,
+                        "presetName": preset,
+                        "binds": [{"mesh": 0, "index": i, "weight": w} for i, w in b],
+                        "isBinary": False,
+                    }
+                    for name, preset, b in groups
+                ]
+            },
+        }
+    }
 
 
 def speech_frame(viseme: str) -> np.ndarray:
@@ -147,8 +168,19 @@ def test_vrm1_expressions_from_the_extension(tmp_path, caplog):
         "lids": "eyes",
         "grin": None,
     }
-    ext = vrm1({"aa": [(0, 1.0)], "ih": [(1, 1.0)], "ou": [(2, 1.0)], "ee": [(3, 1.0)], "oh": [(4, 1.0)],
-                "blinkLeft": [(5, 1.0)], "blinkRight": [(6, 1.0)], "blink": [(7, 1.0)], "happy": [(8, 0.5)]})  # fmt: skip
+    ext = vrm1(
+        {
+            "aa": [(0, 1.0)],
+            "ih": [(1, 1.0)],
+            "ou": [(2, 1.0)],
+            "ee": [(3, 1.0)],
+            "oh": [(4, 1.0)],
+            "blinkLeft": [(5, 1.0)],
+            "blinkRight": [(6, 1.0)],
+            "blink": [(7, 1.0)],
+            "happy": [(8, 0.5)],
+        }
+    )
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
         avatar = Avatar.from_file(write_head(tmp_path / "head.vrm", regions, ext))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -170,8 +202,14 @@ def test_vrm1_expressions_from_the_extension(tmp_path, caplog):
 
 
 def test_vrm0_presets_from_the_extension(tmp_path):
-    ext = vrm0([("A", "a", [(0, 100)]), ("Blink", "blink", [(1, 100), (2, 50)]), ("Joy", "joy", [(3, 100)]),
-                ("Broken", "a", [(9, 100), ("x", 100), (0, True)])])  # fmt: skip
+    ext = vrm0(
+        [
+            ("A", "a", [(0, 100)]),
+            ("Blink", "blink", [(1, 100), (2, 50)]),
+            ("Joy", "joy", [(3, 100)]),
+            ("Broken", "a", [(9, 100), ("x", 100), (0, True)]),
+        ]
+    )
     avatar = Avatar.from_file(
         write_head(
             tmp_path / "head0.vrm", {"k0": "mouth", "k1": "eyes", "k2": "eyes", "k3": None}, ext
@@ -271,9 +309,24 @@ def test_a_statue_says_so_once(tmp_path, caplog):
 
 
 def test_malformed_vrm_extensions_are_ignored(tmp_path):
-    bad = {"VRMC_vrm": {"expressions": {"preset": {"aa": {"morphTargetBinds": [{"node": 7, "index": 0}, "x", {"node": 0, "index": -1},
-                                                                             {"node": 0, "index": 0, "weight": "1"}]},
-                                                   "blink": [1, 2], 3: {}}}}}  # fmt: skip
+    bad = {
+        "VRMC_vrm": {
+            "expressions": {
+                "preset": {
+                    "aa": {
+                        "morphTargetBinds": [
+                            {"node": 7, "index": 0},
+                            "x",
+                            {"node": 0, "index": -1},
+                            {"node": 0, "index": 0, "weight": "1"},
+                        ]
+                    },
+                    "blink": [1, 2],
+                    3: {},
+                }
+            }
+        }
+    }
     avatar = Avatar.from_file(write_head(tmp_path / "bad.vrm", {"t0": "mouth"}, bad))
     assert avatar.available_channels == ()
     bad0 = {

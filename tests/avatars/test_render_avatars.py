@@ -1,4 +1,5 @@
-"""Each bundled avatar rendered headless (engine, EGL) with blendshapes set: pixels change where they should."""
+"""Each bundled avatar rendered headless (engine, EGL) with blendshapes set: pixels change where
+they should."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def test_blendshapes_change_the_right_pixels(app, avatar_id):
     assert dark[1] > dark[0] + 0.05, dark
     assert changed(box(jaw, eye_l, e, e), box(neutral, eye_l, e, e)) < 0.02
 
-    # eyeBlinkLeft: the left eye closes (its iris and white are covered by skin), the right stays open.
+    # eyeBlinkLeft: the left eye closes (its iris and white are covered by skin), the right stays
+    # open.
     assert changed(box(blink, eye_l, e, e), box(neutral, eye_l, e, e)) > 0.25
     assert changed(box(blink, eye_r, e, e), box(neutral, eye_r, e, e)) < 0.02
     assert changed(box(blink, mouth, m, m), box(neutral, mouth, m, m)) < 0.02

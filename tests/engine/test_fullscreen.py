@@ -27,7 +27,9 @@ SCRIPT = textwrap.dedent(
                 raise pygame.error("no full-screen mode here")
             return set_mode(size, flags, *args, **kwargs)
         pygame.display.set_mode = refusing
-    app = App.window(size=(200, 150), title="fullscreen test", vsync=False, samples=0, fullscreen=True)
+    app = App.window(
+        size=(200, 150), title="fullscreen test", vsync=False, samples=0, fullscreen=True
+    )
     flags = pygame.display.get_surface().get_flags()
     asset = load_gltf(sys.argv[1])
     app.scene.create_entity("m").add_component(ModelRenderer(asset))
@@ -57,9 +59,22 @@ def _run(sphere_scene_path, variant: str) -> dict:
     }
     env["SDL_VIDEODRIVER"] = "x11"
     proc = subprocess.run(
-        ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24", sys.executable, "-c", SCRIPT, str(sphere_scene_path), variant],
-        capture_output=True, text=True, timeout=80, env=env,
-    )  # fmt: skip
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            f"-screen 0 {SCREEN[0]}x{SCREEN[1]}x24",
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(sphere_scene_path),
+            variant,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        env=env,
+    )
     if proc.returncode != 0 and "cannot open an OpenGL window" in proc.stderr:
         pytest.skip(f"no GLX under Xvfb here: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr

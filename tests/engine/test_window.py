@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent(
     # undefined, so render and blit once more without flipping).
     app._render()
     app.ctx.copy_framebuffer(app.backend.screen, app.target.resolved)
-    screen = np.frombuffer(app.backend.screen.read(components=3), np.uint8).reshape(150, 200, 3)[::-1]
+    screen = np.frombuffer(app.backend.screen.read(components=3), np.uint8)
+    screen = screen.reshape(150, 200, 3)[::-1]
     app.post_event(Event(ev.QUIT))
     after_quit = app.run(frames=100)
     print(json.dumps({

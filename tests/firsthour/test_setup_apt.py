@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "apt_get.sh"
-LOCKED = "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)"
+LOCKED = (
+    "E: Could not get lock /var/lib/dpkg/lock-frontend. "
+    "It is held by process 4242 (unattended-upgr)"
+)
 
 # A stand-in apt-get: reports the lock as held for the first $LOCKED_CALLS calls.
 FAKE = f"""#!/usr/bin/env bash

@@ -125,15 +125,19 @@ def test_readme_snippet_verbatim_against_avatarkit_serve(tmp, serve):
     script.write_text(
         "import engine\n"
         # a small off-screen app for the window; 10 fps keeps the frames few
-        "engine.App.window = staticmethod(lambda **kw: engine.App.headless(size=(320, 240), fps=10))\n"
-        f"api_key, app_id, server_ws_url = {serve['api_key']!r}, {serve['app_id']!r}, {serve['ingress_endpoint_url']!r}\n"
-        f"from avatarkit.motion.wav import read_wav\npcm_s16le_16k = read_wav({SHORT!r}).pcm.tobytes()\n"
+        "engine.App.window = staticmethod("
+        "lambda **kw: engine.App.headless(size=(320, 240), fps=10))\n"
+        f"api_key, app_id, server_ws_url = {serve['api_key']!r}, {serve['app_id']!r}, "
+        f"{serve['ingress_endpoint_url']!r}\n"
+        "from avatarkit.motion.wav import read_wav\npcm_s16le_16k = "
+        f"read_wav({SHORT!r}).pcm.tobytes()\n"
         + backend.code.replace(
             "http://127.0.0.1:8765", serve["console_endpoint_url"].removesuffix("/v1/console")
         )
         + "token_from_your_backend = token\n"
         + readme.code
-        + "print('state:', view.controller.connection_state, '| played', view.controller._source.consumed)\n"
+        + "print('state:', view.controller.connection_state, "
+        "'| played', view.controller._source.consumed)\n"
     )
     result = run(tmp, str(script))
     assert result.returncode == 0, result.stderr

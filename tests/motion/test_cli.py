@@ -51,9 +51,21 @@ def test_several_inputs_fill_a_directory_through_the_entry_point(tmp_path):
     srcs = [SPEECH_DIR / "quiz_timeout.wav", SPEECH_DIR / "conv_ben_1.wav"]
     out = tmp_path / "motion"
     result = subprocess.run(
-        [sys.executable, "-m", "avatarkit", "motion", *map(str, srcs), "-o", str(out), "--fps", "60"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "avatarkit",
+            "motion",
+            *map(str, srcs),
+            "-o",
+            str(out),
+            "--fps",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     for src in srcs:
         data = np.load(out / f"{src.stem}.npz")

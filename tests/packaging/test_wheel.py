@@ -104,8 +104,14 @@ class Runner:
 
     def __call__(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
         exe = str(self.venv / "bin" / argv[0])
-        return subprocess.run([exe, *argv[1:]], cwd=self.cwd, env=self.env, capture_output=True, text=True,
-                              timeout=timeout)  # fmt: skip
+        return subprocess.run(
+            [exe, *argv[1:]],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 @pytest.fixture
@@ -139,9 +145,19 @@ def installed_data(run: Runner) -> tuple[Path, Path]:
 
 def test_sdist_and_wheel_are_complete_and_index_ready(dists):
     result = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", str(dists["sdist"]), str(dists["wheel"])],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "twine",
+            "check",
+            "--strict",
+            str(dists["sdist"]),
+            str(dists["wheel"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"-{avatarkit.__version__}-" in dists["wheel"].name  # the version has one source
     tracked = checkout_files()
@@ -203,8 +219,17 @@ def test_motion_matches_the_in_repo_model(run, tmp_path):
 
 def test_render_writes_a_playable_mp4(run):
     _, data = installed_data(run)
-    result = run("avatarkit", "render", "--audio", str(data / "speech" / SHORT_WAV), "-o", "out.mp4",
-                 "--size", "320x180", timeout=120)  # fmt: skip
+    result = run(
+        "avatarkit",
+        "render",
+        "--audio",
+        str(data / "speech" / SHORT_WAV),
+        "-o",
+        "out.mp4",
+        "--size",
+        "320x180",
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     import av
 
@@ -217,9 +242,22 @@ def test_render_writes_a_playable_mp4(run):
 
 def test_serve_answers_the_console_api_and_streams_the_trained_model(run, venv):
     process = subprocess.Popen(
-        [str(venv / "bin" / "avatarkit"), "serve", "--port", "0", "--api-key", "ak_wheel", "--app-id", "app_wheel"],
-        cwd=run.cwd, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            str(venv / "bin" / "avatarkit"),
+            "serve",
+            "--port",
+            "0",
+            "--api-key",
+            "ak_wheel",
+            "--app-id",
+            "app_wheel",
+        ],
+        cwd=run.cwd,
+        env=run.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = ""
         for line in process.stdout:

@@ -1,4 +1,5 @@
-"""Faults: dead peers, stalled networks, clients that stop reading, a server killed mid-utterance."""
+"""Faults: dead peers, stalled networks, clients that stop reading, a server killed
+mid-utterance."""
 
 from __future__ import annotations
 

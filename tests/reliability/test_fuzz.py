@@ -234,7 +234,8 @@ async def test_asset_service_paths_ranges_and_headers(server):
             "",
         ]
         ranges += [
-            f"bytes={rng.randint(0, len(whole) * 2)}-{rng.choice(['', rng.randint(0, len(whole) * 2)])}"
+            f"bytes={rng.randint(0, len(whole) * 2)}-"
+            f"{rng.choice(['', rng.randint(0, len(whole) * 2)])}"
             for _ in range(30)
         ]
         for header in ranges:

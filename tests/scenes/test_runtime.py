@@ -125,9 +125,26 @@ def test_kiosk_runs_in_a_real_window(flags, mode, size):
         k: v for k, v in __import__("os").environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY")
     }
     result = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 800x600x24", sys.executable, "-c", KIOSK_IN_A_WINDOW, "--size", "640x360", "--seconds", "1.5", *flags],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=100,
-    )  # fmt: skip
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 800x600x24",
+            sys.executable,
+            "-c",
+            KIOSK_IN_A_WINDOW,
+            "--size",
+            "640x360",
+            "--seconds",
+            "1.5",
+            *flags,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "video:" not in result.stdout  # windowed: nothing recorded

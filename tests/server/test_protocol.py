@@ -137,7 +137,8 @@ def test_every_wire_error_classifies_back_to_its_code(code):
 @pytest.mark.parametrize(
     ("status", "text", "expected"),
     [(401, "", ErrorCode.SESSION_TOKEN_EXPIRED), (400, "", ErrorCode.SESSION_TOKEN_INVALID),
-     (404, "", ErrorCode.APP_ID_UNRECOGNIZED), (404, "avatar not found", ErrorCode.AVATAR_NOT_FOUND),
+     (404, "", ErrorCode.APP_ID_UNRECOGNIZED),
+     (404, "avatar not found", ErrorCode.AVATAR_NOT_FOUND),
      (402, "", ErrorCode.BILLING_REQUIRED), (409, "", ErrorCode.INVALID_REQUEST),
      (502, "", ErrorCode.SERVER_ERROR)],
 )  # fmt: skip
@@ -172,15 +173,31 @@ def test_tokens_are_stateless_scoped_and_expiring():
         (lambda: TokenSigner(key, "app1").verify(token[:-2]), ErrorCode.SESSION_TOKEN_INVALID),
         (lambda: TokenSigner(key, "a").issue(now - 1), ErrorCode.INVALID_REQUEST),
         (lambda: TokenSigner(key, "a").issue(now + 25 * 3600), ErrorCode.INVALID_REQUEST),
-        (lambda: TokenSigner(key, "a").verify(jwt.encode({"app": "a", "exp": int(now) - 1, "jti": "j",
-                                                          "scope": "motion:stream"}, key, "HS256")),
-         ErrorCode.SESSION_TOKEN_EXPIRED),
-        (lambda: TokenSigner(key, "a").verify(jwt.encode({"app": "a", "exp": int(now) + 60, "jti": "j",
-                                                          "scope": "admin"}, key, "HS256")),
-         ErrorCode.SESSION_TOKEN_INVALID),
-        (lambda: TokenSigner(key, "a").verify(jwt.encode({"app": "a", "exp": int(now) + 60}, key, "HS256")),
-         ErrorCode.SESSION_TOKEN_INVALID),
-    ]  # fmt: skip
+        (
+            lambda: TokenSigner(key, "a").verify(
+                jwt.encode(
+                    {"app": "a", "exp": int(now) - 1, "jti": "j", "scope": "motion:stream"},
+                    key,
+                    "HS256",
+                )
+            ),
+            ErrorCode.SESSION_TOKEN_EXPIRED,
+        ),
+        (
+            lambda: TokenSigner(key, "a").verify(
+                jwt.encode(
+                    {"app": "a", "exp": int(now) + 60, "jti": "j", "scope": "admin"}, key, "HS256"
+                )
+            ),
+            ErrorCode.SESSION_TOKEN_INVALID,
+        ),
+        (
+            lambda: TokenSigner(key, "a").verify(
+                jwt.encode({"app": "a", "exp": int(now) + 60}, key, "HS256")
+            ),
+            ErrorCode.SESSION_TOKEN_INVALID,
+        ),
+    ]
     for call, code in cases:
         with pytest.raises(AvatarKitError) as info:
             call()

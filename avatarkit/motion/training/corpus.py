@@ -1,9 +1,9 @@
 """Phoneme-aligned, augmented training/evaluation data from espeak-ng.
 
 Each utterance: a generated sentence spoken by a random voice of the split, padded
-with silence, coloured (tilt/low-pass EQ), sometimes reverberated, resampled to a random supported rate,
-mixed with noise at a random SNR, scaled and quantised to s16 - then turned into the
-exact features the runtime stream computes, with a viseme label per feature frame.
+with silence, coloured (tilt/low-pass EQ), sometimes reverberated, resampled to a random
+supported rate, mixed with noise at a random SNR, scaled and quantised to s16 - then turned
+into the exact features the runtime stream computes, with a viseme label per feature frame.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Visual check: a bundled avatar speaking a bundled line, key frames in one PNG.
 
-    .venv/bin/python -m avatarkit.motion.training.render_frames [--line kiosk_cafe] [--out docs/motion-frames.png]
+    .venv/bin/python -m avatarkit.motion.training.render_frames [--line kiosk_cafe]
+                                                                [--out docs/motion-frames.png]
 
 Runs the line through ``create_stream`` (30 fps), then renders (headless EGL) the
 frames at the middle of chosen phonemes - an open vowel, a p/b/m closure, a rounded

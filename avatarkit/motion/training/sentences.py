@@ -45,7 +45,10 @@ _WORDS = {
         "smelled sold spotted stopped studied taught thanked threw touched tried used "
         "visited wanted washed watched wrote"
     ),
-    "prep": "above across after against along among around at behind below beside by near over through to under with without",
+    "prep": (
+        "above across after against along among around at behind below beside by near over "
+        "through to under with without"
+    ),
     "adv": (
         "always barely boldly calmly carefully clearly easily eagerly finally gently happily "
         "loudly nearly never often only quickly quietly rarely really sadly slowly softly "

@@ -163,7 +163,8 @@ def main() -> None:
             )
         acc = (pred == yv).float().mean().item()
         print(
-            f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy {acc:.3f} ({time.time() - t0:.0f}s)"
+            f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy {acc:.3f} "
+            f"({time.time() - t0:.0f}s)"
         )
 
     linears = [m for m in net.mlp if isinstance(m, nn.Linear)]
@@ -173,9 +174,16 @@ def main() -> None:
     params["project"] = net.project.weight.detach().numpy().T.astype(np.float32)
     params |= {f"b{i}": m.bias.detach().numpy().astype(np.float32) for i, m in enumerate(linears)}
     np.savez_compressed(
-        args.out, past=PAST, ahead=ahead, lead=args.lead, num_layers=len(linears), mean=mean, std=std,
-        visemes=np.array(VISEMES), **params,
-    )  # fmt: skip
+        args.out,
+        past=PAST,
+        ahead=ahead,
+        lead=args.lead,
+        num_layers=len(linears),
+        mean=mean,
+        std=std,
+        visemes=np.array(VISEMES),
+        **params,
+    )
     print(f"saved {args.out}")
 
 
