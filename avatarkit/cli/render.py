@@ -178,6 +178,9 @@ def render_video(
                 raise AvatarKitError(
                     ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
                 )
+            # Everything is here: a render slower than real time must not sit on an idle
+            # session until the server's idle timeout closes it (and warns).
+            controller.disconnect()
             with VideoWriter(output, size, fps=fps, sample_rate=rate) as writer:
                 for k in range(frames):
                     app.step()  # the face is sampled at the audio clock: samples played so far

@@ -207,6 +207,13 @@ class AvatarController:
             self.interrupt()
             self._mode.close()
 
+    def disconnect(self) -> None:
+        """Close the connection but keep what it delivered: buffered audio and motion play
+        on. For a reply that is already whole (an offline render), so the server's idle
+        timeout never cuts a session that ended normally."""
+        with self._lifecycle:
+            self._mode.close()
+
     # -- both modes ---------------------------------------------------------------------
 
     def interrupt(self) -> None:

@@ -108,3 +108,25 @@ def test_bad_input_exits_with_a_stable_code(tmp_path, capsys):
         wav.writeframes(np.zeros(100, "<i2").tobytes())
     assert main(["render", "--audio", str(odd), "-o", str(tmp_path / "y.mp4")]) == 2
     assert "unsupportedSampleRate" in capsys.readouterr().err
+
+
+def test_a_render_slower_than_its_idle_timeout_ends_without_warnings(tmp_path, caplog, monkeypatch):
+    """Issue 15: a long offline render printed idleTimeout and connectionClosed (and, with
+    single-use tokens, refused reconnects) for a session that had ended normally."""
+    import logging
+
+    from avatarkit.cli.render import render_video
+    from avatarkit.server import embedded
+
+    make = embedded.EmbeddedServer.__init__
+
+    def quick_idle(self, *args, **limits):  # the render outlasts the server's idle timeout
+        make(self, *args, **{"idle_timeout_s": 0.3, "watchdog_interval_s": 0.05, **limits})
+
+    monkeypatch.setattr(embedded.EmbeddedServer, "__init__", quick_idle)
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        result = render_video(
+            "ava", SPEECH_DIR / "quiz_q1.wav", tmp_path / "out.mp4", size=(160, 90)
+        )
+    assert result.frames > 30
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
