@@ -52,7 +52,11 @@ def start_server(port: int) -> subprocess.Popen:
             API_KEY,
             "--app-id",
             APP_ID,
-            "--max-per-ip",
+            "--max-per-ip",  # every session comes from this one address
+            "0",
+            "--max-pending-per-ip",
+            "0",
+            "--max-http-per-ip",
             "0",
             "--idle-timeout",
             "600",
@@ -106,9 +110,20 @@ class RssSampler:
         return self.samples
 
 
-async def step(base: str, pid: int, sessions: int, seconds: float) -> dict:
+UTTERANCE_S = 4.0  # each session speaks this long, then pauses ``--pause`` seconds
+
+
+async def step(base: str, pid: int, sessions: int, seconds: float, pause: float = 1.0) -> dict:
     cpu0, wall0, own0 = cpu_seconds(pid), time.perf_counter(), time.process_time()
-    result = await run_load(base, API_KEY, APP_ID, sessions=sessions, seconds=seconds)
+    result = await run_load(
+        base,
+        API_KEY,
+        APP_ID,
+        sessions=sessions,
+        seconds=seconds,
+        utterance_s=UTTERANCE_S,
+        pause_s=pause,
+    )
     wall = time.perf_counter() - wall0
     share = (cpu_seconds(pid) - cpu0) / wall
     return {
@@ -117,6 +132,7 @@ async def step(base: str, pid: int, sessions: int, seconds: float) -> dict:
         "per_core": sessions / share if share else float("inf"),
         "generator": (time.process_time() - own0) / wall,
         "load": os.getloadavg()[0],
+        "duty": UTTERANCE_S / (UTTERANCE_S + pause),  # share of the time spent talking
     }
 
 
@@ -124,8 +140,8 @@ def report(sessions: int, measured: dict) -> None:
     r = measured["result"]
     ms = {q: 1000 * r.percentile(q) for q in (0.5, 0.95, 0.99, 1.0)}
     print(
-        f"{sessions:4d} sessions: server CPU {100 * measured['share']:5.1f}% -> "
-        f"{measured['per_core']:6.0f} sessions/core; "
+        f"{sessions:4d} sessions at {100 * measured['duty']:.0f}% talk time: server CPU "
+        f"{100 * measured['share']:5.1f}% -> {measured['per_core']:6.0f} sessions/core; "
         f"lateness p50 {ms[0.5]:.0f} ms, p95 {ms[0.95]:.0f} ms, p99 {ms[0.99]:.0f} ms, max "
         f"{ms[1.0]:.0f} ms; "
         f"frames {r.frames}/{r.expected_frames} in {r.utterances} utterances; errors "
@@ -276,7 +292,7 @@ async def main(args: argparse.Namespace) -> None:
             chunk = 60.0
             started = time.monotonic()
             while (left := args.soak - (time.monotonic() - started)) > 1:
-                measured = await step(base, server.pid, sessions, min(chunk, left))
+                measured = await step(base, server.pid, sessions, min(chunk, left), args.pause)
                 print(
                     f"[{time.monotonic() - started:5.0f} s] RSS {rss_mb(server.pid):.1f} MB; ",
                     end="",
@@ -284,7 +300,7 @@ async def main(args: argparse.Namespace) -> None:
                 report(sessions, measured)
         else:
             for sessions in args.steps:
-                measured = await step(base, server.pid, sessions, args.seconds)
+                measured = await step(base, server.pid, sessions, args.seconds, args.pause)
                 report(sessions, measured)
                 print(f"      RSS now {rss_mb(server.pid):.1f} MB", flush=True)
         await asyncio.sleep(2)  # sessions closed: the server should be back to idle
@@ -326,6 +342,12 @@ if __name__ == "__main__":
         default=0.0,
         metavar="S",
         help="opt-in soak: run the first step's sessions for S seconds (600 = 10 minutes)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=1.0,
+        help="seconds of silence after each 4 s utterance (0: talking all the time)",
     )
     parser.add_argument("--rss-csv", default="", help="write the RSS samples to this CSV")
     parser.add_argument(

@@ -60,6 +60,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="live sessions allowed from one address (0: no limit)",
     )
     parser.add_argument(
+        "--max-pending-per-ip",
+        type=int,
+        default=8,
+        help="websocket upgrades from one address still waiting to configure; past it the "
+        "oldest is closed (0: no limit, e.g. for a load generator on one address)",
+    )
+    parser.add_argument(
         "--max-http-per-ip",
         type=int,
         default=256,
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allow_origin),
         max_connections_per_ip=args.max_per_ip,
         max_http_connections_per_ip=args.max_http_per_ip,
+        max_pending_handshakes_per_ip=args.max_pending_per_ip,
         redis_url=args.redis,
         trusted_proxies=tuple(args.trust_proxy),
         single_use_tokens=not args.reusable_tokens,
