@@ -93,8 +93,11 @@ async def ingress(request: web.Request) -> web.StreamResponse:
     try:
         try:
             await ws.prepare(request)
-        except ConnectionResetError:  # the client left during the upgrade: nothing to serve
-            return ws
+        except ConnectionResetError:
+            # The client left during the upgrade. A plain response (not the half-prepared
+            # websocket, which aiohttp would try to close) meets the closed transport as a
+            # ConnectionError, which aiohttp takes quietly.
+            return web.Response(status=400)
         session = Session(request, ws, state, claims.expire_at, address)
         state.sessions.add(session)
         state.add_pending(session)

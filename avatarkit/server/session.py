@@ -5,11 +5,16 @@ chunk costs far less than the chunk lasts); a burst is fed to the model in slice
 yield between them, so one client's burst never stalls the others. Outgoing envelopes go
 through an outbox drained by one writer task; a client whose backlog fills up while the
 writer waits on its socket is a slow consumer, closed rather than allowed to grow memory.
+The lifecycle is one ``Phase`` (open, closing, slow consumer) that only moves forward.
+
+Over 400 lines on purpose: handshake, utterances, outbox and writer share one session's
+fields and run on one loop; the writer is the piece to take out next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import secrets
 import struct
@@ -74,6 +79,21 @@ class _Utterance:
     decoder: OggOpusDecoder | None = None  # Ogg Opus sessions only
 
 
+class Phase(enum.Enum):
+    """A session's lifecycle; transitions only forward (``_NEXT_PHASES``)."""
+
+    OPEN = "open"  # handshake, then streaming
+    CLOSING = "closing"  # an error and a close frame queued behind what was already sent
+    SLOW_CONSUMER = "slowConsumer"  # the backlog is dropped and the connection closed now
+
+
+_NEXT_PHASES: dict[Phase, frozenset[Phase]] = {
+    Phase.OPEN: frozenset({Phase.CLOSING, Phase.SLOW_CONSUMER}),
+    Phase.CLOSING: frozenset({Phase.SLOW_CONSUMER}),  # the goodbye itself may not get out
+    Phase.SLOW_CONSUMER: frozenset(),
+}
+
+
 class Session:
     def __init__(
         self,
@@ -106,8 +126,7 @@ class Session:
         self._sample_rate = 16000
         self._fps = self._config.default_fps
         self._ogg_opus = False
-        self.closing = False
-        self._slow = False
+        self.phase = Phase.OPEN
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
         self._unsent = (0, self.started_at)  # (bytes not yet taken by the client, since when)
@@ -117,6 +136,18 @@ class Session:
         self._errors_sent = 0
 
     # ----- lifecycle -------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        """True once the session is on its way out: no new work is started."""
+        return self.phase is not Phase.OPEN
+
+    def _enter(self, phase: Phase) -> bool:
+        """Move to ``phase`` if the lifecycle allows it; False when already there or past."""
+        if phase not in _NEXT_PHASES[self.phase]:
+            return False
+        self.phase = phase
+        return True
 
     async def run(self) -> None:
         writer = self._writer = asyncio.create_task(self._write_loop())
@@ -147,10 +178,10 @@ class Session:
         self, code: ErrorCode, detail: str = "", *, close_code: int = 1000, req_id: str = ""
     ) -> None:
         """Send an error, then close the connection once everything queued before it is out."""
-        if self.closing:
+        if self.phase is not Phase.OPEN:
             return
         self._send_error(code, detail, req_id=req_id)
-        self.closing = True
+        self._enter(Phase.CLOSING)
         self._put(_Close(close_code, f"{code}: {detail}" if detail else str(code)))
 
     def check_limits(self, now_monotonic: float, now_unix: float) -> None:
@@ -560,9 +591,8 @@ class Session:
         self._outbox_ready.set()
 
     def _on_slow_consumer(self) -> None:
-        if self._slow:
+        if not self._enter(Phase.SLOW_CONSUMER):
             return
-        self._slow = self.closing = True
         self._state.stats.count_error(ErrorCode.SLOW_CONSUMER)
         log.warning(
             "session %s: slow consumer, %d messages unsent; closing",
