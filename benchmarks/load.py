@@ -28,15 +28,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from avatarkit.server.workers import pick_free_port  # noqa: E402
 from tools.loadgen import run_load  # noqa: E402
 
 API_KEY, APP_ID = "ak_load_benchmark", "app_load"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_server(port: int) -> subprocess.Popen:
@@ -275,7 +270,7 @@ async def main(args: argparse.Namespace) -> None:
     if args.heap:
         await heap_check()
         return
-    port = free_port()
+    port = pick_free_port("127.0.0.1")
     base = f"http://127.0.0.1:{port}"
     server = start_server(port)
     sampler = RssSampler(server.pid)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import pathlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +49,28 @@ def headless_app(**kwargs: object):
 def make_headless_app():
     """The ``headless_app`` factory, for fixtures of any scope."""
     return headless_app
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[Path]:
+    """Every path opened through pathlib or os.open during the test (all the glTF loader
+    uses): the hostile-file tests check that nothing outside a package is ever read."""
+    paths: list[Path] = []
+    real = pathlib.Path.read_bytes
+
+    def spy(self):
+        paths.append(Path(self).resolve())
+        return real(self)
+
+    real_open = os.open
+
+    def spy_open(file, *args, **kwargs):
+        paths.append(Path(file).resolve())
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", spy)
+    monkeypatch.setattr(os, "open", spy_open)
+    return paths
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pathlib
 import struct
 import time
 import tracemalloc
@@ -77,25 +76,6 @@ def test_the_reference_triangle_loads(tmp_path):
 
 
 # -- external uris -------------------------------------------------------------------------
-@pytest.fixture
-def opened(monkeypatch):
-    """Every path opened through pathlib or os.open during the test (all the loader uses)."""
-    paths: list[Path] = []
-    real = pathlib.Path.read_bytes
-
-    def spy(self):
-        paths.append(Path(self).resolve())
-        return real(self)
-
-    real_open = os.open
-
-    def spy_open(file, *args, **kwargs):
-        paths.append(Path(file).resolve())
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "read_bytes", spy)
-    monkeypatch.setattr(os, "open", spy_open)
-    return paths
 
 
 HOSTILE_URIS = [

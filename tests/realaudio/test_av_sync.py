@@ -19,23 +19,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 import av_timeline  # noqa: E402
-import pulse_sink  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 
 SECONDS = 8.0
 FRAME = 1 / av_timeline.FPS
-
-
-@pytest.fixture(scope="module")
-def pulse(make_headless_app):
-    reason = pulse_sink.missing()
-    if reason:
-        pytest.skip(reason)
-    pytest.importorskip("pyaudio", reason="PyAudio is not installed (the 'audio' extra)")
-    make_headless_app(size=(8, 8), samples=0).close()
-    with pulse_sink.PulseNullSink() as server:
-        yield server
 
 
 def run(pulse, **opts):

@@ -31,17 +31,6 @@ SHORT = SPEECH_DIR / "quiz_q1.wav"  # 3.2 s
 GAP_SLACK = 0.05  # s: envelope windows are 10 ms; a held face adds nothing audible
 
 
-@pytest.fixture(scope="module")
-def pulse(make_headless_app):
-    reason = pulse_sink.missing()
-    if reason:
-        pytest.skip(reason)
-    pytest.importorskip("pyaudio", reason="PyAudio is not installed (the 'audio' extra)")
-    make_headless_app(size=(8, 8), samples=0).close()
-    with pulse_sink.PulseNullSink() as server:
-        yield server
-
-
 def source_pcm(path: Path) -> np.ndarray:
     with wave.open(str(path)) as w:
         return np.frombuffer(w.readframes(-1), "<i2")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pathlib
 import shutil
 import time
 from pathlib import Path
@@ -75,27 +73,6 @@ async def load(url: str, cache: Path, avatar_id: str, **kwargs) -> AvatarKitErro
     except AvatarKitError as exc:
         return exc
     return None
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    """Every path opened through pathlib or os.open during the test (all the glTF loader uses)."""
-    paths: list[Path] = []
-    real = pathlib.Path.read_bytes
-
-    def spy(self):
-        paths.append(Path(self).resolve())
-        return real(self)
-
-    real_open = os.open
-
-    def spy_open(file, *args, **kwargs):
-        paths.append(Path(file).resolve())
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(pathlib.Path, "read_bytes", spy)
-    monkeypatch.setattr(os, "open", spy_open)
-    return paths
 
 
 @pytest.mark.parametrize(

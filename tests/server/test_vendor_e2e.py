@@ -14,7 +14,6 @@ import importlib.metadata
 import importlib.util
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from avatarkit.server.workers import pick_free_port
 from avatarkit.testing import speech_like_pcm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +60,7 @@ def vendor_tests(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``avatarkit serve`` on a free loopback port, as an operator would run it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = pick_free_port("127.0.0.1")
     log = tmp_path_factory.mktemp("serve") / "serve.log"  # a file: a full pipe would block it
     with log.open("wb") as sink:
         process = subprocess.Popen(
