@@ -62,11 +62,18 @@ def timeline_offset(
     """Drawn motion time minus heard audio time (s) for a pose's ``weights`` and the
     timeline sample heard at that moment; None within two frames of the sawtooth's wrap,
     where interpolation blends its last tooth into the first."""
-    from avatarkit.arkit import ARKIT_NAMES
-
     period = TIMELINE_PERIOD / sample_rate
     audio = heard / sample_rate
     if not 2 / fps < audio < period - 2 / fps:
         return None
-    shown = (float(weights[ARKIT_NAMES.index(TIMELINE_CHANNEL)]) - 0.1) / 0.8 * period
+    shown = timeline_time(weights, sample_rate)
     return (shown - audio + period / 2) % period - period / 2
+
+
+def timeline_time(weights: np.ndarray, sample_rate: int = 16000) -> float:
+    """The motion time (s, modulo ``TIMELINE_PERIOD``) a pose drawn from
+    ``timeline_frames`` shows."""
+    from avatarkit.arkit import ARKIT_NAMES
+
+    value = float(weights[ARKIT_NAMES.index(TIMELINE_CHANNEL)])
+    return (value - 0.1) / 0.8 * TIMELINE_PERIOD / sample_rate

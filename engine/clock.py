@@ -183,6 +183,7 @@ class HeadlessClock:
         self.fps = float(fps)
         self.frame = 0
         self._realtime = realtime
+        self.realtime = False  # which way the last tick went
         self._timer = timer
         self._time = 0.0
         self._last: float | None = None  # wall time of the last real-time tick
@@ -191,12 +192,9 @@ class HeadlessClock:
     def time(self) -> float:
         return self._time
 
-    @property
-    def realtime(self) -> bool:
-        return self._realtime()
-
     def tick(self) -> float:
-        if self._realtime():
+        self.realtime = self._realtime()  # decided once per frame, read back by the App
+        if self.realtime:
             now = self._timer()
             dt = 1.0 / self.fps if self._last is None else min(now - self._last, MAX_REALTIME_DT)
             self._last = now

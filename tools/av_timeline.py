@@ -27,14 +27,14 @@ import time
 
 import numpy as np
 
+from avatarkit.testing import TIMELINE_PERIOD, timeline_frames, timeline_time
+
 RATE = 16000
 FPS = 30
 CLICK_PERIOD = 0.25  # s between tone bursts
 CLICK_LEN = 0.015  # s
 CLICK_START = 0.3  # s: the first burst (after the face has blended into speech)
-SAW_PERIOD = 1.0  # s: the sawtooth's period; decoding is modulo this
-SAW_LOW, SAW_SPAN = 0.1, 0.8  # channel value range (away from 0 and 1)
-CHANNEL = "tongueOut"
+SAW_PERIOD = TIMELINE_PERIOD / RATE  # s: the motion sawtooth's period (avatarkit.testing)
 
 
 def make_audio(seconds: float) -> bytes:
@@ -52,27 +52,11 @@ def click_times(seconds: float) -> np.ndarray:
     return np.arange(CLICK_START, seconds - CLICK_PERIOD / 2, CLICK_PERIOD)
 
 
-def make_frames(seconds: float):
-    """Motion frames whose ``CHANNEL`` is a sawtooth of their own time."""
-    from avatarkit.arkit import ARKIT_NAMES
-    from avatarkit.motion.frame import MotionFrame
-
-    channel = ARKIT_NAMES.index(CHANNEL)
-    frames = []
-    for i in range(int(np.ceil(seconds * FPS))):
-        frame = MotionFrame(i, FPS)
-        frame.weights[channel] = SAW_LOW + SAW_SPAN * ((i / FPS) % SAW_PERIOD) / SAW_PERIOD
-        frames.append(frame)
-    return frames
-
-
-def decode(value: float) -> float | None:
-    """Motion time (mod ``SAW_PERIOD``) a drawn channel value shows; None near the wrap,
-    where interpolation between the last and first tooth means nothing."""
-    phase = (value - SAW_LOW) / SAW_SPAN
-    if not 0.05 <= phase <= 0.95:
-        return None
-    return phase * SAW_PERIOD
+def shown_time(weights: np.ndarray) -> float | None:
+    """Motion time (mod ``SAW_PERIOD``) a drawn pose shows; None near the wrap, where
+    interpolation between the last and first tooth means nothing."""
+    shown = timeline_time(weights, RATE)
+    return shown if 0.05 * SAW_PERIOD <= shown <= 0.95 * SAW_PERIOD else None
 
 
 def onsets(pcm: np.ndarray, threshold: int = 4000, quiet: float = 0.1) -> np.ndarray:
@@ -140,15 +124,13 @@ def stalls(recording, seconds: float, avatar: int = 0) -> list[float]:
 
 def main(opts: dict) -> dict:
     from avatarkit import AvatarManager, AvatarSDK, AvatarView, Configuration
-    from avatarkit.arkit import ARKIT_NAMES
     from avatarkit.controller import ConversationState
     from avatarkit.paths import AVATARS_DIR
     from avatarkit.protocol import encode_animation
     from engine import App
 
-    channel = ARKIT_NAMES.index(CHANNEL)
     seconds, count = float(opts.get("seconds", 10)), int(opts.get("avatars", 1))
-    pcm, frames = make_audio(seconds), make_frames(seconds)
+    pcm, frames = make_audio(seconds), timeline_frames(seconds, FPS, RATE)
     app = App.headless(size=tuple(opts.get("size", (640, 360))), fps=FPS)  # the default clock
     AvatarSDK.initialize(
         "av-timeline", Configuration(driving_mode="backend", audio_device="pyaudio")
@@ -182,7 +164,7 @@ def main(opts: dict) -> dict:
             now = time.monotonic()  # the frame is complete (present waited for the GPU)
             for k, view in enumerate(views):
                 if view.controller.conversation_state == ConversationState.PLAYING:
-                    value = decode(float(view.pose.weights[channel]))
+                    value = shown_time(view.pose.weights)
                     out["frames"][k].append([now, value, posed_at.get(k, now)])
 
         app.add_frame_listener(shown)

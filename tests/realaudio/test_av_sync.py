@@ -66,7 +66,8 @@ def test_the_face_matches_the_sound_that_comes_out(pulse):
             f"avatar {avatar}: mean {1000 * mean:+.1f} ms, p90 |offset| {1000 * p90:.1f} ms,"
             f" frame interval {1000 * interval:.0f} ms"
         )
-        # The bar is 10 ms; 8 ms here since the rig reads -3 to -6 ms, so a 15 ms lead always
-        # fails and a 13 ms one (+8 to +10 ms) usually does.
-        assert abs(mean) <= 0.008, summary
+        # The bar. The rig reads -3 to -9 ms from run to run, so a 15 ms lead fails
+        # only on some runs (an 8 ms bar caught it but flaked); the deterministic check of
+        # a lead is in tests/sdk (test_playback, test_direct, test_backend_relay).
+        assert abs(mean) <= 0.010, summary
         assert p90 <= max(FRAME, interval), summary
