@@ -34,6 +34,10 @@ EMPHASIS_LN, EMPHASIS_RANGE = (
     1.5,
 )  # ln-loudness above the running level that starts/saturates emphasis
 PHRASE_PAUSE_S = 0.5
+# A person's face comes to rest within about 150 ms of the last sound: head sway, nods,
+# brows and gaze are scaled by a gate that holds through the short silences inside speech
+# (stop closures, word joins) and then closes fast.
+GATE_HOLD_S, GATE_ATTACK_S, GATE_RELEASE_S = 0.06, 0.03, 0.025
 BLINK_INTERVAL_S = (2.0, 5.0)
 BLINK_CLOSE_S, BLINK_OPEN_S = 0.07, 0.13
 SACCADE_INTERVAL_S = (0.5, 2.0)
@@ -86,6 +90,9 @@ class FaceAnimator:
         self._next_saccade = self._rng.uniform(*SACCADE_INTERVAL_S)
         self._gaze_target = (0.0, 0.0)
         self._gaze = [0.0, 0.0]
+        self._gate = 0.0
+        self._gate_attack = 1.0 - math.exp(-dt / GATE_ATTACK_S)
+        self._gate_release = 1.0 - math.exp(-dt / GATE_RELEASE_S)
 
     def animate(self, articulation: np.ndarray, speech: np.ndarray, loudness: np.ndarray):
         """Per frame: (coarticulated) articulation [n, 6], speech probability [n], loudness
@@ -99,13 +106,14 @@ class FaceAnimator:
         ):
             voiced = max(0.0, (p_speech - SPEECH_FLOOR) / (1.0 - SPEECH_FLOOR))
             self._speech += (voiced - self._speech) * self._speech_k
-            head = self._head(voiced, loud, art[0])
+            gate = self._speaking(voiced)
+            head = [gate * v for v in self._head(voiced, loud, art[0])]
             blink = self._blink(voiced)
-            gaze = self._saccade()
+            gaze = [gate * v for v in self._saccade()]
             o, c, r, s, d, t = art
-            yaw, pitch = self._gaze[0] / GAZE_PER_WEIGHT, self._gaze[1] / GAZE_PER_WEIGHT
+            yaw, pitch = gaze[0] / GAZE_PER_WEIGHT, gaze[1] / GAZE_PER_WEIGHT
             rows.append((
-                o, c, r, s, d, t, o * c, o * d, o * c * d, r * o, r * s, self._brow, blink,
+                o, c, r, s, d, t, o * c, o * d, o * c * d, r * o, r * s, gate * self._brow, blink,
                 max(yaw, 0.0), max(-yaw, 0.0), max(pitch, 0.0), max(-pitch, 0.0), *head, *gaze,
             ))  # fmt: skip
             self._t += self.dt
@@ -113,6 +121,16 @@ class FaceAnimator:
         weights = table[:, :_NUM_TERMS] @ _MAPPING
         np.minimum(np.maximum(weights, 0.0, out=weights), 1.0, out=weights)
         return weights, table[:, _NUM_TERMS : _NUM_TERMS + 3], table[:, _NUM_TERMS + 3 :]
+
+    def _speaking(self, voiced: float) -> float:
+        """The rest gate: opens with speech, holds ``GATE_HOLD_S`` into a silence, then
+        closes with a ``GATE_RELEASE_S`` time constant."""
+        held = voiced > 0.05 or self._silent_for < GATE_HOLD_S
+        if held:
+            self._gate += (1.0 - self._gate) * self._gate_attack
+        else:
+            self._gate -= self._gate * self._gate_release
+        return self._gate
 
     def _head(self, voiced: float, loud: float, opening: float) -> tuple[float, float, float]:
         """Nods on emphasised syllables (a damped spring kicked by each) plus a slow sway."""

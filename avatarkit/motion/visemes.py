@@ -7,6 +7,8 @@ channels. The same table defines the benchmark's ground-truth lip aperture.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 ARTICULATORS = ("open", "close", "round", "spread", "dental", "tongue")
@@ -81,8 +83,13 @@ def visemes_of(phoneme: str) -> tuple[str, ...] | None:
     return None
 
 
-def segments(phonemes: list[tuple[str, int]], total: int) -> list[tuple[str, int, int]]:
-    """(viseme, start, end) sample spans from (espeak phoneme, start sample) events."""
+def segments(
+    phonemes: list[tuple[str, int]],
+    total: int,
+    shown_by: Callable[[str], tuple[str, ...] | None] = visemes_of,
+) -> list[tuple[str, int, int]]:
+    """(viseme, start, end) sample spans from (phoneme, start sample) events; ``shown_by``
+    names a phone's viseme(s) (espeak mnemonics by default)."""
     spans: list[tuple[str, int, int]] = []
     events = [(name, start) for name, start in phonemes if start < total]
     if not events or events[0][1] > 0:
@@ -91,7 +98,7 @@ def segments(phonemes: list[tuple[str, int]], total: int) -> list[tuple[str, int
         end = events[i + 1][1] if i + 1 < len(events) else total
         if end <= start:
             continue
-        shown = visemes_of(name)
+        shown = shown_by(name)
         if shown is None:  # a marker: the previous sound goes on
             if spans:
                 spans[-1] = (spans[-1][0], spans[-1][1], end)

@@ -1,36 +1,49 @@
-"""Real lip behaviour on bundled speech, checked against its espeak phoneme alignment."""
+"""Real lip behaviour on held-out speech, checked against its phoneme alignment."""
 
 from __future__ import annotations
+
+import ctypes.util
+import random
 
 import numpy as np
 import pytest
 
 from avatarkit.arkit import ARKIT_INDEX as I
-from avatarkit.motion.visemes import segments
+from avatarkit.motion.training.human import human_clips
 
 pytestmark = pytest.mark.timeout(60)
 
-LINES = (
-    "greeting",
-    "kiosk_welcome",
-    "kiosk_exhibit",
-    "kiosk_help",
-    "conv_ben_2",
-    "quiz_q1",
-    "quiz_correct",
-)
 FPS = 60
 
 
+def _heldout_espeak():
+    """Held-out sentences (templates and words) in held-out espeak-ng voices."""
+    if not ctypes.util.find_library("espeak-ng"):
+        pytest.skip("libespeak-ng not installed")
+    from avatarkit.motion.training.corpus import speak
+    from avatarkit.motion.training.sentences import sentences
+    from avatarkit.motion.training.voices import random_voice
+
+    rng = random.Random(5)
+    return [speak(t, random_voice(rng, "heldout"), 0.2, 0.3) for t in sentences(14, "heldout", 5)]
+
+
+@pytest.fixture(scope="module", params=["espeak-heldout", "human"])
+def corpus(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def midpoints(mt):
-    """Per viseme: the ARKit weights at the midpoint of each of its spans, over all LINES."""
+def midpoints(mt, corpus):
+    """Per viseme: the ARKit weights at the midpoint of each of its spans, over speech the
+    model never trained on: held-out espeak-ng voices, or real recordings (PocketSphinx-aligned)."""
+    clips = _heldout_espeak() if corpus == "espeak-heldout" else human_clips()
     found: dict[str, list[np.ndarray]] = {}
-    for line_id in LINES:
-        pcm, rate, line = mt.load_line(line_id)
+    for clip in clips:
+        rate = clip.sample_rate
+        pcm = (np.clip(clip.audio, -1, 1) * 32767).astype("<i2")
         weights, _, _ = mt.stacked(mt.run_stream(pcm, rate, FPS))
-        events = [(name, int(round(start * rate))) for name, start in line["phonemes"]]
-        for vis, start, end in segments(events, len(pcm)):
+        for vis, start, end in clip.spans:
             if end - start < rate * 0.03:  # too short to show reliably at any frame rate
                 continue
             frame = min(len(weights) - 1, int(round((start + end) / 2 / rate * FPS)))
@@ -38,15 +51,22 @@ def midpoints(mt):
     return {vis: np.stack(ws) for vis, ws in found.items()}
 
 
+# Floors per corpus. Real recordings are the harder domain (and PocketSphinx's 10 ms
+# alignment blurs short closures): their floors sit just under what the model reaches
+# (docs/motion-model.md), above what the espeak-only model did (closed 0.40, f/v 0.07).
+CLOSED = {"espeak-heldout": 0.75, "human": 0.45}
+ROLLED = {"espeak-heldout": 0.25, "human": 0.1}
+
+
 def _closure(w: np.ndarray) -> np.ndarray:
     return w[:, I["mouthClose"]] + 0.5 * (w[:, I["mouthPressLeft"]] + w[:, I["mouthPressRight"]])
 
 
-def test_lips_close_on_p_b_m(midpoints):
+def test_lips_close_on_p_b_m(midpoints, corpus):
     pbm = midpoints["PP"]
-    assert len(pbm) >= 15
+    assert len(pbm) >= 10
     closed = (_closure(pbm) > 0.3) & (pbm[:, I["jawOpen"]] < 0.15)
-    assert closed.mean() >= 0.75
+    assert closed.mean() >= CLOSED[corpus]
 
 
 def test_jaw_opens_on_open_vowels(midpoints):
@@ -70,12 +90,11 @@ def test_rounding_on_o_u_w_and_spreading_on_i_e(midpoints):
     assert spreading(spread).mean() > spreading(rounded).mean() + 0.1
 
 
-def test_teeth_on_lip_for_f_v(midpoints):
+def test_teeth_on_lip_for_f_v(midpoints, corpus):
     roll = midpoints["FF"][:, I["mouthRollLower"]]
-    others = np.concatenate([w for vis, w in midpoints.items() if vis != "FF"])[
-        :, I["mouthRollLower"]
-    ]
-    assert roll.mean() > 0.25 and roll.mean() > others.mean() + 0.2
+    others = np.concatenate([w for vis, w in midpoints.items() if vis != "FF"])
+    floor = ROLLED[corpus]
+    assert roll.mean() > floor and roll.mean() > others[:, I["mouthRollLower"]].mean() + floor * 0.8
 
 
 def test_head_moves_and_eyes_blink_while_speaking(mt):

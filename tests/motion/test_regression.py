@@ -2,6 +2,8 @@
 
 ``data/lipsync_reference.npz`` holds weights|head|gaze [frames, 57] per ``{rate}_{fps}``,
 made with 20 ms pushes; every chunking (odd byte counts included) must reproduce them.
+After a deliberate change (new weights, a new face mapping) rebuild it with
+``.venv/bin/python tests/motion/test_regression.py`` and say why in the commit.
 """
 
 from __future__ import annotations
@@ -54,3 +56,24 @@ def test_small_batch_paths_match_the_batched_ones():
     window = net.windows(np.arange(20 * 16, dtype=np.float32).reshape(20, 16))
     assert window.shape == (20 - net.width + 1, net.width * 16)
     np.testing.assert_array_equal(window[2], np.arange(2 * 16, (2 + net.width) * 16))
+
+
+def rebuild() -> None:
+    """Write the reference from the current model (20 ms pushes)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import load_line, resample, run_stream, stacked
+
+    pcm, line_rate, _ = load_line("greeting")
+    out = {}
+    for rate, fps in CASES:
+        x = pcm if rate == line_rate else resample(pcm, line_rate, rate)
+        weights, head, gaze = stacked(run_stream(x, rate, fps, chunk_bytes=rate // 50 * 2))
+        out[f"{rate}_{fps}"] = np.concatenate([weights, head, gaze], axis=1).astype(np.float32)
+    np.savez_compressed(REFERENCE, **out)
+    print(f"wrote {REFERENCE}")
+
+
+if __name__ == "__main__":
+    rebuild()

@@ -16,8 +16,9 @@ from scipy import signal
 
 from avatarkit.motion.features import HOP_S, LevelNorm, log_mel_offline
 from avatarkit.motion.stream import SUPPORTED_SAMPLE_RATES
+from avatarkit.motion.training.codecs import round_trip
 from avatarkit.motion.training.espeak import synthesize
-from avatarkit.motion.training.sentences import sentences
+from avatarkit.motion.training.sentences import sentences, word_salad
 from avatarkit.motion.training.voices import random_voice
 from avatarkit.motion.visemes import frame_labels, segments
 
@@ -41,22 +42,35 @@ def speak(text: str, voice: dict, lead_s: float = 0.0, tail_s: float = 0.0) -> C
 
 
 def augment(clip: Clip, rng: random.Random, rates=SUPPORTED_SAMPLE_RATES) -> Clip:
+    """A random speaker, microphone, room, line and level for one utterance."""
     x = clip.audio.astype(np.float64)
+    sr = clip.sample_rate
+    # Another vocal tract: play the audio at a rate ``warp`` times faster. Formants and
+    # pitch scale by ``warp`` (a shorter or longer tract), durations by 1 / warp.
+    if rng.random() < 0.6:
+        up = round(100 / rng.uniform(0.88, 1.14))
+        x = signal.resample_poly(x, up, 100)
+    scale = len(x) / len(clip.audio)
     tilt = rng.uniform(-0.6, 0.6)  # first-order spectral tilt: brighter or duller microphones
     x = signal.lfilter([1.0, -tilt], [1.0], x)
     if rng.random() < 0.3:
         cutoff = rng.uniform(3000, 7000)
-        x = signal.sosfilt(signal.butter(4, cutoff, fs=clip.sample_rate, output="sos"), x)
+        x = signal.sosfilt(signal.butter(4, cutoff, fs=sr, output="sos"), x)
     if rng.random() < 0.3:  # a room: exponentially decaying noise as the impulse response
         rt60 = rng.uniform(0.1, 0.6)
-        n = int(rt60 * clip.sample_rate)
+        n = int(rt60 * sr)
         tail = np.random.default_rng(rng.randrange(1 << 30)).standard_normal(n)
         tail *= np.exp(-6.9 * np.arange(n) / n) * rng.uniform(0.05, 0.4)
         tail[0] = 1.0  # the direct sound
         x = signal.fftconvolve(x, tail)[: len(x)]
+    if rng.random() < 0.12:  # a telephone line: 300-3400 Hz
+        x = signal.sosfilt(signal.butter(4, (300, 3400), "bandpass", fs=sr, output="sos"), x)
+    x /= max(1e-9, np.abs(x).max())
+    if rng.random() < 0.2:  # a TTS service's or a call's codec at a low bitrate
+        x = round_trip(x * 0.7, sr, rng).astype(np.float64)
     rate = rng.choice(rates)
-    g = np.gcd(rate, clip.sample_rate)
-    x = signal.resample_poly(x, rate // g, clip.sample_rate // g)
+    g = np.gcd(rate, sr)
+    x = signal.resample_poly(x, rate // g, sr // g)
     x /= max(1e-9, np.abs(x).max())
     if rng.random() < 0.75:
         noise = np.random.default_rng(rng.randrange(1 << 30)).standard_normal(len(x))
@@ -68,7 +82,7 @@ def augment(clip: Clip, rng: random.Random, rates=SUPPORTED_SAMPLE_RATES) -> Cli
         x = x + noise
     x *= 10 ** (rng.uniform(-32, -1) / 20) / max(1e-9, np.abs(x).max())
     x = np.round(x * 32767) / 32768.0
-    ratio = rate / clip.sample_rate
+    ratio = scale * rate / sr
     spans = [(v, int(s * ratio), int(e * ratio)) for v, s, e in clip.spans]
     return Clip(x.astype(np.float32), rate, spans, clip.text, clip.voice)
 
@@ -80,9 +94,42 @@ def features_and_labels(clip: Clip) -> tuple[np.ndarray, np.ndarray]:
     return mels, labels
 
 
-def make_clips(count: int, split: str, seed: int) -> list[Clip]:
+def make_clips(count: int, split: str, seed: int, source: str = "espeak") -> list[Clip]:
+    """``count`` utterances of the split's sentences (and, for the neural voices, half of
+    them dictionary phrases) from one synthesizer."""
+    if source == "piper":
+        from avatarkit.motion.training.piper import piper_clips
+
+        return piper_clips(count, split, seed)
+    if source == "kokoro":
+        from avatarkit.motion.training.kokoro import kokoro_clips
+
+        return kokoro_clips(count, split, seed)
     rng = random.Random(f"clips:{split}:{seed}")
     return [
         speak(text, random_voice(rng, split), rng.uniform(0.05, 0.6), rng.uniform(0.1, 0.6))
         for text in sentences(count, split, seed)
     ]
+
+
+def mixed_texts(count: int, split: str, seed: int) -> list[str]:
+    """Template sentences and dictionary phrases, alternating."""
+    salad = word_salad(count // 2, split, seed)
+    plain = sentences(count - len(salad), split, seed)
+    mixed = [t for pair in zip(plain, salad, strict=False) for t in pair]
+    return mixed + plain[len(salad) :]
+
+
+def cached_clips(count: int, split: str, seed: int, source: str) -> list[Clip]:
+    """``make_clips``, kept in ``.cache/motion-corpus`` (neural voices take minutes)."""
+    import pickle
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[3] / ".cache" / "motion-corpus"
+    path = folder / f"{source}-{split}-{seed}-{count}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    clips = make_clips(count, split, seed, source)
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(clips))
+    return clips

@@ -8,6 +8,9 @@ model never saw.
 from __future__ import annotations
 
 import random
+import zlib
+from functools import lru_cache
+from pathlib import Path
 
 _WORDS = {
     "noun": (
@@ -93,7 +96,8 @@ def sentences(count: int, split: str = "train", seed: int = 0) -> list[str]:
     """``count`` sentences drawn from the split's vocabulary and templates."""
     rng = random.Random(f"{split}:{seed}")
     vocab = _vocab(split)
-    templates = _TEMPLATES[::2] if split == "train" else _TEMPLATES
+    # Held out by template too: no held-out sentence shares its frame with a training one.
+    templates = _TEMPLATES[::2] if split == "train" else _TEMPLATES[1::2]
     out = []
     for _ in range(count):
         text = rng.choice(templates)
@@ -102,4 +106,41 @@ def sentences(count: int, split: str = "train", seed: int = 0) -> list[str]:
             kind = text[start + 1 : text.index("}", start)]
             text = text[:start] + rng.choice(vocab[kind]) + text[text.index("}", start) + 1 :]
         out.append(text[0].upper() + text[1:])
+    return out
+
+
+def heldout_word(word: str) -> bool:
+    """The split of any word, by a stable hash (a quarter are held out)."""
+    return zlib.crc32(word.lower().encode()) % 4 == 3
+
+
+@lru_cache(maxsize=1)
+def _dictionary_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Plain CMUdict words (PocketSphinx's copy, training only), split as ``heldout_word``;
+    the template vocabulary keeps its own split."""
+    import pocketsphinx
+
+    path = Path(pocketsphinx.__file__).parent / "model" / "en-us" / "cmudict-en-us.dict"
+    template_words = {w.lower(): kind for kind, ws in _WORDS.items() for w in ws.split()}
+    train: list[str] = []
+    held: list[str] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        word = line.split(" ", 1)[0]
+        if "(" in word or not word.isalpha() or not 2 <= len(word) <= 11:
+            continue
+        if word in template_words:
+            continue  # already split with the template vocabulary
+        (held if heldout_word(word) else train).append(word)
+    return tuple(train), tuple(held)
+
+
+def word_salad(count: int, split: str = "train", seed: int = 0) -> list[str]:
+    """``count`` phrases of 3-10 random dictionary words of the split: sound sequences the
+    templates never make (real speech has far more words than the templates)."""
+    rng = random.Random(f"salad:{split}:{seed}")
+    words = _dictionary_words()[0 if split == "train" else 1]
+    out = []
+    for _ in range(count):
+        phrase = " ".join(rng.choice(words) for _ in range(rng.randint(3, 10)))
+        out.append(phrase[0].upper() + phrase[1:] + rng.choice(".?!,"))
     return out

@@ -1,10 +1,13 @@
-"""Rebuild ``assets/models/motion_mlp.npz``: espeak corpus -> features -> MLP (PyTorch CPU).
+"""Rebuild ``assets/models/motion_mlp.npz``: speech from three synthesizers -> features -> MLP.
 
-    .venv/bin/pip install torch   # training only; inference is numpy
-    .venv/bin/python -m avatarkit.motion.training.train [--utterances 8000] [--epochs 18]
+    .venv/bin/pip install -e .[train]  # torch, Piper, Kokoro, PocketSphinx: never at run time
+    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--piper 1600]
 
-About 12 minutes on one core of a shared 2-core machine. Training voices and words never
-overlap the held-out ones the benchmark uses (see ``voices.py`` and ``sentences.py``).
+The Piper and Kokoro utterances are synthesized and aligned once into ``.cache/motion-corpus``
+(about 30 minutes on one core the first time); the training itself takes about 15 minutes
+on a shared 2-core machine. Training voices, words and sentence templates never overlap the
+held-out ones the benchmark uses (``voices.py``, ``kokoro.py``, ``sentences.py``); the real
+human recordings (``human.py``) are only watched, never trained on.
 """
 
 from __future__ import annotations
@@ -17,25 +20,41 @@ import numpy as np
 
 from avatarkit.motion.features import LOG_FLOOR, NUM_MELS, QUIET_LEVEL, SpeechMean
 from avatarkit.motion.model import MODEL_PATH
-from avatarkit.motion.training.corpus import augment, features_and_labels, make_clips
+from avatarkit.motion.training.corpus import (
+    augment,
+    cached_clips,
+    features_and_labels,
+    make_clips,
+)
+from avatarkit.motion.training.human import human_clips
 from avatarkit.motion.visemes import ARTICULATION, VISEMES
 
 PAST, AHEAD, LEAD = 9, 3, 1
-HIDDEN = 192
+HIDDEN = 256
 PROJECTED = 16  # dimensions each 10 ms frame is reduced to before the window MLP
 ARTICULATION_WEIGHT = 4.0
 
 
-def build(clips, seed: int, ahead: int, lead: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per clip: level-normalised log-mels and viseme labels (leading the audio by ``lead``)."""
-    rng = random.Random(seed)
-    out = []
-    for clip in clips:
-        mels, lab = features_and_labels(augment(clip, rng))
-        # Target the face ``lead`` frames ahead: the runtime's coarticulation smoothing lags
-        # by about that much, and lips lead the sound they shape anyway.
-        out.append((mels, np.concatenate([lab[lead:], np.repeat(lab[-1:], lead)])))
-    return out
+def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
+    clip, seed, lead, augmented = job
+    if augmented:
+        clip = augment(clip, random.Random(seed))
+    mels, lab = features_and_labels(clip)
+    # Target the face ``lead`` frames ahead: the runtime's coarticulation smoothing lags
+    # by about that much, and lips lead the sound they shape anyway.
+    return mels, np.concatenate([lab[lead:], np.repeat(lab[-1:], lead)])
+
+
+def build(
+    clips, seed: int, ahead: int, lead: int, augmented: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per clip: level-normalised log-mels and viseme labels (leading the audio by ``lead``),
+    on every core."""
+    from multiprocessing import Pool
+
+    jobs = [(clip, seed * 1_000_003 + i, lead, augmented) for i, clip in enumerate(clips)]
+    with Pool() as pool:
+        return pool.map(_featurise, jobs, chunksize=16)
 
 
 def stack(data, prior: np.ndarray, ahead: int):
@@ -67,7 +86,15 @@ def main() -> None:
     from torch import nn
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--utterances", type=int, default=8000)
+    parser.add_argument("--espeak", type=int, default=3500, help="espeak-ng utterances")
+    parser.add_argument("--piper", type=int, default=1600, help="Piper utterances (0: none)")
+    parser.add_argument("--kokoro", type=int, default=160, help="Kokoro utterances (0: none)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="augmented copies of each Piper utterance (Kokoro: three times as many)",
+    )
     parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -81,20 +108,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     t0 = time.time()
-    train_clips = build(
-        make_clips(args.utterances, "train", 0), seed=1, ahead=ahead, lead=args.lead
-    )
-    valid_clips = build(
-        make_clips(max(100, args.utterances // 12), "heldout", 99),
-        seed=2,
-        ahead=ahead,
-        lead=args.lead,
-    )
+    clips = make_clips(args.espeak, "train", 0)
+    for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
+        if count:
+            copies = args.repeat * (3 if source == "kokoro" else 1)  # fewer, costlier clips
+            clips += cached_clips(count, "train", 0, source) * copies
+    train_clips = build(clips, seed=1, ahead=ahead, lead=args.lead)
+    watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
+    for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
+        if count:
+            watched[source] = build(
+                cached_clips(20 if source == "kokoro" else 40, "heldout", 99, source),
+                3,
+                ahead,
+                args.lead,
+            )
+    watched["human"] = build(human_clips(), 4, ahead, args.lead, augmented=False)
     frames = np.concatenate([mels for mels, _ in train_clips])
     mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-3
-    train, valid = stack(train_clips, mean, ahead), stack(valid_clips, mean, ahead)
+    train = stack(train_clips, mean, ahead)
+    valid = {name: stack(data, mean, ahead) for name, data in watched.items()}
     print(
-        f"corpus: {len(train[2])} train / {len(valid[2])} valid frames in {time.time() - t0:.0f}s"
+        f"corpus: {len(clips)} utterances, {len(train[2])} train frames in {time.time() - t0:.0f}s"
     )
 
     def tensors(data):
@@ -106,7 +141,7 @@ def main() -> None:
         return z[0], z[1], torch.from_numpy(labels), torch.from_numpy(centres)
 
     xt, mt, yt, ct = tensors(train)
-    xv, mv, yv, cv = tensors(valid)
+    valid_tensors = {name: tensors(data) for name, data in valid.items()}
     offsets = torch.arange(-PAST, ahead + 1)
 
     def batch(x, m, centres):
@@ -139,7 +174,7 @@ def main() -> None:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     table = torch.from_numpy(ARTICULATION)
     # Opening and closing matter most to the eye (and to the aperture benchmark).
-    articulator_weights = torch.tensor([3.0, 2.0, 1.0, 1.0, 1.0, 0.5])
+    articulator_weights = torch.tensor([3.0, 3.0, 1.0, 1.0, 1.0, 0.5])
     for epoch in range(args.epochs):
         net.train()
         perm = torch.randperm(len(yt))
@@ -157,18 +192,23 @@ def main() -> None:
             opt.step()
             sched.step()
         net.eval()
+        scores = []
         with torch.no_grad():
-            pred = torch.cat(
-                [net(*batch(xv, mv, cv[i : i + 4096])).argmax(1) for i in range(0, len(cv), 4096)]
-            )
-        acc = (pred == yv).float().mean().item()
+            for name, (xv, mv, yv, cv) in valid_tensors.items():
+                pred = torch.cat(
+                    [
+                        net(*batch(xv, mv, cv[i : i + 4096])).argmax(1)
+                        for i in range(0, len(cv), 4096)
+                    ]
+                )
+                scores.append(f"{name} {(pred == yv).float().mean().item():.3f}")
         print(
-            f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy {acc:.3f} "
-            f"({time.time() - t0:.0f}s)"
+            f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy: "
+            f"{', '.join(scores)} ({time.time() - t0:.0f}s)"
         )
 
     linears = [m for m in net.mlp if isinstance(m, nn.Linear)]
-    params = {
+    params: dict[str, np.ndarray] = {
         f"w{i}": m.weight.detach().numpy().T.astype(np.float32) for i, m in enumerate(linears)
     }
     params["project"] = net.project.weight.detach().numpy().T.astype(np.float32)
@@ -182,7 +222,7 @@ def main() -> None:
         mean=mean,
         std=std,
         visemes=np.array(VISEMES),
-        **params,
+        **params,  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     )
     print(f"saved {args.out}")
 

@@ -1,0 +1,79 @@
+"""The training data's timing survives what is done to it: Piper's token durations become
+phone onsets, codecs and vocal-tract warps keep the audio where its labels say it is."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from avatarkit.motion.training.corpus import Clip, augment
+from avatarkit.motion.training.phones import arpabet_visemes, ipa_visemes
+
+
+def _clicks(rate: int, at_s: list[float], seconds: float = 2.0) -> np.ndarray:
+    """10 ms bursts of band-limited noise (broadband, as speech is) at ``at_s``."""
+    from scipy import signal
+
+    x = np.zeros(int(seconds * rate), np.float32)
+    noise = np.random.default_rng(0).standard_normal(int(0.01 * rate))
+    band = signal.sosfilt(signal.butter(4, (500, 3000), "bandpass", fs=rate, output="sos"), noise)
+    for t in at_s:
+        i = int(t * rate)
+        x[i : i + len(band)] = 0.8 * band / np.abs(band).max()
+    return x
+
+
+def _burst_onsets(x: np.ndarray, rate: int) -> np.ndarray:
+    env = np.abs(x) > 0.3 * np.abs(x).max()
+    starts = np.flatnonzero(env[1:] & ~env[:-1]) + 1
+    keep = np.concatenate([[True], np.diff(starts) > 0.05 * rate])  # one per burst
+    return starts[keep] / rate
+
+
+def test_piper_pads_go_to_the_following_phone_and_stress_to_its_vowel():
+    from avatarkit.motion.training.piper import _events
+
+    symbols = {0: "_", 1: "^", 2: "$", 15: "b", 120: "ˈ", 39: "æ", 3: " "}
+    ids = [1, 0, 15, 0, 120, 0, 39, 0, 3, 0, 2]
+    counts = [100, 40, 200, 20, 60, 30, 300, 50, 80, 10, 90]
+    events = _events(ids, counts, symbols, offset=1000, pad_share=1.0)
+    starts = dict((name, start) for name, start in events)
+    assert starts["b"] == 1000 + 100  # the pad before "b" is its own start
+    assert starts["æ"] == 1000 + 100 + 40 + 200  # from the stress mark's pad on
+    assert "ˈ" not in starts
+    half = dict(_events(ids, counts, symbols, offset=0, pad_share=0.5))
+    assert half["b"] == 100 + 20
+
+
+def test_phone_sets_map_to_the_same_visemes():
+    for ipa, arpa in (("p", "P"), ("f", "F"), ("θ", "TH"), ("u", "UW1"), ("i", "IY0"), ("æ", "AE")):
+        assert ipa_visemes(ipa) == arpabet_visemes(arpa)
+    assert arpabet_visemes("OW1") == ("OH", "UU")
+    assert ipa_visemes("ː") is None and ipa_visemes(",") == ("sil",)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_codec_round_trips_keep_the_timing(seed):
+    from avatarkit.motion.training.codecs import round_trip
+
+    rate = 22050
+    x = _clicks(rate, [0.3, 0.9, 1.5])
+    y = round_trip(x, rate, random.Random(seed))
+    assert len(y) == len(x)
+    assert np.allclose(_burst_onsets(y, rate), [0.3, 0.9, 1.5], atol=0.004)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_augmented_spans_follow_the_audio(seed):
+    """Warps, rooms, codecs and resampling move the labels with the sound."""
+    rate = 22050
+    at = [0.3, 0.9, 1.5]
+    spans = [("sil", 0, int(0.3 * rate))]
+    spans += [("PP", int(t * rate), int((t + 0.01) * rate)) for t in at]
+    clip = Clip(_clicks(rate, at), rate, spans, "", "test")
+    out = augment(clip, random.Random(seed))
+    labelled = np.array([s for v, s, _ in out.spans if v == "PP"]) / out.sample_rate
+    heard = _burst_onsets(out.audio, out.sample_rate)[: len(labelled)]
+    assert np.allclose(heard, labelled, atol=0.004), (heard, labelled)
