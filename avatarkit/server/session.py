@@ -102,10 +102,13 @@ class Session:
         state: ServerState,
         token_expires_at: float,
         address: str = "",
+        app_id: str = "",
     ) -> None:
         self.connection_id = secrets.token_urlsafe(9)
         self.address = address or request.remote or ""  # the client's, behind a trusted proxy
+        self.app_id = app_id or state.config.app_id
         self.holds_address_slot = False  # counted in the store's per-address sessions
+        self.holds_app_slot = False  # counted in the store's per-app sessions
         self.started_at = time.monotonic()
         self.last_audio_at = self.started_at
         self.token_expires_at = token_expires_at  # unix seconds
@@ -271,16 +274,13 @@ class Session:
         if self.closing:  # closed while its configure was on the way (e.g. evicted)
             return False
         try:
-            admitted = await self._state.promote(self)
+            refused = await self._state.promote(self)
         except Exception as exc:  # the shared store is down
             self._state.store_errors.warning("store", "shared store unavailable: %r", exc)
             self.fail(ErrorCode.SERVER_ERROR, "shared state unavailable", close_code=1011)
             return False
-        if not admitted:
-            self.fail(
-                ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
-                f"{self._config.max_connections_per_ip} sessions per address",
-            )
+        if refused:
+            self.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED, refused)
             return False
         self._put(encode_confirm(self.connection_id))
         return True
