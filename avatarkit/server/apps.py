@@ -251,7 +251,7 @@ class AppRegistry:
             log.error("apps file not reloaded, the previous one stays in force: %s", exc.message)
             return
         self.apps = apps
-        self._verified.clear()  # a revoked key must not live on in the cache
+        self._verified.clear()  # stale entries (a revoked key is already gone from the lookup)
         log.info("apps file reloaded: %d app(s)", len(apps))
 
     def app(self, app_id: str) -> AppPolicy | None:
