@@ -65,6 +65,8 @@ class AvatarView(Component):
         self._timers = Schedule()
         self._timers.schedule_interval(self._report_frame_rate, FRAME_RATE_WINDOW)
         self.pose = FacePose()
+        self._drawing = False  # this frame's update posed the face: render() draws it
+        self._paused_dt = 0.0  # frame time the overrides missed while rendering was paused
         self._first_drawn = False
         self._disposed = False
         self._head_nodes = self._find_head_nodes()
@@ -81,22 +83,30 @@ class AvatarView(Component):
         if self._disposed:
             return  # still on its entity after dispose(): it shows nothing, holds nothing
         scene = self.entity.scene if self.entity is not None else None
+        # Ticked even while rendering is paused: it feeds the audio out and takes in motion.
         pose = self.controller.tick(dt, scene.present_lead if scene is not None else 0.0)
-        self._expression.apply(pose, dt)
-        self._look.apply(pose, dt)
-        self.pose = pose  # what is drawn: speech and idle plus the app's overrides
-        self._apply(pose)
+        self._drawing = self.controller.is_rendering
+        if self._drawing:
+            layer_dt, self._paused_dt = dt + self._paused_dt, 0.0  # fades catch up on resume
+            self._expression.apply(pose, layer_dt)
+            self._look.apply(pose, layer_dt)
+            self.pose = pose  # what is drawn: speech and idle plus the app's overrides
+            self._apply(pose)
+            if self.on_frame_rate_info is not None:
+                self._frames += 1  # the rate of frames drawn: 0 while paused
+        else:
+            self._paused_dt += dt
         if self.on_frame_rate_info is not None:
-            self._frames += 1
             self._time += dt
             self._timers.advance(self._time)
 
     def render(self, frame) -> None:
-        if not self._disposed:  # rendering would upload the asset again, never released
+        # Disposed: rendering would upload the asset again, never released.
+        if self._drawing and not self._disposed:
             self.model.render(frame)
 
     def post_render(self, frame) -> None:
-        if not self._first_drawn and not self._disposed:
+        if self._drawing and not self._first_drawn and not self._disposed:
             self._first_drawn = True
             call_app(self.on_first_rendering, what="on_first_rendering")
             call_app(self.controller.on_first_rendering, what="on_first_rendering")

@@ -112,6 +112,7 @@ class AvatarController:
         self._mode = make_mode(self, self.config.driving_mode)
         self._emitted_connection = ConnectionState.DISCONNECTED
         self._disposed = False
+        self._rendering = True  # pause_rendering(): the view stops drawing, nothing else
         self.on_connection_state: Callable[[ConnectionState, StateReason], None] | None = None
         self.on_conversation_state: Callable[[ConversationState, StateReason], None] | None = None
         self.on_error: Callable[[AvatarKitError], None] | None = None
@@ -240,6 +241,22 @@ class AvatarController:
             if state == ConversationState.PAUSED:
                 state = self._playback.unpaused_state  # as of the last tick
             self._inbox.put(Resume(self._promise(state)))
+
+    def pause_rendering(self) -> None:
+        """Stop drawing this avatar (its view skips the face and the draw from the next
+        frame: an off-screen or hidden view costs the render thread nothing). Audio,
+        the connection and motion buffering go on, so speech keeps playing and the face
+        is where the audio is when ``resume_rendering()`` brings it back. Any thread."""
+        self._rendering = False
+
+    def resume_rendering(self) -> None:
+        """Draw again from the next frame, posed at the current audio time. Any thread."""
+        self._rendering = True
+
+    @property
+    def is_rendering(self) -> bool:
+        """False between ``pause_rendering()`` and ``resume_rendering()`` (reads back at once)."""
+        return self._rendering
 
     def dispose(self) -> None:
         """Close and release the mixer source (idempotent, safe from several threads)."""
