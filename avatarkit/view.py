@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -25,7 +28,7 @@ from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import apply_gaze
 from avatarkit.sdk import AvatarSDK
-from engine import Component, ModelRenderer, Schedule
+from engine import Component, ModelRenderer, Schedule, png_bytes, straight_alpha
 from engine.transform import quat_from_euler, quat_multiply
 
 if TYPE_CHECKING:
@@ -40,6 +43,9 @@ LOOK_LIMIT = (1.2, 0.7)  # radians of yaw, pitch a look is clamped to (no lookin
 EYE_FOLLOW = 18.0  # 1/s: eyes reach a new target in about 0.15 s (exponential)
 HEAD_FOLLOW = 5.0  # 1/s: the head follows more slowly, about 0.5 s
 _EYE_LOOKS = [i for name, i in ARKIT_INDEX.items() if name.startswith("eyeLook")]
+EXPORT_WAIT_S = 5.0  # export_bitmap() from another thread waits this long for a frame
+MAX_SCALE = 10.0  # set_transform(scale=...) upper bound
+Background = Literal["scene", "transparent"]
 
 
 class AvatarView(Component):
@@ -48,11 +54,28 @@ class AvatarView(Component):
     ``mixer``: the audio mixer to play through (default: the SDK's process-wide one).
     ``idle``: play idle animation when no speech plays (``False`` keeps the face still).
     ``set_expression`` / ``look_at`` layer the app's own face over speech and idle.
+    ``background``: ``"scene"`` (the scene's lighting background) or ``"transparent"``
+    (the frame is cleared to alpha 0: ``export_bitmap()`` and RGBA reads give the avatar
+    alone, for compositing over an app's own UI or video).
     Use as a context manager, or call ``dispose()``; the scene also disposes it.
     """
 
-    def __init__(self, avatar: Avatar, *, mixer=None, idle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        avatar: Avatar,
+        *,
+        mixer=None,
+        idle: bool = True,
+        seed: int = 0,
+        background: Background = "scene",
+    ) -> None:
         AvatarSDK.require_initialized()
+        if background not in ("scene", "transparent"):
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"background {background!r}: 'scene' or 'transparent'",
+            )
+        self.background: Background = background
         self.avatar = avatar
         self.model = ModelRenderer(avatar.asset)  # CPU arrays shared by every view of it
         self.controller = AvatarController(
@@ -75,6 +98,11 @@ class AvatarView(Component):
         self._rest = [self.model.nodes[i].rotation.copy() for i in self._head_nodes]
         self._expression = _ExpressionLayer()
         self._look = _LookLayer()
+        self._transform = (0.0, 0.0, 1.0)
+        self._target = None  # the render target of the last frame drawn (render thread)
+        self._render_thread: int | None = None
+        self._exports: list[Future[np.ndarray]] = []  # export_bitmap() calls from elsewhere
+        self._exports_lock = threading.Lock()
 
     def attach(self) -> None:
         self.model.entity = self.entity
@@ -83,6 +111,10 @@ class AvatarView(Component):
         if self._disposed:
             return  # still on its entity after dispose(): it shows nothing, holds nothing
         scene = self.entity.scene if self.entity is not None else None
+        if scene is not None and self.background == "transparent":
+            # The frame is the view's surface: cleared to alpha 0, no gradient behind.
+            scene.lighting.background = None
+            scene.lighting.clear_color = (0.0, 0.0, 0.0, 0.0)
         # Ticked even while rendering is paused: it feeds the audio out and takes in motion.
         pose = self.controller.tick(dt, scene.present_lead if scene is not None else 0.0)
         self._drawing = self.controller.is_rendering
@@ -106,6 +138,15 @@ class AvatarView(Component):
             self.model.render(frame)
 
     def post_render(self, frame) -> None:
+        self._target, self._render_thread = frame.target, threading.get_ident()
+        if self._exports:
+            with self._exports_lock:
+                waiting, self._exports = self._exports, []
+            for future in waiting:
+                try:
+                    future.set_result(self._read_frame())
+                except Exception as exc:  # handed to the caller's thread, raised there
+                    future.set_exception(exc)
         if self._drawing and not self._first_drawn and not self._disposed:
             self._first_drawn = True
             call_app(self.on_first_rendering, what="on_first_rendering")
@@ -118,6 +159,72 @@ class AvatarView(Component):
         if self.entity is not None:
             head = (self.entity.world_matrix() @ np.append(head, 1.0))[:3]
         camera.look_at(head + [0.0, 0.0, framing.camera_distance * distance_scale], head)
+
+    # -- the picture -----------------------------------------------------------------------
+
+    def export_bitmap(self) -> bytes:
+        """The current frame as PNG bytes: RGB, or straight-alpha RGBA for a transparent
+        background. The pixels are read on the render thread: called there, from the last
+        frame drawn; from another thread, from the next frame (waits up to 5 s). The
+        frame is the whole App's, other entities included; PNG encoding runs in the caller."""
+        if self._disposed:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "export_bitmap() after dispose()")
+        if self._render_thread is None:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, "export_bitmap(): no frame rendered yet (step the App)"
+            )
+        if threading.get_ident() == self._render_thread:
+            pixels = self._read_frame()
+        else:
+            future: Future[np.ndarray] = Future()
+            with self._exports_lock:
+                self._exports.append(future)
+            try:
+                pixels = future.result(EXPORT_WAIT_S)
+            except FutureTimeout:
+                with self._exports_lock:
+                    if future in self._exports:
+                        self._exports.remove(future)
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"export_bitmap(): no frame rendered within {EXPORT_WAIT_S:g} s "
+                    "(is the App's loop running?)",
+                ) from None
+        return png_bytes(pixels)
+
+    def _read_frame(self) -> np.ndarray:
+        target = self._target
+        if target is None:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "export_bitmap(): no render target")
+        with target.ctx:
+            if self.background == "transparent":
+                return straight_alpha(target.read(alpha=True))
+            return target.read()
+
+    def set_transform(self, x: float = 0.0, y: float = 0.0, scale: float = 1.0) -> None:
+        """Move and scale the avatar within the view, after the camera's projection: ``x``,
+        ``y`` in -1..1 (1 moves it by half the view: from the centre to the right / top
+        edge), ``scale`` > 0 about the view's centre. (0, 0, 1) is as the camera sees it.
+        Any thread; the next frame draws it."""
+        x, y, scale = _finite(x, "x"), _finite(y, "y"), _finite(scale, "scale")
+        if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0):
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"x, y ({x}, {y}) not in -1..1")
+        if not 0.0 < scale <= MAX_SCALE:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, f"scale {scale} not in (0, {MAX_SCALE:g}]"
+            )
+        self._transform = (x, y, scale)
+        if (x, y, scale) == (0.0, 0.0, 1.0):
+            self.model.screen_transform = None
+            return
+        screen = np.diag([scale, scale, 1.0, 1.0]).astype(np.float32)
+        screen[0, 3], screen[1, 3] = x, y  # times clip w: an offset in normalised coordinates
+        self.model.screen_transform = screen
+
+    @property
+    def transform(self) -> tuple[float, float, float]:
+        """The avatar's (x, y, scale) in the view (``set_transform``)."""
+        return self._transform
 
     # -- app overrides (any thread: each call hands over one immutable target) -----------
 
@@ -204,6 +311,10 @@ class AvatarView(Component):
         self._disposed = True
         self.controller.dispose()
         self.model.dispose()
+        with self._exports_lock:
+            waiting, self._exports = self._exports, []
+        for future in waiting:
+            future.set_exception(AvatarKitError(ErrorCode.INVALID_REQUEST, "the view was disposed"))
 
     def __enter__(self) -> AvatarView:
         return self

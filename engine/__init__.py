@@ -20,7 +20,7 @@ from engine.app import App
 from engine.backends.headless import HeadlessBackend
 from engine.backends.window import WindowBackend
 from engine.camera import Camera
-from engine.capture import VideoWriter, read_pixels, save_png
+from engine.capture import VideoWriter, png_bytes, read_pixels, save_png, straight_alpha
 from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.errors import EngineError
 from engine.events import Event
@@ -73,6 +73,8 @@ __all__ = [
     "WindowBackend",
     "load_gltf",
     "quat_from_euler",
+    "png_bytes",
     "read_pixels",
     "save_png",
+    "straight_alpha",
 ]

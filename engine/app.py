@@ -196,6 +196,7 @@ class App:
             projection=camera.projection_matrix(self.aspect),
             camera_position=camera.position.copy(),
             lighting=scene.lighting,
+            target=self.target,
         )
         self.target.begin(scene.lighting.clear_color)
         self.renderer.begin_frame(frame)

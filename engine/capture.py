@@ -16,6 +16,11 @@ from engine import errors
 from engine.errors import EngineError
 
 H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
+# Containers with an alpha channel, by suffix: (video codec, pixel format, options, audio codec).
+ALPHA_FORMATS = {
+    ".webm": ("libvpx-vp9", "yuva420p", {"crf": "30", "b": "0", "row-mt": "1"}, "libopus"),
+    ".mov": ("prores_ks", "yuva444p10le", {"profile": "4"}, "pcm_s16le"),  # ProRes 4444
+}
 
 
 def read_pixels(
@@ -26,6 +31,28 @@ def read_pixels(
     w, h = size or framebuffer.size
     data = framebuffer.read(viewport=(0, 0, w, h), components=components, alignment=1)
     return np.frombuffer(data, np.uint8).reshape(h, w, components)[::-1].copy()
+
+
+def straight_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Premultiplied RGBA (what a frame cleared to transparent holds: edges and blended
+    surfaces are scaled by their coverage) as straight RGBA, what PNG and video expect."""
+    alpha = rgba[..., 3:4].astype(np.float32)
+    rgb = rgba[..., :3].astype(np.float32) * 255.0 / np.maximum(alpha, 1.0)
+    out = rgba.copy()
+    out[..., :3] = np.where(alpha > 0, np.clip(np.round(rgb), 0, 255), 0).astype(np.uint8)
+    return out
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """HxWx3 (RGB) or HxWx4 (straight RGBA) uint8 as PNG file bytes."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
+    Image.fromarray(np.ascontiguousarray(pixels), mode).save(out, "PNG")
+    return out.getvalue()
 
 
 def save_png(pixels: np.ndarray, path: str | Path) -> Path:
@@ -51,7 +78,8 @@ def _h264_codec() -> str:
 
 
 class VideoWriter:
-    """Write RGB frames and s16le PCM to an MP4 (H.264 video, AAC audio).
+    """Write RGB frames and s16le PCM to an MP4 (H.264 video, AAC audio), or RGBA frames
+    to a video with alpha: ``.webm`` (VP9 with alpha, Opus) or ``.mov`` (ProRes 4444, PCM).
 
     ``sample_rate=None`` writes video only. Use as a context manager or call ``close()``;
     on close, audio shorter than the video is padded with silence.
@@ -83,21 +111,31 @@ class VideoWriter:
         self.channels = channels
         self.frames = 0
         self.samples = 0  # audio samples (per channel) written so far
+        alpha_format = ALPHA_FORMATS.get(self.path.suffix.lower())
+        self.alpha = alpha_format is not None  # write_frame takes straight RGBA
+        if alpha_format is None:
+            codec, pix_fmt, audio_codec = _h264_codec(), "yuv420p", "aac"
+            options = {"crf": str(crf), "preset": "veryfast"}
+        else:
+            codec, pix_fmt, options, audio_codec = alpha_format
         self._container = av.open(str(self.path), "w")
-        self._video = self._container.add_stream(_h264_codec(), rate=self.fps)
+        self._video = self._container.add_stream(codec, rate=self.fps)
         self._video.width, self._video.height = w, h
-        self._video.pix_fmt = "yuv420p"
+        self._video.pix_fmt = pix_fmt
         self._video.time_base = 1 / self.fps
-        self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        self._video.options = dict(options)
         self._audio = None
         if sample_rate:
             layout = "mono" if channels == 1 else "stereo"
-            self._audio = self._container.add_stream("aac", rate=int(sample_rate), layout=layout)
-            self._audio.time_base = Fraction(1, int(sample_rate))
+            # Opus runs at 48 kHz: PyAV resamples the PCM on the way in.
+            rate = 48000 if audio_codec == "libopus" else int(sample_rate)
+            self._audio = self._container.add_stream(audio_codec, rate=rate, layout=layout)
+            self._audio.time_base = Fraction(1, rate)
         self._closed = False
 
     def write_frame(self, rgb: np.ndarray) -> None:
-        """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives)."""
+        """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives);
+        a writer with alpha takes HxWx4 straight RGBA (``straight_alpha``)."""
         import av
 
         if rgb.shape[0] != self.size[1] or rgb.shape[1] != self.size[0]:
@@ -105,7 +143,12 @@ class VideoWriter:
                 errors.INVALID_ARGUMENT,
                 f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}",
             )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
+        if self.alpha:
+            if rgb.shape[2] != 4:
+                raise EngineError(errors.INVALID_ARGUMENT, "a video with alpha takes RGBA frames")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgba")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
         frame.pts = self.frames
         self.frames += 1
         self._mux(self._video.encode(frame))

@@ -51,6 +51,9 @@ class ModelRenderer(Component):
         self._mesh_weights: dict[int, MorphWeights] = {}
         # Per mesh: (opaque primitives, alpha-blended primitives), set at upload.
         self._passes: list[tuple[list[GpuPrimitive], list[GpuPrimitive]]] = []
+        # A 4x4 applied after the camera's projection (clip space): moves and scales the
+        # model on screen without changing its perspective. None: as the camera sees it.
+        self.screen_transform: np.ndarray | None = None
 
     # -- morph weights -----------------------------------------------------------
     def target_index(self, name: str) -> int:
@@ -165,6 +168,15 @@ class ModelRenderer(Component):
                 for prims in self._gpu.meshes
             ]
         gpu = self._gpu
+        if self.screen_transform is not None:  # moved/scaled in the view, after projection
+            renderer.set_view_projection(self.screen_transform @ frame.view_projection)
+        try:
+            self._draw_nodes(renderer, gpu)
+        finally:
+            if self.screen_transform is not None:
+                renderer.set_view_projection(frame.view_projection)
+
+    def _draw_nodes(self, renderer: Renderer, gpu: GpuAsset) -> None:
         world: dict[int, np.ndarray] = {}
         base = (
             self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)

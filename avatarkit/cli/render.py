@@ -39,7 +39,8 @@ EXAMPLES = """examples:
   avatarkit render --audio assets/speech/greeting.wav -o out/greeting.mp4
   avatarkit render --avatar mei --audio speech.wav -o mei.mp4 --size 1280x720 --fps 60
   avatarkit render --avatar my_avatar.vrm --audio speech.wav -o mine.mp4
-  avatarkit render --audio speech.wav -o still.mp4 --idle off"""
+  avatarkit render --audio speech.wav -o still.mp4 --idle off
+  avatarkit render --audio speech.wav -o alpha.webm --background transparent  # or .mov"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         required=True,
         type=Path,
-        help="the MP4 to write (.mp4 is added if there is no extension)",
+        help="the MP4 to write (.mp4 is added if there is no extension); with "
+        "--background transparent a .webm (VP9 with alpha) or .mov (ProRes 4444)",
     )
     p.add_argument(
         "--size",
@@ -89,13 +91,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("on", "off"),
         help="idle animation (blinks, breathing) around speech (default on)",
     )
+    p.add_argument(
+        "--background",
+        default="scene",
+        choices=("scene", "transparent"),
+        help="scene: the lit gradient (default); transparent: alpha 0 around the avatar, "
+        "for compositing (needs -o .webm or .mov)",
+    )
     p.set_defaults(func=run)
+
+
+ALPHA_SUFFIXES = (".webm", ".mov")
 
 
 def run(args: argparse.Namespace) -> int:
     from avatarkit.cli.progress import Progress
 
-    output = output_with_suffix(args.output, ".mp4")
+    if args.background == "transparent":
+        output = args.output if args.output.suffix else args.output.with_suffix(".webm")
+        if output.suffix.lower() not in ALPHA_SUFFIXES:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"{output}: a transparent background needs a video with alpha: "
+                "name it .webm (VP9) or .mov (ProRes 4444)",
+            )
+    else:
+        output = output_with_suffix(args.output, ".mp4")
     bar = Progress(output.name, final_line=False)  # the result line below is the final line
     result = render_video(
         args.avatar,
@@ -106,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         args.idle == "on",
         progress=bar.update,
         model=args.model,
+        background=args.background,
     )
     bar.finish("completed")
     print(
@@ -132,13 +154,14 @@ def render_video(
     idle: bool = True,
     progress: Callable[[float], None] | None = None,
     model: str = "lipsync",  # avatarkit.motion.create_stream's; "envelope" only when named
+    background: str = "scene",  # "transparent": RGBA frames into a .webm / .mov with alpha
 ) -> RenderResult:
     """``progress(fraction)`` after each video frame (e.g. a terminal progress bar)."""
     from avatarkit.controller import ConnectionState
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.server.embedded import EmbeddedServer
     from avatarkit.view import AvatarView
-    from engine import App, VideoWriter
+    from engine import App, VideoWriter, straight_alpha
     from engine.audio import Mixer, VirtualDevice
 
     started = time.perf_counter()
@@ -165,7 +188,12 @@ def render_video(
             )
             AvatarSDK.set_session_token(server.issue_token())
             view = app.scene.create_entity(avatar.id).add_component(
-                AvatarView(avatar, mixer=mixer, idle=idle)
+                AvatarView(
+                    avatar,
+                    mixer=mixer,
+                    idle=idle,
+                    background="transparent" if background == "transparent" else "scene",
+                )
             )
             view.frame(app.scene.camera)
             controller = view.controller
@@ -184,7 +212,10 @@ def render_video(
             with VideoWriter(output, size, fps=fps, sample_rate=rate) as writer:
                 for k in range(frames):
                     app.step()  # the face is sampled at the audio clock: samples played so far
-                    writer.write_frame(app.read_pixels())
+                    if writer.alpha:
+                        writer.write_frame(straight_alpha(app.read_pixels(alpha=True)))
+                    else:
+                        writer.write_frame(app.read_pixels())
                     heard = device.advance(device.frames_for_video_frame(k, fps))
                     writer.write_audio(
                         np.clip(np.round(heard[:, 0] * 32768), -32768, 32767).astype("<i2")

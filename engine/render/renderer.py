@@ -121,7 +121,7 @@ class Renderer:
             self._background_vao.render(moderngl.TRIANGLES, vertices=3)
         self.ctx.enable(moderngl.DEPTH_TEST)
         lit = self.lit
-        lit["u_view_projection"].write(_mat4(frame.view_projection))
+        self.set_view_projection(frame.view_projection)
         lit["u_camera_position"].value = tuple(float(v) for v in frame.camera_position)
         lights = lighting.lights()
         lit["u_light_dir"].write(
@@ -133,6 +133,10 @@ class Renderer:
         lit["u_light_color"].write(colors.tobytes())
         lit["u_ambient"].value = tuple(lighting.ambient)
         lit["u_exposure"].value = float(lighting.exposure)
+
+    def set_view_projection(self, matrix: np.ndarray) -> None:
+        """World -> clip for the draws that follow (begin_frame sets the camera's)."""
+        self.lit["u_view_projection"].write(_mat4(matrix))
 
     def draw_node(
         self,
@@ -200,7 +204,14 @@ class Renderer:
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
-            ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA
+            # Alpha accumulates as coverage (a + dst * (1 - a)), so a transparent
+            # background ends up with correct (premultiplied) alpha for compositing.
+            ctx.blend_func = (
+                moderngl.SRC_ALPHA,
+                moderngl.ONE_MINUS_SRC_ALPHA,
+                moderngl.ONE,
+                moderngl.ONE_MINUS_SRC_ALPHA,
+            )
             prim.vao.render()
             ctx.disable(moderngl.BLEND)
         else:
