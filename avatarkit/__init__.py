@@ -26,6 +26,8 @@ _EXPORTS = {
     "ConversationState": "avatarkit.controller",
     "FacePose": "avatarkit.controller",
     "StateReason": "avatarkit.controller",
+    "SupportReport": "avatarkit.support",
+    "SupportStatus": "avatarkit.support",
     "AvatarKitError": "avatarkit.errors",
     "ErrorCode": "avatarkit.errors",
 }

@@ -80,6 +80,9 @@ class Configuration:
     reconnect_attempts: int = 5
     reconnect_backoff_s: float = 0.2  # first retry delay; doubles per attempt
     assets_url: str | None = None
+    # A named render quality (auto, low, medium, high: engine.render.quality) that every
+    # App showing an AvatarView switches to; None leaves each App's own choice.
+    render_quality: str | None = None
 
     @property
     def resolved_assets_url(self) -> str:
@@ -95,6 +98,14 @@ class Configuration:
         object.__setattr__(self, "log_level", LogLevel(self.log_level))
         if self.jitter_buffer_ms < 0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "jitter_buffer_ms must be >= 0")
+        if self.render_quality is not None:
+            from engine.render.quality import QUALITY_NAMES
+
+            if self.render_quality not in QUALITY_NAMES:
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"render_quality {self.render_quality!r}: one of {', '.join(QUALITY_NAMES)}",
+                )
 
     def with_changes(self, **changes) -> Configuration:
         return replace(self, **changes)
@@ -206,6 +217,20 @@ class AvatarSDK:
         """The device playing the process mixer (a ``VirtualDevice`` is advanced by you)."""
         cls.audio_mixer()
         return cls._mixer.device
+
+    @classmethod
+    def support(
+        cls, size: tuple[int, int] = (1280, 720), fps: float = 30.0, quality: str | None = None
+    ):
+        """Whether this machine can show avatars: a ``SupportReport`` whose ``status`` is
+        ``supported``, ``renderNotSupported`` or ``insufficientPerformance``, with the GL
+        version, renderer and a probe's frame time (:mod:`avatarkit.support`). Needs no
+        ``initialize``; ``quality`` None: the configured ``render_quality``, else auto."""
+        from avatarkit.support import check_support
+
+        if quality is None and cls._config is not None:
+            quality = cls._config.render_quality
+        return check_support(size, fps, quality)
 
     @classmethod
     def cleanup(cls) -> None:

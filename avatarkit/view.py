@@ -69,7 +69,7 @@ class AvatarView(Component):
         seed: int = 0,
         background: Background = "scene",
     ) -> None:
-        AvatarSDK.require_initialized()
+        self._quality = AvatarSDK.require_initialized().render_quality
         if background not in ("scene", "transparent"):
             raise AvatarKitError(
                 ErrorCode.INVALID_REQUEST,
@@ -111,6 +111,8 @@ class AvatarView(Component):
         if self._disposed:
             return  # still on its entity after dispose(): it shows nothing, holds nothing
         scene = self.entity.scene if self.entity is not None else None
+        if scene is not None and self._quality is not None:
+            scene.render_quality = self._quality  # the App switches before this frame
         if scene is not None and self.background == "transparent":
             # The frame is the view's surface: cleared to alpha 0, no gradient behind.
             scene.lighting.background = None

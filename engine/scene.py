@@ -178,6 +178,9 @@ class Scene:
         # (0 on a virtual clock, where a frame is shown at its own timestamp). Something
         # timed by another clock (speech by the audio clock) poses for now + this.
         self.present_lead = 0.0
+        # A render quality name (engine.render.quality) something in the scene asks for;
+        # the App switches to it before the next frame is drawn. None: the App's own.
+        self.render_quality: str | None = None
 
     # -- entities --------------------------------------------------------------
     def create_entity(

@@ -86,6 +86,10 @@ class Renderer:
         self.draw_calls = 0
         # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
         self.flush_per_node = False
+        # The background shaded once into a texture of the target's size, then copied
+        # each frame (a memcpy on llvmpipe, where shading it cost 7 ms a frame at 720p).
+        self._background_key: tuple | None = None
+        self._background_cache: moderngl.Framebuffer | None = None
 
     # -- assets ----------------------------------------------------------------
     def acquire(self, asset: GltfAsset) -> GpuAsset:
@@ -114,11 +118,7 @@ class Renderer:
         lighting = frame.lighting
         self.ctx.disable(moderngl.BLEND)  # a known state, whatever the last frame's components left
         if lighting.background is not None:
-            self.ctx.disable(moderngl.DEPTH_TEST)
-            top, bottom = lighting.background
-            self._background["u_top"].value = tuple(top)
-            self._background["u_bottom"].value = tuple(bottom)
-            self._background_vao.render(moderngl.TRIANGLES, vertices=3)
+            self._draw_background(*lighting.background)
         self.ctx.enable(moderngl.DEPTH_TEST)
         lit = self.lit
         self.set_view_projection(frame.view_projection)
@@ -137,6 +137,36 @@ class Renderer:
     def set_view_projection(self, matrix: np.ndarray) -> None:
         """World -> clip for the draws that follow (begin_frame sets the camera's)."""
         self.lit["u_view_projection"].write(_mat4(matrix))
+
+    def _draw_background(self, top, bottom) -> None:
+        ctx = self.ctx
+        target = ctx.fbo
+        ctx.disable(moderngl.DEPTH_TEST)
+        if target.samples:  # a copy cannot write a multisampled target: shade it
+            self._shade_background(top, bottom)
+            return
+        key = (target.size, tuple(top), tuple(bottom))
+        if key != self._background_key:
+            self._release_background()
+            self._background_cache = ctx.framebuffer([ctx.texture(target.size, 4)])
+            self._background_cache.use()
+            self._shade_background(top, bottom)
+            self._background_key = key
+            target.use()
+        assert self._background_cache is not None
+        ctx.copy_framebuffer(target, self._background_cache)
+
+    def _shade_background(self, top, bottom) -> None:
+        self._background["u_top"].value = tuple(top)
+        self._background["u_bottom"].value = tuple(bottom)
+        self._background_vao.render(moderngl.TRIANGLES, vertices=3)
+
+    def _release_background(self) -> None:
+        if self._background_cache is not None:
+            for texture in self._background_cache.color_attachments:
+                texture.release()
+            self._background_cache.release()
+        self._background_cache = self._background_key = None
 
     def draw_node(
         self,
@@ -224,6 +254,7 @@ class Renderer:
             gpu.release()
         self._assets.clear()
         self._no_morph.release()
+        self._release_background()
         for obj in (
             self._dummy,
             self._dummy_deltas,
