@@ -15,6 +15,9 @@ Sends before ``connected`` (while connecting or reconnecting) are queued and go 
 connected; sends when disconnected (never started, closed, failed) raise
 ``connectionClosed``. Sends after ``interrupt()`` or after an ``end=True`` belong to a new
 conversation by design.
+
+Over 400 lines on purpose: one job, the shared core both modes drive (their own calls are
+already in ``modes.py``, playback in ``timeline.py``); what is left is the public surface.
 """
 
 from __future__ import annotations
