@@ -459,10 +459,10 @@ def build_map(
         for t, target_name in enumerate(names):
             if (channel := arkit_channel(target_name)) is not None:
                 direct[m, t] = channel
-            elif (conv := _convention(target_name)) is not None and not (
-                binds and conv[0].startswith("vrm ")
+            elif (named := _convention(target_name)) is not None and not (
+                binds and named[0].startswith("vrm ")
             ):
-                found.setdefault((m, t), []).append((*conv, 1.0))
+                found.setdefault((m, t), []).append((named[0], named[1], 1.0))
     bound: set[tuple[int, int]] = set()
     for b in binds or ():
         if (b.mesh, b.target) in direct:

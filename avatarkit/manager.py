@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from avatarkit.avatar import Avatar, derive, load_model
 from avatarkit.avatar_cache import DiskCache, remove_tree
@@ -63,12 +64,12 @@ ProgressCallback = Callable[[LoadProgress], None]
 class _Load:
     """One in-flight download, shared by every caller that asks for the same id."""
 
-    def __init__(self, avatar_id: str) -> None:
+    def __init__(self, avatar_id: str, run: Callable[[_Load], Coroutine[Any, Any, Avatar]]) -> None:
         self.avatar_id = avatar_id
         self.loop = asyncio.get_running_loop()
         self.listeners: list[ProgressCallback] = []
         self.last: LoadProgress | None = None
-        self.task: asyncio.Task[Avatar] | None = None
+        self.task = asyncio.create_task(run(self), name=f"avatar-load-{avatar_id}")
 
     def emit(self, state: LoadState, progress: float, error: AvatarKitError | None = None) -> None:
         if self.last is not None and state == LoadState.DOWNLOADING:
@@ -137,7 +138,7 @@ class AvatarManager:
 
     @classmethod
     def configure_shared(
-        cls, base_url: str | None = None, cache_dir: str | Path | None = None, **kwargs
+        cls, base_url: str | None = None, cache_dir: str | Path | None = None, **kwargs: Any
     ) -> AvatarManager:
         """Replace the shared instance."""
         with cls._shared_lock:
@@ -167,8 +168,7 @@ class AvatarManager:
                 return self._remember(cached)
             load = self._joinable(avatar_id)
             if load is None:
-                load = _Load(avatar_id)
-                load.task = asyncio.create_task(self._run(load), name=f"avatar-load-{avatar_id}")
+                load = _Load(avatar_id, self._run)
                 with self._lock:
                     self._loads[avatar_id] = load
         if on_progress is not None:
@@ -232,7 +232,7 @@ class AvatarManager:
         """Cancel an in-flight load; its callers get ``AvatarKitError(LOAD_CANCELLED)``."""
         with self._lock:
             load = self._loads.get(avatar_id)
-        if load is None or load.task is None or load.task.done():
+        if load is None or load.task.done():
             return False
         load.loop.call_soon_threadsafe(load.task.cancel)
         return True
@@ -254,7 +254,7 @@ class AvatarManager:
         """A local avatar (package folder, folder with one glTF, or a glTF file); no server."""
         return derive(path)
 
-    async def list_remote(self) -> list[dict]:
+    async def list_remote(self) -> list[dict[str, Any]]:
         """The source's avatar list (``[{id, name, version, size, ...}]``)."""
         return await self.source.list(self.timeout)
 
@@ -272,12 +272,7 @@ class AvatarManager:
     def _joinable(self, avatar_id: str) -> _Load | None:
         with self._lock:
             load = self._loads.get(avatar_id)
-        if (
-            load is None
-            or load.task is None
-            or load.task.done()
-            or load.loop is not asyncio.get_running_loop()
-        ):
+        if load is None or load.task.done() or load.loop is not asyncio.get_running_loop():
             return None  # a load on another loop is not awaitable here; the disk lock serialises us
         return load
 

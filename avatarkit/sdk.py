@@ -12,11 +12,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import check_sample_rate
+
+if TYPE_CHECKING:
+    from engine.audio import AudioDevice, Mixer
 
 log = logging.getLogger("avatarkit")
 
@@ -96,7 +100,7 @@ class Configuration:
         if self.jitter_buffer_ms < 0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "jitter_buffer_ms must be >= 0")
 
-    def with_changes(self, **changes) -> Configuration:
+    def with_changes(self, **changes: Any) -> Configuration:
         return replace(self, **changes)
 
 
@@ -128,8 +132,8 @@ class AvatarSDK:
     _config: Configuration | None = None
     _token: str | None = None
     _user_id: str | None = None
-    _mixer = None
-    _device = None
+    _mixer: Mixer | None = None
+    _device: AudioDevice | None = None
 
     @classmethod
     def initialize(cls, app_id: str, configuration: Configuration | None = None) -> None:
@@ -138,7 +142,11 @@ class AvatarSDK:
         config = configuration or Configuration()
         assets_url = config.resolved_assets_url  # a malformed ingress URL fails here, not at load
         with cls._lock:
-            if cls._mixer is not None and cls._config.sample_rate != config.sample_rate:
+            if (
+                cls._mixer is not None
+                and cls._config is not None
+                and cls._config.sample_rate != config.sample_rate
+            ):
                 cls._close_audio()  # the next view opens the device at the new rate
             cls._app_id, cls._config = app_id, config
         from avatarkit.manager import AvatarManager
@@ -165,7 +173,7 @@ class AvatarSDK:
     @classmethod
     def app_id(cls) -> str:
         cls.require_initialized()
-        return cls._app_id
+        return cls._app_id or ""  # set with the configuration, never empty
 
     @classmethod
     def set_session_token(cls, token: str) -> None:
@@ -182,7 +190,7 @@ class AvatarSDK:
         log.info("user id set to %s", user_id)
 
     @classmethod
-    def audio_mixer(cls):
+    def audio_mixer(cls) -> Mixer:
         """The process's mixer, opening its output device on first use."""
         from engine.audio import Mixer, open_device
 
@@ -202,10 +210,9 @@ class AvatarSDK:
             return cls._mixer
 
     @classmethod
-    def audio_device(cls):
+    def audio_device(cls) -> AudioDevice | None:
         """The device playing the process mixer (a ``VirtualDevice`` is advanced by you)."""
-        cls.audio_mixer()
-        return cls._mixer.device
+        return cls.audio_mixer().device
 
     @classmethod
     def cleanup(cls) -> None:

@@ -30,6 +30,8 @@ from engine.transform import quat_from_euler, quat_multiply
 
 if TYPE_CHECKING:
     from avatarkit.avatar import Avatar
+    from engine import Camera, Frame
+    from engine.audio import Mixer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ class AvatarView(Component):
     Use as a context manager, or call ``dispose()``; the scene also disposes it.
     """
 
-    def __init__(self, avatar: Avatar, *, mixer=None, idle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self, avatar: Avatar, *, mixer: Mixer | None = None, idle: bool = True, seed: int = 0
+    ) -> None:
         AvatarSDK.require_initialized()
         self.avatar = avatar
         self.model = ModelRenderer(avatar.asset)  # CPU arrays shared by every view of it
@@ -91,17 +95,17 @@ class AvatarView(Component):
             self._time += dt
             self._timers.advance(self._time)
 
-    def render(self, frame) -> None:
+    def render(self, frame: Frame) -> None:
         if not self._disposed:  # rendering would upload the asset again, never released
             self.model.render(frame)
 
-    def post_render(self, frame) -> None:
+    def post_render(self, frame: Frame) -> None:
         if not self._first_drawn and not self._disposed:
             self._first_drawn = True
             call_app(self.on_first_rendering, what="on_first_rendering")
             call_app(self.controller.on_first_rendering, what="on_first_rendering")
 
-    def frame(self, camera, distance_scale: float = 1.0) -> None:
+    def frame(self, camera: Camera, distance_scale: float = 1.0) -> None:
         """Point ``camera`` at the avatar's face using its framing hints (a head shot)."""
         framing = self.avatar.framing
         head = np.array(framing.head_center, np.float32)
@@ -198,7 +202,7 @@ class AvatarView(Component):
     def __enter__(self) -> AvatarView:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.dispose()
 
     # -- internals ----------------------------------------------------------------------
@@ -256,7 +260,7 @@ class _ExpressionLayer:
 
     def apply(self, pose: FacePose, dt: float) -> None:
         target = self.target
-        if target is not self._seen:  # a new request: fade from what shows now
+        if target is not None and target is not self._seen:  # a new request: fade from now
             self._seen = target
             self._from, (self._to, self._fade) = self._now, target
             self._progress = 0.0

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from av.video.stream import VideoStream
 
 H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
 
@@ -84,13 +88,16 @@ class VideoWriter:
         self.frames = 0
         self.samples = 0  # audio samples (per channel) written so far
         self._container = av.open(str(self.path), "w")
-        self._video = self._container.add_stream(_h264_codec(), rate=self.fps)
+        # The encoder's name is chosen at run time: tell the checker it is a video stream.
+        self._video = cast("VideoStream", self._container.add_stream(_h264_codec(), rate=self.fps))
         self._video.width, self._video.height = w, h
         self._video.pix_fmt = "yuv420p"
         self._video.time_base = 1 / self.fps
         self._video.options = {"crf": str(crf), "preset": "veryfast"}
         self._audio = None
+        self._rate = 0  # the audio stream's sample rate, when there is one
         if sample_rate:
+            self._rate = int(sample_rate)
             layout = "mono" if channels == 1 else "stereo"
             self._audio = self._container.add_stream("aac", rate=int(sample_rate), layout=layout)
             self._audio.time_base = Fraction(1, int(sample_rate))
@@ -132,7 +139,7 @@ class VideoWriter:
         frame = av.AudioFrame.from_ndarray(
             samples.reshape(1, -1), format="s16", layout="mono" if self.channels == 1 else "stereo"
         )
-        frame.sample_rate = self.sample_rate
+        frame.sample_rate = self._rate
         frame.pts = self.samples
         self.samples += samples.size // self.channels
         self._mux(self._audio.encode(frame))
@@ -150,7 +157,7 @@ class VideoWriter:
             return self.path
         self._closed = True
         if self._audio is not None:
-            missing = round(self.duration * self.sample_rate) - self.samples
+            missing = round(self.duration * self._rate) - self.samples
             if missing > 0:
                 self.write_audio(np.zeros(missing * self.channels, np.int16))
             self._mux(self._audio.encode(None))

@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,9 +127,9 @@ class GltfAsset:
     def find_node(self, name: str) -> int | None:
         return next((i for i, n in enumerate(self.nodes) if n.name == name), None)
 
-    def walk(self):
+    def walk(self) -> Iterator[tuple[int, int | None]]:
         """(node index, parent index or None) for the default scene, parents first."""
-        stack = [(i, None) for i in reversed(self.roots)]
+        stack: list[tuple[int, int | None]] = [(i, None) for i in reversed(self.roots)]
         seen: set[int] = set()
         while stack:
             index, parent = stack.pop()
@@ -176,7 +178,7 @@ class GltfAsset:
         return list(names)
 
 
-def load_gltf(path: str | Path, limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsset:
+def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsset:
     """Load a ``.glb`` or ``.gltf`` file. Raises ``EngineError`` with a stable code.
 
     The file is untrusted: the whole document is validated (``engine.gltf_validate``)
@@ -408,7 +410,7 @@ class _Reader:
             values = np.frombuffer(vbuf, dtype, n * width, voff + (sv.get("byteOffset") or 0))
             data[idx] = values.reshape(n, width)
         if normalized:
-            scale = float(np.iinfo(dtype).max)
+            scale = float(np.iinfo(dtype.name).max)
             data = np.maximum(data.astype(np.float32) / scale, -1.0)
         return data
 
@@ -530,7 +532,12 @@ class _Reader:
         cutoff = mat.get("alphaCutoff")
         return GltfMaterial(
             name=mat.get("name") or f"material{index}",
-            base_color_factor=tuple(float(v) for v in factor),
+            base_color_factor=(
+                float(factor[0]),
+                float(factor[1]),
+                float(factor[2]),
+                float(factor[3]),
+            ),
             base_color_texture=texture,
             alpha_mode=mat.get("alphaMode") or "OPAQUE",
             alpha_cutoff=float(cutoff if cutoff is not None else 0.5),

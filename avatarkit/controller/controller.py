@@ -30,7 +30,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from avatarkit.callbacks import call_app
-from avatarkit.controller.direct import new_req_id
 from avatarkit.controller.messages import (
     Audio,
     Connection,
@@ -40,6 +39,7 @@ from avatarkit.controller.messages import (
     Motion,
     Pause,
     Resume,
+    new_req_id,
 )
 from avatarkit.controller.modes import make_mode
 from avatarkit.controller.pose import FacePose, lerp_pose
@@ -52,6 +52,7 @@ from avatarkit.controller.states import (
 from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
+from avatarkit.motion.frame import MotionFrame
 from avatarkit.sdk import AvatarSDK, Configuration
 from engine.audio.mixer import Mixer
 from engine.clock import Schedule
@@ -388,7 +389,7 @@ class AvatarController:
     ) -> None:
         self._inbox.put(Connection(state, reason))
 
-    def net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
+    def net_motion(self, cid: str, frames: list[MotionFrame], offset: float, end: bool) -> None:
         self._inbox.put(Motion(cid, tuple(frames), offset, end))
 
     def net_error(self, error: AvatarKitError) -> None:

@@ -146,7 +146,7 @@ class Session:
                 await self._ws.close()
 
     def fail(
-        self, code: ErrorCode, detail: str = "", *, close_code: int = 1000, req_id: str = ""
+        self, code: ErrorCode | str, detail: str = "", *, close_code: int = 1000, req_id: str = ""
     ) -> None:
         """Send an error, then close the connection once everything queued before it is out."""
         if self.phase is not Phase.OPEN:
@@ -499,7 +499,7 @@ class Session:
             utterance.flush_timer.cancel()
             utterance.flush_timer = None
 
-    def _reply_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+    def _reply_error(self, code: ErrorCode | str, detail: str = "", *, req_id: str = "") -> None:
         """An error answering one of the client's messages, within its error budget."""
         cfg, now = self._config, time.monotonic()
         self._error_tokens = min(
@@ -521,7 +521,7 @@ class Session:
                 f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer",
             )
 
-    def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+    def _send_error(self, code: ErrorCode | str, detail: str = "", *, req_id: str = "") -> None:
         # A detail may quote what the client sent (an fps value, ...): never echo much of it.
         wire_code, message = wire_error(code, detail[:_MAX_DETAIL_CHARS])
         self._state.stats.count_error(code)

@@ -27,7 +27,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class AudioDevice:
 
     realtime = True  # plays continuously between pulls (the mixer interpolates its clock)
 
-    def start(self) -> AudioDevice:
+    def start(self) -> Self:
         self.mixer.device = self
         self.mixer.realtime = self.realtime
         self.running = True
@@ -109,7 +109,7 @@ class AudioDevice:
         # Outside the lock: a listener may stop this device (or the fallback) itself.
         self.mixer.device_lost(EngineError(AUDIO_DEVICE_LOST, str(error)))
 
-    def __enter__(self) -> AudioDevice:
+    def __enter__(self) -> Self:
         return self.start() if not self.running else self
 
     def __exit__(self, *exc: object) -> None:
@@ -140,7 +140,7 @@ class NullDevice(AudioDevice):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def start(self) -> NullDevice:
+    def start(self) -> Self:
         with self._lifecycle_lock:
             super().start()
             self._stop = threading.Event()  # per thread: a stale one never wakes a new one
@@ -256,7 +256,7 @@ class PyAudioDevice(AudioDevice):
         self._origin = 0  # mixer frame that resampler input frame 0 is
         self._watchdog = threading.Event()
 
-    def start(self) -> PyAudioDevice:
+    def start(self) -> Self:
         try:
             import pyaudio
         except ImportError as exc:
