@@ -204,20 +204,21 @@ class AvatarManager:
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(go())
-        result: dict[str, object] = {}
+        loaded: list[Avatar] = []
+        failed: list[BaseException] = []
 
         def worker() -> None:
             try:
-                result["avatar"] = asyncio.run(go())
+                loaded.append(asyncio.run(go()))
             except BaseException as exc:  # re-raised on the caller's thread
-                result["error"] = exc
+                failed.append(exc)
 
         thread = threading.Thread(target=worker, name="avatar-load", daemon=True)
         thread.start()
         thread.join()
-        if "error" in result:
-            raise result["error"]  # type: ignore[misc]
-        return result["avatar"]  # type: ignore[return-value]
+        if failed:
+            raise failed[0]
+        return loaded[0]
 
     def retrieve(self, avatar_id: str) -> Avatar | None:
         """The cached Avatar (memory, else a verified disk copy), never downloading."""

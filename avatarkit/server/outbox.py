@@ -172,6 +172,7 @@ def _unsent_bytes(transport: asyncio.BaseTransport | None) -> int:
     """Bytes sent but not yet acknowledged by the peer: in asyncio's buffer and the kernel's."""
     if transport is None or transport.is_closing():
         return 0
+    # A stream's transport has a write buffer (the argument is typed as the base class).
     queued = transport.get_write_buffer_size()  # type: ignore[attr-defined]
     sock = transport.get_extra_info("socket")
     if sock is not None:
