@@ -17,7 +17,8 @@ import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
-from engine.gltf import GltfAsset, load_gltf
+from engine.gltf import load_gltf
+from engine.gltf_asset import GltfAsset
 from engine.render.frame import Frame
 from engine.scene import Component
 from engine.transform import Transform
