@@ -12,11 +12,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import check_sample_rate
+
+if TYPE_CHECKING:
+    from avatarkit.support import SupportReport
+    from engine.audio import AudioDevice, Mixer
 
 log = logging.getLogger("avatarkit")
 
@@ -107,7 +112,7 @@ class Configuration:
                     f"render_quality {self.render_quality!r}: one of {', '.join(QUALITY_NAMES)}",
                 )
 
-    def with_changes(self, **changes) -> Configuration:
+    def with_changes(self, **changes: Any) -> Configuration:
         return replace(self, **changes)
 
 
@@ -139,8 +144,8 @@ class AvatarSDK:
     _config: Configuration | None = None
     _token: str | None = None
     _user_id: str | None = None
-    _mixer = None
-    _device = None
+    _mixer: Mixer | None = None
+    _device: AudioDevice | None = None
 
     @classmethod
     def initialize(cls, app_id: str, configuration: Configuration | None = None) -> None:
@@ -149,7 +154,11 @@ class AvatarSDK:
         config = configuration or Configuration()
         assets_url = config.resolved_assets_url  # a malformed ingress URL fails here, not at load
         with cls._lock:
-            if cls._mixer is not None and cls._config.sample_rate != config.sample_rate:
+            if (
+                cls._mixer is not None
+                and cls._config is not None
+                and cls._config.sample_rate != config.sample_rate
+            ):
                 cls._close_audio()  # the next view opens the device at the new rate
             cls._app_id, cls._config = app_id, config
         from avatarkit.manager import AvatarManager
@@ -176,7 +185,7 @@ class AvatarSDK:
     @classmethod
     def app_id(cls) -> str:
         cls.require_initialized()
-        return cls._app_id
+        return cls._app_id or ""  # set with the configuration, never empty
 
     @classmethod
     def set_session_token(cls, token: str) -> None:
@@ -193,7 +202,7 @@ class AvatarSDK:
         log.info("user id set to %s", user_id)
 
     @classmethod
-    def audio_mixer(cls):
+    def audio_mixer(cls) -> Mixer:
         """The process's mixer, opening its output device on first use."""
         from engine.audio import Mixer, open_device
 
@@ -213,15 +222,14 @@ class AvatarSDK:
             return cls._mixer
 
     @classmethod
-    def audio_device(cls):
+    def audio_device(cls) -> AudioDevice | None:
         """The device playing the process mixer (a ``VirtualDevice`` is advanced by you)."""
-        cls.audio_mixer()
-        return cls._mixer.device
+        return cls.audio_mixer().device
 
     @classmethod
     def support(
         cls, size: tuple[int, int] = (1280, 720), fps: float = 30.0, quality: str | None = None
-    ):
+    ) -> SupportReport:
         """Whether this machine can show avatars: a ``SupportReport`` whose ``status`` is
         ``supported``, ``renderNotSupported`` or ``insufficientPerformance``, with the GL
         version, renderer and a probe's frame time (:mod:`avatarkit.support`). Needs no

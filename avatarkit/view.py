@@ -26,13 +26,16 @@ from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.idle import apply_gaze
 from avatarkit.sdk import AvatarSDK
+from avatarkit.view_layers import ExpressionLayer, LookLayer, finite
 from engine import Component, ModelRenderer, Schedule, png_bytes, straight_alpha
 from engine.transform import quat_from_euler, quat_multiply
 
 if TYPE_CHECKING:
     from avatarkit.avatar import Avatar
+    from engine import Camera, Frame
+    from engine.audio import Mixer
+    from engine.render.target import RenderTarget
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +43,6 @@ FRAME_RATE_WINDOW = 2.0  # seconds per on_frame_rate_info report
 EXPRESSION_FADE_S = 0.25  # default seconds to fade an expression in or out
 LOOK_HEAD_SHARE = 0.3  # default share of a look the head turns (the eyes do the rest)
 LOOK_LIMIT = (1.2, 0.7)  # radians of yaw, pitch a look is clamped to (no looking behind)
-EYE_FOLLOW = 18.0  # 1/s: eyes reach a new target in about 0.15 s (exponential)
-HEAD_FOLLOW = 5.0  # 1/s: the head follows more slowly, about 0.5 s
-_EYE_LOOKS = [i for name, i in ARKIT_INDEX.items() if name.startswith("eyeLook")]
 EXPORT_WAIT_S = 5.0  # export_bitmap() from another thread waits this long for a frame
 MAX_SCALE = 10.0  # set_transform(scale=...) upper bound
 Background = Literal["scene", "transparent"]
@@ -64,7 +64,7 @@ class AvatarView(Component):
         self,
         avatar: Avatar,
         *,
-        mixer=None,
+        mixer: Mixer | None = None,
         idle: bool = True,
         seed: int = 0,
         background: Background = "scene",
@@ -96,10 +96,10 @@ class AvatarView(Component):
         for index in self._head_nodes:
             self.model.nodes[index].to_trs()  # a glTF matrix would override the turn
         self._rest = [self.model.nodes[i].rotation.copy() for i in self._head_nodes]
-        self._expression = _ExpressionLayer()
-        self._look = _LookLayer()
+        self._expression = ExpressionLayer()
+        self._look = LookLayer()
         self._transform = (0.0, 0.0, 1.0)
-        self._target = None  # the render target of the last frame drawn (render thread)
+        self._target: RenderTarget | None = None  # of the last frame drawn (render thread)
         self._render_thread: int | None = None
         self._exports: list[Future[np.ndarray]] = []  # export_bitmap() calls from elsewhere
         self._exports_lock = threading.Lock()
@@ -134,12 +134,12 @@ class AvatarView(Component):
             self._time += dt
             self._timers.advance(self._time)
 
-    def render(self, frame) -> None:
+    def render(self, frame: Frame) -> None:
         # Disposed: rendering would upload the asset again, never released.
         if self._drawing and not self._disposed:
             self.model.render(frame)
 
-    def post_render(self, frame) -> None:
+    def post_render(self, frame: Frame) -> None:
         self._target, self._render_thread = frame.target, threading.get_ident()
         if self._exports:
             with self._exports_lock:
@@ -154,7 +154,7 @@ class AvatarView(Component):
             call_app(self.on_first_rendering, what="on_first_rendering")
             call_app(self.controller.on_first_rendering, what="on_first_rendering")
 
-    def frame(self, camera, distance_scale: float = 1.0) -> None:
+    def frame(self, camera: Camera, distance_scale: float = 1.0) -> None:
         """Point ``camera`` at the avatar's face using its framing hints (a head shot)."""
         framing = self.avatar.framing
         head = np.array(framing.head_center, np.float32)
@@ -208,7 +208,7 @@ class AvatarView(Component):
         ``y`` in -1..1 (1 moves it by half the view: from the centre to the right / top
         edge), ``scale`` > 0 about the view's centre. (0, 0, 1) is as the camera sees it.
         Any thread; the next frame draws it."""
-        x, y, scale = _finite(x, "x"), _finite(y, "y"), _finite(scale, "scale")
+        x, y, scale = finite(x, "x"), finite(y, "y"), finite(scale, "scale")
         if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0):
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"x, y ({x}, {y}) not in -1..1")
         if not 0.0 < scale <= MAX_SCALE:
@@ -237,7 +237,7 @@ class AvatarView(Component):
         channel shown at least at that weight; ``None`` fades it out. A new expression
         cross-fades from whatever shows now, over ``fade_s`` seconds; the same one again
         changes nothing."""
-        fade = _finite(fade_s, "fade_s")
+        fade = finite(fade_s, "fade_s")
         if fade < 0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"fade_s {fade_s} is negative")
         target = np.zeros(NUM_BLENDSHAPES, np.float32)
@@ -246,7 +246,7 @@ class AvatarView(Component):
                 raise AvatarKitError(
                     ErrorCode.INVALID_REQUEST, f"{name!r} is not an ARKit blendshape name"
                 )
-            w = _finite(value, name)
+            w = finite(value, name)
             if not 0.0 <= w <= 1.0:
                 raise AvatarKitError(
                     ErrorCode.INVALID_REQUEST, f"{name} weight {value} not in 0..1"
@@ -274,7 +274,7 @@ class AvatarView(Component):
         if yaw is None:
             self._look.target = None
             return
-        yaw, pitch, share = _finite(yaw, "yaw"), _finite(pitch, "pitch"), _finite(head, "head")
+        yaw, pitch, share = finite(yaw, "yaw"), finite(pitch, "pitch"), finite(head, "head")
         if not 0.0 <= share <= 1.0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"head share {head} not in 0..1")
         yaw = max(-LOOK_LIMIT[0], min(LOOK_LIMIT[0], yaw))
@@ -321,7 +321,7 @@ class AvatarView(Component):
     def __enter__(self) -> AvatarView:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.dispose()
 
     # -- internals ----------------------------------------------------------------------
@@ -346,84 +346,3 @@ class AvatarView(Component):
                 return found
             log.warning("avatar %s: head node %r not in the model", self.avatar.id, name)
         return [i for i, parent in asset.walk() if parent is None]
-
-
-def _finite(value: float, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise AvatarKitError(
-            ErrorCode.INVALID_REQUEST, f"{what} must be a number, got {value!r}"
-        ) from None
-    if not math.isfinite(number):
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{what} must be finite, got {value!r}")
-    return number
-
-
-def _smoothstep(x: float) -> float:
-    x = min(1.0, max(0.0, x))
-    return x * x * (3 - 2 * x)
-
-
-class _ExpressionLayer:
-    """Cross-fades between expression targets; each channel shows at least its weight."""
-
-    def __init__(self) -> None:
-        self.target: tuple[np.ndarray, float] | None = None  # set by set_expression (any thread)
-        self._seen: tuple[np.ndarray, float] | None = None
-        self._from = np.zeros(NUM_BLENDSHAPES, np.float32)
-        self._to = self._from
-        self._now = self._from
-        self._progress = 1.0  # of the current fade
-        self._fade = 0.0
-
-    def apply(self, pose: FacePose, dt: float) -> None:
-        target = self.target
-        if target is not self._seen:  # a new request: fade from what shows now
-            self._seen = target
-            self._from, (self._to, self._fade) = self._now, target
-            self._progress = 0.0
-        if self._progress < 1.0:
-            self._progress = 1.0 if self._fade <= 0 else min(1.0, self._progress + dt / self._fade)
-            self._now = self._from + (self._to - self._from) * _smoothstep(self._progress)
-        if self._now.any():
-            np.maximum(pose.weights, self._now, out=pose.weights)
-
-    def shown(self) -> dict[str, float]:
-        return {name: float(self._now[i]) for name, i in ARKIT_INDEX.items() if self._now[i] > 0}
-
-
-class _LookLayer:
-    """Eyes and head follow a look target; released, the head returns and the eyes hand
-    back to the underlying (idle or speech) gaze."""
-
-    def __init__(self) -> None:
-        self.target: tuple[float, float, float] | None = None  # yaw, pitch, head share
-        self._eyes = np.zeros(2, np.float32)  # yaw, pitch the eyes add (look convention)
-        self._head = np.zeros(2, np.float32)  # yaw, pitch the head node adds
-        self._weight = 0.0  # how much the eyes follow us rather than the face's own gaze
-
-    def apply(self, pose: FacePose, dt: float) -> None:
-        target = self.target
-        eye_k, head_k = 1.0 - math.exp(-EYE_FOLLOW * dt), 1.0 - math.exp(-HEAD_FOLLOW * dt)
-        if target is not None:
-            yaw, pitch, share = target
-            look = np.array([yaw, pitch], np.float32)
-            self._eyes += (look * (1 - share) - self._eyes) * eye_k
-            self._head += (look * share - self._head) * head_k
-            self._weight += (1.0 - self._weight) * eye_k
-        else:
-            self._head -= self._head * head_k
-            self._weight -= self._weight * eye_k
-        if self._weight > 1e-3:
-            # Eye gaze yaw is ARKit's (+ towards the avatar's own right): mirror ours.
-            eyes = FacePose(
-                pose.weights.copy(), gaze=np.array([-self._eyes[0], self._eyes[1]], np.float32)
-            )
-            apply_gaze(eyes)
-            w = self._weight
-            pose.weights[_EYE_LOOKS] += (eyes.weights[_EYE_LOOKS] - pose.weights[_EYE_LOOKS]) * w
-            pose.gaze += (eyes.gaze - pose.gaze) * w
-        if np.abs(self._head).max() > 1e-5:
-            pose.head[0] -= self._head[1]  # head pitch + nods down; ours + looks up
-            pose.head[1] += self._head[0]

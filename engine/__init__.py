@@ -24,14 +24,14 @@ from engine.capture import VideoWriter, png_bytes, read_pixels, save_png, straig
 from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.errors import EngineError
 from engine.events import Event
-from engine.gltf import (
+from engine.gltf import load_gltf
+from engine.gltf_asset import (
     GltfAsset,
     GltfMaterial,
     GltfMesh,
     GltfNode,
     GltfPrimitive,
     MorphTarget,
-    load_gltf,
 )
 from engine.gltf_validate import GltfLimits
 from engine.lighting import DirectionalLight, Lighting

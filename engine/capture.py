@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.video.stream import VideoStream
 
 H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
 # Containers with an alpha channel, by suffix: (video codec, pixel format, options, audio codec).
@@ -119,17 +124,22 @@ class VideoWriter:
         else:
             codec, pix_fmt, options, audio_codec = alpha_format
         self._container = av.open(str(self.path), "w")
-        self._video = self._container.add_stream(codec, rate=self.fps)
+        # The encoder's name is chosen at run time: tell the checker it is a video stream.
+        self._video = cast("VideoStream", self._container.add_stream(codec, rate=self.fps))
         self._video.width, self._video.height = w, h
         self._video.pix_fmt = pix_fmt
         self._video.time_base = 1 / self.fps
         self._video.options = dict(options)
         self._audio = None
+        self._rate = 0  # the audio stream's sample rate, when there is one
         if sample_rate:
+            self._rate = int(sample_rate)
             layout = "mono" if channels == 1 else "stereo"
             # Opus runs at 48 kHz: PyAV resamples the PCM on the way in.
             rate = 48000 if audio_codec == "libopus" else int(sample_rate)
-            self._audio = self._container.add_stream(audio_codec, rate=rate, layout=layout)
+            self._audio = cast(
+                "AudioStream", self._container.add_stream(audio_codec, rate=rate, layout=layout)
+            )
             self._audio.time_base = Fraction(1, rate)
         self._closed = False
 
@@ -175,7 +185,7 @@ class VideoWriter:
         frame = av.AudioFrame.from_ndarray(
             samples.reshape(1, -1), format="s16", layout="mono" if self.channels == 1 else "stereo"
         )
-        frame.sample_rate = self.sample_rate
+        frame.sample_rate = self._rate
         frame.pts = self.samples
         self.samples += samples.size // self.channels
         self._mux(self._audio.encode(frame))
@@ -193,7 +203,7 @@ class VideoWriter:
             return self.path
         self._closed = True
         if self._audio is not None:
-            missing = round(self.duration * self.sample_rate) - self.samples
+            missing = round(self.duration * self._rate) - self.samples
             if missing > 0:
                 self.write_audio(np.zeros(missing * self.channels, np.int16))
             self._mux(self._audio.encode(None))

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import numpy as np
 
@@ -196,7 +196,11 @@ class Scene:
     def find(self, name: str) -> Entity | None:
         return next((e for e in self.entities() if e.name == name), None)
 
-    def components(self, kind: type[C] = Component) -> Iterator[C]:
+    @overload
+    def components(self) -> Iterator[Component]: ...
+    @overload
+    def components(self, kind: type[C]) -> Iterator[C]: ...
+    def components(self, kind: type[Component] = Component) -> Iterator[Component]:
         for entity in self.root.walk():
             for component in entity.components:
                 if isinstance(component, kind):

@@ -64,10 +64,12 @@ def run(args: argparse.Namespace) -> int:
         if args.app is not None and args.app not in apps:
             raise AvatarKitError(ErrorCode.APP_ID_UNRECOGNIZED, f"no app {args.app!r} in the file")
         print(f"{'app':24} {'key id':9} {'created':21} label")
-        for app in apps.values():
-            if args.app in (None, app.app_id):
-                for key in app.keys:
-                    print(f"{app.app_id:24} {key.key_id:9} {key.created:21} {key.label}")
+        for listed in apps.values():
+            if args.app in (None, listed.app_id):
+                for stored in listed.keys:
+                    print(
+                        f"{listed.app_id:24} {stored.key_id:9} {stored.created:21} {stored.label}"
+                    )
         return 0
     with _locked(args.config):
         exists = os.path.exists(args.config)
@@ -92,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
                     f"{args.app} has {MAX_KEYS_PER_APP} keys already: revoke one first",
                 )
             taken = {key.key_id for other in apps.values() for key in other.keys}
-            key_id, key = new_key()
+            key_id, secret = new_key()
             while key_id in taken:
-                key_id, key = new_key()
+                key_id, secret = new_key()
             created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            entry = AppKey(key_id, hash_key(key), created, args.label)
+            entry = AppKey(key_id, hash_key(secret), created, args.label)
             apps[args.app] = replace(app, keys=(*app.keys, entry))
             write_apps(args.config, apps)
-            print(f"app     {args.app}\nkey id  {key_id}\napi key {key}")
+            print(f"app     {args.app}\nkey id  {key_id}\napi key {secret}")
             print("Store the key now: it is not shown again (the file keeps only its hash).")
             return 0
         if app is None:

@@ -15,6 +15,9 @@ Sends before ``connected`` (while connecting or reconnecting) are queued and go 
 connected; sends when disconnected (never started, closed, failed) raise
 ``connectionClosed``. Sends after ``interrupt()`` or after an ``end=True`` belong to a new
 conversation by design.
+
+Over 400 lines on purpose: one job, the shared core both modes drive (their own calls are
+already in ``modes.py``, playback in ``timeline.py``); what is left is the public surface.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from avatarkit.callbacks import call_app
-from avatarkit.controller.direct import new_req_id
 from avatarkit.controller.messages import (
     Audio,
     Connection,
@@ -37,6 +39,7 @@ from avatarkit.controller.messages import (
     Motion,
     Pause,
     Resume,
+    new_req_id,
 )
 from avatarkit.controller.modes import make_mode
 from avatarkit.controller.pose import FacePose, lerp_pose
@@ -49,6 +52,7 @@ from avatarkit.controller.states import (
 from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
+from avatarkit.motion.frame import MotionFrame
 from avatarkit.sdk import AvatarSDK, Configuration
 from engine.audio.mixer import Mixer
 from engine.clock import Schedule
@@ -402,7 +406,7 @@ class AvatarController:
     ) -> None:
         self._inbox.put(Connection(state, reason))
 
-    def net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
+    def net_motion(self, cid: str, frames: list[MotionFrame], offset: float, end: bool) -> None:
         self._inbox.put(Motion(cid, tuple(frames), offset, end))
 
     def net_error(self, error: AvatarKitError) -> None:

@@ -99,7 +99,7 @@ class DirectTransport:
         self._thread.start()
         self._outbox: asyncio.Queue[OutboxMessage] = asyncio.Queue()  # survives reconnects
         self._unsent: OutboxMessage | None = None  # the outbox item being sent
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._generation = 0
         self._sent: dict[str, int] = {}  # conversation -> samples sent on the wire

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from avatarkit.controller.direct import DirectSink, DirectTransport
-from avatarkit.controller.messages import Connection, Failure, Motion
+from avatarkit.controller.direct import DirectTransport
+from avatarkit.controller.messages import Connection, DirectSink, Failure, Motion
 from avatarkit.controller.states import ConnectionState, StateReason
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.sdk import AvatarSDK, DrivingMode

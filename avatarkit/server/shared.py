@@ -210,7 +210,7 @@ class RedisStore:
 
     async def _acquire_slot(self, key: str, limit: int) -> bool:
         await self._beat_if_due()
-        args = [self.server_id, limit, self._prefix + "server:"]
+        args: list[str | int] = [self.server_id, limit, self._prefix + "server:"]
         return bool(await self._acquire(keys=[key], args=args))
 
     async def heartbeat(self) -> None:

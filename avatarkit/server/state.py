@@ -29,7 +29,7 @@ class ServerStats:
     bytes_sent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
 
-    def count_error(self, code: ErrorCode) -> None:
+    def count_error(self, code: ErrorCode | str) -> None:
         self.errors[str(code)] += 1
 
 

@@ -236,7 +236,7 @@ class Renderer:
             ctx.enable(moderngl.BLEND)
             # Alpha accumulates as coverage (a + dst * (1 - a)), so a transparent
             # background ends up with correct (premultiplied) alpha for compositing.
-            ctx.blend_func = (
+            ctx.blend_func = (  # type: ignore[assignment]  # 2 or 4 factors; the stub says 2
                 moderngl.SRC_ALPHA,
                 moderngl.ONE_MINUS_SRC_ALPHA,
                 moderngl.ONE,
