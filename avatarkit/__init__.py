@@ -14,6 +14,7 @@ _EXPORTS = {
     "AvatarSDK": "avatarkit.sdk",
     "Configuration": "avatarkit.sdk",
     "DrivingMode": "avatarkit.sdk",
+    "AudioFormat": "avatarkit.sdk",
     "LogLevel": "avatarkit.sdk",
     "AvatarManager": "avatarkit.manager",
     "LoadProgress": "avatarkit.manager",

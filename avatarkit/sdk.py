@@ -34,6 +34,11 @@ class DrivingMode(StrEnum):
     BACKEND = "backend"  # a backend relays audio + motion (yield_audio_data / yield_frames_data)
 
 
+class AudioFormat(StrEnum):
+    PCM_S16LE = "pcm_s16le"  # raw mono samples at sample_rate
+    OGG_OPUS = "ogg_opus"  # one Ogg Opus stream per conversation (mono), as a TTS sends it
+
+
 class LogLevel(StrEnum):
     OFF = "off"
     ERROR = "error"
@@ -88,6 +93,10 @@ class Configuration:
     # A named render quality (auto, low, medium, high: engine.render.quality) that every
     # App showing an AvatarView switches to; None leaves each App's own choice.
     render_quality: str | None = None
+    # Endpoint set by name (avatarkit.regions: built-in "local", more from
+    # AVATARKIT_REGIONS_FILE); it fills the URLs left at their defaults.
+    region: str | None = None
+    audio_format: AudioFormat = AudioFormat.PCM_S16LE
 
     @property
     def resolved_assets_url(self) -> str:
@@ -99,6 +108,22 @@ class Configuration:
 
     def __post_init__(self) -> None:
         check_sample_rate(self.sample_rate)
+        try:
+            object.__setattr__(self, "audio_format", AudioFormat(self.audio_format))
+        except ValueError:
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+                f"audio_format {self.audio_format!r}: {', '.join(f.value for f in AudioFormat)}",
+            ) from None
+        if self.region is not None:
+            from avatarkit.regions import region
+
+            endpoints = region(self.region)
+            defaults = Configuration.__dataclass_fields__
+            for name in ("console_url", "ingress_url", "assets_url"):
+                value = getattr(endpoints, name)
+                if value is not None and getattr(self, name) == defaults[name].default:
+                    object.__setattr__(self, name, value)
         object.__setattr__(self, "driving_mode", DrivingMode(self.driving_mode))
         object.__setattr__(self, "log_level", LogLevel(self.log_level))
         if self.jitter_buffer_ms < 0:

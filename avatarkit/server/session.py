@@ -40,7 +40,7 @@ from avatarkit.protocol import (
 from avatarkit.server.outbox import Animation, Close, Item, Outbox
 
 if TYPE_CHECKING:
-    from avatarkit.server.ogg_opus import OggOpusDecoder
+    from avatarkit.protocol.ogg_opus import OggOpusDecoder
     from avatarkit.server.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -410,7 +410,7 @@ class Session:
             return None
         utterance = self._utterances[req_id] = _Utterance(req_id, stream)
         if self._ogg_opus:
-            from avatarkit.server.ogg_opus import OggOpusDecoder  # PyAV loads only when needed
+            from avatarkit.protocol.ogg_opus import OggOpusDecoder  # PyAV loads only when needed
 
             utterance.decoder = OggOpusDecoder(
                 self._sample_rate, self._config.max_utterance_audio_s

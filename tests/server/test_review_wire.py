@@ -116,7 +116,7 @@ async def test_a_large_ogg_message_does_not_stall_the_event_loop(
     import threading
 
     from avatarkit.protocol import encode_audio, encode_configure
-    from avatarkit.server.ogg_opus import OggOpusDecoder
+    from avatarkit.protocol.ogg_opus import OggOpusDecoder
 
     stream = make_ogg_opus(make_speech(120.0))  # just under the 1 MiB message limit
     started = time.perf_counter()
