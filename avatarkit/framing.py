@@ -79,6 +79,11 @@ def is_head(name: str) -> bool:
     return "head" in words and not {"top", "end", "nub", "neck"} & set(words)
 
 
+def _is_head_top(name: str) -> bool:
+    words = tokens(name)
+    return "head" in words and bool({"top", "end"} & set(words))
+
+
 def humanoid_bones(asset: GltfAsset) -> dict[str, int]:
     """VRM humanoid bone -> node index, from ``VRMC_vrm`` (1.0) or ``VRM`` (0.x); untrusted
     JSON, anything malformed skipped."""
@@ -182,15 +187,19 @@ def _from_head_bone(
     if head is None:
         return None
     joint = world[head][:3, 3].astype(np.float64)
-    points = _world_points(asset, world)
-    if not len(points):
+    top = next((c for c in asset.nodes[head].children if _is_head_top(asset.nodes[c].name)), None)
+    if top is not None and top in world:  # Mixamo's HeadTop_End marks the top of the skull
+        height = float(world[top][1, 3] - joint[1])
+    else:
+        points = _world_points(asset, world)
+        above = points[:, 1] - joint[1]
+        aside = np.hypot(points[:, 0] - joint[0], points[:, 2] - joint[2])
+        # A cone over the joint: the skull, not the shoulders or arms held out (an arm
+        # held straight up would count: files with arms up usually carry eyes or morphs).
+        skull = points[(above > 0) & (aside < above)]
+        height = float(skull[:, 1].max() - joint[1]) if len(skull) else 0.0
+    if height <= 0:
         return None
-    above = points[:, 1] - joint[1]
-    aside = np.hypot(points[:, 0] - joint[0], points[:, 2] - joint[2])
-    skull = points[(above > 0) & (aside < above)]  # a cone over the joint: not the arms
-    if not len(skull):
-        return None
-    height = float(skull[:, 1].max() - joint[1])
     centre = joint + np.array([0.0, SKULL_CENTRE * height, 0.0])
     return _framing(
         centre, SKULL_DISTANCE * height, "headBone", {"head_bone": asset.nodes[head].name}
