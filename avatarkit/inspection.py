@@ -74,7 +74,7 @@ class Inspection:
     blend: BlendshapeMap | None = None
     bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     framing: Framing | None = None
-    notes: list[str] = field(default_factory=list)  # what is ignored and why
+    notes: list[str] = field(default_factory=list)  # what else a user should know
 
     @property
     def loadable(self) -> bool:
@@ -94,7 +94,12 @@ class Inspection:
     def lines(self, verbose: bool = False) -> list[str]:
         """The report, as printed by ``avatarkit inspect``."""
         kind = "GLB" if self.path.suffix.lower() in (".glb", ".vrm") else "glTF"
-        out = [f"{self.path.name}: {kind}, {self.size_bytes / 1e6:.1f} MB, {self.nodes} nodes"]
+        size = (
+            f"{self.size_bytes / 1e6:.1f} MB"
+            if self.size_bytes >= 1e6
+            else f"{self.size_bytes / 1e3:.0f} kB"
+        )
+        out = [f"{self.path.name}: {kind}, {size}, {self.nodes} nodes"]
         if self.generator:
             out.append(f"  generator: {self.generator}")
         for ext in self.extensions:
@@ -131,7 +136,7 @@ class Inspection:
         if self.framing is not None:
             f = self.framing
             anchor = f.extra.get("anchor", "")
-            detail = f.extra.get("eye_nodes") or f.extra.get("head_bone") or ""
+            detail = " ".join(f.extra.get("eye_nodes") or [f.extra.get("head_bone") or ""])
             where = ", ".join(f"{v:.3g}" for v in f.head_center)
             out.append(
                 f"framing: {anchor}"
@@ -187,11 +192,6 @@ def inspect_avatar(path: str | Path) -> Inspection:
         skins=_skins(doc),
         nodes=len(_list(doc, "nodes")),
     )
-    report.notes = [
-        f"{e.name} ignored: {e.status.removeprefix('ignored: ')}"
-        for e in extensions
-        if e.status.startswith("ignored")
-    ]
     try:
         asset = load_gltf(path)
     except EngineError as exc:

@@ -152,9 +152,10 @@ def test_inspect_a_vrm_figure_with_a_skin(tmp_path, capsys):
     assert report.unit == "centimetres"
     assert report.framing is not None and report.framing.extra["anchor"] == "eyes"
     assert {"jawOpen", "eyeBlinkLeft", "mouthClose"} <= set(report.blend.available_channels)
-    notes = " ".join(report.notes)
-    assert "VRMC_springBone ignored: hair and cloth do not swing" in notes
-    assert "KHR_materials_unlit ignored" in notes
+    status = {e.name: e.status for e in report.extensions}
+    assert status["VRMC_springBone"] == "ignored: hair and cloth do not swing"
+    assert status["KHR_materials_unlit"] == "ignored: drawn lit"
+    assert status["VRMC_vrm"].startswith("read")
 
     assert main(["inspect", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
