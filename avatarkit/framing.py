@@ -231,7 +231,8 @@ def _node_point(asset: GltfAsset, world: dict[int, np.ndarray], index: int) -> n
         if positions:
             local = np.concatenate(positions)
             centre = (local.min(axis=0) + local.max(axis=0)) / 2
-            return (matrix @ np.append(centre, 1.0))[:3].astype(np.float64)
+            point: np.ndarray = (matrix @ np.append(centre, 1.0))[:3]
+            return point.astype(np.float64)
     return matrix[:3, 3].astype(np.float64)
 
 
