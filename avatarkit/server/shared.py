@@ -170,7 +170,7 @@ class RedisStore:
 
     async def acquire_address(self, address: str, limit: int) -> bool:
         await self._beat_if_due()
-        args = [self.server_id, limit, self._prefix + "server:"]
+        args: list[str | int] = [self.server_id, limit, self._prefix + "server:"]
         return bool(await self._acquire(keys=[self._address_key(address)], args=args))
 
     async def release_address(self, address: str) -> None:
