@@ -19,6 +19,7 @@ import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.framing import anatomical_framing
 from avatarkit.package import (
     MANIFEST_NAME,
     FileEntry,
@@ -131,8 +132,7 @@ class Avatar:
             framing=Framing(),  # replaced below once the engine has measured the model
         )
         avatar = cls(manifest, path.parent, blend, asset)
-        lo, hi = avatar.asset.bounds()
-        avatar.manifest = _with_framing(manifest, estimate_framing(lo, hi))
+        avatar.manifest = _with_framing(manifest, anatomical_framing(asset, blend))
         return avatar
 
 
@@ -166,26 +166,6 @@ def local_id(stem: str) -> str:
     """A valid avatar id derived from a file name (``My Avatar.glb`` -> ``my-avatar``)."""
     slug = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64]
     return slug or "avatar"
-
-
-def estimate_framing(lo: np.ndarray, hi: np.ndarray) -> Framing:
-    """Guess the head from the bounds: the top of the model, sized by what fits (Y up).
-
-    A full body (taller than 1.2 units) has its head in the top ~12 cm; a bust or a bare
-    head is framed by its own height.
-    """
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    height = float(hi[1] - lo[1]) or 1.0
-    centre_x, centre_z = float(lo[0] + hi[0]) / 2, float(lo[2] + hi[2]) / 2
-    if height > 1.2:
-        head_y, distance = float(hi[1]) - 0.12, 0.65
-    else:
-        head_y, distance = float(hi[1]) - 0.3 * height, 1.6 * height
-    return Framing(
-        head_center=(centre_x, head_y, centre_z),
-        camera_distance=max(distance, 1e-3),
-        extra={"estimated": True},
-    )
 
 
 def _with_framing(manifest: Manifest, framing: Framing) -> Manifest:

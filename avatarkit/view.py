@@ -160,7 +160,12 @@ class AvatarView(Component):
         head = np.array(framing.head_center, np.float32)
         if self.entity is not None:
             head = (self.entity.world_matrix() @ np.append(head, 1.0))[:3]
-        camera.look_at(head + [0.0, 0.0, framing.camera_distance * distance_scale], head)
+        distance = framing.camera_distance * distance_scale
+        camera.look_at(head + [0.0, 0.0, distance], head)
+        # A model in centimetres (or millimetres) sits 100x further away: widen the depth
+        # range to it (a model in metres keeps the camera's own near and far planes).
+        camera.near = max(camera.near, distance / 100)
+        camera.far = max(camera.far, distance * 20)
 
     # -- the picture -----------------------------------------------------------------------
 

@@ -78,7 +78,7 @@ def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS)
     path = Path(path)
     if not path.is_file():
         raise EngineError(errors.ASSET_NOT_FOUND, f"glTF file not found: {path}", path=str(path))
-    doc, blob = _read_document(path, limits)
+    doc, blob = read_document(path, limits)
     required = doc.get("extensionsRequired")
     unsupported = (
         [e for e in required if e not in SUPPORTED_REQUIRED_EXTENSIONS]
@@ -115,9 +115,12 @@ _GLB_MAGIC = b"glTF"
 _CHUNK_JSON, _CHUNK_BIN = 0x4E4F534A, 0x004E4942
 
 
-def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memoryview | None]:
+def read_document(
+    path: Path, limits: GltfLimits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], memoryview | None]:
     """The JSON document and the GLB binary chunk (None for ``.gltf``). Every length in
-    the GLB header and chunk headers is checked against the real file size first."""
+    the GLB header and chunk headers is checked against the real file size first; the
+    document itself is not validated (``load_gltf`` does that): treat it as untrusted."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise EngineError(
