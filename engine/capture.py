@@ -2,11 +2,16 @@
 
 ``VideoWriter`` timestamps video by frame count and audio by sample count, both from
 zero, so a video fed one frame plus ``sample_rate / fps`` samples per frame has audio
-and picture aligned sample-exactly (AAC's own 1024-sample framing aside).
+and picture aligned sample-exactly (AAC's own 1024-sample framing aside). With
+``threaded=True`` it encodes on its own thread, overlapped with rendering: PyAV releases
+the GIL while FFmpeg converts and encodes, and a software rasteriser releases it while
+it draws (``gpu_wait``).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from engine import errors
 from engine.errors import EngineError
 
 H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
+ENCODE_QUEUE = 4  # frames waiting for the encoder thread before write_frame blocks
 
 
 def read_pixels(
@@ -54,7 +60,10 @@ class VideoWriter:
     """Write RGB frames and s16le PCM to an MP4 (H.264 video, AAC audio).
 
     ``sample_rate=None`` writes video only. Use as a context manager or call ``close()``;
-    on close, audio shorter than the video is padded with silence.
+    on close, audio shorter than the video is padded with silence. ``threaded``: encode
+    on a thread of its own (``write_*`` queue the data, at most ``ENCODE_QUEUE`` frames
+    ahead, so do not change an array once written; an encoder error is raised by the
+    next call or by ``close()``).
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class VideoWriter:
         sample_rate: int | None = 48000,
         channels: int = 1,
         crf: int = 20,
+        threaded: bool = False,
     ) -> None:
         import av
 
@@ -95,24 +105,33 @@ class VideoWriter:
             self._audio = self._container.add_stream("aac", rate=int(sample_rate), layout=layout)
             self._audio.time_base = Fraction(1, int(sample_rate))
         self._closed = False
+        self._queue: queue.Queue | None = None
+        self._error: BaseException | None = None
+        if threaded:
+            self._queue = queue.Queue(ENCODE_QUEUE)
+            self._thread = threading.Thread(target=self._encode_loop, name="video-encoder")
+            self._thread.start()
 
     def write_frame(self, rgb: np.ndarray) -> None:
         """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives)."""
-        import av
 
         if rgb.shape[0] != self.size[1] or rgb.shape[1] != self.size[0]:
             raise EngineError(
                 errors.INVALID_ARGUMENT,
                 f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}",
             )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
-        frame.pts = self.frames
+        self._submit(self._encode_video, rgb, self.frames)
         self.frames += 1
+
+    def _encode_video(self, rgb: np.ndarray, pts: int) -> None:
+        import av
+
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
+        frame.pts = pts
         self._mux(self._video.encode(frame))
 
     def write_audio(self, pcm: bytes | np.ndarray) -> None:
         """s16le PCM (interleaved when stereo), any length: bytes or an int16 array."""
-        import av
 
         if self._audio is None:
             raise EngineError(
@@ -129,13 +148,42 @@ class VideoWriter:
             )
         if samples.size == 0:
             return
+        self._submit(self._encode_audio, samples, self.samples)
+        self.samples += samples.size // self.channels
+
+    def _encode_audio(self, samples: np.ndarray, pts: int) -> None:
+        import av
+
         frame = av.AudioFrame.from_ndarray(
             samples.reshape(1, -1), format="s16", layout="mono" if self.channels == 1 else "stereo"
         )
         frame.sample_rate = self.sample_rate
-        frame.pts = self.samples
-        self.samples += samples.size // self.channels
+        frame.pts = pts
+        assert self._audio is not None
         self._mux(self._audio.encode(frame))
+
+    def _submit(self, encode, data: np.ndarray, pts: int) -> None:
+        if self._queue is None:
+            encode(data, pts)
+            return
+        self._raise_encoder_error()
+        self._queue.put((encode, data, pts))
+
+    def _encode_loop(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after an error, drain without encoding
+                encode, data, pts = item
+                try:
+                    encode(data, pts)
+                except BaseException as exc:
+                    self._error = exc
+
+    def _raise_encoder_error(self) -> None:
+        if self._error is not None:
+            raise EngineError(
+                errors.CAPTURE_FAILED, f"encoding {self.path.name} failed: {self._error}"
+            ) from self._error
 
     @property
     def duration(self) -> float:
@@ -149,13 +197,20 @@ class VideoWriter:
         if self._closed:
             return self.path
         self._closed = True
-        if self._audio is not None:
-            missing = round(self.duration * self.sample_rate) - self.samples
-            if missing > 0:
-                self.write_audio(np.zeros(missing * self.channels, np.int16))
-            self._mux(self._audio.encode(None))
-        self._mux(self._video.encode(None))
-        self._container.close()
+        try:
+            if self._queue is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._queue = None  # the padding and flushes below run here
+                self._raise_encoder_error()
+            if self._audio is not None:
+                missing = round(self.duration * self.sample_rate) - self.samples
+                if missing > 0:
+                    self.write_audio(np.zeros(missing * self.channels, np.int16))
+                self._mux(self._audio.encode(None))
+            self._mux(self._video.encode(None))
+        finally:
+            self._container.close()
         return self.path
 
     def __enter__(self) -> VideoWriter:
