@@ -7,6 +7,8 @@ and picture aligned sample-exactly (AAC's own 1024-sample framing aside).
 
 from __future__ import annotations
 
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -26,6 +28,7 @@ ALPHA_FORMATS = {
     ".webm": ("libvpx-vp9", "yuva420p", {"crf": "30", "b": "0", "row-mt": "1"}, "libopus"),
     ".mov": ("prores_ks", "yuva444p10le", {"profile": "4"}, "pcm_s16le"),  # ProRes 4444
 }
+ENCODE_QUEUE = 4  # frames waiting for the encoder thread before write_frame blocks
 
 
 def read_pixels(
@@ -87,7 +90,10 @@ class VideoWriter:
     to a video with alpha: ``.webm`` (VP9 with alpha, Opus) or ``.mov`` (ProRes 4444, PCM).
 
     ``sample_rate=None`` writes video only. Use as a context manager or call ``close()``;
-    on close, audio shorter than the video is padded with silence.
+    on close, audio shorter than the video is padded with silence. ``threaded``: encode
+    on a thread of its own (``write_*`` queue the data, at most ``ENCODE_QUEUE`` frames
+    ahead, so do not change an array once written; an encoder error is raised by the
+    next call or by ``close()``).
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class VideoWriter:
         sample_rate: int | None = 48000,
         channels: int = 1,
         crf: int = 20,
+        threaded: bool = False,
     ) -> None:
         import av
 
@@ -142,30 +149,39 @@ class VideoWriter:
             )
             self._audio.time_base = Fraction(1, rate)
         self._closed = False
+        self._queue: queue.Queue | None = None
+        self._error: BaseException | None = None
+        if threaded:
+            self._queue = queue.Queue(ENCODE_QUEUE)
+            self._thread = threading.Thread(target=self._encode_loop, name="video-encoder")
+            self._thread.start()
 
     def write_frame(self, rgb: np.ndarray) -> None:
         """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives);
         a writer with alpha takes HxWx4 straight RGBA (``straight_alpha``)."""
-        import av
 
         if rgb.shape[0] != self.size[1] or rgb.shape[1] != self.size[0]:
             raise EngineError(
                 errors.INVALID_ARGUMENT,
                 f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}",
             )
+        if self.alpha and rgb.shape[2] != 4:
+            raise EngineError(errors.INVALID_ARGUMENT, "a video with alpha takes RGBA frames")
+        self._submit(self._encode_video, rgb, self.frames)
+        self.frames += 1
+
+    def _encode_video(self, rgb: np.ndarray, pts: int) -> None:
+        import av
+
         if self.alpha:
-            if rgb.shape[2] != 4:
-                raise EngineError(errors.INVALID_ARGUMENT, "a video with alpha takes RGBA frames")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgba")
         else:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
-        frame.pts = self.frames
-        self.frames += 1
+        frame.pts = pts
         self._mux(self._video.encode(frame))
 
     def write_audio(self, pcm: bytes | np.ndarray) -> None:
         """s16le PCM (interleaved when stereo), any length: bytes or an int16 array."""
-        import av
 
         if self._audio is None:
             raise EngineError(
@@ -182,13 +198,42 @@ class VideoWriter:
             )
         if samples.size == 0:
             return
+        self._submit(self._encode_audio, samples, self.samples)
+        self.samples += samples.size // self.channels
+
+    def _encode_audio(self, samples: np.ndarray, pts: int) -> None:
+        import av
+
         frame = av.AudioFrame.from_ndarray(
             samples.reshape(1, -1), format="s16", layout="mono" if self.channels == 1 else "stereo"
         )
         frame.sample_rate = self._rate
-        frame.pts = self.samples
-        self.samples += samples.size // self.channels
+        frame.pts = pts
+        assert self._audio is not None
         self._mux(self._audio.encode(frame))
+
+    def _submit(self, encode, data: np.ndarray, pts: int) -> None:
+        if self._queue is None:
+            encode(data, pts)
+            return
+        self._raise_encoder_error()
+        self._queue.put((encode, data, pts))
+
+    def _encode_loop(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after an error, drain without encoding
+                encode, data, pts = item
+                try:
+                    encode(data, pts)
+                except BaseException as exc:
+                    self._error = exc
+
+    def _raise_encoder_error(self) -> None:
+        if self._error is not None:
+            raise EngineError(
+                errors.CAPTURE_FAILED, f"encoding {self.path.name} failed: {self._error}"
+            ) from self._error
 
     @property
     def duration(self) -> float:
@@ -202,13 +247,20 @@ class VideoWriter:
         if self._closed:
             return self.path
         self._closed = True
-        if self._audio is not None:
-            missing = round(self.duration * self._rate) - self.samples
-            if missing > 0:
-                self.write_audio(np.zeros(missing * self.channels, np.int16))
-            self._mux(self._audio.encode(None))
-        self._mux(self._video.encode(None))
-        self._container.close()
+        try:
+            if self._queue is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._queue = None  # the padding and flushes below run here
+                self._raise_encoder_error()
+            if self._audio is not None:
+                missing = round(self.duration * self._rate) - self.samples
+                if missing > 0:
+                    self.write_audio(np.zeros(missing * self.channels, np.int16))
+                self._mux(self._audio.encode(None))
+            self._mux(self._video.encode(None))
+        finally:
+            self._container.close()
         return self.path
 
     def __enter__(self) -> VideoWriter:
