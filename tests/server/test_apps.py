@@ -278,3 +278,47 @@ def test_serve_refuses_a_bad_config_in_one_line(tmp_path):
         .startswith("avatarkit serve: error [invalidConfig]: ")
     )
     assert "apps[0].max_sessions" in result.stderr
+
+
+async def test_serve_config_hosts_the_file_apps(apps_file):
+    """`avatarkit serve --config` as a user runs it: a real process, its banner, SIGTERM."""
+    import os
+    import signal
+
+    path, keys = apps_file
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARKIT_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avatarkit", "serve", "--port", "0", "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        banner = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            banner.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        text = "".join(banner)
+        assert "app kiosk: 1 key(s), max_sessions 1" in text and "api_key" not in text
+        console = re.search(r"console_endpoint_url = (\S+)", text)[1]
+        ingress = re.search(r"ingress_endpoint_url = (\S+)", text)[1]
+        server = type("Target", (), {"console_url": console, "ingress_url": ingress})
+        deadline = time.monotonic() + 20
+        while True:  # the banner comes before the socket listens
+            try:
+                async with sdk(server, "tutor", keys["tutor"]):
+                    break
+            except spatius.AvatarSDKError as exc:
+                if time.monotonic() > deadline or exc.code != "connectionFailed":
+                    raise
+                await asyncio.sleep(0.2)
+        status, body = await token_request(
+            server, keys["tutor"], {"appId": "kiosk", "expireAt": 1e10}
+        )
+        assert (status, code_of(body)) == (400, ErrorCode.APP_ID_MISMATCH)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
