@@ -17,7 +17,7 @@ import spatius
 import websockets
 
 from avatarkit.cli import main as cli
-from avatarkit.errors import ErrorCode
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import classify
 
 pytestmark = pytest.mark.timeout(40)
@@ -131,6 +131,13 @@ async def test_each_app_gets_its_own_tokens_avatars_and_limits(make_server, apps
     assert status == 400 and "600 s" in body["errors"][0]["detail"]
     status, _ = await token_request(server, keys["tutor"], {"expireAt": time.time() + 900})
     assert status == 200
+
+    # A token made in process (EmbeddedServer.issue_token) for a file's app.
+    status, _ = await refused_upgrade(server, "kiosk", server.issue_token(app_id="tutor"))
+    assert status == 400
+    with pytest.raises(AvatarKitError) as info:
+        server.issue_token(app_id="nope")
+    assert info.value.code == ErrorCode.APP_ID_UNRECOGNIZED
 
     # kiosk may drive only "ava"; tutor any avatar the server serves.
     error = await expect_refusal(sdk(server, "kiosk", keys["kiosk"], avatar_id="kai"))
