@@ -86,8 +86,14 @@ class Inspection:
         if self.framing is None or self.framing.extra.get("anchor") == "bounds":
             return "unknown"
         scale = self.framing.camera_distance / HUMAN_HEAD_DISTANCE
-        for unit, size in (("metres", 1.0), ("centimetres", 100.0), ("millimetres", 1000.0)):
-            if size / 3 <= scale <= size * 3:
+        units = (
+            ("metres", 1.0),
+            ("decimetres", 10.0),
+            ("centimetres", 100.0),
+            ("millimetres", 1e3),
+        )
+        for unit, size in units:
+            if size / 10**0.5 <= scale < size * 10**0.5:
                 return unit
         return "unknown"
 
