@@ -228,3 +228,24 @@ def test_contact_sheet_shows_what_moves(tmp_path, capsys):
     assert main(["inspect", str(path), "--sheet", str(sheet)]) == 0
     assert f"contact sheet: {sheet}" in capsys.readouterr().out
     assert Image.open(sheet).size == (3 * 256, 2 * 256)
+
+
+def test_opening_a_file_says_what_is_not_drawn(tmp_path, caplog):
+    import logging
+
+    from avatarkit.paths import AVATARS_DIR
+
+    path = write_figure(
+        tmp_path / "rpm.glb", rig="rpm", morphs=["viseme_aa"], used=["VRMC_springBone"]
+    )
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_file(path)
+    lines = [r.getMessage() for r in caplog.records if "not drawn" in r.getMessage() or
+             "ignored" in r.getMessage()]  # fmt: skip
+    assert len(lines) == 1, lines  # one line naming all of it
+    assert "VRMC_springBone ignored (hair and cloth do not swing)" in lines[0]
+    assert "skinned meshes drawn in their bind pose" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_package(AVATARS_DIR / "kai")
+    assert not caplog.records  # a bundled avatar draws everything it has
