@@ -19,6 +19,7 @@ import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.extensions import ignored
 from avatarkit.framing import anatomical_framing
 from avatarkit.package import (
     MANIFEST_NAME,
@@ -57,6 +58,8 @@ class Avatar:
         # otherwise just stand still where it should speak or blink.
         if (warning := self.blendshape_map.coverage_warning(self.model_path.name)) is not None:
             log.warning(warning)
+        if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
+            log.warning(lost)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -166,6 +169,17 @@ def local_id(stem: str) -> str:
     """A valid avatar id derived from a file name (``My Avatar.glb`` -> ``my-avatar``)."""
     slug = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64]
     return slug or "avatar"
+
+
+def drawing_warning(asset: GltfAsset, label: str) -> str | None:
+    """One line naming what of the file is not drawn (ignored extensions, skins), or None."""
+    parts = [f"{name} ignored ({why})" for name, why in ignored(asset.extensions_used)]
+    if asset.skins:
+        parts.append(
+            "skinned meshes drawn in their bind pose (no skinning: the head pose and gaze "
+            "turn nodes, not skinned vertices)"
+        )
+    return f"{label}: " + "; ".join(parts) if parts else None
 
 
 def _with_framing(manifest: Manifest, framing: Framing) -> Manifest:

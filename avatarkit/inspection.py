@@ -19,27 +19,10 @@ from typing import Any
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
 from avatarkit.package import Framing
 
-# What becomes of an extension the engine or the SDK knows; any other is ignored (used)
-# or refused (required).
-KNOWN_EXTENSIONS: dict[str, str] = {
-    "KHR_mesh_quantization": "supported",
-    "VRMC_vrm": "read: expressions and humanoid bones",
-    "VRM": "read: blend shape groups and humanoid bones",
-}
-IGNORED_BECAUSE: dict[str, str] = {
-    "KHR_materials_unlit": "drawn lit",
-    "KHR_texture_transform": "textures drawn without their offset, scale and rotation",
-    "KHR_materials_emissive_strength": "no emission",
-    "VRMC_materials_mtoon": "drawn with the standard material, not toon-shaded",
-    "VRMC_springBone": "hair and cloth do not swing",
-    "VRMC_node_constraint": "constraints not applied",
-    "KHR_draco_mesh_compression": "Draco-compressed geometry is not decoded",
-    "EXT_meshopt_compression": "meshopt-compressed buffers are not decoded",
-    "KHR_texture_basisu": "KTX2 / Basis textures are not decoded",
-}
 HUMAN_HEAD_DISTANCE = 0.62  # a head shot of a human head in metres (the bundled avatars')
 
 
@@ -86,8 +69,14 @@ class Inspection:
         if self.framing is None or self.framing.extra.get("anchor") == "bounds":
             return "unknown"
         scale = self.framing.camera_distance / HUMAN_HEAD_DISTANCE
-        for unit, size in (("metres", 1.0), ("centimetres", 100.0), ("millimetres", 1000.0)):
-            if size / 3 <= scale <= size * 3:
+        units = (
+            ("metres", 1.0),
+            ("decimetres", 10.0),
+            ("centimetres", 100.0),
+            ("millimetres", 1e3),
+        )
+        for unit, size in units:
+            if size / 10**0.5 <= scale < size * 10**0.5:
                 return unit
         return "unknown"
 
@@ -244,8 +233,8 @@ def _extensions(doc: dict[str, Any]) -> list[Extension]:
         if is_required and name not in SUPPORTED_REQUIRED_EXTENSIONS:
             why = IGNORED_BECAUSE.get(name, "not implemented")
             status = f"unsupported: {why}; a file that requires it cannot be loaded"
-        elif name in KNOWN_EXTENSIONS:
-            status = KNOWN_EXTENSIONS[name]
+        elif name in KNOWN:
+            status = KNOWN[name]
         else:
             status = f"ignored: {IGNORED_BECAUSE.get(name, 'not implemented')}"
         found.append(Extension(name, is_required, status))

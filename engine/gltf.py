@@ -221,6 +221,8 @@ class _Reader:
             materials=[self._material(i, m) for i, m in enumerate(d.get("materials") or [])],
             roots=roots,
             extensions=dict(d["extensions"]) if isinstance(d.get("extensions"), dict) else {},
+            extensions_used=[e for e in _list(d.get("extensionsUsed")) if isinstance(e, str)],
+            skins=len(d["skins"]) if isinstance(d.get("skins"), list) else 0,
         )
 
     # -- raw data --------------------------------------------------------------
@@ -488,6 +490,10 @@ class _Reader:
                 path=str(self.path),
                 field=field,
             ) from exc
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _names(value: Any) -> bool:

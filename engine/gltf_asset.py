@@ -81,6 +81,8 @@ class GltfAsset:
     # The document's root ``extensions`` object as parsed JSON (e.g. ``VRM``, ``VRMC_vrm``),
     # for callers that read conventions the engine does not draw. Untrusted: check every field.
     extensions: dict[str, Any] = field(default_factory=dict)
+    extensions_used: list[str] = field(default_factory=list)  # the file's extensionsUsed
+    skins: int = 0  # skins in the file: drawn in the bind pose (no skinning)
 
     def find_node(self, name: str) -> int | None:
         return next((i for i, n in enumerate(self.nodes) if n.name == name), None)

@@ -38,7 +38,8 @@ def head_sphere(k: float, center_y: float = HEAD_Y) -> dict:
 
 def face_targets(head: dict, k: float, names: list[str]) -> list[dict[str, Any]]:
     """Morph targets that move the front of the head: a jaw/mouth target moves the lower
-    face, an eye target the upper face (k: file units per metre)."""
+    face, an eye target the upper face (k: file units per metre). The moved region's
+    normals tilt down too, so a render shows the change."""
     p = head["positions"] / np.float32(k)
     x, y, z = p[:, 0], p[:, 1] - p[:, 1].mean(), p[:, 2]
     front = z > 0.4 * HEAD_R
@@ -46,11 +47,13 @@ def face_targets(head: dict, k: float, names: list[str]) -> list[dict[str, Any]]
     for name in names:
         lower = any(w in name.lower() for w in ("jaw", "mouth", "viseme", "aa"))
         region = front & ((y < -0.1 * HEAD_R) if lower else (y > 0.15 * HEAD_R))
+        if "left" in name.lower():
+            region &= x >= 0
         delta = np.zeros_like(head["positions"])
         delta[region] = np.float32([0, -0.02 * HEAD_R * k, -0.2 * HEAD_R * k])
-        if "left" in name.lower():
-            delta[x < 0] = 0
-        targets.append({"POSITION": delta, "NORMAL": None})
+        tilt = np.zeros_like(head["positions"])
+        tilt[region] = np.float32([0, -0.9, -0.4])
+        targets.append({"POSITION": delta, "NORMAL": tilt})
     return targets
 
 

@@ -198,3 +198,54 @@ def test_a_view_frames_a_scan_in_any_unit(tmp_path, make_headless_app, k):
     finally:
         app.close()
         AvatarSDK.cleanup()
+
+
+def test_contact_sheet_shows_what_moves(tmp_path, capsys):
+    """Real renders: each pose changes the picture where its targets are, and a pose the
+    model has no target for (smile, here) leaves it as it was."""
+    from PIL import Image
+
+    from avatarkit.contact_sheet import POSES, render_poses
+
+    path = write_face_scan(tmp_path / "scan.glb", k=100.0, targets=ARKIT_FACE)
+    labels = [label for label, _ in POSES]
+    pictures = dict(zip(labels, render_poses(Avatar.from_file(path), (96, 96)), strict=True))
+    neutral = pictures["neutral"].astype(int)
+
+    def moved(label: str) -> np.ndarray:
+        return np.abs(pictures[label].astype(int) - neutral).max(axis=-1) > 24
+
+    def row(label: str) -> float:  # where in the picture it moved, top 0
+        return float(np.nonzero(moved(label))[0].mean())
+
+    for label in ("jaw open / aa", "blink", "funnel", "head turned"):
+        assert moved(label).mean() > 0.01, label
+    assert not moved("smile").any()  # no smile target: nothing may move
+    assert row("blink") < 48 < row("jaw open / aa")  # eyes above the middle, the jaw below
+    assert row("funnel") > row("blink")
+
+    sheet = tmp_path / "sheet.png"
+    assert main(["inspect", str(path), "--sheet", str(sheet)]) == 0
+    assert f"contact sheet: {sheet}" in capsys.readouterr().out
+    assert Image.open(sheet).size == (3 * 256, 2 * 256)
+
+
+def test_opening_a_file_says_what_is_not_drawn(tmp_path, caplog):
+    import logging
+
+    from avatarkit.paths import AVATARS_DIR
+
+    path = write_figure(
+        tmp_path / "rpm.glb", rig="rpm", morphs=["viseme_aa"], used=["VRMC_springBone"]
+    )
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_file(path)
+    lines = [r.getMessage() for r in caplog.records if "not drawn" in r.getMessage() or
+             "ignored" in r.getMessage()]  # fmt: skip
+    assert len(lines) == 1, lines  # one line naming all of it
+    assert "VRMC_springBone ignored (hair and cloth do not swing)" in lines[0]
+    assert "skinned meshes drawn in their bind pose" in lines[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_package(AVATARS_DIR / "kai")
+    assert not caplog.records  # a bundled avatar draws everything it has
