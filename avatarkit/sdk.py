@@ -60,7 +60,8 @@ class Configuration:
 
     ``token_provider``: optional; called (on the SDK's token thread) for a fresh session token
     when the server refuses or expires the current one, so the controller reconnects by
-    itself. ``jitter_buffer_ms``: audio and motion needed before an utterance plays.
+    itself. ``jitter_buffer_ms``: audio (and motion, less the device latency) needed
+    before an utterance plays.
     ``strict_sync``: stall playback (and report it) when motion runs short, instead of
     letting audio play on with a held face. ``audio_device``: ``auto`` (sound card when
     present, else a real-time null device), ``pyaudio``, ``null`` or ``virtual``.
@@ -80,7 +81,7 @@ class Configuration:
     sample_rate: int = 16000
     driving_mode: DrivingMode = DrivingMode.DIRECT
     log_level: LogLevel = LogLevel.WARNING
-    jitter_buffer_ms: float = 100.0
+    jitter_buffer_ms: float = 60.0
     strict_sync: bool = False
     audio_device: str = "auto"
     audio_output: int | str | None = None

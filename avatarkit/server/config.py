@@ -84,11 +84,14 @@ class ServerConfig:
     keepalive_timeout_s: float = 15.0
     max_http_connections_per_ip: int = 256
     max_connections: int | None = None
-    # Batching (see docs/protocol.md): the first frames of an utterance go out at once;
-    # after that a message waits for batch_frames frames or flush_after_s, whichever first.
-    batch_frames: int = 3
+    # Batching (see docs/protocol.md): the first unbatched_frames of an utterance go out
+    # the moment they are ready (a client starts playing as soon as the first ones cover
+    # its start rule: time to speech); after that a message waits for batch_frames frames
+    # or flush_after_s, whichever first.
+    unbatched_frames: int = 6
+    batch_frames: int = 2
     max_frames_per_message: int = 30
-    flush_after_s: float = 0.1
+    flush_after_s: float = 0.05
     inference_slice_s: float = 0.25  # a burst is fed to the model in slices, yielding between
     shutdown_grace_s: float = 5.0  # open utterances may finish this long after shutdown starts
     watchdog_interval_s: float = 0.5

@@ -57,7 +57,7 @@ class _Utterance:
     stream: MotionStream
     audio_bytes: int = 0
     pending: list[MotionFrame] = field(default_factory=list)
-    sent_first: bool = False
+    frames_out: int = 0  # frames sent so far
     flush_timer: asyncio.TimerHandle | None = None
     decoder: OggOpusDecoder | None = None  # Ogg Opus sessions only
 
@@ -465,10 +465,14 @@ class Session:
     # ----- outbound --------------------------------------------------------------------
 
     def _flush(self, utterance: _Utterance, end: bool = False, force: bool = False) -> None:
-        """Send ready frames: the first at once, then in batches (see ServerConfig)."""
+        """Send ready frames: the first ``unbatched_frames`` the moment they are ready (the
+        client starts playing on them), then in batches (see ServerConfig)."""
         cfg = self._config
         if not (
-            end or force or not utterance.sent_first or len(utterance.pending) >= cfg.batch_frames
+            end
+            or force
+            or utterance.frames_out < cfg.unbatched_frames
+            or len(utterance.pending) >= cfg.batch_frames
         ):
             if utterance.pending and utterance.flush_timer is None:
                 utterance.flush_timer = asyncio.get_running_loop().call_later(
@@ -486,7 +490,7 @@ class Session:
             data = encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps)
             self._put(Animation(utterance.req_id, data))
             self._state.stats.frames_sent += len(batch)
-            utterance.sent_first = True
+            utterance.frames_out += len(batch)
 
     def _flush_later(self, utterance: _Utterance) -> None:
         utterance.flush_timer = None
