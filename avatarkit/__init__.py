@@ -14,6 +14,7 @@ _EXPORTS = {
     "AvatarSDK": "avatarkit.sdk",
     "Configuration": "avatarkit.sdk",
     "DrivingMode": "avatarkit.sdk",
+    "AudioFormat": "avatarkit.sdk",
     "LogLevel": "avatarkit.sdk",
     "AvatarManager": "avatarkit.manager",
     "LoadProgress": "avatarkit.manager",
@@ -26,6 +27,8 @@ _EXPORTS = {
     "ConversationState": "avatarkit.controller",
     "FacePose": "avatarkit.controller",
     "StateReason": "avatarkit.controller",
+    "SupportReport": "avatarkit.support",
+    "SupportStatus": "avatarkit.support",
     "AvatarKitError": "avatarkit.errors",
     "ErrorCode": "avatarkit.errors",
 }

@@ -19,6 +19,8 @@ import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.extensions import ignored
+from avatarkit.framing import anatomical_framing
 from avatarkit.package import (
     MANIFEST_NAME,
     FileEntry,
@@ -56,6 +58,8 @@ class Avatar:
         # otherwise just stand still where it should speak or blink.
         if (warning := self.blendshape_map.coverage_warning(self.model_path.name)) is not None:
             log.warning(warning)
+        if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
+            log.warning(lost)
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -131,8 +135,7 @@ class Avatar:
             framing=Framing(),  # replaced below once the engine has measured the model
         )
         avatar = cls(manifest, path.parent, blend, asset)
-        lo, hi = avatar.asset.bounds()
-        avatar.manifest = _with_framing(manifest, estimate_framing(lo, hi))
+        avatar.manifest = _with_framing(manifest, anatomical_framing(asset, blend))
         return avatar
 
 
@@ -168,24 +171,15 @@ def local_id(stem: str) -> str:
     return slug or "avatar"
 
 
-def estimate_framing(lo: np.ndarray, hi: np.ndarray) -> Framing:
-    """Guess the head from the bounds: the top of the model, sized by what fits (Y up).
-
-    A full body (taller than 1.2 units) has its head in the top ~12 cm; a bust or a bare
-    head is framed by its own height.
-    """
-    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    height = float(hi[1] - lo[1]) or 1.0
-    centre_x, centre_z = float(lo[0] + hi[0]) / 2, float(lo[2] + hi[2]) / 2
-    if height > 1.2:
-        head_y, distance = float(hi[1]) - 0.12, 0.65
-    else:
-        head_y, distance = float(hi[1]) - 0.3 * height, 1.6 * height
-    return Framing(
-        head_center=(centre_x, head_y, centre_z),
-        camera_distance=max(distance, 1e-3),
-        extra={"estimated": True},
-    )
+def drawing_warning(asset: GltfAsset, label: str) -> str | None:
+    """One line naming what of the file is not drawn (ignored extensions, skins), or None."""
+    parts = [f"{name} ignored ({why})" for name, why in ignored(asset.extensions_used)]
+    if asset.skins:
+        parts.append(
+            "skinned meshes drawn in their bind pose (no skinning: the head pose and gaze "
+            "turn nodes, not skinned vertices)"
+        )
+    return f"{label}: " + "; ".join(parts) if parts else None
 
 
 def _with_framing(manifest: Manifest, framing: Framing) -> Manifest:

@@ -1,36 +1,40 @@
 """Map a model's morph targets onto the 52 ARKit channels the motion drives.
 
-Models in the wild name their targets ``eyeBlinkLeft``, ``eyeBlink_L``, ``EyeBlinkLeft``,
-``blendShape1.eyeBlink_L`` or ``eye_blink_left``; others follow a different convention:
-Oculus/Ready Player Me visemes (``viseme_aa``, plus ``mouthOpen``, ``eyesClosed``, ...) or
-VRM expressions (VRM 1.0 ``aa``/``blink``/``happy``, VRM 0.x ``A``/``Blink``/``Joy``), read
-from the file's ``VRMC_vrm`` / ``VRM`` extension (expression -> morph target binds) or from
-plain target names. :func:`build_map` turns all of it into a :class:`BlendshapeMap`: per
-mesh a (targets x FEATURES) matrix over the 52 ARKit channels plus five vowel weights
-derived from the articulation (:func:`vowel_weights`), so one ``M @ features`` gives all
-target weights of a mesh. A direct ARKit target always wins; convention targets only stand
-in for channels the model has no direct target for (so lips do not move twice).
+Which convention each target name follows (ARKit spellings, Oculus/Ready Player Me
+visemes, VRM expressions by name or by the file's ``VRMC_vrm`` / ``VRM`` binds) is
+``conventions.py``'s job. :func:`build_map` turns what it finds into a
+:class:`BlendshapeMap`: per mesh a (targets x FEATURES) matrix over the 52 ARKit channels
+plus five vowel weights derived from the articulation (:func:`vowel_weights`), so one
+``M @ features`` gives all target weights of a mesh. A direct ARKit target always wins;
+convention targets only stand in for channels the model has no direct target for (so
+lips do not move twice).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatarkit.arkit import ARKIT_INDEX, ARKIT_NAMES, NUM_BLENDSHAPES
+from avatarkit.conventions import (
+    VOWELS,
+    VRM_EXPRESSIONS,
+    Convention,
+    ExpressionBind,
+    arkit_channel,
+    convention_for,
+    expression_binds,
+    has_vrm_extension,
+)
 
 if TYPE_CHECKING:
     from engine import GltfAsset
 
 log = logging.getLogger(__name__)
-
-_CANONICAL = {name.lower(): name for name in ARKIT_NAMES}
 
 # -- vowels from the articulation ---------------------------------------------------------
 # Avatars with only vowel shapes (VRM aa/ih/ou/ee/oh, viseme_aa/E/I/O/U) need to know which
@@ -38,7 +42,6 @@ _CANONICAL = {name.lower(): name for name in ARKIT_NAMES}
 # three articulators (how open, how rounded, how spread) and the vowels sit at the corners
 # of that space, like the vowel chart: aa open+neutral, oh open+round, ou closed+round,
 # ee open+spread, ih closed+spread. Bilinear weights make a smooth cross-fade between them.
-VOWELS: tuple[str, ...] = ("aa", "ih", "ou", "ee", "oh")
 FEATURE_NAMES: tuple[str, ...] = (*ARKIT_NAMES, *VOWELS)
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 NUM_FEATURES = len(FEATURE_NAMES)
@@ -78,255 +81,6 @@ def features(arkit: np.ndarray) -> np.ndarray:
     """The (..., NUM_FEATURES) vector a map's matrices multiply: ARKit-52 then the vowels."""
     w = np.asarray(arkit, np.float32)
     return np.concatenate([w, vowel_weights(w)], axis=-1)
-
-
-# -- conventions --------------------------------------------------------------------------
-def _pair(name: str, gain: float = 0.5) -> dict[str, float]:
-    return {name + "Left": gain, name + "Right": gain}
-
-
-@dataclass(frozen=True)
-class Convention:
-    """What one non-ARKit target stands for: feature gains (weight = sum, clipped to 0..1)."""
-
-    gains: dict[str, float]
-    # Per-channel gains used instead when the model has direct ARKit mouth channels
-    # (a vowel then shows only the part of the shape the model lacks).
-    fallback: dict[str, float] | None = None
-
-
-_VOWEL_FALLBACK = {
-    "aa": {"jawOpen": 1.0},
-    "ee": {"mouthDimpleLeft": 0.8, "mouthDimpleRight": 0.8},
-    "ih": {"mouthUpperUpLeft": 0.6, "mouthUpperUpRight": 0.6},
-    "oh": {"mouthFunnel": 1.0},
-    "ou": {"mouthPucker": 1.0},
-}
-
-
-def _vowel(name: str) -> Convention:
-    return Convention({name: 1.0}, _VOWEL_FALLBACK[name])
-
-
-# Oculus/OVR lip-sync visemes (Ready Player Me ``viseme_*``): consonants from the ARKit
-# channels that make that mouth shape, vowels from the derived vowel weights.
-VISEMES: dict[str, Convention] = {
-    "sil": Convention({}),  # the rest pose: never driven
-    "pp": Convention({"mouthClose": 1.0, "mouthPressLeft": 0.5, "mouthPressRight": 0.5}),
-    "ff": Convention({"mouthRollLower": 1.0, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3}),
-    "th": Convention({"tongueOut": 1.0}),
-    "dd": Convention({"mouthShrugUpper": 0.8}),
-    "kk": Convention({"mouthStretchLeft": 0.5, "mouthStretchRight": 0.5}),
-    "ch": Convention({"mouthShrugLower": 0.8, "mouthShrugUpper": 0.4}),
-    "ss": Convention({"mouthSmileLeft": 0.6, "mouthSmileRight": 0.6}),
-    "nn": Convention({"mouthLowerDownLeft": 0.6, "mouthLowerDownRight": 0.6}),
-    "rr": Convention({"mouthRollUpper": 0.8}),
-    "aa": _vowel("aa"),
-    "e": _vowel("ee"),
-    "i": _vowel("ih"),
-    "o": _vowel("oh"),
-    "u": _vowel("ou"),
-}
-# Kept for callers of the per-channel table (the vowels' fallback gains).
-VISEME_CHANNELS: dict[str, dict[str, float]] = {
-    k: c.fallback or c.gains for k, c in VISEMES.items()
-}
-
-# Ready Player Me's extra targets next to the visemes.
-RPM_EXTRAS: dict[str, Convention] = {
-    "mouthopen": Convention({"jawOpen": 1.0}),
-    "mouthsmile": Convention(_pair("mouthSmile")),
-    "eyesclosed": Convention(_pair("eyeBlink")),
-    "eyeslookup": Convention(_pair("eyeLookUp")),
-    "eyeslookdown": Convention(_pair("eyeLookDown")),
-}
-
-# VRM 1.0 preset expressions (``VRMC_vrm.expressions.preset``). lookLeft/lookRight are the
-# avatar's own left/right, as ARKit's eyeLookOutLeft is.
-VRM_EXPRESSIONS: dict[str, Convention] = {
-    **{v: _vowel(v) for v in VOWELS},
-    "blink": Convention(_pair("eyeBlink")),
-    "blinkleft": Convention({"eyeBlinkLeft": 1.0}),
-    "blinkright": Convention({"eyeBlinkRight": 1.0}),
-    "happy": Convention(_pair("mouthSmile")),
-    "angry": Convention(_pair("browDown")),
-    "sad": Convention(_pair("mouthFrown")),
-    "surprised": Convention(_pair("eyeWide")),
-    "relaxed": Convention({}),
-    "neutral": Convention({}),
-    "lookup": Convention(_pair("eyeLookUp")),
-    "lookdown": Convention(_pair("eyeLookDown")),
-    "lookleft": Convention({"eyeLookOutLeft": 0.5, "eyeLookInRight": 0.5}),
-    "lookright": Convention({"eyeLookOutRight": 0.5, "eyeLookInLeft": 0.5}),
-}
-# VRM 0.x blendShapeMaster presetName (lower case in the spec) -> VRM 1.0 name.
-VRM0_PRESETS: dict[str, str] = {
-    "a": "aa", "i": "ih", "u": "ou", "e": "ee", "o": "oh",
-    "blink": "blink", "blink_l": "blinkleft", "blink_r": "blinkright",
-    "joy": "happy", "angry": "angry", "sorrow": "sad", "fun": "relaxed", "surprised": "surprised",
-    "lookup": "lookup", "lookdown": "lookdown", "lookleft": "lookleft", "lookright": "lookright",
-    "neutral": "neutral",
-}  # fmt: skip
-# VRoid Studio's own target names for the same shapes (a VRM exported without its extension).
-_VROID_NAMES = {
-    "fclmtha": "aa", "fclmthi": "ih", "fclmthu": "ou", "fclmthe": "ee", "fclmtho": "oh",
-    "fcleyeclose": "blink", "fcleyeclosel": "blinkleft", "fcleyecloser": "blinkright",
-    "fclalljoy": "happy", "fclallangry": "angry", "fclallsorrow": "sad",
-    "fclallsurprised": "surprised",
-}  # fmt: skip
-
-_VISEME_RE = re.compile(r"^(?:.*[.:|])?viseme[_\-\s]?([a-z]+)$", re.IGNORECASE)
-_SIDE_RE = re.compile(r"^(.*?)(?:[_.\-\s]?(left|right|l|r))$")
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def arkit_channel(name: str) -> str | None:
-    """The ARKit channel a target name stands for, or None.
-
-    >>> (arkit_channel("eyeBlink_L"), arkit_channel("blendShape1.JawOpen"),
-    ...  arkit_channel("viseme_aa"))
-    ('eyeBlinkLeft', 'jawOpen', None)
-    """
-    # The whole name first (``browOuterUp.R``), then without a namespace (``blendShape1.x``).
-    for base in (name, re.split(r"[.:|]", name)[-1]):
-        key = _key(base)
-        if key in _CANONICAL:
-            return _CANONICAL[key]
-        # eyeBlink_L, eyeBlinkL, eye_blink_l: a trailing side letter or word.
-        match = _SIDE_RE.match(base.lower())
-        if match:
-            side = {"l": "left", "r": "right"}.get(match.group(2), match.group(2))
-            channel = _CANONICAL.get(_key(match.group(1)) + side)
-            if channel:
-                return channel
-    return None
-
-
-def viseme_name(name: str) -> str | None:
-    """The Oculus viseme (``aa``, ``pp``, ...) a target name stands for, or None."""
-    match = _VISEME_RE.match(name.strip())
-    if match and match.group(1).lower() in VISEMES:
-        return match.group(1).lower()
-    return None
-
-
-def vrm_expression(name: str) -> str | None:
-    """The VRM 1.0 expression (lower case) a name stands for: a VRM 1.0 name (``aa``,
-    ``blinkLeft``), a VRM 0.x preset (``A``, ``Blink_L``, ``Joy``) or a VRoid target name
-    (``Fcl_MTH_A``), with or without a namespace; else None."""
-    for base in (name, re.split(r"[.:|]", name)[-1]):
-        low = base.strip().lower()
-        if low in VRM0_PRESETS:
-            return VRM0_PRESETS[low]
-        key = _key(base)
-        if key in VRM_EXPRESSIONS:
-            return key
-        if key in _VROID_NAMES:
-            return _VROID_NAMES[key]
-    return None
-
-
-def _convention(name: str) -> tuple[str, Convention] | None:
-    """(label, convention) for a plain target name that follows a known convention."""
-    if (viseme := viseme_name(name)) is not None:
-        return f"viseme {viseme}", VISEMES[viseme]
-    key = _key(re.split(r"[.:|]", name)[-1])
-    if key in RPM_EXTRAS:
-        return f"rpm {key}", RPM_EXTRAS[key]
-    if (expression := vrm_expression(name)) is not None:
-        return f"vrm {expression}", VRM_EXPRESSIONS[expression]
-    return None
-
-
-# -- VRM extensions -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExpressionBind:
-    """One morph target an expression of the file's VRM extension moves."""
-
-    expression: str  # VRM 1.0 preset name, lower case
-    mesh: int
-    target: int
-    weight: float  # 0..1 at full expression
-
-
-def _index(value: Any, size: int) -> int | None:
-    return (
-        value
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size
-        else None
-    )
-
-
-def _weight(value: Any, scale: float) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return min(max(float(value) / scale, 0.0), 1.0)
-    return None
-
-
-def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
-    """Expression -> morph target binds from ``VRMC_vrm`` (VRM 1.0) or ``VRM`` (VRM 0.x).
-
-    The extension is untrusted JSON: anything malformed (wrong types, indices out of
-    range) is skipped, never raised."""
-    ext = asset.extensions
-    counts = [len(m.target_names) for m in asset.meshes]
-    binds: list[ExpressionBind] = []
-
-    def add(expression: str | None, mesh: int | None, target: Any, weight: float | None) -> None:
-        if expression is None or mesh is None or weight is None:
-            return
-        t = _index(target, counts[mesh])
-        if t is not None:
-            binds.append(ExpressionBind(expression, mesh, t, weight))
-
-    vrm1 = ext.get("VRMC_vrm")
-    if isinstance(vrm1, dict) and isinstance(vrm1.get("expressions"), dict):
-        groups = vrm1["expressions"]
-        for kind in ("preset", "custom"):  # custom ones count only if named like a preset
-            named = groups.get(kind)
-            for name, expr in named.items() if isinstance(named, dict) else ():
-                if not (
-                    isinstance(name, str)
-                    and isinstance(expr, dict)
-                    and isinstance(expr.get("morphTargetBinds"), list)
-                ):
-                    continue
-                expression = _key(name) if _key(name) in VRM_EXPRESSIONS else None
-                for b in expr["morphTargetBinds"]:
-                    if isinstance(b, dict):
-                        node = _index(b.get("node"), len(asset.nodes))
-                        mesh = None if node is None else _index(asset.nodes[node].mesh, len(counts))
-                        add(expression, mesh, b.get("index"), _weight(b.get("weight", 1.0), 1.0))
-        return binds
-    vrm0 = ext.get("VRM")
-    master = vrm0.get("blendShapeMaster") if isinstance(vrm0, dict) else None
-    groups0 = master.get("blendShapeGroups") if isinstance(master, dict) else None
-    for group in groups0 if isinstance(groups0, list) else ():
-        if not (isinstance(group, dict) and isinstance(group.get("binds"), list)):
-            continue
-        preset = group.get("presetName")
-        expression = VRM0_PRESETS.get(preset.lower()) if isinstance(preset, str) else None
-        if expression is None and isinstance(group.get("name"), str):
-            expression = vrm_expression(group["name"])
-        for b in group["binds"]:
-            if isinstance(b, dict):
-                # VRM 0.x weights run 0..100.
-                add(
-                    expression,
-                    _index(b.get("mesh"), len(counts)),
-                    b.get("index"),
-                    _weight(b.get("weight", 100.0), 100.0),
-                )
-    return binds
-
-
-def has_vrm_extension(asset: GltfAsset) -> bool:
-    return isinstance(asset.extensions.get("VRMC_vrm"), dict) or isinstance(
-        asset.extensions.get("VRM"), dict
-    )
 
 
 # -- the map ------------------------------------------------------------------------------
@@ -459,10 +213,10 @@ def build_map(
         for t, target_name in enumerate(names):
             if (channel := arkit_channel(target_name)) is not None:
                 direct[m, t] = channel
-            elif (conv := _convention(target_name)) is not None and not (
-                binds and conv[0].startswith("vrm ")
+            elif (named := convention_for(target_name)) is not None and not (
+                binds and named[0].startswith("vrm ")
             ):
-                found.setdefault((m, t), []).append((*conv, 1.0))
+                found.setdefault((m, t), []).append((named[0], named[1], 1.0))
     bound: set[tuple[int, int]] = set()
     for b in binds or ():
         if (b.mesh, b.target) in direct:

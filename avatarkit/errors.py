@@ -60,6 +60,7 @@ class ErrorCode(StrEnum):
     RENDER_NOT_SUPPORTED = "renderNotSupported"
     NO_DISPLAY = "noDisplay"  # a window was asked for where there is no display
     ADDRESS_IN_USE = "addressInUse"  # the server's port is taken
+    INVALID_CONFIG = "invalidConfig"  # a server config file (apps.toml) that does not validate
     UNKNOWN = "unknown"
 
 

@@ -69,7 +69,7 @@ class Framing:
         if not isinstance(distance, int | float) or distance <= 0:
             raise ValueError("framing.camera_distance must be a positive number")
         return cls(
-            head_center=tuple(float(v) for v in head),
+            head_center=(float(head[0]), float(head[1]), float(head[2])),
             camera_distance=float(distance),
             up_axis=str(data.get("up_axis", "+Y")),
             forward_axis=str(data.get("forward_axis", "+Z")),

@@ -12,11 +12,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import check_sample_rate
+
+if TYPE_CHECKING:
+    from avatarkit.support import SupportReport
+    from engine.audio import AudioDevice, Mixer
 
 log = logging.getLogger("avatarkit")
 
@@ -27,6 +32,11 @@ ASSETS_PATH = "/v1/avatars"  # the asset routes, next to the ingress on the same
 class DrivingMode(StrEnum):
     DIRECT = "direct"  # the client connects to the Motion Server with a session token
     BACKEND = "backend"  # a backend relays audio + motion (yield_audio_data / yield_frames_data)
+
+
+class AudioFormat(StrEnum):
+    PCM_S16LE = "pcm_s16le"  # raw mono samples at sample_rate
+    OGG_OPUS = "ogg_opus"  # one Ogg Opus stream per conversation (mono), as a TTS sends it
 
 
 class LogLevel(StrEnum):
@@ -50,7 +60,8 @@ class Configuration:
 
     ``token_provider``: optional; called (on the SDK's token thread) for a fresh session token
     when the server refuses or expires the current one, so the controller reconnects by
-    itself. ``jitter_buffer_ms``: audio and motion needed before an utterance plays.
+    itself. ``jitter_buffer_ms``: audio (and motion, less the device latency) needed
+    before an utterance plays.
     ``strict_sync``: stall playback (and report it) when motion runs short, instead of
     letting audio play on with a held face. ``audio_device``: ``auto`` (sound card when
     present, else a real-time null device), ``pyaudio``, ``null`` or ``virtual``.
@@ -70,7 +81,7 @@ class Configuration:
     sample_rate: int = 16000
     driving_mode: DrivingMode = DrivingMode.DIRECT
     log_level: LogLevel = LogLevel.WARNING
-    jitter_buffer_ms: float = 100.0
+    jitter_buffer_ms: float = 60.0
     strict_sync: bool = False
     audio_device: str = "auto"
     audio_output: int | str | None = None
@@ -80,6 +91,13 @@ class Configuration:
     reconnect_attempts: int = 5
     reconnect_backoff_s: float = 0.2  # first retry delay; doubles per attempt
     assets_url: str | None = None
+    # A named render quality (auto, low, medium, high: engine.render.quality) that every
+    # App showing an AvatarView switches to; None leaves each App's own choice.
+    render_quality: str | None = None
+    # Endpoint set by name (avatarkit.regions: built-in "local", more from
+    # AVATARKIT_REGIONS_FILE); it fills the URLs left at their defaults.
+    region: str | None = None
+    audio_format: AudioFormat = AudioFormat.PCM_S16LE
 
     @property
     def resolved_assets_url(self) -> str:
@@ -91,12 +109,36 @@ class Configuration:
 
     def __post_init__(self) -> None:
         check_sample_rate(self.sample_rate)
+        try:
+            object.__setattr__(self, "audio_format", AudioFormat(self.audio_format))
+        except ValueError:
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+                f"audio_format {self.audio_format!r}: {', '.join(f.value for f in AudioFormat)}",
+            ) from None
+        if self.region is not None:
+            from avatarkit.regions import region
+
+            endpoints = region(self.region)
+            defaults = Configuration.__dataclass_fields__
+            for name in ("console_url", "ingress_url", "assets_url"):
+                value = getattr(endpoints, name)
+                if value is not None and getattr(self, name) == defaults[name].default:
+                    object.__setattr__(self, name, value)
         object.__setattr__(self, "driving_mode", DrivingMode(self.driving_mode))
         object.__setattr__(self, "log_level", LogLevel(self.log_level))
         if self.jitter_buffer_ms < 0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, "jitter_buffer_ms must be >= 0")
+        if self.render_quality is not None:
+            from engine.render.quality import QUALITY_NAMES
 
-    def with_changes(self, **changes) -> Configuration:
+            if self.render_quality not in QUALITY_NAMES:
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"render_quality {self.render_quality!r}: one of {', '.join(QUALITY_NAMES)}",
+                )
+
+    def with_changes(self, **changes: Any) -> Configuration:
         return replace(self, **changes)
 
 
@@ -128,8 +170,8 @@ class AvatarSDK:
     _config: Configuration | None = None
     _token: str | None = None
     _user_id: str | None = None
-    _mixer = None
-    _device = None
+    _mixer: Mixer | None = None
+    _device: AudioDevice | None = None
 
     @classmethod
     def initialize(cls, app_id: str, configuration: Configuration | None = None) -> None:
@@ -138,7 +180,11 @@ class AvatarSDK:
         config = configuration or Configuration()
         assets_url = config.resolved_assets_url  # a malformed ingress URL fails here, not at load
         with cls._lock:
-            if cls._mixer is not None and cls._config.sample_rate != config.sample_rate:
+            if (
+                cls._mixer is not None
+                and cls._config is not None
+                and cls._config.sample_rate != config.sample_rate
+            ):
                 cls._close_audio()  # the next view opens the device at the new rate
             cls._app_id, cls._config = app_id, config
         from avatarkit.manager import AvatarManager
@@ -165,7 +211,7 @@ class AvatarSDK:
     @classmethod
     def app_id(cls) -> str:
         cls.require_initialized()
-        return cls._app_id
+        return cls._app_id or ""  # set with the configuration, never empty
 
     @classmethod
     def set_session_token(cls, token: str) -> None:
@@ -182,7 +228,7 @@ class AvatarSDK:
         log.info("user id set to %s", user_id)
 
     @classmethod
-    def audio_mixer(cls):
+    def audio_mixer(cls) -> Mixer:
         """The process's mixer, opening its output device on first use."""
         from engine.audio import Mixer, open_device
 
@@ -202,10 +248,23 @@ class AvatarSDK:
             return cls._mixer
 
     @classmethod
-    def audio_device(cls):
+    def audio_device(cls) -> AudioDevice | None:
         """The device playing the process mixer (a ``VirtualDevice`` is advanced by you)."""
-        cls.audio_mixer()
-        return cls._mixer.device
+        return cls.audio_mixer().device
+
+    @classmethod
+    def support(
+        cls, size: tuple[int, int] = (1280, 720), fps: float = 30.0, quality: str | None = None
+    ) -> SupportReport:
+        """Whether this machine can show avatars: a ``SupportReport`` whose ``status`` is
+        ``supported``, ``renderNotSupported`` or ``insufficientPerformance``, with the GL
+        version, renderer and a probe's frame time (:mod:`avatarkit.support`). Needs no
+        ``initialize``; ``quality`` None: the configured ``render_quality``, else auto."""
+        from avatarkit.support import check_support
+
+        if quality is None and cls._config is not None:
+            quality = cls._config.render_quality
+        return check_support(size, fps, quality)
 
     @classmethod
     def cleanup(cls) -> None:

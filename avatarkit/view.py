@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -23,13 +26,16 @@ from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.idle import apply_gaze
 from avatarkit.sdk import AvatarSDK
-from engine import Component, ModelRenderer, Schedule
+from avatarkit.view_layers import ExpressionLayer, LookLayer, finite
+from engine import Component, ModelRenderer, Schedule, png_bytes, straight_alpha
 from engine.transform import quat_from_euler, quat_multiply
 
 if TYPE_CHECKING:
     from avatarkit.avatar import Avatar
+    from engine import Camera, Frame
+    from engine.audio import Mixer
+    from engine.render.target import RenderTarget
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +43,9 @@ FRAME_RATE_WINDOW = 2.0  # seconds per on_frame_rate_info report
 EXPRESSION_FADE_S = 0.25  # default seconds to fade an expression in or out
 LOOK_HEAD_SHARE = 0.3  # default share of a look the head turns (the eyes do the rest)
 LOOK_LIMIT = (1.2, 0.7)  # radians of yaw, pitch a look is clamped to (no looking behind)
-EYE_FOLLOW = 18.0  # 1/s: eyes reach a new target in about 0.15 s (exponential)
-HEAD_FOLLOW = 5.0  # 1/s: the head follows more slowly, about 0.5 s
-_EYE_LOOKS = [i for name, i in ARKIT_INDEX.items() if name.startswith("eyeLook")]
+EXPORT_WAIT_S = 5.0  # export_bitmap() from another thread waits this long for a frame
+MAX_SCALE = 10.0  # set_transform(scale=...) upper bound
+Background = Literal["scene", "transparent"]
 
 
 class AvatarView(Component):
@@ -48,11 +54,28 @@ class AvatarView(Component):
     ``mixer``: the audio mixer to play through (default: the SDK's process-wide one).
     ``idle``: play idle animation when no speech plays (``False`` keeps the face still).
     ``set_expression`` / ``look_at`` layer the app's own face over speech and idle.
+    ``background``: ``"scene"`` (the scene's lighting background) or ``"transparent"``
+    (the frame is cleared to alpha 0: ``export_bitmap()`` and RGBA reads give the avatar
+    alone, for compositing over an app's own UI or video).
     Use as a context manager, or call ``dispose()``; the scene also disposes it.
     """
 
-    def __init__(self, avatar: Avatar, *, mixer=None, idle: bool = True, seed: int = 0) -> None:
-        AvatarSDK.require_initialized()
+    def __init__(
+        self,
+        avatar: Avatar,
+        *,
+        mixer: Mixer | None = None,
+        idle: bool = True,
+        seed: int = 0,
+        background: Background = "scene",
+    ) -> None:
+        self._quality = AvatarSDK.require_initialized().render_quality
+        if background not in ("scene", "transparent"):
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"background {background!r}: 'scene' or 'transparent'",
+            )
+        self.background: Background = background
         self.avatar = avatar
         self.model = ModelRenderer(avatar.asset)  # CPU arrays shared by every view of it
         self.controller = AvatarController(
@@ -65,14 +88,21 @@ class AvatarView(Component):
         self._timers = Schedule()
         self._timers.schedule_interval(self._report_frame_rate, FRAME_RATE_WINDOW)
         self.pose = FacePose()
+        self._drawing = False  # this frame's update posed the face: render() draws it
+        self._paused_dt = 0.0  # frame time the overrides missed while rendering was paused
         self._first_drawn = False
         self._disposed = False
         self._head_nodes = self._find_head_nodes()
         for index in self._head_nodes:
             self.model.nodes[index].to_trs()  # a glTF matrix would override the turn
         self._rest = [self.model.nodes[i].rotation.copy() for i in self._head_nodes]
-        self._expression = _ExpressionLayer()
-        self._look = _LookLayer()
+        self._expression = ExpressionLayer()
+        self._look = LookLayer()
+        self._transform = (0.0, 0.0, 1.0)
+        self._target: RenderTarget | None = None  # of the last frame drawn (render thread)
+        self._render_thread: int | None = None
+        self._exports: list[Future[np.ndarray]] = []  # export_bitmap() calls from elsewhere
+        self._exports_lock = threading.Lock()
 
     def attach(self) -> None:
         self.model.entity = self.entity
@@ -81,33 +111,127 @@ class AvatarView(Component):
         if self._disposed:
             return  # still on its entity after dispose(): it shows nothing, holds nothing
         scene = self.entity.scene if self.entity is not None else None
+        if scene is not None and self._quality is not None:
+            scene.render_quality = self._quality  # the App switches before this frame
+        if scene is not None and self.background == "transparent":
+            # The frame is the view's surface: cleared to alpha 0, no gradient behind.
+            scene.lighting.background = None
+            scene.lighting.clear_color = (0.0, 0.0, 0.0, 0.0)
+        # Ticked even while rendering is paused: it feeds the audio out and takes in motion.
         pose = self.controller.tick(dt, scene.present_lead if scene is not None else 0.0)
-        self._expression.apply(pose, dt)
-        self._look.apply(pose, dt)
-        self.pose = pose  # what is drawn: speech and idle plus the app's overrides
-        self._apply(pose)
+        self._drawing = self.controller.is_rendering
+        if self._drawing:
+            layer_dt, self._paused_dt = dt + self._paused_dt, 0.0  # fades catch up on resume
+            self._expression.apply(pose, layer_dt)
+            self._look.apply(pose, layer_dt)
+            self.pose = pose  # what is drawn: speech and idle plus the app's overrides
+            self._apply(pose)
+            if self.on_frame_rate_info is not None:
+                self._frames += 1  # the rate of frames drawn: 0 while paused
+        else:
+            self._paused_dt += dt
         if self.on_frame_rate_info is not None:
-            self._frames += 1
             self._time += dt
             self._timers.advance(self._time)
 
-    def render(self, frame) -> None:
-        if not self._disposed:  # rendering would upload the asset again, never released
+    def render(self, frame: Frame) -> None:
+        # Disposed: rendering would upload the asset again, never released.
+        if self._drawing and not self._disposed:
             self.model.render(frame)
 
-    def post_render(self, frame) -> None:
-        if not self._first_drawn and not self._disposed:
+    def post_render(self, frame: Frame) -> None:
+        self._target, self._render_thread = frame.target, threading.get_ident()
+        if self._exports:
+            with self._exports_lock:
+                waiting, self._exports = self._exports, []
+            for future in waiting:
+                try:
+                    future.set_result(self._read_frame())
+                except Exception as exc:  # handed to the caller's thread, raised there
+                    future.set_exception(exc)
+        if self._drawing and not self._first_drawn and not self._disposed:
             self._first_drawn = True
             call_app(self.on_first_rendering, what="on_first_rendering")
             call_app(self.controller.on_first_rendering, what="on_first_rendering")
 
-    def frame(self, camera, distance_scale: float = 1.0) -> None:
+    def frame(self, camera: Camera, distance_scale: float = 1.0) -> None:
         """Point ``camera`` at the avatar's face using its framing hints (a head shot)."""
         framing = self.avatar.framing
         head = np.array(framing.head_center, np.float32)
         if self.entity is not None:
             head = (self.entity.world_matrix() @ np.append(head, 1.0))[:3]
-        camera.look_at(head + [0.0, 0.0, framing.camera_distance * distance_scale], head)
+        distance = framing.camera_distance * distance_scale
+        camera.look_at(head + [0.0, 0.0, distance], head)
+        # A model in centimetres (or millimetres) sits 100x further away: widen the depth
+        # range to it (a model in metres keeps the camera's own near and far planes).
+        camera.near = max(camera.near, distance / 100)
+        camera.far = max(camera.far, distance * 20)
+
+    # -- the picture -----------------------------------------------------------------------
+
+    def export_bitmap(self) -> bytes:
+        """The current frame as PNG bytes: RGB, or straight-alpha RGBA for a transparent
+        background. The pixels are read on the render thread: called there, from the last
+        frame drawn; from another thread, from the next frame (waits up to 5 s). The
+        frame is the whole App's, other entities included; PNG encoding runs in the caller."""
+        if self._disposed:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "export_bitmap() after dispose()")
+        if self._render_thread is None:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, "export_bitmap(): no frame rendered yet (step the App)"
+            )
+        if threading.get_ident() == self._render_thread:
+            pixels = self._read_frame()
+        else:
+            future: Future[np.ndarray] = Future()
+            with self._exports_lock:
+                self._exports.append(future)
+            try:
+                pixels = future.result(EXPORT_WAIT_S)
+            except FutureTimeout:
+                with self._exports_lock:
+                    if future in self._exports:
+                        self._exports.remove(future)
+                raise AvatarKitError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"export_bitmap(): no frame rendered within {EXPORT_WAIT_S:g} s "
+                    "(is the App's loop running?)",
+                ) from None
+        return png_bytes(pixels)
+
+    def _read_frame(self) -> np.ndarray:
+        target = self._target
+        if target is None:
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, "export_bitmap(): no render target")
+        with target.ctx:
+            if self.background == "transparent":
+                return straight_alpha(target.read(alpha=True))
+            return target.read()
+
+    def set_transform(self, x: float = 0.0, y: float = 0.0, scale: float = 1.0) -> None:
+        """Move and scale the avatar within the view, after the camera's projection: ``x``,
+        ``y`` in -1..1 (1 moves it by half the view: from the centre to the right / top
+        edge), ``scale`` > 0 about the view's centre. (0, 0, 1) is as the camera sees it.
+        Any thread; the next frame draws it."""
+        x, y, scale = finite(x, "x"), finite(y, "y"), finite(scale, "scale")
+        if not (-1.0 <= x <= 1.0 and -1.0 <= y <= 1.0):
+            raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"x, y ({x}, {y}) not in -1..1")
+        if not 0.0 < scale <= MAX_SCALE:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST, f"scale {scale} not in (0, {MAX_SCALE:g}]"
+            )
+        self._transform = (x, y, scale)
+        if (x, y, scale) == (0.0, 0.0, 1.0):
+            self.model.screen_transform = None
+            return
+        screen = np.diag([scale, scale, 1.0, 1.0]).astype(np.float32)
+        screen[0, 3], screen[1, 3] = x, y  # times clip w: an offset in normalised coordinates
+        self.model.screen_transform = screen
+
+    @property
+    def transform(self) -> tuple[float, float, float]:
+        """The avatar's (x, y, scale) in the view (``set_transform``)."""
+        return self._transform
 
     # -- app overrides (any thread: each call hands over one immutable target) -----------
 
@@ -118,7 +242,7 @@ class AvatarView(Component):
         channel shown at least at that weight; ``None`` fades it out. A new expression
         cross-fades from whatever shows now, over ``fade_s`` seconds; the same one again
         changes nothing."""
-        fade = _finite(fade_s, "fade_s")
+        fade = finite(fade_s, "fade_s")
         if fade < 0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"fade_s {fade_s} is negative")
         target = np.zeros(NUM_BLENDSHAPES, np.float32)
@@ -127,7 +251,7 @@ class AvatarView(Component):
                 raise AvatarKitError(
                     ErrorCode.INVALID_REQUEST, f"{name!r} is not an ARKit blendshape name"
                 )
-            w = _finite(value, name)
+            w = finite(value, name)
             if not 0.0 <= w <= 1.0:
                 raise AvatarKitError(
                     ErrorCode.INVALID_REQUEST, f"{name} weight {value} not in 0..1"
@@ -155,7 +279,7 @@ class AvatarView(Component):
         if yaw is None:
             self._look.target = None
             return
-        yaw, pitch, share = _finite(yaw, "yaw"), _finite(pitch, "pitch"), _finite(head, "head")
+        yaw, pitch, share = finite(yaw, "yaw"), finite(pitch, "pitch"), finite(head, "head")
         if not 0.0 <= share <= 1.0:
             raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"head share {head} not in 0..1")
         yaw = max(-LOOK_LIMIT[0], min(LOOK_LIMIT[0], yaw))
@@ -194,11 +318,15 @@ class AvatarView(Component):
         self._disposed = True
         self.controller.dispose()
         self.model.dispose()
+        with self._exports_lock:
+            waiting, self._exports = self._exports, []
+        for future in waiting:
+            future.set_exception(AvatarKitError(ErrorCode.INVALID_REQUEST, "the view was disposed"))
 
     def __enter__(self) -> AvatarView:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.dispose()
 
     # -- internals ----------------------------------------------------------------------
@@ -223,84 +351,3 @@ class AvatarView(Component):
                 return found
             log.warning("avatar %s: head node %r not in the model", self.avatar.id, name)
         return [i for i, parent in asset.walk() if parent is None]
-
-
-def _finite(value: float, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise AvatarKitError(
-            ErrorCode.INVALID_REQUEST, f"{what} must be a number, got {value!r}"
-        ) from None
-    if not math.isfinite(number):
-        raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"{what} must be finite, got {value!r}")
-    return number
-
-
-def _smoothstep(x: float) -> float:
-    x = min(1.0, max(0.0, x))
-    return x * x * (3 - 2 * x)
-
-
-class _ExpressionLayer:
-    """Cross-fades between expression targets; each channel shows at least its weight."""
-
-    def __init__(self) -> None:
-        self.target: tuple[np.ndarray, float] | None = None  # set by set_expression (any thread)
-        self._seen: tuple[np.ndarray, float] | None = None
-        self._from = np.zeros(NUM_BLENDSHAPES, np.float32)
-        self._to = self._from
-        self._now = self._from
-        self._progress = 1.0  # of the current fade
-        self._fade = 0.0
-
-    def apply(self, pose: FacePose, dt: float) -> None:
-        target = self.target
-        if target is not self._seen:  # a new request: fade from what shows now
-            self._seen = target
-            self._from, (self._to, self._fade) = self._now, target
-            self._progress = 0.0
-        if self._progress < 1.0:
-            self._progress = 1.0 if self._fade <= 0 else min(1.0, self._progress + dt / self._fade)
-            self._now = self._from + (self._to - self._from) * _smoothstep(self._progress)
-        if self._now.any():
-            np.maximum(pose.weights, self._now, out=pose.weights)
-
-    def shown(self) -> dict[str, float]:
-        return {name: float(self._now[i]) for name, i in ARKIT_INDEX.items() if self._now[i] > 0}
-
-
-class _LookLayer:
-    """Eyes and head follow a look target; released, the head returns and the eyes hand
-    back to the underlying (idle or speech) gaze."""
-
-    def __init__(self) -> None:
-        self.target: tuple[float, float, float] | None = None  # yaw, pitch, head share
-        self._eyes = np.zeros(2, np.float32)  # yaw, pitch the eyes add (look convention)
-        self._head = np.zeros(2, np.float32)  # yaw, pitch the head node adds
-        self._weight = 0.0  # how much the eyes follow us rather than the face's own gaze
-
-    def apply(self, pose: FacePose, dt: float) -> None:
-        target = self.target
-        eye_k, head_k = 1.0 - math.exp(-EYE_FOLLOW * dt), 1.0 - math.exp(-HEAD_FOLLOW * dt)
-        if target is not None:
-            yaw, pitch, share = target
-            look = np.array([yaw, pitch], np.float32)
-            self._eyes += (look * (1 - share) - self._eyes) * eye_k
-            self._head += (look * share - self._head) * head_k
-            self._weight += (1.0 - self._weight) * eye_k
-        else:
-            self._head -= self._head * head_k
-            self._weight -= self._weight * eye_k
-        if self._weight > 1e-3:
-            # Eye gaze yaw is ARKit's (+ towards the avatar's own right): mirror ours.
-            eyes = FacePose(
-                pose.weights.copy(), gaze=np.array([-self._eyes[0], self._eyes[1]], np.float32)
-            )
-            apply_gaze(eyes)
-            w = self._weight
-            pose.weights[_EYE_LOOKS] += (eyes.weights[_EYE_LOOKS] - pose.weights[_EYE_LOOKS]) * w
-            pose.gaze += (eyes.gaze - pose.gaze) * w
-        if np.abs(self._head).max() > 1e-5:
-            pose.head[0] -= self._head[1]  # head pitch + nods down; ours + looks up
-            pose.head[1] += self._head[0]

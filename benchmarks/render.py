@@ -10,7 +10,12 @@ alternating rounds; the table shows the median and the best round of each (the b
 the least disturbed by other processes on a busy shared machine) and both ratios.
 
     .venv/bin/python benchmarks/render.py [--counts 1,2,4,8,16] [--frames 20] [--rounds 5]
-                                          [--samples 0,4]
+                                          [--samples 0,4] [--size 1280x720]
+
+``--live`` prints the live rows instead (a kiosk's frames at 720p with 1 and 4 speaking
+avatars beside a bare draw; see render_live.py); ``--offline`` the offline render rows
+(``avatarkit render``'s real-time factor per size and quality beside a bare draw + encode
+floor; see render_offline.py).
 """
 
 from __future__ import annotations
@@ -192,7 +197,26 @@ def main() -> None:
     parser.add_argument("--counts", default="1,2,4,8,16")
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--samples", default="0,4", help="MSAA sample counts to run (0 = off)")
+    parser.add_argument("--size", default="1280x720", help="frame size of the N-mesh rows")
+    parser.add_argument("--offline", action="store_true", help="the offline render rows")
+    parser.add_argument("--live", action="store_true", help="the live (kiosk) render rows")
+    parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
+    parser.add_argument("--qualities", default="low,medium,high", help="--offline: qualities")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--offline: speech length")
     args = parser.parse_args()
+    global SIZE
+    SIZE = tuple(int(v) for v in args.size.split("x"))  # type: ignore[assignment]
+    if args.live:
+        from render_live import main as live
+
+        live(args.frames, [1, 4])
+        return
+    if args.offline:
+        from render_offline import main as offline
+
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+        offline(sizes, args.qualities.split(","), args.seconds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         asset = load_gltf(avatar_sized_mesh(Path(tmp) / "head.glb"))
     for samples in (int(s) for s in args.samples.split(",")):

@@ -20,18 +20,18 @@ from engine.app import App
 from engine.backends.headless import HeadlessBackend
 from engine.backends.window import WindowBackend
 from engine.camera import Camera
-from engine.capture import VideoWriter, read_pixels, save_png
+from engine.capture import VideoWriter, png_bytes, read_pixels, save_png, straight_alpha
 from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.errors import EngineError
 from engine.events import Event
-from engine.gltf import (
+from engine.gltf import load_gltf
+from engine.gltf_asset import (
     GltfAsset,
     GltfMaterial,
     GltfMesh,
     GltfNode,
     GltfPrimitive,
     MorphTarget,
-    load_gltf,
 )
 from engine.gltf_validate import GltfLimits
 from engine.lighting import DirectionalLight, Lighting
@@ -73,6 +73,8 @@ __all__ = [
     "WindowBackend",
     "load_gltf",
     "quat_from_euler",
+    "png_bytes",
     "read_pixels",
     "save_png",
+    "straight_alpha",
 ]

@@ -23,6 +23,7 @@ from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Sched
 from engine.events import Event
 from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
+from engine.render.quality import Quality, resolve_quality
 from engine.render.renderer import Renderer
 from engine.render.target import RenderTarget
 from engine.scene import Scene
@@ -44,17 +45,26 @@ class App:
         clock: Clock | None = None,
         scene: Scene | None = None,
         samples: int | None = 4,
+        quality: str | Quality | None = None,
     ) -> None:
-        """``samples``: MSAA samples (0 = off); None = automatic: 4 on a GPU, 0 on a
-        software rasteriser, where 4x MSAA costs about 3x the frame time."""
+        """``quality``: a named render quality (``engine.render.quality``: auto, low,
+        medium, high: MSAA samples and the post anti-aliasing pass); it wins over
+        ``samples``. Without one, ``samples`` MSAA samples (0 = off) and no post pass;
+        ``samples=None`` means ``quality="auto"``: 4x MSAA on a GPU, the post pass alone
+        on a software rasteriser, where 4x MSAA costs about 3x the frame time."""
         self.backend = backend
         self.ctx = backend.ctx
         # A software rasteriser renders inside the GL calls, holding the GIL (see gpu_wait).
         self.software = any(
             name in self.ctx.info["GL_RENDERER"].lower() for name in SOFTWARE_RENDERERS
         )
-        if samples is None:
-            samples = 0 if self.software else 4
+        if quality is None and samples is None:
+            quality = "auto"
+        self.quality = (
+            resolve_quality(quality, self.software)
+            if quality is not None
+            else Quality("custom", int(samples or 0), post_aa=False)
+        )
         self.clock: Clock = clock or (
             RealtimeClock(60.0) if backend.interactive else ManualClock(30.0)
         )
@@ -63,7 +73,9 @@ class App:
         self.schedule = Schedule(self.clock.time)
         self.renderer = Renderer(self.ctx)
         self.renderer.flush_per_node = self.software
-        self.target = RenderTarget(self.ctx, backend.size, samples)
+        self.target = RenderTarget(
+            self.ctx, backend.size, self.quality.samples, self.quality.post_aa
+        )
         self.frame_index = 0  # frames completed
         self.stats = FrameStats()  # rolling real frame rate (``app.stats.fps``)
         self.running = False
@@ -72,6 +84,7 @@ class App:
         self._frame_listeners: list[FrameListener] = []
         self._closed = False
         self._warned_clock = False
+        self._quality_request: str | None = None  # the scene's render_quality last applied
 
     @classmethod
     def headless(
@@ -80,16 +93,17 @@ class App:
         fps: float = 30.0,
         samples: int | None = 4,
         clock: Clock | None = None,
+        quality: str | Quality | None = None,
     ) -> App:
         """Off-screen EGL rendering. The default clock matches the audio (``HeadlessClock``):
         virtual, exactly ``1/fps`` per frame, unless a real-time audio device (sound card
         or null device) plays, then the wall clock. MSAA 4x by default: offline quality
-        first."""
+        first; ``quality`` names another (see ``App``)."""
         from engine.audio.devices import realtime_device_playing
         from engine.backends.headless import HeadlessBackend
 
         clock = clock or HeadlessClock(fps, realtime_device_playing)
-        return cls(HeadlessBackend(size), clock, samples=samples)
+        return cls(HeadlessBackend(size), clock, samples=samples, quality=quality)
 
     @classmethod
     def window(
@@ -101,8 +115,9 @@ class App:
         clock: Clock | None = None,
         vsync: bool = True,
         fullscreen: bool = False,
+        quality: str | Quality | None = None,
     ) -> App:
-        """A pygame window with a real-time clock paced at ``fps`` (MSAA automatic).
+        """A pygame window with a real-time clock paced at ``fps`` (quality automatic).
         ``fullscreen``: cover the desktop at its size instead (``size`` is then ignored;
         ``app.size`` tells the real one, ``app.backend.mode`` how it opened)."""
         from engine.backends.window import WindowBackend
@@ -111,7 +126,24 @@ class App:
             WindowBackend(size, title, vsync, fullscreen),
             clock or RealtimeClock(fps),
             samples=samples,
+            quality=quality,
         )
+
+    def set_quality(self, quality: str | Quality) -> Quality:
+        """Switch to another render quality (a name or a ``Quality``) from the next frame:
+        the off-screen target is rebuilt. Render thread only; returns the one in force."""
+        with self.ctx:
+            return self._switch_quality(quality)
+
+    def _switch_quality(self, quality: str | Quality) -> Quality:
+        # With our context current (a nested ``with ctx`` would leave none current on exit).
+        resolved = resolve_quality(quality, self.software)
+        if resolved != self.quality:
+            size = self.target.size
+            self.target.release()
+            self.target = RenderTarget(self.ctx, size, resolved.samples, resolved.post_aa)
+            self.quality = resolved
+        return self.quality
 
     @property
     def size(self) -> tuple[int, int]:
@@ -163,6 +195,7 @@ class App:
             self.schedule.advance(self.clock.time)
             posed_at = time.perf_counter()
             self.scene.update(dt)
+            self._apply_quality_request()
             frame = self._render()
             self.backend.present(self.target)
             self._measure_present_lead(time.perf_counter() - posed_at)
@@ -172,6 +205,12 @@ class App:
         self.frame_index += 1
         self.stats.tick()
         return frame
+
+    def _apply_quality_request(self) -> None:
+        wanted = self.scene.render_quality
+        if wanted is not None and wanted != self._quality_request:
+            self._quality_request = wanted  # once per new request, not per frame
+            self._switch_quality(wanted)
 
     def _measure_present_lead(self, seconds: float) -> None:
         """Smooth the update-to-present time into ``scene.present_lead`` (real time only)."""
@@ -196,6 +235,7 @@ class App:
             projection=camera.projection_matrix(self.aspect),
             camera_position=camera.position.copy(),
             lighting=scene.lighting,
+            target=self.target,
         )
         self.target.begin(scene.lighting.clear_color)
         self.renderer.begin_frame(frame)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
+
+from engine.transform import Vector
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
@@ -21,9 +22,9 @@ class Camera:
         fov_y: float = 30.0,
         near: float = 0.05,
         far: float = 100.0,
-        position: Sequence[float] = (0.0, 0.0, 3.0),
-        target: Sequence[float] = (0.0, 0.0, 0.0),
-        up: Sequence[float] = (0.0, 1.0, 0.0),
+        position: Vector = (0.0, 0.0, 3.0),
+        target: Vector = (0.0, 0.0, 0.0),
+        up: Vector = (0.0, 1.0, 0.0),
     ) -> None:
         self.fov_y = float(fov_y)  # degrees, vertical
         self.near = float(near)
@@ -34,9 +35,9 @@ class Camera:
 
     def look_at(
         self,
-        position: Sequence[float],
-        target: Sequence[float],
-        up: Sequence[float] = (0.0, 1.0, 0.0),
+        position: Vector,
+        target: Vector,
+        up: Vector = (0.0, 1.0, 0.0),
     ) -> Camera:
         self.position = np.array(position, dtype=np.float32)
         self.target = np.array(target, dtype=np.float32)
@@ -45,9 +46,9 @@ class Camera:
 
     def frame_bounds(
         self,
-        bounds_min: Sequence[float],
-        bounds_max: Sequence[float],
-        direction: Sequence[float] = (0.0, 0.0, 1.0),
+        bounds_min: Vector,
+        bounds_max: Vector,
+        direction: Vector = (0.0, 0.0, 1.0),
         aspect: float = 16 / 9,
         margin: float = 1.1,
     ) -> Camera:

@@ -7,15 +7,28 @@ and picture aligned sample-exactly (AAC's own 1024-sample framing aside).
 
 from __future__ import annotations
 
+import queue
+import threading
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
 
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.video.stream import VideoStream
+
 H264_ENCODERS = ("libx264", "libopenh264", "h264")  # first one PyAV's FFmpeg has
+# Containers with an alpha channel, by suffix: (video codec, pixel format, options, audio codec).
+ALPHA_FORMATS = {
+    ".webm": ("libvpx-vp9", "yuva420p", {"crf": "30", "b": "0", "row-mt": "1"}, "libopus"),
+    ".mov": ("prores_ks", "yuva444p10le", {"profile": "4"}, "pcm_s16le"),  # ProRes 4444
+}
+ENCODE_QUEUE = 4  # frames waiting for the encoder thread before write_frame blocks
 
 
 def read_pixels(
@@ -26,6 +39,28 @@ def read_pixels(
     w, h = size or framebuffer.size
     data = framebuffer.read(viewport=(0, 0, w, h), components=components, alignment=1)
     return np.frombuffer(data, np.uint8).reshape(h, w, components)[::-1].copy()
+
+
+def straight_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Premultiplied RGBA (what a frame cleared to transparent holds: edges and blended
+    surfaces are scaled by their coverage) as straight RGBA, what PNG and video expect."""
+    alpha = rgba[..., 3:4].astype(np.float32)
+    rgb = rgba[..., :3].astype(np.float32) * 255.0 / np.maximum(alpha, 1.0)
+    out = rgba.copy()
+    out[..., :3] = np.where(alpha > 0, np.clip(np.round(rgb), 0, 255), 0).astype(np.uint8)
+    return out
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """HxWx3 (RGB) or HxWx4 (straight RGBA) uint8 as PNG file bytes."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    mode = "RGBA" if pixels.shape[2] == 4 else "RGB"
+    Image.fromarray(np.ascontiguousarray(pixels), mode).save(out, "PNG")
+    return out.getvalue()
 
 
 def save_png(pixels: np.ndarray, path: str | Path) -> Path:
@@ -51,10 +86,14 @@ def _h264_codec() -> str:
 
 
 class VideoWriter:
-    """Write RGB frames and s16le PCM to an MP4 (H.264 video, AAC audio).
+    """Write RGB frames and s16le PCM to an MP4 (H.264 video, AAC audio), or RGBA frames
+    to a video with alpha: ``.webm`` (VP9 with alpha, Opus) or ``.mov`` (ProRes 4444, PCM).
 
     ``sample_rate=None`` writes video only. Use as a context manager or call ``close()``;
-    on close, audio shorter than the video is padded with silence.
+    on close, audio shorter than the video is padded with silence. ``threaded``: encode
+    on a thread of its own (``write_*`` queue the data, at most ``ENCODE_QUEUE`` frames
+    ahead, so do not change an array once written; an encoder error is raised by the
+    next call or by ``close()``).
     """
 
     def __init__(
@@ -65,6 +104,7 @@ class VideoWriter:
         sample_rate: int | None = 48000,
         channels: int = 1,
         crf: int = 20,
+        threaded: bool = False,
     ) -> None:
         import av
 
@@ -83,36 +123,65 @@ class VideoWriter:
         self.channels = channels
         self.frames = 0
         self.samples = 0  # audio samples (per channel) written so far
+        alpha_format = ALPHA_FORMATS.get(self.path.suffix.lower())
+        self.alpha = alpha_format is not None  # write_frame takes straight RGBA
+        if alpha_format is None:
+            codec, pix_fmt, audio_codec = _h264_codec(), "yuv420p", "aac"
+            options = {"crf": str(crf), "preset": "veryfast"}
+        else:
+            codec, pix_fmt, options, audio_codec = alpha_format
         self._container = av.open(str(self.path), "w")
-        self._video = self._container.add_stream(_h264_codec(), rate=self.fps)
+        # The encoder's name is chosen at run time: tell the checker it is a video stream.
+        self._video = cast("VideoStream", self._container.add_stream(codec, rate=self.fps))
         self._video.width, self._video.height = w, h
-        self._video.pix_fmt = "yuv420p"
+        self._video.pix_fmt = pix_fmt
         self._video.time_base = 1 / self.fps
-        self._video.options = {"crf": str(crf), "preset": "veryfast"}
+        self._video.options = dict(options)
         self._audio = None
+        self._rate = 0  # the audio stream's sample rate, when there is one
         if sample_rate:
+            self._rate = int(sample_rate)
             layout = "mono" if channels == 1 else "stereo"
-            self._audio = self._container.add_stream("aac", rate=int(sample_rate), layout=layout)
-            self._audio.time_base = Fraction(1, int(sample_rate))
+            # Opus runs at 48 kHz: PyAV resamples the PCM on the way in.
+            rate = 48000 if audio_codec == "libopus" else int(sample_rate)
+            self._audio = cast(
+                "AudioStream", self._container.add_stream(audio_codec, rate=rate, layout=layout)
+            )
+            self._audio.time_base = Fraction(1, rate)
         self._closed = False
+        self._queue: queue.Queue | None = None
+        self._error: BaseException | None = None
+        if threaded:
+            self._queue = queue.Queue(ENCODE_QUEUE)
+            self._thread = threading.Thread(target=self._encode_loop, name="video-encoder")
+            self._thread.start()
 
     def write_frame(self, rgb: np.ndarray) -> None:
-        """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives)."""
-        import av
+        """One video frame: HxWx3 (or x4) uint8, top row first (as ``read_pixels`` gives);
+        a writer with alpha takes HxWx4 straight RGBA (``straight_alpha``)."""
 
         if rgb.shape[0] != self.size[1] or rgb.shape[1] != self.size[0]:
             raise EngineError(
                 errors.INVALID_ARGUMENT,
                 f"frame is {rgb.shape[1]}x{rgb.shape[0]}, writer is {self.size[0]}x{self.size[1]}",
             )
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
-        frame.pts = self.frames
+        if self.alpha and rgb.shape[2] != 4:
+            raise EngineError(errors.INVALID_ARGUMENT, "a video with alpha takes RGBA frames")
+        self._submit(self._encode_video, rgb, self.frames)
         self.frames += 1
+
+    def _encode_video(self, rgb: np.ndarray, pts: int) -> None:
+        import av
+
+        if self.alpha:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgba")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
+        frame.pts = pts
         self._mux(self._video.encode(frame))
 
     def write_audio(self, pcm: bytes | np.ndarray) -> None:
         """s16le PCM (interleaved when stereo), any length: bytes or an int16 array."""
-        import av
 
         if self._audio is None:
             raise EngineError(
@@ -129,13 +198,42 @@ class VideoWriter:
             )
         if samples.size == 0:
             return
+        self._submit(self._encode_audio, samples, self.samples)
+        self.samples += samples.size // self.channels
+
+    def _encode_audio(self, samples: np.ndarray, pts: int) -> None:
+        import av
+
         frame = av.AudioFrame.from_ndarray(
             samples.reshape(1, -1), format="s16", layout="mono" if self.channels == 1 else "stereo"
         )
-        frame.sample_rate = self.sample_rate
-        frame.pts = self.samples
-        self.samples += samples.size // self.channels
+        frame.sample_rate = self._rate
+        frame.pts = pts
+        assert self._audio is not None
         self._mux(self._audio.encode(frame))
+
+    def _submit(self, encode, data: np.ndarray, pts: int) -> None:
+        if self._queue is None:
+            encode(data, pts)
+            return
+        self._raise_encoder_error()
+        self._queue.put((encode, data, pts))
+
+    def _encode_loop(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after an error, drain without encoding
+                encode, data, pts = item
+                try:
+                    encode(data, pts)
+                except BaseException as exc:
+                    self._error = exc
+
+    def _raise_encoder_error(self) -> None:
+        if self._error is not None:
+            raise EngineError(
+                errors.CAPTURE_FAILED, f"encoding {self.path.name} failed: {self._error}"
+            ) from self._error
 
     @property
     def duration(self) -> float:
@@ -149,13 +247,20 @@ class VideoWriter:
         if self._closed:
             return self.path
         self._closed = True
-        if self._audio is not None:
-            missing = round(self.duration * self.sample_rate) - self.samples
-            if missing > 0:
-                self.write_audio(np.zeros(missing * self.channels, np.int16))
-            self._mux(self._audio.encode(None))
-        self._mux(self._video.encode(None))
-        self._container.close()
+        try:
+            if self._queue is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._queue = None  # the padding and flushes below run here
+                self._raise_encoder_error()
+            if self._audio is not None:
+                missing = round(self.duration * self._rate) - self.samples
+                if missing > 0:
+                    self.write_audio(np.zeros(missing * self.channels, np.int16))
+                self._mux(self._audio.encode(None))
+            self._mux(self._video.encode(None))
+        finally:
+            self._container.close()
         return self.path
 
     def __enter__(self) -> VideoWriter:

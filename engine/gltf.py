@@ -11,7 +11,11 @@ we do not implement is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
 Files are untrusted input (avatars are downloaded): the GLB container and JSON are read
 here with every length checked, and ``engine.gltf_validate`` checks the whole document
 (indices, node cycles, byte ranges, ``GltfLimits``, external uris confined to the file's
-folder) before anything is allocated or opened for it.
+folder) before anything is allocated or opened for it. The classes of the result live in
+``engine.gltf_asset``.
+
+Over 400 lines on purpose: one job, reading every part of a glTF the engine draws (the
+GLB container, accessors, nodes, meshes, materials, images), each checked as it is read.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -29,6 +33,14 @@ import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
+from engine.gltf_asset import (
+    GltfAsset,
+    GltfMaterial,
+    GltfMesh,
+    GltfNode,
+    GltfPrimitive,
+    MorphTarget,
+)
 from engine.gltf_validate import (
     DEFAULT_LIMITS,
     GltfLimits,
@@ -57,126 +69,7 @@ _TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3":
 _TRIANGLES = 4
 
 
-@dataclass
-class GltfMaterial:
-    name: str = ""
-    base_color_factor: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
-    base_color_texture: np.ndarray | None = None  # HxWx4 uint8, sRGB-encoded, top row first
-    alpha_mode: str = "OPAQUE"  # OPAQUE | MASK | BLEND
-    alpha_cutoff: float = 0.5
-    double_sided: bool = False
-
-
-@dataclass
-class MorphTarget:
-    positions: np.ndarray  # (N, 3) float32 deltas
-    normals: np.ndarray  # (N, 3) float32 deltas (zeros when the file has none)
-
-
-@dataclass
-class GltfPrimitive:
-    positions: np.ndarray  # (N, 3) float32
-    normals: np.ndarray  # (N, 3) float32 (computed when the file has none)
-    uvs: np.ndarray | None  # (N, 2) float32 or None
-    indices: np.ndarray  # (M,) uint32, triangles
-    material: int | None = None
-    targets: list[MorphTarget] = field(default_factory=list)
-    colors: np.ndarray | None = None  # (N, 4) float32 linear RGBA (COLOR_0) or None
-
-    @property
-    def vertex_count(self) -> int:
-        return len(self.positions)
-
-    @property
-    def triangle_count(self) -> int:
-        return len(self.indices) // 3
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.positions.min(axis=0), self.positions.max(axis=0)
-
-
-@dataclass
-class GltfMesh:
-    name: str
-    primitives: list[GltfPrimitive]
-    target_names: list[str] = field(default_factory=list)
-    weights: list[float] = field(default_factory=list)  # default morph weights
-
-
-@dataclass
-class GltfNode:
-    name: str
-    transform: Transform
-    children: list[int] = field(default_factory=list)
-    mesh: int | None = None
-
-
-@dataclass
-class GltfAsset:
-    path: Path
-    nodes: list[GltfNode]
-    meshes: list[GltfMesh]
-    materials: list[GltfMaterial]
-    roots: list[int]  # node indices of the default scene
-    # The document's root ``extensions`` object as parsed JSON (e.g. ``VRM``, ``VRMC_vrm``),
-    # for callers that read conventions the engine does not draw. Untrusted: check every field.
-    extensions: dict[str, Any] = field(default_factory=dict)
-
-    def find_node(self, name: str) -> int | None:
-        return next((i for i, n in enumerate(self.nodes) if n.name == name), None)
-
-    def walk(self):
-        """(node index, parent index or None) for the default scene, parents first."""
-        stack = [(i, None) for i in reversed(self.roots)]
-        seen: set[int] = set()
-        while stack:
-            index, parent = stack.pop()
-            if index in seen:  # the loader refuses cycles; this guards hand-built assets
-                continue
-            seen.add(index)
-            yield index, parent
-            stack.extend((c, index) for c in reversed(self.nodes[index].children))
-
-    def world_matrices(self) -> dict[int, np.ndarray]:
-        world: dict[int, np.ndarray] = {}
-        for index, parent in self.walk():
-            local = self.nodes[index].transform.local_matrix()
-            world[index] = local if parent is None else world[parent] @ local
-        return world
-
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """World-space axis-aligned bounds of every mesh in the default scene (rest pose)."""
-        points = []
-        for index, matrix in self.world_matrices().items():
-            mesh = self.nodes[index].mesh
-            if mesh is None:
-                continue
-            for prim in self.meshes[mesh].primitives:
-                lo, hi = prim.bounds()
-                corners = np.array(
-                    [
-                        [x, y, z, 1.0]
-                        for x in (lo[0], hi[0])
-                        for y in (lo[1], hi[1])
-                        for z in (lo[2], hi[2])
-                    ]
-                )
-                points.append((corners @ matrix.T)[:, :3])
-        if not points:
-            return np.zeros(3, np.float32), np.zeros(3, np.float32)
-        allp = np.concatenate(points)
-        return allp.min(axis=0).astype(np.float32), allp.max(axis=0).astype(np.float32)
-
-    @property
-    def target_names(self) -> list[str]:
-        """Every morph target name of every mesh, first appearance first."""
-        names: dict[str, None] = {}
-        for mesh in self.meshes:
-            names.update(dict.fromkeys(mesh.target_names))
-        return list(names)
-
-
-def load_gltf(path: str | Path, limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsset:
+def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsset:
     """Load a ``.glb`` or ``.gltf`` file. Raises ``EngineError`` with a stable code.
 
     The file is untrusted: the whole document is validated (``engine.gltf_validate``)
@@ -185,7 +78,7 @@ def load_gltf(path: str | Path, limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsse
     path = Path(path)
     if not path.is_file():
         raise EngineError(errors.ASSET_NOT_FOUND, f"glTF file not found: {path}", path=str(path))
-    doc, blob = _read_document(path, limits)
+    doc, blob = read_document(path, limits)
     required = doc.get("extensionsRequired")
     unsupported = (
         [e for e in required if e not in SUPPORTED_REQUIRED_EXTENSIONS]
@@ -222,9 +115,12 @@ _GLB_MAGIC = b"glTF"
 _CHUNK_JSON, _CHUNK_BIN = 0x4E4F534A, 0x004E4942
 
 
-def _read_document(path: Path, limits: GltfLimits) -> tuple[dict[str, Any], memoryview | None]:
+def read_document(
+    path: Path, limits: GltfLimits = DEFAULT_LIMITS
+) -> tuple[dict[str, Any], memoryview | None]:
     """The JSON document and the GLB binary chunk (None for ``.gltf``). Every length in
-    the GLB header and chunk headers is checked against the real file size first."""
+    the GLB header and chunk headers is checked against the real file size first; the
+    document itself is not validated (``load_gltf`` does that): treat it as untrusted."""
     size = path.stat().st_size
     if size > limits.max_file_bytes:
         raise EngineError(
@@ -325,6 +221,8 @@ class _Reader:
             materials=[self._material(i, m) for i, m in enumerate(d.get("materials") or [])],
             roots=roots,
             extensions=dict(d["extensions"]) if isinstance(d.get("extensions"), dict) else {},
+            extensions_used=[e for e in _list(d.get("extensionsUsed")) if isinstance(e, str)],
+            skins=len(d["skins"]) if isinstance(d.get("skins"), list) else 0,
         )
 
     # -- raw data --------------------------------------------------------------
@@ -408,7 +306,7 @@ class _Reader:
             values = np.frombuffer(vbuf, dtype, n * width, voff + (sv.get("byteOffset") or 0))
             data[idx] = values.reshape(n, width)
         if normalized:
-            scale = float(np.iinfo(dtype).max)
+            scale = float(np.iinfo(dtype.name).max)
             data = np.maximum(data.astype(np.float32) / scale, -1.0)
         return data
 
@@ -530,7 +428,12 @@ class _Reader:
         cutoff = mat.get("alphaCutoff")
         return GltfMaterial(
             name=mat.get("name") or f"material{index}",
-            base_color_factor=tuple(float(v) for v in factor),
+            base_color_factor=(
+                float(factor[0]),
+                float(factor[1]),
+                float(factor[2]),
+                float(factor[3]),
+            ),
             base_color_texture=texture,
             alpha_mode=mat.get("alphaMode") or "OPAQUE",
             alpha_cutoff=float(cutoff if cutoff is not None else 0.5),
@@ -587,6 +490,10 @@ class _Reader:
                 path=str(self.path),
                 field=field,
             ) from exc
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _names(value: Any) -> bool:

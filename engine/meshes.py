@@ -18,8 +18,8 @@ def cube(size: float = 1.0) -> dict[str, np.ndarray]:
         ((0, 0, -1), (0, 1, 0), (-1, 0, 0)),
     ]
     positions, normals, uvs, indices = [], [], [], []
-    for f, (n, up, right) in enumerate(faces):
-        n, up, right = (np.array(v, np.float32) for v in (n, up, right))
+    for f, face in enumerate(faces):
+        n, up, right = (np.array(v, np.float32) for v in face)
         for u, v in ((0, 0), (1, 0), (1, 1), (0, 1)):
             positions.append((n + right * (2 * u - 1) + up * (2 * v - 1)) * h)
             normals.append(n)

@@ -17,7 +17,8 @@ import numpy as np
 
 from engine import errors
 from engine.errors import EngineError
-from engine.gltf import GltfAsset, load_gltf
+from engine.gltf import load_gltf
+from engine.gltf_asset import GltfAsset
 from engine.render.frame import Frame
 from engine.scene import Component
 from engine.transform import Transform
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class ModelRenderer(Component):
-    def __init__(self, asset: GltfAsset | str | os.PathLike) -> None:
+    def __init__(self, asset: GltfAsset | str | os.PathLike[str]) -> None:
         self.asset = asset if isinstance(asset, GltfAsset) else load_gltf(asset)
         self.target_names: list[str] = self.asset.target_names
         self._target_index = {name: i for i, name in enumerate(self.target_names)}
@@ -51,6 +52,9 @@ class ModelRenderer(Component):
         self._mesh_weights: dict[int, MorphWeights] = {}
         # Per mesh: (opaque primitives, alpha-blended primitives), set at upload.
         self._passes: list[tuple[list[GpuPrimitive], list[GpuPrimitive]]] = []
+        # A 4x4 applied after the camera's projection (clip space): moves and scales the
+        # model on screen without changing its perspective. None: as the camera sees it.
+        self.screen_transform: np.ndarray | None = None
 
     # -- morph weights -----------------------------------------------------------
     def target_index(self, name: str) -> int:
@@ -165,6 +169,15 @@ class ModelRenderer(Component):
                 for prims in self._gpu.meshes
             ]
         gpu = self._gpu
+        if self.screen_transform is not None:  # moved/scaled in the view, after projection
+            renderer.set_view_projection(self.screen_transform @ frame.view_projection)
+        try:
+            self._draw_nodes(renderer, gpu)
+        finally:
+            if self.screen_transform is not None:
+                renderer.set_view_projection(frame.view_projection)
+
+    def _draw_nodes(self, renderer: Renderer, gpu: GpuAsset) -> None:
         world: dict[int, np.ndarray] = {}
         base = (
             self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)
@@ -176,7 +189,7 @@ class ModelRenderer(Component):
             mesh = self.asset.nodes[index].mesh
             if mesh is None:
                 continue
-            weights = self._weights_for(mesh)
+            weights = self._weights_for(mesh, renderer)
             opaque, transparent = self._passes[mesh]
             renderer.draw_node(gpu, opaque, matrix, weights)
             if transparent:
@@ -187,13 +200,13 @@ class ModelRenderer(Component):
     def _blended(self, material: int | None) -> bool:
         return material is not None and self.asset.materials[material].alpha_mode == "BLEND"
 
-    def _weights_for(self, mesh: int) -> MorphWeights | None:
+    def _weights_for(self, mesh: int, renderer: Renderer) -> MorphWeights | None:
         targets = self._mesh_targets[mesh]
         if not len(targets):
             return None
         block = self._mesh_weights.get(mesh)
         if block is None:
-            block = self._mesh_weights[mesh] = self._renderer.morph_weights()
+            block = self._mesh_weights[mesh] = renderer.morph_weights()
         block.set(self.weights[targets])
         return block
 
@@ -201,6 +214,6 @@ class ModelRenderer(Component):
         for block in self._mesh_weights.values():
             block.release()
         self._mesh_weights.clear()
-        if self._gpu is not None:
+        if self._gpu is not None and self._renderer is not None:
             self._renderer.release(self.asset)
             self._gpu = None

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import numpy as np
 
@@ -178,6 +178,9 @@ class Scene:
         # (0 on a virtual clock, where a frame is shown at its own timestamp). Something
         # timed by another clock (speech by the audio clock) poses for now + this.
         self.present_lead = 0.0
+        # A render quality name (engine.render.quality) something in the scene asks for;
+        # the App switches to it before the next frame is drawn. None: the App's own.
+        self.render_quality: str | None = None
 
     # -- entities --------------------------------------------------------------
     def create_entity(
@@ -193,7 +196,11 @@ class Scene:
     def find(self, name: str) -> Entity | None:
         return next((e for e in self.entities() if e.name == name), None)
 
-    def components(self, kind: type[C] = Component) -> Iterator[C]:
+    @overload
+    def components(self) -> Iterator[Component]: ...
+    @overload
+    def components(self, kind: type[C]) -> Iterator[C]: ...
+    def components(self, kind: type[Component] = Component) -> Iterator[Component]:
         for entity in self.root.walk():
             for component in entity.components:
                 if isinstance(component, kind):

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# A 3- or 4-vector: a tuple or list of floats, or a numpy array.
+Vector = Sequence[float] | np.ndarray
 
-def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
+
+def quat_to_matrix(q: Vector) -> np.ndarray:
     x, y, z, w = (float(v) for v in q)
     n = x * x + y * y + z * z + w * w
     s = 2.0 / n if n > 0 else 0.0
@@ -37,7 +40,7 @@ def quat_from_euler(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0) -> 
     return quat_multiply(quat_multiply(qy, qx), qz).astype(np.float32)
 
 
-def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+def quat_multiply(a: Vector, b: Vector) -> np.ndarray:
     ax, ay, az, aw = a
     bx, by, bz, bw = b
     return np.array(
@@ -67,8 +70,8 @@ def quat_from_matrix(r: np.ndarray) -> np.ndarray:
     else:
         s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
         q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    q = np.array(q)
-    return (q / np.linalg.norm(q)).astype(np.float32)
+    quat = np.array(q)
+    return (quat / np.linalg.norm(quat)).astype(np.float32)
 
 
 def compose(translation, rotation, scale) -> np.ndarray:
@@ -85,9 +88,9 @@ class Transform:
 
     def __init__(
         self,
-        translation: Sequence[float] = (0.0, 0.0, 0.0),
-        rotation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
-        scale: Sequence[float] = (1.0, 1.0, 1.0),
+        translation: Vector = (0.0, 0.0, 0.0),
+        rotation: Vector = (0.0, 0.0, 0.0, 1.0),
+        scale: Vector = (1.0, 1.0, 1.0),
         matrix: np.ndarray | None = None,
     ) -> None:
         self.translation = np.array(translation, dtype=np.float32)

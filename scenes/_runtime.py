@@ -30,8 +30,10 @@ from avatarkit import (
     ErrorCode,
     LogLevel,
 )
+from avatarkit.avatar import MODEL_SUFFIXES, Avatar, derive
 from avatarkit.cli import video_size
 from avatarkit.controller import ConnectionState
+from avatarkit.package import ID_RE, MANIFEST_NAME, list_packages
 from avatarkit.paths import AVATARS_DIR, SPEECH_DIR
 from avatarkit.server.embedded import EmbeddedServer
 from engine import App, EngineError, VideoWriter, save_png
@@ -109,7 +111,10 @@ def parse_options(
     parser.add_argument("--fps", type=positive(int), default=30)
     if avatar is not None:
         parser.add_argument(
-            "--avatar", default=avatar, help=f"bundled avatar id (default {avatar})"
+            "--avatar",
+            default=avatar,
+            help=f"bundled avatar id (default {avatar}), or a .glb/.gltf/.vrm file or "
+            "avatar folder",
         )
     args = parser.parse_args(argv)
     headless = args.headless or (not args.windowed and not has_display())
@@ -118,6 +123,22 @@ def parse_options(
     return SceneOptions(
         headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full
     )
+
+
+def bundled_ids() -> list[str]:
+    return [m.id for m in list_packages(AVATARS_DIR)]
+
+
+def local_avatar(spec: str | None) -> Avatar | None:
+    """The avatar of a ``--avatar`` that names a file or folder, else None (a bundled id,
+    which wins over a folder of its name, or nothing there: the load reports that)."""
+    if spec is None:
+        return None
+    path = Path(spec).expanduser()
+    looks_like_path = path.suffix.lower() in MODEL_SUFFIXES or not ID_RE.match(spec)
+    if not looks_like_path and (AVATARS_DIR / spec / MANIFEST_NAME).is_file():
+        return None
+    return derive(path) if path.exists() else None
 
 
 def positive(kind: type) -> Callable[[str], float]:
@@ -234,7 +255,10 @@ class Stage:
     def __init__(self, options: SceneOptions, title: str = "AvatarKit") -> None:
         self.options = options
         self.progress = TerminalProgress()
-        self.server = EmbeddedServer().start()
+        # A file or folder given as --avatar is opened now: the server must accept its id.
+        self._local = local_avatar(options.avatar)
+        self._served = None if self._local is None else (*bundled_ids(), self._local.id)
+        self.server = EmbeddedServer(avatars=self._served).start()
         self._server_identity = (self.server.port, self.server.api_key, self.server.app_id)
         self.device: VirtualDevice | None = None
         try:
@@ -280,11 +304,15 @@ class Stage:
     # -- lifecycle stages 2-5 ---------------------------------------------------------
 
     def load_avatars(self, ids: list[str]) -> list:
-        """Load bundled avatars, showing progress on screen and in the terminal."""
+        """Load bundled avatars (or the file or folder ``--avatar`` named), showing
+        progress on screen and in the terminal."""
         manager = AvatarManager(str(AVATARS_DIR))
         avatars = []
         self.loading.visible = True
         for n, avatar_id in enumerate(ids):
+            if self._local is not None and avatar_id == self.options.avatar:
+                avatars.append(self._local)  # opened (and measured) by the constructor
+                continue
 
             def report(p, n: int = n, avatar_id: str = avatar_id) -> None:
                 self._show_loading(avatar_id, (n + 0.8 * p.progress) / len(ids))
@@ -380,7 +408,9 @@ class Stage:
         """Stop the Motion Server and start a new one on the same port and credentials."""
         port, api_key, app_id = self._server_identity
         self.server.stop(timeout=5)
-        self.server = EmbeddedServer(port=port, api_key=api_key, app_id=app_id).start()
+        self.server = EmbeddedServer(
+            port=port, api_key=api_key, app_id=app_id, avatars=self._served
+        ).start()
 
     def stop_server(self) -> None:
         self.server.stop(timeout=5)

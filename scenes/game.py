@@ -1,7 +1,7 @@
 """Quiz game: a host avatar asks three questions; answer with keys 1-3 or a click.
 
     python -m scenes.game [--windowed | --fullscreen | --headless]
-                          [--avatar ID] [--seconds S] [--out DIR]
+                          [--avatar ID|PATH] [--seconds S] [--out DIR]
 
 The host's eyes follow your mouse, smiles at a right answer and frowns at a wrong one;
 the score is on screen. Ten seconds per question. SPACE skips ahead / plays again, F1 / H = HUD,

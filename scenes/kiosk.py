@@ -1,7 +1,7 @@
 """Kiosk: a guide avatar greets you, idles, and answers on a key press or click.
 
     python -m scenes.kiosk [--windowed | --fullscreen | --headless]
-                           [--avatar ID] [--seconds S] [--out DIR]
+                           [--avatar ID|PATH] [--seconds S] [--out DIR]
 
 With a display it covers the whole screen (``--windowed``: a window of ``--size``).
 

@@ -110,6 +110,16 @@ def noise2(u, v, seed: int, octaves: int = 3):
     return total / 1.2
 
 
+def facing_out_of_the_mouth(normals: np.ndarray, keep: float = 0.3) -> np.ndarray:
+    """Normals bent towards +Z (out of the mouth), keeping ``keep`` of their own shape.
+
+    Inside the mouth no light arrives from behind or the side; with their true normals
+    the back teeth and the tongue catch the rim light (a backlight meant for the
+    silhouette), which washed the tongue pale and the back teeth grey-green."""
+    bent = keep * normals + (1 - keep) * np.array([0.0, 0.0, 1.0])
+    return bent / np.linalg.norm(bent, axis=1, keepdims=True)
+
+
 def texture_from(fn, width: int, height: int) -> np.ndarray:
     """Paint an RGB texture by evaluating fn(u, v) at texel centres (v=0 top row)."""
     u = (np.arange(width) + 0.5) / width
@@ -306,7 +316,11 @@ class FaceRig:
         is_lower = below > 1e-5 if lower_seam is None else (below > 1e-5) | lower_seam
         w = np.where(is_lower, lower, upper)
         if upper_seam is not None:
-            w = np.where(upper_seam, 0.0, w)
+            # The upper lip's edge stays, except towards the corners, where it follows the
+            # jaw most of the way down to the lower lip's edge (0.35 of its 0.5 at the
+            # corner; all of it folds the skin under mouthClose): the opening narrows into
+            # each corner instead of ending in a notch.
+            w = np.where(upper_seam, 0.7 * (1.0 - corner), w)
         # The back of the under-jaw blends into the (static) neck.
         return w * smoothstep(-0.05, 0.01, z)
 
@@ -795,7 +809,9 @@ class AvatarBuilder:
         normal /= np.linalg.norm(normal, axis=1, keepdims=True)  # points outwards (+Z at the front)
         if normal[15, 2] < 0:
             normal = -normal
-        scallop = 0.0009 * np.abs(np.sin(u * np.pi * 3.5)) ** 0.5
+        # A shallow scallop: deeper notches are a pixel or less at 640x360, where they
+        # alias into a saw-toothed biting edge.
+        scallop = 0.0004 * np.abs(np.sin(u * np.pi * 3.5)) ** 0.5
         sign = 1 if upper else -1
         edge_y = MOUTH_Y + sign * (0.0010 + scallop) - (0.0050 if upper else 0.0)
         root_y = MOUTH_Y + sign * 0.0085
@@ -825,10 +841,13 @@ class AvatarBuilder:
         faces = orient_outward(pos, faces, np.array([0, MOUTH_Y + sign * 0.004, z0 - 0.03]))
         v_rows = np.array([0.0, 0.28, 0.6, 0.75, 0.9, 1.0])
         uv = np.stack(np.meshgrid(np.linspace(0, 1, len(u)), v_rows), -1).reshape(-1, 2)
-        part = Part("teeth_upper" if upper else "teeth_lower", pos, faces, uv, "teeth")
+        normals = facing_out_of_the_mouth(vertex_normals(pos, faces))
+        name = "teeth_upper" if upper else "teeth_lower"
+        part = Part(name, pos, faces, uv, "teeth", normals=normals)
         part.deltas = self.rigid_mouth(pos, 0.0 if upper else 1.0)
         gum = np.array([0.80, 0.42, 0.45])
         enamel = np.array([0.95, 0.93, 0.86])
+        shadow = np.array([0.32, 0.13, 0.13])  # the mouth's dark red: shadow is warm, not grey
 
         def teeth_tex(uu, vv):
             shade = 1 - 0.65 * smoothstep(0.35, 1.0, np.abs(2 * uu - 1))  # back teeth sit in shadow
@@ -836,7 +855,7 @@ class AvatarBuilder:
                 gum * (1 - smoothstep(0.22, 0.3, vv))[..., None]
                 + enamel * smoothstep(0.22, 0.3, vv)[..., None]
             )
-            return col * shade[..., None]
+            return col * shade[..., None] + shadow * (1 - shade)[..., None]
 
         self.material("teeth", texture=texture_from(teeth_tex, 32, 64), rough=0.35)
         return part
@@ -866,7 +885,8 @@ class AvatarBuilder:
         faces = orient_outward(
             pos, grid_faces(len(th), len(ph), wrap=False), np.array([0, MOUTH_Y - 0.0085, z0])
         )
-        part = Part("tongue", pos, faces, None, "tongue")
+        normals = facing_out_of_the_mouth(vertex_normals(pos, faces))
+        part = Part("tongue", pos, faces, None, "tongue", normals=normals)
         part.deltas = self.rigid_mouth(pos, 1.0)
         front = smoothstep(z0 - 0.01, z0 + 0.026, pos[:, 2])
         part.deltas["tongueOut"] = np.outer(front, [0, -0.004, 0.032]) + np.outer(

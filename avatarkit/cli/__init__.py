@@ -16,13 +16,15 @@ import sys
 from avatarkit import __version__
 from avatarkit.errors import AvatarKitError
 
-SUBCOMMANDS = ("serve", "avatars", "motion", "render", "demo")
+SUBCOMMANDS = ("serve", "keys", "avatars", "inspect", "motion", "render", "demo")
 MOTION_COMMANDS = ("serve", "motion", "render")  # they make motion, so each takes --model
 
 EXAMPLES = """examples (`avatarkit COMMAND --help` explains each command):
   avatarkit demo                     # the kiosk; `avatarkit demo --help` lists the scenes
   avatarkit serve                    # Motion Server + Console API + avatars on 127.0.0.1:8765
+  avatarkit keys create --config apps.toml --app kiosk --new-app   # several apps: serve --config
   avatarkit avatars                  # bundled avatar ids
+  avatarkit inspect head.glb         # what a glTF/GLB/VRM file offers as an avatar
   avatarkit render --audio speech.wav -o speech.mp4
   avatarkit motion speech.wav -o speech.npz
 

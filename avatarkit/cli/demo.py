@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scene_args",
         nargs=argparse.REMAINDER,
         help="passed to the scene: --windowed | --fullscreen | --headless, --seconds S, "
-        "--size WxH, --avatar ID",
+        "--size WxH, --avatar ID|PATH (kiosk, game: a bundled id or your .glb/.vrm)",
     )
     parser.set_defaults(func=run)
 

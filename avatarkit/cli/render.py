@@ -22,6 +22,7 @@ from avatarkit.cli import video_size
 from avatarkit.cli.common import check_output, open_avatar, output_with_suffix, read_wav
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import SUPPORTED_FPS
+from engine.render.quality import QUALITY_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ EXAMPLES = """examples:
   avatarkit render --audio assets/speech/greeting.wav -o out/greeting.mp4
   avatarkit render --avatar mei --audio speech.wav -o mei.mp4 --size 1280x720 --fps 60
   avatarkit render --avatar my_avatar.vrm --audio speech.wav -o mine.mp4
-  avatarkit render --audio speech.wav -o still.mp4 --idle off"""
+  avatarkit render --audio speech.wav -o still.mp4 --idle off
+  avatarkit render --audio speech.wav -o alpha.webm --background transparent  # or .mov
+  avatarkit render --audio speech.wav -o best.mp4 --quality high   # 4x MSAA, slower on a CPU"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         required=True,
         type=Path,
-        help="the MP4 to write (.mp4 is added if there is no extension)",
+        help="the MP4 to write (.mp4 is added if there is no extension); with "
+        "--background transparent a .webm (VP9 with alpha) or .mov (ProRes 4444)",
     )
     p.add_argument(
         "--size",
@@ -89,13 +93,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("on", "off"),
         help="idle animation (blinks, breathing) around speech (default on)",
     )
+    p.add_argument(
+        "--background",
+        default="scene",
+        choices=("scene", "transparent"),
+        help="scene: the lit gradient (default); transparent: alpha 0 around the avatar, "
+        "for compositing (needs -o .webm or .mov)",
+    )
+    p.add_argument(
+        "--quality",
+        default="auto",
+        choices=QUALITY_NAMES,
+        help="anti-aliasing: low (none), medium (FXAA edge pass), high (4x MSAA); auto: "
+        "medium on a software rasteriser, high on a GPU (default auto)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        choices=(0, 2, 4, 8),
+        help="MSAA samples per pixel, overriding the quality's (0 = off)",
+    )
     p.set_defaults(func=run)
+
+
+ALPHA_SUFFIXES = (".webm", ".mov")
 
 
 def run(args: argparse.Namespace) -> int:
     from avatarkit.cli.progress import Progress
 
-    output = output_with_suffix(args.output, ".mp4")
+    if args.background == "transparent":
+        output = args.output if args.output.suffix else args.output.with_suffix(".webm")
+        if output.suffix.lower() not in ALPHA_SUFFIXES:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                f"{output}: a transparent background needs a video with alpha: "
+                "name it .webm (VP9) or .mov (ProRes 4444)",
+            )
+    else:
+        output = output_with_suffix(args.output, ".mp4")
     bar = Progress(output.name, final_line=False)  # the result line below is the final line
     result = render_video(
         args.avatar,
@@ -106,11 +142,15 @@ def run(args: argparse.Namespace) -> int:
         args.idle == "on",
         progress=bar.update,
         model=args.model,
+        background=args.background,
+        quality=args.quality,
+        samples=args.samples,
     )
     bar.finish("completed")
     print(
         f"{result.path}: {result.frames} frames, {result.duration:.3f} s, "
-        f"{result.seconds:.1f} s to render"
+        f"{result.seconds:.1f} s to render ({result.duration / result.seconds:.2f}x real time, "
+        f"quality {result.quality})"
     )
     return 0
 
@@ -121,6 +161,7 @@ class RenderResult:
     frames: int
     duration: float  # seconds of video (== audio, to one frame)
     seconds: float  # wall time spent
+    quality: str = ""  # the render quality used (its name, or name+samples)
 
 
 def render_video(
@@ -132,28 +173,41 @@ def render_video(
     idle: bool = True,
     progress: Callable[[float], None] | None = None,
     model: str = "lipsync",  # avatarkit.motion.create_stream's; "envelope" only when named
+    background: str = "scene",  # "transparent": RGBA frames into a .webm / .mov with alpha
+    quality: str = "auto",  # engine.render.quality: auto, low, medium, high
+    samples: int | None = None,  # MSAA samples overriding the quality's
 ) -> RenderResult:
-    """``progress(fraction)`` after each video frame (e.g. a terminal progress bar)."""
+    """``progress(fraction)`` after each video frame (e.g. a terminal progress bar).
+
+    The loop keeps both cores busy: the rasteriser draws frame k+1 while the encoder
+    thread converts and encodes frame k (``VideoWriter(threaded=True)``), and frames come
+    back through pixel buffers that do not stall the GPU (``FrameReader``)."""
     from avatarkit.controller import ConnectionState
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.server.embedded import EmbeddedServer
     from avatarkit.view import AvatarView
-    from engine import App, VideoWriter
+    from engine import App, VideoWriter, straight_alpha
     from engine.audio import Mixer, VirtualDevice
+    from engine.render.readback import FrameReader
 
     started = time.perf_counter()
     audio = read_wav(Path(audio_path))
     pcm, rate = audio.pcm.astype("<i2").tobytes(), audio.sample_rate
     check_output(Path(output))  # fail now, not after the whole render
-    samples = len(pcm) // 2
-    frames = math.ceil(samples * fps / rate)  # the last frame may show the audio's tail
+    audio_samples = len(pcm) // 2
+    frames = math.ceil(audio_samples * fps / rate)  # the last frame may show the audio's tail
     avatar = open_avatar(avatar_id)
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
     try:
         # The server accepts exactly this avatar: a file's derived id is not in its catalog.
         server = EmbeddedServer(avatars=(avatar.id,), motion_model=model)
-        with server, App.headless(size=size, fps=fps) as app:
+        with server, App.headless(size=size, fps=fps, quality=quality) as app:
+            if samples is not None:
+                app.set_quality(app.quality.with_samples(samples))
+            # No real-time audio thread to keep fed (the device is virtual): no flush per
+            # node, which cost llvmpipe a tile reload of the frame each time.
+            app.renderer.flush_per_node = False
             AvatarSDK.initialize(
                 server.app_id,
                 Configuration(
@@ -165,7 +219,12 @@ def render_video(
             )
             AvatarSDK.set_session_token(server.issue_token())
             view = app.scene.create_entity(avatar.id).add_component(
-                AvatarView(avatar, mixer=mixer, idle=idle)
+                AvatarView(
+                    avatar,
+                    mixer=mixer,
+                    idle=idle,
+                    background="transparent" if background == "transparent" else "scene",
+                )
             )
             view.frame(app.scene.camera)
             controller = view.controller
@@ -173,7 +232,7 @@ def render_video(
             step = int(SEND_CHUNK_S * rate) * 2
             for i in range(0, len(pcm), step):
                 controller.send(pcm[i : i + step], end=i + step >= len(pcm))
-            _wait_for_motion(controller, samples / rate)
+            _wait_for_motion(controller, audio_samples / rate)
             if controller.connection_state == ConnectionState.FAILED:
                 raise AvatarKitError(
                     ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
@@ -181,20 +240,37 @@ def render_video(
             # Everything is here: a render slower than real time must not sit on an idle
             # session until the server's idle timeout closes it (and warns).
             controller.disconnect()
-            with VideoWriter(output, size, fps=fps, sample_rate=rate) as writer:
+            used_quality = app.quality.name
+            if samples is not None:
+                used_quality += f", {app.quality.samples}x MSAA"
+            with VideoWriter(output, size, fps=fps, sample_rate=rate, threaded=True) as writer:
+                reader = FrameReader(app.ctx, size, alpha=writer.alpha)
+
+                def emit(ready: np.ndarray) -> None:  # a video with alpha takes straight RGBA
+                    writer.write_frame(straight_alpha(ready) if writer.alpha else ready)
+
                 for k in range(frames):
                     app.step()  # the face is sampled at the audio clock: samples played so far
-                    writer.write_frame(app.read_pixels())
+                    with app.ctx:
+                        ready = reader.push(app.target.resolved)
+                    if ready is not None:
+                        emit(ready)
                     heard = device.advance(device.frames_for_video_frame(k, fps))
                     writer.write_audio(
                         np.clip(np.round(heard[:, 0] * 32768), -32768, 32767).astype("<i2")
                     )
                     if progress is not None:
                         progress((k + 1) / frames)
+                with app.ctx:
+                    for ready in reader.drain():
+                        emit(ready)
+                    reader.release()
             view.dispose()
     finally:
         AvatarSDK.cleanup()
-    return RenderResult(Path(output), frames, frames / fps, time.perf_counter() - started)
+    return RenderResult(
+        Path(output), frames, frames / fps, time.perf_counter() - started, used_quality
+    )
 
 
 def _wait_for_motion(controller, seconds: float) -> None:

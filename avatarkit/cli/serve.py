@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   avatarkit serve                                    # 127.0.0.1:8765, credentials printed
   avatarkit serve --port 0                           # any free port
   avatarkit serve --host 0.0.0.0 --api-key KEY --app-id APP --workers 4
+  avatarkit serve --config apps.toml                 # several apps; keys: avatarkit keys --help
   AVATARKIT_API_KEY=KEY avatarkit serve --allow-origin https://kiosk.example.com"""
 
 
@@ -20,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the local Motion Server + Console API (Spatius v2 compatible)",
         description="Serve the Console API (/v1/console), the ingress websocket "
         "(/v2/driveningress/websocket) and avatar assets (/v1/avatars) on one port. "
-        "Credentials come from the flags, else AVATARKIT_API_KEY / AVATARKIT_APP_ID, "
-        "else they are generated and printed.",
+        "One app: credentials come from the flags, else AVATARKIT_API_KEY / "
+        "AVATARKIT_APP_ID, else they are generated and printed. Several apps: --config.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -31,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--api-key", default=None, help="API key the Console API accepts")
     parser.add_argument("--app-id", default=None, help="app id session tokens are scoped to")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="APPS.TOML",
+        help="host the apps of this file (hashed keys, avatar allow-lists, session limits; "
+        "re-read when it changes) instead of one app from --api-key/--app-id",
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
@@ -109,6 +117,17 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, "--workers must be at least 1")
     require_model(args.model)  # refuse to start rather than fail every utterance
+    apps_file = ""
+    if args.config is not None:
+        from avatarkit.server.apps import load_apps
+
+        if args.api_key or args.app_id:
+            raise AvatarKitError(
+                ErrorCode.INVALID_REQUEST,
+                "--config names the apps and their keys: drop --api-key / --app-id",
+            )
+        apps_file = os.path.abspath(args.config)
+        apps = load_apps(apps_file)  # a bad file stops the start, naming the field
     key_given = bool(args.api_key or os.environ.get("AVATARKIT_API_KEY"))
     if not 0 <= args.port <= 65535:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"--port {args.port}: must be 0..65535")
@@ -129,14 +148,29 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         trusted_proxies=tuple(args.trust_proxy),
         single_use_tokens=not args.reusable_tokens,
+        apps_file=apps_file,
     ).with_credentials()
     base = f"http://{args.host}:{port}"
     print(f"AvatarKit Motion Server on {base}  ({args.workers} worker(s))")
     print(f"  console_endpoint_url = {base}/v1/console")
     print(f"  ingress_endpoint_url = ws://{args.host}:{port}/v2/driveningress")
     print(f"  assets               = {base}/v1/avatars")
-    print(f"  app_id               = {config.app_id}")
-    print(f"  api_key              = {config.api_key if not key_given else '(given)'}")
+    if apps_file:
+        for app in apps.values():
+            limit = app.max_sessions or "no limit"
+            print(f"  app {app.app_id}: {len(app.keys)} key(s), max_sessions {limit}")
+        secret = (
+            "AVATARKIT_TOKEN_SECRET"
+            if config.token_secret
+            else "from AVATARKIT_API_KEY"
+            if key_given
+            else "random (tokens end with this process)"
+        )
+        print(f"  apps file            = {apps_file} (re-read when it changes)")
+        print(f"  token signing key    = {secret}")
+    else:
+        print(f"  app_id               = {config.app_id}")
+        print(f"  api_key              = {config.api_key if not key_given else '(given)'}")
     print("Ctrl-C stops it gracefully.", flush=True)
     try:
         serve(config, args.workers)

@@ -15,6 +15,9 @@ Sends before ``connected`` (while connecting or reconnecting) are queued and go 
 connected; sends when disconnected (never started, closed, failed) raise
 ``connectionClosed``. Sends after ``interrupt()`` or after an ``end=True`` belong to a new
 conversation by design.
+
+Over 400 lines on purpose: one job, the shared core both modes drive (their own calls are
+already in ``modes.py``, playback in ``timeline.py``); what is left is the public surface.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from avatarkit.callbacks import call_app
-from avatarkit.controller.direct import new_req_id
+from avatarkit.controller.audio_input import AudioInput
 from avatarkit.controller.messages import (
     Audio,
     Connection,
@@ -37,6 +40,7 @@ from avatarkit.controller.messages import (
     Motion,
     Pause,
     Resume,
+    new_req_id,
 )
 from avatarkit.controller.modes import make_mode
 from avatarkit.controller.pose import FacePose, lerp_pose
@@ -49,7 +53,8 @@ from avatarkit.controller.states import (
 from avatarkit.controller.timeline import Playback
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.idle import IdleAnimator
-from avatarkit.sdk import AvatarSDK, Configuration
+from avatarkit.motion.frame import MotionFrame
+from avatarkit.sdk import AudioFormat, AvatarSDK, Configuration
 from engine.audio.mixer import Mixer
 from engine.clock import Schedule
 
@@ -58,7 +63,7 @@ log = logging.getLogger(__name__)
 BLEND_IN = 0.08  # seconds from idle to speech (short: the first syllable must show)
 BLEND_OUT = 0.25  # seconds from speech back to idle
 ISSUED_MEMORY = 64  # recent conversation ids whose frames are still accepted
-Forward = Callable[[str, bytes, bool, Callable[[], None]], None]  # DirectTransport.send_audio
+Forward = Callable[..., None]  # DirectTransport.send_audio
 HEALTH_PERIOD = 0.5  # seconds between on_buffer_health reports (TalkingHead's worklet rate)
 
 
@@ -109,9 +114,11 @@ class AvatarController:
         self._health = BufferHealth()
         self._timers = Schedule()  # on the controller's render time (it has no App)
         self._timers.schedule_interval(self._report_health, HEALTH_PERIOD, first=0.0)
+        self.audio_input = AudioInput(self.config.audio_format, self.config.sample_rate)
         self._mode = make_mode(self, self.config.driving_mode)
         self._emitted_connection = ConnectionState.DISCONNECTED
         self._disposed = False
+        self._rendering = True  # pause_rendering(): the view stops drawing, nothing else
         self.on_connection_state: Callable[[ConnectionState, StateReason], None] | None = None
         self.on_conversation_state: Callable[[ConversationState, StateReason], None] | None = None
         self.on_error: Callable[[AvatarKitError], None] | None = None
@@ -222,10 +229,34 @@ class AvatarController:
             cid, self._conversation = self._conversation, None
             if cid:
                 self._interrupted.add(cid)
+            self.audio_input.reset()  # an Ogg stream cut short: the next send starts its own
             self._source.clear()  # new epoch: a tick already past its drain writes nothing
             self._inbox.put(Interrupt(self._promise(ConversationState.IDLE)))
         if cid:
             self._mode.interrupted(cid)
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        return self.audio_input.format
+
+    def set_audio_format(self, audio_format: AudioFormat | str) -> None:
+        """Take audio in another format from now on (``pcm_s16le`` or ``ogg_opus``; the
+        sample rate stays the SDK's). Interrupts the current conversation (``idle``,
+        ``userAction``); in Direct Mode a started connection closes (``disconnected``) and
+        opens again with the new format (``connecting``, ``connected``), on a fresh token
+        from ``token_provider``, else the one set with ``set_session_token``."""
+        try:
+            new = AudioFormat(audio_format)
+        except ValueError:
+            raise AvatarKitError(
+                ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+                f"audio format {audio_format!r}: {', '.join(f.value for f in AudioFormat)}",
+            ) from None
+        with self._lifecycle:
+            self._require_open("set_audio_format()")
+            self.interrupt()
+            self.audio_input = AudioInput(new, self.config.sample_rate)
+            self._mode.reconnect()
 
     def pause(self) -> None:
         """Freeze playback (the clock stops, buffers are kept)."""
@@ -240,6 +271,22 @@ class AvatarController:
             if state == ConversationState.PAUSED:
                 state = self._playback.unpaused_state  # as of the last tick
             self._inbox.put(Resume(self._promise(state)))
+
+    def pause_rendering(self) -> None:
+        """Stop drawing this avatar (its view skips the face and the draw from the next
+        frame: an off-screen or hidden view costs the render thread nothing). Audio,
+        the connection and motion buffering go on, so speech keeps playing and the face
+        is where the audio is when ``resume_rendering()`` brings it back. Any thread."""
+        self._rendering = False
+
+    def resume_rendering(self) -> None:
+        """Draw again from the next frame, posed at the current audio time. Any thread."""
+        self._rendering = True
+
+    @property
+    def is_rendering(self) -> bool:
+        """False between ``pause_rendering()`` and ``resume_rendering()`` (reads back at once)."""
+        return self._rendering
 
     def dispose(self) -> None:
         """Close and release the mixer source (idempotent, safe from several threads)."""
@@ -302,7 +349,13 @@ class AvatarController:
                 return None
             return conversation_id in self._issued
 
-    def append(self, pcm: bytes, end: bool, forward: Forward | None = None) -> str:
+    def take_audio(self, audio: bytes, end: bool, sample_rate: int | None) -> tuple[bytes, bytes]:
+        """``(pcm to play, bytes for the wire)`` of a send (see ``AudioInput``)."""
+        return self.audio_input.take(audio, end, sample_rate, self._conversation is None)
+
+    def append(
+        self, pcm: bytes, end: bool, forward: Forward | None = None, wire: bytes | None = None
+    ) -> str:
         """Add audio to the current conversation (a new one if none), under the lock, so an
         interrupt() on another thread is ordered before or after all of it. ``forward``
         (the transport) may refuse first, leaving nothing behind; it queues our copy once
@@ -311,7 +364,8 @@ class AvatarController:
             cid = self._conversation or new_req_id()
             message = Audio(cid, pcm, end)
             if forward is not None:
-                forward(cid, pcm, end, lambda: self._inbox.put(message))
+                accepted = lambda: self._inbox.put(message)  # noqa: E731
+                forward(cid, pcm if wire is None else wire, end, accepted, len(pcm) // 2)
             else:
                 self._inbox.put(message)
             if self._conversation is None:
@@ -385,7 +439,7 @@ class AvatarController:
     ) -> None:
         self._inbox.put(Connection(state, reason))
 
-    def net_motion(self, cid: str, frames: list, offset: float, end: bool) -> None:
+    def net_motion(self, cid: str, frames: list[MotionFrame], offset: float, end: bool) -> None:
         self._inbox.put(Motion(cid, tuple(frames), offset, end))
 
     def net_error(self, error: AvatarKitError) -> None:

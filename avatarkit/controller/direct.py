@@ -9,7 +9,12 @@ fire there. The token provider runs on the transport's own executor, shut down b
 Conversations and wire requests: the controller names a conversation once; on the wire
 it travels as a ``req_id``. After a dropped connection the rest of a conversation goes
 out under a fresh ``req_id`` whose motion is placed at the sample offset already sent, so
-reconnecting never replays audio and the timeline stays exact.
+reconnecting never replays audio and the timeline stays exact. An Ogg Opus conversation
+cannot continue that way (the rest of its stream lacks the headers a new request needs):
+it plays on without motion and its remaining audio is not sent.
+
+Over 400 lines on purpose: one job, the connection's life (handshake, writer, reader,
+reconnects and the wire requests they carry), which reads best in one place.
 """
 
 from __future__ import annotations
@@ -83,8 +88,10 @@ class DirectTransport:
         token_provider: Callable[[], str] | None = None,
         reconnect_attempts: int = 5,
         reconnect_backoff: float = 0.2,
+        ogg_opus: bool = False,
     ) -> None:
         self.avatar_id, self.app_id = avatar_id, app_id
+        self.ogg_opus = ogg_opus  # the session takes one Ogg Opus stream per conversation
         self.ingress_url = ingress_url.rstrip("/")
         self.sample_rate = sample_rate
         self._token, self._token_provider = token, token_provider
@@ -99,7 +106,7 @@ class DirectTransport:
         self._thread.start()
         self._outbox: asyncio.Queue[OutboxMessage] = asyncio.Queue()  # survives reconnects
         self._unsent: OutboxMessage | None = None  # the outbox item being sent
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._generation = 0
         self._sent: dict[str, int] = {}  # conversation -> samples sent on the wire
@@ -107,6 +114,9 @@ class DirectTransport:
         self._by_req: dict[str, _WireRequest] = {}
         self._interrupted: dict[str, None] = {}  # recent ids, oldest first (bounded)
         self._reported: str | None = None  # last server error already passed on
+        # Ogg Opus conversations cut by a dropped connection: the rest of their stream has
+        # no headers to start a new request with, so it plays without motion (not sent).
+        self._cut: dict[str, None] = {}
 
     # -- any thread ---------------------------------------------------------------------
 
@@ -114,10 +124,12 @@ class DirectTransport:
     def state(self) -> ConnectionState:
         return self._state
 
-    def start(self) -> None:
+    def start(self, fresh_token: bool = False) -> None:
+        """Connect; ``fresh_token``: ask the token provider first (the current token has
+        already been used by an earlier connection)."""
         with self._lock:
             self._require_open("start()")
-            future = asyncio.run_coroutine_threadsafe(self._spawn(), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self._spawn(fresh_token), self._loop)
         try:
             future.result(timeout=5)  # raises connectionInProgress from the network thread
         except TimeoutError as exc:  # a starved machine: the attempt may still go ahead
@@ -126,12 +138,18 @@ class DirectTransport:
             ) from exc
 
     def send_audio(
-        self, conversation: str, pcm: bytes, end: bool, accepted: Callable[[], None] | None = None
+        self,
+        conversation: str,
+        data: bytes,
+        end: bool,
+        accepted: Callable[[], None] | None = None,
+        samples: int = -1,
     ) -> None:
-        """Queue audio for the wire (``connectionClosed`` after ``close()``). ``accepted``
-        runs first, once it is taken: the controller's own copy must be queued before a
-        fast server's motion for it can be."""
-        self._post(Audio(conversation, pcm, end), "send_audio()", accepted)
+        """Queue audio for the wire (``connectionClosed`` after ``close()``): PCM, or Ogg
+        Opus bytes that play as ``samples`` samples. ``accepted`` runs first, once it is
+        taken: the controller's own copy must be queued before a fast server's motion for
+        it can be."""
+        self._post(Audio(conversation, data, end, samples), "send_audio()", accepted)
 
     def interrupt(self, conversation: str) -> None:
         with contextlib.suppress(AvatarKitError):  # closed: nothing left to interrupt
@@ -168,7 +186,7 @@ class DirectTransport:
 
     # -- the network thread -------------------------------------------------------------
 
-    async def _spawn(self) -> None:
+    async def _spawn(self, fresh_token: bool = False) -> None:
         # On the network thread: the check and the transition cannot interleave.
         if self._state in (
             ConnectionState.CONNECTING,
@@ -178,7 +196,7 @@ class DirectTransport:
             raise AvatarKitError(ErrorCode.CONNECTION_IN_PROGRESS, f"already {self._state}")
         self._closing = False
         self._set_state(ConnectionState.CONNECTING, StateReason.USER_ACTION)
-        self._task = asyncio.create_task(self._run())
+        self._task = asyncio.create_task(self._run(fresh_token))
 
     def _serve(self) -> None:
         try:
@@ -201,8 +219,8 @@ class DirectTransport:
         finally:
             asyncio.get_running_loop().stop()
 
-    async def _run(self) -> None:
-        attempt, reconnecting = 0, False
+    async def _run(self, fresh_token: bool = False) -> None:
+        attempt, reconnecting = 0, fresh_token
         while not self._closing:
             try:
                 if reconnecting and self._token_provider is not None:
@@ -275,7 +293,8 @@ class DirectTransport:
                 ErrorCode.CONNECTION_FAILED, f"cannot reach {self.ingress_url}: {exc}"
             ) from exc
         async with ws:
-            await ws.send(encode_configure(self.sample_rate))
+            audio_format = pb.AUDIO_FORMAT_OGG_OPUS if self.ogg_opus else pb.AUDIO_FORMAT_PCM_S16LE
+            await ws.send(encode_configure(self.sample_rate, audio_format=audio_format))
             await self._handshake(ws)
             if self._closing:
                 return  # close() came during the handshake: never report connected
@@ -354,20 +373,27 @@ class DirectTransport:
                     wire = self._wire.pop(conversation, None)
                     if wire is not None and wire.generation == self._generation:
                         await ws.send(encode_interrupt(wire.req_id))
-                case Audio(conversation, pcm, end) if conversation not in self._interrupted:
-                    await self._send_audio(ws, conversation, pcm, end)
+                case Audio(conversation, pcm, end, samples) if (
+                    conversation not in self._interrupted
+                ):
+                    await self._send_audio(ws, conversation, pcm, end, samples)
             self._unsent = None
 
     async def _send_audio(
-        self, ws: ClientConnection, conversation: str, pcm: bytes, end: bool
+        self, ws: ClientConnection, conversation: str, pcm: bytes, end: bool, samples: int = -1
     ) -> None:
+        if conversation in self._cut:
+            if end:
+                del self._cut[conversation]
+            return
         wire = self._wire.get(conversation)
         if wire is None or wire.generation != self._generation:
             offset = self._sent.get(conversation, 0) / self.sample_rate
             wire = _WireRequest(conversation, new_req_id(), offset, self._generation)
             self._wire[conversation] = self._by_req[wire.req_id] = wire
         await ws.send(encode_audio(wire.req_id, pcm, end))
-        self._sent[conversation] = self._sent.get(conversation, 0) + len(pcm) // 2
+        played = samples if samples >= 0 else len(pcm) // 2
+        self._sent[conversation] = self._sent.get(conversation, 0) + played
         if end:
             self._wire.pop(conversation, None)
             self._sent.pop(conversation, None)
@@ -389,7 +415,12 @@ class DirectTransport:
         for req_id, wire in list(self._by_req.items()):
             if wire.generation == self._generation:
                 del self._by_req[req_id]
-                if self._wire.get(wire.conversation) is not wire:  # its audio had ended
+                ended = self._wire.get(wire.conversation) is not wire
+                if not ended and self.ogg_opus:  # cannot continue: its stream's headers are gone
+                    self._cut[wire.conversation] = None
+                    self._wire.pop(wire.conversation, None)
+                    self._sent.pop(wire.conversation, None)
+                if ended or self.ogg_opus:
                     self.sink.on_motion(wire.conversation, [], 0.0, True)
 
     def _set_state(

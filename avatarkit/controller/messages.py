@@ -27,8 +27,9 @@ class Audio:
     Also what the controller hands the transport's outbox in Direct Mode."""
 
     conversation: str
-    pcm: bytes
+    pcm: bytes  # on the way to the wire: the bytes as sent (Ogg Opus for such a session)
     end: bool
+    samples: int = -1  # the samples they play as (-1: len(pcm) // 2, PCM)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from avatarkit.controller.direct import DirectSink, DirectTransport
-from avatarkit.controller.messages import Connection, Failure, Motion
+from avatarkit.controller.direct import DirectTransport
+from avatarkit.controller.messages import Connection, DirectSink, Failure, Motion
 from avatarkit.controller.states import ConnectionState, StateReason
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.sdk import AvatarSDK, DrivingMode
+from avatarkit.sdk import AudioFormat, AvatarSDK, DrivingMode
 
 if TYPE_CHECKING:
     from avatarkit.controller.controller import AvatarController
@@ -55,6 +55,9 @@ class Mode:
     def interrupted(self, conversation_id: str) -> None:
         """``conversation_id`` was interrupted (any thread): tell whoever produces it."""
 
+    def reconnect(self) -> None:
+        """The audio format changed: Backend Mode has no connection to redo."""
+
     def close(self) -> None:
         """Close what this mode opened (``close()`` / ``dispose()``, serialised by the core)."""
 
@@ -80,7 +83,7 @@ class DirectMode(Mode):
         transport = self.transport  # one read: close() may clear it meanwhile
         return transport.state if transport is not None else ConnectionState.DISCONNECTED
 
-    def start(self) -> None:
+    def start(self, fresh_token: bool = False) -> None:
         core, config = self.core, self.core.config
         if self.transport is None:
             self.transport = DirectTransport(
@@ -93,19 +96,31 @@ class DirectMode(Mode):
                 token_provider=config.token_provider,
                 reconnect_attempts=config.reconnect_attempts,
                 reconnect_backoff=config.reconnect_backoff_s,
+                ogg_opus=core.audio_input.format is AudioFormat.OGG_OPUS,
             )
-        self.transport.start()
+        self.transport.start(fresh_token)
+
+    def reconnect(self) -> None:
+        """``set_audio_format``: the format is fixed per connection, so a started one is
+        closed and opened again with the new format (a fresh token: one per connection)."""
+        transport = self.transport
+        if transport is None:
+            return
+        was_started = transport.state != ConnectionState.DISCONNECTED
+        self.close()
+        if was_started:
+            self.start(fresh_token=True)
 
     def send(self, audio: bytes, end: bool, sample_rate: int | None) -> str:
-        pcm = validate_audio(audio, end, sample_rate, self.core.config.sample_rate)
         transport = self.transport
         state = transport.state if transport is not None else ConnectionState.DISCONNECTED
         if transport is None or state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
             raise AvatarKitError(
                 ErrorCode.CONNECTION_CLOSED, f"not connected ({state}): call start() first"
             )
+        pcm, wire = self.core.take_audio(audio, end, sample_rate)
         # The transport refuses (connectionClosed) before anything is applied locally.
-        return self.core.append(pcm, end, transport.send_audio)
+        return self.core.append(pcm, end, transport.send_audio, wire)
 
     def interrupted(self, conversation_id: str) -> None:
         transport = self.transport
@@ -125,9 +140,8 @@ class BackendMode(Mode):
     kind = DrivingMode.BACKEND
 
     def yield_audio_data(self, data: bytes, end: bool, sample_rate: int | None) -> str:
-        return self.core.append(
-            validate_audio(data, end, sample_rate, self.core.config.sample_rate), end
-        )
+        pcm, _ = self.core.take_audio(data, end, sample_rate)  # Ogg Opus: decoded here
+        return self.core.append(pcm, end)
 
     def yield_frames_data(self, payloads: Iterable[bytes] | bytes, conversation_id: str) -> None:
         from avatarkit.protocol import decode_animation
@@ -150,30 +164,6 @@ class BackendMode(Mode):
             self.core.post(Motion(conversation_id, (), 0.0, True))
         for _req_id, frames, last in decoded:
             self.core.post(Motion(conversation_id, tuple(frames), 0.0, last))
-
-
-def validate_audio(audio: bytes, end: bool, sample_rate: int | None, configured: int) -> bytes:
-    """The PCM of one ``send``/``yield_audio_data`` call, or the coded error that refuses it."""
-    if sample_rate is not None and sample_rate != configured:
-        raise AvatarKitError(
-            ErrorCode.UNSUPPORTED_SAMPLE_RATE,
-            f"audio at {sample_rate} Hz, session configured for {configured} Hz (no resampling)",
-        )
-    if not isinstance(audio, bytes | bytearray | memoryview):
-        raise AvatarKitError(
-            ErrorCode.INVALID_AUDIO,
-            f"audio must be PCM s16le bytes, got {type(audio).__name__}",
-        )
-    pcm = bytes(audio)
-    if len(pcm) % 2:
-        raise AvatarKitError(
-            ErrorCode.INVALID_AUDIO, f"{len(pcm)} bytes is not whole 16-bit samples"
-        )
-    if not pcm and not end:
-        raise AvatarKitError(
-            ErrorCode.NO_AUDIO, "empty audio chunk (only the last, end=True chunk may be empty)"
-        )
-    return pcm
 
 
 def make_mode(core: AvatarController, kind: DrivingMode) -> Mode:

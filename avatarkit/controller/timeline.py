@@ -3,10 +3,11 @@
 Each conversation (one ``req_id`` / conversation id) owns one timeline: its audio sample
 ``n`` plays at ``n / sample_rate`` seconds and its motion frame ``i`` sits at
 ``i / fps`` seconds (plus the sample offset of a re-issued wire request after a
-reconnect). Audio reaches the mixer source only once the conversation covers the jitter
-buffer with both audio and motion; from then on the face is sampled at the source's
-audible position, so the audio clock is the master and nothing is played twice or
-skipped. Thresholds are named constants, as in ffplay.
+reconnect). Audio reaches the mixer source only once the conversation covers the start
+rule (``Playback.start_need``): the jitter buffer of audio, and of motion the jitter
+buffer less the device's latency, at least one frame. From then on the face is sampled
+at the source's audible position, so the audio clock is the master and nothing is played
+twice or skipped. Thresholds are named constants, as in ffplay.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from avatarkit.motion.frame import MotionFrame
 if TYPE_CHECKING:
     from engine.audio.source import AudioSource
 
-JITTER_BUFFER = 0.1  # seconds of audio and motion needed before an utterance starts
+# Seconds of audio (and of motion, less the device latency) before an utterance starts.
+# Streamed speech arrives in real time, so what is buffered at the start is the margin
+# against late chunks for the whole utterance; 60 ms starts a TTS stream about 60 ms
+# after its first chunk (the motion model's lookahead is 40 ms) and rides out a 60 ms gap.
+JITTER_BUFFER = 0.06
 MOTION_HOLD = 0.1  # seconds the face holds the last frame when motion runs short ...
 MOTION_DECAY = 0.15  # ... then decays towards neutral with this time constant
 
@@ -74,13 +79,14 @@ class Conversation:
             self.motion_end = max(self.motion_end, t + self.frame_period)
         self.motion_done = self.motion_done or end
 
-    def ready(self, jitter: float) -> bool:
-        """Both audio and motion cover the jitter buffer (or all there will ever be)."""
+    def ready(self, audio_need: float, motion_need: float) -> bool:
+        """Audio and motion cover what the start rule needs (or all there will ever be);
+        motion at least its first frame."""
         if self.audio_ended and not self.audio_samples:
             return True  # nothing will ever come (a bare end): start, so it finishes at once
-        audio_ok = self.audio_seconds >= jitter or (self.audio_ended and self.audio_samples > 0)
-        need = min(jitter, self.audio_seconds) if self.audio_ended else jitter
-        motion_ok = self.motion_done or self.motion_end >= need
+        audio_ok = self.audio_seconds >= audio_need or (self.audio_ended and self.audio_samples > 0)
+        need = min(motion_need, self.audio_seconds) if self.audio_ended else motion_need
+        motion_ok = self.motion_done or (self.motion_end > 0 and self.motion_end >= need)
         return audio_ok and motion_ok
 
     def motion_at(self, t: float) -> tuple[FacePose | None, float | None]:
@@ -245,6 +251,13 @@ class Playback:
             audio * 1000, motion * 1000, self.audio_underruns, self.motion_underruns
         )
 
+    def start_need(self) -> tuple[float, float]:
+        """(audio, motion) seconds an utterance needs before it starts. Audio: the jitter
+        buffer, the margin against late chunks (the device takes samples as soon as they
+        are queued). Motion: less the device latency, since the face is sampled at the
+        audible position, that much later, while motion keeps arriving."""
+        return self.jitter, max(0.0, self.jitter - self.source.latency)
+
     # -- internals ----------------------------------------------------------------------
 
     def _feed_source(self) -> None:
@@ -255,7 +268,7 @@ class Playback:
         """
         for conv in self.conversations:
             if not conv.started:
-                if not conv.ready(self.jitter):
+                if not conv.ready(*self.start_need()):
                     return
                 conv.base = self.source.written  # right after everything queued before it
             self._write(conv, self._audio_limit(conv))

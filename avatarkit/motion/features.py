@@ -50,7 +50,7 @@ class FeatureSpec:
             self.fbank.T
         )  # [mels, bins], for matrix-vector products
 
-    def frame_start(self, k: np.ndarray | int) -> np.ndarray | int:
+    def frame_start(self, k: np.ndarray) -> np.ndarray:
         """First sample of feature frame ``k``'s window, in a buffer that starts with ``half``
         zeros."""
         return (np.asarray(k) * self.sample_rate) // 100

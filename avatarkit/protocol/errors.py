@@ -20,7 +20,7 @@ class WireError(NamedTuple):
     phrase: str  # leads the message; the SDK matches on it
 
 
-WIRE_ERRORS: dict[ErrorCode, WireError] = {
+WIRE_ERRORS: dict[str, WireError] = {  # keyed by ErrorCode, a str: any code looks up
     ErrorCode.SESSION_TOKEN_INVALID: WireError(400, "invalid session token"),
     ErrorCode.SESSION_TOKEN_EXPIRED: WireError(401, "session token expired"),
     ErrorCode.APP_ID_MISMATCH: WireError(400, "app id mismatch"),
@@ -62,7 +62,7 @@ _CLOSE_CODES = {
 }
 
 
-def wire_error(code: ErrorCode, detail: str = "") -> tuple[int, str]:
+def wire_error(code: ErrorCode | str, detail: str = "") -> tuple[int, str]:
     """``(numeric code, message)`` to send for ``code``.
 
     The message is ``"<phrase>: <detail>"``, or ``detail`` alone when it already holds the

@@ -20,6 +20,8 @@ def decode_envelope(data: bytes | str) -> pb.Message:
     """Parse one websocket message; malformed bytes (or a text frame) raise ``protocolError``."""
     envelope = pb.Message()
     try:
+        if isinstance(data, str):
+            raise TypeError("a text frame")
         envelope.ParseFromString(bytes(data))
     except (DecodeError, TypeError, ValueError) as exc:
         raise AvatarKitError(ErrorCode.PROTOCOL_ERROR, f"invalid protobuf payload: {exc}") from exc
@@ -29,7 +31,7 @@ def decode_envelope(data: bytes | str) -> pb.Message:
 def encode_configure(
     sample_rate: int,
     *,
-    audio_format: int = pb.AUDIO_FORMAT_PCM_S16LE,
+    audio_format: pb.AudioFormat = pb.AUDIO_FORMAT_PCM_S16LE,
     bitrate: int = 0,
     extra_params: Mapping[str, str] | None = None,
 ) -> bytes:

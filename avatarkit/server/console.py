@@ -1,9 +1,8 @@
-"""Console API: ``POST /v1/console/session-tokens`` exchanges the API key for a token."""
+"""Console API: ``POST /v1/console/session-tokens`` exchanges an API key for a token of its app."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 
 from aiohttp import web
@@ -45,10 +44,12 @@ async def create_session_token(request: web.Request) -> web.Response:
         # Browsers always send Origin on a cross-site POST. The API key belongs on a backend,
         # so a browser is refused outright (and no CORS headers are ever sent).
         return error_response(403, ErrorCode.INVALID_REQUEST, "the Console API is not for browsers")
-    given = request.headers.get("X-Api-Key", "")
-    if not hmac.compare_digest(given.encode(), state.config.api_key.encode()):
+    state.apps.refresh()
+    found = await state.apps.authenticate(request.headers.get("X-Api-Key", "")[:256])
+    if found is None:
         # 403, not 401: the public SDK reads a bare 401 as "session token expired".
         return error_response(403, "invalidApiKey", "invalid API key")
+    app, key_id = found
     try:  # a body trickled in a byte at a time must not hold the connection for ever
         raw = await asyncio.wait_for(request.read(), state.config.header_timeout_s)
     except TimeoutError:
@@ -60,7 +61,11 @@ async def create_session_token(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return error_response(400, ErrorCode.INVALID_REQUEST, "body must be a JSON object")
     app_id = body.get("appId")
-    if app_id is not None and app_id != state.config.app_id:
+    if app_id is not None and app_id != app.app_id:
+        if isinstance(app_id, str) and state.apps.app(app_id) is not None:
+            return error_response(
+                400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the API key is another app's"
+            )
         return error_response(
             404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {str(app_id)[:128]!r}"
         )
@@ -68,7 +73,9 @@ async def create_session_token(request: web.Request) -> web.Response:
     if isinstance(expire_at, bool) or not isinstance(expire_at, int | float):
         return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt (unix seconds) is required")
     try:
-        token = state.signer.issue(float(expire_at))
+        token = state.signer.issue(
+            float(expire_at), app_id=app.app_id, key_id=key_id, max_ttl_s=app.max_token_ttl_s
+        )
     except OverflowError:  # a JSON integer beyond float range
         return error_response(400, ErrorCode.INVALID_REQUEST, "expireAt is out of range")
     except AvatarKitError as exc:

@@ -94,9 +94,13 @@ class EmbeddedServer:
     def active_sessions(self) -> int:
         return len(self._state.sessions) if self._state else 0
 
-    def issue_token(self, ttl_s: float = 3600.0) -> str:
-        """A session token without the HTTP round trip (what the Console API would return)."""
-        return self._running().signer.issue(time.time() + ttl_s)
+    def issue_token(self, ttl_s: float = 3600.0, app_id: str | None = None) -> str:
+        """A session token without the HTTP round trip (what the Console API would return):
+        for ``app_id`` (an app of the apps file, with ``apps_file=``), else the server's."""
+        state = self._running()
+        if app_id is not None and state.apps.app(app_id) is None:
+            raise AvatarKitError(ErrorCode.APP_ID_UNRECOGNIZED, f"no app {app_id!r} here")
+        return state.signer.issue(time.time() + ttl_s, app_id=app_id)
 
     def _running(self) -> ServerState:
         """The live server state; between stop() and start() a coded error (a token

@@ -148,6 +148,7 @@ class _GuardedProtocol(asyncio.Protocol):
             transport.abort()  # type: ignore[attr-defined]  # a reset: costs no further work
             return
         self._address = address
+        # A stream server's transports are Transports (the argument is typed as their base).
         self._transport = transport  # type: ignore[assignment]
         if self._guard.header_timeout_s:
             self._deadline = asyncio.get_running_loop().call_later(
@@ -220,6 +221,7 @@ class GuardedAppRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
+        # A stand-in that forwards everything it does not wrap (see _GuardedServer).
         return _GuardedServer(server, self.guard)  # type: ignore[return-value]
 
 

@@ -49,7 +49,9 @@ async def ingress(request: web.Request) -> web.StreamResponse:
         if exc.code is ErrorCode.SESSION_TOKEN_INVALID:
             return invalid_token_response()
         return refusal(exc)
-    if app_id != cfg.app_id:
+    state.apps.refresh()
+    app = state.apps.app(app_id)
+    if app is None:
         return error_response(
             404, ErrorCode.APP_ID_UNRECOGNIZED, f"app id unrecognized: {app_id[:128]!r}"
         )
@@ -57,12 +59,18 @@ async def ingress(request: web.Request) -> web.StreamResponse:
         return error_response(
             400, ErrorCode.APP_ID_MISMATCH, "app id mismatch: the token belongs to another app"
         )
+    if claims.key_id and app.key(claims.key_id) is None:
+        return error_response(
+            400,
+            ErrorCode.SESSION_TOKEN_INVALID,
+            "invalid session token: the API key it was issued for has been revoked",
+        )
     known = state.known_avatars
     if not _AVATAR_ID.fullmatch(avatar_id):
         return error_response(
             404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id"
         )
-    if known is not None and avatar_id not in known:
+    if (known is not None and avatar_id not in known) or not app.allows(avatar_id):
         return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {avatar_id!r}")
     address = cfg.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
     single_use = cfg.single_use_tokens
@@ -74,6 +82,13 @@ async def ingress(request: web.Request) -> web.StreamResponse:
                 429,
                 ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
                 f"concurrent limit exceeded: {limit} sessions per address",
+            )
+        if app.max_sessions and await state.store.app_sessions(app_id) >= app.max_sessions:
+            return error_response(
+                429,
+                ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
+                f"concurrent limit exceeded: app {app_id!r} has its {app.max_sessions} "
+                "live sessions (max_sessions)",
             )
         if not await state.store.acquire_token(claims.token_id, claims.expire_at):
             detail = (
@@ -98,7 +113,7 @@ async def ingress(request: web.Request) -> web.StreamResponse:
             # websocket, which aiohttp would try to close) meets the closed transport as a
             # ConnectionError, which aiohttp takes quietly.
             return web.Response(status=400)
-        session = Session(request, ws, state, claims.expire_at, address)
+        session = Session(request, ws, state, claims.expire_at, address, app_id)
         state.sessions.add(session)
         state.add_pending(session)
         state.stats.sessions_total += 1

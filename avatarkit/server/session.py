@@ -3,12 +3,12 @@
 Everything runs on the server's event loop. Inference is inline (a push of one audio
 chunk costs far less than the chunk lasts); a burst is fed to the model in slices with a
 yield between them, so one client's burst never stalls the others. Outgoing envelopes go
-through an outbox drained by one writer task; a client whose backlog fills up while the
-writer waits on its socket is a slow consumer, closed rather than allowed to grow memory.
-The lifecycle is one ``Phase`` (open, closing, slow consumer) that only moves forward.
+through the session's ``Outbox`` (``outbox.py``: one writer task, slow consumers). The
+lifecycle is one ``Phase`` (open, closing, slow consumer) that only moves forward.
 
-Over 400 lines on purpose: handshake, utterances, outbox and writer share one session's
-fields and run on one loop; the writer is the piece to take out next.
+Over 400 lines on purpose: the handshake, the utterances and the error budget all read
+and move one session's phase, open utterances and outbox on one loop; the writer, the
+one piece with its own task, lives in ``outbox.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import asyncio
 import enum
 import logging
 import secrets
-import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from avatarkit.motion import MotionFrame, MotionStream, create_stream
 from avatarkit.motion.stream import SUPPORTED_FPS, SUPPORTED_SAMPLE_RATES
 from avatarkit.proto import wire_pb2 as pb
 from avatarkit.protocol import (
-    CLOSE_SLOW_CONSUMER,
     CLOSE_TOKEN_EXPIRED,
     decode_envelope,
     encode_animation,
@@ -39,9 +37,10 @@ from avatarkit.protocol import (
     encode_error,
     wire_error,
 )
+from avatarkit.server.outbox import Animation, Close, Item, Outbox
 
 if TYPE_CHECKING:
-    from avatarkit.server.ogg_opus import OggOpusDecoder
+    from avatarkit.protocol.ogg_opus import OggOpusDecoder
     from avatarkit.server.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -52,29 +51,13 @@ _MAX_DETAIL_CHARS = 256
 _OGG_SLICE_BYTES = 4096  # Ogg Opus decoded per step: ~0.5 s of audio at 64 kbit/s, ~5 s at 6
 
 
-@dataclass(frozen=True, slots=True)
-class _Close:
-    """Queued after the last envelope of a session that must end."""
-
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Animation:
-    """A queued animation envelope, with its req_id so an interrupt can take it back."""
-
-    req_id: str
-    data: bytes
-
-
 @dataclass(slots=True)
 class _Utterance:
     req_id: str
     stream: MotionStream
     audio_bytes: int = 0
     pending: list[MotionFrame] = field(default_factory=list)
-    sent_first: bool = False
+    frames_out: int = 0  # frames sent so far
     flush_timer: asyncio.TimerHandle | None = None
     decoder: OggOpusDecoder | None = None  # Ogg Opus sessions only
 
@@ -102,10 +85,13 @@ class Session:
         state: ServerState,
         token_expires_at: float,
         address: str = "",
+        app_id: str = "",
     ) -> None:
         self.connection_id = secrets.token_urlsafe(9)
         self.address = address or request.remote or ""  # the client's, behind a trusted proxy
+        self.app_id = app_id or state.config.app_id
         self.holds_address_slot = False  # counted in the store's per-address sessions
+        self.holds_app_slot = False  # counted in the store's per-app sessions
         self.started_at = time.monotonic()
         self.last_audio_at = self.started_at
         self.token_expires_at = token_expires_at  # unix seconds
@@ -113,12 +99,7 @@ class Session:
         self._ws = ws
         self._state = state
         self._config = state.config
-        # Outgoing envelopes. While the writer keeps up, a burst may briefly queue more than
-        # send_queue_messages (one inference slice's worth); once the writer waits on the
-        # client's socket, a full backlog means the client is too slow.
-        self._outbox: deque[bytes | _Animation | _Close] = deque()
-        self._outbox_ready = asyncio.Event()
-        self._writer_waiting_on_client = False
+        self._outbox = Outbox(request, ws, state.config, state.stats, self.connection_id)
         self._utterances: dict[str, _Utterance] = {}
         self._ended: deque[str] = deque(maxlen=_REMEMBERED_REQUESTS)  # completed (end=true)
         # Interrupted, or failed with an error already sent: later audio is dropped silently.
@@ -127,9 +108,6 @@ class Session:
         self._fps = self._config.default_fps
         self._ogg_opus = False
         self.phase = Phase.OPEN
-        self._writer: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
-        self._unsent = (0, self.started_at)  # (bytes not yet taken by the client, since when)
         self._error_tokens = float(self._config.error_burst)
         self._error_refilled_at = self.started_at
         self._rate_limited = False
@@ -150,18 +128,14 @@ class Session:
         return True
 
     async def run(self) -> None:
-        writer = self._writer = asyncio.create_task(self._write_loop())
+        writer = self._outbox.start()
         try:
             if await self._handshake():
                 await self._receive_loop()
             if self.closing:  # let the writer deliver the final error and close frame
                 await asyncio.wait({writer}, timeout=self._config.handshake_timeout_s)
         finally:
-            writer.cancel()
-            # A task that is cancelled keeps its traceback, whose frames hold this session:
-            # dropping our references to the tasks breaks Session -> task -> frame -> Session,
-            # so a closed session is freed at once by reference counting, not by a GC pass.
-            self._writer = self._closer = None
+            self._outbox.stop()
             if self._errors_sent > _LOGGED_ERRORS:
                 log.info(
                     "session %s: %d more errors sent, not logged",
@@ -175,14 +149,14 @@ class Session:
                 await self._ws.close()
 
     def fail(
-        self, code: ErrorCode, detail: str = "", *, close_code: int = 1000, req_id: str = ""
+        self, code: ErrorCode | str, detail: str = "", *, close_code: int = 1000, req_id: str = ""
     ) -> None:
         """Send an error, then close the connection once everything queued before it is out."""
         if self.phase is not Phase.OPEN:
             return
         self._send_error(code, detail, req_id=req_id)
         self._enter(Phase.CLOSING)
-        self._put(_Close(close_code, f"{code}: {detail}" if detail else str(code)))
+        self._put(Close(close_code, f"{code}: {detail}" if detail else str(code)))
 
     def check_limits(self, now_monotonic: float, now_unix: float) -> None:
         """Called by the server's watchdog: token expiry, idle timeout, session duration."""
@@ -200,24 +174,8 @@ class Session:
                 ErrorCode.IDLE_TIMEOUT,
                 f"no audio input for {cfg.idle_timeout_s:g} s (idle timeout)",
             )
-        elif cfg.send_stall_s and self._send_stalled(now_monotonic):
+        elif cfg.send_stall_s and self._outbox.send_stalled(now_monotonic):
             self._on_slow_consumer()
-
-    def _send_stalled(self, now: float) -> bool:
-        """True once bytes we sent have waited ``send_stall_s`` without the client taking any.
-
-        Catches a client that stops reading even while it keeps sending (its window is
-        zero, so our kernel holds the bytes and the writer may never block), and a stalled
-        network; the outbox limit alone would need megabytes of socket buffers to fill first.
-        """
-        unsent = _unsent_bytes(self._request.transport)
-        previous, since = self._unsent
-        if unsent == 0 or unsent < previous:  # the client is reading
-            self._unsent = (unsent, now)
-            return False
-        if unsent > previous:
-            self._unsent = (unsent, since)  # still stuck since the same moment
-        return now - since >= self._config.send_stall_s
 
     async def drain(self, deadline: float) -> None:
         """Graceful shutdown: let open utterances finish until ``deadline``, then close."""
@@ -271,16 +229,13 @@ class Session:
         if self.closing:  # closed while its configure was on the way (e.g. evicted)
             return False
         try:
-            admitted = await self._state.promote(self)
+            refused = await self._state.promote(self)
         except Exception as exc:  # the shared store is down
             self._state.store_errors.warning("store", "shared store unavailable: %r", exc)
             self.fail(ErrorCode.SERVER_ERROR, "shared state unavailable", close_code=1011)
             return False
-        if not admitted:
-            self.fail(
-                ErrorCode.CONCURRENT_LIMIT_EXCEEDED,
-                f"{self._config.max_connections_per_ip} sessions per address",
-            )
+        if refused:
+            self.fail(ErrorCode.CONCURRENT_LIMIT_EXCEEDED, refused)
             return False
         self._put(encode_confirm(self.connection_id))
         return True
@@ -455,7 +410,7 @@ class Session:
             return None
         utterance = self._utterances[req_id] = _Utterance(req_id, stream)
         if self._ogg_opus:
-            from avatarkit.server.ogg_opus import OggOpusDecoder  # PyAV loads only when needed
+            from avatarkit.protocol.ogg_opus import OggOpusDecoder  # PyAV loads only when needed
 
             utterance.decoder = OggOpusDecoder(
                 self._sample_rate, self._config.max_utterance_audio_s
@@ -497,14 +452,7 @@ class Session:
             self._drop_utterance(req_id)
         # Also for an utterance that has ended: its animation still waiting in the outbox
         # (a client that reads slower than a burst is produced) must not go out any more.
-        kept = [
-            item
-            for item in self._outbox
-            if not (isinstance(item, _Animation) and item.req_id == req_id)
-        ]
-        if len(kept) != len(self._outbox):
-            self._outbox.clear()  # in place: the writer holds this deque
-            self._outbox.extend(kept)
+        self._outbox.take_back(req_id)
 
     def _drop_utterance(self, req_id: str) -> None:
         utterance = self._utterances.pop(req_id, None)
@@ -517,10 +465,14 @@ class Session:
     # ----- outbound --------------------------------------------------------------------
 
     def _flush(self, utterance: _Utterance, end: bool = False, force: bool = False) -> None:
-        """Send ready frames: the first at once, then in batches (see ServerConfig)."""
+        """Send ready frames: the first ``unbatched_frames`` the moment they are ready (the
+        client starts playing on them), then in batches (see ServerConfig)."""
         cfg = self._config
         if not (
-            end or force or not utterance.sent_first or len(utterance.pending) >= cfg.batch_frames
+            end
+            or force
+            or utterance.frames_out < cfg.unbatched_frames
+            or len(utterance.pending) >= cfg.batch_frames
         ):
             if utterance.pending and utterance.flush_timer is None:
                 utterance.flush_timer = asyncio.get_running_loop().call_later(
@@ -536,9 +488,9 @@ class Session:
         for i, batch in enumerate(batches):
             last = end and i == len(batches) - 1
             data = encode_animation(self.connection_id, utterance.req_id, batch, last, self._fps)
-            self._put(_Animation(utterance.req_id, data))
+            self._put(Animation(utterance.req_id, data))
             self._state.stats.frames_sent += len(batch)
-            utterance.sent_first = True
+            utterance.frames_out += len(batch)
 
     def _flush_later(self, utterance: _Utterance) -> None:
         utterance.flush_timer = None
@@ -551,7 +503,7 @@ class Session:
             utterance.flush_timer.cancel()
             utterance.flush_timer = None
 
-    def _reply_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+    def _reply_error(self, code: ErrorCode | str, detail: str = "", *, req_id: str = "") -> None:
         """An error answering one of the client's messages, within its error budget."""
         cfg, now = self._config, time.monotonic()
         self._error_tokens = min(
@@ -573,7 +525,7 @@ class Session:
                 f"({cfg.error_rate_per_s:g}/s sustained); further ones get no answer",
             )
 
-    def _send_error(self, code: ErrorCode, detail: str = "", *, req_id: str = "") -> None:
+    def _send_error(self, code: ErrorCode | str, detail: str = "", *, req_id: str = "") -> None:
         # A detail may quote what the client sent (an fps value, ...): never echo much of it.
         wire_code, message = wire_error(code, detail[:_MAX_DETAIL_CHARS])
         self._state.stats.count_error(code)
@@ -582,13 +534,9 @@ class Session:
             log.info("session %s: %s", self.connection_id, message)
         self._put(encode_error(wire_code, message, connection_id=self.connection_id, req_id=req_id))
 
-    def _put(self, item: bytes | _Animation | _Close) -> None:
-        backlog, limit = len(self._outbox), self._config.send_queue_messages
-        if backlog >= limit and (self._writer_waiting_on_client or backlog >= 4 * limit):
+    def _put(self, item: Item) -> None:
+        if not self._outbox.put(item):
             self._on_slow_consumer()
-            return
-        self._outbox.append(item)
-        self._outbox_ready.set()
 
     def _on_slow_consumer(self) -> None:
         if not self._enter(Phase.SLOW_CONSUMER):
@@ -599,56 +547,4 @@ class Session:
             self.connection_id,
             len(self._outbox),
         )
-        self._closer = asyncio.get_running_loop().create_task(self._close_slow_consumer())
-
-    async def _close_slow_consumer(self) -> None:
-        # The backlog is dropped: the client cannot keep up, and holding it would grow memory.
-        if self._writer is not None:
-            self._writer.cancel()
-        self._outbox.clear()
-        reason = b"slowConsumer: the client did not read animation in time"
-        try:
-            await asyncio.wait_for(self._ws.close(code=CLOSE_SLOW_CONSUMER, message=reason), 2.0)
-        except Exception:  # whatever happened, the connection must go
-            transport = self._request.transport
-            if transport is not None:
-                transport.abort()
-
-    async def _write_loop(self) -> None:
-        ws, outbox, stats = self._ws, self._outbox, self._state.stats
-        try:
-            while True:
-                if not outbox:
-                    self._outbox_ready.clear()
-                    await self._outbox_ready.wait()
-                    continue
-                item = outbox.popleft()
-                if isinstance(item, _Close):
-                    # A close reason is at most 123 bytes; cut on a character boundary.
-                    reason = item.reason.encode()[:120].decode(errors="ignore").encode()
-                    await ws.close(code=item.code, message=reason)
-                    return
-                data = item.data if isinstance(item, _Animation) else item
-                self._writer_waiting_on_client = True  # only observable if send_bytes blocks
-                await ws.send_bytes(data)
-                self._writer_waiting_on_client = False
-                stats.bytes_sent += len(data)
-        except ConnectionError as exc:  # the client went away; the receive loop sees it too
-            log.debug("session %s: send failed: %s", self.connection_id, exc)
-
-
-def _unsent_bytes(transport: asyncio.BaseTransport | None) -> int:
-    """Bytes sent but not yet acknowledged by the peer: in asyncio's buffer and the kernel's."""
-    if transport is None or transport.is_closing():
-        return 0
-    queued = transport.get_write_buffer_size()  # type: ignore[attr-defined]
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:  # SIOCOUTQ (= TIOCOUTQ on Linux): bytes in the socket's send queue
-            import fcntl
-            import termios
-
-            queued += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
-        except (ImportError, OSError, ValueError):
-            pass  # elsewhere only asyncio's own buffer counts
-    return queued
+        self._outbox.close_slow_consumer()

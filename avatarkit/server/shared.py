@@ -11,9 +11,10 @@ Redis layout (``prefix`` defaults to ``avatarkit:``):
   the token has been used (single use), or backs a live connection (reuse mode: deleted
   when that connection closes).
 - ``{prefix}addr:{address}``: a hash, server id -> that server's configured sessions from
-  the address. A server refreshes ``{prefix}server:{id}`` (expires after
-  ``SERVER_TTL_S``); counts of a server whose key has expired (it crashed) are dropped at
-  the next acquire, so a dead server never holds an address's slots for long.
+  the address; ``{prefix}app:{app id}`` the same per app (an apps file's ``max_sessions``).
+  A server refreshes ``{prefix}server:{id}`` (expires after ``SERVER_TTL_S``); counts of a
+  server whose key has expired (it crashed) are dropped at the next acquire, so a dead
+  server never holds an address's slots for long.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class SharedStore(Protocol):
 
     async def release_address(self, address: str) -> None: ...
 
+    async def app_sessions(self, app_id: str) -> int:
+        """Configured sessions of ``app_id`` (on every server sharing the store)."""
+
+    async def acquire_app(self, app_id: str, limit: int) -> bool:
+        """Count one more session of ``app_id`` unless it has ``limit`` (0: no limit)."""
+
+    async def release_app(self, app_id: str) -> None: ...
+
     async def heartbeat(self) -> None:
         """Called every few seconds: this server is alive."""
 
@@ -59,7 +68,7 @@ class LocalStore:
     def __init__(self) -> None:
         self._tokens: dict[str, float] = {}  # token id -> expires at (unix s)
         self._expiries: list[tuple[float, str]] = []  # heap: forget tokens once expired
-        self._addresses: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()  # "addr:<address>" / "app:<app id>" -> sessions
 
     async def acquire_token(self, token_id: str, expires_at: float) -> bool:
         now = time.time()
@@ -77,18 +86,33 @@ class LocalStore:
         self._tokens.pop(token_id, None)  # its heap entry is skipped when it comes up
 
     async def address_sessions(self, address: str) -> int:
-        return self._addresses[address]
+        return self._counts["addr:" + address]
 
     async def acquire_address(self, address: str, limit: int) -> bool:
-        if limit and self._addresses[address] >= limit:
-            return False
-        self._addresses[address] += 1
-        return True
+        return self._acquire("addr:" + address, limit)
 
     async def release_address(self, address: str) -> None:
-        self._addresses[address] -= 1
-        if self._addresses[address] <= 0:
-            del self._addresses[address]
+        self._release("addr:" + address)
+
+    async def app_sessions(self, app_id: str) -> int:
+        return self._counts["app:" + app_id]
+
+    async def acquire_app(self, app_id: str, limit: int) -> bool:
+        return self._acquire("app:" + app_id, limit)
+
+    async def release_app(self, app_id: str) -> None:
+        self._release("app:" + app_id)
+
+    def _acquire(self, key: str, limit: int) -> bool:
+        if limit and self._counts[key] >= limit:
+            return False
+        self._counts[key] += 1
+        return True
+
+    def _release(self, key: str) -> None:
+        self._counts[key] -= 1
+        if self._counts[key] <= 0:
+            del self._counts[key]
 
     async def heartbeat(self) -> None:
         pass
@@ -164,17 +188,30 @@ class RedisStore:
         await self._redis.delete(f"{self._prefix}jti:{token_id}")
 
     async def address_sessions(self, address: str) -> int:
-        return int(
-            await self._count(keys=[self._address_key(address)], args=[self._prefix + "server:"])
-        )
+        return await self._sessions(f"{self._prefix}addr:{address}")
 
     async def acquire_address(self, address: str, limit: int) -> bool:
-        await self._beat_if_due()
-        args = [self.server_id, limit, self._prefix + "server:"]
-        return bool(await self._acquire(keys=[self._address_key(address)], args=args))
+        return await self._acquire_slot(f"{self._prefix}addr:{address}", limit)
 
     async def release_address(self, address: str) -> None:
-        await self._release(keys=[self._address_key(address)], args=[self.server_id])
+        await self._release(keys=[f"{self._prefix}addr:{address}"], args=[self.server_id])
+
+    async def app_sessions(self, app_id: str) -> int:
+        return await self._sessions(f"{self._prefix}app:{app_id}")
+
+    async def acquire_app(self, app_id: str, limit: int) -> bool:
+        return await self._acquire_slot(f"{self._prefix}app:{app_id}", limit)
+
+    async def release_app(self, app_id: str) -> None:
+        await self._release(keys=[f"{self._prefix}app:{app_id}"], args=[self.server_id])
+
+    async def _sessions(self, key: str) -> int:
+        return int(await self._count(keys=[key], args=[self._prefix + "server:"]))
+
+    async def _acquire_slot(self, key: str, limit: int) -> bool:
+        await self._beat_if_due()
+        args: list[str | int] = [self.server_id, limit, self._prefix + "server:"]
+        return bool(await self._acquire(keys=[key], args=args))
 
     async def heartbeat(self) -> None:
         self._last_beat = time.monotonic()
@@ -196,6 +233,3 @@ class RedisStore:
 
     async def close_quietly(self) -> None:
         await self._redis.aclose()
-
-    def _address_key(self, address: str) -> str:
-        return f"{self._prefix}addr:{address}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from avatarkit.errors import ErrorCode
+from avatarkit.server.apps import AppRegistry
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.guard import ThrottledLog
 from avatarkit.server.shared import LocalStore, RedisStore, SharedStore
@@ -28,7 +29,7 @@ class ServerStats:
     bytes_sent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
 
-    def count_error(self, code: ErrorCode) -> None:
+    def count_error(self, code: ErrorCode | str) -> None:
         self.errors[str(code)] += 1
 
 
@@ -36,6 +37,11 @@ class ServerState:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.signer = TokenSigner(config.signing_key(), config.app_id, config.max_token_ttl_s)
+        self.apps = (
+            AppRegistry.from_file(config.apps_file)
+            if config.apps_file
+            else AppRegistry.single(config.app_id, config.api_key, config.max_token_ttl_s)
+        )
         self.store: SharedStore = RedisStore(config.redis_url) if config.redis_url else LocalStore()
         self.sessions: set[Session] = set()
         self.stats = ServerStats()
@@ -60,21 +66,29 @@ class ServerState:
                 "closing the oldest",
             )
 
-    async def promote(self, session: Session) -> bool:
-        """The session configured: count it against its address's limit (on every server)."""
+    async def promote(self, session: Session) -> str | None:
+        """The session configured: count it against its address's and its app's limits (on
+        every server). None when admitted, else why not."""
         self._forget_pending(session)
-        if not await self.store.acquire_address(
-            session.address, self.config.max_connections_per_ip
-        ):
-            return False
+        limit = self.config.max_connections_per_ip
+        if not await self.store.acquire_address(session.address, limit):
+            return f"{limit} sessions per address"
         session.holds_address_slot = True
-        return True
+        app = self.apps.app(session.app_id)
+        app_limit = app.max_sessions if app else 0
+        if not await self.store.acquire_app(session.app_id, app_limit):
+            return f"app {session.app_id!r} has its {app_limit} live sessions (max_sessions)"
+        session.holds_app_slot = True
+        return None
 
     async def forget(self, session: Session) -> None:
         self._forget_pending(session)
         if session.holds_address_slot:
             session.holds_address_slot = False
             await self.store.release_address(session.address)
+        if session.holds_app_slot:
+            session.holds_app_slot = False
+            await self.store.release_app(session.app_id)
 
     def _forget_pending(self, session: Session) -> None:
         waiting = self.pending.get(session.address)

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import aiohttp
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from avatarkit.callbacks import call_app
-from avatarkit.controller.direct import MAX_MESSAGE, new_req_id  # the client's size cap too
+from avatarkit.controller.direct import MAX_MESSAGE  # the client's size cap too
+from avatarkit.controller.messages import new_req_id
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.protocol import (
     classify,
@@ -73,8 +74,8 @@ class AvatarSession:
         self.config = config
         self.session_token: str | None = None
         self.connection_id: str | None = None
-        self._ws = None
-        self._reader: asyncio.Task | None = None
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._req_id: str | None = None
         self._last_req_id: str | None = None
         self._closed = False
@@ -161,7 +162,7 @@ class AvatarSession:
                 ErrorCode.PROTOCOL_ERROR, f"expected session confirmation, got type {msg.type}"
             )
         self.connection_id = msg.server_confirm_session.connection_id
-        self._reader = asyncio.create_task(self._read())
+        self._reader = asyncio.create_task(self._read(self._ws))
         return self.connection_id
 
     async def send_audio(self, audio: bytes, end: bool = False) -> str:
@@ -212,9 +213,13 @@ class AvatarSession:
                 await self._reader
         self._notify(self.config.on_close)
 
-    async def _read(self) -> None:
+    async def _read(self, ws: ClientConnection) -> None:
         try:
-            async for data in self._ws:
+            async for data in ws:
+                if isinstance(data, str):
+                    raise AvatarKitError(
+                        ErrorCode.PROTOCOL_ERROR, "invalid protobuf payload: a text frame"
+                    )
                 msg = decode_envelope(data)
                 if msg.type == pb.MESSAGE_SERVER_RESPONSE_ANIMATION:
                     self._notify(
@@ -240,7 +245,7 @@ class AvatarSession:
             # close() returns early from now on, so hang up here: after a malformed message
             # the socket would otherwise stay open (and unread) until the server timed out.
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await ws.close()
             self._notify(self.config.on_close)
 
     @staticmethod

@@ -13,6 +13,9 @@ Threads: ``start``/``stop`` come from the app, ``report_lost`` from a watchdog o
 thread; ``_lifecycle_lock`` makes them take turns, so a device is stopped once, falls back
 at most once, and never after the app stopped it. Stopping a lost device also stops its
 fallback, so no pacing thread outlives the app's cleanup.
+
+Over 400 lines on purpose: the three devices share one lifecycle (``AudioDevice``) and
+the fallback from one kind to another; most of the length is PortAudio's device choice.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -72,7 +75,7 @@ class AudioDevice:
 
     realtime = True  # plays continuously between pulls (the mixer interpolates its clock)
 
-    def start(self) -> AudioDevice:
+    def start(self) -> Self:
         self.mixer.device = self
         self.mixer.realtime = self.realtime
         self.running = True
@@ -106,7 +109,7 @@ class AudioDevice:
         # Outside the lock: a listener may stop this device (or the fallback) itself.
         self.mixer.device_lost(EngineError(AUDIO_DEVICE_LOST, str(error)))
 
-    def __enter__(self) -> AudioDevice:
+    def __enter__(self) -> Self:
         return self.start() if not self.running else self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,7 +140,7 @@ class NullDevice(AudioDevice):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def start(self) -> NullDevice:
+    def start(self) -> Self:
         with self._lifecycle_lock:
             super().start()
             self._stop = threading.Event()  # per thread: a stale one never wakes a new one
@@ -253,7 +256,7 @@ class PyAudioDevice(AudioDevice):
         self._origin = 0  # mixer frame that resampler input frame 0 is
         self._watchdog = threading.Event()
 
-    def start(self) -> PyAudioDevice:
+    def start(self) -> Self:
         try:
             import pyaudio
         except ImportError as exc:

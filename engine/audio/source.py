@@ -47,6 +47,11 @@ class AudioSource:
         self.paused = False
 
     @property
+    def latency(self) -> float:
+        """Seconds from the device taking a sample to it being heard (the mixer's)."""
+        return self._mixer.latency
+
+    @property
     def sample_rate(self) -> int:
         return self._mixer.sample_rate
 

@@ -17,7 +17,11 @@ class HeadlessBackend:
     def __init__(self, size: tuple[int, int] = (1280, 720)) -> None:
         self.size = (int(size[0]), int(size[1]))
         try:
-            self.ctx = moderngl.create_context(standalone=True, backend="egl", require=330)
+            self.ctx = moderngl.create_context(
+                standalone=True,
+                backend="egl",  # type: ignore[arg-type]  # the stub says dict; it takes a name
+                require=330,
+            )
         except Exception as exc:
             raise EngineError(
                 errors.RENDER_NOT_SUPPORTED,

@@ -52,7 +52,8 @@ class WindowBackend:
         else:
             modes = [("window", gl_flags)]
         self.mode = self._open(pygame, (int(size[0]), int(size[1])), modes, vsync)
-        self.size = tuple(pygame.display.get_surface().get_size())
+        width, height = pygame.display.get_surface().get_size()
+        self.size = (int(width), int(height))
         pygame.display.set_caption(title)
         self.ctx = moderngl.create_context(require=330)
         self.screen = self.ctx.detect_framebuffer()

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from engine.lighting import Lighting
     from engine.render.renderer import Renderer
+    from engine.render.target import RenderTarget
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Frame:
     projection: np.ndarray  # 4x4 camera -> clip
     camera_position: np.ndarray
     lighting: Lighting
+    target: RenderTarget | None = None  # where this frame is drawn (read it after present)
 
     @property
     def view_projection(self) -> np.ndarray:

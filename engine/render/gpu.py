@@ -4,6 +4,7 @@ textures. One upload is shared by every model instance of the same asset (refcou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import moderngl
 import numpy as np
@@ -87,7 +88,7 @@ class GpuAsset:
         interleaved = np.hstack([prim.positions, prim.normals, uvs]).astype(np.float32)
         vbo = ctx.buffer(interleaved.tobytes())
         ibo = ctx.buffer(np.ascontiguousarray(prim.indices, np.uint32).tobytes())
-        content = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
+        content: list[tuple[Any, ...]] = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
         buffers = [vbo, ibo]
         if prim.colors is not None:
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())

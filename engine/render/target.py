@@ -1,4 +1,5 @@
-"""Off-screen render target: multisampled colour+depth, resolved into a plain texture.
+"""Off-screen render target: colour+depth (multisampled or not), resolved into a plain
+texture, optionally through the post anti-aliasing pass.
 
 Both backends render here; the window backend then blits the resolved image to the
 screen, the headless one reads it back. One code path, same pixels.
@@ -9,24 +10,38 @@ from __future__ import annotations
 import moderngl
 import numpy as np
 
+from engine.render.post_aa import PostAntiAliasing
+
 
 class RenderTarget:
-    def __init__(self, ctx: moderngl.Context, size: tuple[int, int], samples: int = 4) -> None:
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        size: tuple[int, int],
+        samples: int = 4,
+        post_aa: bool = False,
+    ) -> None:
         self.ctx = ctx
         self.size = (int(size[0]), int(size[1]))
         self.samples = min(int(samples), ctx.max_samples) if samples > 1 else 0
         self.color = ctx.texture(self.size, 4)  # RGBA8, holds sRGB-encoded output
+        # Colour only: blits to a window (which may lack a depth buffer of this format)
+        # and readback must not involve depth.
+        self.resolved = ctx.framebuffer([self.color])
+        self.post_aa = PostAntiAliasing(ctx) if post_aa else None
+        if post_aa:  # the final colour with a depth buffer: the post pass's edge mask
+            self._post_depth = ctx.depth_renderbuffer(self.size)
+            self._post = ctx.framebuffer([self.color], self._post_depth)
+        # Where the scene's colour lands before the post pass (the final texture without one).
+        self._scene_color = ctx.texture(self.size, 4) if post_aa else self.color
+        self._scene = ctx.framebuffer([self._scene_color]) if post_aa else self.resolved
         if self.samples:
             self._ms_color = ctx.renderbuffer(self.size, 4, samples=self.samples)
             self._ms_depth = ctx.depth_renderbuffer(self.size, samples=self.samples)
             self.framebuffer = ctx.framebuffer([self._ms_color], self._ms_depth)
-            self.resolved = ctx.framebuffer([self.color])
         else:
             self._depth = ctx.depth_renderbuffer(self.size)
-            self.framebuffer = ctx.framebuffer([self.color], self._depth)
-            # Same texture, colour only: blits to a window (which may lack a depth
-            # buffer of this format) must not involve depth.
-            self.resolved = ctx.framebuffer([self.color])
+            self.framebuffer = ctx.framebuffer([self._scene_color], self._depth)
 
     def begin(self, clear_color: tuple[float, float, float, float]) -> None:
         self.framebuffer.use()
@@ -34,7 +49,11 @@ class RenderTarget:
 
     def resolve(self) -> None:
         if self.samples:
-            self.ctx.copy_framebuffer(self.resolved, self.framebuffer)
+            self.ctx.copy_framebuffer(self._scene, self.framebuffer)
+        if self.post_aa is not None:
+            # The pass only writes edge pixels: the copy (a memcpy on llvmpipe) is the rest.
+            self.ctx.copy_framebuffer(self.resolved, self._scene)
+            self.post_aa.apply(self._scene_color, self._post)
 
     def read(self, alpha: bool = False) -> np.ndarray:
         """The resolved image as HxWx3 (or x4) uint8, top row first."""
@@ -44,6 +63,8 @@ class RenderTarget:
         return np.frombuffer(data, np.uint8).reshape(h, w, components)[::-1].copy()
 
     def release(self) -> None:
+        if self.post_aa is not None:
+            self.post_aa.release()
         seen = set()
         for obj in vars(self).values():
             if (

@@ -141,7 +141,7 @@ class Overlay(Component):
             widget.rect = None
             widget.draw(surface, self._font)
         self._rgba = pygame.image.tobytes(surface, "RGBA")
-        self._size = tuple(size)
+        self._size = (size[0], size[1])
         self.redraws += 1
 
     def _write_quads(self, vbo: moderngl.Buffer, widgets: list[Widget]) -> int:

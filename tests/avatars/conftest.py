@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from aiohttp import web
 
 from avatarkit.paths import AVATARS_DIR
 from avatarkit.server.assets import ROOT_KEY, AssetServer, add_asset_routes
+
+sys.path.insert(0, str(Path(__file__).parent))  # avatar_files: third-party-shaped files
 
 AVATAR_ID = "kai"  # any bundled avatar works; one is enough for the transport tests
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from avatarkit import manager as manager_module
+from avatarkit import avatar_cache
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.manager import AvatarManager, LoadProgress, LoadState
 from avatarkit.package import sha256_file
@@ -246,13 +246,11 @@ def test_full_disk_is_reported_and_leaves_nothing(packages, make_server, tmp_pat
 
     def full_disk(fh, data):
         if len(written) >= 3:
-            raise manager_module._disk_error(
-                OSError(errno.ENOSPC, "No space left on device"), cache
-            )
+            raise avatar_cache.disk_error(OSError(errno.ENOSPC, "No space left on device"), cache)
         written.append(len(data))
         fh.write(data)
 
-    monkeypatch.setattr(manager_module, "_write_chunk", full_disk)
+    monkeypatch.setattr(avatar_cache, "write_chunk", full_disk)
 
     async def scenario():
         async with make_server(packages) as server:
@@ -270,11 +268,11 @@ def test_full_disk_is_reported_and_leaves_nothing(packages, make_server, tmp_pat
 
 def test_enospc_maps_to_disk_full():
     assert (
-        manager_module._disk_error(OSError(errno.ENOSPC, "full"), Path(".")).code
+        avatar_cache.disk_error(OSError(errno.ENOSPC, "full"), Path(".")).code
         == ErrorCode.DISK_FULL
     )
     assert (
-        manager_module._disk_error(OSError(errno.EROFS, "ro"), Path(".")).code
+        avatar_cache.disk_error(OSError(errno.EROFS, "ro"), Path(".")).code
         == ErrorCode.CACHE_NOT_WRITABLE
     )
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from avatarkit import manager as manager_module
+from avatarkit import avatar_cache
 from avatarkit import package as package_module
 from avatarkit.manager import AvatarManager
 
@@ -43,7 +43,7 @@ def test_fsync_does_not_block_the_event_loop(packages, make_server, tmp_path, mo
         time.sleep(0.4)
         real_fsync(fd)
 
-    monkeypatch.setattr(manager_module.os, "fsync", slow_fsync)
+    monkeypatch.setattr(avatar_cache.os, "fsync", slow_fsync)
 
     async def scenario():
         async with make_server(packages) as server:

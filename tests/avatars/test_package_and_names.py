@@ -12,7 +12,8 @@ import pytest
 
 from avatarkit.arkit import ARKIT_INDEX, ARKIT_NAMES
 from avatarkit.avatar import Avatar, derive
-from avatarkit.blendshapes import arkit_channel, build_map, viseme_name
+from avatarkit.blendshapes import build_map
+from avatarkit.conventions import arkit_channel, viseme_name
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.package import Manifest, list_packages, read_manifest, verify_package
 from avatarkit.paths import AVATARS_DIR

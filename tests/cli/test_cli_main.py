@@ -10,7 +10,7 @@ from avatarkit.cli import build_parser
 
 def test_every_subcommand_is_registered():
     choices = build_parser()._subparsers._group_actions[0].choices
-    assert set(choices) == {"serve", "avatars", "motion", "render", "demo"}
+    assert set(choices) == {"serve", "keys", "avatars", "inspect", "motion", "render", "demo"}
 
 
 def test_a_reader_that_leaves_early_is_not_a_traceback():

@@ -33,7 +33,7 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
     return build_parser()._subparsers._group_actions[0].choices
 
 
-@pytest.mark.parametrize("command", ["serve", "avatars", "motion", "render", "demo"])
+@pytest.mark.parametrize("command", ["serve", "avatars", "inspect", "motion", "render", "demo"])
 def test_every_command_and_flag_is_explained(command):
     parser = _subparsers()[command]
     assert parser.description and "examples:" in (parser.epilog or ""), command
@@ -46,7 +46,7 @@ def test_every_command_and_flag_is_explained(command):
 def test_top_level_help_points_at_the_commands():
     text = build_parser().format_help()
     assert "examples" in text and "avatarkit COMMAND --help" in text
-    for command in ("serve", "avatars", "motion", "render", "demo"):
+    for command in ("serve", "avatars", "inspect", "motion", "render", "demo"):
         assert f"avatarkit {command}" in text
 
 

@@ -108,3 +108,60 @@ def test_video_only_and_bad_input(tmp_path):
     with pytest.raises(EngineError):
         with VideoWriter(tmp_path / "stereo.mp4", (32, 32), channels=2) as writer:
             writer.write_audio(b"\0\0\0\0\0\0")  # 1.5 stereo sample frames
+
+
+def test_threaded_writer_writes_the_same_video_and_reports_encoder_errors(tmp_path):
+    """The encoder thread keeps frame order and timestamps: the decoded frames equal the
+    ones a plain writer makes; an error inside the thread surfaces as captureFailed."""
+    import av
+
+    frames = [np.full((48, 64, 3), i * 12, np.uint8) for i in range(20)]
+    decoded = {}
+    for threaded in (False, True):
+        path = tmp_path / f"t{threaded}.mp4"
+        with VideoWriter(path, (64, 48), fps=FPS, sample_rate=RATE, threaded=threaded) as w:
+            for i, frame in enumerate(frames):
+                w.write_frame(frame)
+                w.write_audio(_tone(1 / FPS, 200 + i * 20))
+        with av.open(str(path)) as container:
+            decoded[threaded] = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded[True]) == len(frames)
+    for a, b in zip(decoded[False], decoded[True], strict=True):
+        assert np.array_equal(a, b)
+
+    writer = VideoWriter(tmp_path / "broken.mp4", (64, 48), fps=FPS, threaded=True)
+    writer.write_frame(np.zeros((48, 64, 2), np.uint8))  # two channels: PyAV refuses it
+    with pytest.raises(EngineError) as info:
+        for _ in range(50):  # a later call raises it
+            writer.write_frame(frames[0])
+    assert info.value.code == "captureFailed"
+    with pytest.raises(EngineError, match="captureFailed|encoding broken.mp4 failed"):
+        writer.close()  # and so does close (the file is incomplete) ...
+    writer.close()  # ... once: closing again is quiet
+
+
+def test_frame_reader_returns_the_frames_in_order_a_frame_late(app, sphere_scene_path):
+    from engine.render.readback import FrameReader
+
+    asset = load_gltf(sphere_scene_path)
+    model = app.scene.create_entity("m").add_component(ModelRenderer(asset))
+    app.scene.camera.frame_bounds(*asset.bounds(), aspect=app.aspect)
+    expected, got = [], []
+    with app.ctx:
+        reader = FrameReader(app.ctx, app.size)
+    for k in range(4):
+        model.set_weight("bulge", k / 4)
+        app.step()
+        expected.append(app.read_pixels())
+        with app.ctx:
+            ready = reader.push(app.target.resolved)
+        assert (ready is None) == (k == 0)
+        if ready is not None:
+            got.append(ready)
+    with app.ctx:
+        got.extend(reader.drain())
+        reader.release()
+    assert len(got) == 4
+    for a, b in zip(expected, got, strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(got[0], got[3])

@@ -276,3 +276,26 @@ def test_alpha_blend_draws_after_opaque_and_mask_discards(app, tmp_path):
     # x = 1.2 at 4.2 units from the camera is about 64 px right of the centre.
     cutout_spot = pixels[60, 144]
     np.testing.assert_array_equal(cutout_spot, pixels[5, 5])  # discarded: background shows
+
+
+@pytest.mark.parametrize("clear_alpha", [0.0, 1.0])
+def test_blended_surfaces_leave_coverage_alpha(app, tmp_path, clear_alpha):
+    """Half-transparent glass over a transparent background: alpha 0.5 (its coverage), so
+    an app compositing the frame sees the glass at half strength; over an opaque one: 1."""
+    from engine.gltf_write import GltfBuilder
+    from engine.meshes import cube
+
+    b = GltfBuilder()
+    glass = b.add_material((0.0, 0.0, 1.0, 0.5), alpha_mode="BLEND")
+    b.add_node("glass", mesh=b.add_mesh([dict(cube(1.0), material=glass)]))
+    app.scene.lighting.background = None
+    app.scene.lighting.clear_color = (0.0, 0.0, 0.0, clear_alpha)
+    app.scene.create_entity("m").add_component(
+        ModelRenderer(load_gltf(b.save(tmp_path / "glass.glb")))
+    )
+    app.scene.camera.look_at((0, 0, 5), (0, 0, 0))
+    app.step()
+    rgba = app.read_pixels(alpha=True).astype(int)
+    covered = 0.5 + clear_alpha * 0.5  # a + dst * (1 - a): one front face of the cube
+    assert abs(rgba[60, 80, 3] - round(255 * covered)) <= 2, rgba[60, 80]
+    assert rgba[2, 2, 3] == round(255 * clear_alpha)

@@ -173,17 +173,17 @@ def lying_server(declared_size: int, body_prefix: bytes, sha256: str, stats: dic
 @pytest.fixture
 def written(monkeypatch):
     """Bytes the manager wrote, per file name."""
-    from avatarkit import manager
+    from avatarkit import avatar_cache
 
     totals: dict[str, int] = {}
-    real = manager._write_chunk
+    real = avatar_cache.write_chunk
 
     def spy(fh, data):
         name = Path(fh.name).name
         totals[name] = totals.get(name, 0) + len(data)
         return real(fh, data)
 
-    monkeypatch.setattr(manager, "_write_chunk", spy)
+    monkeypatch.setattr(avatar_cache, "write_chunk", spy)
     return totals
 
 

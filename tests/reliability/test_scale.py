@@ -253,9 +253,15 @@ async def test_redis_store_forgets_a_dead_server_and_fails_closed(tmp_path, make
             "10.0.0.1", 2
         )
         assert not await alive.acquire_address("10.0.0.1", 2)  # the limit spans servers
+        assert await crashed.acquire_app("kiosk", 1)  # an apps file's max_sessions: the same
+        assert not await alive.acquire_app("kiosk", 1) and await alive.acquire_app("tutor", 1)
+        assert await alive.app_sessions("kiosk") == 1
         await alive._redis.delete(f"avatarkit:server:{crashed.server_id}")  # its heartbeat lapsed
         assert await alive.address_sessions("10.0.0.1") == 0
         assert await alive.acquire_address("10.0.0.1", 2)  # a crash never holds slots for long
+        assert await alive.acquire_app("kiosk", 1)
+        await alive.release_app("kiosk")
+        assert await alive.app_sessions("kiosk") == 0
         await crashed.close_quietly()
         await alive.close()
 

@@ -73,9 +73,12 @@ async def test_secrets_never_reach_a_log_or_the_client(make_server, caplog):
 def test_comparisons_are_timing_safe():
     from jwt import algorithms
 
-    import avatarkit.server.console as console
+    from avatarkit.server.apikeys import verify_key
+    from avatarkit.server.apps import AppRegistry
 
-    assert "hmac.compare_digest(" in inspect.getsource(console.create_session_token)
+    # The one-app key, the cache of verified keys, and an apps file's scrypt hashes.
+    assert inspect.getsource(AppRegistry.authenticate).count("hmac.compare_digest(") == 2
+    assert "hmac.compare_digest(" in inspect.getsource(verify_key)
     # Token signatures are checked by PyJWT, which compares HMACs in constant time.
     assert "compare_digest" in inspect.getsource(algorithms.HMACAlgorithm.verify)
 

@@ -132,3 +132,25 @@ def test_a_key_while_disconnected_does_not_crash(make_stage):
     stage.step()
     assert list(scene.spoken) == ["greeting"]
     assert scene.banner.message is not None  # the operator sees why
+
+
+def test_a_users_own_file_greets_too(make_stage, step_until, tmp_path):
+    """``--avatar PATH``: a file whose derived id (``my-head``) no bundled package has; the
+    scene's Motion Server must accept it, or the guide never connects."""
+    import shutil
+
+    from avatarkit.paths import AVATARS_DIR
+
+    path = tmp_path / "My Head.glb"
+    shutil.copy(AVATARS_DIR / "kai" / "kai.glb", path)
+    stage = make_stage(avatar=str(path))
+    scene = kiosk.Kiosk(stage, str(path))
+    assert scene.view.avatar.id == "my-head"
+    assert scene.view.avatar.framing.extra["anchor"] == "morphRegion"  # measured, no manifest
+    controller = scene.view.controller
+    step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
+    jaw = []
+    for _ in range(30):
+        stage.step()
+        jaw.append(float(scene.view.pose.weights[JAW]))
+    assert max(jaw) > 0.15

@@ -312,7 +312,7 @@ def test_audio_is_queued_before_a_fast_server_can_answer_it(sdk, rig, make_speec
     class InstantServer:
         state = ConnectionState.CONNECTED
 
-        def send_audio(self, cid, data, end, accepted=None) -> None:
+        def send_audio(self, cid, data, end, accepted=None, samples=-1) -> None:
             if accepted is not None:
                 accepted()  # what DirectTransport does before the network thread sees it
             controller.net_motion(cid, frames, 0.0, True)  # the answer, at once

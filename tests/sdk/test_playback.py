@@ -64,20 +64,39 @@ def test_the_face_drawn_matches_the_sample_heard(backend, rig):
 
 
 def test_jitter_buffer_waits_for_both_audio_and_motion(backend, rig, make_speech, motion_payloads):
+    """The start rule (60 ms jitter buffer, no device latency): 60 ms of audio and of
+    motion; a frame covers 33 ms."""
     controller, states, _ = backend
     pcm = make_speech(1.0)
     payloads = motion_payloads(pcm, per_message=1)
-    cid = controller.yield_audio_data(pcm[: 3200 * 2])  # 200 ms of audio, no motion yet
+    cid = controller.yield_audio_data(pcm[: 800 * 2])  # 50 ms of audio
+    controller.yield_frames_data(payloads[:3], cid)  # 100 ms of motion
     rig.step(controller, frames=3)
     assert controller.conversation_state == ConversationState.BUFFERING
     assert controller._source.consumed == 0
-    controller.yield_frames_data(payloads[:2], cid)  # 66 ms of motion < 100 ms buffer
+    controller.yield_audio_data(pcm[800 * 2 : 3200 * 2], cid)  # 200 ms of audio ...
     rig.step(controller)
+    assert controller.conversation_state == ConversationState.PLAYING  # ... both covered
+    assert controller.buffer_health.audio_ms >= 0
+
+
+def test_start_rule_counts_the_device_latency_towards_motion(
+    backend, rig, make_speech, motion_payloads
+):
+    """Motion is needed only once the audio is heard, a device latency later: with 40 ms
+    of it, the first frame (33 ms >= 60 - 40) starts the utterance; without, it does not."""
+    controller, states, _ = backend
+    pcm = make_speech(1.0)
+    payloads = motion_payloads(pcm, per_message=1)
+    cid = controller.yield_audio_data(pcm[: 3200 * 2])  # 200 ms of audio
+    controller.yield_frames_data(payloads[:1], cid)  # 33 ms of motion
+    rig.step(controller, frames=2)
     assert controller.conversation_state == ConversationState.BUFFERING
-    controller.yield_frames_data(payloads[2:4], cid)  # 133 ms: both covered
+    assert controller._playback.start_need() == pytest.approx((0.06, 0.06))
+    rig.mixer.latency_frames = int(0.04 * rig.mixer.sample_rate)
+    assert controller._playback.start_need() == pytest.approx((0.06, 0.02))
     rig.step(controller)
     assert controller.conversation_state == ConversationState.PLAYING
-    assert controller.buffer_health.audio_ms >= 0
 
 
 def test_interrupt_clears_both_and_next_send_is_new_conversation(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.server.ogg_opus import OggOpusDecoder
+from avatarkit.protocol.ogg_opus import OggOpusDecoder
 
 
 def decode(stream: bytes, rate: int, step: int) -> bytes:

@@ -94,7 +94,7 @@ async def test_server_sdk_interrupt_on_a_closed_socket_is_an_avatarkit_error():
 def test_ogg_decoder_accepts_a_full_size_message_after_a_partial_page(make_speech, make_ogg_opus):
     """The 1 MiB unparsed-bytes bound was checked before parsing, so a message of valid,
     complete pages near the message limit failed when a partial page was still buffered."""
-    from avatarkit.server import ogg_opus
+    from avatarkit.protocol import ogg_opus
 
     stream = make_ogg_opus(make_speech(8.0))
     decoder = ogg_opus.OggOpusDecoder(16000)
@@ -116,7 +116,7 @@ async def test_a_large_ogg_message_does_not_stall_the_event_loop(
     import threading
 
     from avatarkit.protocol import encode_audio, encode_configure
-    from avatarkit.server.ogg_opus import OggOpusDecoder
+    from avatarkit.protocol.ogg_opus import OggOpusDecoder
 
     stream = make_ogg_opus(make_speech(120.0))  # just under the 1 MiB message limit
     started = time.perf_counter()
@@ -214,7 +214,7 @@ def test_ogg_decoder_bounds_a_packet_that_never_ends():
     could grow server memory for as long as it kept sending."""
     import struct
 
-    from avatarkit.server import ogg_opus
+    from avatarkit.protocol import ogg_opus
 
     def page(seq: int) -> bytes:
         header = struct.pack("<4sBBqIIIB", b"OggS", 0, 1 if seq else 0, -1, 7, seq, 0, 255)

@@ -1,4 +1,5 @@
-"""Streaming Ogg Opus -> PCM s16le for sessions configured with ``AUDIO_FORMAT_OGG_OPUS``.
+"""Streaming Ogg Opus -> PCM s16le: the server decodes sessions configured with
+``AUDIO_FORMAT_OGG_OPUS``, the client decodes the same bytes for its own playback.
 
 One continuous Ogg stream per utterance (as the public SDK sends it), fed in arbitrary
 byte chunks. Ogg pages are split into packets here (RFC 3533: a packet is a run of

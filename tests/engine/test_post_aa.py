@@ -1,0 +1,116 @@
+"""The post anti-aliasing pass and the named qualities, on real EGL pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import App, EngineError, ModelRenderer, load_gltf
+from engine.render.post_aa import PostAntiAliasing
+from engine.render.quality import QUALITIES, Quality, resolve_quality
+
+W, H = 96, 64
+SLOPE = 0.3  # a nearly level edge: the worst case for aliasing (long stair steps)
+
+
+def _edge_image(supersample: int = 1) -> np.ndarray:
+    """White above the line y = 20 + SLOPE * x, black below; RGBA uint8, row 0 = y 0.
+    With ``supersample`` the coverage of each pixel is averaged over s x s points."""
+    s = supersample
+    ys, xs = np.mgrid[0 : H * s, 0 : W * s]
+    inside = (ys + 0.5) / s > 20 + SLOPE * (xs + 0.5) / s
+    coverage = inside.reshape(H, s, W, s).mean(axis=(1, 3))
+    rgba = np.empty((H, W, 4), np.uint8)
+    rgba[..., :3] = np.round(coverage * 255)[..., None]
+    rgba[..., 3] = 255
+    return rgba
+
+
+def _apply_post_aa(ctx, image: np.ndarray) -> np.ndarray:
+    """Run the pass as the render target does: the target holds a copy of the source."""
+    source = ctx.texture((W, H), 4, image.tobytes())
+    color = ctx.texture((W, H), 4, image.tobytes())
+    target = ctx.framebuffer([color], ctx.depth_renderbuffer((W, H)))
+    post = PostAntiAliasing(ctx)
+    post.apply(source, target)
+    out = np.frombuffer(target.read(components=4), np.uint8).reshape(H, W, 4)
+    post.release()
+    return out
+
+
+@pytest.fixture
+def ctx(app):
+    with app.ctx:
+        yield app.ctx
+
+
+def test_post_pass_smooths_a_hard_edge_towards_its_coverage(ctx):
+    hard, truth = _edge_image(), _edge_image(supersample=8).astype(float)
+    out = _apply_post_aa(ctx, hard)
+    grey = lambda img: img[..., 0].astype(float)  # noqa: E731
+    # The aliased input has no intermediate values at all; the output has them along
+    # the whole edge, one or more per column away from the frame's border.
+    assert not ((grey(hard) > 0) & (grey(hard) < 255)).any()
+    soft = (grey(out) > 8) & (grey(out) < 247)
+    assert soft[:, 4:-4].any(axis=0).all()
+    # And they approach the true coverage: error on the edge pixels well under half.
+    edge = np.abs(grey(hard) - truth[..., 0]) > 8
+    assert (
+        np.abs(grey(out) - truth[..., 0])[edge].mean()
+        < 0.5 * np.abs(grey(hard) - truth[..., 0])[edge].mean()
+    )
+    # Away from the edge nothing changes (the pass only writes the edge pixels).
+    ys, xs = np.mgrid[0:H, 0:W] + 0.5
+    far = np.abs(ys - (20 + SLOPE * xs)) > 2.5
+    assert (out[far] == hard[far]).all()
+    assert (out[..., 3] == 255).all()
+
+
+def test_qualities_pick_samples_and_the_post_pass_by_rasteriser():
+    assert resolve_quality("auto", software=True) == QUALITIES["medium"]
+    assert resolve_quality("auto", software=False) == QUALITIES["high"]
+    assert QUALITIES["medium"].samples == 0 and QUALITIES["medium"].post_aa
+    assert QUALITIES["high"].samples == 4
+    assert not QUALITIES["low"].post_aa
+    assert QUALITIES["low"].with_samples(2) == Quality("low", 2, False)
+    with pytest.raises(EngineError, match="unknown render quality 'ultra'"):
+        resolve_quality("ultra", software=True)
+    with pytest.raises(EngineError, match="samples must be 0-16"):
+        QUALITIES["low"].with_samples(-1)
+
+
+def _render_sphere(app, path) -> np.ndarray:
+    asset = load_gltf(path)
+    app.scene.create_entity("m").add_component(ModelRenderer(asset))
+    app.scene.camera.frame_bounds(*asset.bounds(), aspect=app.aspect, margin=1.0)
+    app.step()
+    return app.read_pixels().astype(float)
+
+
+def test_medium_quality_frames_have_soft_edges_low_ones_do_not(egl, sphere_scene_path):
+    """Through the App: the same scene at low and medium, against a 4x4 supersampled
+    render; medium's pixels on the ball's silhouette (the upper part of the frame; the
+    box below has a checker texture whose moire no edge filter undoes) are closer to it."""
+    size = (160, 120)
+    frames = {}
+    for name in ("low", "medium"):
+        with App.headless(size, quality=name) as app:
+            assert app.quality == QUALITIES[name]
+            frames[name] = _render_sphere(app, sphere_scene_path)
+    with App.headless((size[0] * 4, size[1] * 4), quality="low") as app:
+        truth = _render_sphere(app, sphere_scene_path).reshape(120, 4, 160, 4, 3).mean((1, 3))
+    edge = np.abs(frames["low"] - truth).max(axis=2) > 24
+    edge[75:] = False
+    assert edge.sum() > 40  # the ball's silhouette
+    low_error = np.abs(frames["low"] - truth)[edge].mean()
+    medium_error = np.abs(frames["medium"] - truth)[edge].mean()
+    assert medium_error < 0.6 * low_error, (low_error, medium_error)
+
+
+def test_set_quality_rebuilds_the_target(app, sphere_scene_path):
+    assert app.set_quality("medium") == QUALITIES["medium"]
+    assert app.target.post_aa is not None and app.target.samples == 0
+    app.set_quality(QUALITIES["medium"].with_samples(4))
+    assert app.target.samples == 4
+    pixels = _render_sphere(app, sphere_scene_path)
+    assert pixels.std() > 10  # it still draws
