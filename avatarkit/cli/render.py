@@ -215,7 +215,8 @@ def render_video(
             used_quality = app.quality.name
             if samples is not None:
                 used_quality += f", {app.quality.samples}x MSAA"
-            reader = FrameReader(app.ctx, size)
+            with app.ctx:  # GL calls need it current (set_quality released it)
+                reader = FrameReader(app.ctx, size)
             with VideoWriter(output, size, fps=fps, sample_rate=rate, threaded=True) as writer:
                 for k in range(frames):
                     app.step()  # the face is sampled at the audio clock: samples played so far
