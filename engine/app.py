@@ -242,7 +242,7 @@ class App:
         scene.render(frame)
         if self.software:
             wait_for_gpu(self.ctx)  # rasterise with the GIL released: audio threads run
-        self.target.resolve()
+        self.target.resolve(self.renderer.drawn_region)
         return frame
 
     def run(self, seconds: float | None = None, frames: int | None = None) -> int:

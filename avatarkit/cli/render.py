@@ -244,7 +244,8 @@ def render_video(
             if samples is not None:
                 used_quality += f", {app.quality.samples}x MSAA"
             with VideoWriter(output, size, fps=fps, sample_rate=rate, threaded=True) as writer:
-                reader = FrameReader(app.ctx, size, alpha=writer.alpha)
+                with app.ctx:  # GL calls need it current (set_quality released it)
+                    reader = FrameReader(app.ctx, size, alpha=writer.alpha)
 
                 def emit(ready: np.ndarray) -> None:  # a video with alpha takes straight RGBA
                     writer.write_frame(straight_alpha(ready) if writer.alpha else ready)

@@ -23,6 +23,10 @@ class GpuPrimitive:
     vertex_count: int
     material: int | None
     has_colors: bool = False
+    # Model-space box holding every vertex at any morph weights in 0..1 (the rest box
+    # grown by each target's most negative and most positive delta): the screen area it
+    # can cover, for the post pass (Renderer.drawn_region).
+    bounds: np.ndarray | None = None
 
     def release(self) -> None:
         self.vao.release()
@@ -95,8 +99,18 @@ class GpuAsset:
             content.append((colors, "4f", "in_color"))
             buffers.append(colors)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
+        lo, hi = prim.positions.min(axis=0), prim.positions.max(axis=0)
+        for target in prim.targets:
+            lo = lo + np.minimum(target.positions.min(axis=0), 0.0)
+            hi = hi + np.maximum(target.positions.max(axis=0), 0.0)
         return GpuPrimitive(
-            vao, buffers, delta_texture(ctx, prim), n, prim.material, prim.colors is not None
+            vao,
+            buffers,
+            delta_texture(ctx, prim),
+            n,
+            prim.material,
+            prim.colors is not None,
+            np.array([lo, hi], np.float64) if n else None,
         )
 
     def release(self) -> None:

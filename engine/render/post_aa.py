@@ -188,7 +188,13 @@ class PostAntiAliasing:
         self._mask_vao = ctx.vertex_array(self.mask, [])
         self._vao = ctx.vertex_array(self.program, [])
 
-    def apply(self, source: moderngl.Texture, target: moderngl.Framebuffer) -> None:
+    def apply(
+        self,
+        source: moderngl.Texture,
+        target: moderngl.Framebuffer,
+        scissor: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        """``scissor``: (x, y, w, h) pixels to filter (None: all); the rest keeps the copy."""
         ctx = self.ctx
         source.filter = (moderngl.LINEAR, moderngl.LINEAR)
         source.repeat_x = source.repeat_y = False  # clamp: edges of the frame do not wrap
@@ -200,7 +206,10 @@ class PostAntiAliasing:
         # moderngl applies a framebuffer's write masks when it is bound: set, then use().
         target.color_mask, target.depth_mask = (False, False, False, False), True
         target.use()
-        target.clear(depth=1.0)  # depth only: colour writes are off
+        # moderngl applies a framebuffer's scissor on use(); its stub omits None (no scissor)
+        target.scissor = scissor  # type: ignore[assignment]
+        target.use()
+        target.clear(depth=1.0, viewport=scissor)  # depth only: colour writes are off
         ctx.depth_func = "<"
         self._mask_vao.render(moderngl.TRIANGLES, vertices=3)
         target.color_mask, target.depth_mask = (True, True, True, True), False
@@ -208,6 +217,7 @@ class PostAntiAliasing:
         ctx.depth_func = ">"
         self._vao.render(moderngl.TRIANGLES, vertices=3)
         target.depth_mask = True
+        target.scissor = None  # type: ignore[assignment]  # see above
         target.use()
         ctx.depth_func = "<"  # moderngl's default, which the scene's passes expect
 

@@ -90,6 +90,10 @@ class Renderer:
         # each frame (a memcpy on llvmpipe, where shading it cost 7 ms a frame at 720p).
         self._background_key: tuple | None = None
         self._background_cache: moderngl.Framebuffer | None = None
+        # NDC rectangle (x0, y0, x1, y1) the meshes drawn this frame can cover; None: none.
+        # The post anti-aliasing pass runs only there (edges alias where geometry is).
+        self.drawn_region: tuple[float, float, float, float] | None = None
+        self._view_projection = np.eye(4)
 
     # -- assets ----------------------------------------------------------------
     def acquire(self, asset: GltfAsset) -> GpuAsset:
@@ -115,6 +119,8 @@ class Renderer:
     def begin_frame(self, frame: Frame) -> None:
         """Per-frame uniforms and the background. The target is bound and cleared."""
         self.draw_calls = 0
+        self.drawn_region = None
+        self._view_projection = frame.view_projection
         lighting = frame.lighting
         self.ctx.disable(moderngl.BLEND)  # a known state, whatever the last frame's components left
         if lighting.background is not None:
@@ -180,6 +186,7 @@ class Renderer:
         det = float(np.linalg.det(linear))
         if abs(det) < 1e-12:
             return  # scaled to nothing: invisible, and its normals are undefined
+        self._cover(model_matrix, prims)
         lit = self.lit
         lit["u_model"].write(_mat4(model_matrix))
         normal_matrix = np.linalg.inv(linear).T
@@ -201,6 +208,31 @@ class Renderer:
         weights: MorphWeights | None,
     ) -> None:
         self.draw_node(gpu, (prim,), model_matrix, weights)
+
+    def cover(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """Add an NDC rectangle to ``drawn_region`` (a component that draws its own
+        geometry and wants the post pass over it calls this; ``cover(-1, -1, 1, 1)``:
+        the whole frame)."""
+        r = self.drawn_region
+        if r is not None:
+            x0, y0, x1, y1 = min(x0, r[0]), min(y0, r[1]), max(x1, r[2]), max(y1, r[3])
+        self.drawn_region = (max(x0, -1.0), max(y0, -1.0), min(x1, 1.0), min(y1, 1.0))
+
+    def _cover(self, model_matrix: np.ndarray, prims: Sequence[GpuPrimitive]) -> None:
+        boxes = [p.bounds for p in prims if p.bounds is not None]
+        if not boxes:
+            return
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        corners = np.array(
+            [[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        )
+        clip = (self._view_projection @ model_matrix) @ corners.T
+        if (clip[3] <= 1e-6).any():  # a corner behind the camera: assume anywhere
+            self.cover(-1.0, -1.0, 1.0, 1.0)
+            return
+        ndc = clip[:2] / clip[3]
+        self.cover(ndc[0].min(), ndc[1].min(), ndc[0].max(), ndc[1].max())
 
     def _use_material(self, gpu: GpuAsset, index: int | None) -> GltfMaterial:
         material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL

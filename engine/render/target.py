@@ -47,13 +47,27 @@ class RenderTarget:
         self.framebuffer.use()
         self.framebuffer.clear(*clear_color, depth=1.0)
 
-    def resolve(self) -> None:
+    def resolve(self, region: tuple[float, float, float, float] | None = (-1, -1, 1, 1)) -> None:
+        """Resolve MSAA, then the post pass over ``region`` (NDC x0, y0, x1, y1: where
+        geometry was drawn, ``Renderer.drawn_region``; None: nowhere)."""
         if self.samples:
             self.ctx.copy_framebuffer(self._scene, self.framebuffer)
         if self.post_aa is not None:
             # The pass only writes edge pixels: the copy (a memcpy on llvmpipe) is the rest.
             self.ctx.copy_framebuffer(self.resolved, self._scene)
-            self.post_aa.apply(self._scene_color, self._post)
+            if region is not None:
+                self.post_aa.apply(self._scene_color, self._post, self._pixels(region))
+
+    def _pixels(self, region: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        """NDC rectangle -> pixel scissor (x, y, w, h), a few pixels of margin around it
+        (FXAA reads neighbours and blends a pixel or so across the edge)."""
+        w, h = self.size
+        margin = 3
+        x0 = max(0, int((region[0] + 1) / 2 * w) - margin)
+        y0 = max(0, int((region[1] + 1) / 2 * h) - margin)
+        x1 = min(w, int(np.ceil((region[2] + 1) / 2 * w)) + margin)
+        y1 = min(h, int(np.ceil((region[3] + 1) / 2 * h)) + margin)
+        return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
     def read(self, alpha: bool = False) -> np.ndarray:
         """The resolved image as HxWx3 (or x4) uint8, top row first."""

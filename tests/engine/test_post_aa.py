@@ -114,3 +114,24 @@ def test_set_quality_rebuilds_the_target(app, sphere_scene_path):
     assert app.target.samples == 4
     pixels = _render_sphere(app, sphere_scene_path)
     assert pixels.std() > 10  # it still draws
+
+
+def test_the_post_pass_region_holds_everything_drawn(egl, sphere_scene_path, foreground_mask):
+    """The post pass runs over ``Renderer.drawn_region`` only: it must hold every pixel
+    the meshes cover, morphs included (the ball's bulge target swells its top)."""
+    with App.headless((160, 120), quality="medium") as app:
+        app.scene.camera.look_at((0.0, 0.4, 5.0), (0.0, 0.4, 0.0))  # the bulge near the top
+        app.step()
+        empty = app.read_pixels()
+        assert app.renderer.drawn_region is None  # nothing drawn: no post pass at all
+        asset = load_gltf(sphere_scene_path)
+        model = app.scene.create_entity("m").add_component(ModelRenderer(asset))
+        model.set_weight("bulge", 1.0)
+        app.step()
+        drawn = foreground_mask(app.read_pixels(), empty)
+        x, y, w, h = app.target._pixels(app.renderer.drawn_region)
+    rows, cols = np.nonzero(drawn[::-1])  # GL rows run bottom-up
+    assert drawn.sum() > 500
+    assert x <= cols.min() and cols.max() < x + w
+    assert y <= rows.min() and rows.max() < y + h
+    assert w * h < 160 * 120  # and it is a part of the frame, not all of it
