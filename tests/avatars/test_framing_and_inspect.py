@@ -157,6 +157,10 @@ def test_inspect_a_vrm_figure_with_a_skin(tmp_path, capsys):
     assert status["KHR_materials_unlit"] == "ignored: drawn lit"
     assert status["VRMC_vrm"].startswith("read")
 
+    every = report.lines(verbose=True)  # --all: each target, and what drives each channel
+    assert "    mystery: unmapped" in every and any(
+        line.startswith("  jawOpen: ") for line in every
+    )
     assert main(["inspect", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["loadable"] and data["unit"] == "centimetres"
