@@ -101,6 +101,9 @@ def main() -> None:
         "--ahead", type=int, default=AHEAD, help="lookahead feature frames (10 ms each)"
     )
     parser.add_argument("--lead", type=int, default=LEAD, help="frames the target leads the audio")
+    parser.add_argument(
+        "--close-weight", type=float, default=3.0, help="loss weight of lip closure (p/b/m)"
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     ahead = args.ahead
@@ -174,7 +177,7 @@ def main() -> None:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     table = torch.from_numpy(ARTICULATION)
     # Opening and closing matter most to the eye (and to the aperture benchmark).
-    articulator_weights = torch.tensor([3.0, 3.0, 1.0, 1.0, 1.0, 0.5])
+    articulator_weights = torch.tensor([3.0, args.close_weight, 1.0, 1.0, 1.0, 0.5])
     for epoch in range(args.epochs):
         net.train()
         perm = torch.randperm(len(yt))
