@@ -137,6 +137,8 @@ async def main(args: argparse.Namespace) -> None:
         idle_timeout_s=120,
         any_avatar=True,
         max_connections_per_ip=0,
+        # The load generator is one address opening hundreds of sessions at once.
+        max_pending_handshakes_per_ip=0,
     ).with_credentials()
     os.environ.update({k: os.environ.get(k, v) for k, v in SINGLE_THREAD_ENV.items()})  # inherited
     process = multiprocessing.get_context("spawn").Process(
