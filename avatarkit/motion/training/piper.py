@@ -57,7 +57,12 @@ def speak_piper(
     from piper import SynthesisConfig
 
     voice, symbols = _voice()
-    config = SynthesisConfig(**(settings or {}))  # type: ignore[arg-type]  # all floats
+    given = settings or {}
+    config = SynthesisConfig(
+        length_scale=given.get("length_scale"),
+        noise_scale=given.get("noise_scale"),
+        noise_w_scale=given.get("noise_w_scale"),
+    )
     sr = voice.config.sample_rate
     lead = int(lead_s * sr)
     audio, events, pos = [np.zeros(lead, np.float32)], [("_", 0)], lead
