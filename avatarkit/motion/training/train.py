@@ -4,7 +4,7 @@
     .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--piper 1600]
 
 The Piper and Kokoro utterances are synthesized and aligned once into ``.cache/motion-corpus``
-(about 30 minutes on one core the first time); the training itself takes about 15 minutes
+(about 30 minutes on one core the first time); the training itself takes about 25 minutes
 on a shared 2-core machine. Training voices, words and sentence templates never overlap the
 held-out ones the benchmark uses (``voices.py``, ``kokoro.py``, ``sentences.py``); the real
 human recordings (``human.py``) are only watched, never trained on.
@@ -95,7 +95,7 @@ def main() -> None:
         default=2,
         help="augmented copies of each Piper utterance (Kokoro: three times as many)",
     )
-    parser.add_argument("--epochs", type=int, default=18)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--ahead", type=int, default=AHEAD, help="lookahead feature frames (10 ms each)"
