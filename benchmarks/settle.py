@@ -72,8 +72,9 @@ def main() -> None:
     speaking = diffs[int(first * fps) : int(last * fps)]
     noise = max(3 * diffs[1 : int(0.5 * fps)].max(), 0.05 * float(np.median(speaking)))
     moving = np.flatnonzero(diffs > noise)
-    # A frame difference shows the change between frame i-1 and i: motion started by i.
-    start, rest = (moving[0] - 1) / fps, moving[-1] / fps
+    # diffs[i] compares frame i with frame i-1: the first moving frame shows the motion,
+    # and the last one is where the face arrives at rest.
+    start, rest = moving[0] / fps, moving[-1] / fps
     print(f"line {args.line}: sound {first:.2f}-{last:.2f} s, face moves {start:.3f}-{rest:.3f} s")
     print(f"start delay {1000 * (start - first):+.0f} ms (bar <= 40 ms)")
     print(f"rest after last sound {1000 * (rest - last):+.0f} ms (bar <= 150 ms)")
