@@ -165,3 +165,26 @@ def test_frame_reader_returns_the_frames_in_order_a_frame_late(app, sphere_scene
     for a, b in zip(expected, got, strict=True):
         assert np.array_equal(a, b)
     assert not np.array_equal(got[0], got[3])
+
+
+def test_a_frame_shows_nothing_of_the_next_one(tmp_path):
+    """Still frames stay still up to the frame where motion starts: no B-frames, which are
+    predicted from the following frame and ghost the next mouth shape into the one before
+    (a render test or a sync measurement would see the face move a frame early)."""
+    import av
+
+    rng = np.random.default_rng(0)
+    still = (rng.random((180, 320, 3)) * 60 + 100).astype(np.uint8)
+    path = tmp_path / "onset.mp4"
+    with VideoWriter(path, (320, 180), fps=FPS, sample_rate=None) as writer:
+        for k in range(30):
+            frame = still.copy()
+            if k >= 15:  # a mouth that opens from frame 15 on and keeps moving
+                frame[80 : 84 + 3 * (k - 15), 140:180] = 20
+            writer.write_frame(frame)
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    change = [np.abs(b.astype(int) - a).mean() for a, b in zip(frames, frames[1:], strict=False)]
+    # (the first P-frame may still settle the I-frame's quantisation)
+    assert max(change[2:14]) == 0.0, change[:15]
+    assert change[14] > 0.1
