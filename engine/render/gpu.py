@@ -27,6 +27,8 @@ class GpuPrimitive:
     # grown by each target's most negative and most positive delta): the screen area it
     # can cover, for the post pass (Renderer.drawn_region).
     bounds: np.ndarray | None = None
+    influences: int = 0  # skin joints per vertex on the GPU: 0 (not skinned), 4 or 8
+    used_joints: np.ndarray | None = None  # palette entries some vertex weights (bounds)
 
     def release(self) -> None:
         self.vao.release()
@@ -98,6 +100,19 @@ class GpuAsset:
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())
             content.append((colors, "4f", "in_color"))
             buffers.append(colors)
+        influences = 0
+        used = None
+        if prim.joints is not None and prim.skin_weights is not None:
+            influences = prim.joints.shape[1]
+            # Joints as floats: exact below 2**24, and one float attribute path for all.
+            skin = np.hstack([prim.joints.astype(np.float32), prim.skin_weights])
+            if influences == 8:  # j0 j1 w0 w1 -> j0 w0 j1 w1
+                skin = skin[:, [*range(4), *range(8, 12), *range(4, 8), *range(12, 16)]]
+            skin_vbo = ctx.buffer(np.ascontiguousarray(skin, np.float32).tobytes())
+            names = ["in_joints0", "in_weights0", "in_joints1", "in_weights1"][: influences // 2]
+            content.append((skin_vbo, " ".join(["4f"] * len(names)), *names))
+            buffers.append(skin_vbo)
+            used = np.unique(prim.joints[prim.skin_weights > 0]).astype(np.intp)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
         lo, hi = prim.positions.min(axis=0), prim.positions.max(axis=0)
         for target in prim.targets:
@@ -111,6 +126,8 @@ class GpuAsset:
             prim.material,
             prim.colors is not None,
             np.array([lo, hi], np.float64) if n else None,
+            influences,
+            used,
         )
 
     def release(self) -> None:
