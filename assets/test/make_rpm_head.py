@@ -57,8 +57,10 @@ def _smooth(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _face_targets(p: np.ndarray) -> list[dict]:
-    """Position deltas per name in ``TARGETS`` (zeros where the face is not modelled)."""
+def _face_targets(p: np.ndarray, dense: bool = False) -> list[dict]:
+    """Position deltas per name in ``TARGETS`` (zeros where the face is not modelled;
+    ``dense``: a small bump somewhere on the face instead, as a scanned face has)."""
+    rng = np.random.default_rng(11)
     front = _smooth((p[:, 2] - 0.02) / 0.05)  # the front of the face
     below = _smooth((MOUTH_Y - p[:, 1]) / 0.02) * front  # the jaw: under the mouth line
     mouth = np.exp(-((p[:, 0] / 0.03) ** 2 + ((p[:, 1] - MOUTH_Y) / 0.02) ** 2)) * front
@@ -82,6 +84,10 @@ def _face_targets(p: np.ndarray) -> list[dict]:
                 lid = np.exp(-(((p[:, 0] - x) / 0.02) ** 2 + ((p[:, 1] - EYE_Y - 0.02) / 0.015) ** 2))
                 d[:, 1] -= lid * front * 0.03
                 d[:, 2] += lid * front * 0.022
+        if dense and not d.any():
+            centre = HEAD_CENTRE + rng.uniform([-0.05, -0.08, 0.06], [0.05, 0.04, 0.1])
+            d[:, 2] += np.exp(-np.sum((p - centre) ** 2, axis=1) / 0.0002) * 0.005
+        d[np.abs(d).max(axis=1) < 1e-5] = 0.0  # as exporters write it: untouched is exactly 0
         out.append({"POSITION": d.astype(np.float32), "NORMAL": None})
     return out
 
@@ -106,10 +112,12 @@ def build(
     arm_joints: int = 4,
     finger_joints: int = 0,
     leg_joints: int = 0,
+    dense_targets: bool = False,
 ) -> Path:
     """Write the avatar. ``arm_joints`` per arm (shoulder, arm, forearm, hand, ...),
     ``finger_joints`` per hand (in chains of 4) and ``leg_joints`` per leg add joints the
-    way a full RPM rig has them (67: 4, 16 and 5 give 64 with the six of the head)."""
+    way a full RPM rig has them (67: 4, 16 and 5 give 64 with the six of the head).
+    ``dense_targets``: every target moves part of the face (for benchmarks)."""
     b = GltfBuilder()
     bone = lambda name, at, parent: b.add_node(name, translation=at, parent=parent)  # noqa: E731
     armature = b.add_node("Armature")
@@ -151,7 +159,7 @@ def build(
     face["colors"] = np.ones((len(p), 4), np.float32)
     face["colors"][:, :3] -= lips[:, None] * np.array([0.15, 0.55, 0.5], np.float32)
     face["joints"], face["weights"] = _weights(len(p), [(index[head], to_head), (index[neck], 1 - to_head)])
-    head_mesh = b.add_mesh([dict(face, material=skin_mat, targets=_face_targets(p))], "Wolf3D_Head", TARGETS)
+    head_mesh = b.add_mesh([dict(face, material=skin_mat, targets=_face_targets(p, dense_targets))], "Wolf3D_Head", TARGETS)
 
     torso = _ellipsoid(np.array([0, 1.25, 0], np.float32), np.array([0.2, 0.22, 0.12], np.float32), body_rings, body_segments)
     neck_part = _ellipsoid(np.array([0, 1.5, -0.01], np.float32), np.array([0.05, 0.09, 0.05], np.float32), body_rings, body_segments)

@@ -27,6 +27,10 @@ class GpuPrimitive:
     # grown by each target's most negative and most positive delta): the screen area it
     # can cover, for the post pass (Renderer.drawn_region).
     bounds: np.ndarray | None = None
+    # Indices of the triangles some morph target moves come first: the vertex shader's
+    # target loop runs for those only (the rest is drawn as not morphed). None: all.
+    morph_indices: int | None = None
+    index_count: int = 0
     influences: int = 0  # skin joints per vertex on the GPU: 0 (not skinned), 4 or 8
     used_joints: np.ndarray | None = None  # palette entries some vertex weights (bounds)
 
@@ -61,6 +65,23 @@ def delta_texture(ctx: moderngl.Context, prim: GltfPrimitive) -> moderngl.Textur
     return tex
 
 
+def _morphed_first(prim: GltfPrimitive) -> tuple[np.ndarray, int | None]:
+    """The indices with every triangle a target moves first, and how many indices those
+    are (None: no split). On a software rasteriser the target loop costs per vertex
+    shaded, and a face's targets leave most of a head, and all of its back, still."""
+    if not prim.targets or not len(prim.indices):
+        return prim.indices, None
+    moving = np.zeros(prim.vertex_count, bool)
+    for target in prim.targets:
+        moving |= np.any(target.positions != 0, axis=1) | np.any(target.normals != 0, axis=1)
+    triangles = prim.indices.reshape(-1, 3)
+    moved = moving[triangles].any(axis=1)
+    if moved.all():
+        return prim.indices, None
+    order = np.concatenate([triangles[moved], triangles[~moved]]).reshape(-1)
+    return order, int(moved.sum()) * 3
+
+
 def color_texture(ctx: moderngl.Context, image: np.ndarray) -> moderngl.Texture:
     """An RGBA8 image (top row first, as glTF UVs expect: v=0 is the top row)."""
     h, w = image.shape[:2]
@@ -93,7 +114,8 @@ class GpuAsset:
         uvs = prim.uvs if prim.uvs is not None else np.zeros((n, 2), np.float32)
         interleaved = np.hstack([prim.positions, prim.normals, uvs]).astype(np.float32)
         vbo = ctx.buffer(interleaved.tobytes())
-        ibo = ctx.buffer(np.ascontiguousarray(prim.indices, np.uint32).tobytes())
+        indices, morph_indices = _morphed_first(prim)
+        ibo = ctx.buffer(np.ascontiguousarray(indices, np.uint32).tobytes())
         content: list[tuple[Any, ...]] = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
         buffers = [vbo, ibo]
         if prim.colors is not None:
@@ -126,6 +148,8 @@ class GpuAsset:
             prim.material,
             prim.colors is not None,
             np.array([lo, hi], np.float64) if n else None,
+            morph_indices,
+            len(indices),
             influences,
             used,
         )

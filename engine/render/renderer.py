@@ -287,6 +287,7 @@ class Renderer:
         (palette if skinned and palette is not None else self._no_skin).buffer.bind_to_uniform_block(
             SKIN_BLOCK_BINDING
         )
+        morphed = prim.deltas is not None and weights is not None
         if prim.deltas is not None and weights is not None:
             prim.deltas.use(DELTAS_UNIT)
             weights.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
@@ -305,11 +306,22 @@ class Renderer:
                 moderngl.ONE,
                 moderngl.ONE_MINUS_SRC_ALPHA,
             )
-            prim.vao.render()
+            self._render(prim, morphed)
             ctx.disable(moderngl.BLEND)
         else:
-            prim.vao.render()
+            self._render(prim, morphed)
         self.draw_calls += 1
+
+    def _render(self, prim: GpuPrimitive, morphed: bool) -> None:
+        """The triangles targets move with the bound weights, the rest without."""
+        split = prim.morph_indices
+        if not morphed or split is None:
+            prim.vao.render()
+            return
+        if split:
+            prim.vao.render(vertices=split)
+        self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
+        prim.vao.render(first=split, vertices=prim.index_count - split)
 
     def close(self) -> None:
         """Release every GL object this renderer made (assets included)."""

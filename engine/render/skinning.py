@@ -17,6 +17,10 @@ import numpy as np
 from engine.render.shaders import MAX_JOINTS
 
 
+# Which of (lo, hi) each of a box's 8 corners takes, per axis.
+_CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], bool)
+
+
 class JointPalette:
     """A uniform buffer of ``MAX_JOINTS`` x 3 vec4 rows (engine.skeleton.palette)."""
 
@@ -38,14 +42,13 @@ class JointPalette:
     def bounds(self, box: np.ndarray, used: np.ndarray) -> np.ndarray:
         """The (2, 3) box holding ``box`` (model-space rest bounds) skinned by the joints
         ``used`` (and by the identity, for vertices bound to none)."""
-        lo, hi = box
-        corners = np.array(
-            [[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        )
-        used = used[used < len(self.rows)]
-        moved = (self.rows[used].astype(np.float64) @ corners.T).transpose(0, 2, 1).reshape(-1, 3)
-        points = np.vstack([moved, corners[:, :3]])
-        return np.array([points.min(axis=0), points.max(axis=0)])
+        corners = np.where(_CORNERS, box[1], box[0])  # (8, 3)
+        rows = self.rows[used[used < len(self.rows)]].astype(np.float64)  # (J, 3, 4)
+        moved = rows[:, None, :, :3] @ corners[None, :, :, None]  # (J, 8, 3, 1)
+        points = (moved[..., 0] + rows[:, None, :, 3]).reshape(-1, 3)
+        lo = np.minimum(points.min(axis=0, initial=np.inf), corners.min(axis=0))
+        hi = np.maximum(points.max(axis=0, initial=-np.inf), corners.max(axis=0))
+        return np.array([lo, hi])
 
     def release(self) -> None:
         self.buffer.release()

@@ -255,3 +255,21 @@ def test_skeleton_poses_like_the_node_walk():
     world = Skeleton(asset).world([n.transform for n in nodes])
     for index, expected in asset.world_matrices().items():
         np.testing.assert_allclose(world[index], expected, rtol=1e-5, atol=1e-5)
+
+
+@needs_sample
+def test_the_post_pass_region_holds_the_skinned_pixels(framed):
+    """``Renderer.drawn_region`` (where the post pass runs) is the rest box moved by the
+    joints, not the rest box: the bent strip's pixels all lie inside it."""
+    asset = load_gltf(SIMPLE_SKIN)
+    background = _background(framed)
+    model = framed.scene.create_entity("m").add_component(ModelRenderer(asset))
+    model.nodes[2].rotation = quat_from_euler(roll=1.4)  # far out of the rest box
+    framed.step()
+    drawn = _coverage(framed.read_pixels().astype(int), background)
+    x, y, w, h = framed.target._pixels(framed.renderer.drawn_region)
+    rows, cols = np.nonzero(drawn[::-1])  # GL rows run bottom-up
+    assert drawn.sum() > 200
+    assert x <= cols.min() and cols.max() < x + w
+    assert y <= rows.min() and rows.max() < y + h
+    assert w * h < SIZE[0] * SIZE[1]  # a part of the frame, not all of it
