@@ -72,6 +72,15 @@ class SkinnedBench(EngineBench):
         self.app.step()
 
 
+class UnskinnedBench(SkinnedBench):
+    """The same avatar and frames with skinning off (bones still posed, not drawn): the
+    engine's morph path alone, so the row shows what skinning adds."""
+
+    def __init__(self, asset, samples: int) -> None:
+        super().__init__(asset, samples)
+        self.models[0]._skinned = {}
+
+
 class _Live:  # what render_live.Bare reads
     def __init__(self, bench: SkinnedBench) -> None:
         self.app, self.models = bench.app, bench.models
@@ -91,17 +100,21 @@ def main(frames: int, samples_list: list[int]) -> None:
             ctx.depth_renderbuffer(engine.app.size, samples=samples),
         )
         bare.resolved = ctx.framebuffer([ctx.renderbuffer(engine.app.size, 4)]) if samples else None
-        engine_ms, bare_ms = frame_times([engine, bare], frames)
-        e, b = statistics.median(engine_ms), statistics.median(bare_ms)
-        fe, fb = np.percentile(engine_ms, 10), np.percentile(bare_ms, 10)
+        unskinned = UnskinnedBench(asset, samples)
+        engine_ms, bare_ms, plain_ms = frame_times([engine, bare, unskinned], frames)
+        e, b, u = (statistics.median(t) for t in (engine_ms, bare_ms, plain_ms))
+        fe, fb, fu = (np.percentile(t, 10) for t in (engine_ms, bare_ms, plain_ms))
         print(
             f"\nskinned avatar, {engine.app.size[0]}x{engine.app.size[1]}, MSAA {samples}x: "
             f"{engine.triangles} triangles, {engine.targets} targets ({ACTIVE} active), "
             f"{joints} joints; {frames} frames each, interleaved; load average "
             f"{os.getloadavg()[0]:.2f}\n"
             f"  median: engine {e:.2f} ms, bare {b:.2f} ms, ratio {e / b:.2f}x | "
-            f"fast (10th percentile): engine {fe:.2f} ms, bare {fb:.2f} ms, ratio {fe / fb:.2f}x",
+            f"fast (10th percentile): engine {fe:.2f} ms, bare {fb:.2f} ms, ratio {fe / fb:.2f}x\n"
+            f"  skinning's share: the same frames unskinned {u:.2f} ms median ({e / u:.2f}x), "
+            f"{fu:.2f} ms fast ({fe / fu:.2f}x)",
             flush=True,
         )
+        unskinned.close()
         engine.close()
 
