@@ -121,7 +121,9 @@ class BoneRig:
             ahead = float(np.mean([world[e][2, 3] for e in eyes]) - world[head][2, 3])
             facing = -1.0 if ahead < 0 else 1.0
         else:  # VRM 0.x models face -Z; everything else glTF's +Z
-            facing = -1.0 if "VRM" in asset.extensions and "VRMC_vrm" not in asset.extensions else 1.0
+            facing = (
+                -1.0 if "VRM" in asset.extensions and "VRMC_vrm" not in asset.extensions else 1.0
+            )
         return cls(asset_nodes, skeleton, head, neck, eyes, facing)
 
     def apply(self, nodes: Sequence[Transform], head: np.ndarray, gaze: np.ndarray) -> None:

@@ -117,4 +117,3 @@ def main(frames: int, samples_list: list[int]) -> None:
         )
         unskinned.close()
         engine.close()
-

@@ -104,14 +104,15 @@ def _check_influences(
 ) -> None:
     count = accessors[attrs["POSITION"]]["count"]
     for k in range(INFLUENCE_SETS):
-        pair = (attrs.get(f"JOINTS_{k}"), attrs.get(f"WEIGHTS_{k}"))
-        if pair == (None, None):
+        # Attribute values are accessor indices in range (engine.gltf_validate).
+        joints, weights = attrs.get(f"JOINTS_{k}"), attrs.get(f"WEIGHTS_{k}")
+        if joints is None and weights is None:
             continue
-        if None in pair:
+        if joints is None or weights is None:
             raise _fail(path, f"{where}.attributes", f"JOINTS_{k} and WEIGHTS_{k} come in pairs")
         for name, index, components in (
-            (f"JOINTS_{k}", pair[0], _JOINT_COMPONENTS),
-            (f"WEIGHTS_{k}", pair[1], _WEIGHT_COMPONENTS),
+            (f"JOINTS_{k}", joints, _JOINT_COMPONENTS),
+            (f"WEIGHTS_{k}", weights, _WEIGHT_COMPONENTS),
         ):
             acc = accessors[index]
             field = f"{where}.attributes.{name}"
@@ -144,7 +145,9 @@ def read_skins(doc: dict[str, Any], accessor: Any) -> list[GltfSkin]:
             )
         name = skin.get("name")
         result.append(
-            GltfSkin(name if isinstance(name, str) else f"skin{s}", joints, ibm, skin.get("skeleton"))
+            GltfSkin(
+                name if isinstance(name, str) else f"skin{s}", joints, ibm, skin.get("skeleton")
+            )
         )
     return result
 

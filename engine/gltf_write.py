@@ -61,9 +61,7 @@ class GltfBuilder:
     def zeros(self, count: int, kind: str) -> int:
         """An accessor of ``count`` zero elements with no data at all (glTF reads an
         accessor without a bufferView as zeros): a morph target that moves nothing."""
-        self.doc.accessors.append(
-            self._g.Accessor(componentType=_FLOAT, count=count, type=kind)
-        )
+        self.doc.accessors.append(self._g.Accessor(componentType=_FLOAT, count=count, type=kind))
         return len(self.doc.accessors) - 1
 
     def joints_accessor(self, joints: np.ndarray) -> int:
@@ -187,9 +185,7 @@ class GltfBuilder:
             parent_node.children = (parent_node.children or []) + [index]
         return index
 
-    def add_skin(
-        self, joints: Sequence[int], name: str = "", skeleton: int | None = None
-    ) -> int:
+    def add_skin(self, joints: Sequence[int], name: str = "", skeleton: int | None = None) -> int:
         """A skin over ``joints`` (node indices) bound where they stand now: each inverse
         bind matrix is the inverse of its joint's current world matrix."""
         world = _world_matrices(self.doc)

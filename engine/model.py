@@ -56,7 +56,7 @@ class ModelRenderer(Component):
         self._walk = list(self.asset.walk())
         self._skeleton = Skeleton(self.asset)
         # Node index -> skin index, for nodes drawn skinned (every primitive has joints).
-        self._skinned = {
+        self._skinned: dict[int, int] = {
             i: node.skin
             for i, node in enumerate(self.asset.nodes)
             if node.skin is not None
@@ -210,10 +210,10 @@ class ModelRenderer(Component):
             mesh = self.asset.nodes[index].mesh
             if mesh is None:
                 continue
-            skin = self._skinned.get(index)
+            skinned = self._skinned.get(index)
             # A skinned mesh ignores its node's transform: the palette places it.
-            matrix = base if skin is not None else base @ world[index]
-            palette = None if skin is None else self._palettes[skin]
+            matrix = base if skinned is not None else base @ world[index]
+            palette = None if skinned is None else self._palettes[skinned]
             weights = self._weights_for(mesh, renderer)
             opaque, transparent = self._passes[mesh]
             renderer.draw_node(gpu, opaque, matrix, weights, palette)

@@ -81,7 +81,9 @@ def _face_targets(p: np.ndarray, dense: bool = False) -> list[dict]:
             d[:, 0] += corner * np.sign(p[:, 0]) * 0.006
         for side, x in (("Left", EYE_X), ("Right", -EYE_X)):
             if name in (f"eyeBlink{side}", "eyesClosed"):  # the brow skin slides over the eye
-                lid = np.exp(-(((p[:, 0] - x) / 0.02) ** 2 + ((p[:, 1] - EYE_Y - 0.02) / 0.015) ** 2))
+                lid = np.exp(
+                    -(((p[:, 0] - x) / 0.02) ** 2 + ((p[:, 1] - EYE_Y - 0.02) / 0.015) ** 2)
+                )
                 d[:, 1] -= lid * front * 0.03
                 d[:, 2] += lid * front * 0.022
         if dense and not d.any():
@@ -125,7 +127,10 @@ def build(
     spine = bone("Spine", (0, 0.3, 0), hips)
     neck = bone("Neck", (0, 0.15, 0), spine)  # 1.45 m
     head = bone("Head", (0, 0.1, 0), neck)  # 1.55 m: the skull's base
-    eyes = [bone(f"{s}Eye", (x, EYE_Y - 1.55, EYE_Z), head) for s, x in (("Left", EYE_X), ("Right", -EYE_X))]
+    eyes = [
+        bone(f"{s}Eye", (x, EYE_Y - 1.55, EYE_Z), head)
+        for s, x in (("Left", EYE_X), ("Right", -EYE_X))
+    ]
     bone("HeadTop_End", (0, 0.22, 0), head)
     joints = [hips, spine, neck, head, *eyes]
     arm = ("Shoulder", "Arm", "ForeArm", "Hand", *(f"ArmTwist{k}" for k in range(8)))
@@ -140,11 +145,15 @@ def build(
         for f in range(finger_joints):  # chains of 4, like Thumb1..4, Index1..4, ...
             chain, link = divmod(f, 4)
             at = (sx * 0.03, 0.0, 0.01 * chain)
-            parent = bone(f"{side}HandFinger{chain + 1}_{link + 1}", at, hand if link == 0 else parent)
+            parent = bone(
+                f"{side}HandFinger{chain + 1}_{link + 1}", at, hand if link == 0 else parent
+            )
             joints.append(parent)
         parent = hips
         for k, part in enumerate(leg[:leg_joints]):
-            parent = bone(f"{side}{part}", (sx * 0.09, -0.05, 0) if k == 0 else (0, -0.4, 0), parent)
+            parent = bone(
+                f"{side}{part}", (sx * 0.09, -0.05, 0) if k == 0 else (0, -0.4, 0), parent
+            )
             joints.append(parent)
     index = {node: k for k, node in enumerate(joints)}
 
@@ -158,24 +167,48 @@ def build(
     lips = np.exp(-((p[:, 0] / 0.028) ** 2 + ((p[:, 1] - MOUTH_Y) / 0.007) ** 2)) * (p[:, 2] > 0)
     face["colors"] = np.ones((len(p), 4), np.float32)
     face["colors"][:, :3] -= lips[:, None] * np.array([0.15, 0.55, 0.5], np.float32)
-    face["joints"], face["weights"] = _weights(len(p), [(index[head], to_head), (index[neck], 1 - to_head)])
-    head_mesh = b.add_mesh([dict(face, material=skin_mat, targets=_face_targets(p, dense_targets))], "Wolf3D_Head", TARGETS)
+    face["joints"], face["weights"] = _weights(
+        len(p), [(index[head], to_head), (index[neck], 1 - to_head)]
+    )
+    head_mesh = b.add_mesh(
+        [dict(face, material=skin_mat, targets=_face_targets(p, dense_targets))],
+        "Wolf3D_Head",
+        TARGETS,
+    )
 
-    torso = _ellipsoid(np.array([0, 1.25, 0], np.float32), np.array([0.2, 0.22, 0.12], np.float32), body_rings, body_segments)
-    neck_part = _ellipsoid(np.array([0, 1.5, -0.01], np.float32), np.array([0.05, 0.09, 0.05], np.float32), body_rings, body_segments)
-    body_prims = []
-    for part, pairs in ((torso, lambda q: [(index[spine], _smooth((q[:, 1] - 1.05) / 0.2)), (index[hips], 1 - _smooth((q[:, 1] - 1.05) / 0.2))]),
-                        (neck_part, lambda q: [(index[neck], np.ones(len(q)))])):  # fmt: skip
-        part["joints"], part["weights"] = _weights(len(part["positions"]), pairs(part["positions"]))
-        body_prims.append(dict(part, material=cloth))
+    torso = _ellipsoid(
+        np.array([0, 1.25, 0], np.float32),
+        np.array([0.2, 0.22, 0.12], np.float32),
+        body_rings,
+        body_segments,
+    )
+    neck_part = _ellipsoid(
+        np.array([0, 1.5, -0.01], np.float32),
+        np.array([0.05, 0.09, 0.05], np.float32),
+        body_rings,
+        body_segments,
+    )
+    spine_share = _smooth((torso["positions"][:, 1] - 1.05) / 0.2)  # the belly to the hips
+    torso["joints"], torso["weights"] = _weights(
+        len(spine_share), [(index[spine], spine_share), (index[hips], 1 - spine_share)]
+    )
+    n = len(neck_part["positions"])
+    neck_part["joints"], neck_part["weights"] = _weights(n, [(index[neck], np.ones(n))])
+    body_prims = [dict(torso, material=cloth), dict(neck_part, material=cloth)]
     body_mesh = b.add_mesh(body_prims, "Wolf3D_Body")
 
     eye_meshes = []
     for name, eye_node, x in (("EyeLeft", eyes[0], EYE_X), ("EyeRight", eyes[1], -EYE_X)):
-        ball = _ellipsoid(np.array([x, EYE_Y, EYE_Z], np.float32), np.full(3, EYE_RADIUS, np.float32), 12, 16)
+        ball = _ellipsoid(
+            np.array([x, EYE_Y, EYE_Z], np.float32), np.full(3, EYE_RADIUS, np.float32), 12, 16
+        )
         pupil = ball["normals"][:, 2] > 0.8  # the cap looking along +Z
-        ball["colors"] = np.where(pupil[:, None], [0.02, 0.02, 0.03, 1.0], [0.9, 0.9, 0.9, 1.0]).astype(np.float32)
-        ball["joints"], ball["weights"] = _weights(len(ball["positions"]), [(index[eye_node], np.ones(len(ball["positions"])))])
+        ball["colors"] = np.where(
+            pupil[:, None], [0.02, 0.02, 0.03, 1.0], [0.9, 0.9, 0.9, 1.0]
+        ).astype(np.float32)
+        ball["joints"], ball["weights"] = _weights(
+            len(ball["positions"]), [(index[eye_node], np.ones(len(ball["positions"])))]
+        )
         eye_meshes.append((name, b.add_mesh([dict(ball, material=eye_mat)], name)))
 
     skin = b.add_skin(joints, "Armature", skeleton=hips)

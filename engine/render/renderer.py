@@ -11,7 +11,6 @@ from engine.gltf import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive
 from engine.render.gpu_wait import flush_gpu
-from engine.render.skinning import JointPalette
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
@@ -19,6 +18,7 @@ from engine.render.shaders import (
     LIT_VERTEX,
     MAX_ACTIVE_TARGETS,
 )
+from engine.render.skinning import JointPalette
 
 MORPH_BLOCK_BINDING = 0
 SKIN_BLOCK_BINDING = 1
@@ -284,9 +284,9 @@ class Renderer:
         self.lit["u_has_colors"].value = prim.has_colors
         skinned = palette is not None and prim.influences > 0
         self.lit["u_skin_influences"].value = prim.influences if skinned else 0
-        (palette if skinned and palette is not None else self._no_skin).buffer.bind_to_uniform_block(
-            SKIN_BLOCK_BINDING
-        )
+        (
+            palette if skinned and palette is not None else self._no_skin
+        ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
         morphed = prim.deltas is not None and weights is not None
         if prim.deltas is not None and weights is not None:
             prim.deltas.use(DELTAS_UNIT)

@@ -16,7 +16,6 @@ import numpy as np
 
 from engine.render.shaders import MAX_JOINTS
 
-
 # Which of (lo, hi) each of a box's 8 corners takes, per axis.
 _CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], bool)
 

@@ -47,7 +47,10 @@ def test_bones_are_found_by_their_names(tmp_path, rig):
     assert found is not None
     prefix = "mixamorig:" if rig == "mixamo" else ""
     assert found.names["head"] == names.index(prefix + "Head")
-    assert found.names["eyes"] == [names.index(prefix + "LeftEye"), names.index(prefix + "RightEye")]
+    assert found.names["eyes"] == [
+        names.index(prefix + "LeftEye"),
+        names.index(prefix + "RightEye"),
+    ]
 
 
 def test_bones_come_from_the_vrm_humanoid_map(tmp_path):
@@ -202,4 +205,3 @@ def test_a_turn_is_about_the_model_axes_whatever_the_bone_roll():
     yaw = quat_to_matrix(quat_from_euler(yaw=0.6))
     np.testing.assert_allclose(after[2][:3, :3], yaw @ before[2][:3, :3], atol=1e-5)
     np.testing.assert_allclose(after[1][:3, 3], before[1][:3, 3], atol=1e-6)  # turns in place
-
