@@ -225,7 +225,7 @@ class _Reader:
             roots=roots,
             extensions=dict(d["extensions"]) if isinstance(d.get("extensions"), dict) else {},
             extensions_used=[e for e in _list(d.get("extensionsUsed")) if isinstance(e, str)],
-            skins=read_skins(d, self.accessor),
+            skins=read_skins(d, self.accessor, self.path),
         )
         check_joint_range(asset)
         return asset

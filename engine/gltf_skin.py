@@ -40,7 +40,9 @@ class GltfSkin:
     skeleton: int | None = None  # the skeleton's root node, when the file names one
 
 
-def _fail(path: Path | str, field: str, message: str, code: str = errors.INVALID_GLTF) -> Exception:
+def _fail(
+    path: Path | str, field: str, message: str, code: str = errors.INVALID_GLTF
+) -> EngineError:
     return EngineError(code, f"{path}: {message} at {field}", path=str(path), field=field)
 
 
@@ -127,7 +129,7 @@ def _check_influences(
                 raise _fail(path, field, f"accessor {index} count differs from POSITION's")
 
 
-def read_skins(doc: dict[str, Any], accessor: Any) -> list[GltfSkin]:
+def read_skins(doc: dict[str, Any], accessor: Any, path: Path | str) -> list[GltfSkin]:
     """The checked ``skins``; ``accessor(index)`` reads an accessor as (count, width)."""
     result = []
     for s, skin in enumerate(doc.get("skins") or []):
@@ -138,11 +140,7 @@ def read_skins(doc: dict[str, Any], accessor: Any) -> list[GltfSkin]:
             raw = accessor(skin["inverseBindMatrices"])[: len(joints)]
             ibm = np.ascontiguousarray(raw.reshape(-1, 4, 4).transpose(0, 2, 1), np.float32)
         if not np.isfinite(ibm).all():
-            raise EngineError(
-                errors.INVALID_GLTF,
-                f"skin {s}: inverse bind matrices are not finite",
-                field=f"skins[{s}].inverseBindMatrices",
-            )
+            raise _fail(path, f"skins[{s}].inverseBindMatrices", "matrices are not finite")
         name = skin.get("name")
         result.append(
             GltfSkin(

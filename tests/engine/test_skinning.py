@@ -145,6 +145,12 @@ def test_morphs_apply_before_skinning(tmp_path, egl):
     assert dy < -5 and abs(dx) < 2, (dx, dy)  # up on screen (rows grow downwards)
 
 
+_NAN_MATRICES = (
+    "data:application/octet-stream;base64,"
+    + base64.b64encode(np.full(32, np.nan, np.float32).tobytes()).decode()
+)
+
+
 def _simple_skin_doc() -> dict:
     return json.loads(SIMPLE_SKIN.read_text())
 
@@ -218,6 +224,8 @@ def test_quantized_joints_and_weights_draw_like_floats(tmp_path, framed):
          INVALID_GLTF, "meshes[0].primitives[0].attributes.JOINTS_0"),
         # The vertices name joint 1; a skin of one joint has no palette entry 1.
         (lambda d: d["skins"][0].update(joints=[1]), INVALID_GLTF, "nodes[0].skin"),
+        (lambda d: d["buffers"][2].update(uri=_NAN_MATRICES), INVALID_GLTF,
+         "skins[0].inverseBindMatrices"),
         (lambda d: d.update(nodes=d["nodes"] + [{} for _ in range(MAX_JOINTS)])
          or d["skins"][0].update(joints=list(range(1, MAX_JOINTS + 2))),
          GLTF_LIMIT_EXCEEDED, "skins[0].joints"),
