@@ -205,3 +205,29 @@ def test_a_turn_is_about_the_model_axes_whatever_the_bone_roll():
     yaw = quat_to_matrix(quat_from_euler(yaw=0.6))
     np.testing.assert_allclose(after[2][:3, :3], yaw @ before[2][:3, :3], atol=1e-5)
     np.testing.assert_allclose(after[1][:3, 3], before[1][:3, 3], atol=1e-6)  # turns in place
+
+
+@pytest.mark.parametrize("turned", [False, True])
+def test_a_nod_lowers_the_eyes_whichever_way_the_model_faces(turned):
+    """VRM 0.x models face -Z: the rig reads the facing from where the eyes sit, so a
+    nod (pitch +) lowers the eyes and a gaze to the avatar's right (yaw +) turns the
+    pupils to its right (-X facing +Z, +X facing -Z) either way."""
+    from engine.skeleton import Skeleton
+    from engine.transform import quat_from_euler
+
+    asset = load_gltf(RPM_HEAD)
+    nodes = [n.transform.copy() for n in asset.nodes]
+    if turned:  # the whole armature turned to face -Z
+        nodes[0].rotation = quat_from_euler(yaw=np.pi)
+    rig = BoneRig.find(nodes, asset)
+    assert rig is not None and rig.facing == (-1.0 if turned else 1.0)
+    skeleton = Skeleton(asset)
+    eye = rig.names["eyes"][0]
+    rest = skeleton.world(nodes)
+    rig.apply(nodes, np.array([0.3, 0.0, 0.0]), np.array([0.4, 0.0]))
+    posed = skeleton.world(nodes)
+    assert posed[eye][1, 3] < rest[eye][1, 3] - 0.01  # nodded: the eyes went down
+    look = posed[eye][:3, :3] @ rest[eye][:3, :3].T @ [0.0, 0.0, -1.0 if turned else 1.0]
+    head_turn = posed[rig.names["head"]][:3, :3] @ rest[rig.names["head"]][:3, :3].T
+    own = head_turn.T @ look  # the eye's turn alone, in the model's frame
+    assert own[0] * (1 if turned else -1) > 0.3  # towards the avatar's right
