@@ -8,7 +8,9 @@ both eyes. The engine's GPU skinning then moves the vertices those bones carry.
 Bones are found by, in order: the VRM humanoid map (``VRMC_vrm`` 1.0 or ``VRM`` 0.x
 ``humanBones``: ``head``, ``neck``, ``leftEye``, ``rightEye``), then the names Mixamo
 (``mixamorig:Head``), Ready Player Me (``Head``, ``Neck``, ``LeftEye``, ``RightEye``) and
-VRoid (``J_Bip_C_Head``) use, among the joints of the file's skins.
+VRoid (``J_Bip_C_Head``) use, among the joints of the file's skins. Eye bones whose
+eyeballs already turn by ``eyeLook*`` morph targets are left alone (both would double
+every look).
 
 A pose angle is about the model's own axes (x right, y up, the face along +Z; a model
 facing -Z, as VRM 0.x does, has pitch and roll mirrored). Each turn is carried into the
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyrr
 
+from avatarkit.conventions import arkit_channel
 from avatarkit.framing import eye_side, humanoid_bones, is_head, tokens
 from engine.gltf_asset import GltfAsset
 from engine.skeleton import Skeleton
@@ -117,6 +120,8 @@ class BoneRig:
             below = _descendants(asset, head)
             eyes = [i for i in sorted(below & joints) if eye_side(names[i]) is not None][:2]
         world = skeleton.world(asset_nodes)
+        if eyes and _eyes_look_by_morphs(asset, set(eyes)):
+            eyes = []  # turning the bones as well would double every look
         if eyes:  # the eyes sit in front of the head joint
             ahead = float(np.mean([world[e][2, 3] for e in eyes]) - world[head][2, 3])
             facing = -1.0 if ahead < 0 else 1.0
@@ -140,6 +145,26 @@ class BoneRig:
             eye = quat_from_euler(-float(gaze[1]) * self.facing, -float(gaze[0]), 0.0)
             for bone in self.eyes:
                 bone.turn(nodes, eye)
+
+
+def _eyes_look_by_morphs(asset: GltfAsset, eye_nodes: set[int]) -> bool:
+    """True when a mesh carried by the eye bones alone has eyeLook* targets (an eyeball
+    that turns by morphs, as some exports have): then the bones are left alone."""
+    for node in asset.nodes:
+        if node.skin is None or node.mesh is None:
+            continue
+        mesh = asset.meshes[node.mesh]
+        if not any((arkit_channel(n) or "").startswith("eyeLook") for n in mesh.target_names):
+            continue
+        joints = asset.skins[node.skin].joints
+        palette = {k for k, j in enumerate(joints) if j in eye_nodes}
+        for prim in mesh.primitives:
+            if prim.joints is None or prim.skin_weights is None:
+                continue
+            used = set(np.unique(prim.joints[prim.skin_weights > 0]).tolist())
+            if used and used <= palette:
+                return True
+    return False
 
 
 def _depth(skeleton: Skeleton) -> Callable[[int], int]:

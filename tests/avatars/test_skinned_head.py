@@ -231,3 +231,17 @@ def test_a_nod_lowers_the_eyes_whichever_way_the_model_faces(turned):
     head_turn = posed[rig.names["head"]][:3, :3] @ rest[rig.names["head"]][:3, :3].T
     own = head_turn.T @ look  # the eye's turn alone, in the model's frame
     assert own[0] * (1 if turned else -1) > 0.3  # towards the avatar's right
+
+
+def test_eyes_that_look_by_morphs_keep_their_bones_still():
+    """An eyeball mesh with its own eyeLook* targets already follows the gaze through
+    the blendshape map: turning its bone as well would double every look."""
+    asset = load_gltf(RPM_HEAD)
+    rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
+    assert rig is not None and len(rig.eyes) == 2  # the head's eyeLook targets move nothing
+    morphing = copy.copy(asset)
+    morphing.meshes = [copy.copy(m) for m in asset.meshes]
+    eye = next(i for i, m in enumerate(asset.meshes) if m.name == "EyeLeft")
+    morphing.meshes[eye].target_names = ["eyeLookInLeft", "eyeLookOutLeft"]
+    rig = BoneRig.find([n.transform.copy() for n in asset.nodes], morphing)
+    assert rig is not None and rig.eyes == [] and rig.names["head"] is not None
