@@ -172,13 +172,8 @@ def local_id(stem: str) -> str:
 
 
 def drawing_warning(asset: GltfAsset, label: str) -> str | None:
-    """One line naming what of the file is not drawn (ignored extensions, skins), or None."""
+    """One line naming what of the file is not drawn (ignored extensions), or None."""
     parts = [f"{name} ignored ({why})" for name, why in ignored(asset.extensions_used)]
-    if asset.skins:
-        parts.append(
-            "skinned meshes drawn in their bind pose (no skinning: the head pose and gaze "
-            "turn nodes, not skinned vertices)"
-        )
     return f"{label}: " + "; ".join(parts) if parts else None
 
 

@@ -111,8 +111,8 @@ class Inspection:
                 out.extend(f"    {name}: {kind}" for name, kind in mesh.targets)
         for name, joints in self.skins:
             out.append(
-                f"skin {name or '(unnamed)'}: {joints} joints; drawn in its bind pose "
-                "(no skinning: the head pose turns nodes, not skinned vertices)"
+                f"skin {name or '(unnamed)'}: {joints} joints (GPU skinning; the head "
+                "pose and gaze turn the head, neck and eye bones it has)"
             )
         if self.blend is not None:
             report = self.blend.report().splitlines()

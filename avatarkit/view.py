@@ -3,7 +3,8 @@
 Mounting a loaded ``Avatar`` creates its render resources and its ``AvatarController``.
 Every frame the view ticks the controller (render thread) and applies the face it returns:
 ARKit weights through the avatar's blendshape map to GPU morph targets, head rotation to
-the head node. ``on_first_rendering`` fires once, after the first frame really drawn.
+the head node, or on a skinned avatar to its neck and head bones, and gaze to its eye
+bones (``avatarkit.bones``). ``on_first_rendering`` fires once, after the first frame really drawn.
 
 On top of speech and idle the app can layer its own face: an expression
 (``set_expression``) and a gaze target (``look_at``), both faded and followed smoothly
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
+from avatarkit.bones import BoneRig
 from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
@@ -92,7 +94,9 @@ class AvatarView(Component):
         self._paused_dt = 0.0  # frame time the overrides missed while rendering was paused
         self._first_drawn = False
         self._disposed = False
-        self._head_nodes = self._find_head_nodes()
+        # A skinned avatar turns its head, neck and eye bones; anything else a node.
+        self._bones = BoneRig.find(self.model.nodes, self.model.asset)
+        self._head_nodes = [] if self._bones is not None else self._find_head_nodes()
         for index in self._head_nodes:
             self.model.nodes[index].to_trs()  # a glTF matrix would override the turn
         self._rest = [self.model.nodes[i].rotation.copy() for i in self._head_nodes]
@@ -336,6 +340,8 @@ class AvatarView(Component):
         turn = quat_from_euler(*(float(a) for a in pose.head))
         for index, rest in zip(self._head_nodes, self._rest, strict=True):
             self.model.nodes[index].rotation = quat_multiply(rest, turn)
+        if self._bones is not None:
+            self._bones.apply(self.model.nodes, pose.head, pose.gaze)
 
     def _report_frame_rate(self, elapsed: float) -> None:
         frames, self._frames = self._frames, 0

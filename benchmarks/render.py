@@ -15,7 +15,8 @@ the least disturbed by other processes on a busy shared machine) and both ratios
 ``--live`` prints the live rows instead (a kiosk's frames at 720p with 1 and 4 speaking
 avatars beside a bare draw; see render_live.py); ``--offline`` the offline render rows
 (``avatarkit render``'s real-time factor per size and quality beside a bare draw + encode
-floor; see render_offline.py).
+floor; see render_offline.py); ``--skinned`` the skinned-avatar row (an RPM-sized
+avatar: 30k triangles, 72 targets, 62 joints, beside a bare draw; see render_skinned.py).
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ def main() -> None:
     parser.add_argument("--size", default="1280x720", help="frame size of the N-mesh rows")
     parser.add_argument("--offline", action="store_true", help="the offline render rows")
     parser.add_argument("--live", action="store_true", help="the live (kiosk) render rows")
+    parser.add_argument("--skinned", action="store_true", help="the skinned-avatar row")
     parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
     parser.add_argument("--qualities", default="low,medium,high", help="--offline: qualities")
     parser.add_argument("--seconds", type=float, default=10.0, help="--offline: speech length")
@@ -210,6 +212,11 @@ def main() -> None:
         from render_live import main as live
 
         live(args.frames, [1, 4])
+        return
+    if args.skinned:
+        from render_skinned import main as skinned
+
+        skinned(args.frames, [int(s) for s in args.samples.split(",")])
         return
     if args.offline:
         from render_offline import main as offline

@@ -1,10 +1,11 @@
-"""Perspective camera: look-at, and framing a bounding box."""
+"""Perspective camera: look-at, and framing a bounding box (matrices by pyrr)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pyrr
 
 from engine.transform import Vector
 
@@ -71,21 +72,24 @@ class Camera:
         return self
 
     def view_matrix(self) -> np.ndarray:
+        """World -> camera (column vectors). Looking straight along ``up`` or at the
+        camera's own position has no defined view: the rows left undefined are zeros."""
+        forward = self.target - self.position
+        if not np.any(np.cross(forward, self.up)):
+            return self._degenerate_view()
+        # pyrr builds row-vector matrices: the transpose of ours.
+        view = pyrr.matrix44.create_look_at(self.position, self.target, self.up)
+        return np.ascontiguousarray(np.asarray(view, np.float32).T)
+
+    def _degenerate_view(self) -> np.ndarray:
         f = _normalize(self.target - self.position)
-        s = _normalize(np.cross(f, self.up))
-        u = np.cross(s, f)
         m = np.eye(4, dtype=np.float32)
-        m[0, :3], m[1, :3], m[2, :3] = s, u, -f
+        m[0, :3], m[1, :3], m[2, :3] = 0.0, 0.0, -f
         m[:3, 3] = -m[:3, :3] @ self.position
         return m
 
     def projection_matrix(self, aspect: float) -> np.ndarray:
-        t = 1.0 / math.tan(math.radians(self.fov_y) / 2)
-        n, f = self.near, self.far
-        m = np.zeros((4, 4), dtype=np.float32)
-        m[0, 0] = t / aspect
-        m[1, 1] = t
-        m[2, 2] = (f + n) / (n - f)
-        m[2, 3] = 2 * f * n / (n - f)
-        m[3, 2] = -1.0
-        return m
+        projection = pyrr.matrix44.create_perspective_projection(
+            self.fov_y, aspect, self.near, self.far
+        )
+        return np.ascontiguousarray(np.asarray(projection, np.float32).T)

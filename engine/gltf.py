@@ -5,7 +5,8 @@ on the render thread. Supported: the node hierarchy (TRS or matrix), meshes with
 triangle primitives, positions / normals / UVs / vertex colours / indices of any accessor component
 type (normalized or not, strided, sparse), materials (base colour factor and texture,
 alpha mode, double-sided), morph targets (position and normal deltas) with names from
-``mesh.extras.targetNames``, default mesh weights. A file that *requires* an extension
+``mesh.extras.targetNames``, default mesh weights, skins (``engine.gltf_skin``: joints,
+inverse bind matrices, ``JOINTS_0/1`` + ``WEIGHTS_0/1``). A file that *requires* an extension
 we do not implement is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
 
 Files are untrusted input (avatars are downloaded): the GLB container and JSON are read
@@ -41,6 +42,7 @@ from engine.gltf_asset import (
     GltfPrimitive,
     MorphTarget,
 )
+from engine.gltf_skin import check_joint_range, check_skins, read_influences, read_skins
 from engine.gltf_validate import (
     DEFAULT_LIMITS,
     GltfLimits,
@@ -93,6 +95,7 @@ def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS)
             field="extensionsRequired",
         )
     validate(doc, path, limits, None if blob is None else len(blob))
+    check_skins(doc, path)
     try:
         return _Reader(doc, blob, path, limits).asset()
     except EngineError:
@@ -214,7 +217,7 @@ class _Reader:
         else:
             children = {c for n in nodes for c in n.children}
             roots = [i for i in range(len(nodes)) if i not in children]
-        return GltfAsset(
+        asset = GltfAsset(
             path=self.path,
             nodes=nodes,
             meshes=[self._mesh(i, m) for i, m in enumerate(d.get("meshes") or [])],
@@ -222,8 +225,10 @@ class _Reader:
             roots=roots,
             extensions=dict(d["extensions"]) if isinstance(d.get("extensions"), dict) else {},
             extensions_used=[e for e in _list(d.get("extensionsUsed")) if isinstance(e, str)],
-            skins=len(d["skins"]) if isinstance(d.get("skins"), list) else 0,
+            skins=read_skins(d, self.accessor, self.path),
         )
+        check_joint_range(asset)
+        return asset
 
     # -- raw data --------------------------------------------------------------
     def _uri_bytes(self, uri: str, field: str) -> bytes:
@@ -335,6 +340,7 @@ class _Reader:
             transform,
             list(node.get("children") or []),
             node.get("mesh"),
+            node.get("skin"),
         )
 
     def _mesh(self, index: int, mesh: dict[str, Any]) -> GltfMesh:
@@ -415,9 +421,11 @@ class _Reader:
                     self._floats(nrm, 3) if nrm is not None else self._zeros(n, twhere),
                 )
             )
+        joints, skin_weights = read_influences(attrs, self.accessor)
         return GltfPrimitive(
-            positions, normals, uvs, indices, prim.get("material"), targets, colors
-        )
+            positions, normals, uvs, indices, prim.get("material"), targets, colors,
+            joints, skin_weights,
+        )  # fmt: skip
 
     def _material(self, index: int, mat: dict[str, Any]) -> GltfMaterial:
         pbr = mat.get("pbrMetallicRoughness") or {}

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.gltf_skin import GltfSkin
 from engine.transform import Transform
 
 
@@ -42,6 +43,10 @@ class GltfPrimitive:
     material: int | None = None
     targets: list[MorphTarget] = field(default_factory=list)
     colors: np.ndarray | None = None  # (N, 4) float32 linear RGBA (COLOR_0) or None
+    # Skinning (JOINTS_0/1, WEIGHTS_0/1): (N, 4|8) uint16 palette indices and float32
+    # weights summing to 1 (or all 0: the vertex is not moved), or None.
+    joints: np.ndarray | None = None
+    skin_weights: np.ndarray | None = None
 
     @property
     def vertex_count(self) -> int:
@@ -69,6 +74,7 @@ class GltfNode:
     transform: Transform
     children: list[int] = field(default_factory=list)
     mesh: int | None = None
+    skin: int | None = None  # index into GltfAsset.skins: the mesh is drawn skinned
 
 
 @dataclass
@@ -82,7 +88,7 @@ class GltfAsset:
     # for callers that read conventions the engine does not draw. Untrusted: check every field.
     extensions: dict[str, Any] = field(default_factory=dict)
     extensions_used: list[str] = field(default_factory=list)  # the file's extensionsUsed
-    skins: int = 0  # skins in the file: drawn in the bind pose (no skinning)
+    skins: list[GltfSkin] = field(default_factory=list)  # drawn by GPU skinning
 
     def find_node(self, name: str) -> int | None:
         return next((i for i, n in enumerate(self.nodes) if n.name == name), None)

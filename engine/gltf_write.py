@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-_FLOAT, _UINT32 = 5126, 5125
+_FLOAT, _UINT32, _UINT16 = 5126, 5125, 5123
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 
 
@@ -58,6 +58,21 @@ class GltfBuilder:
         self.doc.accessors.append(acc)
         return len(self.doc.accessors) - 1
 
+    def zeros(self, count: int, kind: str) -> int:
+        """An accessor of ``count`` zero elements with no data at all (glTF reads an
+        accessor without a bufferView as zeros): a morph target that moves nothing."""
+        self.doc.accessors.append(self._g.Accessor(componentType=_FLOAT, count=count, type=kind))
+        return len(self.doc.accessors) - 1
+
+    def joints_accessor(self, joints: np.ndarray) -> int:
+        """JOINTS_n: (N, 4) unsigned shorts."""
+        data = np.ascontiguousarray(joints, np.uint16)
+        view = self._view(data.tobytes(), _ARRAY_BUFFER)
+        self.doc.accessors.append(
+            self._g.Accessor(bufferView=view, componentType=_UINT16, count=len(data), type="VEC4")
+        )
+        return len(self.doc.accessors) - 1
+
     # -- objects ---------------------------------------------------------------
     def add_material(
         self,
@@ -99,7 +114,8 @@ class GltfBuilder:
     ) -> int:
         """Each primitive: ``positions``, ``indices`` and optionally ``normals``, ``uvs``,
         ``colors`` (N x 4 linear RGBA), ``material`` (index), ``targets`` (a list of
-        ``{"POSITION": d, "NORMAL": d}``)."""
+        ``{"POSITION": d, "NORMAL": d}``; an all-zero delta is written without data),
+        ``joints`` + ``weights`` (N x 4: JOINTS_0 / WEIGHTS_0 of a skinned mesh)."""
         g = self._g
         prims = []
         for p in primitives:
@@ -110,11 +126,16 @@ class GltfBuilder:
                 attrs.TEXCOORD_0 = self.accessor(p["uvs"], "VEC2")
             if p.get("colors") is not None:
                 attrs.COLOR_0 = self.accessor(p["colors"], "VEC4")
+            if p.get("joints") is not None:
+                attrs.JOINTS_0 = self.joints_accessor(p["joints"])
+                attrs.WEIGHTS_0 = self.accessor(p["weights"], "VEC4")
             targets = []
             for t in p.get("targets", []):
                 targets.append(
                     {
                         k: self.accessor(v, "VEC3", bounds=k == "POSITION")
+                        if np.any(v)
+                        else self.zeros(len(v), "VEC3")
                         for k, v in t.items()
                         if v is not None
                     }
@@ -144,8 +165,9 @@ class GltfBuilder:
         scale: Sequence[float] | None = None,
         matrix: np.ndarray | None = None,
         parent: int | None = None,
+        skin: int | None = None,
     ) -> int:
-        node = self._g.Node(name=name, mesh=mesh)
+        node = self._g.Node(name=name, mesh=mesh, skin=skin)
         if translation is not None:
             node.translation = [float(v) for v in translation]
         if rotation is not None:
@@ -162,6 +184,23 @@ class GltfBuilder:
             parent_node = self.doc.nodes[parent]
             parent_node.children = (parent_node.children or []) + [index]
         return index
+
+    def add_skin(self, joints: Sequence[int], name: str = "", skeleton: int | None = None) -> int:
+        """A skin over ``joints`` (node indices) bound where they stand now: each inverse
+        bind matrix is the inverse of its joint's current world matrix."""
+        world = _world_matrices(self.doc)
+        inverse = np.array([np.linalg.inv(world[j]) for j in joints], np.float32)
+        # glTF stores each 4x4 column-major: the transpose of our row-major array.
+        flat = np.ascontiguousarray(inverse.transpose(0, 2, 1)).reshape(len(joints), 16)
+        self.doc.skins.append(
+            self._g.Skin(
+                name=name or None,
+                joints=list(joints),
+                inverseBindMatrices=self.accessor(flat, "MAT4"),
+                skeleton=skeleton,
+            )
+        )
+        return len(self.doc.skins) - 1
 
     def require_extension(self, name: str) -> None:
         self.doc.extensionsUsed = sorted({*(self.doc.extensionsUsed or []), name})
@@ -186,6 +225,31 @@ class GltfBuilder:
             self.doc.buffers = [self._g.Buffer(byteLength=len(blob), uri=uri)]
             self.doc.save_json(str(path))
         return path
+
+
+def _world_matrices(doc: object) -> dict[int, np.ndarray]:
+    """World matrices of a pygltflib document's nodes (TRS or matrix), for bind poses."""
+    from engine.transform import compose
+
+    nodes = doc.nodes  # type: ignore[attr-defined]
+    parent = {c: i for i, n in enumerate(nodes) for c in (n.children or [])}
+    world: dict[int, np.ndarray] = {}
+
+    def of(index: int) -> np.ndarray:
+        if index not in world:
+            n = nodes[index]
+            if n.matrix is not None:
+                local = np.array(n.matrix, np.float64).reshape(4, 4).T
+            else:
+                local = compose(
+                    n.translation or (0, 0, 0), n.rotation or (0, 0, 0, 1), n.scale or (1, 1, 1)
+                ).astype(np.float64)
+            world[index] = local if index not in parent else of(parent[index]) @ local
+        return world[index]
+
+    for index in range(len(nodes)):
+        of(index)
+    return world
 
 
 def pack_glb(doc: dict, blob: bytes | None = None) -> bytes:

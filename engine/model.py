@@ -5,6 +5,12 @@ of every mesh in the asset, first appearance first). A name shared by several me
 (a head and its teeth both having ``jawOpen``) drives all of them. Each frame, each mesh
 gets the compact list of its non-zero targets in a uniform block; the vertex shader
 fetches only those deltas. No per-vertex work happens in Python.
+
+Skinned nodes (glTF ``skins``) are posed from the editable ``nodes`` transforms: each
+drawn frame the render thread composes every node's world matrix in one batch
+(``engine.skeleton``), turns each skin's joints into a palette and uploads it (one
+uniform block per skin); the vertex shader blends it after the morphs. Joint nodes are
+ordinary nodes: ``model.node("Head").rotation = ...`` turns what the head bone moves.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from engine.gltf import load_gltf
 from engine.gltf_asset import GltfAsset
 from engine.render.frame import Frame
 from engine.scene import Component
+from engine.skeleton import Skeleton
 from engine.transform import Transform
 
 if TYPE_CHECKING:
     from engine.render.gpu import GpuAsset, GpuPrimitive
     from engine.render.renderer import MorphWeights, Renderer
+    from engine.render.skinning import JointPalette
 
 
 class ModelRenderer(Component):
@@ -46,6 +54,16 @@ class ModelRenderer(Component):
         self.nodes: list[Transform] = [node.transform.copy() for node in self.asset.nodes]
         self._node_index = {node.name: i for i, node in enumerate(self.asset.nodes)}
         self._walk = list(self.asset.walk())
+        self._skeleton = Skeleton(self.asset)
+        # Node index -> skin index, for nodes drawn skinned (every primitive has joints).
+        self._skinned: dict[int, int] = {
+            i: node.skin
+            for i, node in enumerate(self.asset.nodes)
+            if node.skin is not None
+            and node.mesh is not None
+            and all(p.joints is not None for p in self.asset.meshes[node.mesh].primitives)
+        }
+        self._palettes: dict[int, JointPalette] = {}  # per skin, made on the render thread
         self._name_orders: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._gpu: GpuAsset | None = None
         self._renderer: Renderer | None = None
@@ -178,24 +196,31 @@ class ModelRenderer(Component):
                 renderer.set_view_projection(frame.view_projection)
 
     def _draw_nodes(self, renderer: Renderer, gpu: GpuAsset) -> None:
-        world: dict[int, np.ndarray] = {}
+        world = self._skeleton.world(self.nodes)  # asset space, every node
         base = (
             self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)
         )
+        for skin in set(self._skinned.values()):  # joints may sit anywhere in the walk
+            palette = self._palettes.get(skin)
+            if palette is None:
+                palette = self._palettes[skin] = renderer.joint_palette()
+            palette.set(self._skeleton.palette(skin, world))
         blended = []
-        for index, parent in self._walk:
-            local = self.nodes[index].local_matrix()
-            matrix = world[index] = (base if parent is None else world[parent]) @ local
+        for index, _ in self._walk:
             mesh = self.asset.nodes[index].mesh
             if mesh is None:
                 continue
+            skinned = self._skinned.get(index)
+            # A skinned mesh ignores its node's transform: the palette places it.
+            matrix = base if skinned is not None else base @ world[index]
+            palette = None if skinned is None else self._palettes[skinned]
             weights = self._weights_for(mesh, renderer)
             opaque, transparent = self._passes[mesh]
-            renderer.draw_node(gpu, opaque, matrix, weights)
+            renderer.draw_node(gpu, opaque, matrix, weights, palette)
             if transparent:
-                blended.append((transparent, matrix, weights))
-        for prims, matrix, weights in blended:  # after every opaque primitive of the model
-            renderer.draw_node(gpu, prims, matrix, weights)
+                blended.append((transparent, matrix, weights, palette))
+        for prims, matrix, weights, palette in blended:  # after every opaque primitive
+            renderer.draw_node(gpu, prims, matrix, weights, palette)
 
     def _blended(self, material: int | None) -> bool:
         return material is not None and self.asset.materials[material].alpha_mode == "BLEND"
@@ -214,6 +239,9 @@ class ModelRenderer(Component):
         for block in self._mesh_weights.values():
             block.release()
         self._mesh_weights.clear()
+        for palette in self._palettes.values():
+            palette.release()
+        self._palettes.clear()
         if self._gpu is not None and self._renderer is not None:
             self._renderer.release(self.asset)
             self._gpu = None

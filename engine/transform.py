@@ -2,7 +2,8 @@
 
 Matrices are numpy float32 arrays in the column-vector convention (``p' = M @ p``);
 upload them to GLSL with ``.T.tobytes()`` (GLSL is column-major). Quaternions are
-``(x, y, z, w)`` as in glTF.
+``(x, y, z, w)`` as in glTF. The quaternion and matrix work is pyrr's (single values;
+``engine.skeleton`` composes whole rigs in one numpy batch).
 """
 
 from __future__ import annotations
@@ -10,67 +11,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pyrr
 
 # A 3- or 4-vector: a tuple or list of floats, or a numpy array.
 Vector = Sequence[float] | np.ndarray
 
 
 def quat_to_matrix(q: Vector) -> np.ndarray:
-    x, y, z, w = (float(v) for v in q)
-    n = x * x + y * y + z * z + w * w
-    s = 2.0 / n if n > 0 else 0.0
-    return np.array(
-        [
-            [1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)],
-            [s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)],
-            [s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)],
-        ],
-        dtype=np.float32,
-    )
+    """The 3x3 rotation of ``q`` (normalised first; the zero quaternion: identity)."""
+    quat = np.asarray(q, np.float64)
+    if not np.any(quat):
+        return np.eye(3, dtype=np.float32)
+    # pyrr's 3x3 from a quaternion is already in the column-vector layout used here.
+    return np.asarray(pyrr.matrix33.create_from_quaternion(quat / np.linalg.norm(quat)), np.float32)
 
 
 def quat_from_euler(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0) -> np.ndarray:
     """Radians about x (pitch), y (yaw), z (roll), applied roll, then pitch, then yaw."""
-    cx, sx = np.cos(pitch / 2), np.sin(pitch / 2)
-    cy, sy = np.cos(yaw / 2), np.sin(yaw / 2)
-    cz, sz = np.cos(roll / 2), np.sin(roll / 2)
-    qx = np.array([sx, 0, 0, cx])
-    qy = np.array([0, sy, 0, cy])
-    qz = np.array([0, 0, sz, cz])
-    return quat_multiply(quat_multiply(qy, qx), qz).astype(np.float32)
+    qx = pyrr.quaternion.create_from_x_rotation(pitch)
+    qy = pyrr.quaternion.create_from_y_rotation(yaw)
+    qz = pyrr.quaternion.create_from_z_rotation(roll)
+    return quat_multiply(quat_multiply(qy, qx), qz)
 
 
 def quat_multiply(a: Vector, b: Vector) -> np.ndarray:
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ],
-        dtype=np.float32,
-    )
+    """The Hamilton product ``a * b``: rotate by ``b``, then by ``a``."""
+    return np.asarray(pyrr.quaternion.cross(np.asarray(a), np.asarray(b)), np.float32)
 
 
 def quat_from_matrix(r: np.ndarray) -> np.ndarray:
     """The unit quaternion (x, y, z, w) of a 3x3 rotation matrix."""
-    m = np.asarray(r, np.float64)
-    trace = m[0, 0] + m[1, 1] + m[2, 2]
-    if trace > 0:
-        s = 2.0 * np.sqrt(trace + 1.0)
-        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
-    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
-    elif m[1, 1] > m[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
-    quat = np.array(q)
+    quat = np.asarray(pyrr.quaternion.create_from_matrix(np.asarray(r, np.float64)), np.float64)
     return (quat / np.linalg.norm(quat)).astype(np.float32)
 
 

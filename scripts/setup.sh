@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 REQUIRED_DEBS=(libegl1 libgl1-mesa-dri libegl-mesa0)
 OPTIONAL_DEBS=(portaudio19-dev xvfb espeak-ng libespeak-ng1 sox nginx
-              pulseaudio pulseaudio-utils libasound2-plugins libopus0 redis-server)
+              pulseaudio pulseaudio-utils libasound2-plugins libopus0 redis-server
+              assimp-testmodels)  # Khronos glTF samples (SimpleSkin, ...): tests/engine/test_skinning.py
 
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
 apt_install() { bash scripts/apt_get.sh install "$@"; }  # waits for a held apt lock

@@ -27,6 +27,12 @@ class GpuPrimitive:
     # grown by each target's most negative and most positive delta): the screen area it
     # can cover, for the post pass (Renderer.drawn_region).
     bounds: np.ndarray | None = None
+    # Indices of the triangles some morph target moves come first: the vertex shader's
+    # target loop runs for those only (the rest is drawn as not morphed). None: all.
+    morph_indices: int | None = None
+    index_count: int = 0
+    influences: int = 0  # skin joints per vertex on the GPU: 0 (not skinned), 4 or 8
+    used_joints: np.ndarray | None = None  # palette entries some vertex weights (bounds)
 
     def release(self) -> None:
         self.vao.release()
@@ -57,6 +63,23 @@ def delta_texture(ctx: moderngl.Context, prim: GltfPrimitive) -> moderngl.Textur
     tex = ctx.texture((DELTA_TEXTURE_WIDTH, rows), 4, padded.tobytes(), dtype="f4")
     tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
     return tex
+
+
+def _morphed_first(prim: GltfPrimitive) -> tuple[np.ndarray, int | None]:
+    """The indices with every triangle a target moves first, and how many indices those
+    are (None: no split). On a software rasteriser the target loop costs per vertex
+    shaded, and a face's targets leave most of a head, and all of its back, still."""
+    if not prim.targets or not len(prim.indices):
+        return prim.indices, None
+    moving = np.zeros(prim.vertex_count, bool)
+    for target in prim.targets:
+        moving |= np.any(target.positions != 0, axis=1) | np.any(target.normals != 0, axis=1)
+    triangles = prim.indices.reshape(-1, 3)
+    moved = moving[triangles].any(axis=1)
+    if moved.all():
+        return prim.indices, None
+    order = np.concatenate([triangles[moved], triangles[~moved]]).reshape(-1)
+    return order, int(moved.sum()) * 3
 
 
 def color_texture(ctx: moderngl.Context, image: np.ndarray) -> moderngl.Texture:
@@ -91,13 +114,27 @@ class GpuAsset:
         uvs = prim.uvs if prim.uvs is not None else np.zeros((n, 2), np.float32)
         interleaved = np.hstack([prim.positions, prim.normals, uvs]).astype(np.float32)
         vbo = ctx.buffer(interleaved.tobytes())
-        ibo = ctx.buffer(np.ascontiguousarray(prim.indices, np.uint32).tobytes())
+        indices, morph_indices = _morphed_first(prim)
+        ibo = ctx.buffer(np.ascontiguousarray(indices, np.uint32).tobytes())
         content: list[tuple[Any, ...]] = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
         buffers = [vbo, ibo]
         if prim.colors is not None:
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())
             content.append((colors, "4f", "in_color"))
             buffers.append(colors)
+        influences = 0
+        used = None
+        if prim.joints is not None and prim.skin_weights is not None:
+            influences = prim.joints.shape[1]
+            # Joints as floats: exact below 2**24, and one float attribute path for all.
+            skin = np.hstack([prim.joints.astype(np.float32), prim.skin_weights])
+            if influences == 8:  # j0 j1 w0 w1 -> j0 w0 j1 w1
+                skin = skin[:, [*range(4), *range(8, 12), *range(4, 8), *range(12, 16)]]
+            skin_vbo = ctx.buffer(np.ascontiguousarray(skin, np.float32).tobytes())
+            names = ["in_joints0", "in_weights0", "in_joints1", "in_weights1"][: influences // 2]
+            content.append((skin_vbo, " ".join(["4f"] * len(names)), *names))
+            buffers.append(skin_vbo)
+            used = np.unique(prim.joints[prim.skin_weights > 0]).astype(np.intp)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
         lo, hi = prim.positions.min(axis=0), prim.positions.max(axis=0)
         for target in prim.targets:
@@ -111,6 +148,10 @@ class GpuAsset:
             prim.material,
             prim.colors is not None,
             np.array([lo, hi], np.float64) if n else None,
+            morph_indices,
+            len(indices),
+            influences,
+            used,
         )
 
     def release(self) -> None:

@@ -18,8 +18,10 @@ from engine.render.shaders import (
     LIT_VERTEX,
     MAX_ACTIVE_TARGETS,
 )
+from engine.render.skinning import JointPalette
 
 MORPH_BLOCK_BINDING = 0
+SKIN_BLOCK_BINDING = 1
 DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
 _ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
@@ -70,6 +72,7 @@ class Renderer:
         self.ctx = ctx
         self.lit = ctx.program(vertex_shader=LIT_VERTEX, fragment_shader=LIT_FRAGMENT)
         self.lit["Morph"].binding = MORPH_BLOCK_BINDING
+        self.lit["Skin"].binding = SKIN_BLOCK_BINDING
         self.lit["u_deltas"].value = DELTAS_UNIT
         self.lit["u_base_texture"].value = BASE_TEXTURE_UNIT
         self._background = ctx.program(
@@ -81,6 +84,7 @@ class Renderer:
         self._dummy_deltas = ctx.texture((1, 1), 4, bytes(16), dtype="f4")
         self._no_morph = MorphWeights(ctx)
         self._no_morph.set(np.zeros(0, np.float32))
+        self._no_skin = JointPalette(ctx)  # a block must be bound even where unread
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None] | None = None
         self.draw_calls = 0
@@ -114,6 +118,9 @@ class Renderer:
 
     def morph_weights(self) -> MorphWeights:
         return MorphWeights(self.ctx)
+
+    def joint_palette(self) -> JointPalette:
+        return JointPalette(self.ctx)
 
     # -- frame -----------------------------------------------------------------
     def begin_frame(self, frame: Frame) -> None:
@@ -180,13 +187,15 @@ class Renderer:
         prims: Sequence[GpuPrimitive],
         model_matrix: np.ndarray,
         weights: MorphWeights | None,
+        palette: JointPalette | None = None,
     ) -> None:
-        """Draw primitives sharing one model matrix and one set of morph weights."""
+        """Draw primitives sharing one model matrix, one set of morph weights and (for a
+        skinned node) one joint palette, which then maps to model space."""
         linear = model_matrix[:3, :3]
         det = float(np.linalg.det(linear))
         if abs(det) < 1e-12:
             return  # scaled to nothing: invisible, and its normals are undefined
-        self._cover(model_matrix, prims)
+        self._cover(model_matrix, prims, palette)
         lit = self.lit
         lit["u_model"].write(_mat4(model_matrix))
         normal_matrix = np.linalg.inv(linear).T
@@ -196,7 +205,7 @@ class Renderer:
         # GL state between calls.
         self._material_key = None
         for prim in prims:
-            self._draw(gpu, prim, weights)
+            self._draw(gpu, prim, weights, palette)
         if self.flush_per_node:
             flush_gpu()
 
@@ -218,8 +227,19 @@ class Renderer:
             x0, y0, x1, y1 = min(x0, r[0]), min(y0, r[1]), max(x1, r[2]), max(y1, r[3])
         self.drawn_region = (max(x0, -1.0), max(y0, -1.0), min(x1, 1.0), min(y1, 1.0))
 
-    def _cover(self, model_matrix: np.ndarray, prims: Sequence[GpuPrimitive]) -> None:
-        boxes = [p.bounds for p in prims if p.bounds is not None]
+    def _cover(
+        self,
+        model_matrix: np.ndarray,
+        prims: Sequence[GpuPrimitive],
+        palette: JointPalette | None = None,
+    ) -> None:
+        boxes = [
+            p.bounds
+            if palette is None or p.used_joints is None
+            else palette.bounds(p.bounds, p.used_joints)
+            for p in prims
+            if p.bounds is not None
+        ]
         if not boxes:
             return
         lo = np.min([b[0] for b in boxes], axis=0)
@@ -253,9 +273,21 @@ class Renderer:
             self.ctx.enable(moderngl.CULL_FACE)
         return material
 
-    def _draw(self, gpu: GpuAsset, prim: GpuPrimitive, weights: MorphWeights | None) -> None:
+    def _draw(
+        self,
+        gpu: GpuAsset,
+        prim: GpuPrimitive,
+        weights: MorphWeights | None,
+        palette: JointPalette | None,
+    ) -> None:
         material = self._use_material(gpu, prim.material)
         self.lit["u_has_colors"].value = prim.has_colors
+        skinned = palette is not None and prim.influences > 0
+        self.lit["u_skin_influences"].value = prim.influences if skinned else 0
+        (
+            palette if skinned and palette is not None else self._no_skin
+        ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
+        morphed = prim.deltas is not None and weights is not None
         if prim.deltas is not None and weights is not None:
             prim.deltas.use(DELTAS_UNIT)
             weights.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
@@ -274,11 +306,22 @@ class Renderer:
                 moderngl.ONE,
                 moderngl.ONE_MINUS_SRC_ALPHA,
             )
-            prim.vao.render()
+            self._render(prim, morphed)
             ctx.disable(moderngl.BLEND)
         else:
-            prim.vao.render()
+            self._render(prim, morphed)
         self.draw_calls += 1
+
+    def _render(self, prim: GpuPrimitive, morphed: bool) -> None:
+        """The triangles targets move with the bound weights, the rest without."""
+        split = prim.morph_indices
+        if not morphed or split is None:
+            prim.vao.render()
+            return
+        if split:
+            prim.vao.render(vertices=split)
+        self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
+        prim.vao.render(first=split, vertices=prim.index_count - split)
 
     def close(self) -> None:
         """Release every GL object this renderer made (assets included)."""
@@ -286,6 +329,7 @@ class Renderer:
             gpu.release()
         self._assets.clear()
         self._no_morph.release()
+        self._no_skin.release()
         self._release_background()
         for obj in (
             self._dummy,

@@ -8,6 +8,42 @@ from __future__ import annotations
 MAX_ACTIVE_TARGETS = 64
 DELTA_TEXTURE_WIDTH = 4096  # texels per row of the morph delta texture (power of two)
 
+# Joints of one skin: the top three rows of each skinning matrix (engine.skeleton).
+MAX_JOINTS = 256  # == engine.gltf_skin.MAX_JOINTS
+
+SKIN_BLOCK = f"""
+layout(std140) uniform Skin {{
+    vec4 u_joint_rows[{MAX_JOINTS * 3}];  // joint j: rows 3j, 3j+1, 3j+2
+}};
+uniform int u_skin_influences;  // 0: not skinned, 4: JOINTS_0 only, 8: JOINTS_0 and _1
+in vec4 in_joints0;
+in vec4 in_weights0;
+in vec4 in_joints1;
+in vec4 in_weights1;
+
+// Weighted sum of the joints' rows (linear-blend skinning). Weights sum to 1, or to 0
+// for a vertex bound to no joint: the rest of the sum is the identity.
+void skin_rows(out vec4 r0, out vec4 r1, out vec4 r2) {{
+    r0 = vec4(0.0); r1 = vec4(0.0); r2 = vec4(0.0);
+    for (int i = 0; i < 4; ++i) {{
+        int j = int(in_joints0[i]) * 3;
+        float w = in_weights0[i];
+        r0 += w * u_joint_rows[j]; r1 += w * u_joint_rows[j + 1]; r2 += w * u_joint_rows[j + 2];
+    }}
+    float total = dot(in_weights0, vec4(1.0));
+    if (u_skin_influences > 4) {{
+        for (int i = 0; i < 4; ++i) {{
+            int j = int(in_joints1[i]) * 3;
+            float w = in_weights1[i];
+            r0 += w * u_joint_rows[j]; r1 += w * u_joint_rows[j + 1]; r2 += w * u_joint_rows[j + 2];
+        }}
+        total += dot(in_weights1, vec4(1.0));
+    }}
+    float rest = 1.0 - total;
+    r0.x += rest; r1.y += rest; r2.z += rest;
+}}
+"""
+
 MORPH_BLOCK = f"""
 layout(std140) uniform Morph {{
     ivec4 u_morph_count;                               // x = number of active targets
@@ -21,6 +57,7 @@ LIT_VERTEX = (
 #version 330
 """
     + MORPH_BLOCK
+    + SKIN_BLOCK
     + f"""
 // Deltas of every target: texel (target * vertex_count + vertex) * 2 holds the position
 // delta, the next texel the normal delta. Only the active targets are fetched.
@@ -54,6 +91,13 @@ void main() {{
         int base = (target * u_vertex_count + gl_VertexID) * 2;
         position += weight * texelFetch(u_deltas, delta_texel(base), 0).xyz;
         normal += weight * texelFetch(u_deltas, delta_texel(base + 1), 0).xyz;
+    }}
+    if (u_skin_influences > 0) {{  // after the morphs, as glTF specifies
+        vec4 r0, r1, r2;
+        skin_rows(r0, r1, r2);
+        vec4 p = vec4(position, 1.0);
+        position = vec3(dot(r0, p), dot(r1, p), dot(r2, p));
+        normal = vec3(dot(r0.xyz, normal), dot(r1.xyz, normal), dot(r2.xyz, normal));
     }}
     vec4 world = u_model * vec4(position, 1.0);
     v_world = world.xyz;

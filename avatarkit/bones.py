@@ -1,0 +1,189 @@
+"""Head, neck and eye bones of a skinned avatar, turned by the face pose.
+
+``AvatarView`` finds them once (``BoneRig.find``) and calls ``apply`` each drawn frame on
+the render thread, before the model is drawn: the head pose (pitch, yaw, roll, from speech,
+idle and the app's ``look_at``) is shared between the neck and the head, the gaze turns
+both eyes. The engine's GPU skinning then moves the vertices those bones carry.
+
+Bones are found by, in order: the VRM humanoid map (``VRMC_vrm`` 1.0 or ``VRM`` 0.x
+``humanBones``: ``head``, ``neck``, ``leftEye``, ``rightEye``), then the names Mixamo
+(``mixamorig:Head``), Ready Player Me (``Head``, ``Neck``, ``LeftEye``, ``RightEye``) and
+VRoid (``J_Bip_C_Head``) use, among the joints of the file's skins. Eye bones whose
+eyeballs already turn by ``eyeLook*`` morph targets are left alone (both would double
+every look).
+
+A pose angle is about the model's own axes (x right, y up, the face along +Z; a model
+facing -Z, as VRM 0.x does, has pitch and roll mirrored). Each turn is carried into the
+bone's parent frame at rest and composed with the bone's rest rotation, so a rig whose
+bones are rolled or scaled any way turns the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyrr
+
+from avatarkit.conventions import arkit_channel
+from avatarkit.framing import eye_side, humanoid_bones, is_head, tokens
+from engine.gltf_asset import GltfAsset
+from engine.skeleton import Skeleton
+from engine.transform import Transform, quat_from_euler
+
+NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
+
+
+def _unit(q: np.ndarray) -> np.ndarray:
+    return np.asarray(pyrr.quaternion.normalize(np.asarray(q, np.float64)), np.float32)
+
+
+@dataclass
+class _Bone:
+    node: int
+    rest: np.ndarray  # local rotation at rest (x, y, z, w)
+    to_parent: np.ndarray  # model -> parent frame at rest: the parent's world rotation
+    from_parent: np.ndarray  # its inverse
+
+    def turn(self, nodes: Sequence[Transform], model_turn: np.ndarray) -> None:
+        """Rotate the bone by ``model_turn`` (a quaternion about model axes) at its joint."""
+        local = pyrr.quaternion.cross(
+            pyrr.quaternion.cross(self.from_parent, model_turn), self.to_parent
+        )
+        nodes[self.node].rotation = np.asarray(pyrr.quaternion.cross(local, self.rest), np.float32)
+
+
+class BoneRig:
+    """The bones a face pose turns on one model (indices into its nodes)."""
+
+    def __init__(
+        self,
+        asset_nodes: Sequence[Transform],
+        skeleton: Skeleton,
+        head: int,
+        neck: int | None,
+        eyes: list[int],
+        facing: float,
+    ) -> None:
+        for index in (head, neck, *eyes):
+            if index is not None:
+                asset_nodes[index].to_trs()  # an explicit matrix would hide the rotation
+        world = skeleton.world(asset_nodes)
+
+        def bone(index: int) -> _Bone:
+            parent = int(skeleton.parent[index])
+            linear = world[parent][:3, :3] if parent >= 0 else np.eye(3)
+            scale = np.linalg.norm(linear, axis=0)
+            rotation = linear / np.where(scale > 1e-12, scale, 1.0)
+            if np.linalg.det(rotation) < 0:  # a mirrored parent: keep the rotation proper
+                rotation[:, 0] = -rotation[:, 0]
+            parent_q = _unit(pyrr.quaternion.create_from_matrix(rotation))
+            return _Bone(
+                index,
+                _unit(asset_nodes[index].rotation),
+                parent_q,
+                np.asarray(pyrr.quaternion.inverse(parent_q), np.float32),
+            )
+
+        self.head = bone(head)
+        self.neck = bone(neck) if neck is not None else None
+        self.eyes = [bone(e) for e in eyes]
+        self.facing = facing  # +1: the face looks along +Z; -1: along -Z
+        self.names = {"head": head, "neck": neck, "eyes": eyes}
+
+    @classmethod
+    def find(cls, asset_nodes: Sequence[Transform], asset: GltfAsset) -> BoneRig | None:
+        """The rig of a skinned model, or None (no skin, or no head among its joints).
+        ``asset_nodes``: the model's editable node transforms (``ModelRenderer.nodes``)."""
+        joints = {j for skin in asset.skins for j in skin.joints}
+        if not joints:
+            return None
+        skeleton = Skeleton(asset)
+        human = {k: v for k, v in humanoid_bones(asset).items() if v in joints}
+        head = human.get("head")
+        names = {i: asset.nodes[i].name for i in joints}
+        if head is None:
+            heads = sorted((i for i, name in names.items() if is_head(name)), key=_depth(skeleton))
+            head = heads[0] if heads else None
+        if head is None:
+            return None
+        neck = human.get("neck")
+        if neck is None:  # the nearest ancestor named as a neck
+            up = int(skeleton.parent[head])
+            while up >= 0 and neck is None:
+                if up in names and "neck" in tokens(names[up]):
+                    neck = up
+                up = int(skeleton.parent[up])
+        eyes = [human[k] for k in ("leftEye", "rightEye") if k in human]
+        if not eyes:
+            below = _descendants(asset, head)
+            eyes = [i for i in sorted(below & joints) if eye_side(names[i]) is not None][:2]
+        world = skeleton.world(asset_nodes)
+        if eyes and _eyes_look_by_morphs(asset, set(eyes)):
+            eyes = []  # turning the bones as well would double every look
+        if eyes:  # the eyes sit in front of the head joint
+            ahead = float(np.mean([world[e][2, 3] for e in eyes]) - world[head][2, 3])
+            facing = -1.0 if ahead < 0 else 1.0
+        else:  # VRM 0.x models face -Z; everything else glTF's +Z
+            facing = (
+                -1.0 if "VRM" in asset.extensions and "VRMC_vrm" not in asset.extensions else 1.0
+            )
+        return cls(asset_nodes, skeleton, head, neck, eyes, facing)
+
+    def apply(self, nodes: Sequence[Transform], head: np.ndarray, gaze: np.ndarray) -> None:
+        """Pose the bones: ``head`` pitch (+ nods down), yaw, roll and ``gaze`` yaw (+ to
+        the avatar's right), pitch (+ up), radians."""
+        pitch, yaw, roll = (float(a) for a in head)
+        pitch, roll = pitch * self.facing, roll * self.facing
+        share = NECK_SHARE if self.neck is not None else 0.0
+        if self.neck is not None:
+            self.neck.turn(nodes, quat_from_euler(pitch * share, yaw * share, roll * share))
+        rest = 1.0 - share
+        self.head.turn(nodes, quat_from_euler(pitch * rest, yaw * rest, roll * rest))
+        if self.eyes:
+            eye = quat_from_euler(-float(gaze[1]) * self.facing, -float(gaze[0]), 0.0)
+            for bone in self.eyes:
+                bone.turn(nodes, eye)
+
+
+def _eyes_look_by_morphs(asset: GltfAsset, eye_nodes: set[int]) -> bool:
+    """True when a mesh carried by the eye bones alone has eyeLook* targets (an eyeball
+    that turns by morphs, as some exports have): then the bones are left alone."""
+    for node in asset.nodes:
+        if node.skin is None or node.mesh is None:
+            continue
+        mesh = asset.meshes[node.mesh]
+        if not any((arkit_channel(n) or "").startswith("eyeLook") for n in mesh.target_names):
+            continue
+        joints = asset.skins[node.skin].joints
+        palette = {k for k, j in enumerate(joints) if j in eye_nodes}
+        for prim in mesh.primitives:
+            if prim.joints is None or prim.skin_weights is None:
+                continue
+            used = set(np.unique(prim.joints[prim.skin_weights > 0]).tolist())
+            if used and used <= palette:
+                return True
+    return False
+
+
+def _depth(skeleton: Skeleton) -> Callable[[int], int]:
+    def depth(index: int) -> int:
+        d = 0
+        while skeleton.parent[index] >= 0:
+            index, d = int(skeleton.parent[index]), d + 1
+        return d
+
+    return depth
+
+
+def _descendants(asset: GltfAsset, root: int) -> set[int]:
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        index = stack.pop()
+        for child in asset.nodes[index].children:
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
