@@ -125,10 +125,6 @@ def parse_options(
     )
 
 
-def bundled_ids() -> list[str]:
-    return [m.id for m in list_packages(AVATARS_DIR)]
-
-
 def local_avatar(spec: str | None) -> Avatar | None:
     """The avatar of a ``--avatar`` that names a file or folder, else None (a bundled id,
     which wins over a folder of its name, or nothing there: the load reports that)."""
@@ -257,7 +253,7 @@ class Stage:
         self.progress = TerminalProgress()
         # A file or folder given as --avatar is opened now: the server must accept its id.
         self._local = local_avatar(options.avatar)
-        self._served = None if self._local is None else (*bundled_ids(), self._local.id)
+        self._served = () if self._local is None else (self._local.source_path,)
         self.server = EmbeddedServer(avatars=self._served).start()
         self._server_identity = (self.server.port, self.server.api_key, self.server.app_id)
         self.device: VirtualDevice | None = None
