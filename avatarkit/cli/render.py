@@ -237,8 +237,12 @@ def render_video(
             _wait_for_motion(controller, audio_samples / rate)
             if controller.connection_state == ConnectionState.FAILED:
                 app.step()  # the controller hands its errors to on_error on its tick
-                raise refusals[-1] if refusals else AvatarKitError(
-                    ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
+                raise (
+                    refusals[-1]
+                    if refusals
+                    else AvatarKitError(
+                        ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
+                    )
                 )
             # Everything is here: a render slower than real time must not sit on an idle
             # session until the server's idle timeout closes it (and warns).

@@ -113,9 +113,7 @@ class AvatarCatalog:
         """Why ``avatar_id`` is not served, naming where it was looked for."""
         if avatar_id in index.skipped:
             return f"avatar {avatar_id!r} is not served: {index.skipped[avatar_id]}"
-        return (
-            f"no avatar {avatar_id!r} among the {len(index.entries)} served from {self.where()}"
-        )
+        return f"no avatar {avatar_id!r} among the {len(index.entries)} served from {self.where()}"
 
     # -- a file's manifest ----------------------------------------------------------------
     def manifest(self, entry: Entry) -> Manifest:
@@ -169,7 +167,9 @@ class AvatarCatalog:
                     names = []
                     for item in listing:
                         if len(names) >= MAX_FOLDER_ENTRIES:
-                            self._warn(root, f"more than {MAX_FOLDER_ENTRIES} entries; rest ignored")
+                            self._warn(
+                                root, f"more than {MAX_FOLDER_ENTRIES} entries; rest ignored"
+                            )
                             break
                         if not item.name.startswith("."):
                             names.append(item.name)

@@ -48,9 +48,7 @@ class ServerState:
         self.stats = ServerStats()
         self.draining = False
         # What the asset service serves and sessions may drive (any_avatar: any id).
-        self.catalog = AvatarCatalog(
-            sources_of(config.avatars), max_bytes=config.max_avatar_bytes
-        )
+        self.catalog = AvatarCatalog(sources_of(config.avatars), max_bytes=config.max_avatar_bytes)
         # Upgraded but not configured yet, per address, oldest first (local to this process:
         # they last at most handshake_timeout_s).
         self.pending: dict[str, dict[Session, None]] = {}
