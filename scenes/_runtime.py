@@ -33,7 +33,7 @@ from avatarkit import (
 from avatarkit.avatar import MODEL_SUFFIXES, Avatar, derive
 from avatarkit.cli import video_size
 from avatarkit.controller import ConnectionState
-from avatarkit.package import ID_RE, MANIFEST_NAME, list_packages
+from avatarkit.package import ID_RE, MANIFEST_NAME
 from avatarkit.paths import AVATARS_DIR, SPEECH_DIR
 from avatarkit.server.embedded import EmbeddedServer
 from engine import App, EngineError, VideoWriter, save_png

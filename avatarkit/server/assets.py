@@ -48,7 +48,7 @@ def add_asset_routes(
     app.router.add_get("/v1/avatars/{avatar_id}/files/{name}", _file)
 
 
-def _error(status: int, code: ErrorCode, message: str) -> web.Response:
+def _error(status: int, code: ErrorCode | str, message: str) -> web.Response:
     return web.json_response({"error": {"code": str(code), "message": message}}, status=status)
 
 

@@ -132,6 +132,9 @@ class AvatarCatalog:
             cached = self._manifests.get(entry.path)
             if cached is None or cached[0] != key:
                 cached = (key, _file_manifest(entry, stat.st_size, self.max_bytes))
+                served = {e.path for e in self._index.entries.values()}
+                for gone in [p for p in self._manifests if p not in served]:
+                    del self._manifests[gone]  # files that left the folder
                 self._manifests[entry.path] = cached
             made = cached[1]
         if isinstance(made, AvatarKitError):
@@ -164,7 +167,7 @@ class AvatarCatalog:
             inside = root.resolve()
             try:
                 with os.scandir(root) as listing:
-                    names = []
+                    names: list[str] = []
                     for item in listing:
                         if len(names) >= MAX_FOLDER_ENTRIES:
                             self._warn(

@@ -23,7 +23,8 @@ class NoPygltflib:
 
 sys.meta_path.insert(0, NoPygltflib())
 import aiohttp
-import avatarkit, engine, avatarkit.server, avatarkit.cli.render, avatarkit.cli.inspect, scenes.kiosk
+import avatarkit, engine, avatarkit.server, avatarkit.cli.render, avatarkit.cli.inspect
+import scenes.kiosk
 from avatarkit.avatar import Avatar
 from avatarkit.cli import main
 from avatarkit.manager import AvatarManager
