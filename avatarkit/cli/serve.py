@@ -15,6 +15,8 @@ EXAMPLES = """examples:
   avatarkit serve --config apps.toml                 # several apps; keys: avatarkit keys --help
   AVATARKIT_API_KEY=KEY avatarkit serve --allow-origin https://kiosk.example.com"""
 
+MAX_IDS_SHOWN = 20  # the banner names this many avatar ids (GET /v1/avatars lists all)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -197,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"  app_id               = {config.app_id}")
         print(f"  api_key              = {config.api_key if not key_given else '(given)'}")
-    print(f"  avatars              = {', '.join(sorted(served)) or 'none'}")
+    ids = sorted(served)
+    more = f", ... ({len(ids)} in all)" if len(ids) > MAX_IDS_SHOWN else ""
+    print(f"  avatars              = {', '.join(ids[:MAX_IDS_SHOWN]) or 'none'}{more}")
     print(f"  avatars from         = {catalog.where()}")
     print("Ctrl-C stops it gracefully.", flush=True)
     try:

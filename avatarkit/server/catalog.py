@@ -83,7 +83,8 @@ class AvatarCatalog:
         self._lock = threading.Lock()
         self._index = Index()
         self._warned: set[tuple[str, str]] = set()
-        self._manifests: dict[Path, tuple[tuple[int, int], Manifest | AvatarKitError]] = {}
+        # By id (two links to one file are two avatars): (path, size, mtime) -> what was made
+        self._manifests: dict[str, tuple[tuple[Path, int, int], Manifest | AvatarKitError]] = {}
         self._make_lock = threading.Lock()  # one file parsed at a time: bounded CPU and memory
 
     # -- what is served -------------------------------------------------------------------
@@ -128,14 +129,13 @@ class AvatarCatalog:
                 raise AvatarKitError(
                     ErrorCode.AVATAR_NOT_FOUND, f"avatar {entry.id!r}: {exc.strerror}"
                 ) from None
-            key = (stat.st_size, stat.st_mtime_ns)
-            cached = self._manifests.get(entry.path)
+            key = (entry.path, stat.st_size, stat.st_mtime_ns)
+            cached = self._manifests.get(entry.id)
             if cached is None or cached[0] != key:
                 cached = (key, _file_manifest(entry, stat.st_size, self.max_bytes))
-                served = {e.path for e in self._index.entries.values()}
-                for gone in [p for p in self._manifests if p not in served]:
+                for gone in [i for i in self._manifests if i not in self._index.entries]:
                     del self._manifests[gone]  # files that left the folder
-                self._manifests[entry.path] = cached
+                self._manifests[entry.id] = cached
             made = cached[1]
         if isinstance(made, AvatarKitError):
             raise made

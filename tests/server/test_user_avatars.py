@@ -186,7 +186,7 @@ async def test_symlinks_out_of_the_folder_are_not_served(make_server, library, t
     server = make_server(avatars=library)
     _, body = await get_json(server.assets_url)
     ids = {a["id"] for a in body["avatars"]}
-    assert "stolen" not in ids and "alias" in ids
+    assert "stolen" not in ids and {"alias", "my-avatar"} <= ids  # two names, one file
     status, body = await get_json(server.assets_url + "/stolen")
     assert status == 404 and "links outside" in body["error"]["message"]
     status, _ = await get_json(server.assets_url + "/guest/files/extra.glb")
@@ -207,3 +207,15 @@ async def test_oversized_and_garbage_files(make_server, library):
     with pytest.raises(AvatarKitError) as info:  # the client hears the same, at once
         await AvatarManager(server.assets_url, library.parent / "c", retries=0).load("junk")
     assert info.value.code == ErrorCode.INCOMPATIBLE_AVATAR_ASSET
+
+
+async def test_a_crowded_folder_is_read_up_to_its_limit(make_server, library, monkeypatch):
+    monkeypatch.setattr(catalog_module, "MAX_FOLDER_ENTRIES", 3)
+    for n in range(6):
+        (library / f"z{n}.glb").symlink_to(library / "My Avatar.glb")
+    server = make_server(avatars=library)
+    _, body = await get_json(server.assets_url)
+    ids = [a["id"] for a in body["avatars"]]
+    assert len(ids) == len(set(ids))  # each link is an avatar of its own name
+    from_folder = set(ids) - {"ava", "kai", "mei", "noor"}
+    assert 0 < len(from_folder) <= 3  # bounded work, whatever the folder holds
