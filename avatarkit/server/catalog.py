@@ -149,7 +149,8 @@ class AvatarCatalog:
             for found in self._scan_source(root):
                 if isinstance(found, Entry):
                     if found.id in index.entries:
-                        self._warn(found.path, f"id {found.id!r} is already served; skipped")
+                        if index.entries[found.id].path != found.path:  # else: named twice
+                            self._warn(found.path, f"id {found.id!r} is already served; skipped")
                     else:
                         index.entries[found.id] = found
                         index.skipped.pop(found.id, None)
