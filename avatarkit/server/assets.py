@@ -119,7 +119,9 @@ def _locate(request: web.Request) -> tuple[Path, FileEntry, int] | web.Response:
         return _error(
             404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}"
         )
-    return path, entry, path.stat().st_size
+    # Never more than the manifest declares (what the catalog's size limit counted): a
+    # file grown past it is cut there, and the client's checksum tells it is not right.
+    return path, entry, min(path.stat().st_size, entry.size)
 
 
 async def _file(request: web.Request) -> web.StreamResponse:

@@ -229,6 +229,8 @@ class AvatarCatalog:
         return avatar_id, why
 
     def _warn(self, path: Path, why: str) -> None:
+        if len(self._warned) > 4 * MAX_FOLDER_ENTRIES:  # a folder that churns names
+            self._warned.clear()
         if (str(path), why) not in self._warned:  # once per cause, not once per rescan
             self._warned.add((str(path), why))
             log.warning("avatars: %s: %s", path, why)

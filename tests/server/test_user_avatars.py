@@ -219,3 +219,15 @@ async def test_a_crowded_folder_is_read_up_to_its_limit(make_server, library, mo
     assert len(ids) == len(set(ids))  # each link is an avatar of its own name
     from_folder = set(ids) - {"ava", "kai", "mei", "noor"}
     assert 0 < len(from_folder) <= 3  # bounded work, whatever the folder holds
+
+
+async def test_a_package_file_grown_past_its_manifest_is_cut_there(make_server, library):
+    declared = (library / "guest" / "guest.glb").stat().st_size
+    with open(library / "guest" / "guest.glb", "ab") as fh:
+        fh.write(b"\0" * 1_000_000)  # the package's size limit counted the declared bytes
+    server = make_server(avatars=library, max_avatar_bytes=declared + 1000)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.assets_url + "/guest/files/guest.glb") as resp:
+            assert resp.status == 200 and len(await resp.read()) == declared
+    # The declared bytes are the package (the checksum says so): the client loads it.
+    assert (await AvatarManager(server.assets_url, library.parent / "c").load("guest")).id
