@@ -84,6 +84,12 @@ class Avatar:
         return self.manifest.extra.get("head_node") or self.manifest.framing.extra.get("head_node")
 
     @property
+    def source_path(self) -> Path:
+        """The package folder or model file it was opened from: what a server's
+        ``avatars`` (``EmbeddedServer(avatars=...)``, ``serve --avatars``) takes to serve it."""
+        return self.root if (self.root / MANIFEST_NAME).is_file() else self.model_path
+
+    @property
     def available_channels(self) -> tuple[str, ...]:
         return self.blendshape_map.available_channels
 

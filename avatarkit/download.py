@@ -81,9 +81,16 @@ class Downloader:
             try:
                 async with session.get(url) as resp:
                     if resp.status == 404:
+                        _, why = await _reason(resp)
                         raise AvatarKitError(
                             ErrorCode.AVATAR_NOT_FOUND,
-                            f"no avatar {avatar_id!r} at {self.base_url}",
+                            f"no avatar {avatar_id!r} at {self.base_url}"
+                            + (f" (the service says: {why})" if why else ""),
+                        )
+                    if resp.status == 422:  # the service cannot use its own file: no retry
+                        code, why = await _reason(resp)
+                        raise AvatarKitError(
+                            code or ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{url}: {why or 422}"
                         )
                     if resp.status >= 500:
                         raise _Retryable(f"HTTP {resp.status}")
@@ -206,3 +213,18 @@ class Downloader:
             delay,
         )
         await asyncio.sleep(delay)
+
+
+async def _reason(resp: aiohttp.ClientResponse) -> tuple[ErrorCode | None, str]:
+    """The asset service's ``{"error": {"code", "message"}}``, bounded; (None, "") if none."""
+    import json
+
+    try:
+        error = json.loads(await resp.content.read(4096))["error"]
+        message = str(error["message"])[:512]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None, ""
+    try:
+        return ErrorCode(error.get("code")), message
+    except ValueError:  # a code this client does not know
+        return None, message

@@ -187,7 +187,7 @@ def run(args) -> None:
         f"time to speech: ava, {args.seconds:g} s utterances, {args.utterances} per mode, "
         f"render {size[0]}x{size[1]} at {FPS} fps; load average {os.getloadavg()[0]:.2f}"
     )
-    with EmbeddedServer(avatars=(avatar.id,)) as server:
+    with EmbeddedServer(avatars=avatar.source_path) as server:
         AvatarSDK.initialize(
             server.app_id,
             Configuration(

@@ -33,7 +33,7 @@ from avatarkit import (
 from avatarkit.avatar import MODEL_SUFFIXES, Avatar, derive
 from avatarkit.cli import video_size
 from avatarkit.controller import ConnectionState
-from avatarkit.package import ID_RE, MANIFEST_NAME, list_packages
+from avatarkit.package import ID_RE, MANIFEST_NAME
 from avatarkit.paths import AVATARS_DIR, SPEECH_DIR
 from avatarkit.server.embedded import EmbeddedServer
 from engine import App, EngineError, VideoWriter, save_png
@@ -123,10 +123,6 @@ def parse_options(
     return SceneOptions(
         headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full
     )
-
-
-def bundled_ids() -> list[str]:
-    return [m.id for m in list_packages(AVATARS_DIR)]
 
 
 def local_avatar(spec: str | None) -> Avatar | None:
@@ -257,7 +253,7 @@ class Stage:
         self.progress = TerminalProgress()
         # A file or folder given as --avatar is opened now: the server must accept its id.
         self._local = local_avatar(options.avatar)
-        self._served = None if self._local is None else (*bundled_ids(), self._local.id)
+        self._served = () if self._local is None else (self._local.source_path,)
         self.server = EmbeddedServer(avatars=self._served).start()
         self._server_identity = (self.server.port, self.server.api_key, self.server.app_id)
         self.device: VirtualDevice | None = None

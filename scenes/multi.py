@@ -1,9 +1,12 @@
 """Multi-avatar demo: four avatars side by side chat, lines overlapping.
 
-    python -m scenes.multi [--windowed | --fullscreen | --headless] [--seconds S] [--out DIR]
+    python -m scenes.multi [--windowed | --fullscreen | --headless] [--avatar ID|PATH]
+                           [--seconds S] [--out DIR]
 
 Each avatar has its own view, controller and Motion Server session; their voices share
 one mixer, each panned by its position on screen. Listeners glance at whoever speaks.
+``--avatar`` puts another avatar (a bundled id, or your .glb/.vrm file or avatar folder) in
+Ava's seat: it speaks her lines, scaled and placed so its head sits where hers does.
 Keys: SPACE = start the conversation over, F1 / H = HUD, ESC = quit.
 Without a display it runs headless and writes ``multi.mp4`` + ``multi.png``.
 """
@@ -19,6 +22,7 @@ import numpy as np
 
 from avatarkit import AvatarView
 from avatarkit.controller import ConversationState
+from avatarkit.package import Framing
 from engine import Component
 from engine.events import KEY_DOWN, Event
 from engine.ui import Text
@@ -61,17 +65,20 @@ class Conversation(Component):
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
         self.lines = load_lines()
-        avatars = stage.load_avatars(list(CAST))
-        self.views: dict[str, AvatarView] = {}
+        guest = stage.options.avatar or CAST[0]
+        avatars = stage.load_avatars([guest, *CAST[1:]])
+        self.views: dict[str, AvatarView] = {}  # by seat: the script's speaker ids
         self.captions: dict[str, Text] = {}
         self.spoken: deque[tuple[str, str]] = deque(maxlen=64)  # recent (avatar id, line id)
         scale = stage.ui_scale
         n = len(avatars)
         self._frame_row(stage, n)
-        for i, avatar in enumerate(avatars):
+        for i, (seat, avatar) in enumerate(zip(CAST, avatars, strict=True)):
             x = (i - (n - 1) / 2) * SPACING
-            view = stage.add_view(avatar, position=(x, 0.0, 0.0), seed=i + 1)
-            self.views[avatar.id] = view
+            view = stage.add_view(avatar, seat, position=(x, 0.0, 0.0), seed=i + 1)
+            if seat != guest:  # a guest in this seat, in any unit: fit it to the row
+                fit_to_seat(view, avatars[1].framing)
+            self.views[seat] = view
             screen_x, head_y = stage.project((x, NAME_HEIGHT, 0.0))
             view.controller.set_pan(PAN_WIDTH * screen_x)  # the voice comes from where the face is
             px = round(screen_x * stage.app.size[0] / 2)
@@ -85,7 +92,7 @@ class Conversation(Component):
                     background=None,
                 )
             )
-            self.captions[avatar.id] = stage.overlay.add(
+            self.captions[seat] = stage.overlay.add(
                 Text(
                     anchor="bottom",
                     offset=(px, round(20 * scale)),
@@ -177,8 +184,19 @@ class Conversation(Component):
         return False
 
 
+def fit_to_seat(view: AvatarView, reference: Framing) -> None:
+    """Scale and move a guest so its head is the size and at the place of a bundled
+    avatar's (``reference``): its framing's camera distance measures its head, in any unit."""
+    framing = view.avatar.framing
+    scale = reference.camera_distance / framing.camera_distance
+    transform = view.entity.transform
+    transform.scale = np.full(3, scale, np.float32)
+    head_offset = np.subtract(reference.head_center, np.multiply(framing.head_center, scale))
+    transform.translation = transform.translation + head_offset.astype(np.float32)
+
+
 def main(argv: list[str] | None = None) -> int:
-    options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS)
+    options = parse_options(argv, PROG, __doc__.splitlines()[0], HEADLESS_SECONDS, avatar=CAST[0])
 
     return play_scene(
         PROG, options, "AvatarKit multi-avatar demo", Conversation, name="multi", png_at=PNG_AT

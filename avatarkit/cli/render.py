@@ -200,8 +200,8 @@ def render_video(
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
     try:
-        # The server accepts exactly this avatar: a file's derived id is not in its catalog.
-        server = EmbeddedServer(avatars=(avatar.id,), motion_model=model)
+        # A file or folder given as --avatar is served (and so may be driven) by its path.
+        server = EmbeddedServer(avatars=avatar.source_path, motion_model=model)
         with server, App.headless(size=size, fps=fps, quality=quality) as app:
             if samples is not None:
                 app.set_quality(app.quality.with_samples(samples))
@@ -228,14 +228,21 @@ def render_video(
             )
             view.frame(app.scene.camera)
             controller = view.controller
+            refusals: list[AvatarKitError] = []
+            controller.on_error = refusals.append  # why a connection failed, if it does
             controller.start()
             step = int(SEND_CHUNK_S * rate) * 2
             for i in range(0, len(pcm), step):
                 controller.send(pcm[i : i + step], end=i + step >= len(pcm))
             _wait_for_motion(controller, audio_samples / rate)
             if controller.connection_state == ConnectionState.FAILED:
-                raise AvatarKitError(
-                    ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
+                app.step()  # the controller hands its errors to on_error on its tick
+                raise (
+                    refusals[-1]
+                    if refusals
+                    else AvatarKitError(
+                        ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
+                    )
                 )
             # Everything is here: a render slower than real time must not sit on an idle
             # session until the server's idle timeout closes it (and warns).

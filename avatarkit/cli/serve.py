@@ -10,9 +10,12 @@ import socket
 EXAMPLES = """examples:
   avatarkit serve                                    # 127.0.0.1:8765, credentials printed
   avatarkit serve --port 0                           # any free port
+  avatarkit serve --avatars ~/avatars                # + your .glb/.vrm files and packages
   avatarkit serve --host 0.0.0.0 --api-key KEY --app-id APP --workers 4
   avatarkit serve --config apps.toml                 # several apps; keys: avatarkit keys --help
   AVATARKIT_API_KEY=KEY avatarkit serve --allow-origin https://kiosk.example.com"""
+
+MAX_IDS_SHOWN = 20  # the banner names this many avatar ids (GET /v1/avatars lists all)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,9 +52,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seconds without audio before a session closes",
     )
     parser.add_argument(
+        "--avatars",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="serve your avatars: a folder of .glb/.vrm files and avatar packages (rescanned "
+        "as files come and go), one package folder, or one file; repeatable, first wins. "
+        "A file's id comes from its name ('My Avatar.vrm' -> my-avatar). The bundled "
+        "avatars are served after them",
+    )
+    parser.add_argument(
+        "--max-avatar-mb",
+        type=float,
+        default=512,
+        help="larger avatar files or packages are not served (default 512)",
+    )
+    parser.add_argument(
         "--any-avatar",
         action="store_true",
-        help="accept any well-formed avatar id (default: only the avatars served at /v1/avatars)",
+        help="sessions for any well-formed avatar id, served or not (load tests; default: "
+        "only the avatars served at /v1/avatars)",
     )
     parser.add_argument(
         "--allow-origin",
@@ -111,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault(name, "1")
     from avatarkit.errors import AvatarKitError, ErrorCode
     from avatarkit.motion.stream import require_model
+    from avatarkit.server.catalog import AvatarCatalog
     from avatarkit.server.config import ServerConfig
     from avatarkit.server.workers import pick_free_port, serve
 
@@ -131,6 +152,11 @@ def run(args: argparse.Namespace) -> int:
     key_given = bool(args.api_key or os.environ.get("AVATARKIT_API_KEY"))
     if not 0 <= args.port <= 65535:
         raise AvatarKitError(ErrorCode.INVALID_REQUEST, f"--port {args.port}: must be 0..65535")
+    if args.max_avatar_mb <= 0:
+        raise AvatarKitError(ErrorCode.INVALID_REQUEST, "--max-avatar-mb must be above zero")
+    max_avatar_bytes = int(args.max_avatar_mb * 1024 * 1024)
+    catalog = AvatarCatalog(args.avatars, max_bytes=max_avatar_bytes)  # a typo stops here
+    served = catalog.index().entries
     port = args.port or pick_free_port(args.host)
     check_bind(args.host, port)  # a busy port is one line now, not a traceback per worker
     config = ServerConfig(
@@ -140,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         app_id=args.app_id or "",
         idle_timeout_s=args.idle_timeout,
         motion_model=args.model,
+        avatars=tuple(args.avatars),
+        max_avatar_bytes=max_avatar_bytes,
         any_avatar=args.any_avatar,
         allowed_origins=tuple(args.allow_origin),
         max_connections_per_ip=args.max_per_ip,
@@ -171,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"  app_id               = {config.app_id}")
         print(f"  api_key              = {config.api_key if not key_given else '(given)'}")
+    ids = sorted(served)
+    more = f", ... ({len(ids)} in all)" if len(ids) > MAX_IDS_SHOWN else ""
+    print(f"  avatars              = {', '.join(ids[:MAX_IDS_SHOWN]) or 'none'}{more}")
+    print(f"  avatars from         = {catalog.where()}")
     print("Ctrl-C stops it gracefully.", flush=True)
     try:
         serve(config, args.workers)

@@ -33,12 +33,13 @@ async def create_app(config: ServerConfig | None = None) -> web.Application:
     if not (config.api_key and config.app_id):
         config = config.with_credentials()
     app = web.Application()
-    app[STATE_KEY] = ServerState(config)
+    state = app[STATE_KEY] = ServerState(config)
+    await asyncio.to_thread(state.catalog.index)  # the first scan; logs what is skipped
     add_console_routes(app)
     app.router.add_get(INGRESS_PATH, ingress)
     app.router.add_get("/v1/health", _health)
     if config.serve_assets:
-        add_asset_routes(app)
+        add_asset_routes(app, catalog=state.catalog)
     app.cleanup_ctx.append(_watchdog)
     app.on_shutdown.append(_drain_sessions)
     return app

@@ -2,14 +2,16 @@
 
 Routes (mounted by ``avatarkit serve`` on its one port, or alone by :class:`AssetServer`):
 
-- ``GET /v1/avatars`` - ``{"avatars": [{id, name, version, size, channels}]}``
+- ``GET /v1/avatars`` - ``{"avatars": [{id, name, version, size, channels}]}``: the
+  packages and ``.glb``/``.vrm`` files of the catalog (:mod:`avatarkit.server.catalog`)
 - ``GET /v1/avatars/{id}`` - the manifest JSON
 - ``GET /v1/avatars/{id}/files/{name}`` - file bytes with Content-Length, a strong ETag
   (its SHA-256), single ``Range`` requests (206 / 416; a list of ranges or another unit
   is ignored: 200), ``If-None-Match`` (304) and ``If-Range``.
 
-Only names listed in a valid manifest are ever opened, and the resolved path must stay
-inside the package directory, so no request can read outside ``root``.
+An avatar id from a request is only looked up in the catalog; only names listed in its
+manifest are ever opened, and a package file's resolved path must stay inside the package
+folder, so no request reads anything the catalog does not serve.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from avatarkit.errors import ErrorCode
-from avatarkit.package import ID_RE, FileEntry, Manifest, list_packages, read_manifest
+from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.package import ID_RE, FileEntry, Manifest
+from avatarkit.server.catalog import AvatarCatalog, Entry, served_file
 
-ROOT_KEY = web.AppKey("avatarkit_assets_root", Path)
+CATALOG_KEY = web.AppKey("avatarkit_assets_catalog", AvatarCatalog)
 CHUNK = 256 * 1024
 # ASCII digits only (``\d`` would take Arabic-Indic and other digits, which int() accepts).
 _RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.ASCII)
@@ -32,54 +35,62 @@ _HUGE = 10**18  # beyond any file: a longer number is clamped, never given to in
 # digit limit raises ValueError past 4300 digits)
 
 
-def add_asset_routes(app: web.Application, root: Path | None = None) -> None:
-    """Mount the asset routes on ``app``, serving packages under ``root`` (default: bundled)."""
-    from avatarkit.paths import AVATARS_DIR
-
-    app[ROOT_KEY] = Path(root or AVATARS_DIR).resolve()
+def add_asset_routes(
+    app: web.Application, root: Path | None = None, catalog: AvatarCatalog | None = None
+) -> None:
+    """Mount the asset routes on ``app``, serving ``catalog`` (default: the packages under
+    ``root`` alone, else the bundled ones)."""
+    if catalog is None:
+        catalog = AvatarCatalog([root], bundled=False) if root is not None else AvatarCatalog()
+    app[CATALOG_KEY] = catalog
     app.router.add_get("/v1/avatars", _list)
     app.router.add_get("/v1/avatars/{avatar_id}", _manifest)
     app.router.add_get("/v1/avatars/{avatar_id}/files/{name}", _file)
 
 
-def _error(status: int, code: ErrorCode, message: str) -> web.Response:
+def _error(status: int, code: ErrorCode | str, message: str) -> web.Response:
     return web.json_response({"error": {"code": str(code), "message": message}}, status=status)
 
 
-def _package(request: web.Request) -> tuple[Path, Manifest] | web.Response:
+def _package(request: web.Request) -> tuple[Entry, Manifest] | web.Response:
+    """The requested avatar's catalog entry and manifest (filesystem work: off the loop)."""
+    catalog = request.app[CATALOG_KEY]
     avatar_id = request.match_info["avatar_id"]
     if not ID_RE.match(avatar_id):
-        return _error(404, ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id!r}")
-    package_dir = request.app[ROOT_KEY] / avatar_id
+        return _error(404, ErrorCode.AVATAR_NOT_FOUND, f"no avatar {avatar_id[:128]!r}")
+    index = catalog.index()
+    entry = index.entries.get(avatar_id)
+    if entry is None:
+        return _error(404, ErrorCode.AVATAR_NOT_FOUND, catalog.not_found(avatar_id, index))
     try:
-        manifest = read_manifest(package_dir)
-    except Exception as exc:  # missing or invalid: either way the client cannot use it
-        code = getattr(exc, "code", ErrorCode.AVATAR_NOT_FOUND)
-        status = 404 if code == ErrorCode.AVATAR_NOT_FOUND else 500
-        return _error(status, code, f"avatar {avatar_id!r} is not available")
-    if manifest.id != avatar_id:
-        return _error(
-            500, ErrorCode.INVALID_AVATAR_METADATA, f"avatar {avatar_id!r}: manifest id mismatch"
-        )
-    return package_dir, manifest
+        return entry, catalog.manifest(entry)
+    except AvatarKitError as exc:  # a file the engine cannot use: the client cannot either
+        status = 404 if exc.code == ErrorCode.AVATAR_NOT_FOUND else 422  # no retry mends it
+        return _error(status, exc.code, exc.message)
 
 
 async def _list(request: web.Request) -> web.Response:
-    manifests = await asyncio.to_thread(list_packages, request.app[ROOT_KEY])
-    return web.json_response(
-        {
-            "avatars": [
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "version": m.version,
-                    "size": m.total_size,
-                    "channels": len(m.channels),
-                }
-                for m in manifests
-            ]
-        }
-    )
+    return web.json_response({"avatars": await asyncio.to_thread(_listing, request)})
+
+
+def _listing(request: web.Request) -> list[dict]:
+    catalog = request.app[CATALOG_KEY]
+    avatars = []
+    for entry in sorted(catalog.index().entries.values(), key=lambda e: e.id):
+        try:
+            m = catalog.manifest(entry)
+        except AvatarKitError:
+            continue  # logged when made; asking for it by id says why
+        avatars.append(
+            {
+                "id": m.id,
+                "name": m.name,
+                "version": m.version,
+                "size": m.total_size,
+                "channels": len(m.channels),
+            }
+        )
+    return avatars
 
 
 async def _manifest(request: web.Request) -> web.Response:
@@ -99,16 +110,18 @@ def _locate(request: web.Request) -> tuple[Path, FileEntry, int] | web.Response:
     found = _package(request)
     if isinstance(found, web.Response):
         return found
-    package_dir, manifest = found
+    avatar, manifest = found
     name = request.match_info["name"]
     entry = manifest.file(name)
     # Only a listed name reaches the filesystem (an unlisted one may hold a NUL byte, ...).
-    path = (package_dir / name).resolve() if entry is not None else None
-    if entry is None or path is None or path.parent != package_dir.resolve() or not path.is_file():
+    path = served_file(avatar, manifest, name)
+    if entry is None or path is None or not path.is_file():
         return _error(
             404, ErrorCode.AVATAR_ASSETS_MISSING, f"avatar {manifest.id!r} has no file {name!r}"
         )
-    return path, entry, path.stat().st_size
+    # Never more than the manifest declares (what the catalog's size limit counted): a
+    # file grown past it is cut there, and the client's checksum tells it is not right.
+    return path, entry, min(path.stat().st_size, entry.size)
 
 
 async def _file(request: web.Request) -> web.StreamResponse:
@@ -116,7 +129,7 @@ async def _file(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     path, entry, size = found
-    name = path.name
+    name = entry.name
     etag = f'"{entry.sha256}"'
     # File URLs are not versioned (a new version of an avatar reuses its names), so caches
     # may keep the bytes but must revalidate with the ETag: a CDN then answers 304s, and
@@ -149,7 +162,7 @@ async def _file(request: web.Request) -> web.StreamResponse:
 
     response = web.StreamResponse(status=status, headers=headers)
     response.content_type = (
-        "model/gltf-binary" if name.endswith(".glb") else "application/octet-stream"
+        "model/gltf-binary" if name.endswith((".glb", ".vrm")) else "application/octet-stream"
     )
     response.content_length = end - start + 1 if size else 0
     await response.prepare(request)

@@ -9,8 +9,10 @@ import os
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.server.catalog import DEFAULT_MAX_BYTES, sources_of
 
 # Token signing key = HMAC-SHA256(api_key, this label), unless AVATARKIT_TOKEN_SECRET is
 # set: every worker that knows the API key derives the same key, so tokens issued by one
@@ -29,9 +31,12 @@ class ServerConfig:
     # Several apps, each with hashed keys and its own limits (avatarkit.server.apps): then
     # api_key is only the seed of the signing key (unless token_secret) and app_id unused.
     apps_file: str = ""
-    # Avatar ids a session may ask for: None = the catalog the asset service serves (the
-    # packages under AVATARS_DIR); any_avatar=True accepts any well-formed id instead.
-    avatars: Collection[str] | None = None
+    # Where the user's avatars are (avatarkit.server.catalog): folders of avatar packages
+    # and .glb/.vrm files, package folders or single files; a path or several. They are
+    # served (/v1/avatars) and may be driven, with the bundled avatars after them.
+    avatars: str | Path | Collection[str | Path] = ()
+    max_avatar_bytes: int = DEFAULT_MAX_BYTES  # a larger file or package is not served
+    # Sessions for any well-formed id, served or not (load tests: motion needs no avatar).
     any_avatar: bool = False
     # Browsers: a websocket upgrade carrying an Origin header must name one of these
     # ("*" allows any); non-browser clients send no Origin and are not affected.
@@ -97,6 +102,7 @@ class ServerConfig:
     watchdog_interval_s: float = 0.5
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "avatars", sources_of(self.avatars))  # pickles to workers
         try:  # normalised, so "::1" and "0:0::1" are one proxy
             proxies = tuple(str(ipaddress.ip_address(a.strip())) for a in self.trusted_proxies)
         except ValueError as exc:

@@ -1,6 +1,6 @@
 """A Motion Server on its own thread and event loop, for apps, demos and tests.
 
-with EmbeddedServer() as server:
+with EmbeddedServer(avatars="~/avatars") as server:  # optional: your .glb/.vrm/packages
     session = spatius.new_avatar_session(api_key=server.api_key, app_id=server.app_id,
         console_endpoint_url=server.console_url, ingress_endpoint_url=server.ingress_url, ...)
 """
@@ -40,7 +40,9 @@ class EmbeddedServer:
         blas_threads: int | None = 1,
         **limits: Any,
     ) -> None:
-        """``limits``: any :class:`ServerConfig` field. ``blas_threads``: BLAS threads for the
+        """``limits``: any :class:`ServerConfig` field, e.g. ``avatars`` (a folder, file or
+        package folder, or a list of them: served and drivable, see
+        :mod:`avatarkit.server.catalog`). ``blas_threads``: BLAS threads for the
         whole process from ``start()`` on (see :mod:`avatarkit.server.blas`); None leaves them.
         """
         # Like `avatarkit serve`: AVATARKIT_TOKEN_SECRET, when set, signs the tokens (so an

@@ -7,6 +7,7 @@ A refused upgrade is an HTTP error whose JSON body the public SDK classifies.
 from __future__ import annotations
 
 import re
+from asyncio import to_thread
 
 from aiohttp import web
 
@@ -65,13 +66,22 @@ async def ingress(request: web.Request) -> web.StreamResponse:
             ErrorCode.SESSION_TOKEN_INVALID,
             "invalid session token: the API key it was issued for has been revoked",
         )
-    known = state.known_avatars
     if not _AVATAR_ID.fullmatch(avatar_id):
         return error_response(
             404, ErrorCode.AVATAR_NOT_FOUND, "Avatar not found: malformed avatar id"
         )
-    if (known is not None and avatar_id not in known) or not app.allows(avatar_id):
-        return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {avatar_id!r}")
+    if not cfg.any_avatar:
+        catalog = state.catalog
+        index = catalog.cached_index() if catalog.fresh() else await to_thread(catalog.index)
+        if avatar_id not in index.entries:
+            detail = catalog.not_found(avatar_id, index)
+            return error_response(404, ErrorCode.AVATAR_NOT_FOUND, f"Avatar not found: {detail}")
+    if not app.allows(avatar_id):
+        return error_response(
+            404,
+            ErrorCode.AVATAR_NOT_FOUND,
+            f"Avatar not found: {avatar_id!r} is not among app {app_id!r}'s avatars",
+        )
     address = cfg.client_address(request.remote or "", request.headers.get("X-Forwarded-For"))
     single_use = cfg.single_use_tokens
     try:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from avatarkit.errors import ErrorCode
 from avatarkit.server.apps import AppRegistry
+from avatarkit.server.catalog import AvatarCatalog, sources_of
 from avatarkit.server.config import ServerConfig
 from avatarkit.server.guard import ThrottledLog
 from avatarkit.server.shared import LocalStore, RedisStore, SharedStore
@@ -46,7 +47,8 @@ class ServerState:
         self.sessions: set[Session] = set()
         self.stats = ServerStats()
         self.draining = False
-        self.known_avatars = _known_avatars(config)  # None: any well-formed id
+        # What the asset service serves and sessions may drive (any_avatar: any id).
+        self.catalog = AvatarCatalog(sources_of(config.avatars), max_bytes=config.max_avatar_bytes)
         # Upgraded but not configured yet, per address, oldest first (local to this process:
         # they last at most handshake_timeout_s).
         self.pending: dict[str, dict[Session, None]] = {}
@@ -105,14 +107,3 @@ class ServerState:
             except Exception:  # one broken session must not stop the checks of all the others
                 log.exception("limit check failed; closing that session")
                 session.fail(ErrorCode.SERVER_ERROR, "internal error", close_code=1011)
-
-
-def _known_avatars(config: ServerConfig) -> frozenset[str] | None:
-    if config.any_avatar:
-        return None
-    if config.avatars is not None:
-        return frozenset(config.avatars)
-    from avatarkit.package import list_packages
-    from avatarkit.paths import AVATARS_DIR
-
-    return frozenset(m.id for m in list_packages(AVATARS_DIR))  # what the asset service serves

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from avatarkit.paths import AVATARS_DIR
-from avatarkit.server.assets import ROOT_KEY, AssetServer, add_asset_routes
+from avatarkit.server.assets import AssetServer, add_asset_routes
 
 sys.path.insert(0, str(Path(__file__).parent))  # avatar_files: third-party-shaped files
 
@@ -52,7 +52,7 @@ def faulty_app(root: Path, faults: Faults) -> web.Application:
         if not is_file or not (faults.drop or faults.corrupt or faults.chunk_delay):
             return await handler(request)
         avatar_id, name = request.match_info["avatar_id"], request.match_info["name"]
-        data = (request.app[ROOT_KEY] / avatar_id / name).read_bytes()
+        data = (root / avatar_id / name).read_bytes()
         start = 0
         status = 200
         if request.headers.get("Range"):  # resumes: "bytes=N-"

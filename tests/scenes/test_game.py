@@ -113,3 +113,25 @@ def test_game_goes_on_without_a_connection(make_stage):
     stage.app.post_event(Event(KEY_DOWN, key=str(game.QUESTIONS[0].answer + 1)))
     stage.step()
     assert quiz.score == 1
+
+
+def test_a_folder_holding_the_users_file_hosts_the_quiz(make_stage, step_until, tmp_path):
+    """``--avatar DIR`` (a folder with one .glb): its derived id is served by the scene's
+    Motion Server, so the host connects and speaks the intro with no other flag."""
+    import shutil
+
+    from avatarkit.paths import AVATARS_DIR
+
+    folder = tmp_path / "host"
+    folder.mkdir()
+    shutil.copy(AVATARS_DIR / "noor" / "noor.glb", folder / "Quiz Host.glb")
+    stage = make_stage(avatar=str(folder))
+    quiz = game.Quiz(stage, str(folder))
+    assert quiz.view.avatar.id == "quiz-host"
+    controller = quiz.view.controller
+    step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
+    assert controller.connection_state == "connected"
+    stage.restart_server()  # F5: the new server must serve it too, or no reconnect holds
+    step_until(stage, lambda: controller.connection_state == "reconnecting", timeout=20)
+    step_until(stage, lambda: controller.connection_state == "connected", timeout=20)
+    assert quiz.banner.outages == 1

@@ -94,3 +94,33 @@ def test_a_closed_avatar_skips_its_lines_and_the_rest_go_on(make_stage):
         stage.step()
     speakers = [speaker for speaker, _ in demo.spoken]
     assert "kai" not in speakers and speakers[:2] == ["ava", "mei"]
+
+
+def test_a_guest_in_centimetres_takes_avas_seat(make_stage, step_until, tmp_path):
+    """``--avatar PATH``: a user's file (Kai wrapped in a x100 root: centimetres) sits in
+    the first seat at the size and head height of the others, connects and speaks."""
+    from avatarkit.paths import AVATARS_DIR
+    from engine.gltf_write import pack_glb, unpack_glb
+
+    doc, blob = unpack_glb((AVATARS_DIR / "kai" / "kai.glb").read_bytes())
+    scene = doc["scenes"][doc.get("scene", 0)]
+    doc["nodes"].append({"name": "cm", "scale": [100.0] * 3, "children": scene["nodes"]})
+    scene["nodes"] = [len(doc["nodes"]) - 1]
+    path = tmp_path / "Guest cm.glb"
+    path.write_bytes(pack_glb(doc, blob))
+    stage = make_stage(avatar=str(path))
+    demo = multi.Conversation(stage)
+    guest, kai = demo.views["ava"], demo.views["kai"]
+    assert guest.avatar.id == "guest-cm" and list(demo.views) == list(multi.CAST)
+
+    def head(view) -> np.ndarray:
+        return (view.entity.world_matrix() @ np.append(view.avatar.framing.head_center, 1))[:3]
+
+    assert guest.entity.transform.scale[0] == pytest.approx(0.01, rel=0.02)
+    assert head(guest)[1] == pytest.approx(head(kai)[1], abs=0.005)  # heads level
+    step_until(stage, lambda: guest.controller.conversation_state == ConversationState.PLAYING)
+    jaw = 0.0
+    for _ in range(30):
+        stage.step()
+        jaw = max(jaw, float(guest.pose.weights[JAW]))
+    assert jaw > 0.15  # Ava's first line, on the guest's face

@@ -14,6 +14,8 @@ import pytest
 import websockets
 
 from avatarkit.errors import ErrorCode
+from avatarkit.package import list_packages
+from avatarkit.paths import AVATARS_DIR
 from avatarkit.proto import wire_pb2 as pb
 from avatarkit.protocol import (
     CLOSE_SLOW_CONSUMER,
@@ -26,6 +28,7 @@ from avatarkit.protocol import (
 )
 
 pytestmark = pytest.mark.timeout(30)
+BUNDLED = list_packages(AVATARS_DIR)
 
 
 async def connect(server, *, configure: bool = True, sample_rate: int = 16000, **ws_options):
@@ -325,7 +328,13 @@ async def test_refused_upgrades_answer_exactly_as_documented(server):
             (ours, valid, "nope"),
             (
                 404,
-                _errors_body(404, "avatarNotFound", "avatar not found", "Avatar not found: 'nope'"),
+                _errors_body(
+                    404,
+                    "avatarNotFound",
+                    "avatar not found",
+                    f"Avatar not found: no avatar 'nope' among the {len(BUNDLED)} served from "
+                    f"the bundled avatars ({AVATARS_DIR})",  # where it looked
+                ),
             ),
         ),
         (

@@ -258,10 +258,16 @@ async def test_reusable_tokens_back_one_live_connection_at_a_time(make_server, s
         pass
 
 
-async def test_unknown_avatar_is_not_found(make_server, sdk_session):
-    server = make_server(avatars={"demo"})
+async def test_unknown_avatar_is_not_found(make_server, sdk_session, tmp_path):
+    import shutil
+
+    from avatarkit.paths import AVATARS_DIR
+
+    shutil.copy(AVATARS_DIR / "kai" / "kai.glb", tmp_path / "Demo.glb")
+    server = make_server(avatars=tmp_path)
     error = await expect_start_error(sdk_session(target=server, avatar_id="nobody"))
     assert error.code is AvatarSDKErrorCode.avatarNotFound
+    assert str(tmp_path) in error.message  # where it looked
     async with sdk_session(target=server, avatar_id="demo"):
         pass
 

@@ -56,7 +56,9 @@ async def wait_healthy(base: str) -> set[int]:
     raise AssertionError("server did not come up")
 
 
-async def one_utterance(banner: dict[str, str], api_key: str, app_id: str) -> int:
+async def one_utterance(
+    banner: dict[str, str], api_key: str, app_id: str, avatar_id: str = "ava"
+) -> int:
     frames = []
     done = asyncio.Event()
 
@@ -66,7 +68,7 @@ async def one_utterance(banner: dict[str, str], api_key: str, app_id: str) -> in
             done.set()
 
     async with spatius.new_avatar_session(
-        avatar_id="ava",
+        avatar_id=avatar_id,
         api_key=api_key,
         app_id=app_id,
         console_endpoint_url=banner["console_endpoint_url"],
@@ -85,6 +87,37 @@ def stop(process: subprocess.Popen) -> int:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+async def test_serve_avatars_serves_a_users_folder(tmp_path):
+    """``--avatars DIR``: the folder's file is listed, downloadable and spoken for, with
+    no other flag; a folder that is not there stops the start, naming it."""
+    import shutil
+
+    from avatarkit.paths import AVATARS_DIR
+
+    shutil.copy(AVATARS_DIR / "kai" / "kai.glb", tmp_path / "Front Desk.vrm")
+    process, banner = start_serve("--avatars", str(tmp_path))
+    try:
+        assert banner["avatars"].startswith("ava,")  # printed: what it serves
+        base = banner["console_endpoint_url"].removesuffix("/v1/console")
+        await wait_healthy(base)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/v1/avatars/front-desk") as response:
+                assert response.status == 200
+                assert (await response.json())["model"] == "front-desk.vrm"
+        key, app = banner["api_key"], banner["app_id"]
+        assert await one_utterance(banner, key, app, avatar_id="front-desk") == 15
+    finally:
+        assert stop(process) == 0
+    missing = subprocess.run(
+        [sys.executable, "-m", "avatarkit", "serve", "--port", "0", "--avatars", "/no/such"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 2
+    assert "[avatarNotFound]" in missing.stderr and "/no/such" in missing.stderr
 
 
 async def test_serve_prints_generated_credentials_that_work():
