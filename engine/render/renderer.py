@@ -11,6 +11,7 @@ from engine.gltf import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive
 from engine.render.gpu_wait import flush_gpu
+from engine.render.material_uniforms import set_material_uniforms
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
@@ -22,6 +23,7 @@ from engine.render.shaders import (
 MORPH_BLOCK_BINDING = 0
 DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
+EMISSIVE_TEXTURE_UNIT = 2
 _ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
 _DEFAULT_MATERIAL = GltfMaterial()
 
@@ -72,6 +74,7 @@ class Renderer:
         self.lit["Morph"].binding = MORPH_BLOCK_BINDING
         self.lit["u_deltas"].value = DELTAS_UNIT
         self.lit["u_base_texture"].value = BASE_TEXTURE_UNIT
+        self.lit["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
@@ -246,6 +249,9 @@ class Renderer:
         lit["u_has_texture"].value = texture is not None
         (texture or self._dummy).use(BASE_TEXTURE_UNIT)
         lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
+        emissive = gpu.emissive_textures[index] if index is not None else None
+        (emissive or self._dummy).use(EMISSIVE_TEXTURE_UNIT)
+        set_material_uniforms(lit, material, emissive is not None)
         lit["u_alpha_cutoff"].value = material.alpha_cutoff
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
