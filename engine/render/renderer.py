@@ -187,8 +187,11 @@ class Renderer:
         """Draw primitives sharing one model matrix and one set of morph weights."""
         linear = model_matrix[:3, :3]
         det = float(np.linalg.det(linear))
-        if abs(det) < 1e-12:
-            return  # scaled to nothing: invisible, and its normals are undefined
+        # Relative to the axes' lengths: quantized meshes (KHR_mesh_quantization) sit under
+        # scales of 1e-5, whose determinant alone is tiny.
+        lengths = float(np.prod(np.linalg.norm(linear, axis=0)))
+        if lengths == 0.0 or abs(det) < 1e-9 * lengths:
+            return  # scaled to nothing (or flat): invisible, and its normals are undefined
         self._cover(model_matrix, prims)
         lit = self.lit
         lit["u_model"].write(_mat4(model_matrix))
