@@ -148,7 +148,7 @@ void main() {
         float ndl = dot(n, u_light_dir[0]) + u_shade_shift;
         float lit = clamp((ndl + width) / (2.0 * width), 0.0, 1.0);
         vec3 shade = u_shade_color * texel * v_color.rgb;
-        color += mix(shade, base.rgb, lit) * (u_light_color[0] + u_light_color[1] * 0.5);
+        color += mix(shade, base.rgb, lit) * (u_light_color[0] + u_light_color[1]) * 0.55;
         float rim = pow(1.0 - max(dot(n, normalize(u_camera_position - v_world)), 0.0), 5.0);
         color += u_rim_color * rim + emissive;
         f_color = vec4(linear_to_srgb(tonemap(color * u_exposure)), alpha);
