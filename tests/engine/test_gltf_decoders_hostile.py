@@ -1,0 +1,162 @@
+"""The compressed-glTF decoders on hostile input: every number the meshopt, Draco and KTX2
+paths read is checked before a decoder runs, and a corrupt stream is one coded
+``EngineError``. The files are real ones (three.js's facecap.glb from openfacefx, a Draco
+file written by DracoPy's encoder) edited the way an attacker would."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import errors as codes
+from engine.errors import EngineError
+from engine.gltf import load_gltf
+from engine.gltf_write import GltfBuilder, pack_glb, unpack_glb
+from engine.meshes import cube
+
+MESHOPT = "EXT_meshopt_compression"
+
+
+@pytest.fixture(scope="module")
+def facecap() -> tuple[dict, bytes]:
+    spec = importlib.util.find_spec("openfacefx")
+    if spec is None or spec.origin is None:
+        pytest.skip("openfacefx (the test extra) is not installed")
+    path = Path(spec.origin).parent / "studio_web" / "assets" / "facecap.glb"
+    doc, blob = unpack_glb(path.read_bytes())
+    assert blob is not None
+    return doc, blob
+
+
+def edited(tmp_path: Path, source: tuple[dict, bytes], edit) -> Path:
+    doc, blob = json.loads(json.dumps(source[0])), bytearray(source[1])
+    edit(doc, blob)
+    path = tmp_path / "edited.glb"
+    path.write_bytes(pack_glb(doc, bytes(blob)))
+    return path
+
+
+def refused(path: Path, code: str = codes.INVALID_GLTF) -> EngineError:
+    with pytest.raises(EngineError) as info:
+        load_gltf(path)
+    assert info.value.code == code, info.value
+    return info.value
+
+
+def test_the_real_file_loads(facecap, tmp_path):
+    load_gltf(edited(tmp_path, facecap, lambda doc, blob: None))  # the baseline edits start from
+
+
+def test_truncated_meshopt_stream(facecap, tmp_path):
+    def cut(doc, blob):
+        doc["bufferViews"][1]["extensions"][MESHOPT]["byteLength"] = 64
+
+    error = refused(edited(tmp_path, facecap, cut))
+    assert "meshopt" in error.message and error.field == "bufferViews[1]"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("count", 10**9), ("byteStride", 7), ("mode", "SPIRAL"), ("buffer", 9), ("byteOffset", -4)],
+)
+def test_meshopt_numbers_are_checked_before_decoding(facecap, tmp_path, key, value):
+    def bad(doc, blob):
+        doc["bufferViews"][1]["extensions"][MESHOPT][key] = value
+
+    error = refused(edited(tmp_path, facecap, bad))
+    assert error.field is not None and error.field.startswith("bufferViews[1]")
+
+
+def test_a_plain_view_may_not_read_the_fallback_buffer(facecap, tmp_path):
+    def plain(doc, blob):
+        del doc["bufferViews"][1]["extensions"]
+
+    error = refused(edited(tmp_path, facecap, plain))
+    assert "fallback" in error.message
+
+
+def _ktx2_offset(doc) -> int:
+    image = doc["images"][0]
+    return doc["bufferViews"][image["bufferView"]].get("byteOffset", 0)
+
+
+def test_ktx2_claiming_a_huge_image_is_refused_before_transcoding(facecap, tmp_path):
+    def huge(doc, blob):
+        struct.pack_into("<II", blob, _ktx2_offset(doc) + 20, 60_000, 60_000)
+
+    error = refused(edited(tmp_path, facecap, huge), codes.GLTF_LIMIT_EXCEEDED)
+    assert "60000x60000" in error.message and error.field == "images[0]"
+
+
+def test_corrupt_ktx2_payload(facecap, tmp_path):
+    def scramble(doc, blob):
+        start = _ktx2_offset(doc) + 200
+        blob[start : start + 4000] = np.random.default_rng(1).bytes(4000)
+
+    refused(edited(tmp_path, facecap, scramble))
+
+
+def draco_cube(tmp_path: Path) -> tuple[dict, bytes]:
+    import DracoPy
+
+    b = GltfBuilder()
+    b.add_node("c", mesh=b.add_mesh([dict(cube(1.0), material=b.add_material())]))
+    doc, blob = unpack_glb(b.save(tmp_path / "cube.glb").read_bytes())
+    mesh = cube(1.0)
+    stream = DracoPy.encode(mesh["positions"], mesh["indices"].reshape(-1, 3), preserve_order=True)
+    data = bytearray(blob or b"")
+    doc["bufferViews"].append({"buffer": 0, "byteOffset": len(data), "byteLength": len(stream)})
+    data += stream
+    doc["buffers"][0]["byteLength"] = len(data)
+    prim = doc["meshes"][0]["primitives"][0]
+    position = dict(doc["accessors"][prim["attributes"]["POSITION"]])
+    position.pop("bufferView")
+    position.pop("byteOffset", None)
+    doc["accessors"].append(position)
+    prim["attributes"] = {"POSITION": len(doc["accessors"]) - 1}
+    prim["extensions"] = {
+        "KHR_draco_mesh_compression": {
+            "bufferView": len(doc["bufferViews"]) - 1,
+            "attributes": {"POSITION": 0},
+        }
+    }
+    doc["extensionsUsed"] = doc["extensionsRequired"] = ["KHR_draco_mesh_compression"]
+    return doc, bytes(data)
+
+
+@pytest.fixture
+def draco(tmp_path) -> tuple[dict, bytes]:
+    if importlib.util.find_spec("DracoPy") is None:
+        pytest.skip("DracoPy (the compressed extra) is not installed")
+    return draco_cube(tmp_path)
+
+
+def test_draco_cube_loads(draco, tmp_path):
+    asset = load_gltf(edited(tmp_path, draco, lambda doc, blob: None))
+    np.testing.assert_allclose(
+        asset.meshes[0].primitives[0].positions, cube(1.0)["positions"], atol=1e-3
+    )
+
+
+def test_corrupt_draco_stream(draco, tmp_path):
+    def scramble(doc, blob):
+        view = doc["bufferViews"][-1]
+        start = view["byteOffset"] + 4
+        blob[start : start + view["byteLength"] - 4] = bytes(view["byteLength"] - 4)
+
+    error = refused(edited(tmp_path, draco, scramble))
+    assert "Draco" in error.message
+
+
+def test_draco_output_must_match_the_accessors(draco, tmp_path):
+    def lie(doc, blob):
+        prim = doc["meshes"][0]["primitives"][0]
+        doc["accessors"][prim["attributes"]["POSITION"]]["count"] = 3
+
+    error = refused(edited(tmp_path, draco, lie))
+    assert "accessor declares" in error.message or "POSITION" in error.message
