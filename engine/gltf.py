@@ -478,6 +478,12 @@ class _Reader:
         if isinstance(basisu, dict) and DECODERS[ktx2.EXTENSION]:
             source = basisu.get("source")  # validated like ``source``
         if source is None:
+            if isinstance(basisu, dict):  # only where the file does not require it
+                log.warning(
+                    "%s: textures[%d] is KTX 2 and no transcoder is installed: drawn without it",
+                    self.path,
+                    texture_index,
+                )
             return None
         if source not in self.images:
             self.images[source] = self._decode_image(source)
@@ -498,6 +504,9 @@ class _Reader:
         else:
             return None
         if ktx2.is_ktx2(data):
+            if not DECODERS[ktx2.EXTENSION]:  # only where the file does not require it
+                log.warning("%s: %s is KTX 2 and no transcoder is installed", self.path, field)
+                return None
             pixels = ktx2.decode(data, self.limits.max_image_pixels, self.path, field)
             self._charge(pixels.nbytes, field)
             return pixels

@@ -160,3 +160,27 @@ def test_draco_output_must_match_the_accessors(draco, tmp_path):
 
     error = refused(edited(tmp_path, draco, lie))
     assert "accessor declares" in error.message or "POSITION" in error.message
+
+
+def test_without_a_transcoder_an_optional_ktx2_texture_is_left_out(
+    facecap, tmp_path, monkeypatch, caplog
+):
+    import engine.gltf
+
+    monkeypatch.setitem(engine.gltf.DECODERS, "KHR_texture_basisu", False)
+
+    def optional(doc, blob):
+        doc["extensionsRequired"].remove("KHR_texture_basisu")
+
+    asset = load_gltf(edited(tmp_path, facecap, optional))  # drawn untextured, not refused
+    assert asset.materials[0].base_color_texture is None
+    assert "textures[0] is KTX 2 and no transcoder is installed" in caplog.text
+    with pytest.raises(EngineError) as info:  # required: refused, naming it and the extra
+        monkeypatch.setattr(
+            engine.gltf, "SUPPORTED_REQUIRED_EXTENSIONS", frozenset({"KHR_mesh_quantization"})
+        )
+        load_gltf(edited(tmp_path, facecap, lambda doc, blob: None))
+    assert info.value.code == codes.UNSUPPORTED_GLTF_EXTENSION
+    assert (
+        "KHR_texture_basisu" in info.value.message and "avatarkit[compressed]" in info.value.message
+    )
