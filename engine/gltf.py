@@ -425,7 +425,13 @@ class _Reader:
         if gltf_draco.compressed(prim) is not None and DECODERS[gltf_draco.EXTENSION]:
             self.decoded_accessors.update(
                 gltf_draco.decode_primitive(
-                    prim, self.doc["accessors"], self._view, self._charge, where, self.path
+                    prim,
+                    self.doc["accessors"],
+                    len(self.doc.get("bufferViews") or []),
+                    self._view,
+                    self._charge,
+                    where,
+                    self.path,
                 )
             )
         positions = self._floats(attrs["POSITION"], 3)

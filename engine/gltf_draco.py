@@ -38,13 +38,14 @@ def compressed(prim: dict[str, Any]) -> dict[str, Any] | None:
 def decode_primitive(
     prim: dict[str, Any],
     accessors: list[dict[str, Any]],
+    view_count: int,
     view_bytes: Callable[[int], bytes],
     charge: Callable[[int, str], None],
     where: str,
     path: Path,
 ) -> dict[int, np.ndarray]:
     """Accessor index -> its decoded contents, (count, width), for the primitive's indices
-    and every attribute the extension names."""
+    and every attribute the extension names. ``view_count``: the document's bufferViews."""
     import DracoPy
 
     ext = compressed(prim)
@@ -57,8 +58,13 @@ def decode_primitive(
         )
 
     view, ids = ext.get("bufferView"), ext.get("attributes")
-    if not isinstance(view, int) or isinstance(view, bool) or not isinstance(ids, dict):
-        raise bad("needs a bufferView index and an attributes object")
+    if (
+        not isinstance(view, int)
+        or isinstance(view, bool)
+        or not 0 <= view < view_count
+        or not isinstance(ids, dict)
+    ):
+        raise bad("needs a bufferView index in range and an attributes object")
     attributes = prim["attributes"]
     wanted = {name: ids[name] for name in attributes if name in ids}
     declared = sum(accessors[attributes[n]]["count"] for n in wanted)

@@ -184,3 +184,13 @@ def test_without_a_transcoder_an_optional_ktx2_texture_is_left_out(
     assert (
         "KHR_texture_basisu" in info.value.message and "avatarkit[compressed]" in info.value.message
     )
+
+
+@pytest.mark.parametrize("view", [-1, 999, "0"])
+def test_draco_buffer_view_out_of_range(draco, tmp_path, view):
+    def point(doc, blob):
+        doc["meshes"][0]["primitives"][0]["extensions"]["KHR_draco_mesh_compression"][
+            "bufferView"
+        ] = view
+
+    assert "bufferView index in range" in refused(edited(tmp_path, draco, point)).message
