@@ -194,3 +194,50 @@ def test_draco_buffer_view_out_of_range(draco, tmp_path, view):
         ] = view
 
     assert "bufferView index in range" in refused(edited(tmp_path, draco, point)).message
+
+
+def _stream_regions(doc: dict) -> list[tuple[int, int]]:
+    """(offset, length) of every compressed stream and image payload in the GLB's blob."""
+    views = doc["bufferViews"]
+    found = [
+        (ext.get("byteOffset", 0), ext["byteLength"])
+        for v in views
+        if (ext := (v.get("extensions") or {}).get(MESHOPT))
+    ]
+    found += [
+        (views[i["bufferView"]].get("byteOffset", 0), views[i["bufferView"]]["byteLength"])
+        for i in doc.get("images", [])
+        if "bufferView" in i
+    ]
+    for mesh in doc["meshes"]:
+        for prim in mesh["primitives"]:
+            if d := (prim.get("extensions") or {}).get("KHR_draco_mesh_compression"):
+                view = views[d["bufferView"]]
+                found.append((view.get("byteOffset", 0), view["byteLength"]))
+    return found
+
+
+@pytest.mark.parametrize("source", ["facecap", "draco"])
+def test_random_damage_to_the_streams_is_loaded_or_coded(source, request, tmp_path):
+    """The native decoders see corrupted meshopt, Basis and Draco bytes: each load either
+    succeeds or raises a coded EngineError (a crash would end the test run)."""
+    doc, blob = request.getfixturevalue(source)
+    regions = _stream_regions(doc)
+    assert regions
+    rng = np.random.default_rng(7)
+    outcomes: dict[str, int] = {}
+    for k in range(40):
+        data = bytearray(blob)
+        offset, length = regions[k % len(regions)]
+        at = offset + rng.integers(0, length, int(rng.choice([1, 8, 64])))
+        data_view = np.frombuffer(data, np.uint8)
+        data_view[at] = rng.integers(0, 256, len(at), dtype=np.uint8)
+        path = tmp_path / f"{k}.glb"
+        path.write_bytes(pack_glb(doc, bytes(data)))
+        try:
+            load_gltf(path)
+            outcomes["loaded"] = outcomes.get("loaded", 0) + 1
+        except EngineError as error:
+            assert error.code in (codes.INVALID_GLTF, codes.GLTF_LIMIT_EXCEEDED), error
+            outcomes[error.code] = outcomes.get(error.code, 0) + 1
+    assert outcomes.get(codes.INVALID_GLTF, 0) > 0  # the damage reached a decoder
