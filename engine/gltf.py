@@ -2,11 +2,14 @@
 
 The result is plain CPU data (``GltfAsset``); the renderer uploads it to the GPU later,
 on the render thread. Supported: the node hierarchy (TRS or matrix), meshes with several
-triangle primitives, positions / normals / UVs / vertex colours / indices of any accessor component
-type (normalized or not, strided, sparse), materials (base colour factor and texture,
-alpha mode, double-sided), morph targets (position and normal deltas) with names from
-``mesh.extras.targetNames``, default mesh weights. A file that *requires* an extension
-we do not implement is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
+triangle primitives, positions / normals / two UV sets / vertex colours / indices of any
+accessor component type (normalized or not, strided, sparse; ``KHR_mesh_quantization``),
+materials (``engine.gltf_material``), morph targets (position and normal deltas) with
+names from ``mesh.extras.targetNames``, default mesh weights; compressed files through
+their decoders' modules: ``engine.gltf_meshopt`` (``EXT_meshopt_compression``),
+``engine.gltf_draco`` (``KHR_draco_mesh_compression``), ``engine.ktx2``
+(``KHR_texture_basisu``). A file that *requires* an extension we do not implement (or
+whose decoder is not installed) is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
 
 Files are untrusted input (avatars are downloaded): the GLB container and JSON are read
 here with every length checked, and ``engine.gltf_validate`` checks the whole document
