@@ -3,24 +3,42 @@ avatar logs when it is opened and for ``avatarkit inspect``."""
 
 from __future__ import annotations
 
+from engine.gltf import DECODERS
+
 # Extensions the engine or the SDK reads (the engine refuses a file that *requires* any
 # other; see ``engine.gltf.SUPPORTED_REQUIRED_EXTENSIONS``).
 KNOWN: dict[str, str] = {
     "KHR_mesh_quantization": "supported",
+    "KHR_texture_transform": "supported: offset, scale, rotation and texCoord",
+    "KHR_materials_unlit": "supported",
+    "KHR_materials_emissive_strength": "supported",
+    "VRMC_materials_mtoon": "drawn as a toon approximation (lit/shade step, rim)",
     "VRMC_vrm": "read: expressions and humanoid bones",
-    "VRM": "read: blend shape groups and humanoid bones",
+    "VRM": "read: blend shape groups, humanoid bones and MToon materials",
 }
+# The decoders, known where their package is installed (the ``compressed`` extra).
+_DECODED = {
+    "KHR_draco_mesh_compression": "supported: decoded with DracoPy",
+    "EXT_meshopt_compression": "supported: decoded with meshopt",
+    "KHR_texture_basisu": "supported: KTX2 transcoded with opengl_basisu",
+}
+KNOWN.update({name: why for name, why in _DECODED.items() if DECODERS.get(name)})
 # What a picture lacks when an extension is ignored; any other is "not implemented".
+_MISSING = "(pip install 'avatarkit[compressed]')"
 IGNORED_BECAUSE: dict[str, str] = {
-    "KHR_materials_unlit": "drawn lit",
-    "KHR_texture_transform": "textures drawn without their offset, scale and rotation",
-    "KHR_materials_emissive_strength": "no emission",
-    "VRMC_materials_mtoon": "drawn with the standard material, not toon-shaded",
     "VRMC_springBone": "hair and cloth do not swing",
     "VRMC_node_constraint": "constraints not applied",
-    "KHR_draco_mesh_compression": "Draco-compressed geometry is not decoded",
-    "EXT_meshopt_compression": "meshopt-compressed buffers are not decoded",
-    "KHR_texture_basisu": "KTX2 / Basis textures are not decoded",
+    "KHR_draco_mesh_compression": f"Draco-compressed geometry is not decoded {_MISSING}",
+    "EXT_meshopt_compression": f"meshopt-compressed buffers are not decoded {_MISSING}",
+    "KHR_texture_basisu": f"KTX2 / Basis textures are not decoded {_MISSING}",
+    "KHR_materials_clearcoat": "no clear coat layer",
+    "KHR_materials_transmission": "drawn opaque",
+    "KHR_materials_volume": "drawn without volume",
+    "KHR_materials_sheen": "no sheen",
+    "KHR_materials_specular": "default specular",
+    "KHR_materials_ior": "default index of refraction",
+    "KHR_lights_punctual": "the scene's own lights are used instead",
+    "EXT_mesh_gpu_instancing": "instances drawn once",
 }
 
 

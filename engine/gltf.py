@@ -2,12 +2,15 @@
 
 The result is plain CPU data (``GltfAsset``); the renderer uploads it to the GPU later,
 on the render thread. Supported: the node hierarchy (TRS or matrix), meshes with several
-triangle primitives, positions / normals / UVs / vertex colours / indices of any accessor component
-type (normalized or not, strided, sparse), materials (base colour factor and texture,
-alpha mode, double-sided), morph targets (position and normal deltas) with names from
-``mesh.extras.targetNames``, default mesh weights, skins (``engine.gltf_skin``: joints,
-inverse bind matrices, ``JOINTS_0/1`` + ``WEIGHTS_0/1``). A file that *requires* an extension
-we do not implement is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
+triangle primitives, positions / normals / two UV sets / vertex colours / indices of any
+accessor component type (normalized or not, strided, sparse; ``KHR_mesh_quantization``),
+materials (``engine.gltf_material``), morph targets (position and normal deltas) with
+names from ``mesh.extras.targetNames``, default mesh weights, skins (``engine.gltf_skin``:
+joints, inverse bind matrices, ``JOINTS_0/1`` + ``WEIGHTS_0/1``); compressed files through
+their decoders' modules: ``engine.gltf_meshopt`` (``EXT_meshopt_compression``),
+``engine.gltf_draco`` (``KHR_draco_mesh_compression``), ``engine.ktx2``
+(``KHR_texture_basisu``). A file that *requires* an extension we do not implement (or
+whose decoder is not installed) is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
 
 Files are untrusted input (avatars are downloaded): the GLB container and JSON are read
 here with every length checked, and ``engine.gltf_validate`` checks the whole document
@@ -32,16 +35,19 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from engine import errors
+from engine import errors, gltf_draco, gltf_meshopt, ktx2
 from engine.errors import EngineError
 from engine.gltf_asset import (
     GltfAsset,
-    GltfMaterial,
     GltfMesh,
     GltfNode,
     GltfPrimitive,
     MorphTarget,
 )
+from engine.gltf_asset import (
+    GltfMaterial as GltfMaterial,  # re-exported: callers import it from here
+)
+from engine.gltf_material import read_material, vrm0_material_properties
 from engine.gltf_skin import check_joint_range, check_skins, read_influences, read_skins
 from engine.gltf_validate import (
     DEFAULT_LIMITS,
@@ -56,8 +62,16 @@ from engine.transform import Transform
 log = logging.getLogger(__name__)
 
 # Extensions whose requirement we honour. KHR_mesh_quantization only widens the allowed
-# attribute component types, which the accessor reader handles in general.
-SUPPORTED_REQUIRED_EXTENSIONS = frozenset({"KHR_mesh_quantization"})
+# attribute component types, which the accessor reader handles in general; the decoders
+# count only where their package is installed (the ``compressed`` extra).
+DECODERS = {
+    gltf_meshopt.EXTENSION: gltf_meshopt.available(),
+    gltf_draco.EXTENSION: gltf_draco.available(),
+    ktx2.EXTENSION: ktx2.available(),
+}
+SUPPORTED_REQUIRED_EXTENSIONS = frozenset(
+    {"KHR_mesh_quantization", *(name for name, ok in DECODERS.items() if ok)}
+)
 
 _COMPONENT_DTYPES = {
     5120: np.int8,
@@ -88,9 +102,15 @@ def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS)
         else []
     )
     if unsupported and all(isinstance(e, str) for e in unsupported):
+        missing = [e for e in unsupported if e in DECODERS]
+        hint = (
+            f" ({', '.join(missing)}: pip install 'avatarkit[compressed]' adds the decoders)"
+            if missing
+            else ""
+        )
         raise EngineError(
             errors.UNSUPPORTED_GLTF_EXTENSION,
-            f"{path}: requires unsupported glTF extension(s) {', '.join(unsupported)}",
+            f"{path}: requires unsupported glTF extension(s) {', '.join(unsupported)}{hint}",
             path=str(path),
             field="extensionsRequired",
         )
@@ -196,6 +216,10 @@ class _Reader:
             int, np.ndarray | None
         ] = {}  # decoded once, however many materials use one
         self.buffers = [self._buffer_bytes(i, b) for i, b in enumerate(doc.get("buffers") or [])]
+        # Decoded EXT_meshopt_compression bufferViews and KHR_draco_mesh_compression
+        # accessors, which stand in for the stored bytes.
+        self.views: dict[int, bytes] = {}
+        self.decoded_accessors: dict[int, np.ndarray] = {}
 
     def _charge(self, nbytes: int, what: str) -> None:
         self.decoded += nbytes
@@ -217,11 +241,18 @@ class _Reader:
         else:
             children = {c for n in nodes for c in n.children}
             roots = [i for i in range(len(nodes)) if i not in children]
+        vrm0 = vrm0_material_properties(
+            d["extensions"] if isinstance(d.get("extensions"), dict) else {}
+        )
+        materials = [
+            read_material(d, i, m, self._texture_image, vrm0.get(m.get("name") or ""))
+            for i, m in enumerate(d.get("materials") or [])
+        ]
         asset = GltfAsset(
             path=self.path,
             nodes=nodes,
             meshes=[self._mesh(i, m) for i, m in enumerate(d.get("meshes") or [])],
-            materials=[self._material(i, m) for i, m in enumerate(d.get("materials") or [])],
+            materials=materials,
             roots=roots,
             extensions=dict(d["extensions"]) if isinstance(d.get("extensions"), dict) else {},
             extensions_used=[e for e in _list(d.get("extensionsUsed")) if isinstance(e, str)],
@@ -255,6 +286,10 @@ class _Reader:
         return data
 
     def _buffer_bytes(self, index: int, buffer: dict[str, Any]) -> bytes | memoryview:
+        if gltf_meshopt.fallback_buffer(buffer) and (
+            buffer.get("uri") is None or DECODERS[gltf_meshopt.EXTENSION]
+        ):
+            return b""  # a placeholder: compressed views are decoded instead (validated)
         if buffer.get("uri") is None:  # the GLB binary chunk (validated: buffer 0, long enough)
             assert self.blob is not None
             return self.blob
@@ -271,10 +306,22 @@ class _Reader:
 
     def _view_bytes(self, view_index: int) -> tuple[bytes | memoryview, int, int | None]:
         view = self.doc["bufferViews"][view_index]
+        if gltf_meshopt.compressed(view) is not None and DECODERS[gltf_meshopt.EXTENSION]:
+            if view_index not in self.views:
+                self.views[view_index] = gltf_meshopt.decode_view(
+                    view, self.buffers, self._charge, f"bufferViews[{view_index}]", self.path
+                )
+            return self.views[view_index], 0, view.get("byteStride")
         return self.buffers[view["buffer"]], view.get("byteOffset") or 0, view.get("byteStride")
+
+    def _view(self, view_index: int) -> bytes:
+        buf, offset, _ = self._view_bytes(view_index)
+        return bytes(buf[offset : offset + self.doc["bufferViews"][view_index]["byteLength"]])
 
     def accessor(self, index: int) -> np.ndarray:
         """Accessor contents as an (count, width) array (float32 when normalized)."""
+        if index in self.decoded_accessors:  # Draco: decoded (and charged) with its primitive
+            return self.decoded_accessors[index]
         acc = self.doc["accessors"][index]
         dtype = np.dtype(_COMPONENT_DTYPES[acc["componentType"]])
         width = _TYPE_WIDTHS[acc["type"]]
@@ -384,6 +431,18 @@ class _Reader:
 
     def _primitive(self, prim: dict[str, Any], where: str) -> GltfPrimitive:
         attrs = prim["attributes"]
+        if gltf_draco.compressed(prim) is not None and DECODERS[gltf_draco.EXTENSION]:
+            self.decoded_accessors.update(
+                gltf_draco.decode_primitive(
+                    prim,
+                    self.doc["accessors"],
+                    len(self.doc.get("bufferViews") or []),
+                    self._view,
+                    self._charge,
+                    where,
+                    self.path,
+                )
+            )
         positions = self._floats(attrs["POSITION"], 3)
         n = len(positions)
         if prim.get("indices") is not None:
@@ -405,6 +464,7 @@ class _Reader:
             self._charge(len(indices) * 12 + n * 12, f"{where}.normals")
             normals = smooth_normals(positions, indices)
         uvs = self._floats(attrs["TEXCOORD_0"], 2) if attrs.get("TEXCOORD_0") is not None else None
+        uvs1 = self._floats(attrs["TEXCOORD_1"], 2) if attrs.get("TEXCOORD_1") is not None else None
         colors = None
         if attrs.get("COLOR_0") is not None:
             rgba = self._floats(attrs["COLOR_0"], 4)
@@ -424,34 +484,23 @@ class _Reader:
         joints, skin_weights = read_influences(attrs, self.accessor)
         return GltfPrimitive(
             positions, normals, uvs, indices, prim.get("material"), targets, colors,
-            joints, skin_weights,
+            joints=joints, skin_weights=skin_weights, uvs1=uvs1,
         )  # fmt: skip
 
-    def _material(self, index: int, mat: dict[str, Any]) -> GltfMaterial:
-        pbr = mat.get("pbrMetallicRoughness") or {}
-        factor = tuple(pbr.get("baseColorFactor") or (1.0, 1.0, 1.0, 1.0))
-        texture = None
-        if pbr.get("baseColorTexture") is not None:
-            texture = self._texture_image(pbr["baseColorTexture"]["index"])
-        cutoff = mat.get("alphaCutoff")
-        return GltfMaterial(
-            name=mat.get("name") or f"material{index}",
-            base_color_factor=(
-                float(factor[0]),
-                float(factor[1]),
-                float(factor[2]),
-                float(factor[3]),
-            ),
-            base_color_texture=texture,
-            alpha_mode=mat.get("alphaMode") or "OPAQUE",
-            alpha_cutoff=float(cutoff if cutoff is not None else 0.5),
-            double_sided=bool(mat.get("doubleSided", False)),
-        )
-
     def _texture_image(self, texture_index: int) -> np.ndarray | None:
-
-        source = self.doc["textures"][texture_index].get("source")
+        texture = self.doc["textures"][texture_index]
+        ext = texture.get("extensions")
+        basisu = ext.get(ktx2.EXTENSION) if isinstance(ext, dict) else None
+        source = texture.get("source")
+        if isinstance(basisu, dict) and DECODERS[ktx2.EXTENSION]:
+            source = basisu.get("source")  # validated like ``source``
         if source is None:
+            if isinstance(basisu, dict):  # only where the file does not require it
+                log.warning(
+                    "%s: textures[%d] is KTX 2 and no transcoder is installed: drawn without it",
+                    self.path,
+                    texture_index,
+                )
             return None
         if source not in self.images:
             self.images[source] = self._decode_image(source)
@@ -471,6 +520,13 @@ class _Reader:
             data = self._uri_bytes(image["uri"], f"{field}.uri")
         else:
             return None
+        if ktx2.is_ktx2(data):
+            if not DECODERS[ktx2.EXTENSION]:  # only where the file does not require it
+                log.warning("%s: %s is KTX 2 and no transcoder is installed", self.path, field)
+                return None
+            pixels = ktx2.decode(data, self.limits.max_image_pixels, self.path, field)
+            self._charge(pixels.nbytes, field)
+            return pixels
         try:
             # glTF images are PNG or JPEG: no other of PIL's many decoders sees hostile bytes.
             with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as img:

@@ -18,6 +18,29 @@ from engine.gltf_skin import GltfSkin
 from engine.transform import Transform
 
 
+@dataclass(frozen=True)
+class TextureSlot:
+    """How a material samples one texture: which UV set, the ``KHR_texture_transform``
+    (row-major 2x3, applied to the UVs), and the sampler's wrap modes and filter."""
+
+    uv_set: int = 0  # 0: TEXCOORD_0, 1: TEXCOORD_1
+    transform: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    wrap: tuple[str, str] = ("repeat", "repeat")  # repeat | clamp | mirror, for s and t
+    nearest: bool = False  # magnification filter NEAREST (pixel art); else linear
+
+
+@dataclass(frozen=True)
+class Toon:
+    """MToon's two-tone shading: lit colour (the base colour) above the terminator, shade
+    colour below it; ``toony`` 1 is a hard step, 0 a smooth ramp; ``shift`` moves the
+    terminator (-1..1); ``rim_color`` adds a parametric rim (linear RGB)."""
+
+    shade_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB
+    toony: float = 0.9
+    shift: float = 0.0
+    rim_color: tuple[float, ...] = (0.0, 0.0, 0.0)
+
+
 @dataclass
 class GltfMaterial:
     name: str = ""
@@ -26,6 +49,12 @@ class GltfMaterial:
     alpha_mode: str = "OPAQUE"  # OPAQUE | MASK | BLEND
     alpha_cutoff: float = 0.5
     double_sided: bool = False
+    base_color_slot: TextureSlot = field(default_factory=TextureSlot)
+    emissive_factor: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear, times emissive strength
+    emissive_texture: np.ndarray | None = None  # HxWx4 uint8, sRGB-encoded
+    emissive_slot: TextureSlot = field(default_factory=TextureSlot)
+    unlit: bool = False  # KHR_materials_unlit: base colour as is, no lighting
+    toon: Toon | None = None  # MToon, drawn as a two-tone approximation
 
 
 @dataclass
@@ -47,6 +76,7 @@ class GltfPrimitive:
     # weights summing to 1 (or all 0: the vertex is not moved), or None.
     joints: np.ndarray | None = None
     skin_weights: np.ndarray | None = None
+    uvs1: np.ndarray | None = None  # (N, 2) float32 TEXCOORD_1 or None
 
     @property
     def vertex_count(self) -> int:

@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from engine import errors
+from engine import errors, gltf_meshopt
 from engine.errors import EngineError
 
 MiB = 1 << 20
@@ -68,6 +68,7 @@ _ATTRIBUTE_TYPES = {
     "POSITION": {"VEC3"},
     "NORMAL": {"VEC3"},
     "TEXCOORD_0": {"VEC2"},
+    "TEXCOORD_1": {"VEC2"},
     "COLOR_0": {"VEC3", "VEC4"},
 }
 _TARGET_TYPES = {"POSITION": {"VEC3"}, "NORMAL": {"VEC3"}}
@@ -365,6 +366,15 @@ class _Checker:
             self.check_image(i, image)
         for i, texture in enumerate(self.textures):
             self.index(texture, "source", f"textures[{i}]", len(self.images))
+            ext = self.obj(texture, "extensions", f"textures[{i}]") or {}
+            basisu = self.obj(ext, "KHR_texture_basisu", f"textures[{i}].extensions")
+            if basisu is not None:
+                self.index(
+                    basisu,
+                    "source",
+                    f"textures[{i}].extensions.KHR_texture_basisu",
+                    len(self.images),
+                )
         for i, material in enumerate(self.materials):
             self.check_material(i, material)
         self.check_meshes()
@@ -382,6 +392,8 @@ class _Checker:
                     f"{length} bytes exceed the limit of {self.limits.max_file_bytes}",
                     errors.GLTF_LIMIT_EXCEEDED,
                 )
+            if buf.get("uri") is None and gltf_meshopt.fallback_buffer(buf):
+                continue  # EXT_meshopt_compression's placeholder: only compressed views use it
             if buf.get("uri") is None:
                 if i != 0 or self.bin_length is None:
                     raise self.fail(where, "has no uri and is not a GLB's binary chunk")
@@ -400,6 +412,11 @@ class _Checker:
             stride = self.integer(view, "byteStride", where, minimum=4)
             if stride is not None and stride > 252:
                 raise self.fail(f"{where}.byteStride", f"{stride} is outside 4..252")
+            gltf_meshopt.check_view(view, self.buffers, where, self.path)
+            if gltf_meshopt.fallback_buffer(self.buffers[buffer]) and not gltf_meshopt.compressed(
+                view
+            ):
+                raise self.fail(where, f"reads fallback buffer {buffer}, which holds no data")
             if offset + length > self.buffers[buffer]["byteLength"]:
                 raise self.fail(
                     where,

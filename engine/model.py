@@ -190,12 +190,12 @@ class ModelRenderer(Component):
         if self.screen_transform is not None:  # moved/scaled in the view, after projection
             renderer.set_view_projection(self.screen_transform @ frame.view_projection)
         try:
-            self._draw_nodes(renderer, gpu)
+            self._draw_nodes(renderer, gpu, np.asarray(frame.camera_position, np.float64))
         finally:
             if self.screen_transform is not None:
                 renderer.set_view_projection(frame.view_projection)
 
-    def _draw_nodes(self, renderer: Renderer, gpu: GpuAsset) -> None:
+    def _draw_nodes(self, renderer: Renderer, gpu: GpuAsset, eye: np.ndarray) -> None:
         world = self._skeleton.world(self.nodes)  # asset space, every node
         base = (
             self.entity.world_matrix() if self.entity is not None else np.eye(4, dtype=np.float32)
@@ -219,7 +219,10 @@ class ModelRenderer(Component):
             renderer.draw_node(gpu, opaque, matrix, weights, palette)
             if transparent:
                 blended.append((transparent, matrix, weights, palette))
-        for prims, matrix, weights, palette in blended:  # after every opaque primitive
+        # After every opaque primitive of the model, farthest first (blending is ordered).
+        for prims, matrix, weights, palette in sorted(
+            blended, key=lambda b: -_distance(eye, b[0], b[1])
+        ):
             renderer.draw_node(gpu, prims, matrix, weights, palette)
 
     def _blended(self, material: int | None) -> bool:
@@ -245,3 +248,10 @@ class ModelRenderer(Component):
         if self._gpu is not None and self._renderer is not None:
             self._renderer.release(self.asset)
             self._gpu = None
+
+
+def _distance(eye: np.ndarray, prims: list[GpuPrimitive], matrix: np.ndarray) -> float:
+    """Camera distance of the centre of ``prims``' boxes under ``matrix`` (sort key)."""
+    boxes = [p.bounds for p in prims if p.bounds is not None]
+    centre = np.mean([b.mean(axis=0) for b in boxes], axis=0) if boxes else np.zeros(3)
+    return float(np.linalg.norm((matrix @ np.append(centre, 1.0))[:3] - eye))

@@ -59,4 +59,14 @@ if [ -n "$spatius_pin" ] && ! ls .cache/sdist/spatius-"${spatius_pin##*==}".tar.
         "$spatius_pin" -d .cache/sdist >.venv/pip-download.log 2>&1 \
         || echo "[setup] warning: could not download the $spatius_pin sdist (.venv/pip-download.log): its e2e suite will skip"
 fi
+
+# gltfpack (meshoptimizer's glTF packer, npm) makes the meshopt/quantized variants of a
+# test avatar that tests/avatars/test_compressed_variants.py compares with the original.
+gltfpack_pin=gltfpack@1.3.0
+if command -v npm >/dev/null 2>&1 && [ ! -x .cache/npm/node_modules/.bin/gltfpack ]; then
+    echo "[setup] npm install $gltfpack_pin"
+    npm install --prefix .cache/npm --no-audit --no-fund --silent "$gltfpack_pin" \
+        >.venv/npm-install.log 2>&1 \
+        || echo "[setup] warning: could not install $gltfpack_pin (.venv/npm-install.log): its variants will skip"
+fi
 echo "[setup] ready: .venv"

@@ -12,6 +12,7 @@ import numpy as np
 from engine import errors
 from engine.errors import EngineError
 from engine.gltf import GltfAsset, GltfPrimitive
+from engine.gltf_asset import TextureSlot
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
 
 
@@ -82,13 +83,18 @@ def _morphed_first(prim: GltfPrimitive) -> tuple[np.ndarray, int | None]:
     return order, int(moved.sum()) * 3
 
 
-def color_texture(ctx: moderngl.Context, image: np.ndarray) -> moderngl.Texture:
-    """An RGBA8 image (top row first, as glTF UVs expect: v=0 is the top row)."""
+def color_texture(
+    ctx: moderngl.Context, image: np.ndarray, slot: TextureSlot | None = None
+) -> moderngl.Texture:
+    """An RGBA8 image (top row first, as glTF UVs expect: v=0 is the top row), sampled
+    as ``slot`` says (mirrored repeat is drawn as repeat)."""
+    slot = slot or TextureSlot()
     h, w = image.shape[:2]
     tex = ctx.texture((w, h), 4, np.ascontiguousarray(image, np.uint8).tobytes())
     tex.build_mipmaps()
-    tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
-    tex.repeat_x = tex.repeat_y = True
+    mag = moderngl.NEAREST if slot.nearest else moderngl.LINEAR
+    tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, mag)
+    tex.repeat_x, tex.repeat_y = (mode != "clamp" for mode in slot.wrap)
     return tex
 
 
@@ -99,7 +105,15 @@ class GpuAsset:
         self.asset = asset
         self.refcount = 0
         self.textures = [
-            color_texture(ctx, m.base_color_texture) if m.base_color_texture is not None else None
+            color_texture(ctx, m.base_color_texture, m.base_color_slot)
+            if m.base_color_texture is not None
+            else None
+            for m in asset.materials
+        ]
+        self.emissive_textures = [
+            color_texture(ctx, m.emissive_texture, m.emissive_slot)
+            if m.emissive_texture is not None
+            else None
             for m in asset.materials
         ]
         self.meshes = [
@@ -135,6 +149,10 @@ class GpuAsset:
             content.append((skin_vbo, " ".join(["4f"] * len(names)), *names))
             buffers.append(skin_vbo)
             used = np.unique(prim.joints[prim.skin_weights > 0]).astype(np.intp)
+        if prim.uvs1 is not None and "in_uv1" in program:
+            uv1 = ctx.buffer(np.ascontiguousarray(prim.uvs1, np.float32).tobytes())
+            content.append((uv1, "2f", "in_uv1"))
+            buffers.append(uv1)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
         lo, hi = prim.positions.min(axis=0), prim.positions.max(axis=0)
         for target in prim.targets:
@@ -158,6 +176,6 @@ class GpuAsset:
         for prims in self.meshes:
             for p in prims:
                 p.release()
-        for t in self.textures:
+        for t in [*self.textures, *self.emissive_textures]:
             if t is not None:
                 t.release()

@@ -11,6 +11,7 @@ from engine.gltf import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive
 from engine.render.gpu_wait import flush_gpu
+from engine.render.material_uniforms import set_material_uniforms
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
@@ -24,6 +25,7 @@ MORPH_BLOCK_BINDING = 0
 SKIN_BLOCK_BINDING = 1
 DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
+EMISSIVE_TEXTURE_UNIT = 2
 _ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
 _DEFAULT_MATERIAL = GltfMaterial()
 
@@ -75,6 +77,7 @@ class Renderer:
         self.lit["Skin"].binding = SKIN_BLOCK_BINDING
         self.lit["u_deltas"].value = DELTAS_UNIT
         self.lit["u_base_texture"].value = BASE_TEXTURE_UNIT
+        self.lit["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
@@ -193,8 +196,11 @@ class Renderer:
         skinned node) one joint palette, which then maps to model space."""
         linear = model_matrix[:3, :3]
         det = float(np.linalg.det(linear))
-        if abs(det) < 1e-12:
-            return  # scaled to nothing: invisible, and its normals are undefined
+        # Relative to the axes' lengths: quantized meshes (KHR_mesh_quantization) sit under
+        # scales of 1e-5, whose determinant alone is tiny.
+        lengths = float(np.prod(np.linalg.norm(linear, axis=0)))
+        if lengths == 0.0 or abs(det) < 1e-9 * lengths:
+            return  # scaled to nothing (or flat): invisible, and its normals are undefined
         self._cover(model_matrix, prims, palette)
         lit = self.lit
         lit["u_model"].write(_mat4(model_matrix))
@@ -266,6 +272,9 @@ class Renderer:
         lit["u_has_texture"].value = texture is not None
         (texture or self._dummy).use(BASE_TEXTURE_UNIT)
         lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
+        emissive = gpu.emissive_textures[index] if index is not None else None
+        (emissive or self._dummy).use(EMISSIVE_TEXTURE_UNIT)
+        set_material_uniforms(lit, material, emissive is not None)
         lit["u_alpha_cutoff"].value = material.alpha_cutoff
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)

@@ -70,12 +70,14 @@ uniform mat4 u_view_projection;
 in vec3 in_position;
 in vec3 in_normal;
 in vec2 in_uv;
+in vec2 in_uv1;    // TEXCOORD_1 where the file has it (a texture's texCoord 1 reads it)
 in vec4 in_color;  // COLOR_0 (linear), only read when u_has_colors
 uniform bool u_has_colors;
 
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
+out vec2 v_uv1;
 out vec4 v_color;
 
 ivec2 delta_texel(int i) {{
@@ -103,6 +105,7 @@ void main() {{
     v_world = world.xyz;
     v_normal = u_normal_matrix * normal;
     v_uv = in_uv;
+    v_uv1 = in_uv1;
     v_color = u_has_colors ? in_color : vec4(1.0);
     gl_Position = u_view_projection * world;
 }}
@@ -116,6 +119,20 @@ uniform sampler2D u_base_texture;   // sRGB-encoded
 uniform bool u_has_texture;
 uniform int u_alpha_mode;           // 0 opaque, 1 mask, 2 blend
 uniform float u_alpha_cutoff;
+// Per texture: UV set (0/1) and KHR_texture_transform as the rows of a 2x3 matrix.
+uniform int u_base_uv_set;
+uniform vec3 u_base_uv_row[2];
+uniform vec3 u_emissive;            // linear, times KHR_materials_emissive_strength
+uniform sampler2D u_emissive_texture;  // sRGB-encoded
+uniform bool u_has_emissive_texture;
+uniform int u_emissive_uv_set;
+uniform vec3 u_emissive_uv_row[2];
+uniform bool u_unlit;               // KHR_materials_unlit
+uniform bool u_toon;                // MToon approximation (engine.gltf_material)
+uniform vec3 u_shade_color;         // linear
+uniform float u_toony;
+uniform float u_shade_shift;
+uniform vec3 u_rim_color;           // linear
 
 uniform vec3 u_light_dir[3];        // key, fill, rim: unit vectors towards the light
 uniform vec3 u_light_color[3];      // colour * intensity, linear
@@ -126,8 +143,14 @@ uniform float u_exposure;
 in vec3 v_world;
 in vec3 v_normal;
 in vec2 v_uv;
+in vec2 v_uv1;
 in vec4 v_color;
 out vec4 f_color;
+
+vec2 texture_uv(int set, vec3 row[2]) {
+    vec3 uv = vec3(set == 1 ? v_uv1 : v_uv, 1.0);
+    return vec2(dot(row[0], uv), dot(row[1], uv));
+}
 
 vec3 srgb_to_linear(vec3 c) {
     return mix(c / 12.92, pow((c + 0.055) / 1.055, vec3(2.4)), step(0.04045, c));
@@ -142,16 +165,39 @@ vec3 tonemap(vec3 x) {  // Narkowicz ACES fit: keeps highlights from clipping ha
 
 void main() {
     vec4 base = u_base_color * v_color;
+    vec3 texel = vec3(1.0);
     if (u_has_texture) {
-        vec4 t = texture(u_base_texture, v_uv);
-        base *= vec4(srgb_to_linear(t.rgb), t.a);
+        vec4 t = texture(u_base_texture, texture_uv(u_base_uv_set, u_base_uv_row));
+        texel = srgb_to_linear(t.rgb);
+        base *= vec4(texel, t.a);
     }
     if (u_alpha_mode == 1 && base.a < u_alpha_cutoff) discard;
+    float alpha = u_alpha_mode == 2 ? base.a : 1.0;
+    vec3 emissive = u_emissive;
+    if (u_has_emissive_texture) {
+        vec2 euv = texture_uv(u_emissive_uv_set, u_emissive_uv_row);
+        emissive *= srgb_to_linear(texture(u_emissive_texture, euv).rgb);
+    }
+    if (u_unlit) {  // the base colour as authored: no lights, exposure or tone curve
+        f_color = vec4(linear_to_srgb(base.rgb + emissive), alpha);
+        return;
+    }
 
     vec3 n = normalize(v_normal);
     if (!gl_FrontFacing) n = -n;
     vec3 v = normalize(u_camera_position - v_world);
     vec3 color = u_ambient * base.rgb;
+    if (u_toon) {  // MToon: lit colour above the key light's terminator, shade colour below
+        float width = max(1.0 - u_toony, 1e-3);
+        float ndl = dot(n, u_light_dir[0]) + u_shade_shift;
+        float lit = clamp((ndl + width) / (2.0 * width), 0.0, 1.0);
+        vec3 shade = u_shade_color * texel * v_color.rgb;
+        color += mix(shade, base.rgb, lit) * (u_light_color[0] + u_light_color[1]) * 0.55;
+        float rim = pow(1.0 - max(dot(n, normalize(u_camera_position - v_world)), 0.0), 5.0);
+        color += u_rim_color * rim + emissive;
+        f_color = vec4(linear_to_srgb(tonemap(color * u_exposure)), alpha);
+        return;
+    }
     for (int i = 0; i < 2; ++i) {  // key and fill: wrapped diffuse (soft, skin-friendly) + spec
         vec3 l = u_light_dir[i];
         float wrap = max((dot(n, l) + 0.2) / 1.2, 0.0);
@@ -162,7 +208,7 @@ void main() {
     float fresnel = pow(1.0 - max(dot(n, v), 0.0), 3.0);
     color += u_light_color[2] * fresnel * max(dot(n, u_light_dir[2]) * 0.5 + 0.5, 0.0) * 0.5;
 
-    float alpha = u_alpha_mode == 2 ? base.a : 1.0;
+    color += emissive;
     f_color = vec4(linear_to_srgb(tonemap(color * u_exposure)), alpha);
 }
 """

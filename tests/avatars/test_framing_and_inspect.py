@@ -106,7 +106,7 @@ def test_inspect_describes_a_file_the_engine_refuses(tmp_path, capsys):
 
     path = write_face_scan(tmp_path / "facecap.glb", k=100.0, targets=[*ARKIT_FACE, "odd"])
     doc, blob = unpack_glb(path.read_bytes())  # as three.js ships it: compressed
-    doc["extensionsRequired"] = ["EXT_meshopt_compression", "KHR_texture_basisu"]
+    doc["extensionsRequired"] = ["EXT_mesh_gpu_instancing", "EXT_meshopt_compression"]
     doc["extensionsUsed"] = [*doc["extensionsRequired"], "KHR_texture_transform"]
     path.write_bytes(pack_glb(doc, blob))
     assert GltfBuilder  # the builder wrote the rest of the file
@@ -115,9 +115,9 @@ def test_inspect_describes_a_file_the_engine_refuses(tmp_path, capsys):
     assert not report.loadable and report.error is not None
     assert report.error.code is ErrorCode.INCOMPATIBLE_AVATAR_ASSET
     status = {e.name: e.status for e in report.extensions}
-    assert status["EXT_meshopt_compression"].startswith("unsupported: meshopt")
-    assert status["KHR_texture_basisu"].startswith("unsupported: KTX2")
-    assert status["KHR_texture_transform"].startswith("ignored")
+    assert status["EXT_mesh_gpu_instancing"].startswith("unsupported: instances drawn once")
+    assert status["EXT_meshopt_compression"].startswith("supported: decoded with meshopt")
+    assert status["KHR_texture_transform"].startswith("supported")
     (mesh,) = report.meshes  # read from the document alone
     kinds = dict(mesh.targets)
     assert kinds["jawOpen"] == "ARKit jawOpen" and kinds["odd"] == "unmapped"
@@ -125,7 +125,7 @@ def test_inspect_describes_a_file_the_engine_refuses(tmp_path, capsys):
     assert main(["inspect", str(path)]) == 1
     out = capsys.readouterr().out
     assert "cannot load: [incompatibleAvatarAsset]" in out
-    assert "EXT_meshopt_compression (required): unsupported" in out
+    assert "EXT_mesh_gpu_instancing (required): unsupported" in out
     assert "unmapped: odd" in out
 
 
@@ -154,7 +154,7 @@ def test_inspect_a_vrm_figure_with_a_skin(tmp_path, capsys):
     assert {"jawOpen", "eyeBlinkLeft", "mouthClose"} <= set(report.blend.available_channels)
     status = {e.name: e.status for e in report.extensions}
     assert status["VRMC_springBone"] == "ignored: hair and cloth do not swing"
-    assert status["KHR_materials_unlit"] == "ignored: drawn lit"
+    assert status["KHR_materials_unlit"] == "supported"
     assert status["VRMC_vrm"].startswith("read")
 
     every = report.lines(verbose=True)  # --all: each target, and what drives each channel

@@ -1,0 +1,34 @@
+"""The lit shader's material uniforms beyond base colour and alpha: texture UV sets and
+transforms, emissive, unlit and MToon (``engine.gltf_material``). Render thread only."""
+
+from __future__ import annotations
+
+import moderngl
+import numpy as np
+
+from engine.gltf_asset import GltfMaterial, Toon
+
+_NO_TOON = Toon()
+
+
+def set_material_uniforms(
+    program: moderngl.Program, material: GltfMaterial, has_emissive_texture: bool
+) -> None:
+    base, emissive = material.base_color_slot, material.emissive_slot
+    program["u_base_uv_set"].value = base.uv_set
+    program["u_base_uv_row"].write(_rows(base.transform))
+    program["u_emissive"].value = tuple(float(v) for v in material.emissive_factor[:3])
+    program["u_has_emissive_texture"].value = has_emissive_texture
+    program["u_emissive_uv_set"].value = emissive.uv_set
+    program["u_emissive_uv_row"].write(_rows(emissive.transform))
+    program["u_unlit"].value = material.unlit
+    toon = material.toon or _NO_TOON
+    program["u_toon"].value = material.toon is not None
+    program["u_shade_color"].value = tuple(float(v) for v in toon.shade_color[:3])
+    program["u_toony"].value = float(min(max(toon.toony, 0.0), 1.0))
+    program["u_shade_shift"].value = float(min(max(toon.shift, -1.0), 1.0))
+    program["u_rim_color"].value = tuple(float(v) for v in toon.rim_color[:3])
+
+
+def _rows(transform: tuple[float, ...]) -> bytes:
+    return np.asarray(transform[:6], np.float32).tobytes()  # two vec3 rows

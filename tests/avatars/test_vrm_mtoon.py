@@ -1,0 +1,63 @@
+"""A VRM figure (avatar_files, written to the VRM 1.0 / 0.x specs) whose skin is an MToon
+material: drawn toon-shaded through real EGL, as a VRoid export would be, not as a plain
+lit material."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from avatar_files import vrm1_humanoid, write_figure
+
+from avatarkit.avatar import Avatar
+from avatarkit.contact_sheet import render_poses
+from engine.gltf_write import pack_glb, unpack_glb
+
+BLUE_SHADE = [0.05, 0.1, 0.7]
+
+
+def figure(path: Path, vrm0: bool = False, mtoon: dict[str, Any] | None = None) -> Path:
+    """write_figure's VRM rig; ``mtoon``: the skin's VRMC_materials_mtoon (VRM 1.0), or
+    with ``vrm0`` the same as VRM 0.x ``materialProperties``."""
+    ext = vrm1_humanoid({"hips": 1, "head": 2, "leftEye": 3, "rightEye": 4})
+    glb = write_figure(path.with_suffix(".glb"), rig="vrm", hat=False, raised_arm=False,
+                       extensions=ext)  # fmt: skip
+    doc, blob = unpack_glb(glb.read_bytes())
+    skin = next(m for m in doc["materials"] if m["name"] == "skin")
+    if mtoon is not None and not vrm0:
+        skin["extensions"] = {"VRMC_materials_mtoon": {"specVersion": "1.0", **mtoon}}
+        doc["extensionsUsed"] = sorted({*doc["extensionsUsed"], "VRMC_materials_mtoon"})
+    elif mtoon is not None:
+        shade = [*mtoon["shadeColorFactor"], 1.0]
+        props = {
+            "name": "skin", "shader": "VRM/MToon",
+            "floatProperties": {"_ShadeToony": mtoon["shadingToonyFactor"],
+                                "_ShadeShift": mtoon["shadingShiftFactor"]},
+            "vectorProperties": {"_ShadeColor": [c ** (1 / 2.2) for c in shade]},
+        }  # fmt: skip
+        doc["extensions"]["VRM"] = {"materialProperties": [props]}
+        doc["extensionsUsed"] = sorted({*doc["extensionsUsed"], "VRM"})
+    path.write_bytes(pack_glb(doc, blob))
+    return path
+
+
+def face(path: Path) -> np.ndarray:
+    return render_poses(Avatar.from_file(path), (96, 96))[0].astype(np.int16)
+
+
+@pytest.mark.parametrize("vrm0", [False, True], ids=["VRM 1.0", "VRM 0.x"])
+def test_mtoon_skin_is_toon_shaded(tmp_path, make_headless_app, vrm0):
+    make_headless_app(size=(16, 16)).close()  # skips where there is no EGL
+    plain = face(figure(tmp_path / "plain.vrm"))
+    toon = {"shadeColorFactor": BLUE_SHADE, "shadingToonyFactor": 0.95, "shadingShiftFactor": -0.2}
+    toon_face = face(figure(tmp_path / "toon.vrm", vrm0, toon))
+    head = np.abs(toon_face - plain).max(axis=-1) > 30
+    blue = (toon_face[..., 2] > toon_face[..., 0] + 40) & head
+    # The skin's shaded side turns the shade colour; the plain material has no blue skin.
+    assert blue.mean() > 0.03, blue.mean()
+    assert not ((plain[..., 2] > plain[..., 0] + 40) & head).any()
+    # The toony step: few in-between shades across the head's terminator.
+    hue = (toon_face[..., 2] - toon_face[..., 0]).astype(float)[head]
+    assert ((hue > 0) & (hue < 40)).mean() < 0.25
