@@ -87,9 +87,19 @@ def main(opts: dict) -> dict:
                 AvatarSDK.set_session_token(server.issue_token())
                 view.controller.start()
         first = views[0].controller
-        first.on_conversation_state = lambda s, _r: out["events"].append(
-            [str(s), time.monotonic(), first.audio_time]
-        )
+        out["starts"] = [None] * count  # per avatar: when its speech began (monotonic s)
+
+        def watch(k: int, controller) -> None:
+            def on_state(state, _reason) -> None:
+                if k == 0:
+                    out["events"].append([str(state), time.monotonic(), first.audio_time])
+                if state == ConversationState.PLAYING and out["starts"][k] is None:
+                    out["starts"][k] = time.monotonic()
+
+            controller.on_conversation_state = on_state
+
+        for k, view in enumerate(views):
+            watch(k, view.controller)
         for _ in range(5):  # connected, device warm: the measured part starts here
             app.step()
         messages = relay_messages(pcm) if mode == "backend" else []

@@ -61,13 +61,24 @@ def play_once(pulse, wav: Path, channels: int, **opts) -> tuple[dict, np.ndarray
 
 
 def assert_whole(
-    recorded: np.ndarray, source: np.ndarray, *, tolerance: float = 0.05, min_r: float = 0.9
+    recorded: np.ndarray,
+    source: np.ndarray,
+    *,
+    tolerance: float = 0.05,
+    min_r: float = 0.9,
+    slack_s: float = 0.0,
 ) -> None:
+    """Active speech within ``tolerance`` of the source's (up to ``slack_s`` seconds more
+    where copies that started that far apart overlap), the same envelope, no gap longer
+    than the source's own."""
     want, got = pulse_sink.active_seconds(source), pulse_sink.active_seconds(recorded)
     _, r = pulse_sink.align(recorded, source)
     gap, source_gap = pulse_sink.longest_gap(recorded), pulse_sink.longest_gap(source)
-    summary = f"active {got:.2f}/{want:.2f} s, envelope r {r:.3f}, gap {gap:.2f}/{source_gap:.2f} s"
-    assert abs(got - want) <= tolerance * want, summary
+    summary = (
+        f"active {got:.2f}/{want:.2f} s (slack {slack_s:.2f}), envelope r {r:.3f}, "
+        f"gap {gap:.2f}/{source_gap:.2f} s"
+    )
+    assert -tolerance * want <= got - want <= tolerance * want + slack_s, summary
     assert r >= min_r, summary
     assert gap <= source_gap + GAP_SLACK, summary
 
@@ -86,8 +97,12 @@ def test_four_avatars_each_play_their_whole_line(pulse, mode):
     report, recorded = play(pulse, GREETING, channels=2, mode=mode, avatars=4)
     source = source_pcm(GREETING)
     assert_whole(recorded[:, 0], source)
-    # Three copies whose starts differ by a few frames: the same speech, smeared a little.
-    assert_whole(recorded[:, 1], source, tolerance=0.1, min_r=0.8)
+    # Three copies whose starts differ a little: the same speech, smeared by that spread
+    # (a few frames; more on a loaded machine, where sessions start further apart).
+    starts = report["starts"][1:]
+    assert None not in starts, report["starts"]
+    spread = max(starts) - min(starts)
+    assert_whole(recorded[:, 1], source, tolerance=0.1, min_r=0.8, slack_s=spread)
     assert report["end_state"] == "idle"
 
 
