@@ -3,6 +3,7 @@ textures. One upload is shared by every model instance of the same asset (refcou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,13 +13,14 @@ import numpy as np
 from engine import errors
 from engine.errors import EngineError
 from engine.gltf import GltfAsset, GltfPrimitive
-from engine.gltf_asset import TextureSlot
+from engine.gltf_asset import GltfMaterial, TextureSlot
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
 
 
 @dataclass
 class GpuPrimitive:
     vao: moderngl.VertexArray
+    program: moderngl.Program  # the lit shader variant ``vao`` draws with (its material's)
     buffers: list[moderngl.Buffer]
     deltas: moderngl.Texture | None  # None when the primitive has no morph targets
     vertex_count: int
@@ -99,9 +101,15 @@ def color_texture(
 
 
 class GpuAsset:
-    """Everything of one asset on the GPU, built for ``program`` (the lit shader)."""
+    """Everything of one asset on the GPU; each primitive built for the lit shader variant
+    ``program_for(material, skinned)`` picks for it."""
 
-    def __init__(self, ctx: moderngl.Context, program: moderngl.Program, asset: GltfAsset) -> None:
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        program_for: Callable[[GltfMaterial | None, bool], moderngl.Program],
+        asset: GltfAsset,
+    ) -> None:
         self.asset = asset
         self.refcount = 0
         self.textures = [
@@ -117,7 +125,11 @@ class GpuAsset:
             for m in asset.materials
         ]
         self.meshes = [
-            [self._primitive(ctx, program, p) for p in mesh.primitives] for mesh in asset.meshes
+            [
+                self._primitive(ctx, program_for(_material(asset, p), _skinned(p)), p)
+                for p in mesh.primitives
+            ]
+            for mesh in asset.meshes
         ]
 
     @staticmethod
@@ -160,6 +172,7 @@ class GpuAsset:
             hi = hi + np.maximum(target.positions.max(axis=0), 0.0)
         return GpuPrimitive(
             vao,
+            program,
             buffers,
             delta_texture(ctx, prim),
             n,
@@ -179,3 +192,11 @@ class GpuAsset:
         for t in [*self.textures, *self.emissive_textures]:
             if t is not None:
                 t.release()
+
+
+def _material(asset: GltfAsset, prim: GltfPrimitive) -> GltfMaterial | None:
+    return asset.materials[prim.material] if prim.material is not None else None
+
+
+def _skinned(prim: GltfPrimitive) -> bool:
+    return prim.joints is not None and prim.skin_weights is not None

@@ -11,6 +11,11 @@ from engine.gltf_asset import GltfMaterial, Toon
 _NO_TOON = Toon()
 
 
+def needs_extras(material: GltfMaterial) -> bool:
+    """Whether the material needs the lit shader's extras variant (unlit or MToon)."""
+    return material.unlit or material.toon is not None
+
+
 def set_material_uniforms(
     program: moderngl.Program, material: GltfMaterial, has_emissive_texture: bool
 ) -> None:
@@ -21,6 +26,8 @@ def set_material_uniforms(
     program["u_has_emissive_texture"].value = has_emissive_texture
     program["u_emissive_uv_set"].value = emissive.uv_set
     program["u_emissive_uv_row"].write(_rows(emissive.transform))
+    if "u_toon" not in program:  # the plain variant: neither unlit nor MToon
+        return
     program["u_unlit"].value = material.unlit
     toon = material.toon or _NO_TOON
     program["u_toon"].value = material.toon is not None

@@ -11,13 +11,12 @@ from engine.gltf import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive
 from engine.render.gpu_wait import flush_gpu
-from engine.render.material_uniforms import set_material_uniforms
+from engine.render.material_uniforms import needs_extras, set_material_uniforms
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
-    LIT_FRAGMENT,
-    LIT_VERTEX,
     MAX_ACTIVE_TARGETS,
+    lit_shaders,
 )
 from engine.render.skinning import JointPalette
 
@@ -72,12 +71,11 @@ class Renderer:
 
     def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
-        self.lit = ctx.program(vertex_shader=LIT_VERTEX, fragment_shader=LIT_FRAGMENT)
-        self.lit["Morph"].binding = MORPH_BLOCK_BINDING
-        self.lit["Skin"].binding = SKIN_BLOCK_BINDING
-        self.lit["u_deltas"].value = DELTAS_UNIT
-        self.lit["u_base_texture"].value = BASE_TEXTURE_UNIT
-        self.lit["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
+        # Variants of the lit shader (shaders.lit_shaders), compiled when a primitive first
+        # needs one: (extras, skinned) -> program. ``lit`` is the plain one.
+        self._variants: dict[tuple[bool, bool], moderngl.Program] = {}
+        self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
+        self.lit = self._variant(False, False)
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
@@ -107,7 +105,7 @@ class Renderer:
         """Upload ``asset`` once per context; later calls share it. Pair with ``release``."""
         gpu = self._assets.get(id(asset))
         if gpu is None:
-            gpu = self._assets[id(asset)] = GpuAsset(self.ctx, self.lit, asset)
+            gpu = self._assets[id(asset)] = GpuAsset(self.ctx, self._program_for, asset)
         gpu.refcount += 1
         return gpu
 
@@ -118,6 +116,28 @@ class Renderer:
             if gpu.refcount <= 0:
                 gpu.release()
                 del self._assets[id(asset)]
+
+    @property
+    def programs(self) -> tuple[moderngl.Program, ...]:
+        return tuple(self._variants.values())
+
+    def _program_for(self, material: GltfMaterial | None, skinned: bool) -> moderngl.Program:
+        return self._variant(material is not None and needs_extras(material), skinned)
+
+    def _variant(self, extras: bool, skinned: bool) -> moderngl.Program:
+        program = self._variants.get((extras, skinned))
+        if program is None:
+            vertex, fragment = lit_shaders(extras=extras, skinned=skinned)
+            program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
+            program["Morph"].binding = MORPH_BLOCK_BINDING
+            if skinned:
+                program["Skin"].binding = SKIN_BLOCK_BINDING
+            program["u_deltas"].value = DELTAS_UNIT
+            program["u_base_texture"].value = BASE_TEXTURE_UNIT
+            program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
+            self._variants[(extras, skinned)] = program
+            self._write_frame_uniforms(program)
+        return program
 
     def morph_weights(self) -> MorphWeights:
         return MorphWeights(self.ctx)
@@ -136,23 +156,30 @@ class Renderer:
         if lighting.background is not None:
             self._draw_background(*lighting.background)
         self.ctx.enable(moderngl.DEPTH_TEST)
-        lit = self.lit
-        self.set_view_projection(frame.view_projection)
-        lit["u_camera_position"].value = tuple(float(v) for v in frame.camera_position)
         lights = lighting.lights()
-        lit["u_light_dir"].write(
-            np.array([light.shader_direction() for light in lights], np.float32).tobytes()
-        )
+        directions = np.array([light.shader_direction() for light in lights], np.float32)
         colors = np.array(
             [np.asarray(light.color, np.float32) * light.intensity for light in lights], np.float32
         )
-        lit["u_light_color"].write(colors.tobytes())
-        lit["u_ambient"].value = tuple(lighting.ambient)
-        lit["u_exposure"].value = float(lighting.exposure)
+        self._frame_uniforms = {
+            "u_camera_position": np.asarray(frame.camera_position, np.float32).tobytes(),
+            "u_light_dir": directions.tobytes(),
+            "u_light_color": colors.tobytes(),
+            "u_ambient": np.asarray(lighting.ambient, np.float32).tobytes(),
+            "u_exposure": np.float32(lighting.exposure).tobytes(),
+        }
+        self.set_view_projection(frame.view_projection)  # and the uniforms above, to all
 
     def set_view_projection(self, matrix: np.ndarray) -> None:
         """World -> clip for the draws that follow (begin_frame sets the camera's)."""
-        self.lit["u_view_projection"].write(_mat4(matrix))
+        self._frame_uniforms["u_view_projection"] = _mat4(matrix)
+        for lit in self.programs:
+            self._write_frame_uniforms(lit)
+
+    def _write_frame_uniforms(self, program: moderngl.Program) -> None:
+        """This frame's camera and lights (a variant compiled mid-frame gets them too)."""
+        for name, data in self._frame_uniforms.items():
+            program[name].write(data)
 
     def _draw_background(self, top, bottom) -> None:
         ctx = self.ctx
@@ -202,10 +229,11 @@ class Renderer:
         if lengths == 0.0 or abs(det) < 1e-9 * lengths:
             return  # scaled to nothing (or flat): invisible, and its normals are undefined
         self._cover(model_matrix, prims, palette)
-        lit = self.lit
-        lit["u_model"].write(_mat4(model_matrix))
-        normal_matrix = np.linalg.inv(linear).T
-        lit["u_normal_matrix"].write(np.ascontiguousarray(normal_matrix.T, np.float32).tobytes())
+        model = _mat4(model_matrix)
+        normal = np.ascontiguousarray(np.linalg.inv(linear), np.float32).tobytes()  # (inv^T)^T
+        for lit in {prim.program for prim in prims}:
+            lit["u_model"].write(model)
+            lit["u_normal_matrix"].write(normal)
         self.ctx.front_face = "cw" if det < 0 else "ccw"  # a mirroring transform flips the winding
         # Material state is cached only within this call: other components may change
         # GL state between calls.
@@ -260,13 +288,15 @@ class Renderer:
         ndc = clip[:2] / clip[3]
         self.cover(ndc[0].min(), ndc[1].min(), ndc[0].max(), ndc[1].max())
 
-    def _use_material(self, gpu: GpuAsset, index: int | None) -> GltfMaterial:
+    def _use_material(
+        self, gpu: GpuAsset, index: int | None, program: moderngl.Program
+    ) -> GltfMaterial:
         material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
         key = (id(gpu), index)
         if key == self._material_key:  # consecutive primitives often share a material
             return material
         self._material_key = key
-        lit = self.lit
+        lit = program
         lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
         texture = gpu.textures[index] if index is not None else None
         lit["u_has_texture"].value = texture is not None
@@ -289,10 +319,12 @@ class Renderer:
         weights: MorphWeights | None,
         palette: JointPalette | None,
     ) -> None:
-        material = self._use_material(gpu, prim.material)
-        self.lit["u_has_colors"].value = prim.has_colors
+        lit = prim.program
+        material = self._use_material(gpu, prim.material, lit)
+        lit["u_has_colors"].value = prim.has_colors
         skinned = palette is not None and prim.influences > 0
-        self.lit["u_skin_influences"].value = prim.influences if skinned else 0
+        if prim.influences:  # the skinned variant
+            lit["u_skin_influences"].value = prim.influences if skinned else 0
         (
             palette if skinned and palette is not None else self._no_skin
         ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
@@ -300,7 +332,7 @@ class Renderer:
         if prim.deltas is not None and weights is not None:
             prim.deltas.use(DELTAS_UNIT)
             weights.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
-            self.lit["u_vertex_count"].value = prim.vertex_count
+            lit["u_vertex_count"].value = prim.vertex_count
         else:
             self._dummy_deltas.use(DELTAS_UNIT)
             self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
@@ -340,11 +372,8 @@ class Renderer:
         self._no_morph.release()
         self._no_skin.release()
         self._release_background()
-        for obj in (
-            self._dummy,
-            self._dummy_deltas,
-            self._background_vao,
-            self._background,
-            self.lit,
-        ):
+        for obj in (self._dummy, self._dummy_deltas, self._background_vao, self._background):
             obj.release()
+        for program in self.programs:
+            program.release()
+        self._variants.clear()
