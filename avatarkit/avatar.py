@@ -30,6 +30,7 @@ from avatarkit.package import (
     sha256_file,
     verify_package,
 )
+from avatarkit.vrm0 import face_forward
 
 if TYPE_CHECKING:
     from engine import GltfAsset
@@ -146,13 +147,16 @@ class Avatar:
 
 
 def load_model(path: Path, label: str) -> GltfAsset:
-    """Parse an avatar's glTF with the engine; its failures become ``incompatibleAvatarAsset``."""
+    """Parse an avatar's glTF with the engine (a VRM 0.x model turned to face +Z, as every
+    avatar does); its failures become ``incompatibleAvatarAsset``."""
     from engine import EngineError, load_gltf
 
     try:
-        return load_gltf(path)
+        asset = load_gltf(path)
     except EngineError as exc:
         raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{label}: {exc}") from exc
+    face_forward(asset)  # a VRM 0.x model looks down -Z: turned to face the camera
+    return asset
 
 
 def derive(path: str | Path) -> Avatar:

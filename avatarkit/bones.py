@@ -28,6 +28,7 @@ import pyrr
 
 from avatarkit.conventions import arkit_channel
 from avatarkit.framing import eye_side, humanoid_bones, is_head, tokens
+from avatarkit.vrm0 import faces_back
 from engine.gltf_asset import GltfAsset
 from engine.skeleton import Skeleton
 from engine.transform import Transform, quat_from_euler
@@ -125,10 +126,8 @@ class BoneRig:
         if eyes:  # the eyes sit in front of the head joint
             ahead = float(np.mean([world[e][2, 3] for e in eyes]) - world[head][2, 3])
             facing = -1.0 if ahead < 0 else 1.0
-        else:  # VRM 0.x models face -Z; everything else glTF's +Z
-            facing = (
-                -1.0 if "VRM" in asset.extensions and "VRMC_vrm" not in asset.extensions else 1.0
-            )
+        else:  # VRM 0.x models face -Z (until avatarkit.vrm0 turns them); the rest +Z
+            facing = -1.0 if faces_back(asset) else 1.0
         return cls(asset_nodes, skeleton, head, neck, eyes, facing)
 
     def apply(self, nodes: Sequence[Transform], head: np.ndarray, gaze: np.ndarray) -> None:

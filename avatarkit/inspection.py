@@ -22,6 +22,7 @@ from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
 from avatarkit.package import Framing
+from avatarkit.vrm0 import face_forward
 
 HUMAN_HEAD_DISTANCE = 0.62  # a head shot of a human head in metres (the bundled avatars')
 
@@ -186,6 +187,7 @@ def inspect_avatar(path: str | Path) -> Inspection:
     except EngineError as exc:
         report.error = AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, exc.message)
         return report
+    face_forward(asset)  # framed as a view frames it: a VRM 0.x model turned to face +Z
     blend = map_asset(asset)
     binds = {(b.mesh, b.target): b.expression for b in expression_binds(asset)}
     report.meshes = [
