@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
@@ -23,6 +23,9 @@ from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
 from avatarkit.package import Framing
 from avatarkit.vrm0 import face_forward
+
+if TYPE_CHECKING:
+    from engine import GltfAsset
 
 HUMAN_HEAD_DISTANCE = 0.62  # a head shot of a human head in metres (the bundled avatars')
 
@@ -58,6 +61,8 @@ class Inspection:
     blend: BlendshapeMap | None = None
     bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     framing: Framing | None = None
+    # The bones the motion turns: "head", "neck", "leftEye", "rightEye" -> node name.
+    bones: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what else a user should know
 
     @property
@@ -115,6 +120,8 @@ class Inspection:
                 f"skin {name or '(unnamed)'}: {joints} joints (GPU skinning; the head "
                 "pose and gaze turn the head, neck and eye bones it has)"
             )
+        if self.bones:
+            out.append("bones: " + ", ".join(f"{k} {v}" for k, v in self.bones.items()))
         if self.blend is not None:
             report = self.blend.report().splitlines()
             out.append("channels: " + report[0])
@@ -150,6 +157,7 @@ class Inspection:
                 for m in self.meshes
             ],
             "skins": [{"name": n, "joints": j} for n, j in self.skins],
+            "bones": self.bones,
             "channels": list(self.blend.available_channels) if self.blend else [],
             "missing_channels": list(self.blend.missing_channels) if self.blend else [],
             "bounds": None if self.bounds is None else [list(b) for b in self.bounds],
@@ -205,9 +213,22 @@ def inspect_avatar(path: str | Path) -> Inspection:
     lo, hi = asset.bounds()
     report.bounds = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
     report.framing = anatomical_framing(asset, blend)
+    report.bones = _bones(asset)
     if not blend.available_channels:
         report.notes.append("no morph target follows a known convention: the face will not move")
     return report
+
+
+def _bones(asset: GltfAsset) -> dict[str, str]:
+    """The head, neck and eye bones a view would turn (``BoneRig.find``), by node name."""
+    from avatarkit.bones import BoneRig
+
+    rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
+    if rig is None:
+        return {}
+    found = {"head": rig.names["head"], "neck": rig.names["neck"]}
+    found.update(zip(("leftEye", "rightEye"), [b.node for b in rig.eyes], strict=False))
+    return {k: asset.nodes[v].name or f"node{v}" for k, v in found.items() if v is not None}
 
 
 # -- the document (untrusted JSON) ----------------------------------------------------------
