@@ -208,7 +208,8 @@ class GltfBuilder:
 
     # -- output ----------------------------------------------------------------
     def save(self, path: str | Path, embed: bool = False) -> Path:
-        """``.glb`` (or ``.vrm``): one file. ``.gltf``: external ``<stem>.bin``, or a data URI if ``embed``."""
+        """``.glb`` (or ``.vrm``): one file. ``.gltf``: external ``<stem>.bin``, or a data
+        URI if ``embed``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = bytes(self._blob)

@@ -269,3 +269,42 @@ def test_every_mouth_and_blink_target_is_bound():
         blend = Avatar.from_file(path).blendshape_map
         driven = {b.target_name for bindings in blend.bindings.values() for b in bindings}
         assert modelled - {"Fcl_EYE_Close"} <= driven  # blink: covered per side
+
+
+def test_the_contact_sheet_turns_the_head_bone(make_headless_app):
+    """On a skinned head the sheet's "head turned" cell turns the head and neck bones, as
+    a view does: the head moves, the shoulders below stay."""
+    from avatarkit.contact_sheet import POSES, render_poses
+
+    make_headless_app(size=(16, 16)).close()  # skips where there is no EGL
+    cells = render_poses(Avatar.from_file(FILES["VRM 0.x"]), (96, 96))
+    labels = [label for label, _ in POSES]
+    neutral = cells[labels.index("neutral")].astype(int)
+    turned = cells[labels.index("head turned")].astype(int)
+    changed = np.abs(turned - neutral).max(axis=-1) > 20
+    assert changed[:48].mean() > 0.02  # the head
+    assert changed[-8:].mean() < 0.1  # the shoulders at the bottom edge (0.28 turned whole)
+
+
+def test_a_vrm0_model_is_turned_once_to_face_plus_z():
+    """``face_forward`` turns a VRM 0.x asset's roots half round (TRS or matrix roots),
+    once; a VRM 1.0 or plain glTF asset is left as it is. The turned file's eyes then sit
+    in front of its head (+Z), with the avatar's left eye on +X, as a glTF avatar's."""
+    from avatarkit.vrm0 import face_forward, faces_back
+    from engine import load_gltf
+
+    asset = load_gltf(FILES["VRM 0.x"])
+    before = asset.world_matrices()
+    assert faces_back(asset) and face_forward(asset) and not faces_back(asset)
+    assert not face_forward(asset)  # once only
+    after = asset.world_matrices()
+    head, left = (asset.find_node(n) for n in ("J_Bip_C_Head", "J_Adj_L_FaceEye"))
+    assert after[left][2, 3] > after[head][2, 3] and after[left][0, 3] > 0
+    np.testing.assert_allclose(after[left][:3, 3], before[left][:3, 3] * [-1, 1, -1], atol=1e-6)
+    root = asset.roots[0]
+    asset.nodes[root].transform.matrix = np.eye(4, dtype=np.float32)  # a matrix root
+    delattr(asset, "_avatarkit_vrm0_turned")
+    assert face_forward(asset)
+    np.testing.assert_allclose(asset.nodes[root].transform.matrix, np.diag([-1, 1, -1, 1]))
+    vrm1 = load_gltf(FILES["VRM 1.0"])
+    assert not face_forward(vrm1) and not faces_back(vrm1)
