@@ -226,7 +226,8 @@ def _bones(asset: GltfAsset) -> dict[str, str]:
     rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
     if rig is None:
         return {}
-    found = {"head": rig.names["head"], "neck": rig.names["neck"]}
+    neck = rig.neck.node if rig.neck is not None else None
+    found: dict[str, int | None] = {"head": rig.head.node, "neck": neck}
     found.update(zip(("leftEye", "rightEye"), [b.node for b in rig.eyes], strict=False))
     return {k: asset.nodes[v].name or f"node{v}" for k, v in found.items() if v is not None}
 
