@@ -213,14 +213,20 @@ def test_the_head_bone_nods_and_turns(vrm_view):
 
 
 def test_the_eye_bones_follow_the_gaze(vrm_view):
+    """The humanoid's eye bones carry the gaze, as far as the file's lookAt range maps say
+    (60 degrees of gaze turn the eyes 30: half), and the head stays still."""
     app, view = vrm_view
     rest = _settle(app, 3)
-    view.look_at(0.5, 0.0, head=0.0)
+    assert view._bones.look is not None
+    view.look_at(1.0, 0.0, head=0.0)
     looked = _settle(app)
     dx, _ = _pupils(looked) - _pupils(rest)
     assert dx > 1.5, dx
-    assert _turned_by(view, "J_Adj_L_FaceEye") > 0.3 and _turned_by(view, "J_Bip_C_Head") < 1e-3
-    view.look_at(0.0, 0.5, head=0.0)  # up
+    reached = abs(float(view.pose.gaze[0]))  # the gaze's yaw is + to the avatar's right
+    assert reached > 0.9
+    assert _turned_by(view, "J_Adj_L_FaceEye") == pytest.approx(reached / 2, abs=0.01)
+    assert _turned_by(view, "J_Bip_C_Head") < 1e-3
+    view.look_at(0.0, 0.7, head=0.0)  # up
     _, dy = _pupils(_settle(app)) - _pupils(rest)
     assert dy < -1, dy
 
@@ -308,3 +314,44 @@ def test_a_vrm0_model_is_turned_once_to_face_plus_z():
     np.testing.assert_allclose(asset.nodes[root].transform.matrix, np.diag([-1, 1, -1, 1]))
     vrm1 = load_gltf(FILES["VRM 1.0"])
     assert not face_forward(vrm1) and not faces_back(vrm1)
+
+
+def test_range_maps_turn_each_eye_by_its_direction():
+    """Inner (towards the nose) and outer maps differ per eye; up and down; a gaze past
+    the input range stops at the output; VRM 0.x curves shape the map; malformed maps
+    (wrong types, zero input, a curve going back in time) fall back safely."""
+    import copy
+    import math
+
+    from avatarkit.look_range import look_range
+    from engine import load_gltf
+
+    asset = load_gltf(FILES["VRM 1.0"])
+    look = copy.deepcopy(asset.extensions["VRMC_vrm"]["lookAt"])
+    look["rangeMapHorizontalInner"] = {"inputMaxValue": 40.0, "outputScale": 10.0}
+    look["rangeMapHorizontalOuter"] = {"inputMaxValue": 40.0, "outputScale": 20.0}
+    look["rangeMapVerticalUp"] = {"inputMaxValue": 30.0, "outputScale": 6.0}
+    asset.extensions = {"VRMC_vrm": {**asset.extensions["VRMC_vrm"], "lookAt": look}}
+    ranges = look_range(asset)
+    assert ranges is not None
+    deg = math.radians
+    # 20 degrees to the avatar's right: inward for the left eye, outward for the right one.
+    assert ranges.eye("left", deg(20), 0.0)[0] == pytest.approx(deg(5))
+    assert ranges.eye("right", deg(20), 0.0)[0] == pytest.approx(deg(10))
+    assert ranges.eye("left", -deg(20), 0.0)[0] == pytest.approx(-deg(10))
+    assert ranges.eye("left", deg(80), 0.0)[0] == pytest.approx(deg(10))  # clamped
+    assert ranges.eye("left", 0.0, deg(15))[1] == pytest.approx(deg(3))
+    look["type"] = "expression"
+    assert look_range(asset) is None  # the eyes look by expressions, not bones
+    look["type"] = "bone"
+    for bad in ({"inputMaxValue": 0, "outputScale": 5}, {"inputMaxValue": "x"}, None):
+        look["rangeMapVerticalDown"] = bad
+        assert look_range(asset) is None
+    vrm0 = load_gltf(FILES["VRM 0.x"])
+    first = vrm0.extensions["VRM"]["firstPerson"]
+    first["lookAtHorizontalOuter"]["curve"] = [0, 0, 0, 0, 0.5, 0.8, 0, 0, 1, 1, 0, 0]
+    ranges = look_range(vrm0)
+    assert ranges is not None  # 60 degrees in, 30 out; halfway along the curve is 0.8
+    assert ranges.eye("right", deg(30), 0.0)[0] == pytest.approx(deg(24))
+    first["lookAtHorizontalOuter"]["curve"] = [1, 1, 0, 0, 0, 0, 0, 0]  # back in time
+    assert look_range(vrm0).eye("right", deg(30), 0.0)[0] == pytest.approx(deg(15))
