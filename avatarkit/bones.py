@@ -122,9 +122,8 @@ class BoneRig:
                 if up in names and "neck" in tokens(names[up]):
                     neck = up
                 up = int(skeleton.parent[up])
-        sides = [k for k in ("leftEye", "rightEye") if k in human]
-        eyes = [human[k] for k in sides]
-        sides = [k[:-3] for k in sides]
+        eyes = [human[k] for k in ("leftEye", "rightEye") if k in human]
+        sides = [s for s in ("left", "right") if s + "Eye" in human]
         if not eyes:
             below = _descendants(asset, head)
             eyes = [i for i in sorted(below & joints) if eye_side(names[i]) is not None][:2]
