@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
+from avatarkit.bones import channels_by_bones
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import ignored
 from avatarkit.framing import anatomical_framing
@@ -57,7 +58,8 @@ class Avatar:
         self.blendshape_map = blendshape_map or map_asset(self.asset)
         # One line, not silence: a model that cannot show what the motion does would
         # otherwise just stand still where it should speak or blink.
-        if (warning := self.blendshape_map.coverage_warning(self.model_path.name)) is not None:
+        by_bones = channels_by_bones(self.asset)  # eye bones show the gaze: not missing
+        if warning := self.blendshape_map.coverage_warning(self.model_path.name, by_bones):
             log.warning(warning)
         if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
             log.warning(lost)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyrr
 
+from avatarkit.arkit import ARKIT_NAMES
 from avatarkit.conventions import arkit_channel
 from avatarkit.framing import eye_side, humanoid_bones, is_head, tokens
 from avatarkit.look_range import LookRange, look_range
@@ -36,6 +37,8 @@ from engine.skeleton import Skeleton
 from engine.transform import Transform, quat_from_euler
 
 NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
+# The ARKit channels of a gaze: on a rig with eye bones the bones show them, not morphs.
+EYE_LOOK = tuple(name for name in ARKIT_NAMES if name.startswith("eyeLook"))
 
 
 def _unit(q: np.ndarray) -> np.ndarray:
@@ -153,6 +156,13 @@ class BoneRig:
             if self.look is not None:
                 yaw, pitch = self.look.eye(side, yaw, pitch)
             bone.turn(nodes, quat_from_euler(-pitch * self.facing, -yaw, 0.0))
+
+
+def channels_by_bones(asset: GltfAsset) -> tuple[str, ...]:
+    """The ARKit channels a view shows on this model by turning bones: the eyeLook*
+    channels when its eye bones follow the gaze, else none."""
+    rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
+    return EYE_LOOK if rig is not None and rig.eyes else ()
 
 
 def _eyes_look_by_morphs(asset: GltfAsset, eye_nodes: set[int]) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
+from avatarkit.bones import EYE_LOOK, BoneRig
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
@@ -123,9 +124,14 @@ class Inspection:
         if self.bones:
             out.append("bones: " + ", ".join(f"{k} {v}" for k, v in self.bones.items()))
         if self.blend is not None:
-            report = self.blend.report().splitlines()
+            eyes = {"leftEye", "rightEye"} & set(self.bones)
+            report = self.blend.report(EYE_LOOK if eyes else ()).splitlines()
             out.append("channels: " + report[0])
-            out.extend(report[1:] if verbose else [r for r in report[1:] if "missing" in r])
+            out.extend(
+                report[1:]
+                if verbose
+                else [r for r in report[1:] if r.startswith(("  missing", "  by eye bones"))]
+            )
         if self.bounds is not None:
             lo, hi = self.bounds
             size = " x ".join(f"{h - lo_:.3g}" for lo_, h in zip(lo, hi, strict=True))
@@ -221,8 +227,6 @@ def inspect_avatar(path: str | Path) -> Inspection:
 
 def _bones(asset: GltfAsset) -> dict[str, str]:
     """The head, neck and eye bones a view would turn (``BoneRig.find``), by node name."""
-    from avatarkit.bones import BoneRig
-
     rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
     if rig is None:
         return {}

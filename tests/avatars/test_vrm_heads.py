@@ -154,6 +154,10 @@ def test_inspect_reports_channels_and_bones(which):
         "rightEye": "J_Adj_R_FaceEye",
     }
     assert "bones: head J_Bip_C_Head, neck J_Bip_C_Neck" in text
+    # The gaze turns the eye bones: its eyeLook* channels are not reported missing.
+    missing = next(line for line in text.splitlines() if line.startswith("  missing:"))
+    assert "eyeLook" not in missing and "eyeSquintLeft" in missing
+    assert "  by eye bones: eyeLookDownLeft, eyeLookInLeft" in text
     assert json.loads(json.dumps(report.to_json()))["bones"]["leftEye"] == "J_Adj_L_FaceEye"
     assert report.framing is not None and report.framing.extra["anchor"] == "eyes"
     assert report.framing.head_center[2] > 0  # in front of the head: the face seen, not the back
@@ -355,3 +359,13 @@ def test_range_maps_turn_each_eye_by_its_direction():
     assert ranges.eye("right", deg(30), 0.0)[0] == pytest.approx(deg(24))
     first["lookAtHorizontalOuter"]["curve"] = [1, 1, 0, 0, 0, 0, 0, 0]  # back in time
     assert look_range(vrm0).eye("right", deg(30), 0.0)[0] == pytest.approx(deg(15))
+
+
+def test_the_load_warning_leaves_out_what_the_eye_bones_show(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="avatarkit.avatar"):
+        Avatar.from_file(FILES["VRM 1.0"])
+    (warning,) = [r.getMessage() for r in caplog.records if "move nothing" in r.getMessage()]
+    assert warning.startswith("vrm1_head.vrm: 29/52 ARKit channels move nothing")
+    assert "eyeLook" not in warning and "tongueOut" in warning
