@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
+from avatarkit.bones import channels_by_bones
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import ignored
 from avatarkit.framing import anatomical_framing
@@ -30,6 +31,7 @@ from avatarkit.package import (
     sha256_file,
     verify_package,
 )
+from avatarkit.vrm0 import face_forward
 
 if TYPE_CHECKING:
     from engine import GltfAsset
@@ -56,7 +58,8 @@ class Avatar:
         self.blendshape_map = blendshape_map or map_asset(self.asset)
         # One line, not silence: a model that cannot show what the motion does would
         # otherwise just stand still where it should speak or blink.
-        if (warning := self.blendshape_map.coverage_warning(self.model_path.name)) is not None:
+        by_bones = channels_by_bones(self.asset)  # eye bones show the gaze: not missing
+        if warning := self.blendshape_map.coverage_warning(self.model_path.name, by_bones):
             log.warning(warning)
         if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
             log.warning(lost)
@@ -146,13 +149,16 @@ class Avatar:
 
 
 def load_model(path: Path, label: str) -> GltfAsset:
-    """Parse an avatar's glTF with the engine; its failures become ``incompatibleAvatarAsset``."""
+    """Parse an avatar's glTF with the engine (a VRM 0.x model turned to face +Z, as every
+    avatar does); its failures become ``incompatibleAvatarAsset``."""
     from engine import EngineError, load_gltf
 
     try:
-        return load_gltf(path)
+        asset = load_gltf(path)
     except EngineError as exc:
         raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{label}: {exc}") from exc
+    face_forward(asset)  # a VRM 0.x model looks down -Z: turned to face the camera
+    return asset
 
 
 def derive(path: str | Path) -> Avatar:

@@ -13,7 +13,7 @@ lips do not move twice).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -160,8 +160,9 @@ class BlendshapeMap:
             names.update((n, None) for t, n in enumerate(self.mesh_targets[mesh]) if m[t].any())
         return tuple(names)
 
-    def report(self) -> str:
-        """A short human-readable summary: what the model can and cannot drive."""
+    def report(self, by_bones: Collection[str] = ()) -> str:
+        """A short human-readable summary: what the model can and cannot drive.
+        ``by_bones``: channels the model's bones show instead (``bones.channels_by_bones``)."""
         lines = [f"{len(self.available_channels)}/{NUM_BLENDSHAPES} ARKit channels driven"]
         for name in self.available_channels:
             targets = ", ".join(
@@ -171,20 +172,25 @@ class BlendshapeMap:
                 for b in self.bindings[name]
             )
             lines.append(f"  {name}: {targets}")
-        if self.missing_channels:
-            lines.append("  missing: " + ", ".join(self.missing_channels))
+        turned = [c for c in self.missing_channels if c in by_bones]
+        missing = [c for c in self.missing_channels if c not in by_bones]
+        if turned:
+            lines.append("  by eye bones: " + ", ".join(turned))
+        if missing:
+            lines.append("  missing: " + ", ".join(missing))
         return "\n".join(lines)
 
-    def coverage_warning(self, label: str) -> str | None:
-        """One line naming the channels that move nothing on this model, or None if all do."""
-        missing = self.missing_channels
-        if not missing:
-            return None
-        if len(missing) == NUM_BLENDSHAPES:
+    def coverage_warning(self, label: str, by_bones: Collection[str] = ()) -> str | None:
+        """One line naming the channels that move nothing on this model (``by_bones``: those
+        its bones show, left out), or None if all do."""
+        if len(self.missing_channels) == NUM_BLENDSHAPES:
             return (
                 f"{label}: no morph target follows a known convention "
                 "(ARKit-52, Oculus/RPM visemes, VRM); the face will not move"
             )
+        missing = [c for c in self.missing_channels if c not in by_bones]
+        if not missing:
+            return None
         return (
             f"{label}: {len(missing)}/{NUM_BLENDSHAPES} ARKit channels move nothing on this model: "
             f"{', '.join(missing)}"

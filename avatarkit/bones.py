@@ -3,7 +3,8 @@
 ``AvatarView`` finds them once (``BoneRig.find``) and calls ``apply`` each drawn frame on
 the render thread, before the model is drawn: the head pose (pitch, yaw, roll, from speech,
 idle and the app's ``look_at``) is shared between the neck and the head, the gaze turns
-both eyes. The engine's GPU skinning then moves the vertices those bones carry.
+both eyes (as far as a VRM file's ``lookAt`` range maps say: ``avatarkit.look_range``).
+The engine's GPU skinning then moves the vertices those bones carry.
 
 Bones are found by, in order: the VRM humanoid map (``VRMC_vrm`` 1.0 or ``VRM`` 0.x
 ``humanBones``: ``head``, ``neck``, ``leftEye``, ``rightEye``), then the names Mixamo
@@ -26,13 +27,18 @@ from dataclasses import dataclass
 import numpy as np
 import pyrr
 
+from avatarkit.arkit import ARKIT_NAMES
 from avatarkit.conventions import arkit_channel
 from avatarkit.framing import eye_side, humanoid_bones, is_head, tokens
+from avatarkit.look_range import LookRange, look_range
+from avatarkit.vrm0 import faces_back
 from engine.gltf_asset import GltfAsset
 from engine.skeleton import Skeleton
 from engine.transform import Transform, quat_from_euler
 
 NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
+# The ARKit channels of a gaze: on a rig with eye bones the bones show them, not morphs.
+EYE_LOOK = tuple(name for name in ARKIT_NAMES if name.startswith("eyeLook"))
 
 
 def _unit(q: np.ndarray) -> np.ndarray:
@@ -65,6 +71,8 @@ class BoneRig:
         neck: int | None,
         eyes: list[int],
         facing: float,
+        eye_sides: Sequence[str] = ("left", "right"),
+        look: LookRange | None = None,
     ) -> None:
         for index in (head, neck, *eyes):
             if index is not None:
@@ -90,6 +98,8 @@ class BoneRig:
         self.neck = bone(neck) if neck is not None else None
         self.eyes = [bone(e) for e in eyes]
         self.facing = facing  # +1: the face looks along +Z; -1: along -Z
+        self.eye_sides = list(eye_sides)[: len(eyes)]  # "left" / "right", per eye
+        self.look = look  # a VRM file's range maps: how far its eyes turn for a gaze
         self.names = {"head": head, "neck": neck, "eyes": eyes}
 
     @classmethod
@@ -116,20 +126,20 @@ class BoneRig:
                     neck = up
                 up = int(skeleton.parent[up])
         eyes = [human[k] for k in ("leftEye", "rightEye") if k in human]
+        sides = [s for s in ("left", "right") if s + "Eye" in human]
         if not eyes:
             below = _descendants(asset, head)
             eyes = [i for i in sorted(below & joints) if eye_side(names[i]) is not None][:2]
+            sides = [str(eye_side(names[i])) for i in eyes]
         world = skeleton.world(asset_nodes)
         if eyes and _eyes_look_by_morphs(asset, set(eyes)):
             eyes = []  # turning the bones as well would double every look
         if eyes:  # the eyes sit in front of the head joint
             ahead = float(np.mean([world[e][2, 3] for e in eyes]) - world[head][2, 3])
             facing = -1.0 if ahead < 0 else 1.0
-        else:  # VRM 0.x models face -Z; everything else glTF's +Z
-            facing = (
-                -1.0 if "VRM" in asset.extensions and "VRMC_vrm" not in asset.extensions else 1.0
-            )
-        return cls(asset_nodes, skeleton, head, neck, eyes, facing)
+        else:  # VRM 0.x models face -Z (until avatarkit.vrm0 turns them); the rest +Z
+            facing = -1.0 if faces_back(asset) else 1.0
+        return cls(asset_nodes, skeleton, head, neck, eyes, facing, sides, look_range(asset))
 
     def apply(self, nodes: Sequence[Transform], head: np.ndarray, gaze: np.ndarray) -> None:
         """Pose the bones: ``head`` pitch (+ nods down), yaw, roll and ``gaze`` yaw (+ to
@@ -141,10 +151,18 @@ class BoneRig:
             self.neck.turn(nodes, quat_from_euler(pitch * share, yaw * share, roll * share))
         rest = 1.0 - share
         self.head.turn(nodes, quat_from_euler(pitch * rest, yaw * rest, roll * rest))
-        if self.eyes:
-            eye = quat_from_euler(-float(gaze[1]) * self.facing, -float(gaze[0]), 0.0)
-            for bone in self.eyes:
-                bone.turn(nodes, eye)
+        for bone, side in zip(self.eyes, self.eye_sides, strict=True):
+            yaw, pitch = float(gaze[0]), float(gaze[1])
+            if self.look is not None:
+                yaw, pitch = self.look.eye(side, yaw, pitch)
+            bone.turn(nodes, quat_from_euler(-pitch * self.facing, -yaw, 0.0))
+
+
+def channels_by_bones(asset: GltfAsset) -> tuple[str, ...]:
+    """The ARKit channels a view shows on this model by turning bones: the eyeLook*
+    channels when its eye bones follow the gaze, else none."""
+    rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
+    return EYE_LOOK if rig is not None and rig.eyes else ()
 
 
 def _eyes_look_by_morphs(asset: GltfAsset, eye_nodes: set[int]) -> bool:

@@ -3,7 +3,8 @@
 Six cells, left to right and top to bottom: neutral, jaw open / ``aa``, blink, smile,
 funnel, head turned. Each is a real render (engine, headless) of the avatar's model
 driven through its ``BlendshapeMap`` exactly as speech would drive it, framed by the
-avatar's framing; the turn rotates the model about its head centre. Runs on the calling
+avatar's framing; the turn rotates the head and neck bones of a skinned avatar (as the
+view does), else the model about its head centre. Runs on the calling
 thread, which becomes the render thread of the ``App`` it makes and closes.
 """
 
@@ -33,6 +34,7 @@ COLUMNS = 3
 
 def render_poses(avatar: Avatar, cell: tuple[int, int] = (256, 256)) -> list[np.ndarray]:
     """One HxWx3 uint8 picture per entry of ``POSES``."""
+    from avatarkit.bones import BoneRig
     from engine import App, ModelRenderer
     from engine.transform import quat_from_euler, quat_to_matrix
 
@@ -47,15 +49,19 @@ def render_poses(avatar: Avatar, cell: tuple[int, int] = (256, 256)) -> list[np.
         entity = app.scene.create_entity(avatar.id)
         model = entity.add_component(ModelRenderer(avatar.asset))
         names = model.asset.target_names
+        rig = BoneRig.find(model.nodes, model.asset)
         for label, channels in POSES:
             weights = np.zeros(NUM_BLENDSHAPES, np.float32)
             for name, value in channels.items():
                 weights[ARKIT_INDEX[name]] = value
             model.set_weights(avatar.target_weights(weights, names))
-            turn = quat_from_euler(0.0, TURN_YAW if label == "head turned" else 0.0, 0.0)
-            # Rotate about the head centre: the face stays where the camera looks.
-            entity.transform.rotation[:] = turn
-            entity.transform.translation[:] = head - quat_to_matrix(turn) @ head
+            yaw = TURN_YAW if label == "head turned" else 0.0
+            if rig is not None:
+                rig.apply(model.nodes, np.array([0.0, yaw, 0.0]), np.zeros(2))
+            else:  # rotate about the head centre: the face stays where the camera looks
+                turn = quat_from_euler(0.0, yaw, 0.0)
+                entity.transform.rotation[:] = turn
+                entity.transform.translation[:] = head - quat_to_matrix(turn) @ head
             app.step()
             pictures.append(app.read_pixels()[:, :, :3])
     return pictures

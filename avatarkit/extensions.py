@@ -13,8 +13,8 @@ KNOWN: dict[str, str] = {
     "KHR_materials_unlit": "supported",
     "KHR_materials_emissive_strength": "supported",
     "VRMC_materials_mtoon": "drawn as a toon approximation (lit/shade step, rim)",
-    "VRMC_vrm": "read: expressions and humanoid bones",
-    "VRM": "read: blend shape groups, humanoid bones and MToon materials",
+    "VRMC_vrm": "read: expressions, humanoid bones and lookAt ranges",
+    "VRM": "read: blend shape groups, humanoid bones, lookAt ranges and MToon materials",
 }
 # The decoders, known where their package is installed (the ``compressed`` extra).
 _DECODED = {

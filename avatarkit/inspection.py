@@ -14,14 +14,19 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
+from avatarkit.bones import EYE_LOOK, BoneRig
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
 from avatarkit.package import Framing
+from avatarkit.vrm0 import face_forward
+
+if TYPE_CHECKING:
+    from engine import GltfAsset
 
 HUMAN_HEAD_DISTANCE = 0.62  # a head shot of a human head in metres (the bundled avatars')
 
@@ -57,6 +62,8 @@ class Inspection:
     blend: BlendshapeMap | None = None
     bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     framing: Framing | None = None
+    # The bones the motion turns: "head", "neck", "leftEye", "rightEye" -> node name.
+    bones: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what else a user should know
 
     @property
@@ -114,10 +121,17 @@ class Inspection:
                 f"skin {name or '(unnamed)'}: {joints} joints (GPU skinning; the head "
                 "pose and gaze turn the head, neck and eye bones it has)"
             )
+        if self.bones:
+            out.append("bones: " + ", ".join(f"{k} {v}" for k, v in self.bones.items()))
         if self.blend is not None:
-            report = self.blend.report().splitlines()
+            eyes = {"leftEye", "rightEye"} & set(self.bones)
+            report = self.blend.report(EYE_LOOK if eyes else ()).splitlines()
             out.append("channels: " + report[0])
-            out.extend(report[1:] if verbose else [r for r in report[1:] if "missing" in r])
+            out.extend(
+                report[1:]
+                if verbose
+                else [r for r in report[1:] if r.startswith(("  missing", "  by eye bones"))]
+            )
         if self.bounds is not None:
             lo, hi = self.bounds
             size = " x ".join(f"{h - lo_:.3g}" for lo_, h in zip(lo, hi, strict=True))
@@ -149,6 +163,7 @@ class Inspection:
                 for m in self.meshes
             ],
             "skins": [{"name": n, "joints": j} for n, j in self.skins],
+            "bones": self.bones,
             "channels": list(self.blend.available_channels) if self.blend else [],
             "missing_channels": list(self.blend.missing_channels) if self.blend else [],
             "bounds": None if self.bounds is None else [list(b) for b in self.bounds],
@@ -186,6 +201,7 @@ def inspect_avatar(path: str | Path) -> Inspection:
     except EngineError as exc:
         report.error = AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, exc.message)
         return report
+    face_forward(asset)  # framed as a view frames it: a VRM 0.x model turned to face +Z
     blend = map_asset(asset)
     binds = {(b.mesh, b.target): b.expression for b in expression_binds(asset)}
     report.meshes = [
@@ -203,9 +219,21 @@ def inspect_avatar(path: str | Path) -> Inspection:
     lo, hi = asset.bounds()
     report.bounds = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
     report.framing = anatomical_framing(asset, blend)
+    report.bones = _bones(asset)
     if not blend.available_channels:
         report.notes.append("no morph target follows a known convention: the face will not move")
     return report
+
+
+def _bones(asset: GltfAsset) -> dict[str, str]:
+    """The head, neck and eye bones a view would turn (``BoneRig.find``), by node name."""
+    rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
+    if rig is None:
+        return {}
+    neck = rig.neck.node if rig.neck is not None else None
+    found: dict[str, int | None] = {"head": rig.head.node, "neck": neck}
+    found.update(zip(("leftEye", "rightEye"), [b.node for b in rig.eyes], strict=False))
+    return {k: asset.nodes[v].name or f"node{v}" for k, v in found.items() if v is not None}
 
 
 # -- the document (untrusted JSON) ----------------------------------------------------------

@@ -208,11 +208,12 @@ class GltfBuilder:
 
     # -- output ----------------------------------------------------------------
     def save(self, path: str | Path, embed: bool = False) -> Path:
-        """``.glb``: one file. ``.gltf``: external ``<stem>.bin``, or a data URI if ``embed``."""
+        """``.glb`` (or ``.vrm``): one file. ``.gltf``: external ``<stem>.bin``, or a data
+        URI if ``embed``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = bytes(self._blob)
-        if path.suffix.lower() == ".glb":
+        if path.suffix.lower() in (".glb", ".vrm"):  # a .vrm is a GLB
             self.doc.buffers = [self._g.Buffer(byteLength=len(blob))]
             self.doc.set_binary_blob(blob)
             self.doc.save_binary(str(path))

@@ -17,7 +17,9 @@ Deterministic: the same bytes every run.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,15 +59,23 @@ def _smooth(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def _face_targets(p: np.ndarray, dense: bool = False) -> list[dict]:
-    """Position deltas per name in ``TARGETS`` (zeros where the face is not modelled;
-    ``dense``: a small bump somewhere on the face instead, as a scanned face has)."""
+def _face_targets(
+    p: np.ndarray,
+    targets: Sequence[str] = TARGETS,
+    shapes: Mapping[str, str] | None = None,
+    dense: bool = False,
+) -> list[dict]:
+    """Position deltas per name in ``targets`` (zeros where the face is not modelled;
+    ``dense``: a small bump somewhere on the face instead, as a scanned face has).
+    ``shapes``: a target's name -> the RPM/ARKit name whose shape it has (VRoid's
+    ``Fcl_MTH_A`` is ``viseme_aa``)."""
     rng = np.random.default_rng(11)
     front = _smooth((p[:, 2] - 0.02) / 0.05)  # the front of the face
     below = _smooth((MOUTH_Y - p[:, 1]) / 0.02) * front  # the jaw: under the mouth line
     mouth = np.exp(-((p[:, 0] / 0.03) ** 2 + ((p[:, 1] - MOUTH_Y) / 0.02) ** 2)) * front
     out = []
-    for name in TARGETS:
+    for target in targets:
+        name = (shapes or {}).get(target, target)
         d = np.zeros_like(p)
         if name in _OPEN:
             d[:, 1] -= below * _OPEN[name]
@@ -104,9 +114,27 @@ def _weights(n: int, pairs: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, n
     return joints, weights
 
 
-def build(
-    path: Path = HERE / "rpm_head.glb",
+def _turned(prim: dict, facing: float) -> dict:
+    """``prim`` turned half round about Y when ``facing`` is -1 (the face along -Z, as VRM
+    0.x models are): positions, normals and target deltas."""
+    if facing > 0:
+        return prim
+    flip = np.array([-1.0, 1.0, -1.0], np.float32)
+    out = dict(prim, positions=prim["positions"] * flip, normals=prim["normals"] * flip)
+    out["targets"] = [
+        {k: None if v is None else v * flip for k, v in t.items()} for t in prim.get("targets", [])
+    ]
+    return out
+
+
+def build_head(
+    b: GltfBuilder,
     *,
+    names: Mapping[str, str] | None = None,
+    targets: Sequence[str] = TARGETS,
+    shapes: Mapping[str, str] | None = None,
+    facing: float = 1.0,
+    chest: bool = False,
     head_rings: int = 32,
     head_segments: int = 48,
     body_rings: int = 16,
@@ -115,28 +143,43 @@ def build(
     finger_joints: int = 0,
     leg_joints: int = 0,
     dense_targets: bool = False,
-) -> Path:
-    """Write the avatar. ``arm_joints`` per arm (shoulder, arm, forearm, hand, ...),
-    ``finger_joints`` per hand (in chains of 4) and ``leg_joints`` per leg add joints the
-    way a full RPM rig has them (67: 4, 16 and 5 give 64 with the six of the head).
-    ``dense_targets``: every target moves part of the face (for benchmarks)."""
-    b = GltfBuilder()
-    bone = lambda name, at, parent: b.add_node(name, translation=at, parent=parent)  # noqa: E731
-    armature = b.add_node("Armature")
+) -> dict[str, int]:
+    """Add the armature, meshes and skin to ``b``; returns RPM's name of every bone, mesh
+    node and material (``Head``, ``LeftEye``, ``Wolf3D_Head``, ``Wolf3D_Skin``, ...) ->
+    its index. ``names`` renames them in the file (RPM name -> file name); ``targets`` are
+    the head's morph targets, ``shapes`` what each looks like (see ``_face_targets``);
+    ``facing`` -1 turns everything to face -Z; ``chest`` adds a ``Chest`` bone between
+    the spine and the neck. ``arm_joints`` per arm (shoulder, arm, forearm, hand, ...),
+    ``finger_joints`` per hand (in chains of 4) and ``leg_joints`` per leg (up leg, leg,
+    foot, ...) add joints the way a full RPM rig has them (67: 4, 16 and 5 give 64 with
+    the six of the head). ``dense_targets``: every target moves part of the face."""
+    rename = names or {}
+    found: dict[str, int] = {}
+    flip = np.array([facing, 1.0, facing])
+
+    def bone(name: str, at: Sequence[float], parent: int | None) -> int:
+        found[name] = b.add_node(
+            rename.get(name, name), translation=np.asarray(at) * flip, parent=parent
+        )
+        return found[name]
+
+    armature = bone("Armature", (0, 0, 0), None)
+    b.doc.nodes[armature].translation = None  # as before: the armature sits at the origin
     hips = bone("Hips", (0, 1.0, 0), armature)
-    spine = bone("Spine", (0, 0.3, 0), hips)
-    neck = bone("Neck", (0, 0.15, 0), spine)  # 1.45 m
+    spine = bone("Spine", (0, 0.3 if not chest else 0.15, 0), hips)
+    upper = bone("Chest", (0, 0.15, 0), spine) if chest else spine
+    neck = bone("Neck", (0, 0.15, 0), upper)  # 1.45 m
     head = bone("Head", (0, 0.1, 0), neck)  # 1.55 m: the skull's base
     eyes = [
         bone(f"{s}Eye", (x, EYE_Y - 1.55, EYE_Z), head)
         for s, x in (("Left", EYE_X), ("Right", -EYE_X))
     ]
     bone("HeadTop_End", (0, 0.22, 0), head)
-    joints = [hips, spine, neck, head, *eyes]
+    joints = [hips, spine, *([upper] if chest else []), neck, head, *eyes]
     arm = ("Shoulder", "Arm", "ForeArm", "Hand", *(f"ArmTwist{k}" for k in range(8)))
     leg = ("UpLeg", "Leg", "Foot", "ToeBase", "Toe_End")
     for side, sx in (("Left", 1.0), ("Right", -1.0)):
-        parent = spine
+        parent = upper
         for k, part in enumerate(arm[:arm_joints]):
             at = (sx * 0.06, 0.1, 0.0) if k == 0 else (sx * 0.12, -0.02, 0.0)
             parent = bone(f"{side}{part}", at, parent)
@@ -157,9 +200,13 @@ def build(
             joints.append(parent)
     index = {node: k for k, node in enumerate(joints)}
 
-    skin_mat = b.add_material((0.85, 0.62, 0.5, 1.0), name="Wolf3D_Skin")
-    eye_mat = b.add_material((1.0, 1.0, 1.0, 1.0), name="Wolf3D_Eye")
-    cloth = b.add_material((0.2, 0.3, 0.5, 1.0), name="Wolf3D_Outfit")
+    def material(name: str, colour: tuple[float, ...]) -> int:
+        found[name] = b.add_material(colour, name=rename.get(name, name))
+        return found[name]
+
+    skin_mat = material("Wolf3D_Skin", (0.85, 0.62, 0.5, 1.0))
+    eye_mat = material("Wolf3D_Eye", (1.0, 1.0, 1.0, 1.0))
+    cloth = material("Wolf3D_Outfit", (0.2, 0.3, 0.5, 1.0))
 
     face = _ellipsoid(HEAD_CENTRE, HEAD_RADII, head_rings, head_segments)
     p = face["positions"]
@@ -170,10 +217,11 @@ def build(
     face["joints"], face["weights"] = _weights(
         len(p), [(index[head], to_head), (index[neck], 1 - to_head)]
     )
+    face["targets"] = _face_targets(p, targets, shapes, dense_targets)
     head_mesh = b.add_mesh(
-        [dict(face, material=skin_mat, targets=_face_targets(p, dense_targets))],
-        "Wolf3D_Head",
-        TARGETS,
+        [dict(_turned(face, facing), material=skin_mat)],
+        rename.get("Wolf3D_Head", "Wolf3D_Head"),
+        targets,
     )
 
     torso = _ellipsoid(
@@ -194,8 +242,11 @@ def build(
     )
     n = len(neck_part["positions"])
     neck_part["joints"], neck_part["weights"] = _weights(n, [(index[neck], np.ones(n))])
-    body_prims = [dict(torso, material=cloth), dict(neck_part, material=cloth)]
-    body_mesh = b.add_mesh(body_prims, "Wolf3D_Body")
+    body_prims = [
+        dict(_turned(torso, facing), material=cloth),
+        dict(_turned(neck_part, facing), material=cloth),
+    ]
+    body_mesh = b.add_mesh(body_prims, rename.get("Wolf3D_Body", "Wolf3D_Body"))
 
     eye_meshes = []
     for name, eye_node, x in (("EyeLeft", eyes[0], EYE_X), ("EyeRight", eyes[1], -EYE_X)):
@@ -209,13 +260,19 @@ def build(
         ball["joints"], ball["weights"] = _weights(
             len(ball["positions"]), [(index[eye_node], np.ones(len(ball["positions"])))]
         )
-        eye_meshes.append((name, b.add_mesh([dict(ball, material=eye_mat)], name)))
+        mesh = b.add_mesh([dict(_turned(ball, facing), material=eye_mat)], rename.get(name, name))
+        eye_meshes.append((name, mesh))
 
-    skin = b.add_skin(joints, "Armature", skeleton=hips)
-    b.add_node("Wolf3D_Head", mesh=head_mesh, skin=skin, parent=armature)
-    b.add_node("Wolf3D_Body", mesh=body_mesh, skin=skin, parent=armature)
-    for name, mesh in eye_meshes:
-        b.add_node(name, mesh=mesh, skin=skin, parent=armature)
+    skin = b.add_skin(joints, rename.get("Armature", "Armature"), skeleton=hips)
+    for name, mesh in (("Wolf3D_Head", head_mesh), ("Wolf3D_Body", body_mesh), *eye_meshes):
+        found[name] = b.add_node(rename.get(name, name), mesh=mesh, skin=skin, parent=armature)
+    return found
+
+
+def build(path: Path = HERE / "rpm_head.glb", **sizes: Any) -> Path:
+    """Write the RPM-shaped avatar; ``sizes``: ``build_head``'s size keywords."""
+    b = GltfBuilder()
+    build_head(b, **sizes)
     return b.save(path)
 
 

@@ -154,3 +154,49 @@ def test_a_users_own_file_greets_too(make_stage, step_until, tmp_path):
         stage.step()
         jaw.append(float(scene.view.pose.weights[JAW]))
     assert max(jaw) > 0.15
+
+
+HEADS = {
+    "rpm": ("rpm_head.glb", ("viseme_aa", "viseme_O", "viseme_U", "jawOpen"), "Head"),
+    "vrm1": ("vrm1_head.vrm", ("Fcl_MTH_A", "Fcl_MTH_O", "Fcl_MTH_U"), "J_Bip_C_Head"),
+    "vrm0": ("vrm0_head.vrm", ("Fcl_MTH_A", "Fcl_MTH_O", "Fcl_MTH_U"), "J_Bip_C_Head"),
+}
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_skinned_heads_nod_look_and_speak(make_stage, step_until, head):
+    """``--avatar`` an RPM-shaped and a VRM 1.0 / 0.x skinned head (assets/test): the
+    greeting opens the mouth through the model's own targets (visemes, VRM expressions)
+    and the speech's head motion turns the head bone, so the drawn head moves."""
+    from assets.test.make_rpm_head import HERE
+
+    name, mouth, head_bone = HEADS[head]
+    path = str(HERE / name)
+    stage = make_stage(avatar=path)
+    scene = kiosk.Kiosk(stage, path)
+    view = scene.view
+    assert view._bones is not None and view._head_nodes == []  # bones, not the model root
+    bone = view.model.asset.find_node(head_bone)
+    assert bone is not None and view._bones.head.node == bone
+    rest = view.model.asset.nodes[bone].transform.rotation
+    eye = view._bones.eyes[0].node
+    eye_rest = view.model.asset.nodes[eye].transform.rotation
+    angle = lambda q, r: 2 * np.arccos(min(1.0, abs(float(np.dot(q, r)))))  # noqa: E731
+    step_until(stage, lambda: view.controller.conversation_state == ConversationState.PLAYING)
+    opened, turns, looks, frames = [], [], [], []
+    for _ in range(45):  # 1.5 s of speech
+        stage.step()
+        weights = view.model.weights
+        opened.append(max(float(weights[view.model.target_names.index(t)]) for t in mouth))
+        turns.append(angle(view.model.nodes[bone].rotation, rest))
+        looks.append(angle(view.model.nodes[eye].rotation, eye_rest))
+        frames.append(stage.app.read_pixels()[:, :, :3].astype(np.int16))
+    assert max(opened) > 0.3 and min(opened) < max(opened) / 2  # the mouth opens and closes
+    assert max(turns) > 0.01 and max(turns) - min(turns) > 0.005  # the head bone moves
+    assert max(looks) > 0.005  # the eyes look about (idle gaze) with their bones
+    # The frames show it: the skull's outline (the top of the picture, above the eyes and
+    # the mouth) moves while it speaks, as only a head turn moves it.
+    h, w = frames[0].shape[:2]
+    skull = (slice(0, h * 2 // 5), slice(w // 4, w * 3 // 4))
+    moved = np.abs(frames[0][skull] - frames[-1][skull]).max(axis=-1) > 12
+    assert moved.sum() > 100, moved.sum()  # ~250; the eyes' gaze alone changes ~30

@@ -1,0 +1,318 @@
+"""VRM 1.0 and VRM 0.x skinned heads: ``python assets/test/make_vrm_heads.py [OUT_DIR]``.
+
+The head, body, eyes and armature of ``make_rpm_head`` (the same builder), written the way
+VRoid Studio exports a character, to the published specs (vrm-c/vrm-specification):
+
+- ``vrm1_head.vrm``: ``VRMC_vrm`` 1.0 (meta with its licence fields, ``humanoid.humanBones``
+  from the hips to the feet, hands and eyes, ``expressions.preset`` bound to morph targets by
+  ``morphTargetBinds``, ``lookAt`` of type ``bone`` with range maps) and every material
+  ``VRMC_materials_mtoon``. The face looks along +Z.
+- ``vrm0_head.vrm``: ``VRM`` 0.x (``humanoid.humanBones`` list, ``blendShapeMaster`` groups
+  with ``presetName`` A/I/U/E/O/Blink/..., ``firstPerson`` with ``lookAt*`` curves,
+  ``materialProperties`` with shader ``VRM/MToon``). The face looks along -Z, as every
+  VRM 0.x model does.
+
+Expression-only faces, as VRoid's are: the head's targets are VRoid's ``Fcl_*`` shapes (no
+ARKit or viseme names), so the mouth and the blinks move only through the extension's
+binds. Bones are VRoid's ``J_Bip_*`` / ``J_Adj_*_FaceEye``. Deterministic bytes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.gltf_write import GltfBuilder
+
+if __package__ in (None, ""):  # run as a script: the builder beside it, the repo on the path
+    sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
+from assets.test.make_rpm_head import HERE, build_head
+
+# RPM's names (make_rpm_head) -> VRoid's.
+NAMES = {
+    "Armature": "Root", "Hips": "J_Bip_C_Hips", "Spine": "J_Bip_C_Spine",
+    "Chest": "J_Bip_C_Chest", "Neck": "J_Bip_C_Neck", "Head": "J_Bip_C_Head",
+    "LeftEye": "J_Adj_L_FaceEye", "RightEye": "J_Adj_R_FaceEye", "HeadTop_End": "J_Sec_HeadTop",
+    **{f"{s}{rpm}": f"J_Bip_{s[0]}_{vroid}" for s in ("Left", "Right") for rpm, vroid in (
+        ("Shoulder", "Shoulder"), ("Arm", "UpperArm"), ("ForeArm", "LowerArm"),
+        ("Hand", "Hand"), ("UpLeg", "UpperLeg"), ("Leg", "LowerLeg"), ("Foot", "Foot"))},
+    "Wolf3D_Head": "Face", "Wolf3D_Body": "Body", "EyeLeft": "EyeIris_L",
+    "EyeRight": "EyeIris_R", "Wolf3D_Skin": "N00_000_00_Face_00_SKIN (Instance)",
+    "Wolf3D_Eye": "N00_000_00_EyeIris_00_EYE (Instance)",
+    "Wolf3D_Outfit": "N00_001_01_Tops_01_CLOTH (Instance)",
+}  # fmt: skip
+# VRM humanoid bone -> RPM's name for it.
+HUMAN_BONES = {
+    "hips": "Hips", "spine": "Spine", "chest": "Chest", "neck": "Neck", "head": "Head",
+    "leftEye": "LeftEye", "rightEye": "RightEye",
+    **{f"{s}{vrm}": f"{S}{rpm}" for s, S in (("left", "Left"), ("right", "Right"))
+       for vrm, rpm in (("Shoulder", "Shoulder"), ("UpperArm", "Arm"), ("LowerArm", "ForeArm"),
+                        ("Hand", "Hand"), ("UpperLeg", "UpLeg"), ("LowerLeg", "Leg"),
+                        ("Foot", "Foot"))},
+}  # fmt: skip
+# The face's targets (VRoid's names), the RPM shape each has, and the expressions they make:
+# (target, RPM shape, VRM 1.0 preset, VRM 0.x presetName).
+FACE = (
+    ("Fcl_MTH_A", "viseme_aa", "aa", "A"),
+    ("Fcl_MTH_I", "viseme_I", "ih", "I"),
+    ("Fcl_MTH_U", "viseme_U", "ou", "U"),
+    ("Fcl_MTH_E", "viseme_E", "ee", "E"),
+    ("Fcl_MTH_O", "viseme_O", "oh", "O"),
+    ("Fcl_EYE_Close", "eyesClosed", "blink", "Blink"),
+    ("Fcl_EYE_Close_L", "eyeBlinkLeft", "blinkLeft", "Blink_L"),
+    ("Fcl_EYE_Close_R", "eyeBlinkRight", "blinkRight", "Blink_R"),
+    ("Fcl_ALL_Joy", "mouthSmile", "happy", "Joy"),
+    ("Fcl_ALL_Angry", "", "angry", "Angry"),
+    ("Fcl_ALL_Sorrow", "", "sad", "Sorrow"),
+    ("Fcl_ALL_Fun", "", "relaxed", "Fun"),
+    ("Fcl_ALL_Surprised", "", "surprised", "Surprised"),
+)
+TARGETS = tuple(row[0] for row in FACE)
+# (lit colour, shade colour) per material, linear RGB.
+TOON = {
+    "Wolf3D_Skin": ((0.85, 0.62, 0.5), (0.7, 0.42, 0.38)),
+    "Wolf3D_Eye": ((1.0, 1.0, 1.0), (0.8, 0.8, 0.85)),
+    "Wolf3D_Outfit": ((0.2, 0.3, 0.5), (0.1, 0.14, 0.3)),
+}
+LOOK_RANGE = (60.0, 30.0)  # degrees of gaze (input) -> degrees the eye bones turn (output)
+META_AUTHOR = "AvatarKit for Python (assets/test/make_vrm_heads.py)"
+
+
+def _head(facing: float) -> tuple[GltfBuilder, dict[str, int]]:
+    b = GltfBuilder()
+    b.doc.asset.generator = "assets/test/make_vrm_heads.py"
+    found = build_head(
+        b,
+        names=NAMES,
+        targets=TARGETS,
+        shapes={target: shape for target, shape, _, _ in FACE if shape},
+        facing=facing,
+        chest=True,
+        leg_joints=3,
+    )
+    return b, found
+
+
+def _use(b: GltfBuilder, name: str) -> None:
+    b.doc.extensionsUsed = sorted({*(b.doc.extensionsUsed or []), name})
+
+
+def _range(output: float) -> dict[str, float]:
+    return {"inputMaxValue": LOOK_RANGE[0], "outputScale": output}
+
+
+def build_vrm1(path: Path = HERE / "vrm1_head.vrm") -> Path:
+    b, found = _head(1.0)
+    face = found["Wolf3D_Head"]
+    preset: dict[str, Any] = {
+        vrm1: {
+            "morphTargetBinds": [{"node": face, "index": t, "weight": 1.0}],
+            "isBinary": False,
+            "overrideBlink": "block" if vrm1 in ("happy", "angry", "sad", "surprised") else "none",
+            "overrideLookAt": "none",
+            "overrideMouth": "block" if vrm1 == "happy" else "none",
+        }
+        for t, (_, _, vrm1, _) in enumerate(FACE)
+    }
+    b.doc.extensions = {
+        "VRMC_vrm": {
+            "specVersion": "1.0",
+            "meta": {
+                "name": "AvatarKit VRM 1.0 test head",
+                "version": "1.0.0",
+                "authors": [META_AUTHOR],
+                "copyrightInformation": "generated; public domain (CC0)",
+                "licenseUrl": "https://vrm.dev/licenses/1.0/",
+                "avatarPermission": "everyone",
+                "allowExcessivelyViolentUsage": False,
+                "allowExcessivelySexualUsage": False,
+                "commercialUsage": "corporation",
+                "allowPoliticalOrReligiousUsage": False,
+                "allowAntisocialOrHateUsage": False,
+                "creditNotation": "unnecessary",
+                "allowRedistribution": True,
+                "modification": "allowModificationRedistribution",
+                "otherLicenseUrl": "https://creativecommons.org/publicdomain/zero/1.0/",
+            },
+            "humanoid": {
+                "humanBones": {bone: {"node": found[rpm]} for bone, rpm in HUMAN_BONES.items()}
+            },
+            "firstPerson": {
+                "meshAnnotations": [
+                    {"node": found["Wolf3D_Head"], "type": "thirdPersonOnly"},
+                    {"node": found["Wolf3D_Body"], "type": "auto"},
+                ]
+            },
+            "lookAt": {
+                "offsetFromHeadBone": [0.0, 0.13, 0.08],
+                "type": "bone",
+                "rangeMapHorizontalInner": _range(LOOK_RANGE[1]),
+                "rangeMapHorizontalOuter": _range(LOOK_RANGE[1]),
+                "rangeMapVerticalDown": _range(LOOK_RANGE[1]),
+                "rangeMapVerticalUp": _range(LOOK_RANGE[1]),
+            },
+            "expressions": {"preset": preset},
+        }
+    }
+    _use(b, "VRMC_vrm")
+    for rpm, (lit, shade) in TOON.items():
+        material = b.doc.materials[found[rpm]]
+        material.extensions = {
+            "VRMC_materials_mtoon": {
+                "specVersion": "1.0",
+                "transparentWithZWrite": False,
+                "renderQueueOffsetNumber": 0,
+                "shadeColorFactor": list(shade),
+                "shadingShiftFactor": -0.1,
+                "shadingToonyFactor": 0.9,
+                "giEqualizationFactor": 0.9,
+                "matcapFactor": [0.0, 0.0, 0.0],
+                "parametricRimColorFactor": [0.0, 0.0, 0.0],
+                "parametricRimFresnelPowerFactor": 5.0,
+                "parametricRimLiftFactor": 0.0,
+                "rimLightingMixFactor": 1.0,
+                "outlineWidthMode": "none",
+                "outlineWidthFactor": 0.0,
+                "outlineColorFactor": [0.0, 0.0, 0.0],
+                "outlineLightingMixFactor": 1.0,
+                "uvAnimationScrollXSpeedFactor": 0.0,
+                "uvAnimationScrollYSpeedFactor": 0.0,
+                "uvAnimationRotationSpeedFactor": 0.0,
+            }
+        }
+        material.pbrMetallicRoughness.baseColorFactor = [*lit, 1.0]
+    _use(b, "VRMC_materials_mtoon")
+    return b.save(path)
+
+
+def _curve(y_range: float) -> dict[str, Any]:
+    # VRM 0.x: a curve of keyframes (time, value, in-tangent, out-tangent) x 2, linear.
+    return {"curve": [0, 0, 0, 1, 1, 1, 1, 0], "xRange": LOOK_RANGE[0], "yRange": y_range}
+
+
+def _srgb(c: tuple[float, ...]) -> list[float]:
+    return [round(v ** (1 / 2.2), 4) for v in c] + [1.0]  # Unity colours are sRGB
+
+
+def build_vrm0(path: Path = HERE / "vrm0_head.vrm") -> Path:
+    b, found = _head(-1.0)
+    face = b.doc.nodes[found["Wolf3D_Head"]].mesh
+    groups = [
+        {
+            "name": vrm0,
+            # 0.x has no "surprised" preset: a custom group, found by its name
+            "presetName": "unknown" if vrm0 == "Surprised" else vrm0.lower(),
+            "binds": [{"mesh": face, "index": t, "weight": 100}],
+            "materialValues": [],
+            "isBinary": False,
+        }
+        for t, (_, _, _, vrm0) in enumerate(FACE)
+    ]
+    materials = []
+    for rpm, (lit, shade) in TOON.items():
+        materials.append(
+            {
+                "name": b.doc.materials[found[rpm]].name,
+                "shader": "VRM/MToon",
+                "renderQueue": 2000,
+                "floatProperties": {
+                    "_Cutoff": 0.5,
+                    "_BumpScale": 1.0,
+                    "_ShadeShift": -0.1,
+                    "_ShadeToony": 0.9,
+                    "_ReceiveShadowRate": 1.0,
+                    "_ShadingGradeRate": 1.0,
+                    "_LightColorAttenuation": 0.0,
+                    "_IndirectLightIntensity": 0.1,
+                    "_RimLightingMix": 0.0,
+                    "_RimFresnelPower": 1.0,
+                    "_RimLift": 0.0,
+                    "_OutlineWidth": 0.0,
+                    "_OutlineScaledMaxDistance": 1.0,
+                    "_OutlineLightingMix": 1.0,
+                    "_UvAnimScrollX": 0.0,
+                    "_UvAnimScrollY": 0.0,
+                    "_UvAnimRotation": 0.0,
+                    "_MToonVersion": 38.0,
+                    "_DebugMode": 0.0,
+                    "_BlendMode": 0.0,
+                    "_OutlineWidthMode": 0.0,
+                    "_OutlineColorMode": 0.0,
+                    "_CullMode": 2.0,
+                    "_OutlineCullMode": 1.0,
+                    "_SrcBlend": 1.0,
+                    "_DstBlend": 0.0,
+                    "_ZWrite": 1.0,
+                },  # fmt: skip
+                "vectorProperties": {
+                    "_Color": _srgb(lit),
+                    "_ShadeColor": _srgb(shade),
+                    "_MainTex": [0.0, 0.0, 1.0, 1.0],
+                    "_RimColor": [0.0, 0.0, 0.0, 1.0],
+                    "_EmissionColor": [0.0, 0.0, 0.0, 1.0],
+                    "_OutlineColor": [0.0, 0.0, 0.0, 1.0],
+                },
+                "textureProperties": {},
+                "keywordMap": {},
+                "tagMap": {"RenderType": "Opaque"},
+            }
+        )
+        b.doc.materials[found[rpm]].pbrMetallicRoughness.baseColorFactor = [*lit, 1.0]
+    b.doc.extensions = {
+        "VRM": {
+            "exporterVersion": "AvatarKit-make_vrm_heads",
+            "specVersion": "0.0",
+            "meta": {
+                "title": "AvatarKit VRM 0.x test head",
+                "version": "1.0.0",
+                "author": META_AUTHOR,
+                "contactInformation": "",
+                "reference": "",
+                "allowedUserName": "Everyone",
+                "violentUssageName": "Disallow",  # sic: the 0.x schema's spelling
+                "sexualUssageName": "Disallow",
+                "commercialUssageName": "Allow",
+                "otherPermissionUrl": "",
+                "licenseName": "CC0",
+                "otherLicenseUrl": "",
+            },
+            "humanoid": {
+                "humanBones": [
+                    {"bone": bone, "node": found[rpm], "useDefaultValues": True}
+                    for bone, rpm in HUMAN_BONES.items()
+                ],
+                "armStretch": 0.05,
+                "legStretch": 0.05,
+                "upperArmTwist": 0.5,
+                "lowerArmTwist": 0.5,
+                "upperLegTwist": 0.5,
+                "lowerLegTwist": 0.5,
+                "feetSpacing": 0.0,
+                "hasTranslationDoF": False,
+            },
+            "firstPerson": {
+                "firstPersonBone": found["Head"],
+                "firstPersonBoneOffset": {"x": 0.0, "y": 0.13, "z": -0.08},
+                "meshAnnotations": [
+                    {"mesh": b.doc.nodes[found[n]].mesh, "firstPersonFlag": flag}
+                    for n, flag in (("Wolf3D_Head", "ThirdPersonOnly"), ("Wolf3D_Body", "Auto"))
+                ],
+                "lookAtTypeName": "Bone",
+                "lookAtHorizontalInner": _curve(LOOK_RANGE[1]),
+                "lookAtHorizontalOuter": _curve(LOOK_RANGE[1]),
+                "lookAtVerticalDown": _curve(LOOK_RANGE[1]),
+                "lookAtVerticalUp": _curve(LOOK_RANGE[1]),
+            },
+            "blendShapeMaster": {"blendShapeGroups": groups},
+            "secondaryAnimation": {"boneGroups": [], "colliderGroups": []},
+            "materialProperties": materials,
+        }
+    }
+    _use(b, "VRM")
+    return b.save(path)
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    print(build_vrm1(out / "vrm1_head.vrm"), build_vrm0(out / "vrm0_head.vrm"))
