@@ -232,8 +232,14 @@ def render_video(
             controller.on_error = refusals.append  # why a connection failed, if it does
             controller.start()
             step = int(SEND_CHUNK_S * rate) * 2
-            for i in range(0, len(pcm), step):
-                controller.send(pcm[i : i + step], end=i + step >= len(pcm))
+            try:
+                for i in range(0, len(pcm), step):
+                    controller.send(pcm[i : i + step], end=i + step >= len(pcm))
+            except AvatarKitError:
+                # A refusal can land while we are still sending: send() then says only
+                # "not connected"; the refusal itself is raised below.
+                if controller.connection_state != ConnectionState.FAILED:
+                    raise
             _wait_for_motion(controller, audio_samples / rate)
             if controller.connection_state == ConnectionState.FAILED:
                 app.step()  # the controller hands its errors to on_error on its tick

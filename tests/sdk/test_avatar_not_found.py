@@ -66,6 +66,25 @@ def test_a_controller_for_an_unserved_file_hears_avatar_not_found(make_server, s
 
 def test_render_reports_the_refusal_not_connection_failed(tmp_path, monkeypatch):
     """A server that does not serve the file (a misconfigured one) must say so."""
+    _render_unserved(tmp_path, monkeypatch)
+
+
+def test_render_reports_a_refusal_that_lands_while_it_sends(tmp_path, monkeypatch):
+    """The refusal arrives before the audio is all sent (a slow client): send() then
+    refuses with "not connected", and render must still name the real cause."""
+    real_send = AvatarController.send
+
+    def send_once_refused(self, *args, **kwargs):
+        deadline = time.monotonic() + 5
+        while self.connection_state != ConnectionState.FAILED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return real_send(self, *args, **kwargs)
+
+    monkeypatch.setattr(AvatarController, "send", send_once_refused)
+    _render_unserved(tmp_path, monkeypatch)
+
+
+def _render_unserved(tmp_path, monkeypatch) -> None:
     from avatarkit.cli.render import render_video
     from avatarkit.server import embedded
 
@@ -81,5 +100,5 @@ def test_render_reports_the_refusal_not_connection_failed(tmp_path, monkeypatch)
         render_video(
             str(tmp_path / "Mine.glb"), SPEECH_DIR / "greeting.wav", tmp_path / "o.mp4", (64, 48)
         )
-    assert info.value.code == ErrorCode.AVATAR_NOT_FOUND
+    assert info.value.code == ErrorCode.AVATAR_NOT_FOUND, info.value.message
     assert "'mine'" in info.value.message
