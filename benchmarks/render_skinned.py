@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import numpy as np
 from render import EngineBench, frame_times
 from render_live import Bare
 
-from assets.test.make_rpm_head import build
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: assets/test
+from assets.test.make_rpm_head import build  # noqa: E402
 from avatarkit.bones import BoneRig
 from engine import load_gltf
 
