@@ -29,6 +29,7 @@ def write(
     sampler: dict[str, Any] | None = None,
     shape: str = "cube",
     root: dict[str, Any] | None = None,
+    texture: np.ndarray = RED_BLUE,
 ) -> Path:
     """One cube (or sphere) whose every UV is ``(uv0, 0.5)`` (TEXCOORD_1: ``uv1``), with the
     red|blue texture and ``material``'s keys over the builder's material."""
@@ -37,7 +38,7 @@ def write(
     n = len(mesh["positions"])
     mesh["uvs"] = np.tile(np.float32([uv0, 0.5]), (n, 1))
     extra = b.accessor(np.tile(np.float32([uv1, 0.5]), (n, 1)), "VEC2") if uv1 else None
-    b.add_node("m", mesh=b.add_mesh([dict(mesh, material=b.add_material(texture_rgba=RED_BLUE))]))
+    b.add_node("m", mesh=b.add_mesh([dict(mesh, material=b.add_material(texture_rgba=texture))]))
     glb = b.save(path)
     doc, blob = unpack_glb(glb.read_bytes())
     doc["materials"][0].update(copy.deepcopy(material))
@@ -94,6 +95,20 @@ def test_unlit_draws_the_base_colour_as_authored(tmp_path):
     np.testing.assert_allclose(pixel, [_srgb(c) for c in colour[:3]], atol=2)
     lit = centre(write(tmp_path / "lit.glb", untextured(colour)))
     assert np.abs(lit - pixel).max() > 10
+
+
+def test_textures_decode_and_frames_encode_srgb_within_a_level(tmp_path):
+    """The shader's sRGB curves are fits (pow() costs llvmpipe ~20% of a frame): an unlit
+    texel decoded to linear and encoded again comes out as it went in, within one level,
+    across the whole range and around the curves' linear segments."""
+    unlit = {
+        "pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "baseColorTexture": {"index": 0}},
+        "extensions": {"KHR_materials_unlit": {}},
+    }
+    for value in (0, 3, 10, 11, 12, 14, 20, 40, 64, 100, 128, 180, 230, 254, 255):
+        texel = np.array([[[value, value // 2, 255 - value, 255]]], np.uint8)
+        path = write(tmp_path / f"v{value}.glb", unlit, texture=texel)
+        np.testing.assert_allclose(centre(path), texel[0, 0, :3], atol=1, err_msg=str(value))
 
 
 def test_emissive_strength_multiplies_the_emissive_factor(tmp_path):
