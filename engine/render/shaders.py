@@ -172,6 +172,10 @@ vec3 linear_to_srgb(vec3 c) {
     vec3 curve = 0.662002687 * s1 + 0.684122060 * s2 - 0.323583601 * s3 - 0.0225411470 * c;
     return mix(c * 12.92, curve, step(0.0031308, c));
 }
+float pow40(float x) {  // x^32 * x^8 by squaring: pow() is a log and an exp on llvmpipe
+    float x2 = x * x, x4 = x2 * x2, x8 = x4 * x4, x16 = x8 * x8;
+    return x16 * x16 * x8;
+}
 vec3 tonemap(vec3 x) {  // Narkowicz ACES fit: keeps highlights from clipping harshly
     return clamp((x * (2.51 * x + 0.03)) / (x * (2.43 * x + 0.59) + 0.14), 0.0, 1.0);
 }
@@ -218,11 +222,12 @@ void main() {
     for (int i = 0; i < 2; ++i) {  // key and fill: wrapped diffuse (soft, skin-friendly) + spec
         vec3 l = u_light_dir[i];
         float wrap = max((dot(n, l) + 0.2) / 1.2, 0.0);
-        float spec = pow(max(dot(n, normalize(l + v)), 0.0), 40.0) * 0.12 * step(0.0, dot(n, l));
+        float spec = pow40(max(dot(n, normalize(l + v)), 0.0)) * 0.12 * step(0.0, dot(n, l));
         color += u_light_color[i] * (base.rgb * wrap + spec);
     }
     // Rim: grazing angles lit from behind, outlining the silhouette against the background.
-    float fresnel = pow(1.0 - max(dot(n, v), 0.0), 3.0);
+    float grazing = 1.0 - max(dot(n, v), 0.0);
+    float fresnel = grazing * grazing * grazing;
     color += u_light_color[2] * fresnel * max(dot(n, u_light_dir[2]) * 0.5 + 0.5, 0.0) * 0.5;
 
     color += emissive;
