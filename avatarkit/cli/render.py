@@ -243,7 +243,13 @@ def render_video(
             _wait_for_motion(controller, audio_samples / rate)
             if controller.connection_state == ConnectionState.FAILED:
                 app.step()  # the controller hands its errors to on_error on its tick
-                raise _cause(refusals)
+                raise (
+                    refusals[-1]
+                    if refusals
+                    else AvatarKitError(
+                        ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
+                    )
+                )
             # Everything is here: a render slower than real time must not sit on an idle
             # session until the server's idle timeout closes it (and warns).
             controller.disconnect()
@@ -279,18 +285,6 @@ def render_video(
     return RenderResult(
         Path(output), frames, frames / fps, time.perf_counter() - started, used_quality
     )
-
-
-_GENERIC = (ErrorCode.CONNECTION_FAILED, ErrorCode.CONNECTION_CLOSED)
-
-
-def _cause(errors: list[AvatarKitError]) -> AvatarKitError:
-    """Why the session failed: the server's refusal (e.g. ``avatarNotFound``) over the
-    closed or failed connection that follows it, in whichever order they arrived."""
-    specific = [e for e in errors if e.code not in _GENERIC]
-    if specific or errors:
-        return (specific or errors)[0]
-    return AvatarKitError(ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server")
 
 
 def _wait_for_motion(controller, seconds: float) -> None:

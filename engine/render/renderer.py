@@ -72,10 +72,10 @@ class Renderer:
     def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
         # Variants of the lit shader (shaders.lit_shaders), compiled when a primitive first
-        # needs one: (extras, skinned) -> program. ``lit`` is the plain one.
+        # needs one: (extras, skinned) -> program.
         self._variants: dict[tuple[bool, bool], moderngl.Program] = {}
         self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
-        self.lit = self._variant(False, False)
+        self._variant(False, False)  # the plain one, which most primitives use: compiled now
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
@@ -168,13 +168,15 @@ class Renderer:
             "u_ambient": np.asarray(lighting.ambient, np.float32).tobytes(),
             "u_exposure": np.float32(lighting.exposure).tobytes(),
         }
-        self.set_view_projection(frame.view_projection)  # and the uniforms above, to all
+        self._frame_uniforms["u_view_projection"] = _mat4(frame.view_projection)
+        for lit in self.programs:
+            self._write_frame_uniforms(lit)
 
     def set_view_projection(self, matrix: np.ndarray) -> None:
         """World -> clip for the draws that follow (begin_frame sets the camera's)."""
-        self._frame_uniforms["u_view_projection"] = _mat4(matrix)
+        self._frame_uniforms["u_view_projection"] = data = _mat4(matrix)
         for lit in self.programs:
-            self._write_frame_uniforms(lit)
+            lit["u_view_projection"].write(data)
 
     def _write_frame_uniforms(self, program: moderngl.Program) -> None:
         """This frame's camera and lights (a variant compiled mid-frame gets them too)."""
@@ -289,14 +291,13 @@ class Renderer:
         self.cover(ndc[0].min(), ndc[1].min(), ndc[0].max(), ndc[1].max())
 
     def _use_material(
-        self, gpu: GpuAsset, index: int | None, program: moderngl.Program
+        self, gpu: GpuAsset, index: int | None, lit: moderngl.Program
     ) -> GltfMaterial:
         material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
         key = (id(gpu), index)
         if key == self._material_key:  # consecutive primitives often share a material
             return material
         self._material_key = key
-        lit = program
         lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
         texture = gpu.textures[index] if index is not None else None
         lit["u_has_texture"].value = texture is not None
