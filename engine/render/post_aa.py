@@ -35,6 +35,14 @@ float luma(vec4 c) { return dot(c.rgb, vec3(0.299, 0.587, 0.114)); }
 float fetch_luma(ivec2 p, ivec2 last) {
     return luma(texelFetch(u_source, clamp(p, ivec2(0), last), 0));
 }
+void cross_lumas(ivec2 p, ivec2 last, out float m, out float d, out float u, out float l,
+                 out float r) {
+    m = luma(texelFetch(u_source, p, 0));
+    d = fetch_luma(p + ivec2(0, -1), last);
+    u = fetch_luma(p + ivec2(0, 1), last);
+    l = fetch_luma(p + ivec2(-1, 0), last);
+    r = fetch_luma(p + ivec2(1, 0), last);
+}
 """
 
 
@@ -49,11 +57,8 @@ def edge_mask_source(
 void main() {{
     ivec2 p = ivec2(gl_FragCoord.xy);
     ivec2 last = textureSize(u_source, 0) - 1;
-    float m = luma(texelFetch(u_source, p, 0));
-    float d = fetch_luma(p + ivec2(0, -1), last);
-    float u = fetch_luma(p + ivec2(0, 1), last);
-    float l = fetch_luma(p + ivec2(-1, 0), last);
-    float r = fetch_luma(p + ivec2(1, 0), last);
+    float m, d, u, l, r;
+    cross_lumas(p, last, m, d, u, l, r);
     float hi = max(m, max(max(d, u), max(l, r)));
     float lo = min(m, min(min(d, u), min(l, r)));
     if (hi - lo < max({edge_threshold_min}, hi * {edge_threshold})) discard;
@@ -76,11 +81,8 @@ float luma_at(vec2 uv) {{ return luma(texture(u_source, uv)); }}
 void main() {{
     ivec2 p = ivec2(gl_FragCoord.xy);
     ivec2 last = textureSize(u_source, 0) - 1;
-    float m = luma(texelFetch(u_source, p, 0));
-    float d = fetch_luma(p + ivec2(0, -1), last);
-    float u = fetch_luma(p + ivec2(0, 1), last);
-    float l = fetch_luma(p + ivec2(-1, 0), last);
-    float r = fetch_luma(p + ivec2(1, 0), last);
+    float m, d, u, l, r;
+    cross_lumas(p, last, m, d, u, l, r);
     float range = max(m, max(max(d, u), max(l, r))) - min(m, min(min(d, u), min(l, r)));
     vec2 uv = gl_FragCoord.xy * u_texel;
     float dl = fetch_luma(p + ivec2(-1, -1), last);
