@@ -169,18 +169,7 @@ def test_set_audio_format_interrupts_and_reconnects_with_the_new_format(
     ]
     # The new connection takes Ogg Opus: motion comes back for it.
     ogg = ogg_opus(make_speech(1.0, seed=3))
-    for part, end in chunks(ogg):
-        controller.send(part, end=end)
-    moved = []
-    run_until(
-        rig,
-        controller,
-        lambda _: (
-            moved.append(controller.face_time is not None) is None
-            and any(moved)
-            and controller.conversation_state == ConversationState.IDLE
-        ),
-    )
+    speak_until_played(rig, controller, ogg)
     assert not events.errors
     with pytest.raises(AvatarKitError) as info:
         controller.set_audio_format("mp3")
@@ -243,8 +232,13 @@ def test_an_ogg_conversation_cut_by_a_drop_plays_on_without_motion(
     run_until(rig, controller, lambda _: controller.conversation_state == ConversationState.IDLE)
     assert controller._source.consumed == len(decoded(ogg)) // 2  # all of it played, once
     assert ErrorCode.INVALID_AUDIO not in events.errors  # nothing headerless was sent
-    again = ogg_opus(make_speech(0.6, seed=5))
-    for part, end in chunks(again):
+    speak_until_played(rig, controller, ogg_opus(make_speech(0.6, seed=5)))
+    controller.close()
+
+
+def speak_until_played(rig, controller, ogg: bytes) -> None:
+    """Send ``ogg`` in chunks and run until the face has moved and playback is idle again."""
+    for part, end in chunks(ogg):
         controller.send(part, end=end)
     moved = []
     run_until(
@@ -256,4 +250,3 @@ def test_an_ogg_conversation_cut_by_a_drop_plays_on_without_motion(
             and controller.conversation_state == ConversationState.IDLE
         ),
     )
-    controller.close()
