@@ -86,6 +86,12 @@ def _pupils(image: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def head_view(make_headless_app):
     """An AvatarView of the RPM head (idle off), framed on the face; yields (app, view)."""
+    yield from framed_view(make_headless_app, RPM_HEAD)
+
+
+def framed_view(make_headless_app, path: Path):
+    """An AvatarView of the file at ``path`` (idle off) framed on the face, in an SDK
+    with a virtual audio device; yields (app, view) and tears all of it down."""
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.view import AvatarView
 
@@ -93,7 +99,7 @@ def head_view(make_headless_app):
     app = make_headless_app(size=SIZE, samples=0)
     try:
         view = app.scene.create_entity("head").add_component(
-            AvatarView(Avatar.from_file(RPM_HEAD), idle=False)
+            AvatarView(Avatar.from_file(path), idle=False)
         )
         view.frame(app.scene.camera)
         yield app, view

@@ -15,7 +15,7 @@ from assets.test.make_vrm_heads import FACE, HERE, build_vrm0, build_vrm1
 from avatarkit.avatar import Avatar
 from avatarkit.inspection import inspect_avatar
 from engine.gltf_write import unpack_glb
-from tests.avatars.test_skinned_head import _settle
+from tests.avatars.test_skinned_head import _settle, framed_view
 
 FILES = {"VRM 1.0": HERE / "vrm1_head.vrm", "VRM 0.x": HERE / "vrm0_head.vrm"}
 SIZE = (128, 128)
@@ -166,21 +166,7 @@ def test_inspect_reports_channels_and_bones(which):
 @pytest.fixture(params=ids)
 def vrm_view(request, make_headless_app):
     """An AvatarView of one VRM head (idle off), framed on the face; yields (app, view)."""
-    from avatarkit.sdk import AvatarSDK, Configuration
-    from avatarkit.view import AvatarView
-
-    AvatarSDK.initialize("vrm-head-test", Configuration(audio_device="virtual"))
-    app = make_headless_app(size=SIZE, samples=0)
-    try:
-        view = app.scene.create_entity("head").add_component(
-            AvatarView(Avatar.from_file(FILES[request.param]), idle=False)
-        )
-        view.frame(app.scene.camera)
-        yield app, view
-        view.dispose()
-    finally:
-        app.close()
-        AvatarSDK.cleanup()
+    yield from framed_view(make_headless_app, FILES[request.param])
 
 
 def _pupils(image: np.ndarray) -> np.ndarray:
