@@ -96,11 +96,7 @@ def _corr(a: np.ndarray, b: np.ndarray, lag: int) -> float:
 
 def test_idle_off_keeps_the_face_still_without_speech(tmp_path):
     silent = tmp_path / "silence.wav"
-    with wave.open(str(silent), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(np.zeros(16000, "<i2").tobytes())
+    _silence(silent, 16000, 16000)
     out = tmp_path / "still.mp4"
     assert (
         main(
@@ -122,11 +118,7 @@ def test_bad_input_exits_with_a_stable_code(tmp_path, capsys):
     assert main(["render", "--audio", str(bad), "-o", str(tmp_path / "x.mp4")]) == 2
     assert "invalidAudio" in capsys.readouterr().err
     odd = tmp_path / "odd.wav"
-    with wave.open(str(odd), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(11025)
-        wav.writeframes(np.zeros(100, "<i2").tobytes())
+    _silence(odd, 100, 11025)
     assert main(["render", "--audio", str(odd), "-o", str(tmp_path / "y.mp4")]) == 2
     assert "unsupportedSampleRate" in capsys.readouterr().err
 
@@ -157,11 +149,7 @@ def test_quality_and_samples_flags_reach_the_render(tmp_path, capsys):
     """``--quality`` / ``--samples`` pick the anti-aliasing; the result line names it, and
     the two frames differ only along edges (same scene, same timing)."""
     silent = tmp_path / "silence.wav"
-    with wave.open(str(silent), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(np.zeros(8000, "<i2").tobytes())
+    _silence(silent, 8000, 16000)
     frames = {}
     for flags in (["--quality", "low"], ["--quality", "medium", "--samples", "4"]):
         out = tmp_path / f"{flags[1]}.mp4"
@@ -173,3 +161,12 @@ def test_quality_and_samples_flags_reach_the_render(tmp_path, capsys):
     assert "4x MSAA" in line
     diff = np.abs(frames["low"] - frames["medium"]).max(axis=2)
     assert 0 < (diff > 24).mean() < 0.05  # edges moved; the picture did not
+
+
+def _silence(path, samples: int, rate: int) -> None:
+    """A mono s16 WAV of ``samples`` zeros at ``rate``."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.zeros(samples, "<i2").tobytes())
