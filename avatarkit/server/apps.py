@@ -121,11 +121,7 @@ def parse_apps(raw: bytes, path: str | os.PathLike[str] = "apps.toml") -> dict[s
 
 
 def _parse_app(entry: Any, where: str, path: str | os.PathLike[str]) -> AppPolicy:
-    if not isinstance(entry, dict):
-        raise invalid(path, where, "must be a table")
-    unknown = set(entry) - _APP_FIELDS
-    if unknown:
-        raise invalid(path, where, f"unknown keys {sorted(unknown)}; known: {sorted(_APP_FIELDS)}")
+    _check_table(entry, _APP_FIELDS, where, path)
     app_id = entry.get("id")
     if not isinstance(app_id, str) or not APP_ID_RE.match(app_id):
         raise invalid(path, f"{where}.id", "required: 1-64 of A-Z a-z 0-9 . _ -, not first . _ -")
@@ -160,12 +156,17 @@ def _parse_app(entry: Any, where: str, path: str | os.PathLike[str]) -> AppPolic
     )
 
 
-def _parse_key(entry: Any, where: str, path: str | os.PathLike[str]) -> AppKey:
+def _check_table(entry: Any, fields: set[str], where: str, path: str | os.PathLike[str]) -> None:
+    """``entry`` is a TOML table holding only ``fields``."""
     if not isinstance(entry, dict):
         raise invalid(path, where, "must be a table")
-    unknown = set(entry) - _KEY_FIELDS
+    unknown = set(entry) - fields
     if unknown:
-        raise invalid(path, where, f"unknown keys {sorted(unknown)}; known: {sorted(_KEY_FIELDS)}")
+        raise invalid(path, where, f"unknown keys {sorted(unknown)}; known: {sorted(fields)}")
+
+
+def _parse_key(entry: Any, where: str, path: str | os.PathLike[str]) -> AppKey:
+    _check_table(entry, _KEY_FIELDS, where, path)
     key_id, stored = entry.get("id"), entry.get("hash")
     if not isinstance(key_id, str) or not KEY_ID_RE.match(key_id):
         raise invalid(path, f"{where}.id", "8 lowercase hex digits (as `avatarkit keys` writes)")
