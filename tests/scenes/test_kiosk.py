@@ -98,11 +98,7 @@ def test_survives_a_motion_server_restart(make_stage, step_until):
     # Speech after the restart gets motion again.
     stage.app.post_event(Event(KEY_DOWN, key="1"))
     step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
-    jaw = []
-    for _ in range(30):
-        stage.step()
-        jaw.append(float(scene.view.pose.weights[JAW]))
-    assert max(jaw) > 0.15
+    assert max_jaw(stage, scene, frames=30) > 0.15
 
 
 def test_command_writes_video_and_image(tmp_path, capsys):
@@ -149,11 +145,16 @@ def test_a_users_own_file_greets_too(make_stage, step_until, tmp_path):
     assert scene.view.avatar.framing.extra["anchor"] == "morphRegion"  # measured, no manifest
     controller = scene.view.controller
     step_until(stage, lambda: controller.conversation_state == ConversationState.PLAYING)
+    assert max_jaw(stage, scene, frames=30) > 0.15
+
+
+def max_jaw(stage, scene, frames: int) -> float:
+    """The widest jawOpen over the next ``frames`` frames."""
     jaw = []
-    for _ in range(30):
+    for _ in range(frames):
         stage.step()
         jaw.append(float(scene.view.pose.weights[JAW]))
-    assert max(jaw) > 0.15
+    return max(jaw)
 
 
 HEADS = {
