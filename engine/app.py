@@ -73,6 +73,7 @@ class App:
         self.schedule = Schedule(self.clock.time)
         self.renderer = Renderer(self.ctx)
         self.renderer.flush_per_node = self.software
+        self.renderer.host_morphs = self.software  # numpy beats llvmpipe's vertex gathers
         self.target = RenderTarget(
             self.ctx, backend.size, self.quality.samples, self.quality.post_aa
         )

@@ -1,10 +1,11 @@
-"""``ModelRenderer``: a component drawing a glTF asset with GPU morph targets.
+"""``ModelRenderer``: a component drawing a glTF asset with morph targets.
 
 Morph weights live in one float array ordered like ``target_names`` (every target name
 of every mesh in the asset, first appearance first). A name shared by several meshes
 (a head and its teeth both having ``jawOpen``) drives all of them. Each frame, each mesh
-gets the compact list of its non-zero targets in a uniform block; the vertex shader
-fetches only those deltas. No per-vertex work happens in Python.
+gets the compact list of its non-zero targets in a uniform block and the vertex shader
+fetches only those deltas; on a software rasteriser numpy blends them on the render
+thread instead (``engine.render.host_morph``: cheaper than llvmpipe's vertex gathers).
 
 Skinned nodes (glTF ``skins``) are posed from the editable ``nodes`` transforms: each
 drawn frame the render thread composes every node's world matrix in one batch
@@ -32,6 +33,7 @@ from engine.transform import Transform
 
 if TYPE_CHECKING:
     from engine.render.gpu import GpuAsset, GpuPrimitive
+    from engine.render.host_morph import HostMorphs
     from engine.render.renderer import MorphWeights, Renderer
     from engine.render.skinning import JointPalette
 
@@ -67,7 +69,7 @@ class ModelRenderer(Component):
         self._name_orders: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._gpu: GpuAsset | None = None
         self._renderer: Renderer | None = None
-        self._mesh_weights: dict[int, MorphWeights] = {}
+        self._mesh_weights: dict[int, MorphWeights | HostMorphs] = {}
         # Per mesh: (opaque primitives, alpha-blended primitives), set at upload.
         self._passes: list[tuple[list[GpuPrimitive], list[GpuPrimitive]]] = []
         # A 4x4 applied after the camera's projection (clip space): moves and scales the
@@ -214,7 +216,7 @@ class ModelRenderer(Component):
             # A skinned mesh ignores its node's transform: the palette places it.
             matrix = base if skinned is not None else base @ world[index]
             palette = None if skinned is None else self._palettes[skinned]
-            weights = self._weights_for(mesh, renderer)
+            weights = self._weights_for(mesh, renderer, gpu)
             opaque, transparent = self._passes[mesh]
             renderer.draw_node(gpu, opaque, matrix, weights, palette)
             if transparent:
@@ -228,13 +230,15 @@ class ModelRenderer(Component):
     def _blended(self, material: int | None) -> bool:
         return material is not None and self.asset.materials[material].alpha_mode == "BLEND"
 
-    def _weights_for(self, mesh: int, renderer: Renderer) -> MorphWeights | None:
+    def _weights_for(
+        self, mesh: int, renderer: Renderer, gpu: GpuAsset
+    ) -> MorphWeights | HostMorphs | None:
         targets = self._mesh_targets[mesh]
         if not len(targets):
             return None
         block = self._mesh_weights.get(mesh)
         if block is None:
-            block = self._mesh_weights[mesh] = renderer.morph_weights()
+            block = self._mesh_weights[mesh] = renderer.morph_weights(gpu, mesh)
         block.set(self.weights[targets])
         return block
 

@@ -1,10 +1,12 @@
-"""GPU uploads of a ``GltfAsset``: vertex/index buffers, morph delta textures, material
-textures. One upload is shared by every model instance of the same asset (refcounted)."""
+"""GPU uploads of a ``GltfAsset``: vertex/index buffers, morph delta textures (or, on a
+software rasteriser, the host-side target matrices of ``engine.render.host_morph``),
+material textures. One upload is shared by every model instance of the same asset
+(refcounted)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import moderngl
@@ -14,6 +16,7 @@ from engine import errors
 from engine.errors import EngineError
 from engine.gltf import GltfAsset, GltfPrimitive
 from engine.gltf_asset import GltfMaterial, TextureSlot
+from engine.render.host_morph import HostTargets
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
 
 
@@ -36,6 +39,13 @@ class GpuPrimitive:
     index_count: int = 0
     influences: int = 0  # skin joints per vertex on the GPU: 0 (not skinned), 4 or 8
     used_joints: np.ndarray | None = None  # palette entries some vertex weights (bounds)
+    # Host morphs (software rasteriser): this primitive's part of its mesh's HostTargets
+    # (None: no targets), its rest positions and normals (n, 6), and what an instance's
+    # own vertex array binds besides them.
+    host_part: int | None = None
+    host_rest: np.ndarray | None = None
+    static_content: list[tuple[Any, ...]] = field(default_factory=list)
+    index_buffer: moderngl.Buffer | None = None
 
     def release(self) -> None:
         self.vao.release()
@@ -102,15 +112,18 @@ def color_texture(
 
 class GpuAsset:
     """Everything of one asset on the GPU; each primitive built for the lit shader variant
-    ``program_for(material, skinned)`` picks for it."""
+    ``program_for(material, skinned)`` picks for it. ``host_morphs``: targets blended on
+    the host (``host_targets`` per mesh) instead of in the vertex shader."""
 
     def __init__(
         self,
         ctx: moderngl.Context,
         program_for: Callable[[GltfMaterial | None, bool], moderngl.Program],
         asset: GltfAsset,
+        host_morphs: bool = False,
     ) -> None:
         self.asset = asset
+        self.host_morphs = host_morphs
         self.refcount = 0
         self.textures = [
             color_texture(ctx, m.base_color_texture, m.base_color_slot)
@@ -124,6 +137,12 @@ class GpuAsset:
             else None
             for m in asset.materials
         ]
+        self.host_targets: list[HostTargets | None] = [
+            HostTargets(mesh.primitives)
+            if host_morphs and any(p.targets for p in mesh.primitives)
+            else None
+            for mesh in asset.meshes
+        ]
         self.meshes = [
             [
                 self._primitive(ctx, program_for(_material(asset, p), _skinned(p)), p)
@@ -131,22 +150,29 @@ class GpuAsset:
             ]
             for mesh in asset.meshes
         ]
+        for mesh_targets, prims in zip(self.host_targets, self.meshes, strict=True):
+            for k, prim in enumerate(prims):
+                if mesh_targets is not None and mesh_targets.parts[k] is not None:
+                    prim.host_part = k
 
-    @staticmethod
     def _primitive(
-        ctx: moderngl.Context, program: moderngl.Program, prim: GltfPrimitive
+        self, ctx: moderngl.Context, program: moderngl.Program, prim: GltfPrimitive
     ) -> GpuPrimitive:
         n = prim.vertex_count
         uvs = prim.uvs if prim.uvs is not None else np.zeros((n, 2), np.float32)
         interleaved = np.hstack([prim.positions, prim.normals, uvs]).astype(np.float32)
         vbo = ctx.buffer(interleaved.tobytes())
-        indices, morph_indices = _morphed_first(prim)
+        host = self.host_morphs and bool(prim.targets)
+        # Host morphs need no split: the blended vertices cost the shader nothing extra.
+        indices, morph_indices = (prim.indices, None) if host else _morphed_first(prim)
         ibo = ctx.buffer(np.ascontiguousarray(indices, np.uint32).tobytes())
         content: list[tuple[Any, ...]] = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
+        static: list[tuple[Any, ...]] = [(vbo, "24x 2f", "in_uv")]  # skips position, normal
         buffers = [vbo, ibo]
         if prim.colors is not None:
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())
             content.append((colors, "4f", "in_color"))
+            static.append(content[-1])
             buffers.append(colors)
         influences = 0
         used = None
@@ -159,11 +185,13 @@ class GpuAsset:
             skin_vbo = ctx.buffer(np.ascontiguousarray(skin, np.float32).tobytes())
             names = ["in_joints0", "in_weights0", "in_joints1", "in_weights1"][: influences // 2]
             content.append((skin_vbo, " ".join(["4f"] * len(names)), *names))
+            static.append(content[-1])
             buffers.append(skin_vbo)
             used = np.unique(prim.joints[prim.skin_weights > 0]).astype(np.intp)
         if prim.uvs1 is not None and "in_uv1" in program:
             uv1 = ctx.buffer(np.ascontiguousarray(prim.uvs1, np.float32).tobytes())
             content.append((uv1, "2f", "in_uv1"))
+            static.append(content[-1])
             buffers.append(uv1)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
         lo, hi = prim.positions.min(axis=0), prim.positions.max(axis=0)
@@ -174,7 +202,7 @@ class GpuAsset:
             vao,
             program,
             buffers,
-            delta_texture(ctx, prim),
+            None if host else delta_texture(ctx, prim),
             n,
             prim.material,
             prim.colors is not None,
@@ -183,6 +211,11 @@ class GpuAsset:
             len(indices),
             influences,
             used,
+            host_rest=(
+                np.hstack([prim.positions, prim.normals]).astype(np.float32) if host else None
+            ),
+            static_content=static,
+            index_buffer=ibo,
         )
 
     def release(self) -> None:

@@ -11,6 +11,7 @@ from engine.gltf import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive
 from engine.render.gpu_wait import flush_gpu
+from engine.render.host_morph import HostMorphs
 from engine.render.material_uniforms import needs_extras, set_material_uniforms
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
@@ -86,6 +87,9 @@ class Renderer:
         self._no_morph = MorphWeights(ctx)
         self._no_morph.set(np.zeros(0, np.float32))
         self._no_skin = JointPalette(ctx)  # a block must be bound even where unread
+        # Morph targets blended by numpy instead of the vertex shader (host_morph.py): the
+        # cheaper place on a software rasteriser. Set before the first asset is acquired.
+        self.host_morphs = False
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None] | None = None
         self.draw_calls = 0
@@ -105,7 +109,9 @@ class Renderer:
         """Upload ``asset`` once per context; later calls share it. Pair with ``release``."""
         gpu = self._assets.get(id(asset))
         if gpu is None:
-            gpu = self._assets[id(asset)] = GpuAsset(self.ctx, self._program_for, asset)
+            gpu = self._assets[id(asset)] = GpuAsset(
+                self.ctx, self._program_for, asset, self.host_morphs
+            )
         gpu.refcount += 1
         return gpu
 
@@ -139,8 +145,11 @@ class Renderer:
             self._write_frame_uniforms(program)
         return program
 
-    def morph_weights(self) -> MorphWeights:
-        return MorphWeights(self.ctx)
+    def morph_weights(self, gpu: GpuAsset, mesh: int) -> MorphWeights | HostMorphs:
+        """Per-instance morph state of ``gpu``'s mesh ``mesh``: a uniform block of active
+        targets for the shader, or host-blended vertex buffers (``host_morphs``)."""
+        targets = gpu.host_targets[mesh]
+        return MorphWeights(self.ctx) if targets is None else HostMorphs(self.ctx, targets)
 
     def joint_palette(self) -> JointPalette:
         return JointPalette(self.ctx)
@@ -218,7 +227,7 @@ class Renderer:
         gpu: GpuAsset,
         prims: Sequence[GpuPrimitive],
         model_matrix: np.ndarray,
-        weights: MorphWeights | None,
+        weights: MorphWeights | HostMorphs | None,
         palette: JointPalette | None = None,
     ) -> None:
         """Draw primitives sharing one model matrix, one set of morph weights and (for a
@@ -250,7 +259,7 @@ class Renderer:
         gpu: GpuAsset,
         prim: GpuPrimitive,
         model_matrix: np.ndarray,
-        weights: MorphWeights | None,
+        weights: MorphWeights | HostMorphs | None,
     ) -> None:
         self.draw_node(gpu, (prim,), model_matrix, weights)
 
@@ -317,7 +326,7 @@ class Renderer:
         self,
         gpu: GpuAsset,
         prim: GpuPrimitive,
-        weights: MorphWeights | None,
+        weights: MorphWeights | HostMorphs | None,
         palette: JointPalette | None,
     ) -> None:
         lit = prim.program
@@ -329,6 +338,11 @@ class Renderer:
         (
             palette if skinned and palette is not None else self._no_skin
         ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
+        vao = prim.vao
+        if isinstance(weights, HostMorphs):
+            if prim.host_part is not None:
+                vao = weights.vertex_array(prim)
+            weights = None  # the shader's target loop stays empty
         morphed = prim.deltas is not None and weights is not None
         if prim.deltas is not None and weights is not None:
             prim.deltas.use(DELTAS_UNIT)
@@ -348,22 +362,22 @@ class Renderer:
                 moderngl.ONE,
                 moderngl.ONE_MINUS_SRC_ALPHA,
             )
-            self._render(prim, morphed)
+            self._render(prim, vao, morphed)
             ctx.disable(moderngl.BLEND)
         else:
-            self._render(prim, morphed)
+            self._render(prim, vao, morphed)
         self.draw_calls += 1
 
-    def _render(self, prim: GpuPrimitive, morphed: bool) -> None:
+    def _render(self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool) -> None:
         """The triangles targets move with the bound weights, the rest without."""
         split = prim.morph_indices
         if not morphed or split is None:
-            prim.vao.render()
+            vao.render()
             return
         if split:
-            prim.vao.render(vertices=split)
+            vao.render(vertices=split)
         self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
-        prim.vao.render(first=split, vertices=prim.index_count - split)
+        vao.render(first=split, vertices=prim.index_count - split)
 
     def close(self) -> None:
         """Release every GL object this renderer made (assets included)."""
