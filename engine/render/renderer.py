@@ -364,9 +364,24 @@ class Renderer:
             )
             self._render(prim, vao, morphed)
             ctx.disable(moderngl.BLEND)
+        elif material.double_sided:
+            self._render_both_sides(prim, vao, morphed)
         else:
             self._render(prim, vao, morphed)
         self.draw_calls += 1
+
+    def _render_both_sides(
+        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool
+    ) -> None:
+        """An opaque double-sided primitive: its front faces, then its back faces. The back
+        faces its own front hides then fail the depth test early instead of being shaded
+        and drawn over (a tenth of a four-avatar frame on llvmpipe); the same pixels."""
+        ctx = self.ctx
+        ctx.enable(moderngl.CULL_FACE)
+        for culled in ("back", "front"):
+            ctx.cull_face = culled
+            self._render(prim, vao, morphed)
+        ctx.cull_face = "back"
 
     def _render(self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool) -> None:
         """The triangles targets move with the bound weights, the rest without."""
