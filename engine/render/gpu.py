@@ -112,13 +112,13 @@ def color_texture(
 
 class GpuAsset:
     """Everything of one asset on the GPU; each primitive built for the lit shader variant
-    ``program_for(material, skinned)`` picks for it. ``host_morphs``: targets blended on
+    ``program_for(material, skin influences)`` picks for it. ``host_morphs``: targets blended on
     the host (``host_targets`` per mesh) instead of in the vertex shader."""
 
     def __init__(
         self,
         ctx: moderngl.Context,
-        program_for: Callable[[GltfMaterial | None, bool], moderngl.Program],
+        program_for: Callable[[GltfMaterial | None, int], moderngl.Program],
         asset: GltfAsset,
         host_morphs: bool = False,
     ) -> None:
@@ -145,7 +145,7 @@ class GpuAsset:
         ]
         self.meshes = [
             [
-                self._primitive(ctx, program_for(_material(asset, p), _skinned(p)), p)
+                self._primitive(ctx, program_for(_material(asset, p), _influences(p)), p)
                 for p in mesh.primitives
             ]
             for mesh in asset.meshes
@@ -231,5 +231,8 @@ def _material(asset: GltfAsset, prim: GltfPrimitive) -> GltfMaterial | None:
     return asset.materials[prim.material] if prim.material is not None else None
 
 
-def _skinned(prim: GltfPrimitive) -> bool:
-    return prim.joints is not None and prim.skin_weights is not None
+def _influences(prim: GltfPrimitive) -> int:
+    """Skin joints per vertex (4 or 8), 0 for a primitive without a skin."""
+    if prim.joints is None or prim.skin_weights is None:
+        return 0
+    return int(prim.joints.shape[1])

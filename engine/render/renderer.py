@@ -73,10 +73,10 @@ class Renderer:
     def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
         # Variants of the lit shader (shaders.lit_shaders), compiled when a primitive first
-        # needs one: (extras, skinned) -> program.
-        self._variants: dict[tuple[bool, bool], moderngl.Program] = {}
+        # needs one: (extras, skin influences 0/4/8) -> program.
+        self._variants: dict[tuple[bool, int], moderngl.Program] = {}
         self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
-        self._variant(False, False)  # the plain one, which most primitives use: compiled now
+        self._variant(False, 0)  # the plain one, which most primitives use: compiled now
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
@@ -127,21 +127,21 @@ class Renderer:
     def programs(self) -> tuple[moderngl.Program, ...]:
         return tuple(self._variants.values())
 
-    def _program_for(self, material: GltfMaterial | None, skinned: bool) -> moderngl.Program:
-        return self._variant(material is not None and needs_extras(material), skinned)
+    def _program_for(self, material: GltfMaterial | None, influences: int) -> moderngl.Program:
+        return self._variant(material is not None and needs_extras(material), influences)
 
-    def _variant(self, extras: bool, skinned: bool) -> moderngl.Program:
-        program = self._variants.get((extras, skinned))
+    def _variant(self, extras: bool, influences: int) -> moderngl.Program:
+        program = self._variants.get((extras, influences))
         if program is None:
-            vertex, fragment = lit_shaders(extras=extras, skinned=skinned)
+            vertex, fragment = lit_shaders(extras=extras, influences=influences)
             program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
             program["Morph"].binding = MORPH_BLOCK_BINDING
-            if skinned:
+            if influences:
                 program["Skin"].binding = SKIN_BLOCK_BINDING
             program["u_deltas"].value = DELTAS_UNIT
             program["u_base_texture"].value = BASE_TEXTURE_UNIT
             program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
-            self._variants[(extras, skinned)] = program
+            self._variants[(extras, influences)] = program
             self._write_frame_uniforms(program)
         return program
 

@@ -16,11 +16,13 @@ SKIN_BLOCK = f"""
 layout(std140) uniform Skin {{
     vec4 u_joint_rows[{MAX_JOINTS * 3}];  // joint j: rows 3j, 3j+1, 3j+2
 }};
-uniform int u_skin_influences;  // 0: not skinned, 4: JOINTS_0 only, 8: JOINTS_0 and _1
+uniform int u_skin_influences;  // 0: drawn unskinned, else the primitive's 4 or 8
 in vec4 in_joints0;
 in vec4 in_weights0;
+#ifdef SKIN_EIGHT  // JOINTS_1 / WEIGHTS_1: a variant of its own (llvmpipe runs skipped code)
 in vec4 in_joints1;
 in vec4 in_weights1;
+#endif
 
 // Weighted sum of the joints' rows (linear-blend skinning). Weights sum to 1, or to 0
 // for a vertex bound to no joint: the rest of the sum is the identity.
@@ -32,14 +34,14 @@ void skin_rows(out vec4 r0, out vec4 r1, out vec4 r2) {{
         r0 += w * u_joint_rows[j]; r1 += w * u_joint_rows[j + 1]; r2 += w * u_joint_rows[j + 2];
     }}
     float total = dot(in_weights0, vec4(1.0));
-    if (u_skin_influences > 4) {{
-        for (int i = 0; i < 4; ++i) {{
-            int j = int(in_joints1[i]) * 3;
-            float w = in_weights1[i];
-            r0 += w * u_joint_rows[j]; r1 += w * u_joint_rows[j + 1]; r2 += w * u_joint_rows[j + 2];
-        }}
-        total += dot(in_weights1, vec4(1.0));
+#ifdef SKIN_EIGHT
+    for (int i = 0; i < 4; ++i) {{
+        int j = int(in_joints1[i]) * 3;
+        float w = in_weights1[i];
+        r0 += w * u_joint_rows[j]; r1 += w * u_joint_rows[j + 1]; r2 += w * u_joint_rows[j + 2];
     }}
+    total += dot(in_weights1, vec4(1.0));
+#endif
     float rest = 1.0 - total;
     r0.x += rest; r1.y += rest; r2.z += rest;
 }}
@@ -236,12 +238,17 @@ void main() {
 """
 
 
-def lit_shaders(*, extras: bool, skinned: bool) -> tuple[str, str]:
+def lit_shaders(*, extras: bool, influences: int) -> tuple[str, str]:
     """(vertex, fragment) source of one variant of the lit shader. ``extras``: the unlit
-    and MToon branches; ``skinned``: linear-blend skinning. Each lives only in the variants
-    that need it: llvmpipe runs a branch's code even where a uniform skips it, which cost
-    every other avatar 5-10% of its frame."""
-    defines = "#define MATERIAL_EXTRAS\n" * extras + "#define SKINNED\n" * skinned
+    and MToon branches; ``influences``: linear-blend skinning with 4 or 8 joints a vertex
+    (0: none). Each lives only in the variants that need it: llvmpipe runs a branch's code
+    even where a uniform skips it, which cost every other avatar 5-10% of its frame (and a
+    4-joint skin 1.7 ms a frame for the 8-joint loop it never used)."""
+    defines = (
+        "#define MATERIAL_EXTRAS\n" * extras
+        + "#define SKINNED\n" * (influences > 0)
+        + "#define SKIN_EIGHT\n" * (influences > 4)
+    )
     version = "#version 330\n"
     return (
         LIT_VERTEX.replace(version, version + defines, 1),

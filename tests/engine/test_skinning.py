@@ -281,3 +281,25 @@ def test_the_post_pass_region_holds_the_skinned_pixels(framed):
     assert x <= cols.min() and cols.max() < x + w
     assert y <= rows.min() and rows.max() < y + h
     assert w * h < SIZE[0] * SIZE[1]  # a part of the frame, not all of it
+
+
+@needs_sample
+def test_eight_influences_bend_like_four(framed):
+    """JOINTS_1/WEIGHTS_1 (their own shader variant): the SimpleSkin strip with every
+    influence moved to the second set bends exactly like the file's four."""
+    asset = load_gltf(SIMPLE_SKIN)
+    eight = copy.deepcopy(asset)
+    for prim in (p for mesh in eight.meshes for p in mesh.primitives):
+        assert prim.joints is not None and prim.skin_weights is not None
+        prim.joints = np.hstack([np.zeros_like(prim.joints), prim.joints])
+        prim.skin_weights = np.hstack([np.zeros_like(prim.skin_weights), prim.skin_weights])
+
+    def bend(model: ModelRenderer) -> None:
+        model.nodes[2].rotation = quat_from_euler(roll=0.8)
+
+    background = _background(framed)
+    four_bent = _coverage(_render(framed, asset, bend), background)
+    eight_bent = _coverage(_render(framed, eight, bend), background)
+    assert four_bent.sum() > 300
+    assert (four_bent != eight_bent).sum() <= 2
+    assert (four_bent != _coverage(_render(framed, asset), background)).sum() > 50  # it bends
