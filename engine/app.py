@@ -239,6 +239,7 @@ class App:
             target=self.target,
         )
         self.target.begin(scene.lighting.clear_color)
+        self.renderer.track_region = self.target.post_aa is not None
         self.renderer.begin_frame(frame)
         scene.render(frame)
         if self.software:

@@ -102,6 +102,9 @@ class Renderer:
         # NDC rectangle (x0, y0, x1, y1) the meshes drawn this frame can cover; None: none.
         # The post anti-aliasing pass runs only there (edges alias where geometry is).
         self.drawn_region: tuple[float, float, float, float] | None = None
+        # Whether draws grow drawn_region (the App sets it each frame: only a target with
+        # a post pass reads it; a skinned node's box costs about 0.2 ms to work out).
+        self.track_region = True
         self._view_projection = np.eye(4)
 
     # -- assets ----------------------------------------------------------------
@@ -239,7 +242,8 @@ class Renderer:
         lengths = float(np.prod(np.linalg.norm(linear, axis=0)))
         if lengths == 0.0 or abs(det) < 1e-9 * lengths:
             return  # scaled to nothing (or flat): invisible, and its normals are undefined
-        self._cover(model_matrix, prims, palette)
+        if self.track_region:
+            self._cover(model_matrix, prims, palette)
         model = _mat4(model_matrix)
         normal = np.ascontiguousarray(np.linalg.inv(linear), np.float32).tobytes()  # (inv^T)^T
         for lit in {prim.program for prim in prims}:
