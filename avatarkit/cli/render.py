@@ -205,9 +205,9 @@ def render_video(
         with server, App.headless(size=size, fps=fps, quality=quality) as app:
             if samples is not None:
                 app.set_quality(app.quality.with_samples(samples))
-            # No real-time audio thread to keep fed (the device is virtual): no flush per
-            # node, which cost llvmpipe a tile reload of the frame each time.
-            app.renderer.flush_per_node = False
+            # The App's flush per node stays on (software rasteriser): it overlaps the
+            # render thread's vertex work with rasterisation; with host morphs that beats
+            # the tile reload each flush costs llvmpipe (10 s at 640x360: 6.3 -> 5.6 s).
             AvatarSDK.initialize(
                 server.app_id,
                 Configuration(
