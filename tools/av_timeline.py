@@ -97,7 +97,10 @@ def timed_offsets(
 
     The heard audio time at a frame's present comes from the last burst that passed the
     sink before it (``audio time of burst + time since``); frames more than one burst
-    period after it (the sound stalled: paused, interrupted, an underrun) are left out.
+    period after it (the sound stalled: paused, interrupted, an underrun) are left out,
+    and so are frames past the motion's last frame (``seconds - 1 / FPS``): the face holds
+    that pose while the last frame's audio plays out and after the sound has ended, when
+    "time since the last burst" no longer says what is heard.
     """
     audio, sink = heard_bursts(recording, seconds, avatar)
     times, out = [], []
@@ -107,6 +110,8 @@ def timed_offsets(
         if shown is None or k < 0 or present - sink[k] > CLICK_PERIOD:
             continue
         heard = audio[k] + (present - sink[k])
+        if heard > seconds - 1 / FPS:
+            continue  # the speech (and its motion) is over
         if not 2 / FPS < heard % SAW_PERIOD < SAW_PERIOD - 3 / FPS:
             continue  # near the wrap the face blends the last tooth into the first
         # Unwrap the sawtooth around the heard time (a sync error is far below half a period).
