@@ -26,7 +26,7 @@ def set_material_uniforms(
     program["u_has_emissive_texture"].value = has_emissive_texture
     program["u_emissive_uv_set"].value = emissive.uv_set
     program["u_emissive_uv_row"].write(_rows(emissive.transform))
-    if "u_toon" not in program:  # the plain variant: neither unlit nor MToon
+    if not needs_extras(material):  # the plain variant (no u_toon; "in" walks every uniform)
         return
     program["u_unlit"].value = material.unlit
     toon = material.toon or _NO_TOON
