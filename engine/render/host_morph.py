@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING
 import moderngl
 import numpy as np
 
+from engine import errors
+from engine.errors import EngineError
 from engine.gltf_asset import GltfPrimitive
 
 if TYPE_CHECKING:
     from engine.render.gpu import GpuPrimitive
 
 _EPSILON = 1e-6  # weights below this are off (as in the shader path's active list)
+# Largest dense target matrix built for one primitive (the shader path's delta texture is
+# capped by the GL texture size in the same way): a hostile file cannot ask for gigabytes.
+MAX_TARGET_BYTES = 256 * 1024 * 1024
 
 
 class HostTargets:
@@ -42,6 +47,11 @@ class HostTargets:
             if not prim.targets:
                 self.parts.append(None)
                 continue
+            if count * prim.vertex_count * 6 * 4 > MAX_TARGET_BYTES:
+                raise EngineError(
+                    errors.RENDER_NOT_SUPPORTED,
+                    f"morph data too large: {count} targets x {prim.vertex_count} vertices",
+                )
             d = np.zeros((count, prim.vertex_count, 6), np.float32)
             for t, target in enumerate(prim.targets):
                 d[t, :, :3] = target.positions

@@ -5,6 +5,7 @@ follow every weight change. Real EGL pixels."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from engine import App, ModelRenderer, load_gltf
 from engine.render.host_morph import HostTargets
@@ -63,3 +64,15 @@ def test_targets_keep_only_moving_vertices(sphere_scene_path):
     rows = targets.blend(np.ones(len(mesh.target_names), np.float32))
     expected = prim.positions[moving] + sum(t.positions[moving] for t in prim.targets)
     np.testing.assert_allclose(rows[start:end, :3], expected, atol=1e-6)
+
+
+def test_too_much_morph_data_is_one_coded_error(sphere_scene_path, monkeypatch):
+    import engine.render.host_morph as host_morph
+    from engine import EngineError
+    from engine.errors import RENDER_NOT_SUPPORTED
+
+    mesh = next(m for m in load_gltf(sphere_scene_path).meshes if m.target_names)
+    monkeypatch.setattr(host_morph, "MAX_TARGET_BYTES", 1024)  # a hostile file's size, scaled
+    with pytest.raises(EngineError) as err:
+        HostTargets(mesh.primitives)
+    assert err.value.code == RENDER_NOT_SUPPORTED and "too large" in str(err.value)
