@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--offline", action="store_true", help="the offline render rows")
     parser.add_argument("--live", action="store_true", help="the live (kiosk) render rows")
     parser.add_argument("--skinned", action="store_true", help="the skinned-avatar row")
+    parser.add_argument("--edges", action="store_true", help="edge error per quality")
     parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
     parser.add_argument("--qualities", default="low,medium,high", help="--offline: qualities")
     parser.add_argument("--seconds", type=float, default=10.0, help="--offline: speech length")
@@ -217,6 +218,12 @@ def main() -> None:
         from render_skinned import main as skinned
 
         skinned(args.frames, [int(s) for s in args.samples.split(",")])
+        return
+    if args.edges:
+        from render_edges import main as edges
+
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+        edges(sizes, ["low", "medium", "high"])  # type: ignore[arg-type]
         return
     if args.offline:
         from render_offline import main as offline
