@@ -90,6 +90,12 @@ def main() -> None:
     parser.add_argument("--piper", type=int, default=1600, help="Piper utterances (0: none)")
     parser.add_argument("--kokoro", type=int, default=160, help="Kokoro utterances (0: none)")
     parser.add_argument(
+        "--kokoro-blend",
+        type=int,
+        default=0,
+        help="more Kokoro utterances, each by a mix of two training voices (new sentences)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=2,
@@ -116,6 +122,8 @@ def main() -> None:
         if count:
             copies = args.repeat * (3 if source == "kokoro" else 1)  # fewer, costlier clips
             clips += cached_clips(count, "train", 0, source) * copies
+    if args.kokoro_blend:  # new speakers and sentences: as many copies as Piper's
+        clips += cached_clips(args.kokoro_blend, "train", 1, "kokoro-blend") * args.repeat
     train_clips = build(clips, seed=1, ahead=ahead, lead=args.lead)
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
