@@ -96,6 +96,18 @@ def main() -> None:
         help="more Kokoro utterances, each by a mix of two training voices (new sentences)",
     )
     parser.add_argument(
+        "--kokoro-copies",
+        type=int,
+        default=None,
+        help="augmented copies of each plain Kokoro utterance (default: 3 x --repeat)",
+    )
+    parser.add_argument(
+        "--blend-copies",
+        type=int,
+        default=None,
+        help="augmented copies of each blended Kokoro utterance (default: --repeat)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=2,
@@ -120,10 +132,13 @@ def main() -> None:
     clips = make_clips(args.espeak, "train", 0)
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
         if count:
-            copies = args.repeat * (3 if source == "kokoro" else 1)  # fewer, costlier clips
+            copies = args.repeat  # Kokoro: fewer, costlier clips, more copies of each
+            if source == "kokoro":
+                copies = 3 * args.repeat if args.kokoro_copies is None else args.kokoro_copies
             clips += cached_clips(count, "train", 0, source) * copies
-    if args.kokoro_blend:  # new speakers and sentences: as many copies as Piper's
-        clips += cached_clips(args.kokoro_blend, "train", 1, "kokoro-blend") * args.repeat
+    if args.kokoro_blend:  # new speakers and sentences
+        blend_copies = args.repeat if args.blend_copies is None else args.blend_copies
+        clips += cached_clips(args.kokoro_blend, "train", 1, "kokoro-blend") * blend_copies
     train_clips = build(clips, seed=1, ahead=ahead, lead=args.lead)
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
