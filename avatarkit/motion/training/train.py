@@ -1,7 +1,7 @@
 """Rebuild ``assets/models/motion_mlp.npz``: speech from three synthesizers -> features -> MLP.
 
     .venv/bin/pip install -e .[train]  # torch, Piper, Kokoro, PocketSphinx: never at run time
-    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--piper 1600]
+    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--kokoro-blend 640]
 
 The Piper and Kokoro utterances are synthesized and aligned once into ``.cache/motion-corpus``
 (about 30 minutes on one core the first time); the training itself takes about 25 minutes
