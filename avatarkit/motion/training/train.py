@@ -1,7 +1,7 @@
 """Rebuild ``assets/models/motion_mlp.npz``: speech from three synthesizers -> features -> MLP.
 
     .venv/bin/pip install -e .[train]  # torch, Piper, Kokoro, PocketSphinx: never at run time
-    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--piper 1600]
+    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--kokoro-blend 640]
 
 The Piper and Kokoro utterances are synthesized and aligned once into ``.cache/motion-corpus``
 (about 30 minutes on one core the first time); the training itself takes about 25 minutes
@@ -90,6 +90,24 @@ def main() -> None:
     parser.add_argument("--piper", type=int, default=1600, help="Piper utterances (0: none)")
     parser.add_argument("--kokoro", type=int, default=160, help="Kokoro utterances (0: none)")
     parser.add_argument(
+        "--kokoro-blend",
+        type=int,
+        default=0,
+        help="more Kokoro utterances, each by a mix of two training voices (new sentences)",
+    )
+    parser.add_argument(
+        "--kokoro-copies",
+        type=int,
+        default=None,
+        help="augmented copies of each plain Kokoro utterance (default: 3 x --repeat)",
+    )
+    parser.add_argument(
+        "--blend-copies",
+        type=int,
+        default=None,
+        help="augmented copies of each blended Kokoro utterance (default: --repeat)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=2,
@@ -114,8 +132,13 @@ def main() -> None:
     clips = make_clips(args.espeak, "train", 0)
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
         if count:
-            copies = args.repeat * (3 if source == "kokoro" else 1)  # fewer, costlier clips
+            copies = args.repeat  # Kokoro: fewer, costlier clips, more copies of each
+            if source == "kokoro":
+                copies = 3 * args.repeat if args.kokoro_copies is None else args.kokoro_copies
             clips += cached_clips(count, "train", 0, source) * copies
+    if args.kokoro_blend:  # new speakers and sentences
+        blend_copies = args.repeat if args.blend_copies is None else args.blend_copies
+        clips += cached_clips(args.kokoro_blend, "train", 1, "kokoro-blend") * blend_copies
     train_clips = build(clips, seed=1, ahead=ahead, lead=args.lead)
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
