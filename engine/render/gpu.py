@@ -214,7 +214,7 @@ class GpuAsset:
             host_rest=(
                 np.hstack([prim.positions, prim.normals]).astype(np.float32) if host else None
             ),
-            static_content=static,
+            static_content=static if host else [],
             index_buffer=ibo,
         )
 
