@@ -88,7 +88,6 @@ class HostMorphs:
     def __init__(self, ctx: moderngl.Context, targets: HostTargets) -> None:
         self.ctx = ctx
         self.targets = targets
-        self.active = 0
         self._weights = np.zeros(targets.target_count, np.float32)
         self._dirty = True
         # Per part index: (buffer, all of the primitive's vertices (n, 6), vertex array).
@@ -96,7 +95,6 @@ class HostMorphs:
 
     def set(self, weights: np.ndarray) -> None:
         weights = np.asarray(weights, np.float32)
-        self.active = int(np.count_nonzero(np.abs(weights) > _EPSILON))
         if not np.array_equal(weights, self._weights):  # idle frames keep their buffers
             self._weights = weights.copy()
             self._dirty = True
