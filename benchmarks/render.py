@@ -219,16 +219,15 @@ def main() -> None:
 
         skinned(args.frames, [int(s) for s in args.samples.split(",")])
         return
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     if args.edges:
         from render_edges import main as edges
 
-        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         edges(sizes, ["low", "medium", "high"])  # type: ignore[arg-type]
         return
     if args.offline:
         from render_offline import main as offline
 
-        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         offline(sizes, args.qualities.split(","), args.seconds)
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,7 @@ def main(sizes: list[tuple[int, int]], qualities: list[str]) -> None:
     for w, h in sizes:
         truth = render(avatar, weights, (4 * w, 4 * h), "low").reshape(h, 4, w, 4, 3).mean((1, 3))
         frames = {q: render(avatar, weights, (w, h), q) for q in qualities}
-        low = frames.get("low", render(avatar, weights, (w, h), "low"))
+        low = frames["low"] if "low" in frames else render(avatar, weights, (w, h), "low")
         edge = np.abs(low - truth).max(axis=2) > 24
         errors = ", ".join(f"{q} {np.abs(f - truth)[edge].mean():.1f}" for q, f in frames.items())
         print(f"{w}x{h}: {int(edge.sum())} edge pixels; {errors}", flush=True)
