@@ -2,7 +2,8 @@
 
 One frame (``step``): tick the clock, dispatch input, ``scene.update(dt)``, render the
 scene into the off-screen target, present (headless: wait for the GPU; window: blit and
-swap), then ``post_render`` hooks and frame listeners (capture). Everything here runs on
+swap), then ``post_render`` hooks and frame listeners (capture). ``advance`` runs the
+update half alone. Everything here runs on
 the thread that created the App: the render thread.
 """
 
@@ -191,12 +192,7 @@ class App:
         # Make our context current: another App (or a plain moderngl context) in this
         # process may have made its own current since our last frame.
         with self.ctx:
-            dt = self.clock.tick()
-            self._dispatch_events()
-            self.schedule.advance(self.clock.time)
-            posed_at = time.perf_counter()
-            self.scene.update(dt)
-            self._apply_quality_request()
+            posed_at = self._update()
             frame = self._render()
             self.backend.present(self.target)
             self._measure_present_lead(time.perf_counter() - posed_at)
@@ -206,6 +202,26 @@ class App:
         self.frame_index += 1
         self.stats.tick()
         return frame
+
+    def advance(self) -> None:
+        """Run one frame's update without drawing it: the clock, the schedule and the scene
+        move exactly as ``step()`` moves them (controllers tick, audio plays on), and
+        nothing is drawn, presented or handed to frame listeners. A process that renders
+        only some frames of a video (``avatarkit render --workers``) keeps its scene in
+        step with the others this way."""
+        with self.ctx:
+            self._update()
+        self.frame_index += 1
+
+    def _update(self) -> float:
+        """The frame's update half; returns when the scene was posed (perf_counter)."""
+        dt = self.clock.tick()
+        self._dispatch_events()
+        self.schedule.advance(self.clock.time)
+        posed_at = time.perf_counter()
+        self.scene.update(dt)
+        self._apply_quality_request()
+        return posed_at
 
     def _apply_quality_request(self) -> None:
         wanted = self.scene.render_quality

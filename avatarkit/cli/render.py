@@ -9,25 +9,24 @@ video is sample-accurate, deterministic and exactly as long as the audio (to a f
 from __future__ import annotations
 
 import argparse
-import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avatarkit.cli import video_size
-from avatarkit.cli.common import check_output, open_avatar, output_with_suffix, read_wav
+from avatarkit.cli.common import check_output, output_with_suffix
+from avatarkit.cli.render_session import RenderJob, open_session
+from avatarkit.cli.render_workers import PARENT, RenderHelpers, helpers_for
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import SUPPORTED_FPS
 from engine.render.quality import QUALITY_NAMES
 
-log = logging.getLogger(__name__)
-
-SEND_CHUNK_S = 0.2  # seconds of audio per websocket message
-MOTION_WAIT_S = 60.0  # give up waiting for motion after this long (then audio only)
+if TYPE_CHECKING:
+    from engine import App
 
 
 DESCRIPTION = """Render an avatar speaking a WAV file to an MP4 (H.264 + AAC), off-screen.
@@ -113,6 +112,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=(0, 2, 4, 8),
         help="MSAA samples per pixel, overriding the quality's (0 = off)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 9),
+        metavar="N",
+        help="processes drawing frames (1-8); default: 2 on a software rasteriser with two "
+        "or more CPUs for videos of 8 s or more, else 1",
+    )
     p.set_defaults(func=run)
 
 
@@ -145,12 +152,14 @@ def run(args: argparse.Namespace) -> int:
         background=args.background,
         quality=args.quality,
         samples=args.samples,
+        workers=args.workers,
     )
     bar.finish("completed")
     print(
         f"{result.path}: {result.frames} frames, {result.duration:.3f} s, "
         f"{result.seconds:.1f} s to render ({result.duration / result.seconds:.2f}x real time, "
-        f"quality {result.quality})"
+        f"quality {result.quality}, {result.processes} process"
+        f"{'es' if result.processes > 1 else ''})"
     )
     return 0
 
@@ -162,6 +171,8 @@ class RenderResult:
     duration: float  # seconds of video (== audio, to one frame)
     seconds: float  # wall time spent
     quality: str = ""  # the render quality used (its name, or name+samples)
+    processes: int = 1  # processes that drew frames (this one and its helpers)
+    helper_frames: int = 0  # frames drawn by helper processes (``render_workers``)
 
 
 def render_video(
@@ -176,124 +187,87 @@ def render_video(
     background: str = "scene",  # "transparent": RGBA frames into a .webm / .mov with alpha
     quality: str = "auto",  # engine.render.quality: auto, low, medium, high
     samples: int | None = None,  # MSAA samples overriding the quality's
+    workers: int | None = None,  # processes drawing frames; None: auto (render_workers)
 ) -> RenderResult:
     """``progress(fraction)`` after each video frame (e.g. a terminal progress bar).
 
-    The loop keeps both cores busy: the rasteriser draws frame k+1 while the encoder
-    thread converts and encodes frame k (``VideoWriter(threaded=True)``), and frames come
-    back through pixel buffers that do not stall the GPU (``FrameReader``)."""
-    from avatarkit.controller import ConnectionState
-    from avatarkit.sdk import AvatarSDK, Configuration
-    from avatarkit.server.embedded import EmbeddedServer
-    from avatarkit.view import AvatarView
-    from engine import App, VideoWriter, straight_alpha
-    from engine.audio import Mixer, VirtualDevice
+    The loop keeps the cores busy: the rasteriser draws frame k+1 while the encoder
+    thread converts and encodes frame k (``VideoWriter(threaded=True)``), frames come back
+    through pixel buffers that do not stall the GPU (``FrameReader``), and on a software
+    rasteriser a helper process draws every other chunk of a long video
+    (``render_workers``)."""
+    from engine import VideoWriter, straight_alpha
+    from engine.capture import ALPHA_FORMATS
     from engine.render.readback import FrameReader
 
     started = time.perf_counter()
-    audio = read_wav(Path(audio_path))
-    pcm, rate = audio.pcm.astype("<i2").tobytes(), audio.sample_rate
+    alpha = Path(output).suffix.lower() in ALPHA_FORMATS  # frames read and written as RGBA
+    job = RenderJob(
+        avatar_id,
+        Path(audio_path).resolve(),
+        size,
+        fps,
+        idle,
+        model,
+        background,
+        quality,
+        samples,
+        alpha,
+    )
     check_output(Path(output))  # fail now, not after the whole render
-    audio_samples = len(pcm) // 2
-    frames = math.ceil(audio_samples * fps / rate)  # the last frame may show the audio's tail
-    avatar = open_avatar(avatar_id)
-    mixer = Mixer(rate)
-    device = VirtualDevice(mixer).start()
+    helpers: list[RenderHelpers] = []
+
+    def start_helpers(app: App, frames: int) -> None:  # they start up while we do
+        count = helpers_for(workers, app.software, frames / fps)
+        if count:
+            helpers.append(RenderHelpers(job, frames, count))
+
     try:
-        # A file or folder given as --avatar is served (and so may be driven) by its path.
-        server = EmbeddedServer(avatars=avatar.source_path, motion_model=model)
-        with server, App.headless(size=size, fps=fps, quality=quality) as app:
-            if samples is not None:
-                app.set_quality(app.quality.with_samples(samples))
-            # The App's flush per node stays on (software rasteriser): it overlaps the
-            # render thread's vertex work with rasterisation; with host morphs that beats
-            # the tile reload each flush costs llvmpipe (10 s at 640x360: 6.3 -> 5.6 s).
-            AvatarSDK.initialize(
-                server.app_id,
-                Configuration(
-                    ingress_url=server.ingress_url,
-                    console_url=server.console_url,
-                    sample_rate=rate,
-                    audio_device="virtual",
-                ),
-            )
-            AvatarSDK.set_session_token(server.issue_token())
-            view = app.scene.create_entity(avatar.id).add_component(
-                AvatarView(
-                    avatar,
-                    mixer=mixer,
-                    idle=idle,
-                    background="transparent" if background == "transparent" else "scene",
-                )
-            )
-            view.frame(app.scene.camera)
-            controller = view.controller
-            refusals: list[AvatarKitError] = []
-            controller.on_error = refusals.append  # why a connection failed, if it does
-            controller.start()
-            step = int(SEND_CHUNK_S * rate) * 2
-            try:
-                for i in range(0, len(pcm), step):
-                    controller.send(pcm[i : i + step], end=i + step >= len(pcm))
-            except AvatarKitError:
-                # A refusal can land while we are still sending: send() then says only
-                # "not connected"; the refusal itself is raised below.
-                if controller.connection_state != ConnectionState.FAILED:
-                    raise
-            _wait_for_motion(controller, audio_samples / rate)
-            if controller.connection_state == ConnectionState.FAILED:
-                app.step()  # the controller hands its errors to on_error on its tick
-                raise (
-                    refusals[-1]
-                    if refusals
-                    else AvatarKitError(
-                        ErrorCode.CONNECTION_FAILED, "could not reach the embedded Motion Server"
-                    )
-                )
-            # Everything is here: a render slower than real time must not sit on an idle
-            # session until the server's idle timeout closes it (and warns).
-            controller.disconnect()
-            used_quality = app.quality.name
-            if samples is not None:
-                used_quality += f", {app.quality.samples}x MSAA"
-            with VideoWriter(output, size, fps=fps, sample_rate=rate, threaded=True) as writer:
+        with open_session(job, on_app=start_helpers) as session:
+            app = session.app
+            with VideoWriter(
+                output, size, fps=fps, sample_rate=session.sample_rate, threaded=True
+            ) as writer:
                 with app.ctx:  # GL calls need it current (set_quality released it)
-                    reader = FrameReader(app.ctx, size, alpha=writer.alpha)
+                    reader = FrameReader(app.ctx, size, alpha=alpha)
 
                 def emit(ready: np.ndarray) -> None:  # a video with alpha takes straight RGBA
-                    writer.write_frame(straight_alpha(ready) if writer.alpha else ready)
+                    writer.write_frame(straight_alpha(ready) if alpha else ready)
 
-                for k in range(frames):
-                    app.step()  # the face is sampled at the audio clock: samples played so far
+                helper_frames = 0
+                for k in range(session.frames):
+                    owner = helpers[0].owner(k) if helpers else PARENT
+                    pixels = helpers[0].take(owner, k) if owner != PARENT else None
+                    helper_frames += pixels is not None
+                    heard = session.tick(k, draw=pixels is None)
                     with app.ctx:
-                        ready = reader.push(app.target.resolved)
-                    if ready is not None:
-                        emit(ready)
-                    heard = device.advance(device.frames_for_video_frame(k, fps))
+                        if pixels is None:
+                            ready = reader.push(app.target.resolved)
+                            if ready is not None:
+                                emit(ready)
+                        else:  # frames this process drew before it go first
+                            for ready in reader.drain():
+                                emit(ready)
+                            emit(pixels)
                     writer.write_audio(
                         np.clip(np.round(heard[:, 0] * 32768), -32768, 32767).astype("<i2")
                     )
                     if progress is not None:
-                        progress((k + 1) / frames)
+                        progress((k + 1) / session.frames)
                 with app.ctx:
                     for ready in reader.drain():
                         emit(ready)
                     reader.release()
-            view.dispose()
+        processes = 1
+        if helpers:
+            board = helpers.pop()
+            board.close()
+            processes += board.count
     finally:
-        AvatarSDK.cleanup()
+        for board in helpers:  # left only by an error
+            board.close(kill=True)
+    seconds = time.perf_counter() - started
+    duration = session.frames / fps
     return RenderResult(
-        Path(output), frames, frames / fps, time.perf_counter() - started, used_quality
+        Path(output), session.frames, duration, seconds, session.quality, processes, helper_frames
     )
-
-
-def _wait_for_motion(controller, seconds: float) -> None:
-    """Render only once the whole utterance's motion is here: a virtual clock never waits,
-    so the face is never short of motion and the output does not depend on timing."""
-    deadline = time.monotonic() + MOTION_WAIT_S
-    while time.monotonic() < deadline:
-        health = controller.buffered()
-        if health.motion_ms >= seconds * 1000 - 1e-6 or controller.connection_state == "failed":
-            return
-        time.sleep(0.005)
-    log.warning("motion incomplete after %.0f s; the rest plays with a still face", MOTION_WAIT_S)

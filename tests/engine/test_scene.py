@@ -95,6 +95,21 @@ def test_lifecycle_order_systems_and_dispose(app):
     assert [e for e in log if e[0] != "system"] == []  # gone from the loop
 
 
+def test_advance_updates_like_step_and_draws_nothing(app):
+    """``App.advance``: a render helper's frames drawn elsewhere (``render_workers``)."""
+    log: list = []
+    app.scene.create_entity("e").add_component(Recorder(log, "e"))
+    heard: list = []
+    app.add_frame_listener(lambda _app, frame: heard.append(frame.index))
+    log.clear()
+    app.advance()
+    assert log == [("update", "e", round(1 / 30, 6))] and heard == []
+    assert app.frame_index == 1 and abs(app.clock.time - 1 / 30) < 1e-9
+    app.step()
+    assert [entry[0] for entry in log[1:]] == ["update", "render", "post_render"]
+    assert heard == [1]  # the next step draws the next frame
+
+
 def test_hidden_and_disabled_components_are_not_rendered(app):
     log: list = []
     hidden = app.scene.create_entity("hidden")
