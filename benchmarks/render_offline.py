@@ -7,8 +7,10 @@ process and right after it, is the least the same video can cost: the same avata
 triangles at rest drawn with plain moderngl (the lit shader, no morphs, no background,
 the quality's MSAA, no post pass) at the same camera, read back with ``glReadPixels`` and
 encoded with PyAV in one thread, frame by frame. Real-time factor = seconds of video per
-second of wall time; CPU is the process's CPU seconds (both cores count), a figure that
-other load on a shared machine disturbs less than wall time.
+second of wall time; CPU is the process's CPU seconds (both cores count, and so do helper
+processes'), a figure that other load on a shared machine disturbs less than wall time.
+Each size and quality runs twice: the default (``procs`` 2 where ``avatarkit render``
+starts a helper process, see ``render_workers``) and one process.
 
     .venv/bin/python benchmarks/render.py --offline [--sizes 640x360,1280x720]
                                          [--qualities low,medium,high] [--seconds 10]
@@ -71,12 +73,22 @@ def speech_clip(path: Path, seconds: float) -> Path:
     return path
 
 
-def engine_render(wav: Path, out: Path, size: tuple[int, int], quality: str) -> tuple[float, float]:
+def engine_render(
+    wav: Path, out: Path, size: tuple[int, int], quality: str, workers: int | None = None
+) -> tuple[float, float, int]:
+    """Wall and CPU seconds (helper processes' CPU included), and the processes used."""
+    import resource
+
     from avatarkit.cli.render import render_video
 
-    wall, cpu = time.perf_counter(), time.process_time()
-    render_video("ava", wav, out, size, FPS, quality=quality)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    wall, cpu = time.perf_counter(), time.process_time() + children_cpu()
+    result = render_video("ava", wav, out, size, FPS, quality=quality, workers=workers)
+    cpu = time.process_time() + children_cpu() - cpu
+    return time.perf_counter() - wall, cpu, result.processes
 
 
 def floor_render(
@@ -168,20 +180,27 @@ def main(sizes: list[tuple[int, int]], qualities: list[str], seconds: float) -> 
             f"{os.getloadavg()[0]:.2f}"
         )
         print(
-            f"{'size':>9} {'quality':>7} | {'engine s':>8} {'CPU s':>6} {'x real':>6} | "
-            f"{'floor s':>7} {'CPU s':>6} {'x real':>6} | {'time ratio':>10} {'CPU ratio':>9}"
+            f"{'size':>9} {'quality':>7} {'procs':>5} | {'engine s':>8} {'CPU s':>6} "
+            f"{'x real':>6} | {'floor s':>7} {'CPU s':>6} {'x real':>6} | {'time ratio':>10} "
+            f"{'CPU ratio':>9}"
         )
         for size in sizes:
             for name in qualities:
                 quality = QUALITIES[name]
-                e_wall, e_cpu = engine_render(wav, Path(tmp) / "engine.mp4", size, name)
+                # The default (auto: a helper process on llvmpipe for this long an input)
+                # and one process, side by side, then the floor.
+                runs = [
+                    engine_render(wav, Path(tmp) / "engine.mp4", size, name, w) for w in (None, 1)
+                ]
                 f_wall, f_cpu = floor_render(
                     Path(tmp) / "floor.mp4", size, quality.samples, frames, rate
                 )
-                print(
-                    f"{size[0]:>4}x{size[1]:<4} {name:>7} | {e_wall:>8.2f} {e_cpu:>6.2f} "
-                    f"{seconds / e_wall:>5.2f}x | {f_wall:>7.2f} {f_cpu:>6.2f} "
-                    f"{seconds / f_wall:>5.2f}x | {e_wall / f_wall:>10.2f} {e_cpu / f_cpu:>9.2f}",
-                    flush=True,
-                )
+                for e_wall, e_cpu, procs in runs:
+                    print(
+                        f"{size[0]:>4}x{size[1]:<4} {name:>7} {procs:>5} | {e_wall:>8.2f} "
+                        f"{e_cpu:>6.2f} {seconds / e_wall:>5.2f}x | {f_wall:>7.2f} {f_cpu:>6.2f} "
+                        f"{seconds / f_wall:>5.2f}x | {e_wall / f_wall:>10.2f} "
+                        f"{e_cpu / f_cpu:>9.2f}",
+                        flush=True,
+                    )
     print(f"load average after: {os.getloadavg()[0]:.2f} (2 cores shared)")
