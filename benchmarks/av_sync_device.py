@@ -1,6 +1,6 @@
 """A/V sync through a real sound server, measured at its output.
 
-    python benchmarks/av_sync_device.py [--minutes 10] [--size 640x360]
+    python benchmarks/av_sync_device.py [--minutes 10] [--size 640x360] [--quality auto]
 
 A private PulseAudio daemon with a null sink (``tools/pulse_sink.py``; Debian
 ``pulseaudio pulseaudio-utils libasound2-plugins``) takes what PyAudio/PortAudio play,
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import av_timeline  # noqa: E402
 import pulse_sink  # noqa: E402
 
+SCENARIO_KEYS = ("avatars", "seconds", "pause_at", "pause_for", "interrupt_at")
 SCENARIOS = [
     {"avatars": 1, "seconds": 20},
     {"avatars": 2, "seconds": 20, "pause_at": 6.0, "pause_for": 1.5},
@@ -68,6 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--size", default="640x360")
+    parser.add_argument(
+        "--quality", default="auto", help="render quality (default auto: what a kiosk window uses)"
+    )
     args = parser.parse_args()
     reason = pulse_sink.missing()
     if reason:
@@ -81,13 +85,15 @@ def main() -> None:
     with pulse_sink.PulseNullSink() as pulse:
         n = 0
         while time.monotonic() < deadline:
-            opts = {**SCENARIOS[n % len(SCENARIOS)], "size": size}
+            opts = {**SCENARIOS[n % len(SCENARIOS)], "size": size, "quality": args.quality}
             report, rec = run(pulse, opts)
             for k in range(opts["avatars"]):
                 times, offsets = av_timeline.timed_offsets(report, rec, opts["seconds"], k)
                 rows = report["frames"][k]
                 interval = float(np.median(np.diff([row[0] for row in rows])))
-                label = ", ".join(f"{key}={value}" for key, value in opts.items() if key != "size")
+                label = ", ".join(
+                    f"{key}={value}" for key, value in opts.items() if key in SCENARIO_KEYS
+                )
                 print(
                     summarise(
                         f"#{n} avatar {k} ({label})"[:34], offsets, times - times[0], interval

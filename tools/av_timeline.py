@@ -136,7 +136,10 @@ def main(opts: dict) -> dict:
 
     seconds, count = float(opts.get("seconds", 10)), int(opts.get("avatars", 1))
     pcm, frames = make_audio(seconds), timeline_frames(seconds, FPS, RATE)
-    app = App.headless(size=tuple(opts.get("size", (640, 360))), fps=FPS)  # the default clock
+    # The default clock, and the kiosk's quality (``App.window``'s "auto": FXAA without
+    # MSAA on a software rasteriser) unless the scenario names one.
+    size = tuple(opts.get("size", (640, 360)))
+    app = App.headless(size=size, fps=FPS, quality=opts.get("quality", "auto"))
     AvatarSDK.initialize(
         "av-timeline", Configuration(driving_mode="backend", audio_device="pyaudio")
     )
