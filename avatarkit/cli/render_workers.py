@@ -33,16 +33,19 @@ import threading
 import time
 from collections import deque
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
+import avatarkit
 from avatarkit.cli.render_session import RenderJob, RenderSession, open_session
 
 log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 15  # frames a helper draws per claim: small enough to balance the load
-# A helper's start-up (about 1.2 s of CPU) pays for itself from about 8 s of video on;
-# measured at 640x360 on two cores: 10 s 1.8x -> 2.0x, 20 s 2.1x -> 2.4x.
+# A helper's start-up (about 1.2 s of CPU) pays for itself from about 8 s of video on.
+# Measured on two cores (BENCHMARKS.md): 10 s at 640x360 +1-8%, at 1280x720 +0-20%; 20 s
+# +6% and +20%.
 MIN_SECONDS = 8.0
 TAKE_TIMEOUT_S = 60.0  # a helper silent this long is given up (the parent draws its share)
 PARENT = 0
@@ -68,8 +71,15 @@ class RenderHelpers:
         self._current = 0  # the chunk the parent is on
         self._lock = threading.Lock()
         self._shape = (job.size[1], job.size[0], 4 if job.alpha else 3)
-        self.count = count
-        self._helpers = {i: _Helper(i, job, self) for i in range(1, count + 1)}
+        self._helpers: dict[int, _Helper] = {}
+        for ident in range(1, count + 1):
+            try:
+                self._helpers[ident] = _Helper(ident, job, self)
+            except OSError as exc:  # no process to be had: its turns are the parent's
+                log.warning(
+                    "render helper %d did not start (%s); drawing its frames here", ident, exc
+                )
+        self.count = len(self._helpers)
 
     def owner(self, index: int) -> int:
         """Who draws frame ``index``: PARENT, or the helper that claimed its chunk. At each
@@ -108,17 +118,31 @@ class _Helper:
     def __init__(self, ident: int, job: RenderJob, board: RenderHelpers) -> None:
         self.ident = ident
         ours, theirs = socket.socketpair()
+        # The helper runs this very avatarkit, wherever the parent imported it from.
+        here = str(Path(avatarkit.__file__).resolve().parents[1])
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "avatarkit.cli.render_workers", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                env=env,
             )
+        except OSError:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send(job)
+        try:
+            self.conn.send(job)
+        except OSError:
+            self.process.kill()
+            self.process.wait()
+            self.conn.close()
+            raise
         self.frames: queue.Queue[tuple[int, bytes]] = queue.Queue(maxsize=CHUNK_FRAMES)
         self.error: str | None = None  # why it stopped, if it failed
         self.failed = False
