@@ -94,3 +94,18 @@ def test_auto_starts_a_helper_only_where_it_pays():
     assert helpers_for(None, software=True, seconds=long - 1) == 0  # start-up > gain
     assert helpers_for(None, software=False, seconds=10 * long) == 0  # a GPU: no need
     assert helpers_for(3, software=False, seconds=1.0) == 2  # asked for: given
+
+
+def test_a_helper_that_cannot_start_leaves_its_turns_to_the_parent(
+    tmp_path, one_process, monkeypatch, caplog
+):
+    def no_process(*args, **kwargs):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(render_workers.subprocess, "Popen", no_process)
+    out = tmp_path / "alone.mp4"
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        result = render_video("ava", SPEECH, out, SIZE, workers=2)
+    assert (result.processes, result.helper_frames) == (1, 0)
+    assert any("did not start" in r.getMessage() for r in caplog.records)
+    assert np.array_equal(frames_of(out), one_process)
