@@ -78,6 +78,7 @@ class AudioDevice:
     def start(self) -> Self:
         self.mixer.device = self
         self.mixer.realtime = self.realtime
+        self.mixer.restart_clock()  # this device's pulls place the clock afresh
         self.running = True
         _playing.add(self)
         return self

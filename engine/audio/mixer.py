@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from engine.audio.devices import AudioDevice
 
 CHANNELS = 2
+# The audio clock's placement of a device pull follows each new pull by this share of its
+# error, so one callback that comes early or late (PortAudio through PulseAudio: 32 ms
+# blocks, a callback up to 35 ms off the line the others lie on) moves the clock a tenth as
+# much; a jump beyond RESYNC_S (a start, an underrun, a device change) is taken at once.
+PULL_GAIN = 0.1
+RESYNC_S = 0.05
 
 
 def pan_gains(pan: float) -> tuple[float, float]:
@@ -34,7 +40,9 @@ class Mixer:
     device sets ``latency_frames``; together they place each source's samples in time.
     A real-time device (``realtime=True``) plays continuously between its pulls, so the
     audible frame advances with ``clock`` from the last pull (ffplay's audio clock: the
-    pts of the last callback plus the time elapsed since); a virtual device steps exactly.
+    pts of the last callback plus the time elapsed since), each pull's placement smoothed
+    against the line the earlier ones lie on (``PULL_GAIN``); a virtual device steps
+    exactly.
     """
 
     def __init__(self, sample_rate: int = 16000) -> None:
@@ -48,7 +56,9 @@ class Mixer:
         self.volume = 1.0
         self.realtime = False
         self.clock: Callable[[], float] = time.perf_counter  # a simulation may replace it
-        self._last_pull = (0, 0.0)  # (first frame of the last pull, clock() at that pull)
+        # (mixer frame playing at clock() time ``at``, at): the smoothed last pull.
+        self._last_pull: tuple[float, float] | None = None
+        self._marked = False  # a device reports its own play marks (mark_playing)
 
     @property
     def sources(self) -> tuple[AudioSource, ...]:
@@ -57,10 +67,11 @@ class Mixer:
     @property
     def audible_frame(self) -> int:
         """Frames heard so far: mixed frames minus those still in flight to the speaker."""
-        if not self.realtime:
+        pull = self._last_pull
+        if not self.realtime or pull is None:
             return self.frames_mixed - self.latency_frames
-        start, pulled_at = self._last_pull
-        played = start + int((self.clock() - pulled_at) * self.sample_rate)
+        start, pulled_at = pull
+        played = int(start + (self.clock() - pulled_at) * self.sample_rate)
         return min(played, self.frames_mixed) - self.latency_frames
 
     @property
@@ -81,8 +92,8 @@ class Mixer:
         """Device side: the next ``frames`` stereo frames, float32 shape (frames, 2)."""
         out = np.zeros((frames, CHANNELS), dtype=np.float32)
         start = self.frames_mixed
-        if self.realtime:
-            self._last_pull = (start, self.clock())
+        if self.realtime and not self._marked:
+            self._place(start, self.clock())
         for source in self._sources:
             samples = source.take(frames, start)
             if not len(samples):
@@ -95,9 +106,25 @@ class Mixer:
         np.clip(out, -1.0, 1.0, out=out)
         return out
 
+    def restart_clock(self) -> None:
+        """A new device: forget the last one's pulls and whether it marked them."""
+        self._last_pull, self._marked = None, False
+
     def mark_playing(self, frame: int, at: float) -> None:
         """A device that knows better says mixer frame ``frame`` plays at ``clock()`` time
         ``at``."""
+        self._marked = True
+        self._place(frame, at)
+
+    def _place(self, frame: float, at: float) -> None:  # the device's thread
+        """A pull says ``frame`` plays at ``at``: follow it by ``PULL_GAIN`` of its error
+        from where the last placement puts that moment (one tuple: read without a lock)."""
+        last = self._last_pull
+        if last is not None:
+            expected = last[0] + (at - last[1]) * self.sample_rate
+            error = frame - expected
+            if abs(error) <= RESYNC_S * self.sample_rate:
+                frame = expected + PULL_GAIN * error
         self._last_pull = (frame, at)
 
     def device_lost(self, error: Exception) -> None:

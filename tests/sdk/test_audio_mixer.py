@@ -155,3 +155,21 @@ def test_pyaudio_without_a_sound_card_is_a_clear_error():
     with pytest.raises(EngineError) as err:
         open_device(Mixer(16000), "pyaudio")
     assert err.value.code == "playbackStartFailed"
+
+
+def test_one_early_pull_moves_the_realtime_clock_a_tenth_as_much():
+    """A PortAudio callback through PulseAudio can come 35 ms off the line the others lie
+    on; taken at its word, the clock read that far ahead and faces moved early."""
+    now = [0.0]
+    mixer = Mixer(16000)
+    mixer.realtime, mixer.clock = True, lambda: now[0]
+    for k in range(10):  # steady 32 ms pulls
+        now[0] = k * 0.032
+        mixer.mix(512)
+    now[0] = 10 * 0.032 - 0.030  # the next pull 30 ms early: frame 5120 "plays" now
+    mixer.mix(512)
+    honest = int(now[0] * 16000)  # what the steady line says plays now
+    assert abs(mixer.audible_frame - (honest + 0.1 * 480)) <= 1
+    now[0] = 1.0  # a jump beyond RESYNC_S (e.g. after an underrun) is taken at once
+    mixer.mix(512)
+    assert mixer.audible_frame == 5632
