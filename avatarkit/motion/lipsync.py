@@ -66,10 +66,10 @@ class LipSyncStream:
         # Normalised frames still needed by later windows; the stream starts as if
         # preceded by silence (the training corpus pads the same way).
         start = np.full((1, NUM_MELS), np.log(LOG_FLOOR) - QUIET_LEVEL, np.float32)
-        self._window_rows = np.repeat(self.net.frame_vectors(start), self.net.past, axis=0)
+        self._window_rows = np.repeat(self.net.frame_vectors(start), self.net.span, axis=0)
         # The running speech mean after each of those frames (the prior before any audio).
         self._window_means = np.repeat(
-            self.net.frame_vectors(self.net.mean[None]), self.net.past, axis=0
+            self.net.frame_vectors(self.net.mean[None]), self.net.span, axis=0
         )
         self._levels = np.zeros(0, np.float32)  # loudness of frames still waiting for a posterior
         # Per feature frame from ``_track_base`` on: articulation, speech probability, loudness.
@@ -176,12 +176,10 @@ class LipSyncStream:
         )  # no later window needs these
         self._buf, self._buf_start = self._buf[drop:], self._buf_start + drop
         window_rows = np.concatenate([self._window_rows, rows])
-        n_out = len(window_rows) - net.width + 1
+        n_out = len(window_rows) - net.history + 1
         if n_out > 0:
             # Each window also sees the speaker's running mean as of its newest frame.
-            post = net(
-                np.concatenate([net.windows(window_rows), window_means[net.width - 1 :]], axis=1)
-            )
+            post = net(net.inputs(window_rows, window_means[net.history - 1 :]))
             track = np.empty((n_out, _NUM_ART + 2), np.float32)
             track[:, :_NUM_ART] = self._coarticulate(post @ ARTICULATION)
             track[:, _NUM_ART] = 1.0 - post[:, _SIL]

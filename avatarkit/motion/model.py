@@ -16,6 +16,9 @@ MODEL_PATH = MODELS_DIR / "motion_mlp.npz"
 # Up to this many frames (a 20-40 ms push brings 2-4), one matrix-vector product per frame
 # beats one small matrix-matrix product: OpenBLAS's gemm costs ~3x a gemv at n = 2.
 _ROWWISE_MAX = 3
+# Hostile-file limits on the pooled context: at most this many taps, frames per tap, and
+# frames back from the current one (a tap at -64 pooled over 8 reaches 710 ms back).
+_MAX_TAPS, _MAX_POOL, _MAX_TAP_BACK = 16, 8, 64
 
 
 class VisemeNet:
@@ -23,7 +26,9 @@ class VisemeNet:
     -> viseme posteriors at ``k``.
 
     Each 10 ms frame (normalised log-mels) is first projected to a few dimensions, so the
-    window the MLP sees is small and a push costs little.
+    window the MLP sees is small and a push costs little. Optionally (``taps`` in the file)
+    the MLP also sees a coarse, longer past: per tap offset ``o`` (< 0) the mean of the
+    projected frames ``k + o - pool + 1 .. k + o``. Files without taps load as before.
     """
 
     def __init__(self, path: Path | None = None) -> None:
@@ -31,6 +36,9 @@ class VisemeNet:
         try:
             with np.load(path) as data:
                 self.past, self.ahead = int(data["past"]), int(data["ahead"])
+                taps = data["taps"] if "taps" in data else np.zeros(0, np.int64)
+                self.taps = [int(t) for t in np.asarray(taps).reshape(-1)]
+                self.pool = int(data["pool"]) if "pool" in data else 1
                 self.mean, self.scale = (
                     data["mean"].astype(np.float32),
                     1.0 / data["std"].astype(np.float32),
@@ -55,7 +63,26 @@ class VisemeNet:
         ]
         self.width = self.past + 1 + self.ahead
         self.num_mels = len(self.mean)
+        self._check_taps(path)
+        # Frames before the current one that an input needs (the dense window or a tap).
+        self.span = max([self.past] + [self.pool - 1 - t for t in self.taps])
+        self.history = self.span + 1 + self.ahead  # frame vectors per input
         self._check_shapes(path)
+
+    def _check_taps(self, path: Path) -> None:
+        ok = (
+            len(self.taps) <= _MAX_TAPS
+            and 1 <= self.pool <= _MAX_POOL
+            and all(-_MAX_TAP_BACK <= t <= -1 for t in self.taps)
+            and 0 <= self.past <= _MAX_TAP_BACK
+            and 0 <= self.ahead <= 10
+        )
+        if not ok:
+            raise AvatarKitError(
+                ErrorCode.MOTION_MODEL_UNAVAILABLE,
+                f"motion model {path} does not fit: context past {self.past}, ahead "
+                f"{self.ahead}, taps {self.taps[: _MAX_TAPS + 1]}, pool {self.pool} out of range",
+            )
 
     def _check_shapes(self, path: Path) -> None:
         """One pass over silence: weights that load but do not fit together (a file from
@@ -63,10 +90,8 @@ class VisemeNet:
         try:
             if self.num_mels != NUM_MELS or len(self.scale) != NUM_MELS:
                 raise ValueError(f"{self.num_mels} mel bands, the features have {NUM_MELS}")
-            frames = self.frame_vectors(np.zeros((self.width, NUM_MELS), np.float32))
-            out = self(
-                np.concatenate([self.windows(frames), frames[-1:]], axis=1)
-            )  # + running mean
+            frames = self.frame_vectors(np.zeros((self.history, NUM_MELS), np.float32))
+            out = self(self.inputs(frames, frames[-1:]))
             if out.shape != (1, len(VISEMES)):
                 raise ValueError(f"{out.shape[1]} outputs, expected {len(VISEMES)} visemes")
         except ValueError as exc:
@@ -90,6 +115,24 @@ class VisemeNet:
         return np.ndarray(
             (n, self.width * frames.shape[1]), frames.dtype, frames, 0, (step, frames.strides[1])
         )
+
+    def inputs(self, frames: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """[n + history - 1, d] consecutive frame vectors and [n, d] running means (each as
+        of its window's newest frame) -> [n, inputs]: dense window, pooled taps, mean."""
+        n = len(means)
+        parts = [self.windows(frames[self.span - self.past :]), means]
+        if self.taps:
+            # Sums of ``pool`` consecutive frames, added in one fixed order: the same bits
+            # whichever push a frame arrived in (streaming stays exact under any chunking).
+            p = self.pool
+            sums = frames[p - 1 :].copy()
+            for i in range(1, p):
+                sums += frames[p - 1 - i : len(frames) - i]
+            first = np.array([self.span + t - p + 1 for t in self.taps])
+            pooled = sums[first[None, :] + np.arange(n)[:, None]].reshape(n, -1)
+            pooled *= 1.0 / p
+            parts.insert(1, pooled)
+        return np.concatenate(parts, axis=1)
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """[n, inputs] -> [n, visemes] posteriors."""

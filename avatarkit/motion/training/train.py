@@ -1,7 +1,7 @@
 """Rebuild ``assets/models/motion_mlp.npz``: speech from three synthesizers -> features -> MLP.
 
     .venv/bin/pip install -e .[train]  # torch, Piper, Kokoro, PocketSphinx: never at run time
-    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--kokoro-blend 640]
+    .venv/bin/python -m avatarkit.motion.training.train [--espeak 4000] [--taps ''] [--pool 4]
 
 The Piper and Kokoro utterances are synthesized and aligned once into ``.cache/motion-corpus``
 (about 30 minutes on one core the first time); the training itself takes about 25 minutes
@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 
 from avatarkit.motion.features import LOG_FLOOR, NUM_MELS, QUIET_LEVEL, SpeechMean
-from avatarkit.motion.model import MODEL_PATH
+from avatarkit.motion.model import MODEL_PATH, VisemeNet
 from avatarkit.motion.training.corpus import (
     augment,
     cached_clips,
@@ -33,6 +34,10 @@ PAST, AHEAD, LEAD = 9, 3, 1
 HIDDEN = 256
 PROJECTED = 16  # dimensions each 10 ms frame is reduced to before the window MLP
 ARTICULATION_WEIGHT = 4.0
+# A coarse longer past (issue 12: the closure of short stops): per tap, the mean of POOL
+# projected frames ending TAP frames back; ``--taps 10,14,18,22,26`` covers 100-290 ms
+# before the current frame. Off by default: see docs/motion-model.md for the measured run.
+TAPS, POOL = (), 4
 
 
 def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
@@ -57,21 +62,21 @@ def build(
         return pool.map(_featurise, jobs, chunksize=16)
 
 
-def stack(data, prior: np.ndarray, ahead: int):
+def stack(data, prior: np.ndarray, ahead: int, span: int = PAST):
     """Concatenated rows, running speech means, labels and window centres, padded as the
-    stream is: PAST silent rows before each clip (mean = prior), ``ahead`` after it."""
-    start_row = np.full((PAST, NUM_MELS), np.log(LOG_FLOOR) - QUIET_LEVEL, np.float32)
+    stream is: ``span`` silent rows before each clip (mean = prior), ``ahead`` after it."""
+    start_row = np.full((span, NUM_MELS), np.log(LOG_FLOOR) - QUIET_LEVEL, np.float32)
     rows, means, labels, centres, offset = [], [], [], [], 0
     for mels, lab in data:
         running = SpeechMean(prior)(mels)
         rows.append(np.concatenate([start_row, mels, np.repeat(mels[-1:], ahead, axis=0)]))
         means.append(
             np.concatenate(
-                [np.repeat(prior[None], PAST, 0), running, np.repeat(running[-1:], ahead, 0)]
+                [np.repeat(prior[None], span, 0), running, np.repeat(running[-1:], ahead, 0)]
             )
         )
         labels.append(lab)
-        centres.append(offset + PAST + np.arange(len(mels)))
+        centres.append(offset + span + np.arange(len(mels)))
         offset += len(rows[-1])
     return (
         np.concatenate(rows),
@@ -122,9 +127,18 @@ def main() -> None:
     parser.add_argument(
         "--close-weight", type=float, default=3.0, help="loss weight of lip closure (p/b/m)"
     )
+    parser.add_argument(
+        "--taps",
+        default=",".join(map(str, TAPS)),
+        help="frames back of each pooled past tap, comma-separated ('': none, the old shape)",
+    )
+    parser.add_argument("--pool", type=int, default=POOL, help="frames averaged per tap")
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     ahead = args.ahead
+    taps = [-int(t) for t in args.taps.split(",") if t.strip()]
+    pool = args.pool if taps else 1
+    span = max([PAST] + [pool - 1 - t for t in taps])  # as ``VisemeNet.span``
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
 
@@ -152,8 +166,8 @@ def main() -> None:
     watched["human"] = build(human_clips(), 4, ahead, args.lead, augmented=False)
     frames = np.concatenate([mels for mels, _ in train_clips])
     mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-3
-    train = stack(train_clips, mean, ahead)
-    valid = {name: stack(data, mean, ahead) for name, data in watched.items()}
+    train = stack(train_clips, mean, ahead, span)
+    valid = {name: stack(data, mean, ahead, span) for name, data in watched.items()}
     print(
         f"corpus: {len(clips)} utterances, {len(train[2])} train frames in {time.time() - t0:.0f}s"
     )
@@ -168,12 +182,17 @@ def main() -> None:
 
     xt, mt, yt, ct = tensors(train)
     valid_tensors = {name: tensors(data) for name, data in valid.items()}
-    offsets = torch.arange(-PAST, ahead + 1)
+    # Dense window, then each tap's pooled frames (newest first): [window + taps * pool].
+    offsets = torch.tensor(
+        list(range(-PAST, ahead + 1)) + [t - i for t in taps for i in range(pool)]
+    )
 
     def batch(x, m, centres):
         return x[centres[:, None] + offsets].reshape(len(centres), -1), m[centres + ahead]
 
     width = PAST + 1 + ahead
+    gathered = width + len(taps) * pool  # frames per example
+    inputs = (width + len(taps) + 1) * PROJECTED  # window, pooled taps, running mean
 
     class Net(nn.Module):
         """Per-frame linear projection (mels -> PROJECTED), then an MLP over the window."""
@@ -182,14 +201,16 @@ def main() -> None:
             super().__init__()
             self.project = nn.Linear(NUM_MELS, PROJECTED, bias=False)
             self.mlp = nn.Sequential(
-                nn.Linear((width + 1) * PROJECTED, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
+                nn.Linear(inputs, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
                 nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
                 nn.Linear(HIDDEN, len(VISEMES)),
             )  # fmt: skip
 
         def forward(self, x, m):
-            window = self.project(x.view(len(x), width, NUM_MELS)).flatten(1)
-            return self.mlp(torch.cat([window, self.project(m)], dim=1))
+            frames = self.project(x.view(len(x), gathered, NUM_MELS))
+            window = frames[:, :width].flatten(1)
+            pooled = frames[:, width:].reshape(len(x), len(taps), pool, PROJECTED).mean(2)
+            return self.mlp(torch.cat([window, pooled.flatten(1), self.project(m)], dim=1))
 
     net = Net()
     steps_per_epoch = len(yt) // 512
@@ -243,6 +264,8 @@ def main() -> None:
         args.out,
         past=PAST,
         ahead=ahead,
+        taps=np.array(taps, np.int64),
+        pool=pool,
         lead=args.lead,
         num_layers=len(linears),
         mean=mean,
@@ -251,6 +274,22 @@ def main() -> None:
         **params,  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     )
     print(f"saved {args.out}")
+    # The runtime's numpy inference must compute what was trained: the first human clip.
+    runtime = VisemeNet(Path(args.out))
+    human_rows, human_means, _, centres = valid["human"]
+    breaks = np.flatnonzero(np.diff(centres) != 1)
+    n = int(breaks[0]) + 1 if len(breaks) else len(centres)  # the first clip's frames
+    first = centres[0] - span  # its first row (the silent padding)
+    ours = runtime(
+        runtime.inputs(
+            runtime.frame_vectors(human_rows[first : first + n + runtime.history - 1]),
+            runtime.frame_vectors(human_means[centres[:n] + ahead]),
+        )
+    )
+    xv, mv, _, cv = valid_tensors["human"]
+    with torch.no_grad():
+        theirs = torch.softmax(net(*batch(xv, mv, cv[:n])), 1).numpy()
+    print(f"numpy inference against torch: max difference {np.abs(ours - theirs).max():.2e}")
 
 
 if __name__ == "__main__":
