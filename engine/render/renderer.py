@@ -232,9 +232,12 @@ class Renderer:
         model_matrix: np.ndarray,
         weights: MorphWeights | HostMorphs | None,
         palette: JointPalette | None = None,
+        sides: str = "both",
     ) -> None:
         """Draw primitives sharing one model matrix, one set of morph weights and (for a
-        skinned node) one joint palette, which then maps to model space."""
+        skinned node) one joint palette, which then maps to model space. ``sides``: which
+        faces of opaque double-sided primitives to draw ("front", "back" or "both"; a
+        model draws every front face first and the back faces last, see ``ModelRenderer``)."""
         linear = model_matrix[:3, :3]
         det = float(np.linalg.det(linear))
         # Relative to the axes' lengths: quantized meshes (KHR_mesh_quantization) sit under
@@ -242,7 +245,7 @@ class Renderer:
         lengths = float(np.prod(np.linalg.norm(linear, axis=0)))
         if lengths == 0.0 or abs(det) < 1e-9 * lengths:
             return  # scaled to nothing (or flat): invisible, and its normals are undefined
-        if self.track_region:
+        if self.track_region and sides != "back":  # the back faces lie inside the front's box
             self._cover(model_matrix, prims, palette)
         model = _mat4(model_matrix)
         normal = np.ascontiguousarray(np.linalg.inv(linear), np.float32).tobytes()  # (inv^T)^T
@@ -254,7 +257,7 @@ class Renderer:
         # GL state between calls.
         self._material_key = None
         for prim in prims:
-            self._draw(gpu, prim, weights, palette)
+            self._draw(gpu, prim, weights, palette, sides)
         if self.flush_per_node:
             flush_gpu()
 
@@ -265,7 +268,7 @@ class Renderer:
         model_matrix: np.ndarray,
         weights: MorphWeights | HostMorphs | None,
     ) -> None:
-        self.draw_node(gpu, (prim,), model_matrix, weights)
+        self.draw_node(gpu, (prim,), model_matrix, weights)  # both sides
 
     def cover(self, x0: float, y0: float, x1: float, y1: float) -> None:
         """Add an NDC rectangle to ``drawn_region`` (a component that draws its own
@@ -332,6 +335,7 @@ class Renderer:
         prim: GpuPrimitive,
         weights: MorphWeights | HostMorphs | None,
         palette: JointPalette | None,
+        sides: str = "both",
     ) -> None:
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
@@ -369,20 +373,21 @@ class Renderer:
             self._render(prim, vao, morphed)
             ctx.disable(moderngl.BLEND)
         elif material.double_sided:
-            self._render_both_sides(prim, vao, morphed)
+            self._render_sides(prim, vao, morphed, sides)
         else:
             self._render(prim, vao, morphed)
         self.draw_calls += 1
 
-    def _render_both_sides(
-        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool
+    def _render_sides(
+        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool, sides: str
     ) -> None:
-        """An opaque double-sided primitive: its front faces, then its back faces. The back
-        faces its own front hides then fail the depth test early instead of being shaded
-        and drawn over (a tenth of a four-avatar frame on llvmpipe); the same pixels."""
+        """An opaque double-sided primitive: its front faces, then its back faces (or one
+        of the two). Back faces drawn after the front ones that hide them fail the depth
+        test early instead of being shaded and drawn over (on llvmpipe a tenth of a
+        four-avatar frame); the pixels are those of one pass with culling off."""
         ctx = self.ctx
         ctx.enable(moderngl.CULL_FACE)
-        for culled in ("back", "front"):
+        for culled in {"both": ("back", "front"), "front": ("back",), "back": ("front",)}[sides]:
             ctx.cull_face = culled
             self._render(prim, vao, morphed)
         ctx.cull_face = "back"
