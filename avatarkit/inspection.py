@@ -173,6 +173,13 @@ class Inspection:
         }  # fmt: skip
 
 
+def _drives(blend: BlendshapeMap, mesh: int, target: int) -> bool:
+    """Whether the motion drives this target (a mesh none of whose targets follows a
+    convention has no matrix at all)."""
+    matrix = blend.matrices.get(mesh)
+    return matrix is not None and bool(matrix[target].any())
+
+
 def inspect_avatar(path: str | Path) -> Inspection:
     """Describe the avatar file at ``path`` (see the module doc). Raises ``avatarNotFound``
     for a missing file and ``incompatibleAvatarAsset`` for one that is no glTF at all."""
@@ -209,7 +216,7 @@ def inspect_avatar(path: str | Path) -> Inspection:
             mesh.name or f"mesh{m}",
             len(mesh.primitives),
             tuple(
-                (name, _follows(name, binds.get((m, t)), bool(blend.matrices[m][t].any())))
+                (name, _follows(name, binds.get((m, t)), _drives(blend, m, t)))
                 for t, name in enumerate(mesh.target_names)
             ),
         )

@@ -8,6 +8,7 @@ describe a file, including one the engine refuses, and say what becomes of each 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +254,30 @@ def test_opening_a_file_says_what_is_not_drawn(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
         Avatar.from_package(AVATARS_DIR / "kai")
     assert not caplog.records  # a bundled avatar draws everything it has
+
+
+def test_inspect_a_file_whose_targets_follow_no_convention(tmp_path, capsys):
+    """Morph targets none of which the motion can drive (a mesh without a map): described
+    as unmapped, with the note that the face will not move, not a KeyError."""
+    path = write_face_scan(tmp_path / "shapes.glb", k=1.0, targets=["thin", "angle"])
+    report = inspect_avatar(path)
+    assert report.loadable
+    (mesh,) = report.meshes
+    assert dict(mesh.targets) == {"thin": "unmapped", "angle": "unmapped"}
+    assert any("face will not move" in note for note in report.notes)
+    assert main(["inspect", str(path)]) == 0
+    assert "unmapped: thin, angle" in capsys.readouterr().out
+
+
+MORPH_CUBE = Path(
+    "/usr/share/assimp/models/glTF2/glTF-Sample-Models/AnimatedMorphCube-glTF/AnimatedMorphCube.gltf"
+)
+
+
+@pytest.mark.skipif(not MORPH_CUBE.is_file(), reason="Debian assimp-testmodels is not installed")
+def test_inspect_the_khronos_morph_cube(capsys):
+    """A real third-party file with morph targets of its own names ("thin", "angle")."""
+    report = inspect_avatar(MORPH_CUBE)
+    assert report.loadable
+    assert all(kind == "unmapped" for mesh in report.meshes for _, kind in mesh.targets)
+    assert main(["inspect", str(MORPH_CUBE)]) == 0
