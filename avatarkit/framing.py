@@ -164,9 +164,11 @@ def _from_morph_region(
     if not moves:
         return None
     largest = max(float(m.max()) for _, m in moves)
-    if largest <= 0:
+    if not largest > 0:  # nothing moves (or the loader let through a non-finite move)
         return None
     active = np.concatenate([p[m > ACTIVE * largest] for p, m in moves])
+    if not len(active) or not np.isfinite(active).all():
+        return None
     lo, hi = active.min(axis=0), active.max(axis=0)
     size = float(max(hi[0] - lo[0], hi[1] - lo[1]))
     if size <= 0:

@@ -97,7 +97,7 @@ def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS)
     doc, blob = read_document(path, limits)
     required = doc.get("extensionsRequired")
     unsupported = (
-        [e for e in required if e not in SUPPORTED_REQUIRED_EXTENSIONS]
+        [e for e in required if not isinstance(e, str) or e not in SUPPORTED_REQUIRED_EXTENSIONS]
         if isinstance(required, list)
         else []
     )
@@ -363,8 +363,15 @@ class _Reader:
         return data
 
     def _floats(self, index: int, width: int) -> np.ndarray:
-        data = self.accessor(index)
-        return np.ascontiguousarray(data[:, :width], dtype=np.float32)
+        data = np.ascontiguousarray(self.accessor(index)[:, :width], dtype=np.float32)
+        if not np.isfinite(data).all():  # the spec forbids them; NaN poisons bounds and framing
+            raise EngineError(
+                errors.INVALID_GLTF,
+                f"{self.path}: accessor {index} holds values that are not finite (NaN or infinity)",
+                path=str(self.path),
+                field=f"accessors[{index}]",
+            )
+        return data
 
     def _zeros(self, n: int, what: str) -> np.ndarray:
         self._charge(n * 12, what)

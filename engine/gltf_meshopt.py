@@ -71,7 +71,8 @@ def check_view(
     offset, length = integer("byteOffset"), integer("byteLength", 1)
     stride, count = integer("byteStride", 1), integer("count", 1)
     mode, filt = ext.get("mode"), ext.get("filter", "NONE")
-    if mode not in _MODES or filt not in _FILTERS:
+    names = isinstance(mode, str) and isinstance(filt, str)  # a dict or list is unhashable
+    if not (names and mode in _MODES and filt in _FILTERS):
         raise fail(f"unknown mode {mode!r} or filter {filt!r}")
     if offset + length > buffers[buffer]["byteLength"]:
         raise fail(f"bytes {offset}..{offset + length} lie outside buffer {buffer}")

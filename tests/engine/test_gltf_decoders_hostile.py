@@ -62,7 +62,15 @@ def test_truncated_meshopt_stream(facecap, tmp_path):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("count", 10**9), ("byteStride", 7), ("mode", "SPIRAL"), ("buffer", 9), ("byteOffset", -4)],
+    [
+        ("count", 10**9),
+        ("byteStride", 7),
+        ("mode", "SPIRAL"),
+        ("mode", {"a": 1}),  # unhashable: found by fuzzing (a bare TypeError before)
+        ("filter", ["NONE"]),
+        ("buffer", 9),
+        ("byteOffset", -4),
+    ],
 )
 def test_meshopt_numbers_are_checked_before_decoding(facecap, tmp_path, key, value):
     def bad(doc, blob):

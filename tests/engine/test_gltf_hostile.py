@@ -337,6 +337,26 @@ def test_non_finite_numbers_are_invalid(tmp_path):
     refused(path, codes.INVALID_GLTF)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_vertex_data_is_invalid(tmp_path, value):
+    """NaN or infinity in a float accessor (found by fuzzing: a shifted byteOffset reads
+    garbage floats) is refused naming the accessor, not passed on to bounds and framing."""
+    doc, blob = triangle()
+    data = bytearray(blob)
+    struct.pack_into("<f", data, 16, value)  # the second vertex's y
+    error = refused(write(tmp_path, doc, bytes(data)), codes.INVALID_GLTF)
+    assert error.field == "accessors[0]"
+
+
+@pytest.mark.parametrize("entry", [{"a": 1}, ["KHR_materials_unlit"], 7])
+def test_extensions_required_entries_that_are_not_names(tmp_path, entry):
+    """A dict or list where an extension name belongs (found by fuzzing: it raised a bare
+    TypeError from the membership test) is a coded error."""
+    doc, blob = triangle()
+    doc["extensionsRequired"] = ["KHR_materials_unlit", entry]
+    refused(write(tmp_path, doc, blob), codes.INVALID_GLTF)
+
+
 # -- the container -------------------------------------------------------------------------
 def _container_cases() -> dict[str, bytes]:
     good = pack_glb(*triangle())
