@@ -22,6 +22,7 @@ from engine.backends.base import Backend
 from engine.capture import save_png
 from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.events import Event
+from engine.load_gc import LoadTimeGC
 from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
 from engine.render.quality import Quality, resolve_quality
@@ -87,6 +88,8 @@ class App:
         self._closed = False
         self._warned_clock = False
         self._quality_request: str | None = None  # the scene's render_quality last applied
+        # Full garbage collections after loads, not mid-speech (``app.load_gc.enabled``).
+        self.load_gc = LoadTimeGC()
 
     @classmethod
     def headless(
@@ -216,6 +219,7 @@ class App:
     def _update(self) -> float:
         """The frame's update half; returns when the scene was posed (perf_counter)."""
         dt = self.clock.tick()
+        self.load_gc.before_frame(self.scene.structure_version, self._realtime())
         self._dispatch_events()
         self.schedule.advance(self.clock.time)
         posed_at = time.perf_counter()
@@ -231,13 +235,16 @@ class App:
 
     def _measure_present_lead(self, seconds: float) -> None:
         """Smooth the update-to-present time into ``scene.present_lead`` (real time only)."""
-        realtime = getattr(self.clock, "realtime", isinstance(self.clock, RealtimeClock))
-        if not realtime:
+        if not self._realtime():
             self.scene.present_lead = 0.0
         elif self.scene.present_lead == 0.0:
             self.scene.present_lead = seconds
         else:
             self.scene.present_lead += PRESENT_LEAD_SMOOTHING * (seconds - self.scene.present_lead)
+
+    def _realtime(self) -> bool:
+        """Whether this frame follows the wall clock (as the clock's last tick decided)."""
+        return bool(getattr(self.clock, "realtime", isinstance(self.clock, RealtimeClock)))
 
     def _render(self) -> Frame:
         scene = self.scene
@@ -321,6 +328,7 @@ class App:
             self.renderer.close()
             self.target.release()
         self.backend.close()
+        self.load_gc.release()
 
     def __enter__(self) -> App:
         return self

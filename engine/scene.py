@@ -74,10 +74,15 @@ class Entity:
         child.parent = self
         self.children.append(child)
         child._set_scene(self.scene)
+        self._structure_changed()
         return child
 
     def create_child(self, name: str = "", transform: Transform | None = None) -> Entity:
         return self.add_child(Entity(name, transform))
+
+    def _structure_changed(self) -> None:
+        if self.scene is not None:  # the App collects garbage after loads (engine.load_gc)
+            self.scene.structure_version += 1
 
     def _set_scene(self, scene: Scene | None) -> None:
         self.scene = scene
@@ -106,6 +111,7 @@ class Entity:
         component.entity = self
         self.components.append(component)
         component.attach()
+        self._structure_changed()
         return component
 
     def get_component(self, kind: type[C]) -> C | None:
@@ -115,6 +121,7 @@ class Entity:
         self.components.remove(component)
         component.dispose()
         component.entity = None
+        self._structure_changed()
 
     def destroy(self) -> None:
         """Dispose every component of this subtree and detach it from its parent."""
@@ -124,6 +131,7 @@ class Entity:
             component.dispose()
             component.entity = None
         self.components.clear()
+        self._structure_changed()
         if self.parent is not None:
             self.parent.children.remove(self)
             self.parent = None
@@ -178,6 +186,8 @@ class Scene:
         # (0 on a virtual clock, where a frame is shown at its own timestamp). Something
         # timed by another clock (speech by the audio clock) poses for now + this.
         self.present_lead = 0.0
+        # Bumped whenever an entity or a component is added or removed anywhere.
+        self.structure_version = 0
         # A render quality name (engine.render.quality) something in the scene asks for;
         # the App switches to it before the next frame is drawn. None: the App's own.
         self.render_quality: str | None = None

@@ -1,0 +1,67 @@
+"""Garbage collection at load time, not in the middle of speech.
+
+CPython's full (generation 2) collection walks every object it tracks: once two bundled
+avatars are loaded, about 43,000 (modules, the SDK, meshes' Python structures), and one
+automatic pass held the GIL for 15-27 ms on a 2-core machine: the frame it fell in was
+presented that much later than it was posed for, so the face showed a frame behind the
+sound (``benchmarks/av_sync_device.py``), whichever thread's allocation triggered it.
+
+Game engines collect at loading time instead. ``LoadTimeGC.before_frame`` runs a full
+collection and then freezes the survivors (``gc.freeze``), so the automatic full
+collections that follow walk only what was allocated since. It does so on the first frame
+of a real-time loop and again after the scene gains or loses an entity or a component (a
+load or an unload), at most once per ``min_interval_s``. Each settle unfreezes first, so
+cycles among objects frozen earlier are still freed then. A virtual clock (offline
+renders, tests) never settles: nobody watches its frames' timing.
+
+Frozen objects are invisible to the collection at interpreter exit too, and left frozen
+they crashed the real-audio player (``tests/realaudio/play.py``: PyAudio, EGL, an embedded
+server) on its way out: SIGSEGV after its last line in 4 of 20 runs. So the App's
+``close()`` and an ``atexit`` hook unfreeze everything again (0 of 20).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import time
+
+atexit.register(gc.unfreeze)  # before the interpreter's last collection
+
+
+class LoadTimeGC:
+    def __init__(self, min_interval_s: float = 1.0, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.min_interval_s = min_interval_s
+        self.settles = 0  # full collections run so far
+        self.last_ms = 0.0  # how long the last one took
+        self._version: int | None = None  # the scene structure settled for
+        self._last = -float("inf")
+
+    def before_frame(self, structure_version: int, realtime: bool) -> None:
+        """Settle if the scene's structure changed since the last settle (or never
+        settled), the loop runs in real time and the last settle is long enough ago."""
+        if not (self.enabled and realtime) or structure_version == self._version:
+            return
+        now = time.perf_counter()
+        if now - self._last < self.min_interval_s:
+            return
+        self._version = structure_version
+        self.settle()
+
+    def settle(self) -> float:
+        """A full collection, then the survivors frozen; returns its milliseconds."""
+        start = time.perf_counter()
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self._last = time.perf_counter()
+        self.settles += 1
+        self.last_ms = 1000.0 * (self._last - start)
+        return self.last_ms
+
+    def release(self) -> None:
+        """Unfreeze what the settles froze (the App's ``close()``): an ordinary
+        collection, and the one at exit, see every object again."""
+        if self.settles:
+            gc.unfreeze()
