@@ -41,6 +41,19 @@ MODEL_SUFFIXES = (".glb", ".gltf", ".vrm")  # a .vrm is a GLB with a VRM extensi
 log = logging.getLogger(__name__)
 
 
+def require_drawable(asset: GltfAsset, name: str) -> None:
+    """``incompatibleAvatarAsset`` unless the default scene draws at least one triangle
+    primitive: a file without one would load and show nothing."""
+    if not asset.meshes:
+        raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{name}: the file has no meshes")
+    drawn = {asset.nodes[i].mesh for i, _ in asset.walk()} - {None}
+    if not any(asset.meshes[m].primitives for m in drawn if m is not None):
+        raise AvatarKitError(
+            ErrorCode.INCOMPATIBLE_AVATAR_ASSET,
+            f"{name}: no node of its scene draws a mesh with triangles",
+        )
+
+
 class Avatar:
     """A loaded avatar. Cheap to keep around; GPU resources belong to views."""
 
@@ -128,10 +141,6 @@ class Avatar:
                 f"{path.name}: expected a .glb, .gltf or .vrm file",
             )
         asset = load_model(path, path.name)
-        if not asset.meshes:
-            raise AvatarKitError(
-                ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{path.name}: the file has no meshes"
-            )
         blend = map_asset(asset)
         avatar_id = avatar_id or local_id(path.stem)
         manifest = Manifest(
@@ -150,13 +159,15 @@ class Avatar:
 
 def load_model(path: Path, label: str) -> GltfAsset:
     """Parse an avatar's glTF with the engine (a VRM 0.x model turned to face +Z, as every
-    avatar does); its failures become ``incompatibleAvatarAsset``."""
+    avatar does); its failures, and a file that draws nothing, become
+    ``incompatibleAvatarAsset``."""
     from engine import EngineError, load_gltf
 
     try:
         asset = load_gltf(path)
     except EngineError as exc:
         raise AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, f"{label}: {exc}") from exc
+    require_drawable(asset, label)
     face_forward(asset)  # a VRM 0.x model looks down -Z: turned to face the camera
     return asset
 

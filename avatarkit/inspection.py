@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avatarkit.avatar import require_drawable
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.bones import EYE_LOOK, BoneRig
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
@@ -205,8 +206,12 @@ def inspect_avatar(path: str | Path) -> Inspection:
     )
     try:
         asset = load_gltf(path)
+        require_drawable(asset, path.name)
     except EngineError as exc:
         report.error = AvatarKitError(ErrorCode.INCOMPATIBLE_AVATAR_ASSET, exc.message)
+        return report
+    except AvatarKitError as exc:  # it loads, but would show nothing
+        report.error = exc
         return report
     face_forward(asset)  # framed as a view frames it: a VRM 0.x model turned to face +Z
     blend = map_asset(asset)

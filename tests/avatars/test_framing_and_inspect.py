@@ -25,7 +25,7 @@ from avatar_files import (
 
 from avatarkit.avatar import Avatar
 from avatarkit.cli import main
-from avatarkit.errors import ErrorCode
+from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.inspection import inspect_avatar
 
 IPD = 2 * EYE_X
@@ -281,3 +281,49 @@ def test_inspect_the_khronos_morph_cube(capsys):
     assert report.loadable
     assert all(kind == "unmapped" for mesh in report.meshes for _, kind in mesh.targets)
     assert main(["inspect", str(MORPH_CUBE)]) == 0
+
+
+def _face_without(tmp_path, what: str) -> Path:
+    """A valid face scan edited so that it draws nothing: ``meshes`` gone, the scene
+    ``unreached`` (its nodes listed nowhere), or every primitive ``points``."""
+    from engine.gltf_write import pack_glb, unpack_glb
+
+    path = write_face_scan(tmp_path / f"{what}.glb", k=1.0, targets=ARKIT_FACE)
+    doc, blob = unpack_glb(path.read_bytes())
+    if what == "meshes":
+        doc.pop("meshes")
+        for node in doc["nodes"]:
+            node.pop("mesh", None)
+    elif what == "unreached":
+        doc["scenes"][0]["nodes"] = []
+    else:
+        for mesh in doc["meshes"]:
+            for prim in mesh["primitives"]:
+                prim["mode"] = 0
+    path.write_bytes(pack_glb(doc, blob))
+    return path
+
+
+@pytest.mark.parametrize(
+    "what, reason",
+    [
+        ("meshes", "the file has no meshes"),
+        ("unreached", "no node of its scene draws a mesh with triangles"),
+        ("points", "no node of its scene draws a mesh with triangles"),
+    ],
+)
+def test_a_file_that_would_draw_nothing_is_refused_and_inspect_says_why(
+    tmp_path, capsys, what, reason
+):
+    """Rendering such a file said `incompatibleAvatarAsset` while inspect called it fine
+    (exit 0, "0/52 channels"); now both refuse it with the same reason."""
+    path = _face_without(tmp_path, what)
+    with pytest.raises(AvatarKitError) as refused:
+        Avatar.from_file(path)
+    assert refused.value.code is ErrorCode.INCOMPATIBLE_AVATAR_ASSET
+    assert reason in str(refused.value)
+    report = inspect_avatar(path)
+    assert not report.loadable and reason in str(report.error)
+    assert main(["inspect", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"cannot load: [incompatibleAvatarAsset] {path.name}: {reason}" in out
