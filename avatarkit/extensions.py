@@ -21,6 +21,7 @@ _DECODED = {
     "KHR_draco_mesh_compression": "supported: decoded with DracoPy",
     "EXT_meshopt_compression": "supported: decoded with meshopt",
     "KHR_texture_basisu": "supported: KTX2 transcoded with opengl_basisu",
+    "EXT_texture_webp": "supported: WebP decoded with Pillow",
 }
 KNOWN.update({name: why for name, why in _DECODED.items() if DECODERS.get(name)})
 # What a picture lacks when an extension is ignored; any other is "not implemented".
@@ -31,6 +32,7 @@ IGNORED_BECAUSE: dict[str, str] = {
     "KHR_draco_mesh_compression": f"Draco-compressed geometry is not decoded {_MISSING}",
     "EXT_meshopt_compression": f"meshopt-compressed buffers are not decoded {_MISSING}",
     "KHR_texture_basisu": f"KTX2 / Basis textures are not decoded {_MISSING}",
+    "EXT_texture_webp": "WebP textures are not decoded (this Pillow has no WebP support)",
     "KHR_materials_clearcoat": "no clear coat layer",
     "KHR_materials_transmission": "drawn opaque",
     "KHR_materials_volume": "drawn without volume",

@@ -9,8 +9,10 @@ names from ``mesh.extras.targetNames``, default mesh weights, skins (``engine.gl
 joints, inverse bind matrices, ``JOINTS_0/1`` + ``WEIGHTS_0/1``); compressed files through
 their decoders' modules: ``engine.gltf_meshopt`` (``EXT_meshopt_compression``),
 ``engine.gltf_draco`` (``KHR_draco_mesh_compression``), ``engine.ktx2``
-(``KHR_texture_basisu``). A file that *requires* an extension we do not implement (or
-whose decoder is not installed) is refused with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
+(``KHR_texture_basisu``); WebP images (``EXT_texture_webp``, what ``gltf-transform
+optimize --texture-compress webp`` writes) through Pillow's libwebp. A file that
+*requires* an extension we do not implement (or whose decoder is not installed) is refused
+with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
 
 Files are untrusted input (avatars are downloaded): the GLB container and JSON are read
 here with every length checked, and ``engine.gltf_validate`` checks the whole document
@@ -25,6 +27,7 @@ GLB container, accessors, nodes, meshes, materials, images), each checked as it 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import logging
 import os
@@ -64,10 +67,12 @@ log = logging.getLogger(__name__)
 # Extensions whose requirement we honour. KHR_mesh_quantization only widens the allowed
 # attribute component types, which the accessor reader handles in general; the decoders
 # count only where their package is installed (the ``compressed`` extra).
+WEBP = "EXT_texture_webp"
 DECODERS = {
     gltf_meshopt.EXTENSION: gltf_meshopt.available(),
     gltf_draco.EXTENSION: gltf_draco.available(),
     ktx2.EXTENSION: ktx2.available(),
+    WEBP: importlib.util.find_spec("PIL._webp") is not None,  # Pillow built with libwebp
 }
 SUPPORTED_REQUIRED_EXTENSIONS = frozenset(
     {"KHR_mesh_quantization", *(name for name, ok in DECODERS.items() if ok)}
@@ -497,17 +502,22 @@ class _Reader:
     def _texture_image(self, texture_index: int) -> np.ndarray | None:
         texture = self.doc["textures"][texture_index]
         ext = texture.get("extensions")
-        basisu = ext.get(ktx2.EXTENSION) if isinstance(ext, dict) else None
+        ext = ext if isinstance(ext, dict) else {}
         source = texture.get("source")
-        if isinstance(basisu, dict) and DECODERS[ktx2.EXTENSION]:
-            source = basisu.get("source")  # validated like ``source``
+        # An extension's image (validated like ``source``) wins where it can be decoded;
+        # ``source`` is then the fallback for viewers that cannot.
+        for name in (WEBP, ktx2.EXTENSION):
+            if isinstance(ext.get(name), dict) and DECODERS[name]:
+                source = ext[name].get("source")
         if source is None:
-            if isinstance(basisu, dict):  # only where the file does not require it
-                log.warning(
-                    "%s: textures[%d] is KTX 2 and no transcoder is installed: drawn without it",
-                    self.path,
-                    texture_index,
-                )
+            for name, what in (
+                (WEBP, "WebP and Pillow has no WebP decoder"),
+                (ktx2.EXTENSION, "KTX 2 and no transcoder is installed"),
+            ):
+                if isinstance(ext.get(name), dict):  # only where the file does not require it
+                    log.warning(
+                        "%s: textures[%d] is %s: drawn without it", self.path, texture_index, what
+                    )
             return None
         if source not in self.images:
             self.images[source] = self._decode_image(source)
@@ -534,9 +544,13 @@ class _Reader:
             pixels = ktx2.decode(data, self.limits.max_image_pixels, self.path, field)
             self._charge(pixels.nbytes, field)
             return pixels
+        # glTF images are PNG or JPEG, and WebP in a file that declares EXT_texture_webp:
+        # no other of PIL's many decoders sees hostile bytes.
+        formats = ("PNG", "JPEG")
+        if DECODERS[WEBP] and WEBP in _list(self.doc.get("extensionsUsed")):
+            formats += ("WEBP",)
         try:
-            # glTF images are PNG or JPEG: no other of PIL's many decoders sees hostile bytes.
-            with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as img:
+            with Image.open(io.BytesIO(data), formats=formats) as img:
                 # The header's size is known before any pixel is decoded: a small PNG can
                 # claim gigapixels.
                 width, height = img.size

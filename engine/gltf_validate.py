@@ -367,14 +367,12 @@ class _Checker:
         for i, texture in enumerate(self.textures):
             self.index(texture, "source", f"textures[{i}]", len(self.images))
             ext = self.obj(texture, "extensions", f"textures[{i}]") or {}
-            basisu = self.obj(ext, "KHR_texture_basisu", f"textures[{i}].extensions")
-            if basisu is not None:
-                self.index(
-                    basisu,
-                    "source",
-                    f"textures[{i}].extensions.KHR_texture_basisu",
-                    len(self.images),
-                )
+            for name in ("KHR_texture_basisu", "EXT_texture_webp"):  # another image each
+                image = self.obj(ext, name, f"textures[{i}].extensions")
+                if image is not None:
+                    self.index(
+                        image, "source", f"textures[{i}].extensions.{name}", len(self.images)
+                    )
         for i, material in enumerate(self.materials):
             self.check_material(i, material)
         self.check_meshes()
