@@ -546,7 +546,7 @@ class _Reader:
             return pixels
         # glTF images are PNG or JPEG, and WebP in a file that declares EXT_texture_webp:
         # no other of PIL's many decoders sees hostile bytes.
-        formats = ("PNG", "JPEG")
+        formats: tuple[str, ...] = ("PNG", "JPEG")
         if DECODERS[WEBP] and WEBP in _list(self.doc.get("extensionsUsed")):
             formats += ("WEBP",)
         try:

@@ -368,10 +368,10 @@ class _Checker:
             self.index(texture, "source", f"textures[{i}]", len(self.images))
             ext = self.obj(texture, "extensions", f"textures[{i}]") or {}
             for name in ("KHR_texture_basisu", "EXT_texture_webp"):  # another image each
-                image = self.obj(ext, name, f"textures[{i}].extensions")
-                if image is not None:
+                by_ext = self.obj(ext, name, f"textures[{i}].extensions")
+                if by_ext is not None:
                     self.index(
-                        image, "source", f"textures[{i}].extensions.{name}", len(self.images)
+                        by_ext, "source", f"textures[{i}].extensions.{name}", len(self.images)
                     )
         for i, material in enumerate(self.materials):
             self.check_material(i, material)
