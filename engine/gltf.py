@@ -50,6 +50,7 @@ from engine.gltf_asset import (
 from engine.gltf_asset import (
     GltfMaterial as GltfMaterial,  # re-exported: callers import it from here
 )
+from engine.gltf_material import READ as MATERIAL_EXTENSIONS
 from engine.gltf_material import read_material, vrm0_material_properties
 from engine.gltf_skin import check_joint_range, check_skins, read_influences, read_skins
 from engine.gltf_validate import (
@@ -74,8 +75,10 @@ DECODERS = {
     ktx2.EXTENSION: ktx2.available(),
     WEBP: importlib.util.find_spec("PIL._webp") is not None,  # Pillow built with libwebp
 }
+# What a file may require: a file requiring KHR_texture_transform or KHR_materials_unlit
+# was refused although both are drawn.
 SUPPORTED_REQUIRED_EXTENSIONS = frozenset(
-    {"KHR_mesh_quantization", *(name for name, ok in DECODERS.items() if ok)}
+    {"KHR_mesh_quantization", *MATERIAL_EXTENSIONS, *(name for name, ok in DECODERS.items() if ok)}
 )
 
 _COMPONENT_DTYPES = {

@@ -1,8 +1,9 @@
 """glTF materials as the renderer draws them: base colour and emissive (factor, texture,
 UV set, ``KHR_texture_transform``, sampler), alpha mode, double-sided,
-``KHR_materials_unlit``, ``KHR_materials_emissive_strength``, and MToon (VRM 1.0
-``VRMC_materials_mtoon`` and VRM 0.x ``materialProperties`` with shader ``VRM/MToon``)
-drawn as a two-tone toon approximation. Runs on the loading thread.
+``KHR_materials_unlit``, ``KHR_materials_emissive_strength``, the diffuse colour of the
+archived ``KHR_materials_pbrSpecularGlossiness`` (older exporters' only colour), and
+MToon (VRM 1.0 ``VRMC_materials_mtoon`` and VRM 0.x ``materialProperties`` with shader
+``VRM/MToon``) drawn as a two-tone toon approximation. Runs on the loading thread.
 
 The document is untrusted: every number read here is checked to be a finite number (or
 falls back to the default, with the field named in ``invalidGltf`` only where the core
@@ -23,8 +24,10 @@ UNLIT = "KHR_materials_unlit"
 EMISSIVE_STRENGTH = "KHR_materials_emissive_strength"
 TRANSFORM = "KHR_texture_transform"
 MTOON = "VRMC_materials_mtoon"
-# Extensions this module reads (the loader's warning names any other a material uses).
-READ = frozenset({UNLIT, EMISSIVE_STRENGTH, TRANSFORM, MTOON})
+SPEC_GLOSS = "KHR_materials_pbrSpecularGlossiness"
+# Extensions this module reads: a file may require them (the loader's warning names any
+# other a material uses).
+READ = frozenset({UNLIT, EMISSIVE_STRENGTH, TRANSFORM, MTOON, SPEC_GLOSS})
 
 _WRAP = {33071: "clamp", 33648: "mirror", 10497: "repeat"}
 _NEAREST = {9728, 9984, 9986}  # NEAREST, NEAREST_MIPMAP_NEAREST, NEAREST_MIPMAP_LINEAR
@@ -43,8 +46,11 @@ def read_material(
     ``textures[i]``; ``vrm0``: this material's VRM 0.x ``materialProperties`` entry."""
     pbr = _obj(mat.get("pbrMetallicRoughness"))
     ext = _obj(mat.get("extensions"))
-    factor = _floats(pbr.get("baseColorFactor"), (1.0, 1.0, 1.0, 1.0))
-    base, base_slot = _texture(doc, pbr.get("baseColorTexture"), texture_image)
+    colour, texture = "baseColorFactor", "baseColorTexture"
+    if isinstance(ext.get(SPEC_GLOSS), dict):  # preferred where read, its spec says
+        pbr, colour, texture = ext[SPEC_GLOSS], "diffuseFactor", "diffuseTexture"
+    factor = _floats(pbr.get(colour), (1.0, 1.0, 1.0, 1.0))
+    base, base_slot = _texture(doc, pbr.get(texture), texture_image)
     emissive, emissive_slot = _texture(doc, mat.get("emissiveTexture"), texture_image)
     strength = _number(_obj(ext.get(EMISSIVE_STRENGTH)).get("emissiveStrength"), 1.0)
     cutoff = mat.get("alphaCutoff")

@@ -239,3 +239,40 @@ def test_vrm0_mtoon_material_properties(tmp_path):
     picture = draw(path)
     ball = covered(picture)
     assert (picture[ball][:, 2] > picture[ball][:, 0] + 40).mean() > 0.9
+
+
+def test_specular_glossiness_diffuse_is_the_base_colour(tmp_path):
+    """KHR_materials_pbrSpecularGlossiness (older exporters' only colour): its diffuse
+    factor and texture are drawn as the base colour, ahead of a metallic-roughness
+    fallback; before, such a file drew the fallback (or plain white without one)."""
+    diffuse = [0.1, 0.6, 0.3, 1.0]
+    gloss = {"diffuseFactor": diffuse, "specularFactor": [0.2, 0.2, 0.2]}
+    material = untextured(
+        [1.0, 1.0, 1.0, 1.0],
+        extensions={"KHR_materials_pbrSpecularGlossiness": gloss, "KHR_materials_unlit": {}},
+    )
+    pixel = centre(write(tmp_path / "sg.glb", material))  # unlit: the colour as authored
+    np.testing.assert_allclose(pixel, [_srgb(c) for c in diffuse[:3]], atol=2)
+    textured = {"diffuseTexture": {"index": 0}}  # the red|blue texture, u = 0.75: blue
+    material = {
+        "pbrMetallicRoughness": {"baseColorFactor": [0.0, 1.0, 0.0, 1.0]},
+        "extensions": {"KHR_materials_pbrSpecularGlossiness": textured, "KHR_materials_unlit": {}},
+    }
+    pixel = centre(write(tmp_path / "sgtex.glb", material))
+    assert pixel[2] > 200 and pixel[0] < 30 and pixel[1] < 30
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        "KHR_texture_transform",
+        "KHR_materials_unlit",
+        "KHR_materials_emissive_strength",
+        "KHR_materials_pbrSpecularGlossiness",
+    ],
+)
+def test_a_file_may_require_an_extension_the_engine_draws(tmp_path, extension):
+    """Refused as unsupportedGltfExtension before, although each is drawn."""
+    material = untextured([0.5, 0.5, 0.5, 1.0], extensions={extension: {}})
+    path = write(tmp_path / "req.glb", material, root={"extensionsRequired": [extension]})
+    assert load_gltf(path).materials[0] is not None
