@@ -90,7 +90,8 @@ _COMPONENT_DTYPES = {
     5126: np.float32,
 }
 _TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-_TRIANGLES = 4
+_TRIANGLES, _STRIP, _FAN = 4, 5, 6
+_TRIANGLE_MODES = (_TRIANGLES, _STRIP, _FAN)
 
 
 def load_gltf(path: str | os.PathLike[str], limits: GltfLimits = DEFAULT_LIMITS) -> GltfAsset:
@@ -409,7 +410,7 @@ class _Reader:
         prims = []
         for p, prim in enumerate(mesh["primitives"]):
             mode = _TRIANGLES if prim.get("mode") is None else prim["mode"]
-            if mode != _TRIANGLES:
+            if mode not in _TRIANGLE_MODES:
                 log.warning(
                     "%s: mesh %s: skipping a non-triangle primitive (mode %s)",
                     self.path,
@@ -417,7 +418,7 @@ class _Reader:
                     mode,
                 )
                 continue
-            prims.append(self._primitive(prim, f"meshes[{index}].primitives[{p}]"))
+            prims.append(self._primitive(prim, f"meshes[{index}].primitives[{p}]", mode))
         target_count = max((len(p.targets) for p in prims), default=0)
         # The convention is mesh.extras.targetNames; some exporters put them on the first primitive.
         sources = [mesh.get("extras"), *(p.get("extras") for p in mesh["primitives"][:1])]
@@ -444,7 +445,7 @@ class _Reader:
             mesh.get("name") or f"mesh{index}", prims, names, [float(w) for w in weights]
         )
 
-    def _primitive(self, prim: dict[str, Any], where: str) -> GltfPrimitive:
+    def _primitive(self, prim: dict[str, Any], where: str, mode: int = 4) -> GltfPrimitive:
         attrs = prim["attributes"]
         if gltf_draco.compressed(prim) is not None and DECODERS[gltf_draco.EXTENSION]:
             self.decoded_accessors.update(
@@ -465,6 +466,8 @@ class _Reader:
         else:
             self._charge(n * 4, f"{where}.indices")
             indices = np.arange(n, dtype=np.uint32)
+        if mode != _TRIANGLES:
+            indices = triangle_list(indices, mode)
         indices = indices[: len(indices) // 3 * 3]
         if len(indices) and int(indices.max()) >= n:
             raise EngineError(
@@ -586,6 +589,19 @@ def _list(value: Any) -> list[Any]:
 
 def _names(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def triangle_list(indices: np.ndarray, mode: int) -> np.ndarray:
+    """A TRIANGLE_STRIP (5) or TRIANGLE_FAN (6) as a triangle list, winding as the spec
+    orders it: strip triangle i is (i, i + 1 + i % 2, i + 2 - i % 2), fan triangle i is
+    (i + 1, i + 2, 0)."""
+    count = max(0, len(indices) - 2)
+    i = np.arange(count)
+    if mode == _STRIP:
+        corners = (i, i + 1 + i % 2, i + 2 - i % 2)
+    else:
+        corners = (i + 1, i + 2, np.zeros(count, np.int64))
+    return np.stack([indices[c] for c in corners], axis=1).reshape(-1).astype(np.uint32)
 
 
 def smooth_normals(positions: np.ndarray, indices: np.ndarray) -> np.ndarray:

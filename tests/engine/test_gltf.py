@@ -8,7 +8,7 @@ import pytest
 
 from engine import EngineError, load_gltf
 from engine import errors as codes
-from engine.gltf_write import GltfBuilder
+from engine.gltf_write import GltfBuilder, pack_glb, unpack_glb
 from engine.meshes import cube
 
 
@@ -245,3 +245,33 @@ def test_out_of_range_index_is_invalid(tmp_path):
     with pytest.raises(EngineError) as info:
         load_gltf(b.save(tmp_path / "bad_index.glb"))
     assert info.value.code == codes.INVALID_GLTF
+
+
+@pytest.mark.parametrize("mode", [5, 6], ids=["strip", "fan"])
+def test_triangle_strips_and_fans_become_triangle_lists(tmp_path, mode):
+    """A strip and a fan of four triangles, each facing +z as the spec winds them (they
+    were skipped with a warning: a mesh of strips drew nothing)."""
+    angles = np.linspace(0.0, np.pi, 5)
+    if mode == 5:  # a zig-zag band: top, bottom, top, ...
+        x = np.arange(6, dtype=np.float32)
+        positions = np.stack([x, 1.0 - np.arange(6) % 2, np.zeros(6)], 1).astype(np.float32)
+    else:  # a half disc around the origin, counter-clockwise
+        rim = np.stack([np.cos(angles), np.sin(angles), np.zeros(5)], 1)
+        positions = np.concatenate([[[0.0, 0.0, 0.0]], rim]).astype(np.float32)
+    b = GltfBuilder()
+    b.add_node("m", mesh=b.add_mesh([dict(positions=positions, indices=np.arange(6))]))
+    path = b.save(tmp_path / "strip.glb")
+    doc, blob = unpack_glb(path.read_bytes())
+    doc["meshes"][0]["primitives"][0]["mode"] = mode
+    path.write_bytes(pack_glb(doc, blob))
+    (prim,) = load_gltf(path).meshes[0].primitives
+    tri = prim.indices.reshape(-1, 3)
+    assert len(tri) == 4
+    a, b_, c = (prim.positions[tri[:, k]] for k in range(3))
+    assert (np.cross(b_ - a, c - a)[:, 2] > 0).all()  # every triangle faces +z
+    want = (
+        [[0, 1, 2], [1, 3, 2], [2, 3, 4], [3, 5, 4]]
+        if mode == 5
+        else [[1, 2, 0], [2, 3, 0], [3, 4, 0], [4, 5, 0]]
+    )
+    assert tri.tolist() == want
