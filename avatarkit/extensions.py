@@ -24,6 +24,7 @@ _DECODED = {
     "EXT_meshopt_compression": "supported: decoded with meshopt",
     "KHR_texture_basisu": "supported: KTX2 transcoded with opengl_basisu",
     "EXT_texture_webp": "supported: WebP decoded with Pillow",
+    "EXT_texture_avif": "supported: AVIF decoded with Pillow",
 }
 KNOWN.update({name: why for name, why in _DECODED.items() if DECODERS.get(name)})
 # What a picture lacks when an extension is ignored; any other is "not implemented".
@@ -35,6 +36,7 @@ IGNORED_BECAUSE: dict[str, str] = {
     "EXT_meshopt_compression": f"meshopt-compressed buffers are not decoded {_MISSING}",
     "KHR_texture_basisu": f"KTX2 / Basis textures are not decoded {_MISSING}",
     "EXT_texture_webp": "WebP textures are not decoded (this Pillow has no WebP support)",
+    "EXT_texture_avif": "AVIF textures are not decoded (this Pillow has no AVIF support)",
     "KHR_materials_clearcoat": "no clear coat layer",
     "KHR_materials_transmission": "drawn opaque",
     "KHR_materials_volume": "drawn without volume",

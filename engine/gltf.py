@@ -9,8 +9,8 @@ names from ``mesh.extras.targetNames``, default mesh weights, skins (``engine.gl
 joints, inverse bind matrices, ``JOINTS_0/1`` + ``WEIGHTS_0/1``); compressed files through
 their decoders' modules: ``engine.gltf_meshopt`` (``EXT_meshopt_compression``),
 ``engine.gltf_draco`` (``KHR_draco_mesh_compression``), ``engine.ktx2``
-(``KHR_texture_basisu``); WebP images (``EXT_texture_webp``, what ``gltf-transform
-optimize --texture-compress webp`` writes) through Pillow's libwebp. A file that
+(``KHR_texture_basisu``); WebP and AVIF images (``EXT_texture_webp``, ``EXT_texture_avif``:
+what ``gltf-transform optimize --texture-compress webp|avif`` writes) through Pillow. A file that
 *requires* an extension we do not implement (or whose decoder is not installed) is refused
 with ``EngineError(UNSUPPORTED_GLTF_EXTENSION)``.
 
@@ -68,12 +68,22 @@ log = logging.getLogger(__name__)
 # Extensions whose requirement we honour. KHR_mesh_quantization only widens the allowed
 # attribute component types, which the accessor reader handles in general; the decoders
 # count only where their package is installed (the ``compressed`` extra).
-WEBP = "EXT_texture_webp"
+WEBP, AVIF = "EXT_texture_webp", "EXT_texture_avif"
+# Image formats a texture names through an extension: Pillow's format, the module it needs.
+IMAGE_EXTENSIONS = {WEBP: ("WEBP", "PIL._webp"), AVIF: ("AVIF", "PIL._avif")}
+_UNDECODED = {  # why a texture an optional extension names is left out
+    ktx2.EXTENSION: "KTX 2 and no transcoder is installed",
+    WEBP: "WebP and this Pillow cannot decode it",
+    AVIF: "AVIF and this Pillow cannot decode it",
+}
 DECODERS = {
     gltf_meshopt.EXTENSION: gltf_meshopt.available(),
     gltf_draco.EXTENSION: gltf_draco.available(),
     ktx2.EXTENSION: ktx2.available(),
-    WEBP: importlib.util.find_spec("PIL._webp") is not None,  # Pillow built with libwebp
+    **{
+        name: importlib.util.find_spec(module) is not None  # Pillow built with its codec
+        for name, (_, module) in IMAGE_EXTENSIONS.items()
+    },
 }
 # What a file may require: a file requiring KHR_texture_transform or KHR_materials_unlit
 # was refused although both are drawn.
@@ -512,17 +522,17 @@ class _Reader:
         source = texture.get("source")
         # An extension's image (validated like ``source``) wins where it can be decoded;
         # ``source`` is then the fallback for viewers that cannot.
-        for name in (WEBP, ktx2.EXTENSION):
+        for name in (*IMAGE_EXTENSIONS, ktx2.EXTENSION):
             if isinstance(ext.get(name), dict) and DECODERS[name]:
                 source = ext[name].get("source")
         if source is None:
-            for name, what in (
-                (WEBP, "WebP and Pillow has no WebP decoder"),
-                (ktx2.EXTENSION, "KTX 2 and no transcoder is installed"),
-            ):
+            for name in (*IMAGE_EXTENSIONS, ktx2.EXTENSION):
                 if isinstance(ext.get(name), dict):  # only where the file does not require it
                     log.warning(
-                        "%s: textures[%d] is %s: drawn without it", self.path, texture_index, what
+                        "%s: textures[%d] is %s: drawn without it",
+                        self.path,
+                        texture_index,
+                        _UNDECODED[name],
                     )
             return None
         if source not in self.images:
@@ -550,11 +560,12 @@ class _Reader:
             pixels = ktx2.decode(data, self.limits.max_image_pixels, self.path, field)
             self._charge(pixels.nbytes, field)
             return pixels
-        # glTF images are PNG or JPEG, and WebP in a file that declares EXT_texture_webp:
-        # no other of PIL's many decoders sees hostile bytes.
-        formats: tuple[str, ...] = ("PNG", "JPEG")
-        if DECODERS[WEBP] and WEBP in _list(self.doc.get("extensionsUsed")):
-            formats += ("WEBP",)
+        # glTF images are PNG or JPEG, and WebP or AVIF in a file that declares their
+        # extension: no other of PIL's many decoders sees hostile bytes.
+        used = _list(self.doc.get("extensionsUsed"))
+        formats = ("PNG", "JPEG") + tuple(
+            pil for name, (pil, _) in IMAGE_EXTENSIONS.items() if DECODERS[name] and name in used
+        )
         try:
             with Image.open(io.BytesIO(data), formats=formats) as img:
                 # The header's size is known before any pixel is decoded: a small PNG can

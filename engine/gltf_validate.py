@@ -367,7 +367,7 @@ class _Checker:
         for i, texture in enumerate(self.textures):
             self.index(texture, "source", f"textures[{i}]", len(self.images))
             ext = self.obj(texture, "extensions", f"textures[{i}]") or {}
-            for name in ("KHR_texture_basisu", "EXT_texture_webp"):  # another image each
+            for name in ("KHR_texture_basisu", "EXT_texture_webp", "EXT_texture_avif"):
                 by_ext = self.obj(ext, name, f"textures[{i}].extensions")
                 if by_ext is not None:
                     self.index(
