@@ -66,6 +66,8 @@ class Skeleton:
         self.skins = asset.skins
         self._joints = [np.array(skin.joints, np.intp) for skin in asset.skins]
         self._inverse_bind = [skin.inverse_bind.astype(np.float64) for skin in asset.skins]
+        self._world: np.ndarray | None = None  # the last pose, and the node TRS it came from
+        self._posed_from = b""
 
     def _top_down(self, asset: GltfAsset) -> list[int]:
         """Every node, parents first (the loader refuses cycles)."""
@@ -75,10 +77,23 @@ class Skeleton:
         return order
 
     def world(self, nodes: Sequence[Transform]) -> np.ndarray:
-        """(N, 4, 4) float64 asset-space matrices of every node (roots: their local)."""
+        """(N, 4, 4) float64 asset-space matrices of every node (roots: their local);
+        read-only, and composed again only when a node's transform changed: a model
+        standing still (most nodes of most avatars) costs a byte comparison a frame."""
+        key = b"".join(
+            n.translation.tobytes()
+            + n.rotation.tobytes()
+            + n.scale.tobytes()
+            + (b"" if n.matrix is None else n.matrix.tobytes())
+            for n in nodes
+        )
+        if self._world is not None and key == self._posed_from:
+            return self._world
         world = local_matrices(nodes)
         for level in self.levels[1:]:
             world[level] = world[self.parent[level]] @ world[level]
+        world.flags.writeable = False
+        self._world, self._posed_from = world, key
         return world
 
     def palette(self, skin: int, world: np.ndarray) -> np.ndarray:

@@ -6,9 +6,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from engine.camera import Camera
-from engine.transform import quat_from_euler, quat_from_matrix, quat_multiply, quat_to_matrix
+from engine.transform import (
+    Transform,
+    quat_from_euler,
+    quat_from_matrix,
+    quat_multiply,
+    quat_to_matrix,
+)
 
 
 def _old_quat_to_matrix(q):
@@ -110,3 +117,43 @@ def test_camera_matrices_match_the_hand_formulas():
             _old_view(camera.position, camera.target, camera.up),
             atol=1e-6,
         )
+
+
+def test_cached_local_matrix_follows_every_edit():
+    """``local_matrix()`` is cached (most entities stand still); an edit in place, an
+    assignment or an explicit matrix must still show at once, and the cache is read-only."""
+    t = Transform(translation=(1.0, 2.0, 3.0))
+    first = t.local_matrix()
+    assert t.local_matrix() is first  # unchanged: not composed again
+    with pytest.raises(ValueError):
+        first[0, 3] = 9.0
+    t.rotation[:] = quat_from_euler(yaw=0.5)  # in place
+    np.testing.assert_allclose(t.local_matrix()[:3, :3], quat_to_matrix(quat_from_euler(yaw=0.5)))
+    t.translation = np.array([4.0, 5.0, 6.0], np.float32)  # assigned
+    np.testing.assert_allclose(t.local_matrix()[:3, 3], [4.0, 5.0, 6.0])
+    t.scale[1] = 2.0
+    assert t.local_matrix()[1, 1] == pytest.approx(2.0)  # a yaw leaves y alone
+    t.matrix = np.diag([2.0, 2.0, 2.0, 1.0]).astype(np.float32)
+    np.testing.assert_allclose(t.local_matrix(), np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def test_cached_skeleton_pose_follows_every_node_edit(tmp_path):
+    """``Skeleton.world`` is cached until a node's transform changes."""
+    from engine import load_gltf
+    from engine.gltf_write import GltfBuilder
+    from engine.meshes import cube
+    from engine.skeleton import Skeleton
+
+    b = GltfBuilder()
+    root = b.add_node("root", translation=(0.0, 1.0, 0.0))
+    b.add_node("child", mesh=b.add_mesh([cube(0.1)]), translation=(0.5, 0.0, 0.0), parent=root)
+    asset = load_gltf(b.save(tmp_path / "two.glb"))
+    skeleton = Skeleton(asset)
+    nodes = [n.transform.copy() for n in asset.nodes]
+    first = skeleton.world(nodes)
+    assert skeleton.world(nodes) is first
+    np.testing.assert_allclose(first[1][:3, 3], [0.5, 1.0, 0.0])
+    nodes[0].translation[1] = 2.0  # the parent moves in place: the child follows
+    np.testing.assert_allclose(skeleton.world(nodes)[1][:3, 3], [0.5, 2.0, 0.0])
+    nodes[1].matrix = np.eye(4, dtype=np.float32)
+    np.testing.assert_allclose(skeleton.world(nodes)[1][:3, 3], [0.0, 2.0, 0.0])
