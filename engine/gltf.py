@@ -55,6 +55,7 @@ from engine.gltf_material import read_material, vrm0_material_properties
 from engine.gltf_skin import check_joint_range, check_skins, read_influences, read_skins
 from engine.gltf_validate import (
     DEFAULT_LIMITS,
+    TEXTURE_SOURCE_EXTENSIONS,
     GltfLimits,
     parse_json,
     read_confined,
@@ -455,7 +456,7 @@ class _Reader:
             mesh.get("name") or f"mesh{index}", prims, names, [float(w) for w in weights]
         )
 
-    def _primitive(self, prim: dict[str, Any], where: str, mode: int = 4) -> GltfPrimitive:
+    def _primitive(self, prim: dict[str, Any], where: str, mode: int = _TRIANGLES) -> GltfPrimitive:
         attrs = prim["attributes"]
         if gltf_draco.compressed(prim) is not None and DECODERS[gltf_draco.EXTENSION]:
             self.decoded_accessors.update(
@@ -522,11 +523,11 @@ class _Reader:
         source = texture.get("source")
         # An extension's image (validated like ``source``) wins where it can be decoded;
         # ``source`` is then the fallback for viewers that cannot.
-        for name in (*IMAGE_EXTENSIONS, ktx2.EXTENSION):
+        for name in TEXTURE_SOURCE_EXTENSIONS:
             if isinstance(ext.get(name), dict) and DECODERS[name]:
                 source = ext[name].get("source")
         if source is None:
-            for name in (*IMAGE_EXTENSIONS, ktx2.EXTENSION):
+            for name in TEXTURE_SOURCE_EXTENSIONS:
                 if isinstance(ext.get(name), dict):  # only where the file does not require it
                     log.warning(
                         "%s: textures[%d] is %s: drawn without it",

@@ -33,6 +33,10 @@ import numpy as np
 from engine import errors, gltf_meshopt
 from engine.errors import EngineError
 
+# Extensions that give a texture another image (``extensions.<name>.source``), in the
+# loader's order of preference: the last one it can decode wins.
+TEXTURE_SOURCE_EXTENSIONS = ("EXT_texture_webp", "EXT_texture_avif", "KHR_texture_basisu")
+
 MiB = 1 << 20
 _FLOAT32_MAX = 3.4028234663852886e38  # larger values overflow the float32 arrays we build
 
@@ -367,7 +371,7 @@ class _Checker:
         for i, texture in enumerate(self.textures):
             self.index(texture, "source", f"textures[{i}]", len(self.images))
             ext = self.obj(texture, "extensions", f"textures[{i}]") or {}
-            for name in ("KHR_texture_basisu", "EXT_texture_webp", "EXT_texture_avif"):
+            for name in TEXTURE_SOURCE_EXTENSIONS:
                 by_ext = self.obj(ext, name, f"textures[{i}].extensions")
                 if by_ext is not None:
                     self.index(

@@ -80,13 +80,7 @@ class Skeleton:
         """(N, 4, 4) float64 asset-space matrices of every node (roots: their local);
         read-only, and composed again only when a node's transform changed: a model
         standing still (most nodes of most avatars) costs a byte comparison a frame."""
-        key = b"".join(
-            n.translation.tobytes()
-            + n.rotation.tobytes()
-            + n.scale.tobytes()
-            + (b"" if n.matrix is None else n.matrix.tobytes())
-            for n in nodes
-        )
+        key = b"".join(n.state() for n in nodes)
         if self._world is not None and key == self._posed_from:
             return self._world
         world = local_matrices(nodes)

@@ -84,12 +84,18 @@ class Transform:
         frame."""
         if self.matrix is not None:
             return self.matrix
-        key = self.translation.tobytes() + self.rotation.tobytes() + self.scale.tobytes()
+        key = self.state()
         if self._composed is None or key != self._composed_from:
             self._composed = compose(self.translation, self.rotation, self.scale)
             self._composed.flags.writeable = False
             self._composed_from = key
         return self._composed
+
+    def state(self) -> bytes:
+        """Translation, rotation, scale and explicit matrix as bytes: equal bytes, equal
+        local matrix (what ``local_matrix`` and ``Skeleton.world`` cache by)."""
+        key = self.translation.tobytes() + self.rotation.tobytes() + self.scale.tobytes()
+        return key if self.matrix is None else key + self.matrix.tobytes()
 
     def to_trs(self) -> None:
         """Replace an explicit matrix by its translation, rotation and scale (shear, if
