@@ -85,6 +85,7 @@ def open_session(
     from avatarkit.view import AvatarView
     from engine import App
     from engine.audio import Mixer, VirtualDevice
+    from engine.clock import HeadlessClock
 
     audio = read_wav(Path(job.audio_path))
     pcm, rate = audio.pcm.astype("<i2").tobytes(), audio.sample_rate
@@ -93,10 +94,17 @@ def open_session(
     avatar = open_avatar(job.avatar_id)
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()
+    # Virtual time from this render's own device: App.headless's default clock follows the
+    # wall clock while *any* real-time device in the process plays (a kiosk, a test's null
+    # device), and the video would then depend on machine speed.
+    clock = HeadlessClock(job.fps, realtime=lambda: device.realtime)
     try:
         # A file or folder given as --avatar is served (and so may be driven) by its path.
         server = EmbeddedServer(avatars=avatar.source_path, motion_model=job.model)
-        with server, App.headless(size=job.size, fps=job.fps, quality=job.quality) as app:
+        with (
+            server,
+            App.headless(size=job.size, fps=job.fps, quality=job.quality, clock=clock) as app,
+        ):
             if job.samples is not None:
                 app.set_quality(app.quality.with_samples(job.samples))
             if on_app is not None:
@@ -131,6 +139,7 @@ def open_session(
             view.dispose()
     finally:
         AvatarSDK.cleanup()
+        device.stop()
 
 
 def _speak(app: App, view: AvatarView, pcm: bytes, rate: int) -> None:
