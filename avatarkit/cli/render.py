@@ -4,8 +4,8 @@ The whole product path runs: an embedded Motion Server on loopback, Direct Mode 
 real protocol, an ``AvatarView`` in an engine scene rendered with EGL. Time is virtual:
 every video frame advances the audio device by exactly one frame of samples, so the
 video is sample-accurate and exactly as long as the audio (to a frame), and its frames are
-the same on every run (x264 itself, now and then, encodes them a code value apart in a
-block: compare frames, not files).
+the same on every run. Compare frames, not files: the same frames encoded and decoded again
+have been seen to differ by a code value or two in a block, now and then (docs/engine.md).
 """
 
 from __future__ import annotations
