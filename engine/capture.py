@@ -88,17 +88,28 @@ def _h264_codec() -> str:
 
 def encoder_frame(image: np.ndarray, layout: str, pix_fmt: str) -> av.VideoFrame:
     """``image`` (HxWxC uint8, ``layout`` rgb24 or rgba) converted to the encoder's
-    ``pix_fmt`` by one swscale thread.
+    ``pix_fmt`` by one swscale thread, in a frame PyAV allocated, its line padding zeroed.
 
-    The same frames must make the same video (render tests compare them). Left to itself,
-    PyAV converts with as many swscale threads as there are CPUs, and threaded swscale here
-    gave a different yuva444p10le picture (the .mov path) in 12 of 60 conversions of one
-    image; one thread, 0 of 60, and it is the faster conversion on two busy cores too (720p
-    yuv420p: 7.3 ms against 8.8)."""
+    The same frames should make the same video (render tests compare them). Threaded
+    swscale (PyAV's default: a thread per CPU) gave a different yuva444p10le picture (the
+    .mov path) in 12 of 60 conversions of one image; one thread: 0 of 60, and the faster
+    conversion on two busy cores (720p yuv420p: 7.3 ms against 8.8). Handed to x264 as the
+    converter returned it, the same 97 frames made a different first frame in 7 of 400
+    encodes (CPUs busy); copied into a frame of its own: 2 of 800 (docs/engine.md)."""
     import av
 
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=layout)
-    return frame.reformat(format=pix_fmt, threads=1)
+    converted = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=layout).reformat(
+        format=pix_fmt, threads=1
+    )
+    frame = av.VideoFrame(image.shape[1], image.shape[0], pix_fmt)
+    sample = 2 if any(c.bits > 8 for c in frame.format.components) else 1  # bytes (planar)
+    for given, wanted in zip(converted.planes, frame.planes, strict=True):
+        rows = np.frombuffer(memoryview(given), np.uint8).reshape(-1, given.line_size)
+        out = np.frombuffer(memoryview(wanted), np.uint8).reshape(-1, wanted.line_size)
+        width = wanted.width * sample  # the picture; the rest of a line is padding, zeroed
+        out[:, width:] = 0
+        out[:, :width] = rows[: len(out), :width]
+    return frame
 
 
 class VideoWriter:

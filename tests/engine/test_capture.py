@@ -195,8 +195,9 @@ def test_a_frame_shows_nothing_of_the_next_one(tmp_path):
     [("rgb24", "yuv420p", 3), ("rgba", "yuva420p", 4), ("rgba", "yuva444p10le", 4)],
 )
 def test_the_same_image_always_converts_to_the_same_picture(layout, pix_fmt, channels):
-    """``encoder_frame`` converts on one thread: PyAV's default, a swscale thread per CPU,
-    gave a new yuva444p10le picture in about one conversion in five here."""
+    """``encoder_frame`` converts on one thread (PyAV's default, a swscale thread per CPU,
+    gave a new yuva444p10le picture in about one conversion in five here) into a frame of
+    its own with zeroed line padding."""
     from engine.capture import encoder_frame
 
     w, h = 1282, 722
@@ -215,3 +216,6 @@ def test_the_same_image_always_converts_to_the_same_picture(layout, pix_fmt, cha
     assert (first.width, first.height, first.format.name) == (w, h, pix_fmt)
     expected = picture(first)
     assert all(picture(encoder_frame(image, layout, pix_fmt)) == expected for _ in range(40))
+    # Whole buffers too: the lines' padding is zeroed, not whatever the allocation held.
+    again = encoder_frame(image, layout, pix_fmt)
+    assert [bytes(p) for p in again.planes] == [bytes(p) for p in first.planes]
