@@ -299,3 +299,24 @@ def test_blended_surfaces_leave_coverage_alpha(app, tmp_path, clear_alpha):
     covered = 0.5 + clear_alpha * 0.5  # a + dst * (1 - a): one front face of the cube
     assert abs(rgba[60, 80, 3] - round(255 * covered)) <= 2, rgba[60, 80]
     assert rgba[2, 2, 3] == round(255 * clear_alpha)
+
+
+def test_the_normal_matrix_and_determinant_match_numpy_for_any_model_matrix():
+    """``_linear_parts`` (closed forms, no LAPACK) against ``np.linalg``: rotations with
+    scale, a mirror, a shear, quantization-sized scales, and a flat matrix."""
+    from engine.render.renderer import _linear_parts
+
+    rng = np.random.default_rng(7)
+    matrices = [rng.normal(size=(4, 4)) for _ in range(50)]
+    matrices += [np.diag([1.0, 1.0, -1.0, 1.0]), np.diag([1e-5, 2e-5, 1e-5, 1.0])]
+    matrices += [np.array([[1, 0.5, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])]
+    for m in matrices:
+        linear = m[:3, :3]
+        det, lengths, normal = _linear_parts(m)
+        assert det == pytest.approx(np.linalg.det(linear), rel=1e-9, abs=1e-30)
+        assert lengths == pytest.approx(np.prod(np.linalg.norm(linear, axis=0)), rel=1e-9)
+        expected = np.linalg.inv(linear).astype(np.float32)
+        got = np.frombuffer(normal, np.float32).reshape(3, 3)
+        assert np.allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    flat = np.diag([1.0, 0.0, 1.0, 1.0])
+    assert _linear_parts(flat)[0] == 0.0
