@@ -11,7 +11,8 @@ A device that loses its hardware hands the mixer to a ``NullDevice`` and tells t
 
 Threads: ``start``/``stop`` come from the app, ``report_lost`` from a watchdog or device
 thread; ``_lifecycle_lock`` makes them take turns, so a device is stopped once, falls back
-at most once, and never after the app stopped it. Stopping a lost device also stops its
+at most once, and never after the app stopped it. A device still playing at interpreter exit
+is stopped by an ``atexit`` hook. Stopping a lost device also stops its
 fallback, so no pacing thread outlives the app's cleanup.
 
 Over 400 lines on purpose: the three devices share one lifecycle (``AudioDevice``) and
@@ -20,6 +21,7 @@ the fallback from one kind to another; most of the length is PortAudio's device 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -50,6 +52,18 @@ WATCHDOG_PERIOD = 0.5  # seconds between checks that the PortAudio stream is sti
 
 
 _playing: weakref.WeakSet[AudioDevice] = weakref.WeakSet()  # started, not yet stopped
+
+
+def _stop_all() -> None:
+    """At interpreter exit, stop every device still playing (an app that never called
+    ``stop()`` or ``AvatarSDK.cleanup()``): while Python is still whole. A PortAudio
+    callback thread still running into the interpreter's teardown can crash the process
+    (the real-audio test player exited with SIGSEGV after its last line, now and then)."""
+    for device in list(_playing):
+        device.stop()
+
+
+atexit.register(_stop_all)
 
 
 def realtime_device_playing() -> bool:

@@ -86,3 +86,27 @@ def test_device_lost_mid_playback_falls_back_and_keeps_rendering(make_headless_a
         mixer.device.stop()
         app.close()
         AvatarSDK.cleanup()
+
+
+def test_a_device_left_playing_is_stopped_at_interpreter_exit(tmp_path):
+    """An app that exits without ``stop()`` / ``AvatarSDK.cleanup()``: the device is stopped
+    by the engine's ``atexit`` hook, while Python is whole (a PortAudio callback thread
+    running into the interpreter's teardown crashed the real-audio player now and then)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "leave_it_playing.py"
+    script.write_text(
+        "from engine.audio import Mixer, NullDevice\n"
+        "class Marked(NullDevice):\n"
+        "    def _release(self):\n"
+        "        super()._release()\n"
+        "        print('released', flush=True)\n"
+        "Marked(Mixer(16000)).start()\n"
+        "print('exiting', flush=True)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["exiting", "released"]
