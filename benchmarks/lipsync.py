@@ -1,6 +1,7 @@
 """Lip-sync quality and speed on held-out speech: our model vs two baselines, one run.
 
     .venv/bin/python benchmarks/lipsync.py [--utterances 60] [--fps 60] [--noisy] [--speed-table]
+        [--weights CANDIDATE.npz ...]   # retrained weights scored beside the shipped ones
 
 Corpus: sentences from the held-out vocabulary spoken by held-out espeak voices
 (dialects and variants the model never trained on), phoneme-aligned through
@@ -233,11 +234,22 @@ BARS = {
 }
 
 
-def systems(fps: int) -> dict:
+def systems(fps: int, candidates: list[str] = ()) -> dict:
     out = {
         "avatarkit model": lambda c: run_stream(create_stream, c, fps),
         "loudness envelope": lambda c: run_stream(EnvelopeStream, c, fps),
     }
+    for path in candidates:  # retrained weights, side by side with the shipped ones
+        from pathlib import Path
+
+        from avatarkit.motion.lipsync import LipSyncStream
+        from avatarkit.motion.model import VisemeNet
+
+        net = VisemeNet(Path(path))
+        name = f"weights {Path(path).stem}"[:22]
+        out[name] = lambda c, net=net: run_stream(
+            lambda rate, f: LipSyncStream(rate, f, net=net), c, fps
+        )
     try:
         from pylipsync import PhonemeAnalyzer
 
@@ -259,13 +271,19 @@ def main() -> None:
         "--corpus", action="append", help="piper, kokoro or human (default: all installed)"
     )
     parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        help="a retrained weights file to score beside the shipped model (repeatable)",
+    )
+    parser.add_argument(
         "--speed-table",
         action="store_true",
         help="also time the model at 30/60 fps with 20/40/100 ms pushes",
     )
     args = parser.parse_args()
     sets = corpora(args)
-    quality = systems(args.fps)
+    quality = systems(args.fps, args.weights)
     print(
         f"\n{'corpus':<10} {'system':<22} {'aperture r':>10} {'lag ms':>8} {'closure':>8} "
         f"{'round AUC':>10} {'moves/s':>8}   (utterances, seconds, p/b/m)"
@@ -321,7 +339,8 @@ def main() -> None:
 def bars(corpus: str, results: dict) -> list[tuple[str, bool]]:
     floor, margin, closure, auc_bar, lag = BARS[corpus]
     ours = results["avatarkit model"]
-    best_base = max(r["aperture_r"] for n, r in results.items() if n != "avatarkit model")
+    baselines = [r for n, r in results.items() if n != "avatarkit model" and "weights" not in n]
+    best_base = max(r["aperture_r"] for r in baselines)
     return [
         (f"r >= {floor}", ours["aperture_r"] >= floor),
         (f"r >= baseline + {margin}", ours["aperture_r"] >= best_base + margin),

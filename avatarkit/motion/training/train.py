@@ -133,6 +133,9 @@ def main() -> None:
         help="frames back of each pooled past tap, comma-separated ('': none, the old shape)",
     )
     parser.add_argument("--pool", type=int, default=POOL, help="frames averaged per tap")
+    parser.add_argument(
+        "--projected", type=int, default=PROJECTED, help="dimensions each frame is reduced to"
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     ahead = args.ahead
@@ -192,14 +195,15 @@ def main() -> None:
 
     width = PAST + 1 + ahead
     gathered = width + len(taps) * pool  # frames per example
-    inputs = (width + len(taps) + 1) * PROJECTED  # window, pooled taps, running mean
+    projected = args.projected
+    inputs = (width + len(taps) + 1) * projected  # window, pooled taps, running mean
 
     class Net(nn.Module):
         """Per-frame linear projection (mels -> PROJECTED), then an MLP over the window."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.project = nn.Linear(NUM_MELS, PROJECTED, bias=False)
+            self.project = nn.Linear(NUM_MELS, projected, bias=False)
             self.mlp = nn.Sequential(
                 nn.Linear(inputs, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
                 nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
@@ -209,7 +213,7 @@ def main() -> None:
         def forward(self, x, m):
             frames = self.project(x.view(len(x), gathered, NUM_MELS))
             window = frames[:, :width].flatten(1)
-            pooled = frames[:, width:].reshape(len(x), len(taps), pool, PROJECTED).mean(2)
+            pooled = frames[:, width:].reshape(len(x), len(taps), pool, projected).mean(2)
             return self.mlp(torch.cat([window, pooled.flatten(1), self.project(m)], dim=1))
 
     net = Net()
