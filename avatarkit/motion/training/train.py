@@ -27,6 +27,7 @@ from avatarkit.motion.training.corpus import (
     features_and_labels,
     make_clips,
 )
+from avatarkit.motion.training.distill import teacher_probabilities
 from avatarkit.motion.training.human import human_clips
 from avatarkit.motion.visemes import ARTICULATION, VISEMES
 
@@ -136,6 +137,14 @@ def main() -> None:
     parser.add_argument(
         "--projected", type=int, default=PROJECTED, help="dimensions each frame is reduced to"
     )
+    parser.add_argument(
+        "--teachers",
+        default="",
+        help="weights files (comma-separated) whose averaged logits the net also learns from",
+    )
+    parser.add_argument(
+        "--distill", type=float, default=0.6, help="share of the teachers in the targets"
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     ahead = args.ahead
@@ -217,6 +226,13 @@ def main() -> None:
             return self.mlp(torch.cat([window, pooled.flatten(1), self.project(m)], dim=1))
 
     net = Net()
+    teachers = [Path(t) for t in args.teachers.split(",") if t.strip()]
+    if teachers and taps:
+        parser.error("--teachers needs a plain window (no --taps)")
+    soft = teacher_probabilities(teachers, xt, mt, ct, batch, (mean, std), (PAST, ahead))
+    if soft is not None:
+        agree = (soft.argmax(1) == yt).float().mean().item()
+        print(f"teachers agree with the labels on {agree:.3f} of the training frames")
     steps_per_epoch = len(yt) // 512
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -236,8 +252,16 @@ def main() -> None:
             # Cross-entropy for the classes plus the error of the articulation the runtime
             # actually uses (posteriors @ table): that is what the face shows.
             articulation = torch.softmax(logits, 1) @ table
-            error = ((articulation - table[yt[idx]]) ** 2) @ articulator_weights
-            loss = loss_fn(logits, yt[idx]) + ARTICULATION_WEIGHT * error.mean()
+            if soft is None:
+                error = ((articulation - table[yt[idx]]) ** 2) @ articulator_weights
+                loss = loss_fn(logits, yt[idx]) + ARTICULATION_WEIGHT * error.mean()
+            else:  # the labels and the teachers' posteriors, mixed
+                hard = nn.functional.one_hot(yt[idx], len(VISEMES)).float()
+                target = (1 - args.distill) * (hard * 0.95 + 0.05 / len(VISEMES))
+                target += args.distill * soft[idx]
+                error = ((articulation - target @ table) ** 2) @ articulator_weights
+                ce = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+                loss = ce + ARTICULATION_WEIGHT * error.mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
