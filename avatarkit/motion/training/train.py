@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument(
         "--projected", type=int, default=PROJECTED, help="dimensions each frame is reduced to"
     )
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="units per hidden layer")
     parser.add_argument(
         "--teachers",
         default="",
@@ -204,7 +205,7 @@ def main() -> None:
 
     width = PAST + 1 + ahead
     gathered = width + len(taps) * pool  # frames per example
-    projected = args.projected
+    projected, hidden = args.projected, args.hidden
     inputs = (width + len(taps) + 1) * projected  # window, pooled taps, running mean
 
     class Net(nn.Module):
@@ -214,9 +215,9 @@ def main() -> None:
             super().__init__()
             self.project = nn.Linear(NUM_MELS, projected, bias=False)
             self.mlp = nn.Sequential(
-                nn.Linear(inputs, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
-                nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Dropout(0.1),
-                nn.Linear(HIDDEN, len(VISEMES)),
+                nn.Linear(inputs, hidden), nn.ReLU(), nn.Dropout(0.1),
+                nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(0.1),
+                nn.Linear(hidden, len(VISEMES)),
             )  # fmt: skip
 
         def forward(self, x, m):
