@@ -101,7 +101,7 @@ def merge(paths: list[Path], out: Path) -> None:
         pool=1,
         num_layers=3,
         project=np.concatenate([n["project"] for n in nets], axis=1),
-        **{f"w{i}": w for i, w in enumerate(layers)},
+        **{f"w{i}": w for i, w in enumerate(layers)},  # type: ignore[arg-type]  # stub: **bool
         b0=np.concatenate([n["b0"] for n in nets]),
         b1=np.concatenate([n["b1"] for n in nets]),
         b2=np.mean([n["b2"] for n in nets], axis=0),
