@@ -4,10 +4,11 @@
     .venv/bin/python -m avatarkit.motion.training.distill OUT.npz A.npz B.npz [...]
     .venv/bin/python benchmarks/lipsync.py --weights OUT.npz
 
-Measured on 2026-12-05 (docs/motion-model.md, training notes): three nets' average beats
-each of them on every corpus but costs three nets (about 75x real time as one dense file,
-under the 200x bar), and one net of the shipped size trained on their posteriors did not
-keep the gain. Off by default; kept so that stronger teachers can be tried the same way.
+Measured on 2026-12-05 (docs/motion-model.md, training notes): three nets' average has a
+higher aperture r than each of them on every corpus but costs three nets (74x real time as
+one dense file, under the 200x bar), and one net of the shipped size trained on their
+posteriors did not keep the gain. Off by default; kept so that stronger teachers can be
+tried the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from avatarkit.motion.features import NUM_MELS
+from avatarkit.motion.model import VisemeNet
 from avatarkit.motion.visemes import VISEMES
 
 
@@ -32,30 +34,31 @@ def teacher_probabilities(paths, xt, mt, ct, batch, norm, context):
     mean, std = (torch.from_numpy(a.astype(np.float32)) for a in norm)
     total = torch.zeros(len(ct), len(VISEMES))
     for path in paths:
-        with np.load(path) as data:
-            taps = len(data["taps"]) if "taps" in data else 0
-            if (int(data["past"]), int(data["ahead"])) != context or taps:
-                raise SystemExit(f"teacher {path}: another context than {context}, or taps")
-            t = {k: torch.from_numpy(np.asarray(data[k], np.float32)) for k in data.files
-                 if k in ("mean", "std", "project") or k[0] in "wb"}  # fmt: skip
-            layers = int(data["num_layers"])
-
-        def forward(x, m, t=t, layers=layers):
-            def project(z):  # this run's normalisation -> the teacher's, then its projection
-                z = ((z * std + mean - t["mean"]) / t["std"]).clamp(-5, 5)
-                return z @ t["project"]
-
-            h = torch.cat([project(x.view(len(x), -1, NUM_MELS)).flatten(1), project(m)], 1)
-            for i in range(layers):
-                h = h @ t[f"w{i}"] + t[f"b{i}"]
-                h = h.relu() if i < layers - 1 else h
-            return h
-
+        net = VisemeNet(path)  # the runtime's loader: a bad file is motionModelUnavailable
+        if (net.past, net.ahead) != context or net.taps:
+            raise SystemExit(f"teacher {path}: another context than {context}, or taps")
         with torch.no_grad():
             for i in range(0, len(ct), 65536):
-                total[i : i + 65536] += forward(*batch(xt, mt, ct[i : i + 65536]))
+                x, m = batch(xt, mt, ct[i : i + 65536])
+                total[i : i + 65536] += _logits(net, x, m, mean, std)
         print(f"teacher {path}: done")
     return torch.softmax(total / len(paths), 1)
+
+
+def _logits(net: VisemeNet, x, m, mean, std):
+    """``net``'s logits in torch for windows ``x`` and running means ``m`` normalised by
+    ``mean``/``std`` (this run's): renormalised the net's own way, then its layers."""
+    import torch
+
+    def project(z):
+        own = (z * std + mean - torch.from_numpy(net.mean)) * torch.from_numpy(net.scale)
+        return own.clamp(-5, 5) @ torch.from_numpy(net.projection)
+
+    h = torch.cat([project(x.view(len(x), -1, NUM_MELS)).flatten(1), project(m)], 1)
+    for i, (w, b) in enumerate(net.layers):  # w: [out, in], b: [out, 1]
+        h = h @ torch.from_numpy(w).T + torch.from_numpy(b[:, 0])
+        h = h.relu() if i < len(net.layers) - 1 else h
+    return h
 
 
 def merge(paths: list[Path], out: Path) -> None:
