@@ -304,3 +304,31 @@ def test_eight_influences_bend_like_four(framed):
     assert four_bent.sum() > 300
     assert (four_bent != eight_bent).sum() <= 2
     assert (four_bent != _coverage(_render(framed, asset), background)).sum() > 50  # it bends
+
+
+@needs_sample
+def test_variants_sharing_a_material_each_get_it(framed):
+    """Two primitives of one mesh with one material but different shader variants (four
+    and eight influences), drawn one after the other: the second variant's program gets
+    the material too (its uniforms are its own), so it draws in the same colour."""
+    from engine.gltf_asset import GltfMaterial
+
+    asset = load_gltf(SIMPLE_SKIN)
+    asset.materials.append(GltfMaterial(base_color_factor=(0.9, 0.1, 0.1, 1.0)))
+    prim = asset.meshes[0].primitives[0]
+    prim.material = len(asset.materials) - 1
+    background = _background(framed)
+    alone = _render(framed, asset)
+    covered = _coverage(alone, background)
+    assert covered.sum() > 300
+
+    front = copy.deepcopy(prim)  # the same strip a little nearer, through the 8-joint variant
+    front.positions = front.positions + np.float32([0.0, 0.0, 0.05])
+    front.joints = np.hstack([np.zeros_like(front.joints), front.joints])
+    front.skin_weights = np.hstack([np.zeros_like(front.skin_weights), front.skin_weights])
+    asset.meshes[0].primitives.append(front)
+    both = _render(framed, asset)
+    assert (_coverage(both, background) == covered).mean() > 0.98
+    colour = alone[covered].mean(axis=0)
+    assert colour[0] > 2 * colour[1]  # red
+    assert np.abs(both[covered].mean(axis=0) - colour).max() < 8
