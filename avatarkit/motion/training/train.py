@@ -29,6 +29,7 @@ from avatarkit.motion.training.corpus import (
 )
 from avatarkit.motion.training.distill import teacher_probabilities
 from avatarkit.motion.training.human import human_clips
+from avatarkit.motion.training.stops import connected_stops
 from avatarkit.motion.visemes import ARTICULATION, VISEMES
 
 PAST, AHEAD, LEAD = 9, 3, 1
@@ -42,9 +43,12 @@ TAPS, POOL = (), 4
 
 
 def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
-    clip, seed, lead, augmented = job
+    clip, seed, lead, augmented, stops = job
+    rng = random.Random(seed)
+    if stops:
+        clip = connected_stops(clip, rng, stops)
     if augmented:
-        clip = augment(clip, random.Random(seed))
+        clip = augment(clip, rng)
     mels, lab = features_and_labels(clip)
     # Target the face ``lead`` frames ahead: the runtime's coarticulation smoothing lags
     # by about that much, and lips lead the sound they shape anyway.
@@ -52,13 +56,13 @@ def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(
-    clips, seed: int, ahead: int, lead: int, augmented: bool = True
+    clips, seed: int, ahead: int, lead: int, augmented: bool = True, stops: float = 0.0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per clip: level-normalised log-mels and viseme labels (leading the audio by ``lead``),
-    on every core."""
+    on every core; ``stops``: the share of p/b/m closures made connected-speech-like."""
     from multiprocessing import Pool
 
-    jobs = [(clip, seed * 1_000_003 + i, lead, augmented) for i, clip in enumerate(clips)]
+    jobs = [(clip, seed * 1_000_003 + i, lead, augmented, stops) for i, clip in enumerate(clips)]
     with Pool() as pool:
         return pool.map(_featurise, jobs, chunksize=16)
 
@@ -146,13 +150,22 @@ def main() -> None:
     parser.add_argument(
         "--distill", type=float, default=0.6, help="share of the teachers in the targets"
     )
+    parser.add_argument(
+        "--connected-stops",
+        type=float,
+        default=0.0,
+        help="share of training p/b/m closures made shorter and voiced (stops.py)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="another training run of the same recipe"
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     ahead = args.ahead
     taps = [-int(t) for t in args.taps.split(",") if t.strip()]
     pool = args.pool if taps else 1
     span = max([PAST] + [pool - 1 - t for t in taps])  # as ``VisemeNet.span``
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
 
     t0 = time.time()
@@ -166,7 +179,9 @@ def main() -> None:
     if args.kokoro_blend:  # new speakers and sentences
         blend_copies = args.repeat if args.blend_copies is None else args.blend_copies
         clips += cached_clips(args.kokoro_blend, "train", 1, "kokoro-blend") * blend_copies
-    train_clips = build(clips, seed=1, ahead=ahead, lead=args.lead)
+    train_clips = build(
+        clips, seed=1 + args.seed, ahead=ahead, lead=args.lead, stops=args.connected_stops
+    )
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
         if count:
