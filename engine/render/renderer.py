@@ -113,11 +113,7 @@ class Renderer:
         # cheaper place on a software rasteriser. Set before the first asset is acquired.
         self.host_morphs = False
         self._assets: dict[int, GpuAsset] = {}
-        self._material_key: tuple[int, int | None] | None = None
-        # Per lit program, the values its draw-dependent uniforms hold this frame (uniforms
-        # live in the program, which only this renderer uses): a draw writes only those
-        # that change. Emptied each frame.
-        self._uniforms_set: dict[int, dict[str, object]] = {}
+        self._material_key: tuple[int, int | None, int] | None = None
         self.draw_calls = 0
         # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
         self.flush_per_node = False
@@ -188,7 +184,6 @@ class Renderer:
         """Per-frame uniforms and the background. The target is bound and cleared."""
         self.draw_calls = 0
         self.drawn_region = None
-        self._uniforms_set.clear()
         self._view_projection = frame.view_projection
         lighting = frame.lighting
         self.ctx.disable(moderngl.BLEND)  # a known state, whatever the last frame's components left
@@ -277,8 +272,8 @@ class Renderer:
             lit["u_model"].write(model)
             lit["u_normal_matrix"].write(normal)
         self.ctx.front_face = "cw" if det < 0 else "ccw"  # a mirroring transform flips the winding
-        # GL state (textures, culling) is cached only within this call: other components
-        # may change it between calls. Program uniforms are cached per frame (_set_once).
+        # Material state is cached only within this call: other components may change
+        # GL state between calls.
         self._material_key = None
         for prim in prims:
             self._draw(gpu, prim, weights, palette, sides)
@@ -334,33 +329,25 @@ class Renderer:
         self, gpu: GpuAsset, index: int | None, lit: moderngl.Program
     ) -> GltfMaterial:
         material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
-        key = (id(gpu), index)
+        # Per program too: a material's uniforms live in each shader variant that draws it.
+        key = (id(gpu), index, id(lit))
+        if key == self._material_key:  # consecutive primitives often share a material
+            return material
+        self._material_key = key
+        lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
         texture = gpu.textures[index] if index is not None else None
+        lit["u_has_texture"].value = texture is not None
+        (texture or self._dummy).use(BASE_TEXTURE_UNIT)
+        lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
         emissive = gpu.emissive_textures[index] if index is not None else None
-        if key != self._material_key:  # consecutive primitives often share a material
-            self._material_key = key
-            (texture or self._dummy).use(BASE_TEXTURE_UNIT)
-            (emissive or self._dummy).use(EMISSIVE_TEXTURE_UNIT)
-            if material.double_sided:
-                self.ctx.disable(moderngl.CULL_FACE)
-            else:
-                self.ctx.enable(moderngl.CULL_FACE)
-        if self._set_once(lit, "material", key):  # per program: variants share materials
-            lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF: linear
-            lit["u_has_texture"].value = texture is not None
-            lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
-            set_material_uniforms(lit, material, emissive is not None)
-            lit["u_alpha_cutoff"].value = material.alpha_cutoff
+        (emissive or self._dummy).use(EMISSIVE_TEXTURE_UNIT)
+        set_material_uniforms(lit, material, emissive is not None)
+        lit["u_alpha_cutoff"].value = material.alpha_cutoff
+        if material.double_sided:
+            self.ctx.disable(moderngl.CULL_FACE)
+        else:
+            self.ctx.enable(moderngl.CULL_FACE)
         return material
-
-    def _set_once(self, program: moderngl.Program, name: str, value: object) -> bool:
-        """Whether ``program``'s ``name`` must be written to hold ``value`` (then noted as
-        holding it until the next frame)."""
-        held = self._uniforms_set.setdefault(id(program), {})
-        if name in held and held[name] == value:
-            return False
-        held[name] = value
-        return True
 
     def _draw(
         self,
@@ -372,12 +359,10 @@ class Renderer:
     ) -> None:
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
-        if self._set_once(lit, "u_has_colors", prim.has_colors):
-            lit["u_has_colors"].value = prim.has_colors
+        lit["u_has_colors"].value = prim.has_colors
         skinned = palette is not None and prim.influences > 0
-        influences = prim.influences if skinned else 0
-        if prim.influences and self._set_once(lit, "u_skin_influences", influences):
-            lit["u_skin_influences"].value = influences
+        if prim.influences:  # the skinned variant
+            lit["u_skin_influences"].value = prim.influences if skinned else 0
         (
             palette if skinned and palette is not None else self._no_skin
         ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)

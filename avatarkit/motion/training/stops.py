@@ -11,6 +11,7 @@ the labels move with the audio.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 from scipy import signal
@@ -50,7 +51,7 @@ def connected_stops(clip, rng: random.Random, share: float):
             at = start + (length - cut) // 2
             x = _splice(x, at, at + cut, fade)
             spans = [(v, _shift(s, at, cut), _shift(e, at, cut)) for v, s, e in spans]
-    return type(clip)(x.astype(np.float32), sr, spans, clip.text, clip.voice)
+    return replace(clip, audio=x.astype(np.float32), spans=spans)
 
 
 def _envelope(n: int, fade: int) -> np.ndarray:
