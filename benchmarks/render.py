@@ -107,7 +107,6 @@ uniform mat3 u_normal_matrix;
 uniform mat4 u_view_projection;
 in vec3 in_position;
 in vec3 in_normal;
-in vec2 in_uv;
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
@@ -117,7 +116,7 @@ void main() {
     vec4 world = u_model * vec4(in_position, 1.0);
     v_world = world.xyz;
     v_normal = u_normal_matrix * in_normal;
-    v_uv = in_uv;
+    v_uv = vec2(0.0);  // the lit shader's plain variant samples no texture
     gl_Position = u_view_projection * world;
 }
 """
@@ -135,9 +134,7 @@ class BareBench:
         prog = self.prog = ctx.program(vertex_shader=BARE_VERTEX, fragment_shader=LIT_FRAGMENT)
         vbo = ctx.buffer(np.hstack([prim.positions, prim.normals, prim.uvs]).astype("f4").tobytes())
         ibo = ctx.buffer(prim.indices.astype("u4").tobytes())
-        self.vao = ctx.vertex_array(
-            prog, [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")], ibo, 4
-        )
+        self.vao = ctx.vertex_array(prog, [(vbo, "3f 3f 8x", "in_position", "in_normal")], ibo, 4)
         self.fbo = ctx.framebuffer(
             [ctx.renderbuffer(SIZE, 4, samples=samples)],
             ctx.depth_renderbuffer(SIZE, samples=samples),

@@ -90,7 +90,7 @@ class Bare:
                     nrm = prim.normals @ np.linalg.inv(world[:3, :3])
                     vbo = ctx.buffer(np.hstack([pos, nrm, uvs]).astype("f4").tobytes())
                     ibo = ctx.buffer(prim.indices.astype("u4").tobytes())
-                    content = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
+                    content = [(vbo, "3f 3f 8x", "in_position", "in_normal")]
                     self.vaos.append(ctx.vertex_array(prog, content, ibo, 4))
         camera = live.app.scene.camera
         vp = camera.projection_matrix(SIZE[0] / SIZE[1]) @ camera.view_matrix()

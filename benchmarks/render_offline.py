@@ -35,7 +35,6 @@ BARE_VERTEX = """
 uniform mat4 u_view_projection;
 in vec3 in_position;
 in vec3 in_normal;
-in vec2 in_uv;
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
@@ -44,7 +43,7 @@ void main() {
     v_color = vec4(1.0);
     v_world = in_position;
     v_normal = in_normal;
-    v_uv = in_uv;
+    v_uv = vec2(0.0);  // the lit shader's plain variant samples no texture
     gl_Position = u_view_projection * vec4(in_position, 1.0);
 }
 """
@@ -116,7 +115,7 @@ def floor_render(
             normals = prim.normals @ np.linalg.inv(world[:3, :3])
             vbo = ctx.buffer(np.hstack([positions, normals, uvs]).astype("f4").tobytes())
             ibo = ctx.buffer(prim.indices.astype("u4").tobytes())
-            content = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
+            content = [(vbo, "3f 3f 8x", "in_position", "in_normal")]
             vaos.append(ctx.vertex_array(prog, content, ibo, 4))
     camera = Camera()
     head = np.array(avatar.framing.head_center, np.float32)

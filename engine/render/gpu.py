@@ -16,6 +16,7 @@ from engine import errors
 from engine.errors import EngineError
 from engine.gltf import GltfAsset, GltfPrimitive
 from engine.gltf_asset import GltfMaterial, TextureSlot
+from engine.render.batching import merge_by_material
 from engine.render.host_morph import HostTargets
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
 
@@ -137,18 +138,18 @@ class GpuAsset:
             else None
             for m in asset.materials
         ]
+        # What is drawn per mesh: its primitives, those sharing a material merged.
+        drawn = [merge_by_material(mesh.primitives, asset.materials) for mesh in asset.meshes]
         self.host_targets: list[HostTargets | None] = [
-            HostTargets(mesh.primitives)
-            if host_morphs and any(p.targets for p in mesh.primitives)
-            else None
-            for mesh in asset.meshes
+            HostTargets(prims) if host_morphs and any(p.targets for p in prims) else None
+            for prims in drawn
         ]
         self.meshes = [
             [
                 self._primitive(ctx, program_for(_material(asset, p), _influences(p)), p)
-                for p in mesh.primitives
+                for p in prims
             ]
-            for mesh in asset.meshes
+            for prims in drawn
         ]
         for mesh_targets, prims in zip(self.host_targets, self.meshes, strict=True):
             for k, prim in enumerate(prims):
@@ -168,6 +169,8 @@ class GpuAsset:
         ibo = ctx.buffer(np.ascontiguousarray(indices, np.uint32).tobytes())
         content: list[tuple[Any, ...]] = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
         static: list[tuple[Any, ...]] = [(vbo, "24x 2f", "in_uv")]  # skips position, normal
+        if "in_uv" not in program:  # a variant sampling no texture reads no UVs
+            content, static = [(vbo, "3f 3f 8x", "in_position", "in_normal")], []
         buffers = [vbo, ibo]
         if prim.colors is not None:
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())

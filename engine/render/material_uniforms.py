@@ -17,15 +17,19 @@ def needs_extras(material: GltfMaterial) -> bool:
 
 
 def set_material_uniforms(
-    program: moderngl.Program, material: GltfMaterial, has_emissive_texture: bool
+    program: moderngl.Program, material: GltfMaterial, base_texture: bool, emissive_texture: bool
 ) -> None:
-    base, emissive = material.base_color_slot, material.emissive_slot
-    program["u_base_uv_set"].value = base.uv_set
-    program["u_base_uv_row"].write(_rows(base.transform))
+    """``base_texture`` / ``emissive_texture``: whether ``program`` is a variant that
+    samples that texture (shaders.LitVariant; the uniforms exist only there)."""
     program["u_emissive"].value = tuple(float(v) for v in material.emissive_factor[:3])
-    program["u_has_emissive_texture"].value = has_emissive_texture
-    program["u_emissive_uv_set"].value = emissive.uv_set
-    program["u_emissive_uv_row"].write(_rows(emissive.transform))
+    if base_texture:
+        base = material.base_color_slot
+        program["u_base_uv_set"].value = base.uv_set
+        program["u_base_uv_row"].write(_rows(base.transform))
+    if emissive_texture:
+        emissive = material.emissive_slot
+        program["u_emissive_uv_set"].value = emissive.uv_set
+        program["u_emissive_uv_row"].write(_rows(emissive.transform))
     if not needs_extras(material):  # the plain variant (no u_toon; "in" walks every uniform)
         return
     program["u_unlit"].value = material.unlit

@@ -18,7 +18,7 @@ from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
     MAX_ACTIVE_TARGETS,
-    lit_shaders,
+    LitVariant,
 )
 from engine.render.skinning import JointPalette
 
@@ -94,17 +94,16 @@ class Renderer:
 
     def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
-        # Variants of the lit shader (shaders.lit_shaders), compiled when a primitive first
-        # needs one: (extras, skin influences 0/4/8) -> program.
-        self._variants: dict[tuple[bool, int], moderngl.Program] = {}
+        # Variants of the lit shader (shaders.LitVariant), compiled when a primitive first
+        # needs one.
+        self._variants: dict[LitVariant, moderngl.Program] = {}
         self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
-        self._variant(False, 0)  # the plain one, which most primitives use: compiled now
+        self._variant(LitVariant())  # the plainest (no material, no texture): compiled now
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
         self._background_vao = ctx.vertex_array(self._background, [])
-        # Bound where a primitive has no targets / no texture (samplers need a texture).
-        self._dummy = ctx.texture((1, 1), 4, b"\xff\xff\xff\xff")
+        # Bound where a primitive has no targets (the sampler needs a texture).
         self._dummy_deltas = ctx.texture((1, 1), 4, bytes(16), dtype="f4")
         self._no_morph = MorphWeights(ctx)
         self._no_morph.set(np.zeros(0, np.float32))
@@ -153,20 +152,31 @@ class Renderer:
         return tuple(self._variants.values())
 
     def _program_for(self, material: GltfMaterial | None, influences: int) -> moderngl.Program:
-        return self._variant(material is not None and needs_extras(material), influences)
+        if material is None:
+            return self._variant(LitVariant(influences=influences))
+        return self._variant(
+            LitVariant(
+                extras=needs_extras(material),
+                influences=influences,
+                base_texture=material.base_color_texture is not None,
+                emissive_texture=material.emissive_texture is not None,
+            )
+        )
 
-    def _variant(self, extras: bool, influences: int) -> moderngl.Program:
-        program = self._variants.get((extras, influences))
+    def _variant(self, variant: LitVariant) -> moderngl.Program:
+        program = self._variants.get(variant)
         if program is None:
-            vertex, fragment = lit_shaders(extras=extras, influences=influences)
+            vertex, fragment = variant.sources()
             program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
             program["Morph"].binding = MORPH_BLOCK_BINDING
-            if influences:
+            if variant.influences:
                 program["Skin"].binding = SKIN_BLOCK_BINDING
             program["u_deltas"].value = DELTAS_UNIT
-            program["u_base_texture"].value = BASE_TEXTURE_UNIT
-            program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
-            self._variants[(extras, influences)] = program
+            if variant.base_texture:
+                program["u_base_texture"].value = BASE_TEXTURE_UNIT
+            if variant.emissive_texture:
+                program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
+            self._variants[variant] = program
             self._write_frame_uniforms(program)
         return program
 
@@ -335,13 +345,16 @@ class Renderer:
             return material
         self._material_key = key
         lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
+        # A texture exactly where the material has one: its program is the variant that
+        # samples it (_program_for).
         texture = gpu.textures[index] if index is not None else None
-        lit["u_has_texture"].value = texture is not None
-        (texture or self._dummy).use(BASE_TEXTURE_UNIT)
+        if texture is not None:
+            texture.use(BASE_TEXTURE_UNIT)
         lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
         emissive = gpu.emissive_textures[index] if index is not None else None
-        (emissive or self._dummy).use(EMISSIVE_TEXTURE_UNIT)
-        set_material_uniforms(lit, material, emissive is not None)
+        if emissive is not None:
+            emissive.use(EMISSIVE_TEXTURE_UNIT)
+        set_material_uniforms(lit, material, texture is not None, emissive is not None)
         lit["u_alpha_cutoff"].value = material.alpha_cutoff
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
@@ -431,7 +444,7 @@ class Renderer:
         self._no_morph.release()
         self._no_skin.release()
         self._release_background()
-        for obj in (self._dummy, self._dummy_deltas, self._background_vao, self._background):
+        for obj in (self._dummy_deltas, self._background_vao, self._background):
             obj.release()
         for program in self.programs:
             program.release()

@@ -3,6 +3,8 @@ render target is a plain RGBA8 texture, so the encoding is ours and explicit).""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # Compact list of active morph targets, packed 4 per ivec4/vec4 (std140 arrays have a
 # 16-byte stride, so packing avoids wasting 3/4 of the block).
 MAX_ACTIVE_TARGETS = 64
@@ -121,18 +123,20 @@ void main() {{
 LIT_FRAGMENT = """
 #version 330
 uniform vec4 u_base_color;          // linear
-uniform sampler2D u_base_texture;   // sRGB-encoded
-uniform bool u_has_texture;
 uniform int u_alpha_mode;           // 0 opaque, 1 mask, 2 blend
 uniform float u_alpha_cutoff;
+uniform vec3 u_emissive;            // linear, times KHR_materials_emissive_strength
 // Per texture: UV set (0/1) and KHR_texture_transform as the rows of a 2x3 matrix.
+#ifdef BASE_TEXTURE
+uniform sampler2D u_base_texture;   // sRGB-encoded
 uniform int u_base_uv_set;
 uniform vec3 u_base_uv_row[2];
-uniform vec3 u_emissive;            // linear, times KHR_materials_emissive_strength
+#endif
+#ifdef EMISSIVE_TEXTURE
 uniform sampler2D u_emissive_texture;  // sRGB-encoded
-uniform bool u_has_emissive_texture;
 uniform int u_emissive_uv_set;
 uniform vec3 u_emissive_uv_row[2];
+#endif
 #ifdef MATERIAL_EXTRAS
 uniform bool u_unlit;               // KHR_materials_unlit
 uniform bool u_toon;                // MToon approximation (engine.gltf_material)
@@ -185,18 +189,18 @@ vec3 tonemap(vec3 x) {  // Narkowicz ACES fit: keeps highlights from clipping ha
 void main() {
     vec4 base = u_base_color * v_color;
     vec3 texel = vec3(1.0);
-    if (u_has_texture) {
-        vec4 t = texture(u_base_texture, texture_uv(u_base_uv_set, u_base_uv_row));
-        texel = srgb_to_linear(t.rgb);
-        base *= vec4(texel, t.a);
-    }
+#ifdef BASE_TEXTURE
+    vec4 t = texture(u_base_texture, texture_uv(u_base_uv_set, u_base_uv_row));
+    texel = srgb_to_linear(t.rgb);
+    base *= vec4(texel, t.a);
+#endif
     if (u_alpha_mode == 1 && base.a < u_alpha_cutoff) discard;
     float alpha = u_alpha_mode == 2 ? base.a : 1.0;
     vec3 emissive = u_emissive;
-    if (u_has_emissive_texture) {
-        vec2 euv = texture_uv(u_emissive_uv_set, u_emissive_uv_row);
-        emissive *= srgb_to_linear(texture(u_emissive_texture, euv).rgb);
-    }
+#ifdef EMISSIVE_TEXTURE
+    vec2 euv = texture_uv(u_emissive_uv_set, u_emissive_uv_row);
+    emissive *= srgb_to_linear(texture(u_emissive_texture, euv).rgb);
+#endif
 #ifdef MATERIAL_EXTRAS
     if (u_unlit) {  // the base colour as authored: no lights, exposure or tone curve
         f_color = vec4(linear_to_srgb(base.rgb + emissive), alpha);
@@ -238,22 +242,33 @@ void main() {
 """
 
 
-def lit_shaders(*, extras: bool, influences: int) -> tuple[str, str]:
-    """(vertex, fragment) source of one variant of the lit shader. ``extras``: the unlit
-    and MToon branches; ``influences``: linear-blend skinning with 4 or 8 joints a vertex
-    (0: none). Each lives only in the variants that need it: llvmpipe runs a branch's code
-    even where a uniform skips it, which cost every other avatar 5-10% of its frame (and a
-    4-joint skin 1.7 ms a frame for the 8-joint loop it never used)."""
-    defines = (
-        "#define MATERIAL_EXTRAS\n" * extras
-        + "#define SKINNED\n" * (influences > 0)
-        + "#define SKIN_EIGHT\n" * (influences > 4)
-    )
-    version = "#version 330\n"
-    return (
-        LIT_VERTEX.replace(version, version + defines, 1),
-        LIT_FRAGMENT.replace(version, version + defines, 1),
-    )
+@dataclass(frozen=True)
+class LitVariant:
+    """Which optional parts one compiled variant of the lit shader has. llvmpipe runs a
+    branch's code even where a uniform skips it, which cost every other avatar 5-10% of
+    its frame (a 4-joint skin 1.7 ms a frame for the 8-joint loop it never used; every
+    fragment a bilinear fetch of a 1x1 placeholder for the emissive texture no bundled
+    material has), so each part lives only in the variants that need it."""
+
+    extras: bool = False  # the unlit and MToon branches
+    influences: int = 0  # linear-blend skinning with 4 or 8 joints a vertex (0: none)
+    base_texture: bool = False  # the base colour texture is sampled
+    emissive_texture: bool = False  # the emissive texture is sampled
+
+    def sources(self) -> tuple[str, str]:
+        """(vertex, fragment) GLSL of this variant."""
+        defines = (
+            "#define MATERIAL_EXTRAS\n" * self.extras
+            + "#define SKINNED\n" * (self.influences > 0)
+            + "#define SKIN_EIGHT\n" * (self.influences > 4)
+            + "#define BASE_TEXTURE\n" * self.base_texture
+            + "#define EMISSIVE_TEXTURE\n" * self.emissive_texture
+        )
+        version = "#version 330\n"
+        return (
+            LIT_VERTEX.replace(version, version + defines, 1),
+            LIT_FRAGMENT.replace(version, version + defines, 1),
+        )
 
 
 BACKGROUND_VERTEX = """

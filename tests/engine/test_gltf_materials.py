@@ -155,6 +155,16 @@ def test_second_uv_set_and_texture_transform(tmp_path):
     assert is_red(centre(write(tmp_path / "over.glb", over, uv1=0.25)))
 
 
+def test_an_emissive_texture_is_sampled_without_a_base_texture(tmp_path):
+    """A black, untextured material glowing through an emissive texture on TEXCOORD_1:
+    drawn by the shader variant that samples the emissive texture and not the base one
+    (shaders.LitVariant)."""
+    glow = untextured([0, 0, 0, 1], emissiveFactor=[1, 1, 1])
+    glow["emissiveTexture"] = {"index": 0, "texCoord": 1}
+    assert is_red(centre(write(tmp_path / "red.glb", glow, uv1=0.25)))
+    assert is_blue(centre(write(tmp_path / "blue.glb", glow, uv1=0.75)))
+
+
 def test_sampler_wrap_modes(tmp_path):
     # u = 1.25: REPEAT wraps to 0.25 (red); CLAMP_TO_EDGE stays on the last texel (blue).
     repeat = {"wrapS": 10497, "magFilter": 9728}
