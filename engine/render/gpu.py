@@ -29,7 +29,6 @@ class GpuPrimitive:
     deltas: moderngl.Texture | None  # None when the primitive has no morph targets
     vertex_count: int
     material: int | None
-    has_colors: bool = False
     # Model-space box holding every vertex at any morph weights in 0..1 (the rest box
     # grown by each target's most negative and most positive delta): the screen area it
     # can cover, for the post pass (Renderer.drawn_region).
@@ -113,13 +112,13 @@ def color_texture(
 
 class GpuAsset:
     """Everything of one asset on the GPU; each primitive built for the lit shader variant
-    ``program_for(material, skin influences)`` picks for it. ``host_morphs``: targets blended on
+    ``program_for(material, primitive)`` picks for it. ``host_morphs``: targets blended on
     the host (``host_targets`` per mesh) instead of in the vertex shader."""
 
     def __init__(
         self,
         ctx: moderngl.Context,
-        program_for: Callable[[GltfMaterial | None, int], moderngl.Program],
+        program_for: Callable[[GltfMaterial | None, GltfPrimitive], moderngl.Program],
         asset: GltfAsset,
         host_morphs: bool = False,
     ) -> None:
@@ -145,10 +144,7 @@ class GpuAsset:
             for prims in drawn
         ]
         self.meshes = [
-            [
-                self._primitive(ctx, program_for(_material(asset, p), _influences(p)), p)
-                for p in prims
-            ]
+            [self._primitive(ctx, program_for(_material(asset, p), p), p) for p in prims]
             for prims in drawn
         ]
         for mesh_targets, prims in zip(self.host_targets, self.meshes, strict=True):
@@ -172,7 +168,7 @@ class GpuAsset:
         if "in_uv" not in program:  # a variant sampling no texture reads no UVs
             content, static = [(vbo, "3f 3f 8x", "in_position", "in_normal")], []
         buffers = [vbo, ibo]
-        if prim.colors is not None:
+        if prim.colors is not None:  # the variant reads them (renderer.lit_variant)
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())
             content.append((colors, "4f", "in_color"))
             static.append(content[-1])
@@ -208,7 +204,6 @@ class GpuAsset:
             None if host else delta_texture(ctx, prim),
             n,
             prim.material,
-            prim.colors is not None,
             np.array([lo, hi], np.float64) if n else None,
             morph_indices,
             len(indices),
@@ -234,7 +229,7 @@ def _material(asset: GltfAsset, prim: GltfPrimitive) -> GltfMaterial | None:
     return asset.materials[prim.material] if prim.material is not None else None
 
 
-def _influences(prim: GltfPrimitive) -> int:
+def skin_influences(prim: GltfPrimitive) -> int:
     """Skin joints per vertex (4 or 8), 0 for a primitive without a skin."""
     if prim.joints is None or prim.skin_weights is None:
         return 0

@@ -7,6 +7,7 @@ import moderngl
 import numpy as np
 
 from engine.gltf_asset import GltfMaterial, Toon
+from engine.render.shaders import LitVariant
 
 _NO_TOON = Toon()
 
@@ -17,19 +18,19 @@ def needs_extras(material: GltfMaterial) -> bool:
 
 
 def set_material_uniforms(
-    program: moderngl.Program, material: GltfMaterial, base_texture: bool, emissive_texture: bool
+    program: moderngl.Program, material: GltfMaterial, variant: LitVariant
 ) -> None:
-    """``base_texture`` / ``emissive_texture``: whether ``program`` is a variant that
-    samples that texture (shaders.LitVariant; the uniforms exist only there)."""
+    """``material``'s uniforms in ``program``, the lit shader ``variant`` drawing it (its
+    texture uniforms exist only where it samples that texture)."""
     program["u_emissive"].value = tuple(float(v) for v in material.emissive_factor[:3])
-    if base_texture:
-        base = material.base_color_slot
-        program["u_base_uv_set"].value = base.uv_set
-        program["u_base_uv_row"].write(_rows(base.transform))
-    if emissive_texture:
-        emissive = material.emissive_slot
-        program["u_emissive_uv_set"].value = emissive.uv_set
-        program["u_emissive_uv_row"].write(_rows(emissive.transform))
+    for sampled, slot, name in (
+        (variant.base_texture, material.base_color_slot, "base"),
+        (variant.emissive_texture, material.emissive_slot, "emissive"),
+    ):
+        if sampled:
+            if variant.uv1:
+                program[f"u_{name}_uv_set"].value = slot.uv_set
+            program[f"u_{name}_uv_row"].write(_rows(slot.transform))
     if not needs_extras(material):  # the plain variant (no u_toon; "in" walks every uniform)
         return
     program["u_unlit"].value = material.unlit

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import moderngl
 import numpy as np
 
-from engine.gltf import GltfAsset, GltfMaterial
+from engine.gltf import GltfAsset, GltfMaterial, GltfPrimitive
 from engine.render.frame import Frame
-from engine.render.gpu import GpuAsset, GpuPrimitive
+from engine.render.gpu import GpuAsset, GpuPrimitive, skin_influences
 from engine.render.gpu_wait import flush_gpu
 from engine.render.host_morph import HostMorphs
 from engine.render.material_uniforms import needs_extras, set_material_uniforms
@@ -56,6 +56,27 @@ def _linear_parts(model_matrix: np.ndarray) -> tuple[float, float, bytes]:
     return det, lengths, normal.astype(np.float32).tobytes()
 
 
+def lit_variant(material: GltfMaterial | None, prim: GltfPrimitive) -> LitVariant:
+    """The lit shader variant that draws ``prim`` with ``material``: only the parts it
+    uses (a texture exactly where the material has one, TEXCOORD_1 where a sampled
+    texture reads it, COLOR_0 where the primitive has it)."""
+    influences = skin_influences(prim)
+    colors = prim.colors is not None
+    if material is None:
+        return LitVariant(influences=influences, vertex_colors=colors)
+    base = material.base_color_texture is not None
+    emissive = material.emissive_texture is not None
+    return LitVariant(
+        extras=needs_extras(material),
+        influences=influences,
+        base_texture=base,
+        emissive_texture=emissive,
+        uv1=(base and material.base_color_slot.uv_set == 1)
+        or (emissive and material.emissive_slot.uv_set == 1),
+        vertex_colors=colors,
+    )
+
+
 class MorphWeights:
     """A uniform buffer holding the compact active-target list of one mesh instance."""
 
@@ -97,6 +118,7 @@ class Renderer:
         # Variants of the lit shader (shaders.LitVariant), compiled when a primitive first
         # needs one.
         self._variants: dict[LitVariant, moderngl.Program] = {}
+        self._variant_of: dict[moderngl.Program, LitVariant] = {}
         self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
         self._variant(LitVariant())  # the plainest (no material, no texture): compiled now
         self._background = ctx.program(
@@ -151,17 +173,8 @@ class Renderer:
     def programs(self) -> tuple[moderngl.Program, ...]:
         return tuple(self._variants.values())
 
-    def _program_for(self, material: GltfMaterial | None, influences: int) -> moderngl.Program:
-        if material is None:
-            return self._variant(LitVariant(influences=influences))
-        return self._variant(
-            LitVariant(
-                extras=needs_extras(material),
-                influences=influences,
-                base_texture=material.base_color_texture is not None,
-                emissive_texture=material.emissive_texture is not None,
-            )
-        )
+    def _program_for(self, material: GltfMaterial | None, prim: GltfPrimitive) -> moderngl.Program:
+        return self._variant(lit_variant(material, prim))
 
     def _variant(self, variant: LitVariant) -> moderngl.Program:
         program = self._variants.get(variant)
@@ -177,6 +190,7 @@ class Renderer:
             if variant.emissive_texture:
                 program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
             self._variants[variant] = program
+            self._variant_of[program] = variant
             self._write_frame_uniforms(program)
         return program
 
@@ -346,7 +360,7 @@ class Renderer:
         self._material_key = key
         lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
         # A texture exactly where the material has one: its program is the variant that
-        # samples it (_program_for).
+        # samples it (lit_variant).
         texture = gpu.textures[index] if index is not None else None
         if texture is not None:
             texture.use(BASE_TEXTURE_UNIT)
@@ -354,7 +368,7 @@ class Renderer:
         emissive = gpu.emissive_textures[index] if index is not None else None
         if emissive is not None:
             emissive.use(EMISSIVE_TEXTURE_UNIT)
-        set_material_uniforms(lit, material, texture is not None, emissive is not None)
+        set_material_uniforms(lit, material, self._variant_of[lit])
         lit["u_alpha_cutoff"].value = material.alpha_cutoff
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
@@ -372,7 +386,6 @@ class Renderer:
     ) -> None:
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
-        lit["u_has_colors"].value = prim.has_colors
         skinned = palette is not None and prim.influences > 0
         if prim.influences:  # the skinned variant
             lit["u_skin_influences"].value = prim.influences if skinned else 0
@@ -449,3 +462,4 @@ class Renderer:
         for program in self.programs:
             program.release()
         self._variants.clear()
+        self._variant_of.clear()

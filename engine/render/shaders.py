@@ -76,15 +76,17 @@ uniform mat4 u_view_projection;
 in vec3 in_position;
 in vec3 in_normal;
 in vec2 in_uv;
-in vec2 in_uv1;    // TEXCOORD_1 where the file has it (a texture's texCoord 1 reads it)
-in vec4 in_color;  // COLOR_0 (linear), only read when u_has_colors
-uniform bool u_has_colors;
-
 out vec3 v_world;
 out vec3 v_normal;
 out vec2 v_uv;
+#ifdef UV1
+in vec2 in_uv1;  // TEXCOORD_1 (a texture's texCoord 1 reads it)
 out vec2 v_uv1;
+#endif
+#ifdef VERTEX_COLORS
+in vec4 in_color;  // COLOR_0, linear
 out vec4 v_color;
+#endif
 
 ivec2 delta_texel(int i) {{
     return ivec2(i & {DELTA_TEXTURE_WIDTH - 1}, i >> {DELTA_TEXTURE_WIDTH.bit_length() - 1});
@@ -113,8 +115,12 @@ void main() {{
     v_world = world.xyz;
     v_normal = u_normal_matrix * normal;
     v_uv = in_uv;
+#ifdef UV1
     v_uv1 = in_uv1;
-    v_color = u_has_colors ? in_color : vec4(1.0);
+#endif
+#ifdef VERTEX_COLORS
+    v_color = in_color;
+#endif
     gl_Position = u_view_projection * world;
 }}
 """
@@ -155,12 +161,23 @@ uniform float u_exposure;
 in vec3 v_world;
 in vec3 v_normal;
 in vec2 v_uv;
+#ifdef UV1
 in vec2 v_uv1;
+#endif
+#ifdef VERTEX_COLORS
 in vec4 v_color;
+#define VERTEX_COLOR v_color
+#else
+#define VERTEX_COLOR vec4(1.0)
+#endif
 out vec4 f_color;
 
 vec2 texture_uv(int set, vec3 row[2]) {
+#ifdef UV1
     vec3 uv = vec3(set == 1 ? v_uv1 : v_uv, 1.0);
+#else
+    vec3 uv = vec3(v_uv, 1.0);
+#endif
     return vec2(dot(row[0], uv), dot(row[1], uv));
 }
 
@@ -187,7 +204,7 @@ vec3 tonemap(vec3 x) {  // Narkowicz ACES fit: keeps highlights from clipping ha
 }
 
 void main() {
-    vec4 base = u_base_color * v_color;
+    vec4 base = u_base_color * VERTEX_COLOR;
     vec3 texel = vec3(1.0);
 #ifdef BASE_TEXTURE
     vec4 t = texture(u_base_texture, texture_uv(u_base_uv_set, u_base_uv_row));
@@ -217,7 +234,7 @@ void main() {
         float width = max(1.0 - u_toony, 1e-3);
         float ndl = dot(n, u_light_dir[0]) + u_shade_shift;
         float lit = clamp((ndl + width) / (2.0 * width), 0.0, 1.0);
-        vec3 shade = u_shade_color * texel * v_color.rgb;
+        vec3 shade = u_shade_color * texel * VERTEX_COLOR.rgb;
         color += mix(shade, base.rgb, lit) * (u_light_color[0] + u_light_color[1]) * 0.55;
         float rim = pow(1.0 - max(dot(n, normalize(u_camera_position - v_world)), 0.0), 5.0);
         color += u_rim_color * rim + emissive;
@@ -254,6 +271,8 @@ class LitVariant:
     influences: int = 0  # linear-blend skinning with 4 or 8 joints a vertex (0: none)
     base_texture: bool = False  # the base colour texture is sampled
     emissive_texture: bool = False  # the emissive texture is sampled
+    uv1: bool = False  # a sampled texture reads TEXCOORD_1
+    vertex_colors: bool = False  # COLOR_0 multiplies the base colour
 
     def sources(self) -> tuple[str, str]:
         """(vertex, fragment) GLSL of this variant."""
@@ -263,6 +282,8 @@ class LitVariant:
             + "#define SKIN_EIGHT\n" * (self.influences > 4)
             + "#define BASE_TEXTURE\n" * self.base_texture
             + "#define EMISSIVE_TEXTURE\n" * self.emissive_texture
+            + "#define UV1\n" * self.uv1
+            + "#define VERTEX_COLORS\n" * self.vertex_colors
         )
         version = "#version 330\n"
         return (
