@@ -159,6 +159,12 @@ def main() -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="another training run of the same recipe"
     )
+    parser.add_argument(
+        "--average-last",
+        type=int,
+        default=0,
+        help="save the mean of the weights at the ends of the last N epochs (0: the last's)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     ahead = args.ahead
@@ -258,6 +264,22 @@ def main() -> None:
     table = torch.from_numpy(ARTICULATION)
     # Opening and closing matter most to the eye (and to the aperture benchmark).
     articulator_weights = torch.tensor([3.0, args.close_weight, 1.0, 1.0, 1.0, 0.5])
+
+    def held_out_accuracy() -> str:
+        net.eval()
+        scores = []
+        with torch.no_grad():
+            for name, (xv, mv, yv, cv) in valid_tensors.items():
+                pred = torch.cat(
+                    [
+                        net(*batch(xv, mv, cv[i : i + 4096])).argmax(1)
+                        for i in range(0, len(cv), 4096)
+                    ]
+                )
+                scores.append(f"{name} {(pred == yv).float().mean().item():.3f}")
+        return ", ".join(scores)
+
+    snapshots: list[dict[str, torch.Tensor]] = []
     for epoch in range(args.epochs):
         net.train()
         perm = torch.randperm(len(yt))
@@ -282,21 +304,17 @@ def main() -> None:
             loss.backward()
             opt.step()
             sched.step()
-        net.eval()
-        scores = []
-        with torch.no_grad():
-            for name, (xv, mv, yv, cv) in valid_tensors.items():
-                pred = torch.cat(
-                    [
-                        net(*batch(xv, mv, cv[i : i + 4096])).argmax(1)
-                        for i in range(0, len(cv), 4096)
-                    ]
-                )
-                scores.append(f"{name} {(pred == yv).float().mean().item():.3f}")
         print(
             f"epoch {epoch + 1}: loss {loss.item():.3f} held-out frame accuracy: "
-            f"{', '.join(scores)} ({time.time() - t0:.0f}s)"
+            f"{held_out_accuracy()} ({time.time() - t0:.0f}s)"
         )
+        if epoch >= args.epochs - args.average_last:
+            snapshots.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+    if len(snapshots) > 1:  # one flatter point instead of the last (weight averaging)
+        net.load_state_dict(
+            {k: torch.stack([s[k] for s in snapshots]).mean(0) for k in snapshots[0]}
+        )
+        print(f"mean of the last {len(snapshots)} epochs' weights: {held_out_accuracy()}")
 
     linears = [m for m in net.mlp if isinstance(m, nn.Linear)]
     params: dict[str, np.ndarray] = {
