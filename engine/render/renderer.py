@@ -56,14 +56,18 @@ def _linear_parts(model_matrix: np.ndarray) -> tuple[float, float, bytes]:
     return det, lengths, normal.astype(np.float32).tobytes()
 
 
-def lit_variant(material: GltfMaterial | None, prim: GltfPrimitive) -> LitVariant:
+def lit_variant(
+    material: GltfMaterial | None, prim: GltfPrimitive, shader_morphs: bool = True
+) -> LitVariant:
     """The lit shader variant that draws ``prim`` with ``material``: only the parts it
     uses (a texture exactly where the material has one, TEXCOORD_1 where a sampled
-    texture reads it, COLOR_0 where the primitive has it)."""
+    texture reads it, COLOR_0 where the primitive has it, the target loop where it has
+    targets and ``shader_morphs``, not host morphs, blend them)."""
     influences = skin_influences(prim)
     colors = prim.colors is not None
+    morphs = shader_morphs and bool(prim.targets)
     if material is None:
-        return LitVariant(influences=influences, vertex_colors=colors)
+        return LitVariant(influences=influences, vertex_colors=colors, morph_targets=morphs)
     base = material.base_color_texture is not None
     emissive = material.emissive_texture is not None
     return LitVariant(
@@ -74,6 +78,7 @@ def lit_variant(material: GltfMaterial | None, prim: GltfPrimitive) -> LitVarian
         uv1=(base and material.base_color_slot.uv_set == 1)
         or (emissive and material.emissive_slot.uv_set == 1),
         vertex_colors=colors,
+        morph_targets=morphs,
     )
 
 
@@ -174,17 +179,18 @@ class Renderer:
         return tuple(self._variants.values())
 
     def _program_for(self, material: GltfMaterial | None, prim: GltfPrimitive) -> moderngl.Program:
-        return self._variant(lit_variant(material, prim))
+        return self._variant(lit_variant(material, prim, shader_morphs=not self.host_morphs))
 
     def _variant(self, variant: LitVariant) -> moderngl.Program:
         program = self._variants.get(variant)
         if program is None:
             vertex, fragment = variant.sources()
             program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
-            program["Morph"].binding = MORPH_BLOCK_BINDING
+            if variant.morph_targets:
+                program["Morph"].binding = MORPH_BLOCK_BINDING
+                program["u_deltas"].value = DELTAS_UNIT
             if variant.influences:
                 program["Skin"].binding = SKIN_BLOCK_BINDING
-            program["u_deltas"].value = DELTAS_UNIT
             if variant.base_texture:
                 program["u_base_texture"].value = BASE_TEXTURE_UNIT
             if variant.emissive_texture:

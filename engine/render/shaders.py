@@ -51,11 +51,13 @@ void skin_rows(out vec4 r0, out vec4 r1, out vec4 r2) {{
 """
 
 MORPH_BLOCK = f"""
+#ifdef MORPH_TARGETS
 layout(std140) uniform Morph {{
     ivec4 u_morph_count;                               // x = number of active targets
     ivec4 u_morph_index[{MAX_ACTIVE_TARGETS // 4}];    // target indices, 4 per element
     vec4 u_morph_weight[{MAX_ACTIVE_TARGETS // 4}];    // their weights, same packing
 }};
+#endif
 """
 
 LIT_VERTEX = (
@@ -65,10 +67,15 @@ LIT_VERTEX = (
     + MORPH_BLOCK
     + SKIN_BLOCK
     + f"""
+#ifdef MORPH_TARGETS
 // Deltas of every target: texel (target * vertex_count + vertex) * 2 holds the position
 // delta, the next texel the normal delta. Only the active targets are fetched.
 uniform sampler2D u_deltas;
 uniform int u_vertex_count;
+ivec2 delta_texel(int i) {{
+    return ivec2(i & {DELTA_TEXTURE_WIDTH - 1}, i >> {DELTA_TEXTURE_WIDTH.bit_length() - 1});
+}}
+#endif
 uniform mat4 u_model;
 uniform mat3 u_normal_matrix;
 uniform mat4 u_view_projection;
@@ -88,13 +95,10 @@ in vec4 in_color;  // COLOR_0, linear
 out vec4 v_color;
 #endif
 
-ivec2 delta_texel(int i) {{
-    return ivec2(i & {DELTA_TEXTURE_WIDTH - 1}, i >> {DELTA_TEXTURE_WIDTH.bit_length() - 1});
-}}
-
 void main() {{
     vec3 position = in_position;
     vec3 normal = in_normal;
+#ifdef MORPH_TARGETS
     for (int k = 0; k < u_morph_count.x; ++k) {{
         int target = u_morph_index[k >> 2][k & 3];
         float weight = u_morph_weight[k >> 2][k & 3];
@@ -102,6 +106,7 @@ void main() {{
         position += weight * texelFetch(u_deltas, delta_texel(base), 0).xyz;
         normal += weight * texelFetch(u_deltas, delta_texel(base + 1), 0).xyz;
     }}
+#endif
 #ifdef SKINNED
     if (u_skin_influences > 0) {{  // after the morphs, as glTF specifies
         vec4 r0, r1, r2;
@@ -273,6 +278,7 @@ class LitVariant:
     emissive_texture: bool = False  # the emissive texture is sampled
     uv1: bool = False  # a sampled texture reads TEXCOORD_1
     vertex_colors: bool = False  # COLOR_0 multiplies the base colour
+    morph_targets: bool = False  # the vertex shader's target loop (not with host morphs)
 
     def sources(self) -> tuple[str, str]:
         """(vertex, fragment) GLSL of this variant."""
@@ -284,6 +290,7 @@ class LitVariant:
             + "#define EMISSIVE_TEXTURE\n" * self.emissive_texture
             + "#define UV1\n" * self.uv1
             + "#define VERTEX_COLORS\n" * self.vertex_colors
+            + "#define MORPH_TARGETS\n" * self.morph_targets
         )
         version = "#version 330\n"
         return (
