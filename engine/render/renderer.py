@@ -79,6 +79,7 @@ def lit_variant(
         or (emissive and material.emissive_slot.uv_set == 1),
         vertex_colors=colors,
         morph_targets=morphs,
+        alpha_mask=material.alpha_mode == "MASK",
     )
 
 
@@ -375,7 +376,8 @@ class Renderer:
         if emissive is not None:
             emissive.use(EMISSIVE_TEXTURE_UNIT)
         set_material_uniforms(lit, material, self._variant_of[lit])
-        lit["u_alpha_cutoff"].value = material.alpha_cutoff
+        if material.alpha_mode == "MASK":  # its variant discards (lit_variant)
+            lit["u_alpha_cutoff"].value = material.alpha_cutoff
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
         else:

@@ -135,7 +135,9 @@ LIT_FRAGMENT = """
 #version 330
 uniform vec4 u_base_color;          // linear
 uniform int u_alpha_mode;           // 0 opaque, 1 mask, 2 blend
+#ifdef ALPHA_MASK
 uniform float u_alpha_cutoff;
+#endif
 uniform vec3 u_emissive;            // linear, times KHR_materials_emissive_strength
 // Per texture: UV set (0/1) and KHR_texture_transform as the rows of a 2x3 matrix.
 #ifdef BASE_TEXTURE
@@ -216,7 +218,9 @@ void main() {
     texel = srgb_to_linear(t.rgb);
     base *= vec4(texel, t.a);
 #endif
-    if (u_alpha_mode == 1 && base.a < u_alpha_cutoff) discard;
+#ifdef ALPHA_MASK
+    if (base.a < u_alpha_cutoff) discard;
+#endif
     float alpha = u_alpha_mode == 2 ? base.a : 1.0;
     vec3 emissive = u_emissive;
 #ifdef EMISSIVE_TEXTURE
@@ -279,6 +283,7 @@ class LitVariant:
     uv1: bool = False  # a sampled texture reads TEXCOORD_1
     vertex_colors: bool = False  # COLOR_0 multiplies the base colour
     morph_targets: bool = False  # the vertex shader's target loop (not with host morphs)
+    alpha_mask: bool = False  # alpha MASK: fragments under the cutoff are discarded
 
     def sources(self) -> tuple[str, str]:
         """(vertex, fragment) GLSL of this variant."""
@@ -291,6 +296,7 @@ class LitVariant:
             + "#define UV1\n" * self.uv1
             + "#define VERTEX_COLORS\n" * self.vertex_colors
             + "#define MORPH_TARGETS\n" * self.morph_targets
+            + "#define ALPHA_MASK\n" * self.alpha_mask
         )
         version = "#version 330\n"
         return (
