@@ -31,6 +31,8 @@ def set_material_uniforms(
             if variant.uv1:
                 program[f"u_{name}_uv_set"].value = slot.uv_set
             program[f"u_{name}_uv_row"].write(_rows(slot.transform))
+    if variant.alpha_mask:
+        program["u_alpha_cutoff"].value = material.alpha_cutoff
     if not needs_extras(material):  # the plain variant (no u_toon; "in" walks every uniform)
         return
     program["u_unlit"].value = material.unlit

@@ -131,8 +131,6 @@ class Renderer:
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
         )
         self._background_vao = ctx.vertex_array(self._background, [])
-        # Bound where a primitive has no targets (the sampler needs a texture).
-        self._dummy_deltas = ctx.texture((1, 1), 4, bytes(16), dtype="f4")
         self._no_morph = MorphWeights(ctx)
         self._no_morph.set(np.zeros(0, np.float32))
         self._no_skin = JointPalette(ctx)  # a block must be bound even where unread
@@ -376,8 +374,6 @@ class Renderer:
         if emissive is not None:
             emissive.use(EMISSIVE_TEXTURE_UNIT)
         set_material_uniforms(lit, material, self._variant_of[lit])
-        if material.alpha_mode == "MASK":  # its variant discards (lit_variant)
-            lit["u_alpha_cutoff"].value = material.alpha_cutoff
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
         else:
@@ -395,24 +391,22 @@ class Renderer:
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
         skinned = palette is not None and prim.influences > 0
-        if prim.influences:  # the skinned variant
+        if prim.influences:  # the skinned variant: its Skin block needs a buffer, read or not
             lit["u_skin_influences"].value = prim.influences if skinned else 0
-        (
-            palette if skinned and palette is not None else self._no_skin
-        ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
+            (
+                palette if skinned and palette is not None else self._no_skin
+            ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
         vao = prim.vao
         if isinstance(weights, HostMorphs):
             if prim.host_part is not None:
                 vao = weights.vertex_array(prim)
             weights = None  # the shader's target loop stays empty
         morphed = prim.deltas is not None and weights is not None
-        if prim.deltas is not None and weights is not None:
+        if prim.deltas is not None:  # the target loop's variant (lit_variant)
             prim.deltas.use(DELTAS_UNIT)
-            weights.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
+            block = weights if weights is not None else self._no_morph
+            block.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
             lit["u_vertex_count"].value = prim.vertex_count
-        else:
-            self._dummy_deltas.use(DELTAS_UNIT)
-            self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
@@ -465,7 +459,7 @@ class Renderer:
         self._no_morph.release()
         self._no_skin.release()
         self._release_background()
-        for obj in (self._dummy_deltas, self._background_vao, self._background):
+        for obj in (self._background_vao, self._background):
             obj.release()
         for program in self.programs:
             program.release()
