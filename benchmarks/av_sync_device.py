@@ -50,7 +50,7 @@ def run(pulse: pulse_sink.PulseNullSink, opts: dict) -> tuple[dict, pulse_sink.R
             timeout=opts["seconds"] + 120,
         )
     if player.returncode:
-        raise SystemExit(player.stderr[-3000:])
+        raise SystemExit(f"player exited {player.returncode}: {player.stderr[-3000:]}")
     return json.loads(player.stdout.strip().splitlines()[-1]), rec
 
 
@@ -68,6 +68,12 @@ def summarise(name: str, offsets: np.ndarray, times: np.ndarray | None, interval
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument(
+        "--long",
+        type=float,
+        metavar="SECONDS",
+        help="instead: one avatar speaking for SECONDS without a break (drift over time)",
+    )
     parser.add_argument("--size", default="640x360")
     parser.add_argument(
         "--quality", default="auto", help="render quality (default auto: what a kiosk window uses)"
@@ -85,7 +91,10 @@ def main() -> None:
     with pulse_sink.PulseNullSink() as pulse:
         n = 0
         while time.monotonic() < deadline:
-            opts = {**SCENARIOS[n % len(SCENARIOS)], "size": size, "quality": args.quality}
+            scenario = (
+                {"avatars": 1, "seconds": args.long} if args.long else SCENARIOS[n % len(SCENARIOS)]
+            )
+            opts = {**scenario, "size": size, "quality": args.quality}
             report, rec = run(pulse, opts)
             for k in range(opts["avatars"]):
                 times, offsets = av_timeline.timed_offsets(report, rec, opts["seconds"], k)
@@ -101,7 +110,13 @@ def main() -> None:
                     flush=True,
                 )
                 everything.append(offsets)
+                if args.long:  # the offset over time, 20 s at a time
+                    t = times - times[0]
+                    bins = [offsets[(t >= a) & (t < a + 20)] for a in range(0, int(t[-1]) + 1, 20)]
+                    print("  mean per 20 s: " + " ".join(f"{1000 * b.mean():+.1f}" for b in bins))
             n += 1
+            if args.long:
+                break
     total = np.concatenate(everything)
     print(summarise(f"all ({n} scenarios)", total, None, np.nan))
 
