@@ -8,7 +8,10 @@ exactly as on a kiosk; its monitor is recorded. ``tools/av_timeline.py`` plays s
 back to back until the time is up: 1-4 avatars, with and without a pause or an
 interrupt. The audio is tone bursts (heard times measured in the recording), the face
 draws a sawtooth of the motion time (shown times read from the drawn pose at each
-present): offset = motion time shown - audio time heard at that moment.
+present): offset = motion time shown - audio time heard at that moment. The heard times
+come from the sink's own clock, measured in each recording (``pulse_sink.sink_clock``):
+the null sink runs about 60 ppm fast, and a nominal-rate stamp would show the player's
+correct tracking of it as a drift of 3.6 ms per minute.
 
 Prints, per scenario and overall: frames measured, mean, p95 |offset|, worst, the frame
 interval achieved, and the drift (slope of the offset over the scenario, ms per minute).
@@ -87,7 +90,7 @@ def main() -> None:
         f"{'scenario':<34} {'frames':>6} {'mean ms':>8} {'p95 ms':>8} {'worst ms':>8} "
         f"{'frame ms':>8} {'drift/min':>9}"
     )
-    everything, deadline = [], time.monotonic() + args.minutes * 60
+    everything, sink_ppm, deadline = [], [], time.monotonic() + args.minutes * 60
     with pulse_sink.PulseNullSink() as pulse:
         n = 0
         while time.monotonic() < deadline:
@@ -96,6 +99,7 @@ def main() -> None:
             )
             opts = {**scenario, "size": size, "quality": args.quality}
             report, rec = run(pulse, opts)
+            sink_ppm.append((rec.rate / pulse_sink.RECORD_RATE - 1) * 1e6)
             for k in range(opts["avatars"]):
                 times, offsets = av_timeline.timed_offsets(report, rec, opts["seconds"], k)
                 rows = report["frames"][k]
@@ -119,6 +123,10 @@ def main() -> None:
                 break
     total = np.concatenate(everything)
     print(summarise(f"all ({n} scenarios)", total, None, np.nan))
+    print(
+        f"sink clock {min(sink_ppm):+.1f} to {max(sink_ppm):+.1f} ppm against time.monotonic() "
+        "(measured in each recording, which is stamped with it)"
+    )
 
 
 if __name__ == "__main__":

@@ -140,11 +140,8 @@ class PulseNullSink:
 class Recording:
     """``parec`` of the sink's monitor while the ``with`` block runs; ``samples`` after
     (int16, shape (n,) mono or (n, 2) stereo), ``sample_time(n)`` when sample ``n`` passed
-    the sink on ``time.monotonic()``.
-
-    The sink timestamp comes from reading the stream as it arrives: every chunk left the
-    sink before it reached us, so the earliest ``arrival - samples_so_far / rate`` over all
-    chunks is when sample 0 passed the sink, give or take the socket's own delay (< 1 ms).
+    the sink on ``time.monotonic()``, and ``rate``: the sink's own sample rate on that
+    clock (``sink_clock``).
     """
 
     CHUNK = 320  # bytes read at a time: 10 ms of mono int16 at RECORD_RATE
@@ -155,11 +152,13 @@ class Recording:
         self._proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
         self._chunks: list[bytes] = []
+        self._arrivals: list[tuple[float, int]] = []  # (time.monotonic(), samples so far)
         self._origin = math.inf  # time.monotonic() of sample 0 at the sink
+        self.rate = float(RECORD_RATE)
         self.samples = np.zeros(0, np.int16)
 
     def sample_time(self, n: float) -> float:
-        return self._origin + n / RECORD_RATE
+        return self._origin + n / self.rate
 
     def __enter__(self) -> Recording:
         self._proc = subprocess.Popen(
@@ -187,7 +186,7 @@ class Recording:
             now = time.monotonic()
             self._chunks.append(chunk)
             total += len(chunk)
-            self._origin = min(self._origin, now - total / frame_bytes / RECORD_RATE)
+            self._arrivals.append((now, total // frame_bytes))
 
     def __exit__(self, *exc) -> None:
         time.sleep(0.3)  # the tail of the last sound reaches the monitor
@@ -195,11 +194,39 @@ class Recording:
         self._proc.wait(5)
         self._reader.join(5)
         self._proc.stdout.close()
+        if self._arrivals:
+            times, counts = np.array(self._arrivals).T
+            self._origin, self.rate = sink_clock(times, counts)
         samples = np.frombuffer(b"".join(self._chunks), dtype="<i2")
         if self.channels > 1:
             samples = samples[: len(samples) // self.channels * self.channels]
             samples = samples.reshape(-1, self.channels)
         self.samples = samples
+
+
+def sink_clock(
+    times: np.ndarray, counts: np.ndarray, nominal: float = RECORD_RATE, window: float = 2.0
+) -> tuple[float, float]:
+    """``(origin, rate)``: sample ``n`` passed the sink at ``origin + n / rate`` seconds, from
+    a stream's chunk arrivals (``times``, and the ``counts`` of samples received by then).
+
+    A chunk reaches us after its last sample left the sink, so the sink's line lies under
+    every ``(count, time)`` point, close to the earliest arrivals. Its slope is the sink's
+    own rate, which is not the nominal one on ``time.monotonic()``: PulseAudio's null sink
+    runs about 60 ppm fast, a sound card's crystal is off by tens of ppm (and a player
+    following the device's pulls runs with it). Assuming the nominal rate would stamp a
+    10-minute recording's start 36 ms off. The line is fitted through the earliest arrival
+    of each ``window`` seconds, then lowered under every point; recordings under four
+    windows long keep the nominal rate.
+    """
+    lag = times - counts / nominal  # arrival minus nominal time of the samples received
+    slope = 0.0  # seconds per sample beyond 1 / nominal
+    if times[-1] - times[0] >= 4 * window:
+        bins = ((times - times[0]) // window).astype(int)
+        earliest = [np.flatnonzero(bins == b)[np.argmin(lag[bins == b])] for b in np.unique(bins)]
+        slope = float(np.polyfit(counts[earliest], lag[earliest], 1)[0])
+    origin = float(np.min(lag - slope * counts))
+    return origin, 1.0 / (1.0 / nominal + slope)
 
 
 # -- measures --------------------------------------------------------------------------

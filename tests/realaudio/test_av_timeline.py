@@ -45,3 +45,21 @@ def test_offsets_measure_the_lead_and_ignore_the_held_last_pose(lead):
     offsets = av_timeline.offsets(_report(origin, lead), _Recording(origin), SECONDS)
     assert len(offsets) > 60
     np.testing.assert_allclose(offsets, lead, atol=0.002)
+
+
+def test_sink_clock_follows_a_sink_off_its_nominal_rate():
+    """Ten minutes from a sink 60 ppm fast (PulseAudio's null sink is), read in 10 ms chunks
+    that reach us late by a jittered delay with occasional stalls: every sample's time at
+    the sink within half a millisecond (the nominal rate would be 36 ms off at the start)."""
+    import pulse_sink
+
+    rng = np.random.default_rng(1)
+    rate = av_timeline.RATE * (1 + 60e-6)
+    counts = np.arange(1, 60_001) * 160.0
+    delays = 0.0002 + rng.exponential(0.002, len(counts))
+    delays[rng.random(len(counts)) < 0.002] += 0.05  # the reader thread starved
+    times = np.maximum.accumulate(50.0 + counts / rate + delays)  # chunks arrive in order
+    origin, measured = pulse_sink.sink_clock(times, counts)
+    assert abs(measured / rate - 1) < 2e-6
+    n = np.linspace(0, counts[-1], 50)
+    np.testing.assert_allclose(origin + n / measured, 50.0 + n / rate, atol=0.0005)
