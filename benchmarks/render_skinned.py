@@ -14,6 +14,7 @@ camera: the head shot avatarkit frames for the file (``anatomical_framing``).
 
 from __future__ import annotations
 
+import copy
 import os
 import statistics
 import sys
@@ -75,12 +76,16 @@ class SkinnedBench(EngineBench):
 
 
 class UnskinnedBench(SkinnedBench):
-    """The same avatar and frames with skinning off (bones still posed, not drawn): the
-    engine's morph path alone, so the row shows what skinning adds."""
+    """The same avatar and frames without skinning (bones still posed, not drawn): its
+    primitives lose their joints, so they draw with the shader variant that has no skin
+    code (llvmpipe would run a skipped branch's code anyway), and the row shows what
+    skinning adds."""
 
     def __init__(self, asset, samples: int) -> None:
+        asset = copy.deepcopy(asset)
+        for prim in (p for mesh in asset.meshes for p in mesh.primitives):
+            prim.joints = prim.skin_weights = None
         super().__init__(asset, samples)
-        self.models[0]._skinned = {}
 
 
 class _Live:  # what render_live.Bare reads

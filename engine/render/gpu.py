@@ -37,7 +37,7 @@ class GpuPrimitive:
     # target loop runs for those only (the rest is drawn as not morphed). None: all.
     morph_indices: int | None = None
     index_count: int = 0
-    influences: int = 0  # skin joints per vertex on the GPU: 0 (not skinned), 4 or 8
+    influences: int = 0  # skin joints per vertex on the GPU: 0 (not skinned), 1-4 or 8
     used_joints: np.ndarray | None = None  # palette entries some vertex weights (bounds)
     # Host morphs (software rasteriser): this primitive's part of its mesh's HostTargets
     # (None: no targets), its rest positions and normals (n, 6), and what an instance's
@@ -176,14 +176,17 @@ class GpuAsset:
         influences = 0
         used = None
         if prim.joints is not None and prim.skin_weights is not None:
-            influences = prim.joints.shape[1]
+            joints, weights = compact_influences(prim)
+            influences = joints.shape[1]
             # Joints as floats: exact below 2**24, and one float attribute path for all.
-            skin = np.hstack([prim.joints.astype(np.float32), prim.skin_weights])
-            if influences == 8:  # j0 j1 w0 w1 -> j0 w0 j1 w1
-                skin = skin[:, [*range(4), *range(8, 12), *range(4, 8), *range(12, 16)]]
-            skin_vbo = ctx.buffer(np.ascontiguousarray(skin, np.float32).tobytes())
-            names = ["in_joints0", "in_weights0", "in_joints1", "in_weights1"][: influences // 2]
-            content.append((skin_vbo, " ".join(["4f"] * len(names)), *names))
+            # Per vertex: the first set's joints and weights (up to 4 each), then the second's.
+            first = min(influences, 4)
+            parts = [joints[:, :first], weights[:, :first], joints[:, 4:], weights[:, 4:]]
+            skin = np.hstack(parts).astype(np.float32)
+            skin_vbo = ctx.buffer(np.ascontiguousarray(skin).tobytes())
+            names = ["in_joints0", "in_weights0", "in_joints1", "in_weights1"]
+            layout = [f"{first}f", f"{first}f", "4f", "4f"][: 2 if influences <= 4 else 4]
+            content.append((skin_vbo, " ".join(layout), *names[: len(layout)]))
             static.append(content[-1])
             buffers.append(skin_vbo)
             used = np.unique(prim.joints[prim.skin_weights > 0]).astype(np.intp)
@@ -230,7 +233,22 @@ def _material(asset: GltfAsset, prim: GltfPrimitive) -> GltfMaterial | None:
 
 
 def skin_influences(prim: GltfPrimitive) -> int:
-    """Skin joints per vertex (4 or 8), 0 for a primitive without a skin."""
+    """Skin joints per vertex on the GPU: as many as the busiest vertex weights (1-4, or 8
+    past four), 0 for a primitive without a skin. llvmpipe gathers three palette rows per
+    influence for every vertex: an avatar's head, mostly one or two joints a vertex, was
+    paying for four."""
     if prim.joints is None or prim.skin_weights is None:
         return 0
-    return int(prim.joints.shape[1])
+    used = int(np.count_nonzero(prim.skin_weights > 0, axis=1).max(initial=0))
+    return max(1, used) if used <= 4 else 8
+
+
+def compact_influences(prim: GltfPrimitive) -> tuple[np.ndarray, np.ndarray]:
+    """``prim``'s (joints, weights) with each vertex's weights heaviest first, cut to
+    ``skin_influences`` columns (only zero weights are dropped: the same skin)."""
+    assert prim.joints is not None and prim.skin_weights is not None
+    order = np.argsort(-prim.skin_weights, axis=1, kind="stable")
+    count = skin_influences(prim)
+    joints = np.take_along_axis(prim.joints, order, axis=1)[:, :count]
+    weights = np.take_along_axis(prim.skin_weights, order, axis=1)[:, :count]
+    return joints, weights

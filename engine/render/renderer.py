@@ -27,6 +27,7 @@ SKIN_BLOCK_BINDING = 1
 DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
 EMISSIVE_TEXTURE_UNIT = 2
+MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_node``)
 _ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
 _DEFAULT_MATERIAL = GltfMaterial()
 
@@ -142,6 +143,9 @@ class Renderer:
         self.draw_calls = 0
         # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
         self.flush_per_node = False
+        # Model matrix bytes -> (determinant, axis lengths, normal matrix, its mat4 bytes):
+        # a skinned avatar's nodes share their entity's matrix, and most stand still.
+        self._matrix_parts: dict[bytes, tuple[float, float, bytes, bytes]] = {}
         # The background shaded once into a texture of the target's size, then copied
         # each frame (a memcpy on llvmpipe, where shading it cost 7 ms a frame at 720p).
         self._background_key: tuple | None = None
@@ -289,14 +293,19 @@ class Renderer:
         skinned node) one joint palette, which then maps to model space. ``sides``: which
         faces of opaque double-sided primitives to draw ("front", "back" or "both"; a
         model draws every front face first and the back faces last, see ``ModelRenderer``)."""
-        det, lengths, normal = _linear_parts(model_matrix)
+        key = model_matrix.tobytes()
+        parts = self._matrix_parts.get(key)
+        if parts is None:
+            if len(self._matrix_parts) >= MATRIX_CACHE_SIZE:  # moving nodes: start afresh
+                self._matrix_parts.clear()
+            parts = self._matrix_parts[key] = (*_linear_parts(model_matrix), _mat4(model_matrix))
+        det, lengths, normal, model = parts
         # Relative to the axes' lengths: quantized meshes (KHR_mesh_quantization) sit under
         # scales of 1e-5, whose determinant alone is tiny.
         if lengths == 0.0 or abs(det) < 1e-9 * lengths:
             return  # scaled to nothing (or flat): invisible, and its normals are undefined
         if self.track_region and sides != "back":  # the back faces lie inside the front's box
             self._cover(model_matrix, prims, palette)
-        model = _mat4(model_matrix)
         for lit in {prim.program for prim in prims}:
             lit["u_model"].write(model)
             lit["u_normal_matrix"].write(normal)

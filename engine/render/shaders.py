@@ -18,10 +18,13 @@ SKIN_BLOCK = f"""
 layout(std140) uniform Skin {{
     vec4 u_joint_rows[{MAX_JOINTS * 3}];  // joint j: rows 3j, 3j+1, 3j+2
 }};
-uniform int u_skin_influences;  // 0: drawn unskinned, else the primitive's 4 or 8
+uniform int u_skin_influences;  // 0: drawn unskinned, else the primitive's influences
+// SKIN_SET0 (1-4): the influences of the first set the primitive uses, in the first
+// components (the rest unread). SKIN_EIGHT: JOINTS_1 / WEIGHTS_1 too. Each count is a
+// variant of its own: llvmpipe runs a loop's skipped iterations as well.
 in vec4 in_joints0;
 in vec4 in_weights0;
-#ifdef SKIN_EIGHT  // JOINTS_1 / WEIGHTS_1: a variant of its own (llvmpipe runs skipped code)
+#ifdef SKIN_EIGHT
 in vec4 in_joints1;
 in vec4 in_weights1;
 #endif
@@ -30,12 +33,13 @@ in vec4 in_weights1;
 // for a vertex bound to no joint: the rest of the sum is the identity.
 void skin_rows(out vec4 r0, out vec4 r1, out vec4 r2) {{
     r0 = vec4(0.0); r1 = vec4(0.0); r2 = vec4(0.0);
-    for (int i = 0; i < 4; ++i) {{
+    float total = 0.0;
+    for (int i = 0; i < SKIN_SET0; ++i) {{
         int j = int(in_joints0[i]) * 3;
         float w = in_weights0[i];
         r0 += w * u_joint_rows[j]; r1 += w * u_joint_rows[j + 1]; r2 += w * u_joint_rows[j + 2];
+        total += w;
     }}
-    float total = dot(in_weights0, vec4(1.0));
 #ifdef SKIN_EIGHT
     for (int i = 0; i < 4; ++i) {{
         int j = int(in_joints1[i]) * 3;
@@ -277,7 +281,7 @@ class LitVariant:
     material has), so each part lives only in the variants that need it."""
 
     extras: bool = False  # the unlit and MToon branches
-    influences: int = 0  # linear-blend skinning with 4 or 8 joints a vertex (0: none)
+    influences: int = 0  # linear-blend skinning with 1-4 or 8 joints a vertex (0: none)
     base_texture: bool = False  # the base colour texture is sampled
     emissive_texture: bool = False  # the emissive texture is sampled
     uv1: bool = False  # a sampled texture reads TEXCOORD_1
@@ -290,6 +294,7 @@ class LitVariant:
         defines = (
             "#define MATERIAL_EXTRAS\n" * self.extras
             + "#define SKINNED\n" * (self.influences > 0)
+            + f"#define SKIN_SET0 {min(self.influences, 4)}\n" * (self.influences > 0)
             + "#define SKIN_EIGHT\n" * (self.influences > 4)
             + "#define BASE_TEXTURE\n" * self.base_texture
             + "#define EMISSIVE_TEXTURE\n" * self.emissive_texture

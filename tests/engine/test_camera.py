@@ -33,3 +33,17 @@ def test_look_at_puts_the_target_in_the_centre_and_up_is_up():
     assert np.allclose(_ndc(camera, 1.5, np.array([[1, 1, 0]]))[0, :2], 0, atol=1e-6)
     above = _ndc(camera, 1.5, np.array([[1, 1.2, 0]]))[0]
     assert above[1] > 0
+
+
+def test_view_follows_the_camera_edited_in_place():
+    """The view is made again whenever the placement changes, however it is changed (the
+    arrays edited in place too), and a caller cannot spoil the kept one."""
+    camera = Camera().look_at((0.0, 0.0, 3.0), (0.0, 0.0, 0.0))
+    first = camera.view_matrix()
+    first[:] = 0.0  # the caller's copy
+    np.testing.assert_allclose(camera.view_matrix()[:3, 3], [0.0, 0.0, -3.0], atol=1e-6)
+    camera.position[:] = (1.0, 0.0, 3.0)
+    camera.target[0] = 1.0
+    np.testing.assert_allclose(camera.view_matrix()[:3, 3], [-1.0, 0.0, -3.0], atol=1e-6)
+    camera.look_at((0.0, 0.0, 5.0), (0.0, 0.0, 0.0))
+    np.testing.assert_allclose(camera.view_matrix()[:3, 3], [0.0, 0.0, -5.0], atol=1e-6)

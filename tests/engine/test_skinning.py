@@ -284,16 +284,55 @@ def test_the_post_pass_region_holds_the_skinned_pixels(framed):
     assert w * h < SIZE[0] * SIZE[1]  # a part of the frame, not all of it
 
 
+def _spread_to_eight(prim) -> None:
+    """The same skin over eight influences: each of a vertex's first two weights split
+    into four equal parts on its joint (JOINTS_1/WEIGHTS_1 in use, nothing zero to drop
+    where a vertex has two joints)."""
+    assert prim.joints is not None and prim.skin_weights is not None
+    prim.joints = np.tile(prim.joints[:, :2], 4)
+    prim.skin_weights = np.tile(prim.skin_weights[:, :2] / 4, 4)
+
+
+def test_influences_are_compacted_to_what_vertices_use():
+    """The GPU gets as many influences as the busiest vertex weights (llvmpipe gathers
+    palette rows for every one), heaviest first; zero weights are all that is dropped."""
+    from engine.gltf_asset import GltfPrimitive
+    from engine.render.gpu import compact_influences, skin_influences
+
+    def prim(joints, weights) -> GltfPrimitive:
+        return GltfPrimitive(
+            positions=np.zeros((len(joints), 3), np.float32),
+            normals=np.zeros((len(joints), 3), np.float32),
+            uvs=None,
+            indices=np.zeros(0, np.uint32),
+            joints=np.array(joints, np.uint16),
+            skin_weights=np.array(weights, np.float32),
+        )
+
+    two = prim([[3, 5, 0, 0], [7, 2, 0, 0]], [[0.25, 0.75, 0, 0], [1, 0, 0, 0]])
+    assert skin_influences(two) == 2
+    joints, weights = compact_influences(two)
+    np.testing.assert_array_equal(joints, [[5, 3], [7, 2]])  # joint 2 at weight 0: no pull
+    np.testing.assert_allclose(weights, [[0.75, 0.25], [1, 0]])
+    assert skin_influences(prim([[0, 0, 0, 0]], [[0, 0, 0, 0]])) == 1  # bound to none
+    five = prim([[1, 2, 3, 4, 5, 0, 0, 0]], [[0.2] * 5 + [0] * 3])
+    assert skin_influences(five) == 8
+    assert compact_influences(five)[0].shape == (1, 8)
+
+
 @needs_sample
-def test_eight_influences_bend_like_four(framed):
-    """JOINTS_1/WEIGHTS_1 (their own shader variant): the SimpleSkin strip with every
-    influence moved to the second set bends exactly like the file's four."""
+def test_eight_influences_bend_like_two(framed):
+    """JOINTS_1/WEIGHTS_1 (their own shader variant): the SimpleSkin strip with its
+    weights spread over eight influences bends exactly like the file's, which the GPU
+    gets compacted to the two its vertices use."""
+    from engine.render.gpu import skin_influences
+
     asset = load_gltf(SIMPLE_SKIN)
     eight = copy.deepcopy(asset)
     for prim in (p for mesh in eight.meshes for p in mesh.primitives):
-        assert prim.joints is not None and prim.skin_weights is not None
-        prim.joints = np.hstack([np.zeros_like(prim.joints), prim.joints])
-        prim.skin_weights = np.hstack([np.zeros_like(prim.skin_weights), prim.skin_weights])
+        _spread_to_eight(prim)
+        assert skin_influences(prim) == 8
+    assert {skin_influences(p) for mesh in asset.meshes for p in mesh.primitives} == {2}
 
     def bend(model: ModelRenderer) -> None:
         model.nodes[2].rotation = quat_from_euler(roll=0.8)
@@ -324,8 +363,7 @@ def test_variants_sharing_a_material_each_get_it(framed):
 
     front = copy.deepcopy(prim)  # the same strip a little nearer, through the 8-joint variant
     front.positions = front.positions + np.float32([0.0, 0.0, 0.05])
-    front.joints = np.hstack([np.zeros_like(front.joints), front.joints])
-    front.skin_weights = np.hstack([np.zeros_like(front.skin_weights), front.skin_weights])
+    _spread_to_eight(front)
     asset.meshes[0].primitives.append(front)
     both = _render(framed, asset)
     assert (_coverage(both, background) == covered).mean() > 0.98
