@@ -173,3 +173,29 @@ def test_one_early_pull_moves_the_realtime_clock_a_tenth_as_much():
     now[0] = 1.0  # a jump beyond RESYNC_S (e.g. after an underrun) is taken at once
     mixer.mix(512)
     assert mixer.audible_frame == 5632
+
+
+@pytest.mark.parametrize("ppm", [60.0, -200.0])
+def test_realtime_clock_follows_a_device_off_its_nominal_rate(ppm):
+    """No device plays at exactly its nominal rate on the system clock (PulseAudio's null
+    sink runs about 60 ppm fast, a card's crystal is off by tens of ppm): ten simulated
+    minutes of 32 ms pulls, each called up to 8 ms late, from a device that takes
+    samples at 16000 * (1 + ppm) Hz. The audible frame keeps a constant offset from what
+    the device plays (the callbacks' mean lateness), no drift, where a clock on the
+    nominal rate would have drifted 36 / 120 ms by the end."""
+    rng = np.random.default_rng(3)
+    rate = 16000 * (1 + ppm * 1e-6)
+    now = [0.0]
+    mixer = Mixer(16000)
+    mixer.realtime, mixer.clock = True, lambda: now[0]
+    errors = []
+    for k in range(int(600 / 0.032)):
+        due = k * 512 / rate  # when the device starts playing this pull's first frame
+        now[0] = due + rng.uniform(0.0, 0.008)  # the callback comes late, never early
+        mixer.mix(512)
+        if k % 100 == 50:  # halfway to the next pull: what plays then is known exactly
+            now[0] = due + 256 / rate
+            errors.append((k * 512 + 256 - mixer.audible_frame) / 16000)
+    errors = np.array(errors[10:])  # after the first 30 s
+    assert 0.002 < errors.mean() < 0.006  # behind by about the mean lateness, 4 ms
+    assert errors.max() - errors.min() < 0.003  # and steady: the device's rate is followed
