@@ -42,6 +42,7 @@ class HostTargets:
         rests, deltas = [], []
         # Per primitive (None: no targets): (moving vertex indices, first row, end row).
         self.parts: list[tuple[np.ndarray, int, int] | None] = []
+        self.flat: dict[int, np.ndarray] = {}  # per part: its moving components, flattened
         row = 0
         for prim in prims:
             if not prim.targets:
@@ -60,6 +61,7 @@ class HostTargets:
             rests.append(np.hstack([prim.positions, prim.normals])[moving])
             deltas.append(d[:, moving])
             self.parts.append((moving, row, row + len(moving)))
+            self.flat[len(self.parts) - 1] = (moving[:, None] * 6 + np.arange(6)).reshape(-1)
             row += len(moving)
         self.target_count = count
         self.rest = (np.concatenate(rests) if rests else np.zeros((0, 6))).astype(np.float32)
@@ -125,9 +127,14 @@ class HostMorphs:
             moving, start, end = span
             if not len(moving):
                 continue
-            vertices[moving] = rows[start:end]
             first, last = int(moving[0]), int(moving[-1]) + 1  # write the moving range only
-            buffer.write(vertices[first:last].tobytes(), offset=first * 24)
+            if last - first == len(moving):  # every vertex of the range moves: no gaps
+                buffer.write(rows[start:end], offset=first * 24)
+                continue
+            # Scattered through a flat view: a row-indexed (n, 6) assignment costs half
+            # as much again (13k vertices: 0.24 ms against 0.15).
+            vertices.reshape(-1)[self.targets.flat[part]] = rows[start:end].reshape(-1)
+            buffer.write(vertices[first:last], offset=first * 24)
         self._dirty = False
 
     def release(self) -> None:

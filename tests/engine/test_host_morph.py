@@ -11,9 +11,23 @@ from engine import App, ModelRenderer, load_gltf
 from engine.render.host_morph import HostTargets
 
 
-def _draw(path, host: bool, bulges: tuple[float, ...]) -> np.ndarray:
+def _shuffled(asset):
+    """``asset`` with its morphed primitive's vertices in a random order (the same
+    triangles): the vertices a target moves lie scattered, not in one run."""
+    prim = next(p for m in asset.meshes for p in m.primitives if p.targets)
+    order = np.random.default_rng(0).permutation(prim.vertex_count)
+    prim.positions, prim.normals = prim.positions[order], prim.normals[order]
+    if prim.uvs is not None:
+        prim.uvs = prim.uvs[order]
+    for target in prim.targets:
+        target.positions, target.normals = target.positions[order], target.normals[order]
+    prim.indices = np.argsort(order)[prim.indices].astype(prim.indices.dtype)
+    return asset
+
+
+def _draw(path, host: bool, bulges: tuple[float, ...], shuffle: bool = False) -> np.ndarray:
     """One frame of one sphere per weight, side by side."""
-    asset = load_gltf(path)
+    asset = _shuffled(load_gltf(path)) if shuffle else load_gltf(path)
     with App.headless((240, 120), fps=30, samples=0) as app:
         app.renderer.host_morphs = host
         app.scene.camera.look_at((0.0, 0.4, 6.0), (0.0, 0.4, 0.0))
@@ -25,9 +39,15 @@ def _draw(path, host: bool, bulges: tuple[float, ...]) -> np.ndarray:
         return app.read_pixels().astype(int)
 
 
-def test_host_blend_draws_the_shader_loop_pixels(egl, sphere_scene_path):
-    host = _draw(sphere_scene_path, True, (0.0, 0.6, 1.0))
-    shader = _draw(sphere_scene_path, False, (0.0, 0.6, 1.0))
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_host_blend_draws_the_shader_loop_pixels(egl, sphere_scene_path, shuffle):
+    """Both uploads: the moving vertices in one run (written as they are blended) and
+    scattered (through the primitive's copy)."""
+    asset = _shuffled(load_gltf(sphere_scene_path)) if shuffle else load_gltf(sphere_scene_path)
+    moving, _, _ = HostTargets(next(m for m in asset.meshes if m.target_names).primitives).parts[0]
+    assert (moving[-1] - moving[0] + 1 > len(moving)) == shuffle
+    host = _draw(sphere_scene_path, True, (0.0, 0.6, 1.0), shuffle)
+    shader = _draw(sphere_scene_path, False, (0.0, 0.6, 1.0), shuffle)
     assert np.abs(host - shader).max() <= 2
     # Each instance has its own buffers: the three spheres differ from each other.
     thirds = np.split(host, 3, axis=1)
