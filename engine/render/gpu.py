@@ -182,8 +182,7 @@ class GpuAsset:
             # Per vertex: the first set's joints and weights (up to 4 each), then the second's.
             first = min(influences, 4)
             parts = [joints[:, :first], weights[:, :first], joints[:, 4:], weights[:, 4:]]
-            skin = np.hstack(parts).astype(np.float32)
-            skin_vbo = ctx.buffer(np.ascontiguousarray(skin).tobytes())
+            skin_vbo = ctx.buffer(np.hstack(parts).astype(np.float32).tobytes())
             names = ["in_joints0", "in_weights0", "in_joints1", "in_weights1"]
             layout = [f"{first}f", f"{first}f", "4f", "4f"][: 2 if influences <= 4 else 4]
             content.append((skin_vbo, " ".join(layout), *names[: len(layout)]))
