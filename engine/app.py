@@ -23,9 +23,10 @@ from engine.capture import save_png
 from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.events import Event
 from engine.load_gc import LoadTimeGC
+from engine.render.adaptive import AdaptiveQuality
 from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
-from engine.render.quality import Quality, resolve_quality
+from engine.render.quality import QUALITIES, Quality, resolve_quality
 from engine.render.renderer import Renderer
 from engine.render.target import RenderTarget
 from engine.scene import Scene
@@ -48,12 +49,15 @@ class App:
         scene: Scene | None = None,
         samples: int | None = 4,
         quality: str | Quality | None = None,
+        adaptive: bool | None = None,
     ) -> None:
         """``quality``: a named render quality (``engine.render.quality``: auto, low,
         medium, high: MSAA samples and the post anti-aliasing pass); it wins over
         ``samples``. Without one, ``samples`` MSAA samples (0 = off) and no post pass;
         ``samples=None`` means ``quality="auto"``: 4x MSAA on a GPU, the post pass alone
-        on a software rasteriser, where 4x MSAA costs about 3x the frame time."""
+        on a software rasteriser, where 4x MSAA costs about 3x the frame time.
+        ``adaptive``: whether ``auto`` on a software rasteriser drops the post pass while
+        frames miss a live frame rate (``engine.render.adaptive``); None: in a window."""
         self.backend = backend
         self.ctx = backend.ctx
         # A software rasteriser renders inside the GL calls, holding the GIL (see gpu_wait).
@@ -88,6 +92,14 @@ class App:
         self._closed = False
         self._warned_clock = False
         self._quality_request: str | None = None  # the scene's render_quality last applied
+        # Quality auto in a live window on a software rasteriser trades the post pass for
+        # the frame rate when frames miss their budget (engine.render.adaptive);
+        # ``adaptive`` True asks for it headless too (real-time clocks only, always).
+        self._adapts = (adaptive if adaptive is not None else backend.interactive) and (
+            self.software
+        )
+        self.adaptive: AdaptiveQuality | None = None
+        self._set_adaptive(quality == "auto")
         # Full garbage collections after loads, not mid-speech (``app.load_gc.enabled``).
         self.load_gc = LoadTimeGC()
 
@@ -99,6 +111,7 @@ class App:
         samples: int | None = 4,
         clock: Clock | None = None,
         quality: str | Quality | None = None,
+        adaptive: bool = False,
     ) -> App:
         """Off-screen EGL rendering. The default clock matches the audio (``HeadlessClock``):
         virtual, exactly ``1/fps`` per frame, unless a real-time audio device (sound card
@@ -108,7 +121,8 @@ class App:
         from engine.backends.headless import HeadlessBackend
 
         clock = clock or HeadlessClock(fps, realtime_device_playing)
-        return cls(HeadlessBackend(size), clock, samples=samples, quality=quality)
+        backend = HeadlessBackend(size)
+        return cls(backend, clock, samples=samples, quality=quality, adaptive=adaptive)
 
     @classmethod
     def window(
@@ -138,7 +152,13 @@ class App:
         """Switch to another render quality (a name or a ``Quality``) from the next frame:
         the off-screen target is rebuilt. Render thread only; returns the one in force."""
         with self.ctx:
+            self._set_adaptive(quality == "auto")
             return self._switch_quality(quality)
+
+    def _set_adaptive(self, auto: bool) -> None:
+        """Adapt from now on if ``auto`` was asked for where it applies, else not."""
+        full, fallback = QUALITIES["medium"], QUALITIES["low"]  # auto on a software rasteriser
+        self.adaptive = AdaptiveQuality(full, fallback) if auto and self._adapts else None
 
     def _switch_quality(self, quality: str | Quality) -> Quality:
         # With our context current (a nested ``with ctx`` would leave none current on exit).
@@ -195,8 +215,10 @@ class App:
         # Make our context current: another App (or a plain moderngl context) in this
         # process may have made its own current since our last frame.
         with self.ctx:
+            started = time.perf_counter()
             posed_at = self._update()
             frame = self._render()
+            self._adapt(time.perf_counter() - started)
             self.backend.present(self.target)
             self._measure_present_lead(time.perf_counter() - posed_at)
             self.scene.post_render(frame)
@@ -231,7 +253,22 @@ class App:
         wanted = self.scene.render_quality
         if wanted is not None and wanted != self._quality_request:
             self._quality_request = wanted  # once per new request, not per frame
+            self._set_adaptive(wanted == "auto")
             self._switch_quality(wanted)
+
+    def _adapt(self, work_s: float) -> None:
+        """Feed the adaptive quality this frame's work (real time only); switch if it says."""
+        if self.adaptive is None or not self._realtime():
+            return
+        chosen = self.adaptive.observe(work_s, time.perf_counter())
+        if chosen is not None:
+            log.info(
+                "render quality auto: %s (frames took %.1f ms, the budget is %.1f ms)",
+                chosen.name,
+                1000 * work_s,
+                1000 * self.adaptive.budget_s,
+            )
+            self._switch_quality(chosen)
 
     def _measure_present_lead(self, seconds: float) -> None:
         """Smooth the update-to-present time into ``scene.present_lead`` (real time only)."""
@@ -268,6 +305,8 @@ class App:
         if self.software:
             wait_for_gpu(self.ctx)  # rasterise with the GIL released: audio threads run
         self.target.resolve(self.renderer.drawn_region)
+        if self.adaptive is not None:
+            wait_for_gpu(self.ctx)  # the post pass's time is part of the frame's work
         return frame
 
     def run(self, seconds: float | None = None, frames: int | None = None) -> int:
