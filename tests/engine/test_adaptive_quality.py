@@ -150,3 +150,16 @@ def test_a_headless_app_does_not_adapt_unless_asked():
         assert app.adaptive is None
     finally:
         app.close()
+
+
+@pytest.mark.usefixtures("egl")
+@pytest.mark.parametrize(("clock_fps", "kept_fps"), [(60.0, 30.0), (15.0, 15.0)])
+def test_the_budget_is_30_fps_or_the_clocks_slower_pace(clock_fps, kept_fps):
+    app = App.headless((64, 48), quality="auto", adaptive=True, clock=RealtimeClock(clock_fps))
+    try:
+        if not app.software:
+            pytest.skip("adaptive quality applies on a software rasteriser only")
+        assert app.adaptive is not None
+        assert app.adaptive.budget_s == pytest.approx(0.9 / kept_fps)
+    finally:
+        app.close()
