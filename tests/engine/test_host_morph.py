@@ -96,3 +96,40 @@ def test_too_much_morph_data_is_one_coded_error(sphere_scene_path, monkeypatch):
     with pytest.raises(EngineError) as err:
         HostTargets(mesh.primitives)
     assert err.value.code == RENDER_NOT_SUPPORTED and "too large" in str(err.value)
+
+
+def test_blend_over_each_targets_own_rows_is_the_dense_sum_exactly():
+    """Each target is blended over the spans of rows it moves (``_segments``): regions
+    far apart, runs with short gaps, a target that moves nothing. The result is the dense
+    multiply-add to the bit, for any weights."""
+    from engine.gltf_asset import GltfPrimitive, MorphTarget
+    from engine.render import host_morph
+
+    rng = np.random.default_rng(1)
+    n = 1000
+    regions = [[(0, 5)], [(100, 160), (170, 180)], [(300, 301), (900, 1000)], [], [(0, 1000)]]
+    targets = []
+    for spans in regions:
+        positions, normals = np.zeros((n, 3), np.float32), np.zeros((n, 3), np.float32)
+        for a, b in spans:
+            positions[a:b] = rng.normal(size=(b - a, 3))
+            normals[a:b] = rng.normal(size=(b - a, 3))
+        targets.append(MorphTarget(positions, normals))
+    prim = GltfPrimitive(
+        rng.normal(size=(n, 3)).astype(np.float32),
+        rng.normal(size=(n, 3)).astype(np.float32),
+        None,
+        np.arange(3 * (n // 3), dtype=np.uint32),
+        targets=targets,
+    )
+    host = HostTargets([prim])
+    assert host.segments[0] == [(0, 30)] and host.segments[3] == []
+    assert host.segments[1] == [(600, 1080)]  # a 10-row gap is joined
+    assert host.segments[2] == [(1800, 1806), (5400, 6000)]  # a 600-row gap is not
+    assert max(len(s) for s in host.segments) <= 2
+    for weights in (rng.uniform(-1, 1, 5), np.array([0.3, 0, 1.0, 0.5, 0]), np.ones(5)):
+        weights = weights.astype(np.float32)
+        dense = host.rest.reshape(-1).copy()
+        for t in np.flatnonzero(np.abs(weights) > host_morph._EPSILON):
+            dense += host.deltas[t] * weights[t]
+        np.testing.assert_array_equal(host.blend(weights).reshape(-1), dense)
