@@ -149,7 +149,7 @@ def row(count: int, quality: str, adaptive: bool, frames: int) -> None:
     name = f"live: {name}" if adaptive else name
     switched = f"  (switched during the run: {sorted(qualities)})" if len(qualities) > 1 else ""
     print(
-        f"{count:>7} {name:>20} | {e:>9.1f} {1000 / e:>5.1f} "
+        f"{count:>7} {name:>26} | {e:>9.1f} {1000 / e:>5.1f} "
         f"{statistics.median(cpu['e']):>6.1f} | {b:>7.1f} {1000 / b:>5.1f} "
         f"{statistics.median(cpu['b']):>6.1f} | {e / b:>5.2f}{switched}",
         flush=True,
@@ -164,7 +164,7 @@ def main(frames: int, counts: list[int], quality: str = "auto") -> None:
         f"{os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'avatars':>7} {'quality':>20} | {'engine ms':>9} {'fps':>5} {'CPU ms':>6} | "
+        f"{'avatars':>7} {'quality':>26} | {'engine ms':>9} {'fps':>5} {'CPU ms':>6} | "
         f"{'bare ms':>7} {'fps':>5} {'CPU ms':>6} | {'ratio':>5}"
     )
     for count in counts:
