@@ -220,12 +220,13 @@ class App:
             started = time.perf_counter()
             posed_at = self._update()
             frame = self._render()
-            self._adapt(time.perf_counter() - started)
+            work_s = time.perf_counter() - started
             self.backend.present(self.target)
             self._measure_present_lead(time.perf_counter() - posed_at)
             self.scene.post_render(frame)
             for listener in list(self._frame_listeners):
                 listener(self, frame)
+            self._adapt(work_s)  # after the frame is out: a switch rebuilds the target
         self.frame_index += 1
         self.stats.tick()
         return frame

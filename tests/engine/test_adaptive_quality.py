@@ -107,6 +107,8 @@ def test_a_live_auto_app_drops_the_post_pass_and_brings_it_back():
         if not app.software:
             pytest.skip("adaptive quality applies on a software rasteriser only")
         assert app.quality is FULL and app.target.post_aa is not None
+        shown = []  # every frame as a listener (a capture) sees it: the switch loses none
+        app.add_frame_listener(lambda app, frame: shown.append(app.read_pixels().mean()))
         for _ in range(32):
             app.step()
         assert app.quality is FALLBACK
@@ -122,6 +124,7 @@ def test_a_live_auto_app_drops_the_post_pass_and_brings_it_back():
             app.step()
         assert app.quality is FULL and app.target.post_aa is not None
         assert app.read_pixels().shape == (48, 64, 3)  # it still draws after both switches
+        assert len(shown) > 62 and min(shown) > 20  # the background on every frame, none blank
     finally:
         app.close()
 
