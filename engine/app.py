@@ -271,7 +271,8 @@ class App:
                 1000 * work_s,
                 1000 * self.adaptive.budget_s,
             )
-            self._switch_quality(chosen)
+            with self.ctx:  # a listener's own ``with app.ctx`` may have left none current
+                self._switch_quality(chosen)
 
     def _measure_present_lead(self, seconds: float) -> None:
         """Smooth the update-to-present time into ``scene.present_lead`` (real time only)."""
