@@ -12,7 +12,7 @@ from collections import deque
 
 from avatarkit import AvatarView
 from avatarkit.controller import ConnectionState, ConversationState
-from engine import Component
+from engine import App, Component
 from engine.events import KEY_DOWN, Event
 from engine.ui import Overlay, Text
 
@@ -96,9 +96,11 @@ class Hud(Component):
         server=None,
         visible: bool = False,
         scale: float = 1.0,
+        app: App | None = None,
     ) -> None:
         self.views = views
         self.server = server  # optional: anything with ``active_sessions``
+        self.app = app  # optional: its render quality is shown (auto may change it)
         self.text = overlay.add(
             Text(
                 anchor="top-left",
@@ -136,6 +138,9 @@ class Hud(Component):
         fps = len(self._dts) / max(sum(self._dts), 1e-9)
         wall_ms = 1000 * sum(self._walls) / max(len(self._walls), 1)
         rows = [f"HUD   {fps:5.1f} fps   {wall_ms:5.1f} ms/frame   {rss_mb():6.1f} MB"]
+        if self.app is not None:
+            adaptive = " (auto: adapts to the frame rate)" if self.app.adaptive else ""
+            rows.append(f"render quality {self.app.quality.name}{adaptive}")
         if self.server is not None:
             rows.append(f"motion server: {self.server.active_sessions} sessions")
         for view in self.views:

@@ -145,7 +145,7 @@ class Quiz(Component):
                 max_width=0.42,
             )
         )
-        self.hud = Hud(ui, stage.views, stage.server, scale=s)
+        self.hud = Hud(ui, stage.views, stage.server, scale=s, app=stage.app)
         self.banner = ConnectionBanner(ui, stage.views, scale=s)
         entity = stage.app.scene.create_entity("quiz", parent=stage.world)
         for component in (self.hud, self.banner, self):

@@ -50,7 +50,7 @@ class Kiosk(Component):
         stage.frame_portrait(self.view)
         overlay = stage.overlay
         self.captions = Captions(overlay, self.view, scale=stage.ui_scale)
-        self.hud = Hud(overlay, stage.views, stage.server, scale=stage.ui_scale)
+        self.hud = Hud(overlay, stage.views, stage.server, scale=stage.ui_scale, app=stage.app)
         self.banner = ConnectionBanner(overlay, stage.views, scale=stage.ui_scale)
         overlay.add(
             Text(

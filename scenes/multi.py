@@ -102,7 +102,7 @@ class Conversation(Component):
                     visible=False,
                 )
             )
-        self.hud = Hud(stage.overlay, stage.views, stage.server, scale=scale)
+        self.hud = Hud(stage.overlay, stage.views, stage.server, scale=scale, app=stage.app)
         self.banner = ConnectionBanner(stage.overlay, stage.views, scale=scale)
         entity = stage.app.scene.create_entity("conversation", parent=stage.world)
         for component in (self.hud, self.banner, self):

@@ -64,6 +64,7 @@ def test_hud_toggles_and_reports_health(make_stage, step_until):
     assert scene.hud.visible
     text = scene.hud.text.text
     assert "fps" in text and "ava" in text and "audio" in text and "MB" in text
+    assert f"render quality {stage.app.quality.name}" in text
     top_left = (slice(0, 60), slice(0, 200))
     assert np.abs(stage.app.read_pixels()[top_left].astype(int) - before[top_left]).mean() > 2
     stage.app.post_event(Event(KEY_DOWN, key="h"))
