@@ -38,6 +38,7 @@ from avatarkit.paths import AVATARS_DIR, SPEECH_DIR
 from avatarkit.server.embedded import EmbeddedServer
 from engine import App, EngineError, VideoWriter, save_png
 from engine.audio import Mixer, VirtualDevice
+from engine.render.quality import QUALITY_NAMES
 from engine.ui import Overlay, ProgressBar
 
 log = logging.getLogger("scenes")
@@ -64,6 +65,7 @@ class SceneOptions:
     fps: int = 30
     avatar: str | None = None  # scenes with one avatar: which bundled one
     fullscreen: bool = False  # windowed runs: cover the desktop (``size`` is then ignored)
+    quality: str = "auto"  # engine.render.quality; a window's auto adapts to its frame rate
 
 
 def has_display() -> bool:
@@ -109,6 +111,13 @@ def parse_options(
         "--size", default="1280x720", type=video_size, help="WIDTHxHEIGHT (default 1280x720)"
     )
     parser.add_argument("--fps", type=positive(int), default=30)
+    parser.add_argument(
+        "--quality",
+        choices=QUALITY_NAMES,
+        default="auto",
+        help="render quality (default auto: in a window on a CPU rasteriser it drops the edge "
+        "anti-aliasing while frames miss 30 fps; a named one stays fixed)",
+    )
     if avatar is not None:
         parser.add_argument(
             "--avatar",
@@ -121,7 +130,14 @@ def parse_options(
     seconds = args.seconds if args.seconds is not None else (headless_seconds if headless else None)
     full = not headless and (args.fullscreen or (fullscreen and not args.windowed))
     return SceneOptions(
-        headless, seconds, args.out, args.size, args.fps, getattr(args, "avatar", None), full
+        headless,
+        seconds,
+        args.out,
+        args.size,
+        args.fps,
+        getattr(args, "avatar", None),
+        full,
+        args.quality,
     )
 
 
@@ -259,13 +275,17 @@ class Stage:
         self.device: VirtualDevice | None = None
         try:
             if options.headless:
-                self.app = App.headless(options.size, fps=options.fps, samples=None)
+                self.app = App.headless(options.size, fps=options.fps, quality=options.quality)
                 self.mixer = Mixer(SAMPLE_RATE)
                 self.device = VirtualDevice(self.mixer).start()
                 self.app.add_frame_listener(self._after_frame)
             else:
                 self.app = App.window(
-                    options.size, title=title, fps=options.fps, fullscreen=options.fullscreen
+                    options.size,
+                    title=title,
+                    fps=options.fps,
+                    fullscreen=options.fullscreen,
+                    quality=options.quality,
                 )
                 self.mixer = None  # the SDK's process-wide mixer on the sound card
         except BaseException:

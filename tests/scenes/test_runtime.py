@@ -105,10 +105,13 @@ opened, window = [], App.window
 def noting(*args, **kwargs):
     app = window(*args, **kwargs)
     opened.append([app.backend.mode, list(app.size)])
+    apps.append(app)
     return app
+apps = []
 App.window = noting
 code = kiosk.main(sys.argv[1:])
-print(json.dumps({"code": code, "opened": opened}))
+adapts = [[app.software, app.adaptive is not None, app.quality.name] for app in apps]
+print(json.dumps({"code": code, "opened": opened, "adapts": adapts}))
 """
 
 
@@ -116,11 +119,16 @@ print(json.dumps({"code": code, "opened": opened}))
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     ("flags", "mode", "size"),
-    [([], "fullscreen", [800, 600]), (["--windowed"], "window", [640, 360])],
+    [
+        ([], "fullscreen", [800, 600]),
+        (["--windowed"], "window", [640, 360]),
+        (["--windowed", "--quality", "medium"], "window", [640, 360]),
+    ],
 )
 def test_kiosk_runs_in_a_real_window(flags, mode, size):
     """Display path: a pygame/OpenGL window on a virtual X display, real-time clock; the
-    kiosk covers the screen by default, ``--windowed`` keeps to ``--size``."""
+    kiosk covers the screen by default, ``--windowed`` keeps to ``--size``. Its quality
+    ``auto`` adapts to the frame rate on a software rasteriser; a named one does not."""
     env = {
         k: v for k, v in __import__("os").environ.items() if k not in ("SDL_VIDEODRIVER", "DISPLAY")
     }
@@ -149,7 +157,10 @@ def test_kiosk_runs_in_a_real_window(flags, mode, size):
     assert "Traceback" not in result.stderr
     assert "video:" not in result.stdout  # windowed: nothing recorded
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"code": 0, "opened": [[mode, size]]}
+    assert {k: report[k] for k in ("code", "opened")} == {"code": 0, "opened": [[mode, size]]}
+    [(software, adapts, quality)] = report["adapts"]
+    assert adapts == (software and "--quality" not in flags)
+    assert quality in (("medium",) if "--quality" in flags else ("low", "medium", "high"))
 
 
 def test_avatarkit_demo_dispatches_to_the_scenes_with_their_flags(tmp_path, capsys):
