@@ -157,7 +157,7 @@ class App:
 
     def _set_adaptive(self, auto: bool) -> None:
         """Adapt from now on if ``auto`` was asked for where it applies, else not."""
-        full, fallback = QUALITIES["medium"], QUALITIES["low"]  # auto on a software rasteriser
+        full, fallback = resolve_quality("auto", self.software), QUALITIES["low"]
         # The rate to keep: 30 fps, or the clock's own where it paces slower on purpose.
         fps = min(MIN_LIVE_FPS, float(getattr(self.clock, "fps", MIN_LIVE_FPS)))
         self.adaptive = AdaptiveQuality(full, fallback, fps) if auto and self._adapts else None

@@ -139,7 +139,8 @@ class Hud(Component):
         wall_ms = 1000 * sum(self._walls) / max(len(self._walls), 1)
         rows = [f"HUD   {fps:5.1f} fps   {wall_ms:5.1f} ms/frame   {rss_mb():6.1f} MB"]
         if self.app is not None:
-            adaptive = " (auto: adapts to the frame rate)" if self.app.adaptive else ""
+            adapts = self.app.adaptive is not None
+            adaptive = " (auto: adapts to the frame rate)" if adapts else ""
             rows.append(f"render quality {self.app.quality.name}{adaptive}")
         if self.server is not None:
             rows.append(f"motion server: {self.server.active_sessions} sessions")

@@ -80,7 +80,7 @@ class HostTargets:
         # Per target, the (start, end) spans of the flat rows it moves: a face's targets
         # each move a region (a blink the lids, a smile the mouth's corners), about 40% of
         # a bundled avatar's moving rows on average, so the blend skips the rest.
-        self.segments = [_segments(row.reshape(-1, 6)) for row in self.deltas]
+        self.segments = [_segments(target.reshape(-1, 6)) for target in self.deltas]
 
     def blend(self, weights: np.ndarray) -> np.ndarray:
         """(moving rows, 6) positions and normals at ``weights`` (one per target)."""
