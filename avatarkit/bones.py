@@ -41,6 +41,11 @@ NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
 EYE_LOOK = tuple(name for name in ARKIT_NAMES if name.startswith("eyeLook"))
 
 
+# pyrr's quaternion product without its argument-converting decorator: a bone's turn is
+# given arrays already, and the decorator was half of what turning four bones cost.
+_CROSS = getattr(pyrr.quaternion.cross, "__wrapped__", pyrr.quaternion.cross)
+
+
 def _unit(q: np.ndarray) -> np.ndarray:
     return np.asarray(pyrr.quaternion.normalize(np.asarray(q, np.float64)), np.float32)
 
@@ -52,12 +57,14 @@ class _Bone:
     to_parent: np.ndarray  # model -> parent frame at rest: the parent's world rotation
     from_parent: np.ndarray  # its inverse
 
+    def __post_init__(self) -> None:
+        self._to_rest = _CROSS(self.to_parent, self.rest)  # the turn's fixed right-hand part
+
     def turn(self, nodes: Sequence[Transform], model_turn: np.ndarray) -> None:
-        """Rotate the bone by ``model_turn`` (a quaternion about model axes) at its joint."""
-        local = pyrr.quaternion.cross(
-            pyrr.quaternion.cross(self.from_parent, model_turn), self.to_parent
-        )
-        nodes[self.node].rotation = np.asarray(pyrr.quaternion.cross(local, self.rest), np.float32)
+        """Rotate the bone by ``model_turn`` (a quaternion about model axes) at its joint:
+        from_parent * model_turn * to_parent * rest."""
+        local = _CROSS(self.from_parent, np.asarray(model_turn, self.from_parent.dtype))
+        nodes[self.node].rotation = np.asarray(_CROSS(local, self._to_rest), np.float32)
 
 
 class BoneRig:

@@ -80,6 +80,7 @@ class App:
         self.renderer = Renderer(self.ctx)
         self.renderer.flush_per_node = self.software
         self.renderer.host_morphs = self.software  # numpy beats llvmpipe's vertex gathers
+        self.renderer.rigid_skin = self.software  # and a matrix a joint beats its gathers
         self.target = RenderTarget(
             self.ctx, backend.size, self.quality.samples, self.quality.post_aa
         )

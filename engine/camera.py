@@ -34,6 +34,7 @@ class Camera:
         self.target = np.array(target, dtype=np.float32)
         self.up = np.array(up, dtype=np.float32)
         self._view: tuple[bytes, np.ndarray] | None = None  # (placement it was made for, view)
+        self._projection: tuple[tuple[float, ...], np.ndarray] | None = None  # the same
 
     def look_at(
         self,
@@ -99,7 +100,10 @@ class Camera:
         return m
 
     def projection_matrix(self, aspect: float) -> np.ndarray:
-        projection = pyrr.matrix44.create_perspective_projection(
-            self.fov_y, aspect, self.near, self.far
-        )
-        return np.ascontiguousarray(np.asarray(projection, np.float32).T)
+        """Camera -> clip (column vectors); made again only when a parameter changed."""
+        key = (float(self.fov_y), float(aspect), float(self.near), float(self.far))
+        if self._projection is None or self._projection[0] != key:
+            projection = pyrr.matrix44.create_perspective_projection(*key)
+            matrix = np.ascontiguousarray(np.asarray(projection, np.float32).T)
+            self._projection = (key, matrix)
+        return self._projection[1].copy()

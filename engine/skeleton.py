@@ -1,10 +1,13 @@
 """Node world matrices for a whole asset at once, and the joint palettes of its skins.
 
-``ModelRenderer`` calls ``Skeleton.pose`` once per drawn frame on the render thread (it
-only reads the editable node transforms; no GL). All nodes are composed in one batch,
-one matrix product per depth of the hierarchy, so a 70-joint rig costs about as much
-Python as a 5-node one. (pyrr composes one matrix per call; with every node of a rig
-changing per frame that would be ~80 calls a frame, so the batch is plain numpy.)
+``ModelRenderer`` calls ``Skeleton.world`` once per drawn frame on the render thread (it
+only reads the editable node transforms; no GL). A first pose composes all nodes in one
+batch, one matrix product per depth of the hierarchy, so a 70-joint rig costs about as
+much Python as a 5-node one. (pyrr composes one matrix per call; with every node of a
+rig changing per frame that would be ~80 calls a frame, so the batch is plain numpy.)
+After that only the nodes whose transform changed, and what hangs under them, are
+composed again: a speaking avatar turns its neck, head and eyes, and leaves the rest of
+its 60-odd joints (spine, arms, fingers, legs) where they were.
 
 A joint's palette entry is ``world(joint) @ inverseBind(joint)`` in the asset's space;
 the skinned mesh is drawn with the entity's matrix only: the glTF spec ignores the
@@ -66,8 +69,20 @@ class Skeleton:
         self.skins = asset.skins
         self._joints = [np.array(skin.joints, np.intp) for skin in asset.skins]
         self._inverse_bind = [skin.inverse_bind.astype(np.float64) for skin in asset.skins]
-        self._world: np.ndarray | None = None  # the last pose, and the node TRS it came from
-        self._posed_from = b""
+        self._palettes: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # skin: (pose, rows)
+        self._world: np.ndarray | None = None  # the last pose, its local matrices and
+        self._local = np.zeros((0, 4, 4))  # the transforms (``Transform.state``) they
+        self._states: list[bytes] = []  # came from
+        order = self._top_down(asset)
+        rank = np.empty(count, np.intp)
+        rank[order] = np.arange(count)
+        self._rank = rank  # position in a parents-first walk
+        self._subtree: list[list[int]] = [[] for _ in range(count)]  # node and all below
+        for index in reversed(order):
+            below = [index]
+            for child in asset.nodes[index].children:
+                below.extend(self._subtree[child])
+            self._subtree[index] = below
 
     def _top_down(self, asset: GltfAsset) -> list[int]:
         """Every node, parents first (the loader refuses cycles)."""
@@ -79,18 +94,45 @@ class Skeleton:
     def world(self, nodes: Sequence[Transform]) -> np.ndarray:
         """(N, 4, 4) float64 asset-space matrices of every node (roots: their local);
         read-only, and composed again only when a node's transform changed: a model
-        standing still (most nodes of most avatars) costs a byte comparison a frame."""
-        key = b"".join(n.state() for n in nodes)
-        if self._world is not None and key == self._posed_from:
+        standing still (most nodes of most avatars) costs a byte comparison a frame, and
+        a few moving nodes their subtrees."""
+        states = [node.state() for node in nodes]
+        if self._world is None or len(states) != len(self._states):
+            return self._pose_all(nodes, states)
+        changed = [i for i, (a, b) in enumerate(zip(states, self._states, strict=True)) if a != b]
+        if not changed:
             return self._world
-        world = local_matrices(nodes)
+        dirty = sorted({i for c in changed for i in self._subtree[c]}, key=self._rank.__getitem__)
+        if len(dirty) > len(states) // 2:
+            return self._pose_all(nodes, states)
+        local = self._local
+        local[changed] = local_matrices([nodes[i] for i in changed])
+        world = self._world.copy()  # the last one stays as handed out
+        for i in dirty:
+            parent = self.parent[i]
+            world[i] = local[i] if parent < 0 else world[parent] @ local[i]
+        return self._keep(world, states)
+
+    def _pose_all(self, nodes: Sequence[Transform], states: list[bytes]) -> np.ndarray:
+        self._local = local_matrices(nodes)
+        world = self._local.copy()
         for level in self.levels[1:]:
             world[level] = world[self.parent[level]] @ world[level]
+        return self._keep(world, states)
+
+    def _keep(self, world: np.ndarray, states: list[bytes]) -> np.ndarray:
         world.flags.writeable = False
-        self._world, self._posed_from = world, key
+        self._world, self._states = world, states
         return world
 
     def palette(self, skin: int, world: np.ndarray) -> np.ndarray:
-        """(J, 3, 4) float32: the top three rows of each joint's skinning matrix."""
+        """(J, 3, 4) float32: the top three rows of each joint's skinning matrix; the same
+        array again while ``world`` is the same pose (read-only)."""
+        kept = self._palettes.get(skin)
+        if kept is not None and kept[0] is world:
+            return kept[1]
         joints = world[self._joints[skin]] @ self._inverse_bind[skin]
-        return np.ascontiguousarray(joints[:, :3, :], np.float32)
+        rows = np.ascontiguousarray(joints[:, :3, :], np.float32)
+        rows.flags.writeable = False
+        self._palettes[skin] = (world, rows)
+        return rows

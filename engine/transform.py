@@ -20,6 +20,7 @@ Vector = Sequence[float] | np.ndarray
 _FROM_QUATERNION = getattr(
     pyrr.matrix33.create_from_quaternion, "__wrapped__", pyrr.matrix33.create_from_quaternion
 )
+_CROSS = getattr(pyrr.quaternion.cross, "__wrapped__", pyrr.quaternion.cross)
 
 
 def quat_to_matrix(q: Vector) -> np.ndarray:
@@ -36,12 +37,12 @@ def quat_from_euler(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0) -> 
     qx = pyrr.quaternion.create_from_x_rotation(pitch)
     qy = pyrr.quaternion.create_from_y_rotation(yaw)
     qz = pyrr.quaternion.create_from_z_rotation(roll)
-    return quat_multiply(quat_multiply(qy, qx), qz)
+    return np.asarray(_CROSS(_CROSS(qy, qx), qz), np.float32)
 
 
 def quat_multiply(a: Vector, b: Vector) -> np.ndarray:
     """The Hamilton product ``a * b``: rotate by ``b``, then by ``a``."""
-    return np.asarray(pyrr.quaternion.cross(np.asarray(a), np.asarray(b)), np.float32)
+    return np.asarray(_CROSS(np.asarray(a), np.asarray(b)), np.float32)
 
 
 def quat_from_matrix(r: np.ndarray) -> np.ndarray:

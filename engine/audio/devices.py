@@ -69,7 +69,8 @@ atexit.register(_stop_all)
 def realtime_device_playing() -> bool:
     """True while a device that plays in real time (a sound card, the null device) runs:
     a frame loop should then follow the wall clock (``engine.clock.HeadlessClock``)."""
-    return any(device.realtime for device in list(_playing))
+    # Asked every frame: an empty set (no audio, most renders) is answered without a walk.
+    return bool(_playing) and any(device.realtime for device in list(_playing))
 
 
 class AudioDevice:

@@ -5,6 +5,7 @@ material textures. One upload is shared by every model instance of the same asse
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,23 @@ from engine.gltf_asset import GltfMaterial, TextureSlot
 from engine.render.batching import merge_by_material
 from engine.render.host_morph import HostTargets
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
+from engine.render.skinning import rigid_runs
+
+_SERIALS = itertools.count()
+
+
+@dataclass
+class RigidDraw:
+    """A skinned primitive's triangles that follow one joint each (``rigid_runs``), drawn
+    by ``program``, the variant without skin code: its vertex array (None with host
+    morphs: each instance's ``HostMorphs`` makes its own from ``static_content``), the
+    runs ``(joint, first, count)`` and where the skinned rest of the indices begins."""
+
+    program: moderngl.Program
+    vao: moderngl.VertexArray | None
+    static_content: list[tuple[Any, ...]]
+    runs: list[tuple[int, int, int]]
+    skinned_first: int
 
 
 @dataclass
@@ -46,9 +64,12 @@ class GpuPrimitive:
     host_rest: np.ndarray | None = None
     static_content: list[tuple[Any, ...]] = field(default_factory=list)
     index_buffer: moderngl.Buffer | None = None
+    rigid: RigidDraw | None = None  # software rasteriser, skinned (RigidDraw)
 
     def release(self) -> None:
         self.vao.release()
+        if self.rigid is not None and self.rigid.vao is not None:
+            self.rigid.vao.release()
         for b in self.buffers:
             b.release()
         if self.deltas is not None:
@@ -113,17 +134,23 @@ def color_texture(
 class GpuAsset:
     """Everything of one asset on the GPU; each primitive built for the lit shader variant
     ``program_for(material, primitive)`` picks for it. ``host_morphs``: targets blended on
-    the host (``host_targets`` per mesh) instead of in the vertex shader."""
+    the host (``host_targets`` per mesh) instead of in the vertex shader; ``rigid_skin``:
+    a skinned primitive's rigidly bound triangles drawn apart (``RigidDraw``).
+    ``program_for(material, primitive, skinned)``: the variant, with or without skin code."""
 
     def __init__(
         self,
         ctx: moderngl.Context,
-        program_for: Callable[[GltfMaterial | None, GltfPrimitive], moderngl.Program],
+        program_for: Callable[[GltfMaterial | None, GltfPrimitive, bool], moderngl.Program],
         asset: GltfAsset,
         host_morphs: bool = False,
+        rigid_skin: bool = False,
     ) -> None:
         self.asset = asset
+        self.serial = next(_SERIALS)  # told apart from an asset later at the same id()
         self.host_morphs = host_morphs
+        self.rigid_skin = rigid_skin
+        self._program_for = program_for
         self.refcount = 0
         self.textures = [
             color_texture(ctx, m.base_color_texture, m.base_color_slot)
@@ -144,7 +171,7 @@ class GpuAsset:
             for prims in drawn
         ]
         self.meshes = [
-            [self._primitive(ctx, program_for(_material(asset, p), p), p) for p in prims]
+            [self._primitive(ctx, program_for(_material(asset, p), p, True), p) for p in prims]
             for prims in drawn
         ]
         for mesh_targets, prims in zip(self.host_targets, self.meshes, strict=True):
@@ -162,22 +189,31 @@ class GpuAsset:
         host = self.host_morphs and bool(prim.targets)
         # Host morphs need no split: the blended vertices cost the shader nothing extra.
         indices, morph_indices = (prim.indices, None) if host else _morphed_first(prim)
-        ibo = ctx.buffer(np.ascontiguousarray(indices, np.uint32).tobytes())
         content: list[tuple[Any, ...]] = [(vbo, "3f 3f 2f", "in_position", "in_normal", "in_uv")]
         static: list[tuple[Any, ...]] = [(vbo, "24x 2f", "in_uv")]  # skips position, normal
         if "in_uv" not in program:  # a variant sampling no texture reads no UVs
             content, static = [(vbo, "3f 3f 8x", "in_position", "in_normal")], []
-        buffers = [vbo, ibo]
+        buffers = [vbo]
         if prim.colors is not None:  # the variant reads them (renderer.lit_variant)
             colors = ctx.buffer(np.ascontiguousarray(prim.colors, np.float32).tobytes())
             content.append((colors, "4f", "in_color"))
             static.append(content[-1])
             buffers.append(colors)
+        if prim.uvs1 is not None and "in_uv1" in program:
+            uv1 = ctx.buffer(np.ascontiguousarray(prim.uvs1, np.float32).tobytes())
+            content.append((uv1, "2f", "in_uv1"))
+            static.append(content[-1])
+            buffers.append(uv1)
         influences = 0
         used = None
+        runs: list[tuple[int, int, int]] = []
+        skinned_first = 0
+        unskinned, unskinned_static = list(content), list(static)
         if prim.joints is not None and prim.skin_weights is not None:
             joints, weights = compact_influences(prim)
             influences = joints.shape[1]
+            if self.rigid_skin and morph_indices is None:
+                indices, runs, skinned_first = rigid_runs(joints, weights, indices)
             # Joints as floats: exact below 2**24, and one float attribute path for all.
             # Per vertex: the first set's joints and weights (up to 4 each), then the second's.
             first = min(influences, 4)
@@ -189,12 +225,19 @@ class GpuAsset:
             static.append(content[-1])
             buffers.append(skin_vbo)
             used = np.unique(prim.joints[prim.skin_weights > 0]).astype(np.intp)
-        if prim.uvs1 is not None and "in_uv1" in program:
-            uv1 = ctx.buffer(np.ascontiguousarray(prim.uvs1, np.float32).tobytes())
-            content.append((uv1, "2f", "in_uv1"))
-            static.append(content[-1])
-            buffers.append(uv1)
+        ibo = ctx.buffer(np.ascontiguousarray(indices, np.uint32).tobytes())
+        buffers.insert(1, ibo)
         vao = ctx.vertex_array(program, content, ibo, index_element_size=4)
+        rigid = None
+        if runs:
+            rigid_program = self._program_for(_material(self.asset, prim), prim, False)
+            rigid = RigidDraw(
+                rigid_program,
+                None if host else ctx.vertex_array(rigid_program, unskinned, ibo, 4),
+                unskinned_static,
+                runs,
+                skinned_first,
+            )
         lo, hi = prim.positions.min(axis=0), prim.positions.max(axis=0)
         for target in prim.targets:
             lo = lo + np.minimum(target.positions.min(axis=0), 0.0)
@@ -216,6 +259,7 @@ class GpuAsset:
             ),
             static_content=static if host else [],
             index_buffer=ibo,
+            rigid=rigid,
         )
 
     def release(self) -> None:

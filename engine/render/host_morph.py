@@ -120,6 +120,7 @@ class HostMorphs:
         self._dirty = True
         # Per part index: (buffer, all of the primitive's vertices (n, 6), vertex array).
         self._parts: dict[int, tuple[moderngl.Buffer, np.ndarray, moderngl.VertexArray]] = {}
+        self._rigid: dict[int, moderngl.VertexArray] = {}  # per part: its rigid draw's
 
     def set(self, weights: np.ndarray) -> None:
         weights = np.asarray(weights, np.float32)
@@ -127,9 +128,10 @@ class HostMorphs:
             self._weights = weights.copy()
             self._dirty = True
 
-    def vertex_array(self, prim: GpuPrimitive) -> moderngl.VertexArray:
+    def vertex_array(self, prim: GpuPrimitive, rigid: bool = False) -> moderngl.VertexArray:
         """This instance's vertex array for ``prim`` (which has a ``host_part``): its own
-        positions and normals, the primitive's other attributes and indices."""
+        positions and normals, the primitive's other attributes and indices; ``rigid``:
+        the one of its rigid draw's program (``gpu.RigidDraw``), over the same buffer."""
         part = prim.host_part
         assert part is not None and prim.host_rest is not None
         if part not in self._parts:
@@ -142,7 +144,19 @@ class HostMorphs:
             self._dirty = True
         if self._dirty:
             self._upload()
-        return self._parts[part][2]
+        if not rigid:
+            return self._parts[part][2]
+        rigid_vao = self._rigid.get(part)
+        if rigid_vao is None:
+            assert prim.rigid is not None
+            content = [
+                (self._parts[part][0], "3f 3f", "in_position", "in_normal"),
+                *prim.rigid.static_content,
+            ]
+            rigid_vao = self._rigid[part] = self.ctx.vertex_array(
+                prim.rigid.program, content, prim.index_buffer, index_element_size=4
+            )
+        return rigid_vao
 
     def _upload(self) -> None:
         rows = self.targets.blend(self._weights)
@@ -165,6 +179,8 @@ class HostMorphs:
         self._dirty = False
 
     def release(self) -> None:
+        for rigid in self._rigid.values():
+            rigid.release()
         for buffer, _, vao in self._parts.values():
             vao.release()
             buffer.release()

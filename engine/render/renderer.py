@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
+from dataclasses import replace
 
 import moderngl
 import numpy as np
 
 from engine.gltf import GltfAsset, GltfMaterial, GltfPrimitive
+from engine.lighting import Lighting
 from engine.render.frame import Frame
-from engine.render.gpu import GpuAsset, GpuPrimitive, skin_influences
+from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw, skin_influences
 from engine.render.gpu_wait import flush_gpu
 from engine.render.host_morph import HostMorphs
 from engine.render.material_uniforms import needs_extras, set_material_uniforms
@@ -30,6 +33,7 @@ EMISSIVE_TEXTURE_UNIT = 2
 MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_node``)
 _ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
 _DEFAULT_MATERIAL = GltfMaterial()
+_INT = [struct.pack("i", n) for n in range(9)]  # u_skin_influences: 0, 1-4 or 8
 
 
 def _mat4(m: np.ndarray) -> bytes:
@@ -127,6 +131,8 @@ class Renderer:
         self._variants: dict[LitVariant, moderngl.Program] = {}
         self._variant_of: dict[moderngl.Program, LitVariant] = {}
         self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
+        self._lighting_key = b""  # the lights' values, and their uniforms
+        self._lighting_data: dict[str, bytes] = {}
         self._variant(LitVariant())  # the plainest (no material, no texture): compiled now
         self._background = ctx.program(
             vertex_shader=BACKGROUND_VERTEX, fragment_shader=BACKGROUND_FRAGMENT
@@ -138,8 +144,16 @@ class Renderer:
         # Morph targets blended by numpy instead of the vertex shader (host_morph.py): the
         # cheaper place on a software rasteriser. Set before the first asset is acquired.
         self.host_morphs = False
+        # A skinned primitive's triangles that follow one joint drawn without the skin's
+        # gathers (gpu.RigidDraw): on a software rasteriser, where they are most of the
+        # vertex stage. Set before the first asset is acquired.
+        self.rigid_skin = False
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None, int] | None = None
+        # What each program's uniforms hold (``_write``), and whose material (asset
+        # serial, material index) they were last set to.
+        self._held: dict[moderngl.Program, dict[str, bytes]] = {}
+        self._held_material: dict[moderngl.Program, tuple[int, int | None]] = {}
         self.draw_calls = 0
         # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
         self.flush_per_node = False
@@ -157,6 +171,10 @@ class Renderer:
         # a post pass reads it; a skinned node's box costs about 0.2 ms to work out).
         self.track_region = True
         self._view_projection = np.eye(4)
+        self._node: tuple[np.ndarray, bytes, bytes] = (np.eye(4), b"", b"")
+        self._joint_matrix = np.eye(4, dtype=np.float32)  # a palette entry as a 4x4
+        # (rigid draw, palette version, node matrix) -> its runs' matrices (_rigid_parts)
+        self._rigid_cache: dict[tuple[int, int, bytes], list] = {}
 
     # -- assets ----------------------------------------------------------------
     def acquire(self, asset: GltfAsset) -> GpuAsset:
@@ -164,7 +182,7 @@ class Renderer:
         gpu = self._assets.get(id(asset))
         if gpu is None:
             gpu = self._assets[id(asset)] = GpuAsset(
-                self.ctx, self._program_for, asset, self.host_morphs
+                self.ctx, self._program_for, asset, self.host_morphs, self.rigid_skin
             )
         gpu.refcount += 1
         return gpu
@@ -176,13 +194,17 @@ class Renderer:
             if gpu.refcount <= 0:
                 gpu.release()
                 del self._assets[id(asset)]
+                self._rigid_cache.clear()  # keyed by its draws' ids, which may be reused
 
     @property
     def programs(self) -> tuple[moderngl.Program, ...]:
         return tuple(self._variants.values())
 
-    def _program_for(self, material: GltfMaterial | None, prim: GltfPrimitive) -> moderngl.Program:
-        return self._variant(lit_variant(material, prim, shader_morphs=not self.host_morphs))
+    def _program_for(
+        self, material: GltfMaterial | None, prim: GltfPrimitive, skinned: bool = True
+    ) -> moderngl.Program:
+        variant = lit_variant(material, prim, shader_morphs=not self.host_morphs)
+        return self._variant(variant if skinned else replace(variant, influences=0))
 
     def _variant(self, variant: LitVariant) -> moderngl.Program:
         program = self._variants.get(variant)
@@ -223,32 +245,54 @@ class Renderer:
         if lighting.background is not None:
             self._draw_background(*lighting.background)
         self.ctx.enable(moderngl.DEPTH_TEST)
-        lights = lighting.lights()
-        directions = np.array([light.shader_direction() for light in lights], np.float32)
-        colors = np.array(
-            [np.asarray(light.color, np.float32) * light.intensity for light in lights], np.float32
-        )
         self._frame_uniforms = {
+            **self._lighting_uniforms(lighting),
             "u_camera_position": np.asarray(frame.camera_position, np.float32).tobytes(),
-            "u_light_dir": directions.tobytes(),
-            "u_light_color": colors.tobytes(),
-            "u_ambient": np.asarray(lighting.ambient, np.float32).tobytes(),
-            "u_exposure": np.float32(lighting.exposure).tobytes(),
+            "u_view_projection": _mat4(frame.view_projection),
         }
-        self._frame_uniforms["u_view_projection"] = _mat4(frame.view_projection)
         for lit in self.programs:
             self._write_frame_uniforms(lit)
+
+    def _lighting_uniforms(self, lighting: Lighting) -> dict[str, bytes]:
+        """The lights' uniforms, worked out again only when a value changed (the lights
+        are edited in place, if at all: their values are the key)."""
+        lights = lighting.lights()
+        values = [v for light in lights for v in (*light.direction, *light.color, light.intensity)]
+        key = np.array([*values, *lighting.ambient, lighting.exposure], np.float64).tobytes()
+        if key != self._lighting_key:
+            directions = np.array([light.shader_direction() for light in lights], np.float32)
+            colors = [np.asarray(light.color, np.float32) * light.intensity for light in lights]
+            self._lighting_key, self._lighting_data = (
+                key,
+                {
+                    "u_light_dir": directions.tobytes(),
+                    "u_light_color": np.array(colors, np.float32).tobytes(),
+                    "u_ambient": np.asarray(lighting.ambient, np.float32).tobytes(),
+                    "u_exposure": np.float32(lighting.exposure).tobytes(),
+                },
+            )
+        return self._lighting_data
 
     def set_view_projection(self, matrix: np.ndarray) -> None:
         """World -> clip for the draws that follow (begin_frame sets the camera's)."""
         self._frame_uniforms["u_view_projection"] = data = _mat4(matrix)
         for lit in self.programs:
-            lit["u_view_projection"].write(data)
+            self._write(lit, "u_view_projection", data)
 
     def _write_frame_uniforms(self, program: moderngl.Program) -> None:
         """This frame's camera and lights (a variant compiled mid-frame gets them too)."""
         for name, data in self._frame_uniforms.items():
+            self._write(program, name, data)
+
+    def _write(self, program: moderngl.Program, name: str, data: bytes) -> None:
+        """``program``'s uniform ``name`` set to ``data`` unless it holds it already. Only
+        this renderer writes its programs' uniforms, and most hold still from frame to
+        frame (camera, lights, a standing node's matrix); on llvmpipe a write beside the
+        rasteriser's busy threads took 10-150 us."""
+        held = self._held.setdefault(program, {})
+        if held.get(name) != data:
             program[name].write(data)
+            held[name] = data
 
     def _draw_background(self, top, bottom) -> None:
         ctx = self.ctx
@@ -293,22 +337,14 @@ class Renderer:
         skinned node) one joint palette, which then maps to model space. ``sides``: which
         faces of opaque double-sided primitives to draw ("front", "back" or "both"; a
         model draws every front face first and the back faces last, see ``ModelRenderer``)."""
-        key = model_matrix.tobytes()
-        parts = self._matrix_parts.get(key)
-        if parts is None:
-            if len(self._matrix_parts) >= MATRIX_CACHE_SIZE:  # moving nodes: start afresh
-                self._matrix_parts.clear()
-            parts = self._matrix_parts[key] = (*_linear_parts(model_matrix), _mat4(model_matrix))
-        det, lengths, normal, model = parts
+        det, lengths, normal, model = self._parts_of(model_matrix)
+        self._node = (model_matrix, normal, model)  # what _draw writes (or builds on)
         # Relative to the axes' lengths: quantized meshes (KHR_mesh_quantization) sit under
         # scales of 1e-5, whose determinant alone is tiny.
         if lengths == 0.0 or abs(det) < 1e-9 * lengths:
             return  # scaled to nothing (or flat): invisible, and its normals are undefined
         if self.track_region and sides != "back":  # the back faces lie inside the front's box
             self._cover(model_matrix, prims, palette)
-        for lit in {prim.program for prim in prims}:
-            lit["u_model"].write(model)
-            lit["u_normal_matrix"].write(normal)
         self.ctx.front_face = "cw" if det < 0 else "ccw"  # a mirroring transform flips the winding
         # Material state is cached only within this call: other components may change
         # GL state between calls.
@@ -317,6 +353,16 @@ class Renderer:
             self._draw(gpu, prim, weights, palette, sides)
         if self.flush_per_node:
             flush_gpu()
+
+    def _parts_of(self, model_matrix: np.ndarray) -> tuple[float, float, bytes, bytes]:
+        """(determinant, axis lengths, normal matrix bytes, mat4 bytes) of a model matrix."""
+        key = model_matrix.tobytes()
+        parts = self._matrix_parts.get(key)
+        if parts is None:
+            if len(self._matrix_parts) >= MATRIX_CACHE_SIZE:  # moving nodes: start afresh
+                self._matrix_parts.clear()
+            parts = self._matrix_parts[key] = (*_linear_parts(model_matrix), _mat4(model_matrix))
+        return parts
 
     def draw_primitive(
         self,
@@ -372,17 +418,21 @@ class Renderer:
         if key == self._material_key:  # consecutive primitives often share a material
             return material
         self._material_key = key
-        lit["u_base_color"].value = tuple(material.base_color_factor)  # glTF factors are linear
+        # The uniforms only when this program last drew another material: an asset is
+        # fixed once uploaded (as its buffers and textures are).
+        if self._held_material.get(lit) != (gpu.serial, index):
+            self._held_material[lit] = (gpu.serial, index)
+            lit["u_base_color"].value = tuple(material.base_color_factor)  # linear factors
+            lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
+            set_material_uniforms(lit, material, self._variant_of[lit])
         # A texture exactly where the material has one: its program is the variant that
         # samples it (lit_variant).
         texture = gpu.textures[index] if index is not None else None
         if texture is not None:
             texture.use(BASE_TEXTURE_UNIT)
-        lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
         emissive = gpu.emissive_textures[index] if index is not None else None
         if emissive is not None:
             emissive.use(EMISSIVE_TEXTURE_UNIT)
-        set_material_uniforms(lit, material, self._variant_of[lit])
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
         else:
@@ -397,25 +447,103 @@ class Renderer:
         palette: JointPalette | None,
         sides: str = "both",
     ) -> None:
+        skinned = palette is not None and prim.influences > 0
+        host = weights if isinstance(weights, HostMorphs) else None
+        vao = prim.vao
+        if host is not None:
+            if prim.host_part is not None:
+                vao = host.vertex_array(prim)
+            weights = None  # the shader's target loop stays empty
+        first, count = 0, prim.index_count
+        if skinned and prim.rigid is not None:
+            assert palette is not None
+            rigid = prim.rigid
+            rigid_vao = rigid.vao
+            if rigid_vao is None:  # the instance's host-morphed vertices
+                assert host is not None
+                rigid_vao = host.vertex_array(prim, rigid=True)
+            self._draw_rigid(gpu, prim, rigid, rigid_vao, palette, sides)
+            first = rigid.skinned_first
+            count -= first
+            if not count:
+                self.draw_calls += 1
+                return
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
-        skinned = palette is not None and prim.influences > 0
+        _, normal, model = self._node
+        self._write(lit, "u_model", model)
+        self._write(lit, "u_normal_matrix", normal)
         if prim.influences:  # the skinned variant: its Skin block needs a buffer, read or not
-            lit["u_skin_influences"].value = prim.influences if skinned else 0
+            self._write(lit, "u_skin_influences", _INT[prim.influences if skinned else 0])
             (
                 palette if skinned and palette is not None else self._no_skin
             ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
-        vao = prim.vao
-        if isinstance(weights, HostMorphs):
-            if prim.host_part is not None:
-                vao = weights.vertex_array(prim)
-            weights = None  # the shader's target loop stays empty
         morphed = prim.deltas is not None and weights is not None
         if prim.deltas is not None:  # the target loop's variant (lit_variant)
             prim.deltas.use(DELTAS_UNIT)
             block = weights if weights is not None else self._no_morph
             block.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
-            lit["u_vertex_count"].value = prim.vertex_count
+            self._write(lit, "u_vertex_count", struct.pack("i", prim.vertex_count))
+        self._draw_faces(prim, material, vao, morphed, sides, first, count)
+        self.draw_calls += 1
+
+    def _draw_rigid(
+        self,
+        gpu: GpuAsset,
+        prim: GpuPrimitive,
+        rigid: RigidDraw,
+        vao: moderngl.VertexArray,
+        palette: JointPalette,
+        sides: str,
+    ) -> None:
+        """``prim``'s triangles that follow one joint each: per joint, its skinning matrix
+        folded into the model matrix, drawn by the variant without skin code (a primitive
+        drawn with the node's own matrix writes it again: ``_draw``)."""
+        lit = rigid.program
+        material = self._use_material(gpu, prim.material, lit)
+        # The winding stays the node's, as for the skinned vertices (a joint that mirrors
+        # flips its triangles either way).
+        for first, count, normal, model in self._rigid_parts(rigid, palette):
+            self._write(lit, "u_model", model)
+            self._write(lit, "u_normal_matrix", normal)
+            self._draw_faces(prim, material, vao, False, sides, first, count)
+
+    def _rigid_parts(
+        self, rigid: RigidDraw, palette: JointPalette
+    ) -> list[tuple[int, int, bytes, bytes]]:
+        """Per run of ``rigid`` that is drawn: (first, count, normal matrix, model matrix)
+        for the node's matrix and the palette as they are; kept while both stand still."""
+        node, _, node_model = self._node
+        key = (id(rigid), palette.version, node_model)
+        parts = self._rigid_cache.get(key)
+        if parts is not None:
+            return parts
+        parts = []
+        joint_matrix = self._joint_matrix
+        for joint, first, count in rigid.runs:
+            matrix = node
+            if 0 <= joint < len(palette.rows):
+                joint_matrix[:3] = palette.rows[joint]
+                matrix = node @ joint_matrix
+            det, lengths, normal, model = self._parts_of(matrix)
+            if lengths and abs(det) >= 1e-9 * lengths:  # else scaled to nothing: not drawn
+                parts.append((first, count, normal, model))
+        if len(self._rigid_cache) >= MATRIX_CACHE_SIZE:
+            self._rigid_cache.clear()
+        self._rigid_cache[key] = parts
+        return parts
+
+    def _draw_faces(
+        self,
+        prim: GpuPrimitive,
+        material: GltfMaterial,
+        vao: moderngl.VertexArray,
+        morphed: bool,
+        sides: str,
+        first: int,
+        count: int,
+    ) -> None:
+        """Indices ``first`` .. ``first + count`` of ``prim`` as its material draws them."""
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
@@ -427,16 +555,21 @@ class Renderer:
                 moderngl.ONE,
                 moderngl.ONE_MINUS_SRC_ALPHA,
             )
-            self._render(prim, vao, morphed)
+            self._render(prim, vao, morphed, first, count)
             ctx.disable(moderngl.BLEND)
         elif material.double_sided:
-            self._render_sides(prim, vao, morphed, sides)
+            self._render_sides(prim, vao, morphed, sides, first, count)
         else:
-            self._render(prim, vao, morphed)
-        self.draw_calls += 1
+            self._render(prim, vao, morphed, first, count)
 
     def _render_sides(
-        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool, sides: str
+        self,
+        prim: GpuPrimitive,
+        vao: moderngl.VertexArray,
+        morphed: bool,
+        sides: str,
+        first: int,
+        count: int,
     ) -> None:
         """An opaque double-sided primitive: its front faces, then its back faces (or one
         of the two). Back faces drawn after the front ones that hide them fail the depth
@@ -446,14 +579,17 @@ class Renderer:
         ctx.enable(moderngl.CULL_FACE)
         for culled in {"both": ("back", "front"), "front": ("back",), "back": ("front",)}[sides]:
             ctx.cull_face = culled
-            self._render(prim, vao, morphed)
+            self._render(prim, vao, morphed, first, count)
         ctx.cull_face = "back"
 
-    def _render(self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool) -> None:
-        """The triangles targets move with the bound weights, the rest without."""
+    def _render(
+        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool, first: int, count: int
+    ) -> None:
+        """Indices ``first`` .. ``first + count``: the triangles targets move with the bound
+        weights, the rest without (a primitive with a morph split is drawn whole)."""
         split = prim.morph_indices
         if not morphed or split is None:
-            vao.render()
+            vao.render(first=first, vertices=count)
             return
         if split:
             vao.render(vertices=split)
