@@ -1,15 +1,17 @@
-"""The lit shader's material uniforms beyond base colour and alpha: texture UV sets and
-transforms, emissive, unlit and MToon (``engine.gltf_material``). Render thread only."""
+"""The lit shader's material uniforms as bytes: base colour, alpha mode and cutoff,
+texture UV sets and transforms, emissive, unlit and MToon (``engine.gltf_material``)."""
 
 from __future__ import annotations
 
-import moderngl
+import struct
+
 import numpy as np
 
 from engine.gltf_asset import GltfMaterial, Toon
 from engine.render.shaders import LitVariant
 
 _NO_TOON = Toon()
+ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}  # the shader's u_alpha_mode
 
 
 def needs_extras(material: GltfMaterial) -> bool:
@@ -17,31 +19,44 @@ def needs_extras(material: GltfMaterial) -> bool:
     return material.unlit or material.toon is not None
 
 
-def set_material_uniforms(
-    program: moderngl.Program, material: GltfMaterial, variant: LitVariant
-) -> None:
-    """``material``'s uniforms in ``program``, the lit shader ``variant`` drawing it (its
-    texture uniforms exist only where it samples that texture)."""
-    program["u_emissive"].value = tuple(float(v) for v in material.emissive_factor[:3])
+def material_uniforms(material: GltfMaterial, variant: LitVariant) -> dict[str, bytes]:
+    """``material``'s uniforms in the lit shader ``variant`` drawing it (its texture
+    uniforms exist only where it samples that texture), name -> bytes: the renderer writes
+    only those a program does not hold already (primitives of one avatar switch between
+    materials that mostly differ in their colour alone)."""
+    out = {
+        "u_base_color": _floats(material.base_color_factor[:4]),  # glTF factors are linear
+        "u_alpha_mode": _int(ALPHA_MODES.get(material.alpha_mode, 0)),
+        "u_emissive": _floats(material.emissive_factor[:3]),
+    }
     for sampled, slot, name in (
         (variant.base_texture, material.base_color_slot, "base"),
         (variant.emissive_texture, material.emissive_slot, "emissive"),
     ):
         if sampled:
             if variant.uv1:
-                program[f"u_{name}_uv_set"].value = slot.uv_set
-            program[f"u_{name}_uv_row"].write(_rows(slot.transform))
+                out[f"u_{name}_uv_set"] = _int(slot.uv_set)
+            out[f"u_{name}_uv_row"] = _rows(slot.transform)
     if variant.alpha_mask:
-        program["u_alpha_cutoff"].value = material.alpha_cutoff
+        out["u_alpha_cutoff"] = _floats([material.alpha_cutoff])
     if not needs_extras(material):  # the plain variant (no u_toon; "in" walks every uniform)
-        return
-    program["u_unlit"].value = material.unlit
+        return out
     toon = material.toon or _NO_TOON
-    program["u_toon"].value = material.toon is not None
-    program["u_shade_color"].value = tuple(float(v) for v in toon.shade_color[:3])
-    program["u_toony"].value = float(min(max(toon.toony, 0.0), 1.0))
-    program["u_shade_shift"].value = float(min(max(toon.shift, -1.0), 1.0))
-    program["u_rim_color"].value = tuple(float(v) for v in toon.rim_color[:3])
+    out["u_unlit"] = _int(material.unlit)
+    out["u_toon"] = _int(material.toon is not None)
+    out["u_shade_color"] = _floats(toon.shade_color[:3])
+    out["u_toony"] = _floats([min(max(toon.toony, 0.0), 1.0)])
+    out["u_shade_shift"] = _floats([min(max(toon.shift, -1.0), 1.0)])
+    out["u_rim_color"] = _floats(toon.rim_color[:3])
+    return out
+
+
+def _floats(values) -> bytes:
+    return np.asarray(values, np.float32).tobytes()
+
+
+def _int(value: int | bool) -> bytes:  # GLSL int and bool uniforms: 4 bytes
+    return struct.pack("i", int(value))
 
 
 def _rows(transform: tuple[float, ...]) -> bytes:

@@ -16,14 +16,14 @@ from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw, skin_influences
 from engine.render.gpu_wait import flush_gpu
 from engine.render.host_morph import HostMorphs
-from engine.render.material_uniforms import needs_extras, set_material_uniforms
+from engine.render.material_uniforms import material_uniforms, needs_extras
 from engine.render.shaders import (
     BACKGROUND_FRAGMENT,
     BACKGROUND_VERTEX,
     MAX_ACTIVE_TARGETS,
     LitVariant,
 )
-from engine.render.skinning import JointPalette
+from engine.render.skinning import BOX_CORNERS, JointPalette
 
 MORPH_BLOCK_BINDING = 0
 SKIN_BLOCK_BINDING = 1
@@ -31,7 +31,6 @@ DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
 EMISSIVE_TEXTURE_UNIT = 2
 MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_node``)
-_ALPHA_MODES = {"OPAQUE": 0, "MASK": 1, "BLEND": 2}
 _DEFAULT_MATERIAL = GltfMaterial()
 _INT = [struct.pack("i", n) for n in range(9)]  # u_skin_influences: 0, 1-4 or 8
 
@@ -150,10 +149,10 @@ class Renderer:
         self.rigid_skin = False
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None, int] | None = None
-        # What each program's uniforms hold (``_write``), and whose material (asset
-        # serial, material index) they were last set to.
+        # What each program's uniforms hold (``_write``); each material's uniforms per
+        # (asset serial, material index, program id).
         self._held: dict[moderngl.Program, dict[str, bytes]] = {}
-        self._held_material: dict[moderngl.Program, tuple[int, int | None]] = {}
+        self._material_uniforms: dict[tuple[int, int | None, int], dict[str, bytes]] = {}
         self.draw_calls = 0
         # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
         self.flush_per_node = False
@@ -173,6 +172,8 @@ class Renderer:
         self._view_projection = np.eye(4)
         self._node: tuple[np.ndarray, bytes, bytes] = (np.eye(4), b"", b"")
         self._joint_matrix = np.eye(4, dtype=np.float32)  # a palette entry as a 4x4
+        # Primitives' ids -> the corners of the box holding them (_box_corners).
+        self._corners: dict[tuple[int, ...], np.ndarray | None] = {}
         # (rigid draw, palette version, node matrix) -> its runs' matrices (_rigid_parts)
         self._rigid_cache: dict[tuple[int, int, bytes], list] = {}
 
@@ -195,6 +196,8 @@ class Renderer:
                 gpu.release()
                 del self._assets[id(asset)]
                 self._rigid_cache.clear()  # keyed by its draws' ids, which may be reused
+                self._corners.clear()
+                self._material_uniforms.clear()
 
     @property
     def programs(self) -> tuple[moderngl.Program, ...]:
@@ -388,20 +391,9 @@ class Renderer:
         prims: Sequence[GpuPrimitive],
         palette: JointPalette | None = None,
     ) -> None:
-        boxes = [
-            p.bounds
-            if palette is None or p.used_joints is None
-            else palette.bounds(p.bounds, p.used_joints)
-            for p in prims
-            if p.bounds is not None
-        ]
-        if not boxes:
+        corners = self._box_corners(prims, palette)
+        if corners is None:
             return
-        lo = np.min([b[0] for b in boxes], axis=0)
-        hi = np.max([b[1] for b in boxes], axis=0)
-        corners = np.array(
-            [[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
-        )
         clip = (self._view_projection @ model_matrix) @ corners.T
         if (clip[3] <= 1e-6).any():  # a corner behind the camera: assume anywhere
             self.cover(-1.0, -1.0, 1.0, 1.0)
@@ -409,22 +401,50 @@ class Renderer:
         ndc = clip[:2] / clip[3]
         self.cover(ndc[0].min(), ndc[1].min(), ndc[0].max(), ndc[1].max())
 
+    def _box_corners(
+        self, prims: Sequence[GpuPrimitive], palette: JointPalette | None
+    ) -> np.ndarray | None:
+        """The (8, 4) corners of the model-space box holding ``prims`` (None: no box).
+        Kept for primitives that no palette moves: their bounds are fixed at upload, and
+        working the box out again cost 25 us a node a frame."""
+        moved = palette is not None and any(p.used_joints is not None for p in prims)
+        key = None if moved else tuple(map(id, prims))
+        if key is not None and key in self._corners:
+            return self._corners[key]
+        boxes = [
+            p.bounds
+            if palette is None or p.used_joints is None
+            else palette.bounds(p.bounds, p.used_joints)
+            for p in prims
+            if p.bounds is not None
+        ]
+        corners = None
+        if boxes:
+            lo = np.min([b[0] for b in boxes], axis=0)
+            hi = np.max([b[1] for b in boxes], axis=0)
+            corners = np.ones((8, 4))
+            corners[:, :3] = np.where(BOX_CORNERS, hi, lo)
+        if key is not None:
+            self._corners[key] = corners
+        return corners
+
     def _use_material(
         self, gpu: GpuAsset, index: int | None, lit: moderngl.Program
     ) -> GltfMaterial:
         material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
         # Per program too: a material's uniforms live in each shader variant that draws it.
-        key = (id(gpu), index, id(lit))
+        key = (gpu.serial, index, id(lit))
         if key == self._material_key:  # consecutive primitives often share a material
             return material
         self._material_key = key
-        # The uniforms only when this program last drew another material: an asset is
-        # fixed once uploaded (as its buffers and textures are).
-        if self._held_material.get(lit) != (gpu.serial, index):
-            self._held_material[lit] = (gpu.serial, index)
-            lit["u_base_color"].value = tuple(material.base_color_factor)  # linear factors
-            lit["u_alpha_mode"].value = _ALPHA_MODES.get(material.alpha_mode, 0)
-            set_material_uniforms(lit, material, self._variant_of[lit])
+        # Worked out once per material and program (an asset is fixed once uploaded, as
+        # its buffers and textures are); written where the program holds other values.
+        uniforms = self._material_uniforms.get(key)
+        if uniforms is None:
+            uniforms = material_uniforms(material, self._variant_of[lit])
+            self._material_uniforms[key] = uniforms
+        for name, data in uniforms.items():
+            self._write(lit, name, data)
         # A texture exactly where the material has one: its program is the variant that
         # samples it (lit_variant).
         texture = gpu.textures[index] if index is not None else None

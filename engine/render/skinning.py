@@ -29,7 +29,7 @@ from engine.render.shaders import MAX_JOINTS
 MIN_RIGID_TRIANGLES = 256
 _VERSIONS = itertools.count()
 # Which of (lo, hi) each of a box's 8 corners takes, per axis.
-_CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], bool)
+BOX_CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], bool)
 
 
 class JointPalette:
@@ -59,7 +59,7 @@ class JointPalette:
     def bounds(self, box: np.ndarray, used: np.ndarray) -> np.ndarray:
         """The (2, 3) box holding ``box`` (model-space rest bounds) skinned by the joints
         ``used`` (and by the identity, for vertices bound to none)."""
-        corners = np.where(_CORNERS, box[1], box[0])  # (8, 3)
+        corners = np.where(BOX_CORNERS, box[1], box[0])  # (8, 3)
         rows = self.rows[used[used < len(self.rows)]].astype(np.float64)  # (J, 3, 4)
         moved = rows[:, None, :, :3] @ corners[None, :, :, None]  # (J, 8, 3, 1)
         points = (moved[..., 0] + rows[:, None, :, 3]).reshape(-1, 3)

@@ -135,3 +135,29 @@ def test_the_post_pass_region_holds_everything_drawn(egl, sphere_scene_path, for
     assert x <= cols.min() and cols.max() < x + w
     assert y <= rows.min() and rows.max() < y + h
     assert w * h < 160 * 120  # and it is a part of the frame, not all of it
+
+
+def test_the_region_holds_every_node_frame_after_frame(egl, tmp_path, foreground_mask):
+    """A small and a large cube on two nodes: each node's box (kept from frame to frame
+    by the renderer) is its own, and follows its node when it moves."""
+    from engine.gltf_write import GltfBuilder
+    from engine.meshes import cube
+
+    b = GltfBuilder()
+    b.add_node("small", mesh=b.add_mesh([cube(0.1)]), translation=(-0.8, 0.0, 0.0))
+    b.add_node("large", mesh=b.add_mesh([cube(0.6)]), translation=(0.6, 0.0, 0.0))
+    asset = load_gltf(b.save(tmp_path / "cubes.glb"))
+    with App.headless((160, 120), quality="medium") as app:
+        app.scene.camera.look_at((0.0, 0.0, 5.0), (0.0, 0.0, 0.0))
+        app.step()
+        empty = app.read_pixels()
+        model = app.scene.create_entity("m").add_component(ModelRenderer(asset))
+        for step in range(3):
+            model.nodes[0].translation[1] = 0.4 * step  # the small cube rises
+            app.step()
+            drawn = foreground_mask(app.read_pixels(), empty)
+            x, y, w, h = app.target._pixels(app.renderer.drawn_region)
+            rows, cols = np.nonzero(drawn[::-1])
+            assert drawn.sum() > 500
+            assert x <= cols.min() and cols.max() < x + w, step
+            assert y <= rows.min() and rows.max() < y + h, step
