@@ -5,9 +5,10 @@ Player Me's size: about 30,000 triangles, 72 morph targets, 62 joints. Each engi
 is what a speaking skinned avatar costs: 12 targets active with new weights, the head,
 neck and eye bones turned by a new pose (``avatarkit.bones``), the joint palette posed
 and uploaded, morphs then skinning in the vertex shader (the weights and the pose of
-each frame are worked out before timing, as a controller hands them to its view). The floor: the same triangles
-at rest with plain moderngl (the lit shader, no morphs, no skinning), the same camera and
-MSAA, frames interleaved one by one in the same process, both waiting for the GPU. The
+each frame are worked out before timing, as a controller hands them to its view). The
+floor: the same triangles at rest with plain moderngl (the lit shader, no morphs, no
+skinning), the same camera and MSAA, frames interleaved one by one in the same process,
+both waiting for the GPU. The
 camera: the head shot avatarkit frames for the file (``anatomical_framing``).
 
     .venv/bin/python benchmarks/render.py --skinned [--frames 100] [--samples 0,4]
