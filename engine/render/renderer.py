@@ -504,7 +504,7 @@ class Renderer:
             block = weights if weights is not None else self._no_morph
             block.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
             self._write(lit, "u_vertex_count", struct.pack("i", prim.vertex_count))
-        self._draw_faces(prim, material, vao, morphed, sides, first, count)
+        self._draw_faces(prim, material, vao, morphed, sides, (first, count))
         self.draw_calls += 1
 
     def _draw_rigid(
@@ -526,7 +526,7 @@ class Renderer:
         for first, count, normal, model in self._rigid_parts(rigid, palette):
             self._write(lit, "u_model", model)
             self._write(lit, "u_normal_matrix", normal)
-            self._draw_faces(prim, material, vao, False, sides, first, count)
+            self._draw_faces(prim, material, vao, False, sides, (first, count))
 
     def _rigid_parts(
         self, rigid: RigidDraw, palette: JointPalette
@@ -560,10 +560,9 @@ class Renderer:
         vao: moderngl.VertexArray,
         morphed: bool,
         sides: str,
-        first: int,
-        count: int,
+        span: tuple[int, int],
     ) -> None:
-        """Indices ``first`` .. ``first + count`` of ``prim`` as its material draws them."""
+        """Indices ``span`` (first, count) of ``prim`` as its material draws them."""
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
@@ -575,12 +574,12 @@ class Renderer:
                 moderngl.ONE,
                 moderngl.ONE_MINUS_SRC_ALPHA,
             )
-            self._render(prim, vao, morphed, first, count)
+            self._render(prim, vao, morphed, span)
             ctx.disable(moderngl.BLEND)
         elif material.double_sided:
-            self._render_sides(prim, vao, morphed, sides, first, count)
+            self._render_sides(prim, vao, morphed, sides, span)
         else:
-            self._render(prim, vao, morphed, first, count)
+            self._render(prim, vao, morphed, span)
 
     def _render_sides(
         self,
@@ -588,8 +587,7 @@ class Renderer:
         vao: moderngl.VertexArray,
         morphed: bool,
         sides: str,
-        first: int,
-        count: int,
+        span: tuple[int, int],
     ) -> None:
         """An opaque double-sided primitive: its front faces, then its back faces (or one
         of the two). Back faces drawn after the front ones that hide them fail the depth
@@ -599,17 +597,17 @@ class Renderer:
         ctx.enable(moderngl.CULL_FACE)
         for culled in {"both": ("back", "front"), "front": ("back",), "back": ("front",)}[sides]:
             ctx.cull_face = culled
-            self._render(prim, vao, morphed, first, count)
+            self._render(prim, vao, morphed, span)
         ctx.cull_face = "back"
 
     def _render(
-        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool, first: int, count: int
+        self, prim: GpuPrimitive, vao: moderngl.VertexArray, morphed: bool, span: tuple[int, int]
     ) -> None:
-        """Indices ``first`` .. ``first + count``: the triangles targets move with the bound
+        """Indices ``span`` (first, count): the triangles targets move with the bound
         weights, the rest without (a primitive with a morph split is drawn whole)."""
         split = prim.morph_indices
         if not morphed or split is None:
-            vao.render(first=first, vertices=count)
+            vao.render(first=span[0], vertices=span[1])
             return
         if split:
             vao.render(vertices=split)

@@ -34,9 +34,9 @@ def _draw(asset) -> np.ndarray:
         return app.read_pixels().astype(int)
 
 
-def _one_pass(self, prim, vao, morphed, sides, first, count) -> None:
+def _one_pass(self, prim, vao, morphed, sides, span) -> None:
     self.ctx.disable(0x0B44)  # GL_CULL_FACE: both sides in one pass
-    self._render(prim, vao, morphed, first, count)
+    self._render(prim, vao, morphed, span)
 
 
 def test_two_passes_draw_the_one_pass_pixels(egl, tmp_path, monkeypatch):
@@ -53,10 +53,10 @@ def test_each_pass_draws_its_side(egl, tmp_path, monkeypatch, culled):
     """Either pass alone misses part of the cup (so both are needed)."""
     double = _draw(_cup(tmp_path / "double.glb", True))
 
-    def one_side(self, prim, vao, morphed, sides, first, count) -> None:
+    def one_side(self, prim, vao, morphed, sides, span) -> None:
         self.ctx.enable(0x0B44)
         self.ctx.cull_face = culled
-        self._render(prim, vao, morphed, first, count)
+        self._render(prim, vao, morphed, span)
         self.ctx.cull_face = "back"
 
     monkeypatch.setattr(Renderer, "_render_sides", one_side)
@@ -88,14 +88,14 @@ def test_back_faces_come_after_every_front_face(egl, tmp_path, monkeypatch):
     drawn: list[tuple[str, str]] = []
     render_sides, render = Renderer._render_sides, Renderer._render
 
-    def log_sides(self, prim, vao, morphed, sides, first, count):
+    def log_sides(self, prim, vao, morphed, sides, span):
         drawn.append((asset.materials[prim.material].name, sides))
-        render_sides(self, prim, vao, morphed, sides, first, count)
+        render_sides(self, prim, vao, morphed, sides, span)
 
-    def log_render(self, prim, vao, morphed, first, count):
+    def log_render(self, prim, vao, morphed, span):
         if not asset.materials[prim.material].double_sided:
             drawn.append((asset.materials[prim.material].name, "single"))
-        render(self, prim, vao, morphed, first, count)
+        render(self, prim, vao, morphed, span)
 
     monkeypatch.setattr(Renderer, "_render_sides", log_sides)
     monkeypatch.setattr(Renderer, "_render", log_render)
