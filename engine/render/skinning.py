@@ -47,8 +47,8 @@ class JointPalette:
 
     def set(self, rows: np.ndarray) -> None:
         """``rows``: (J, 3, 4) float32, J <= MAX_JOINTS (the loader refuses more)."""
-        if rows is self.rows:  # the same pose (``Skeleton.palette`` keeps it)
-            return
+        if rows is self.rows and not rows.flags.writeable:  # the same pose, kept read-only
+            return  # by ``Skeleton.palette`` (a writable array may have been edited in place)
         data = np.ascontiguousarray(rows[:MAX_JOINTS], np.float32).tobytes()
         if data != self._last:  # a still pose (idle off, paused) writes nothing
             self.buffer.write(data)

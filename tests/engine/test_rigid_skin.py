@@ -93,3 +93,24 @@ def test_double_sided_and_blended_materials_draw_alike(egl):
     skinned, _ = _draw(asset, False)
     assert drawn >= 3
     assert (np.abs(rigid - skinned).max(axis=-1) > 8).sum() <= 4
+
+
+def test_a_palette_edited_in_place_is_written_again(egl):
+    """``JointPalette.set`` skips only a read-only pose it already holds (what
+    ``Skeleton.palette`` hands out while the pose stands); rows edited in place are new."""
+    from engine.render.skinning import JointPalette
+
+    with App.headless((16, 16), fps=30, samples=0) as app:
+        palette = JointPalette(app.ctx)
+        rows = np.zeros((2, 3, 4), np.float32)
+        palette.set(rows)
+        version = palette.version
+        rows[1, 0, 3] = 2.5  # the same array, edited
+        palette.set(rows)
+        assert palette.version != version
+        written = np.frombuffer(palette.buffer.read(96), np.float32).reshape(2, 3, 4)
+        assert written[1, 0, 3] == 2.5
+        rows.flags.writeable = False
+        version = palette.version
+        palette.set(rows)
+        assert palette.version == version
