@@ -114,3 +114,32 @@ def test_a_palette_edited_in_place_is_written_again(egl):
         version = palette.version
         palette.set(rows)
         assert palette.version == version
+
+
+def _draw_pair(asset, rigid: bool) -> np.ndarray:
+    """Two instances of one avatar side by side, each posed its own way, then posed again
+    for a second frame (what the renderer kept from the first must not be reused)."""
+    poses = (((0.2, 0.5, 0.0), (0.3, 0.0)), ((-0.1, -0.4, 0.2), (-0.3, 0.1)))
+    with App.headless((200, 120), fps=30, samples=0) as app:
+        app.renderer.rigid_skin = rigid
+        models, rigs = [], []
+        for k in range(2):
+            entity = app.scene.create_entity(f"avatar{k}")
+            entity.transform.translation[0] = 0.35 * (k - 0.5)
+            models.append(entity.add_component(ModelRenderer(asset)))
+            rigs.append(BoneRig.find(models[-1].nodes, asset))
+        app.scene.camera.look_at((0.0, 1.62, 1.0), (0.0, 1.6, 0.0))
+        for turn in (1.0, -0.6):
+            for model, rig, (head, gaze) in zip(models, rigs, poses, strict=True):
+                assert rig is not None
+                rig.apply(model.nodes, turn * np.array(head), turn * np.array(gaze))
+            app.step()
+        return app.read_pixels().astype(int)
+
+
+def test_two_instances_keep_their_own_poses(egl):
+    asset = load_gltf(RPM_HEAD)
+    rigid, skinned = _draw_pair(asset, True), _draw_pair(asset, False)
+    assert (np.abs(rigid - skinned).max(axis=-1) > 8).sum() <= 4
+    left, right = np.split(rigid, 2, axis=1)
+    assert np.abs(left - right[:, ::-1]).max() > 50  # not one pose mirrored: two poses
