@@ -17,7 +17,8 @@ avatars beside a bare draw; see render_live.py); ``--offline`` the offline rende
 (``avatarkit render``'s real-time factor per size and quality beside a bare draw + encode
 floor; see render_offline.py); ``--skinned`` the skinned-avatar row (an RPM-sized
 avatar: 30k triangles, 72 targets, 62 joints, beside a bare draw; see render_skinned.py);
-``--overdraw`` the lit fragments shaded per live frame against the pixels covered.
+``--overdraw`` the lit fragments shaded per live frame against the pixels covered;
+``--python`` the frame's Python (main-thread CPU outside GL calls; see render_python.py).
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ def main() -> None:
     parser.add_argument("--skinned", action="store_true", help="the skinned-avatar row")
     parser.add_argument("--edges", action="store_true", help="edge error per quality")
     parser.add_argument("--overdraw", action="store_true", help="lit fragments per live frame")
+    parser.add_argument("--python", action="store_true", help="the frame's Python per scene")
     parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
     parser.add_argument("--qualities", default="low,medium,high", help="--offline: qualities")
     parser.add_argument("--seconds", type=float, default=10.0, help="--offline: speech length")
@@ -212,6 +214,11 @@ def main() -> None:
         from render_live import main as live
 
         live(args.frames, [1, 4])
+        return
+    if args.python:
+        from render_python import main as python
+
+        python(args.frames)
         return
     if args.overdraw:
         from render_overdraw import main as overdraw
