@@ -133,10 +133,10 @@ def color_texture(
 
 class GpuAsset:
     """Everything of one asset on the GPU; each primitive built for the lit shader variant
-    ``program_for(material, primitive)`` picks for it. ``host_morphs``: targets blended on
-    the host (``host_targets`` per mesh) instead of in the vertex shader; ``rigid_skin``:
-    a skinned primitive's rigidly bound triangles drawn apart (``RigidDraw``).
-    ``program_for(material, primitive, skinned)``: the variant, with or without skin code."""
+    ``program_for(material, primitive, skinned)`` picks for it (``skinned`` False: the one
+    without skin code). ``host_morphs``: targets blended on the host (``host_targets`` per
+    mesh) instead of in the vertex shader; ``rigid_skin``: a skinned primitive's rigidly
+    bound triangles drawn apart (``RigidDraw``)."""
 
     def __init__(
         self,
