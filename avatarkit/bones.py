@@ -34,16 +34,11 @@ from avatarkit.look_range import LookRange, look_range
 from avatarkit.vrm0 import faces_back
 from engine.gltf_asset import GltfAsset
 from engine.skeleton import Skeleton
-from engine.transform import Transform, quat_from_euler
+from engine.transform import Transform, quat_from_euler, quat_multiply
 
 NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
 # The ARKit channels of a gaze: on a rig with eye bones the bones show them, not morphs.
 EYE_LOOK = tuple(name for name in ARKIT_NAMES if name.startswith("eyeLook"))
-
-
-# pyrr's quaternion product without its argument-converting decorator: a bone's turn is
-# given arrays already, and the decorator was half of what turning four bones cost.
-_CROSS = getattr(pyrr.quaternion.cross, "__wrapped__", pyrr.quaternion.cross)
 
 
 def _unit(q: np.ndarray) -> np.ndarray:
@@ -58,13 +53,13 @@ class _Bone:
     from_parent: np.ndarray  # its inverse
 
     def __post_init__(self) -> None:
-        self._to_rest = _CROSS(self.to_parent, self.rest)  # the turn's fixed right-hand part
+        self._to_rest = quat_multiply(self.to_parent, self.rest)  # the turn's fixed right part
 
     def turn(self, nodes: Sequence[Transform], model_turn: np.ndarray) -> None:
         """Rotate the bone by ``model_turn`` (a quaternion about model axes) at its joint:
         from_parent * model_turn * to_parent * rest."""
-        local = _CROSS(self.from_parent, np.asarray(model_turn, self.from_parent.dtype))
-        nodes[self.node].rotation = np.asarray(_CROSS(local, self._to_rest), np.float32)
+        local = quat_multiply(self.from_parent, model_turn)
+        nodes[self.node].rotation = quat_multiply(local, self._to_rest)
 
 
 class BoneRig:

@@ -20,6 +20,7 @@ Vector = Sequence[float] | np.ndarray
 _FROM_QUATERNION = getattr(
     pyrr.matrix33.create_from_quaternion, "__wrapped__", pyrr.matrix33.create_from_quaternion
 )
+# The same for the quaternion product (bones turn several times a frame).
 _CROSS = getattr(pyrr.quaternion.cross, "__wrapped__", pyrr.quaternion.cross)
 
 

@@ -32,7 +32,6 @@ BASE_TEXTURE_UNIT = 1
 EMISSIVE_TEXTURE_UNIT = 2
 MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_node``)
 _DEFAULT_MATERIAL = GltfMaterial()
-_INT = [struct.pack("i", n) for n in range(9)]  # u_skin_influences: 0, 1-4 or 8
 
 
 def _mat4(m: np.ndarray) -> bytes:
@@ -171,7 +170,6 @@ class Renderer:
         self.track_region = True
         self._view_projection = np.eye(4)
         self._node: tuple[np.ndarray, bytes, bytes] = (np.eye(4), b"", b"")
-        self._joint_matrix = np.eye(4, dtype=np.float32)  # a palette entry as a 4x4
         # Primitives' ids -> the corners of the box holding them (_box_corners).
         self._corners: dict[tuple[int, ...], np.ndarray | None] = {}
         # (rigid draw, palette version, node matrix) -> its runs' matrices (_rigid_parts)
@@ -494,7 +492,8 @@ class Renderer:
         self._write(lit, "u_model", model)
         self._write(lit, "u_normal_matrix", normal)
         if prim.influences:  # the skinned variant: its Skin block needs a buffer, read or not
-            self._write(lit, "u_skin_influences", _INT[prim.influences if skinned else 0])
+            influences = prim.influences if skinned else 0
+            self._write(lit, "u_skin_influences", struct.pack("i", influences))
             (
                 palette if skinned and palette is not None else self._no_skin
             ).buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
@@ -539,7 +538,7 @@ class Renderer:
         if parts is not None:
             return parts
         parts = []
-        joint_matrix = self._joint_matrix
+        joint_matrix = np.eye(4, dtype=np.float32)  # a palette entry as a 4x4
         for joint, first, count in rigid.runs:
             matrix = node
             if 0 <= joint < len(palette.rows):
