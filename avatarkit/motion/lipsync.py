@@ -66,7 +66,9 @@ class LipSyncStream:
         # Normalised frames still needed by later windows; the stream starts as if
         # preceded by silence (the training corpus pads the same way).
         start = np.full((1, NUM_MELS), np.log(LOG_FLOOR) - QUIET_LEVEL, np.float32)
-        self._window_rows = np.repeat(self.net.frame_vectors(start), self.net.span, axis=0)
+        self._window_rows = np.repeat(
+            self.net.window_vectors(start, self.net.mean[None]), self.net.span, axis=0
+        )
         # The running speech mean after each of those frames (the prior before any audio).
         self._window_means = np.repeat(
             self.net.frame_vectors(self.net.mean[None]), self.net.span, axis=0
@@ -167,7 +169,7 @@ class LipSyncStream:
         # Frames and running means through one projection call (row-wise: same numbers).
         vectors = net.frame_vectors(np.concatenate([mels, self._speech_mean(mels, new_levels)]))
         n_new = len(mels)
-        rows = vectors[:n_new]
+        rows = vectors[:n_new] - vectors[n_new:] if net.speaker_norm else vectors[:n_new]
         window_means = np.concatenate([self._window_means, vectors[n_new:]])
         levels = np.concatenate([self._levels, new_levels])
         self._next_feature = k1

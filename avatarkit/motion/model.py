@@ -19,6 +19,7 @@ _ROWWISE_MAX = 3
 # Hostile-file limits on the pooled context: at most this many taps, frames per tap, and
 # frames back from the current one (a tap at -64 pooled over 8 reaches 710 ms back).
 _MAX_TAPS, _MAX_POOL, _MAX_TAP_BACK = 16, 8, 64
+_MAX_CONV_LAYERS = 6
 
 
 class VisemeNet:
@@ -44,6 +45,9 @@ class VisemeNet:
                     1.0 / data["std"].astype(np.float32),
                 )
                 self.projection = data["project"].astype(np.float32)  # [mels, projected]
+                # Each frame minus the speaker's running mean spectrum (as of that frame).
+                self.speaker_norm = bool(data["speaker_norm"]) if "speaker_norm" in data else False
+                self.conv = _conv_layers(data)
                 # Stored [out, in] C-contiguous and applied to column vectors: for the one to
                 # three frames a push brings, BLAS's matrix-vector path is 2-3x faster.
                 self.layers = [
@@ -76,12 +80,18 @@ class VisemeNet:
             and all(-_MAX_TAP_BACK <= t <= -1 for t in self.taps)
             and 0 <= self.past <= _MAX_TAP_BACK
             and 0 <= self.ahead <= 10
+            and (
+                self.conv is None
+                or (not self.taps and 1 + 2 * sum(self.conv.dilations) == self.width)
+            )
         )
         if not ok:
             raise AvatarKitError(
                 ErrorCode.MOTION_MODEL_UNAVAILABLE,
                 f"motion model {path} does not fit: context past {self.past}, ahead "
-                f"{self.ahead}, taps {self.taps[: _MAX_TAPS + 1]}, pool {self.pool} out of range",
+                f"{self.ahead}, taps {self.taps[: _MAX_TAPS + 1]}, pool {self.pool}"
+                + ("" if self.conv is None else f", convolution {self.conv.dilations}")
+                + " out of range",
             )
 
     def _check_shapes(self, path: Path) -> None:
@@ -98,6 +108,12 @@ class VisemeNet:
             raise AvatarKitError(
                 ErrorCode.MOTION_MODEL_UNAVAILABLE, f"motion model {path} does not fit: {exc}"
             ) from exc
+
+    def window_vectors(self, mels: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """Level-normalised log-mels and the running speech mean as of each -> the rows
+        windows are made of (speaker-normalised when the weights say so)."""
+        rows = self.frame_vectors(mels)
+        return rows - self.frame_vectors(means) if self.speaker_norm else rows
 
     def frame_vectors(self, mels: np.ndarray) -> np.ndarray:
         """Level-normalised log-mels [n, mels] -> the per-frame vectors windows are made of."""
@@ -136,6 +152,8 @@ class VisemeNet:
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """[n, inputs] -> [n, visemes] posteriors."""
+        if self.conv is not None:
+            inputs = self.conv(inputs, self.width)
         if len(inputs) <= _ROWWISE_MAX:
             return self._rowwise(inputs)
         x = inputs.T
@@ -165,3 +183,44 @@ class VisemeNet:
         np.exp(x, out=x)
         x /= x.sum(axis=1, keepdims=True)
         return x
+
+
+class _Convolution:
+    """A dilated temporal convolution over the window (kernel 3 per layer, ReLU), the
+    speaker's mean added to the first layer; its last position feeds the dense layers."""
+
+    def __init__(
+        self, kernels: list[np.ndarray], biases: list[np.ndarray], dilations, speaker: np.ndarray
+    ) -> None:
+        self.kernels = [k.reshape(3, -1, k.shape[1]) for k in kernels]  # [tap, in, out]
+        self.biases, self.dilations, self.speaker = biases, [int(d) for d in dilations], speaker
+
+    def __call__(self, inputs: np.ndarray, width: int) -> np.ndarray:
+        n, d = len(inputs), self.speaker.shape[0]
+        h = inputs[:, : width * d].reshape(n, width, d)
+        layers = zip(self.kernels, self.biases, self.dilations, strict=True)
+        for i, (k, b, dil) in enumerate(layers):
+            m = h.shape[1] - 2 * dil
+            out = h[:, :m] @ k[0]
+            out += h[:, dil : dil + m] @ k[1]
+            out += h[:, 2 * dil :] @ k[2]
+            out += b
+            if i == 0:
+                out += (inputs[:, width * d :] @ self.speaker)[:, None]
+            h = np.maximum(out, 0.0, out=out)
+        return np.ascontiguousarray(h[:, -1])
+
+
+def _conv_layers(data) -> _Convolution | None:
+    if "conv_dilations" not in data:
+        return None
+    dilations = np.asarray(data["conv_dilations"]).reshape(-1)
+    if not 1 <= len(dilations) <= _MAX_CONV_LAYERS or not all(1 <= d <= 8 for d in dilations):
+        raise ValueError(f"convolution dilations {dilations[: _MAX_CONV_LAYERS + 1]} out of range")
+    count = range(len(dilations))
+    return _Convolution(
+        [data[f"conv{i}"].astype(np.float32) for i in count],
+        [data[f"conv_b{i}"].astype(np.float32) for i in count],
+        dilations,
+        data["speaker"].astype(np.float32),
+    )

@@ -40,6 +40,11 @@ ARTICULATION_WEIGHT = 4.0
 # projected frames ending TAP frames back; ``--taps 10,14,18,22,26`` covers 100-290 ms
 # before the current frame. Off by default: see docs/motion-model.md for the measured run.
 TAPS, POOL = (), 4
+CONV_DILATIONS = (1, 2, 3)  # ``--conv``: kernel 3 each, a receptive field of 13 frames
+
+
+def taps_given(text: str) -> bool:
+    return any(t.strip() for t in text.split(","))
 
 
 def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
@@ -165,8 +170,21 @@ def main() -> None:
         default=0,
         help="save the mean of the weights at the ends of the last N epochs (0: the last's)",
     )
+    parser.add_argument(
+        "--speaker-norm",
+        action="store_true",
+        help="each frame minus the speaker's running mean spectrum before the projection",
+    )
+    parser.add_argument(
+        "--conv",
+        type=int,
+        default=0,
+        help="channels of a dilated temporal convolution over the window (0: the plain MLP)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
+    if args.conv and taps_given(args.taps):
+        parser.error("--conv needs a plain window (no --taps)")
     ahead = args.ahead
     taps = [-int(t) for t in args.taps.split(",") if t.strip()]
     pool = args.pool if taps else 1
@@ -222,7 +240,9 @@ def main() -> None:
     )
 
     def batch(x, m, centres):
-        return x[centres[:, None] + offsets].reshape(len(centres), -1), m[centres + ahead]
+        rows = centres[:, None] + offsets
+        frames = x[rows] - m[rows] if args.speaker_norm else x[rows]
+        return frames.reshape(len(centres), -1), m[centres + ahead]
 
     width = PAST + 1 + ahead
     gathered = width + len(taps) * pool  # frames per example
@@ -247,7 +267,37 @@ def main() -> None:
             pooled = frames[:, width:].reshape(len(x), len(taps), pool, projected).mean(2)
             return self.mlp(torch.cat([window, pooled.flatten(1), self.project(m)], dim=1))
 
-    net = Net()
+    class ConvNet(nn.Module):
+        """Per-frame projection, then a dilated temporal convolution whose receptive field
+        is the window (13 -> 11 -> 7 -> 1 positions), the speaker's mean feeding its first
+        layer; a small MLP on the last position. Weights are shared across time."""
+
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            self.project = nn.Linear(NUM_MELS, projected, bias=False)
+            self.speaker = nn.Linear(projected, channels, bias=False)
+            self.convs = nn.ModuleList(
+                nn.Conv1d(projected if i == 0 else channels, channels, 3, dilation=d)
+                for i, d in enumerate(CONV_DILATIONS)
+            )
+            self.drop = nn.Dropout(0.1)
+            self.mlp = nn.Sequential(
+                nn.Linear(channels, hidden), nn.ReLU(), nn.Dropout(0.1),
+                nn.Linear(hidden, len(VISEMES)),
+            )  # fmt: skip
+
+        def forward(self, x, m):
+            h = self.project(x.view(len(x), width, NUM_MELS)).transpose(1, 2)
+            for i, conv in enumerate(self.convs):
+                h = conv(h)
+                if i == 0:
+                    h = h + self.speaker(self.project(m))[:, :, None]
+                h = self.drop(torch.relu(h))
+            return self.mlp(h[:, :, 0])
+
+    if args.conv and 1 + 2 * sum(CONV_DILATIONS) != width:
+        parser.error(f"the convolution's receptive field does not cover {width} frames")
+    net = ConvNet(args.conv) if args.conv else Net()
     teachers = [Path(t) for t in args.teachers.split(",") if t.strip()]
     if teachers and taps:
         parser.error("--teachers needs a plain window (no --taps)")
@@ -321,6 +371,14 @@ def main() -> None:
         f"w{i}": m.weight.detach().numpy().T.astype(np.float32) for i, m in enumerate(linears)
     }
     params["project"] = net.project.weight.detach().numpy().T.astype(np.float32)
+    if isinstance(net, ConvNet):  # per layer [taps * in, out], the oldest tap first
+        for i, conv in enumerate(net.convs):
+            assert isinstance(conv, nn.Conv1d) and conv.bias is not None
+            k = conv.weight.detach().numpy()  # [out, in, taps]
+            params[f"conv{i}"] = k.transpose(2, 1, 0).reshape(-1, k.shape[0]).astype(np.float32)
+            params[f"conv_b{i}"] = conv.bias.detach().numpy().astype(np.float32)
+        params["conv_dilations"] = np.array(CONV_DILATIONS, np.int64)
+        params["speaker"] = net.speaker.weight.detach().numpy().T.astype(np.float32)
     params |= {f"b{i}": m.bias.detach().numpy().astype(np.float32) for i, m in enumerate(linears)}
     np.savez_compressed(
         args.out,
@@ -329,6 +387,7 @@ def main() -> None:
         taps=np.array(taps, np.int64),
         pool=pool,
         lead=args.lead,
+        speaker_norm=int(args.speaker_norm),
         num_layers=len(linears),
         mean=mean,
         std=std,
@@ -342,9 +401,10 @@ def main() -> None:
     breaks = np.flatnonzero(np.diff(centres) != 1)
     n = int(breaks[0]) + 1 if len(breaks) else len(centres)  # the first clip's frames
     first = centres[0] - span  # its first row (the silent padding)
+    rows = slice(first, first + n + runtime.history - 1)
     ours = runtime(
         runtime.inputs(
-            runtime.frame_vectors(human_rows[first : first + n + runtime.history - 1]),
+            runtime.window_vectors(human_rows[rows], human_means[rows]),
             runtime.frame_vectors(human_means[centres[:n] + ahead]),
         )
     )
