@@ -181,6 +181,12 @@ def main() -> None:
         default=0,
         help="channels of a dilated temporal convolution over the window (0: the plain MLP)",
     )
+    parser.add_argument(
+        "--espeak-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of espeak-ng frames other than p/b/m closures (which keep 1)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     if args.conv and taps_given(args.taps):
@@ -194,6 +200,7 @@ def main() -> None:
 
     t0 = time.time()
     clips = make_clips(args.espeak, "train", 0)
+    espeak_clips = len(clips)  # first in the corpus
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
         if count:
             copies = args.repeat  # Kokoro: fewer, costlier clips, more copies of each
@@ -233,6 +240,11 @@ def main() -> None:
         return z[0], z[1], torch.from_numpy(labels), torch.from_numpy(centres)
 
     xt, mt, yt, ct = tensors(train)
+    # Per-frame loss weights: espeak-ng's own spectra weigh less, its closures in full.
+    espeak_frames = sum(len(lab) for _, lab in train_clips[:espeak_clips])
+    frame_weight = torch.ones(len(yt))
+    frame_weight[:espeak_frames] = args.espeak_weight
+    frame_weight[yt == VISEMES.index("PP")] = 1.0
     valid_tensors = {name: tensors(data) for name, data in valid.items()}
     # Dense window, then each tap's pooled frames (newest first): [window + taps * pool].
     offsets = torch.tensor(
@@ -310,7 +322,7 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, 2e-3, total_steps=args.epochs * steps_per_epoch
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05, reduction="none")
     table = torch.from_numpy(ARTICULATION)
     # Opening and closing matter most to the eye (and to the aperture benchmark).
     articulator_weights = torch.tensor([3.0, args.close_weight, 1.0, 1.0, 1.0, 0.5])
@@ -342,7 +354,9 @@ def main() -> None:
             articulation = torch.softmax(logits, 1) @ table
             if soft is None:
                 error = ((articulation - table[yt[idx]]) ** 2) @ articulator_weights
-                loss = loss_fn(logits, yt[idx]) + ARTICULATION_WEIGHT * error.mean()
+                w = frame_weight[idx]
+                loss = loss_fn(logits, yt[idx]) + ARTICULATION_WEIGHT * error
+                loss = (loss * w).sum() / w.sum()
             else:  # the labels and the teachers' posteriors, mixed
                 hard = nn.functional.one_hot(yt[idx], len(VISEMES)).float()
                 target = (1 - args.distill) * (hard * 0.95 + 0.05 / len(VISEMES))
