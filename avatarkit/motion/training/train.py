@@ -40,7 +40,9 @@ ARTICULATION_WEIGHT = 4.0
 # projected frames ending TAP frames back; ``--taps 10,14,18,22,26`` covers 100-290 ms
 # before the current frame. Off by default: see docs/motion-model.md for the measured run.
 TAPS, POOL = (), 4
-CONV_DILATIONS = (1, 2, 3)  # ``--conv``: kernel 3 each, a receptive field of 13 frames
+CONV_DILATIONS = (1, 2, 3)
+RUNS_PER_STEP = 32  # ``--closure-runs``: p/b/m segments beside each batch of 512 frames
+PP_INDEX = VISEMES.index("PP")  # ``--conv``: kernel 3 each, a receptive field of 13 frames
 
 
 def taps_given(text: str) -> bool:
@@ -94,6 +96,30 @@ def stack(data, prior: np.ndarray, ahead: int, span: int = PAST):
         np.concatenate(labels),
         np.concatenate(centres),
     )
+
+
+def closure_runs(labels: np.ndarray, centres: np.ndarray, pad: int = 1) -> np.ndarray:
+    """Each run of p/b/m examples, ``pad`` examples wider on both sides within its clip, as
+    example indices [runs, longest] (-1 pads): the segments ``--closure-runs`` teaches."""
+    pp = VISEMES.index("PP")
+    is_pp = labels == pp
+    # A run ends where the label changes or the next example belongs to another clip.
+    joined = np.diff(centres) == 1
+    starts = np.flatnonzero(is_pp & ~np.concatenate([[False], is_pp[:-1] & joined]))
+    runs = []
+    for a in starts:
+        b = a
+        while b + 1 < len(labels) and is_pp[b + 1] and joined[b]:
+            b += 1
+        lo, hi = a, b
+        for _ in range(pad):
+            lo -= lo > 0 and joined[lo - 1]
+            hi += hi + 1 < len(labels) and joined[hi]
+        runs.append(np.arange(lo, hi + 1))
+    out = np.full((len(runs), max((len(r) for r in runs), default=0)), -1, np.int64)
+    for i, r in enumerate(runs):
+        out[i, : len(r)] = r
+    return out
 
 
 def main() -> None:
@@ -187,6 +213,13 @@ def main() -> None:
         default=1.0,
         help="loss weight of espeak-ng frames other than p/b/m closures (which keep 1)",
     )
+    parser.add_argument(
+        "--closure-runs",
+        type=float,
+        default=0.0,
+        help="weight of a per-segment loss: each p/b/m run (10 ms either side) must close "
+        "the lips at its likeliest frame (0: off)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     if args.conv and taps_given(args.taps):
@@ -246,6 +279,7 @@ def main() -> None:
     frame_weight[:espeak_frames] = args.espeak_weight
     frame_weight[yt == VISEMES.index("PP")] = 1.0
     valid_tensors = {name: tensors(data) for name, data in valid.items()}
+    runs = torch.from_numpy(closure_runs(train[2], train[3])) if args.closure_runs else None
     # Dense window, then each tap's pooled frames (newest first): [window + taps * pool].
     offsets = torch.tensor(
         list(range(-PAST, ahead + 1)) + [t - i for t in taps for i in range(pool)]
@@ -364,6 +398,14 @@ def main() -> None:
                 error = ((articulation - target @ table) ** 2) @ articulator_weights
                 ce = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
                 loss = ce + ARTICULATION_WEIGHT * error.mean()
+            if runs is not None:  # the likeliest p/b/m frame of each sampled run: closed
+                chosen = runs[torch.randint(len(runs), (RUNS_PER_STEP,))]
+                valid_pos = chosen >= 0
+                x, m = batch(xt, mt, ct[chosen[valid_pos]])
+                p_close = torch.softmax(net(x + 0.1 * torch.randn_like(x), m), 1)[:, PP_INDEX]
+                per_run = torch.zeros(chosen.shape)
+                per_run[valid_pos] = p_close
+                loss = loss - args.closure_runs * torch.log(per_run.max(1).values + 1e-4).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
