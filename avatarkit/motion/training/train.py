@@ -40,9 +40,9 @@ ARTICULATION_WEIGHT = 4.0
 # projected frames ending TAP frames back; ``--taps 10,14,18,22,26`` covers 100-290 ms
 # before the current frame. Off by default: see docs/motion-model.md for the measured run.
 TAPS, POOL = (), 4
-CONV_DILATIONS = (1, 2, 3)
+CONV_DILATIONS = (1, 2, 3)  # ``--conv``: kernel 3 each, a receptive field of 13 frames
 RUNS_PER_STEP = 32  # ``--closure-runs``: p/b/m segments beside each batch of 512 frames
-PP_INDEX = VISEMES.index("PP")  # ``--conv``: kernel 3 each, a receptive field of 13 frames
+PP_INDEX = VISEMES.index("PP")
 
 
 def taps_given(text: str) -> bool:
@@ -101,17 +101,14 @@ def stack(data, prior: np.ndarray, ahead: int, span: int = PAST):
 def closure_runs(labels: np.ndarray, centres: np.ndarray, pad: int = 1) -> np.ndarray:
     """Each run of p/b/m examples, ``pad`` examples wider on both sides within its clip, as
     example indices [runs, longest] (-1 pads): the segments ``--closure-runs`` teaches."""
-    pp = VISEMES.index("PP")
-    is_pp = labels == pp
+    is_pp = labels == PP_INDEX
     # A run ends where the label changes or the next example belongs to another clip.
     joined = np.diff(centres) == 1
-    starts = np.flatnonzero(is_pp & ~np.concatenate([[False], is_pp[:-1] & joined]))
+    continues = is_pp[:-1] & is_pp[1:] & joined  # example i and i + 1 share a run
+    starts = np.flatnonzero(is_pp & ~np.concatenate([[False], continues]))
+    ends = np.flatnonzero(is_pp & ~np.concatenate([continues, [False]]))
     runs = []
-    for a in starts:
-        b = a
-        while b + 1 < len(labels) and is_pp[b + 1] and joined[b]:
-            b += 1
-        lo, hi = a, b
+    for lo, hi in zip(starts, ends, strict=True):
         for _ in range(pad):
             lo -= lo > 0 and joined[lo - 1]
             hi += hi + 1 < len(labels) and joined[hi]
@@ -277,7 +274,7 @@ def main() -> None:
     espeak_frames = sum(len(lab) for _, lab in train_clips[:espeak_clips])
     frame_weight = torch.ones(len(yt))
     frame_weight[:espeak_frames] = args.espeak_weight
-    frame_weight[yt == VISEMES.index("PP")] = 1.0
+    frame_weight[yt == PP_INDEX] = 1.0
     valid_tensors = {name: tensors(data) for name, data in valid.items()}
     runs = torch.from_numpy(closure_runs(train[2], train[3])) if args.closure_runs else None
     # Dense window, then each tap's pooled frames (newest first): [window + taps * pool].
