@@ -17,6 +17,13 @@ from avatarkit.motion.training.phones import arpabet_visemes
 
 RATE = 16000  # the acoustic model's rate
 FRAME_S = 0.01
+# Words of the training recordings CMUdict lacks (``real.py``), in its phone set.
+EXTRA_WORDS = {
+    "aligner": "AH L AY N ER",
+    "puddy": "P AH D IY",
+    "pooty": "P UW T IY",
+    "poofy": "P UW F IY",
+}
 
 
 @lru_cache(maxsize=1)
@@ -24,9 +31,12 @@ def _decoder():
     """One decoder per process: loading the acoustic model costs more than an alignment."""
     from pocketsphinx import Decoder
 
-    return Decoder(
+    decoder = Decoder(
         samprate=RATE, bestpath=False, beam=1e-100, wbeam=1e-80, pbeam=1e-100, loglevel="FATAL"
     )
+    for word, phones in EXTRA_WORDS.items():
+        decoder.add_word(word, phones, update=True)
+    return decoder
 
 
 def words_of(text: str) -> str:

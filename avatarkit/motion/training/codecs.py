@@ -26,7 +26,7 @@ def round_trip(x: np.ndarray, rate: int, rng: random.Random) -> np.ndarray:
     codec, container, codec_rate, bitrates = rng.choice(CODECS)
     g = np.gcd(codec_rate, rate)
     y = signal.resample_poly(x, codec_rate // g, rate // g).astype(np.float32)
-    decoded = _decode(_encode(y, codec, container, codec_rate, rng.choice(bitrates)))
+    decoded = decode_mono(_encode(y, codec, container, codec_rate, rng.choice(bitrates)))
     decoded = _aligned(decoded, y)
     out = signal.resample_poly(decoded, rate // g, codec_rate // g)
     return np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)]
@@ -63,7 +63,8 @@ def _as_format(part: np.ndarray, fmt: str) -> np.ndarray:
     return part[None]  # flt / fltp
 
 
-def _decode(data: bytes) -> np.ndarray:
+def decode_mono(data: bytes) -> np.ndarray:
+    """Any audio file PyAV reads, as float32 mono (channels averaged) at its own rate."""
     import io
 
     chunks = []

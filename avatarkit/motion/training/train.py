@@ -217,6 +217,12 @@ def main() -> None:
         help="weight of a per-segment loss: each p/b/m run (10 ms either side) must close "
         "the lips at its likeliest frame (0: off)",
     )
+    parser.add_argument(
+        "--real",
+        type=int,
+        default=0,
+        help="augmented copies of each real human recording (real.py; 0: none)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     if args.conv and taps_given(args.taps):
@@ -240,6 +246,10 @@ def main() -> None:
     if args.kokoro_blend:  # new speakers and sentences
         blend_copies = args.repeat if args.blend_copies is None else args.blend_copies
         clips += cached_clips(args.kokoro_blend, "train", 1, "kokoro-blend") * blend_copies
+    if args.real:
+        from avatarkit.motion.training.real import real_clips
+
+        clips += real_clips() * args.real
     train_clips = build(
         clips, seed=1 + args.seed, ahead=ahead, lead=args.lead, stops=args.connected_stops
     )
