@@ -292,10 +292,10 @@ def main() -> None:
     for corpus, clips in sets.items():
         seconds = sum(len(c.audio) for c in clips) / RATE
         pp = sum(v == "PP" for c in clips for v, _, _ in c.spans)
-        results = {}
+        results, outputs = {}, {}
         for name, run in quality.items():
-            outputs, _ = zip(*(run(c) for c in clips), strict=True)
-            results[name] = evaluate(list(outputs), clips, args.fps)
+            outputs[name] = [run(c)[0] for c in clips]
+            results[name] = evaluate(outputs[name], clips, args.fps)
         truth_moves = np.mean(
             [
                 reversals_per_s(
@@ -314,6 +314,14 @@ def main() -> None:
             f"{truth_moves:>8.1f}   ({len(clips)}, {seconds:.0f} s, {pp})"
         )
         verdicts.append((corpus, bars(corpus, results)))
+        if corpus == "human":  # each speaker alone: which one a figure moves with
+            for speaker in sorted({c.voice for c in clips}):
+                mine = [i for i, c in enumerate(clips) if c.voice == speaker]
+                cells = []
+                for name, out in outputs.items():
+                    r = evaluate([out[i] for i in mine], [clips[i] for i in mine], args.fps)
+                    cells.append(f"{name.split()[-1]} {r['aperture_r']:.3f}/{r['closure']:.2f}")
+                print(f"  {speaker:<16} r/closed: " + ", ".join(cells))
     for corpus, checks in verdicts:
         print(
             f"bars {corpus}: " + ", ".join(f"{k}: {'PASS' if ok else 'FAIL'}" for k, ok in checks)

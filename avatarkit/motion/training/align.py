@@ -17,12 +17,21 @@ from avatarkit.motion.training.phones import arpabet_visemes
 
 RATE = 16000  # the acoustic model's rate
 FRAME_S = 0.01
-# Words of the training recordings CMUdict lacks (``real.py``), in its phone set.
+# Words of the recordings CMUdict lacks (``real.py``'s training speech, the development
+# set's Sonnet 1), in its phone set.
 EXTRA_WORDS = {
     "aligner": "AH L AY N ER",
     "puddy": "P AH D IY",
     "pooty": "P UW T IY",
     "poofy": "P UW F IY",
+    "beauty's": "B Y UW T IY Z",
+    "riper": "R AY P ER",
+    "feed'st": "F IY D S T",
+    "buriest": "B EH R IY AH S T",
+    "churl": "CH ER L",
+    "mak'st": "M EY K S T",
+    "niggarding": "N IH G ER D IH NG",
+    "glutton": "G L AH T AH N",
 }
 
 

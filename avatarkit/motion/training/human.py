@@ -38,7 +38,7 @@ def human_clip(name: str) -> Clip:
     alignments = json.loads((HUMAN_DIR / "alignments.json").read_text())
     audio, rate = _load(name)
     spans = viseme_spans([tuple(p) for p in alignments[name]], rate, len(audio))
-    return Clip(audio, rate, spans, _transcripts()[name], "human:" + name.split("_")[0])
+    return Clip(audio, rate, spans, _transcripts()[name], "human:" + Path(name).stem.split("_")[0])
 
 
 def main() -> None:
