@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from avatarkit.motion.training.corpus import Clip, augment
+from avatarkit.motion.training.corpus import WARP, Clip, augment
 from avatarkit.motion.training.phones import arpabet_visemes, ipa_visemes
 
 
@@ -65,15 +65,17 @@ def test_codec_round_trips_keep_the_timing(seed):
     assert np.allclose(_burst_onsets(y, rate), [0.3, 0.9, 1.5], atol=0.004)
 
 
+@pytest.mark.parametrize("warp", [WARP, (0.8, 1.25)])
 @pytest.mark.parametrize("seed", range(12))
-def test_augmented_spans_follow_the_audio(seed):
-    """Warps, rooms, codecs and resampling move the labels with the sound."""
+def test_augmented_spans_follow_the_audio(seed, warp):
+    """Warps (the synthetic voices' range and ``--real-warp``'s wider one), rooms, codecs
+    and resampling move the labels with the sound."""
     rate = 22050
     at = [0.3, 0.9, 1.5]
     spans = [("sil", 0, int(0.3 * rate))]
     spans += [("PP", int(t * rate), int((t + 0.01) * rate)) for t in at]
     clip = Clip(_clicks(rate, at), rate, spans, "", "test")
-    out = augment(clip, random.Random(seed))
+    out = augment(clip, random.Random(seed), warp=warp)
     labelled = np.array([s for v, s, _ in out.spans if v == "PP"]) / out.sample_rate
     heard = _burst_onsets(out.audio, out.sample_rate)[: len(labelled)]
     assert np.allclose(heard, labelled, atol=0.004), (heard, labelled)

@@ -41,14 +41,19 @@ def speak(text: str, voice: dict, lead_s: float = 0.0, tail_s: float = 0.0) -> C
     return Clip(audio, sr, segments([("_", 0)] + events, len(audio)), text, voice["voice"])
 
 
-def augment(clip: Clip, rng: random.Random, rates=SUPPORTED_SAMPLE_RATES) -> Clip:
+WARP = (0.88, 1.14)  # vocal-tract scale factors ``augment`` draws from
+
+
+def augment(
+    clip: Clip, rng: random.Random, rates=SUPPORTED_SAMPLE_RATES, warp: tuple = WARP
+) -> Clip:
     """A random speaker, microphone, room, line and level for one utterance."""
     x = clip.audio.astype(np.float64)
     sr = clip.sample_rate
     # Another vocal tract: play the audio at a rate ``warp`` times faster. Formants and
     # pitch scale by ``warp`` (a shorter or longer tract), durations by 1 / warp.
     if rng.random() < 0.6:
-        up = round(100 / rng.uniform(0.88, 1.14))
+        up = round(100 / rng.uniform(*warp))
         x = signal.resample_poly(x, up, 100)
     scale = len(x) / len(clip.audio)
     tilt = rng.uniform(-0.6, 0.6)  # first-order spectral tilt: brighter or duller microphones

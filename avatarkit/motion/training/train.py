@@ -22,6 +22,7 @@ import numpy as np
 from avatarkit.motion.features import LOG_FLOOR, NUM_MELS, QUIET_LEVEL, SpeechMean
 from avatarkit.motion.model import MODEL_PATH, VisemeNet
 from avatarkit.motion.training.corpus import (
+    WARP,
     augment,
     cached_clips,
     features_and_labels,
@@ -50,12 +51,13 @@ def taps_given(text: str) -> bool:
 
 
 def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
-    clip, seed, lead, augmented, stops = job
+    clip, seed, lead, augmented, stops, real_warp = job
     rng = random.Random(seed)
     if stops:
         clip = connected_stops(clip, rng, stops)
     if augmented:
-        clip = augment(clip, rng)
+        real = real_warp and clip.voice.startswith("real:")
+        clip = augment(clip, rng, warp=real_warp if real else WARP)
     mels, lab = features_and_labels(clip)
     # Target the face ``lead`` frames ahead: the runtime's coarticulation smoothing lags
     # by about that much, and lips lead the sound they shape anyway.
@@ -63,13 +65,23 @@ def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(
-    clips, seed: int, ahead: int, lead: int, augmented: bool = True, stops: float = 0.0
+    clips,
+    seed: int,
+    ahead: int,
+    lead: int,
+    augmented: bool = True,
+    stops: float = 0.0,
+    real_warp: tuple = (),
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per clip: level-normalised log-mels and viseme labels (leading the audio by ``lead``),
-    on every core; ``stops``: the share of p/b/m closures made connected-speech-like."""
+    on every core; ``stops``: the share of p/b/m closures made connected-speech-like;
+    ``real_warp``: the vocal-tract scale range for real recordings (default ``WARP``)."""
     from multiprocessing import Pool
 
-    jobs = [(clip, seed * 1_000_003 + i, lead, augmented, stops) for i, clip in enumerate(clips)]
+    jobs = [
+        (clip, seed * 1_000_003 + i, lead, augmented, stops, real_warp)
+        for i, clip in enumerate(clips)
+    ]
     with Pool() as pool:
         return pool.map(_featurise, jobs, chunksize=16)
 
@@ -223,6 +235,12 @@ def main() -> None:
         default=0,
         help="augmented copies of each real human recording (real.py; 0: none)",
     )
+    parser.add_argument(
+        "--real-warp",
+        default="",
+        help="vocal-tract scale range LO,HI for the real recordings: more speakers from few "
+        "(default: the synthetic voices' 0.88,1.14)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     if args.conv and taps_given(args.taps):
@@ -250,8 +268,14 @@ def main() -> None:
         from avatarkit.motion.training.real import real_clips
 
         clips += real_clips() * args.real
+    real_warp = tuple(float(v) for v in args.real_warp.split(",")) if args.real_warp else ()
     train_clips = build(
-        clips, seed=1 + args.seed, ahead=ahead, lead=args.lead, stops=args.connected_stops
+        clips,
+        seed=1 + args.seed,
+        ahead=ahead,
+        lead=args.lead,
+        stops=args.connected_stops,
+        real_warp=real_warp,
     )
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
     for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
