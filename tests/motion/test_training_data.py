@@ -112,3 +112,23 @@ def test_kokoro_blended_style_lies_between_the_two_voices():
     np.testing.assert_allclose(voice_style(styles, "jf_alpha", 40, ("jm_kumo", 1.0)), b)
     # One style per utterance length: a longer utterance reads another row.
     assert not np.allclose(voice_style(styles, "jf_alpha", 200, None), a)
+
+
+def test_decoding_averages_the_channels_of_packed_stereo_and_gives_the_rate():
+    import io
+
+    import av
+
+    from avatarkit.motion.training.codecs import decode_mono
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="stereo")
+        left_right = np.tile(np.array([1000, 3000], np.int16), 50)[None]  # interleaved
+        frame = av.AudioFrame.from_ndarray(left_right, format="s16", layout="stereo")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    audio, rate = decode_mono(buf.getvalue())
+    assert rate == 8000 and len(audio) == 50
+    assert np.allclose(audio * 32768, 2000)

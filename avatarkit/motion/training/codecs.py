@@ -26,7 +26,7 @@ def round_trip(x: np.ndarray, rate: int, rng: random.Random) -> np.ndarray:
     codec, container, codec_rate, bitrates = rng.choice(CODECS)
     g = np.gcd(codec_rate, rate)
     y = signal.resample_poly(x, codec_rate // g, rate // g).astype(np.float32)
-    decoded = decode_mono(_encode(y, codec, container, codec_rate, rng.choice(bitrates)))
+    decoded, _ = decode_mono(_encode(y, codec, container, codec_rate, rng.choice(bitrates)))
     decoded = _aligned(decoded, y)
     out = signal.resample_poly(decoded, rate // g, codec_rate // g)
     return np.pad(out, (0, max(0, len(x) - len(out))))[: len(x)]
@@ -63,18 +63,21 @@ def _as_format(part: np.ndarray, fmt: str) -> np.ndarray:
     return part[None]  # flt / fltp
 
 
-def decode_mono(data: bytes) -> np.ndarray:
-    """Any audio file PyAV reads, as float32 mono (channels averaged) at its own rate."""
+def decode_mono(data: bytes) -> tuple[np.ndarray, int]:
+    """Any audio file PyAV reads: float32 mono (channels averaged) and its sample rate."""
     import io
 
     chunks = []
     with av.open(io.BytesIO(data), "r") as src:
+        rate = src.streams.audio[0].rate
         for frame in src.decode(audio=0):
             a = frame.to_ndarray()
             if a.dtype.kind == "i":
                 a = a.astype(np.float32) / float(2 ** (8 * a.itemsize - 1))
-            chunks.append(a.reshape(-1) if a.shape[0] == 1 else a.mean(axis=0))
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+            if frame.format.is_packed:  # one row of interleaved samples: [frames, channels]
+                a = a.reshape(-1, len(frame.layout.channels)).T
+            chunks.append(a.mean(axis=0))
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), int(rate)
 
 
 def _aligned(decoded: np.ndarray, reference: np.ndarray, max_shift: int = 4096) -> np.ndarray:

@@ -56,8 +56,8 @@ def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
     if stops:
         clip = connected_stops(clip, rng, stops)
     if augmented:
-        real = real_warp and clip.voice.startswith("real:")
-        clip = augment(clip, rng, warp=real_warp if real else WARP)
+        warp = real_warp if real_warp and clip.voice.startswith("real:") else WARP
+        clip = augment(clip, rng, warp=warp)
     mels, lab = features_and_labels(clip)
     # Target the face ``lead`` frames ahead: the runtime's coarticulation smoothing lags
     # by about that much, and lips lead the sound they shape anyway.
