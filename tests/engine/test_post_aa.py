@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from engine import App, EngineError, ModelRenderer, load_gltf
-from engine.render.post_aa import PostAntiAliasing
+from engine.render.post_aa import (
+    EDGE_THRESHOLD,
+    EDGE_THRESHOLD_MIN,
+    FULL_SCREEN_AT_DEPTH,
+    FXAA_FRAGMENT,
+    PostAntiAliasing,
+)
 from engine.render.quality import QUALITIES, Quality, resolve_quality
 
 W, H = 96, 64
@@ -64,6 +70,61 @@ def test_post_pass_smooths_a_hard_edge_towards_its_coverage(ctx):
     far = np.abs(ys - (20 + SLOPE * xs)) > 2.5
     assert (out[far] == hard[far]).all()
     assert (out[..., 3] == 255).all()
+
+
+def _shapes_on_noise(w: int, h: int) -> np.ndarray:
+    """Hard-edged shapes (a disc, a tilted bar) on a faint noise: the noise's luma steps
+    (at most 4 levels) are far under the edge threshold, the shapes' far over it."""
+    rng = np.random.default_rng(3)
+    grey = 100 + rng.integers(-2, 3, (h, w))
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    grey[(xs - 0.3 * w) ** 2 + (ys - 0.5 * h) ** 2 < (0.22 * h) ** 2] = 230
+    grey[np.abs((ys - 0.2 * h) - 0.45 * (xs - 0.55 * w)) < 3.5] = 20
+    rgba = np.full((h, w, 4), 255, np.uint8)
+    rgba[..., :3] = grey[..., None]
+    rgba[..., 0] = np.clip(grey + 15, 0, 255)  # not quite grey: luma from all channels
+    return rgba
+
+
+def _edge_pixels(image: np.ndarray) -> np.ndarray:
+    """The pass's per-pixel test, in numpy: a luma step to a 4-neighbour (clamped)."""
+    luma = image[..., :3].astype(np.float64) / 255 @ np.array([0.299, 0.587, 0.114])
+    p = np.pad(luma, 1, mode="edge")
+    cross = np.stack([luma, p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]])
+    hi, lo = cross.max(axis=0), cross.min(axis=0)
+    return hi - lo >= np.maximum(EDGE_THRESHOLD_MIN, hi * EDGE_THRESHOLD)
+
+
+def test_the_block_mask_filters_every_edge_pixel_and_nothing_else(ctx):
+    # A size that is no multiple of the 4-pixel blocks: the last blocks hang over.
+    w, h = 70, 46
+    image = _shapes_on_noise(w, h)
+    source = ctx.texture((w, h), 4, image.tobytes())
+    color = ctx.texture((w, h), 4, image.tobytes())
+    target = ctx.framebuffer([color], ctx.depth_renderbuffer((w, h)))
+    post = PostAntiAliasing(ctx)
+    post.apply(source, target)
+    out = np.frombuffer(target.read(components=4), np.uint8).reshape(h, w, 4)
+    # The reference: FXAA run on every pixel with no mask at all.
+    program = ctx.program(vertex_shader=FULL_SCREEN_AT_DEPTH, fragment_shader=FXAA_FRAGMENT)
+    program["u_texel"].value = (1 / w, 1 / h)
+    program["u_depth"].value = 0.0
+    reference = ctx.framebuffer([ctx.texture((w, h), 4)])
+    reference.use()
+    source.use(0)
+    ctx.disable(ctx.DEPTH_TEST)
+    ctx.vertex_array(program, []).render(vertices=3)
+    expected = np.frombuffer(reference.read(components=4), np.uint8).reshape(h, w, 4)
+    post.release()
+    edge = _edge_pixels(image)
+    assert 0.03 < edge.mean() < 0.3
+    # Pixels without a luma step keep their colour exactly, though most share a block with
+    # an edge pixel (the full pass runs on whole blocks)...
+    assert (out[~edge] == image[~edge]).all()
+    assert (expected[~edge] == image[~edge]).all()
+    # ... and every edge pixel is filtered as a pass over all pixels filters it.
+    assert (out[edge] != image[edge]).any(axis=-1).mean() > 0.5
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_qualities_pick_samples_and_the_post_pass_by_rasteriser():
