@@ -10,15 +10,14 @@ transparent capture gets the same soft edge.
 
 A software rasteriser runs every instruction of a shader for every pixel (branches are
 masks), so FXAA over the whole frame would pay its edge search everywhere: as much as
-4x MSAA. It does skip shading blocks of pixels that fail the depth test, so the full pass
-runs only where a depth mask lets it; the other pixels keep a copy of the frame. The mask
-is made per block of 4x4 pixels: one fragment per block tests its 16 pixels (36 fetches
-where a mask pass per pixel makes 80, and a sixteenth of the fragments), the flags come
-back to the CPU (a few kB), and one draw of block-sized points marks the flagged blocks in
-the depth buffer. The full pass leaves a block's pixels that have no luma step exactly
-as they were, so the frame is the same as with a mask per pixel, for about three
-quarters of the pass's time at 720p (BENCHMARKS.md). A portrait has about 5% edge pixels,
-in about 4% of its blocks.
+4x MSAA. So it runs only on the blocks of pixels that hold an edge; the other pixels keep
+a copy of the frame. The mask is made per block of 4x4 pixels: one fragment per block
+tests its 16 pixels (36 fetches, where a mask pass per pixel made 80 and sixteen times
+the fragments), the flags come back to the CPU (a few kB), and the FXAA pass is drawn as
+one block-sized point on each flagged block. FXAA leaves a block's pixels that have no
+luma step exactly as they were, so the frame is the same as with a mask per pixel, in
+about 0.6x its time at 720p (BENCHMARKS.md). A portrait has about 5% edge pixels, in
+about 4% of its blocks.
 """
 
 from __future__ import annotations
@@ -216,46 +215,36 @@ void main() {  // one full-screen triangle, no buffers
 """
 
 # A point of BLOCK pixels a side on a block's centre covers exactly the block's pixels
-# (one vertex a block, where two triangles' setup cost llvmpipe twice the time).
+# (one vertex a block: llvmpipe sets up two triangles in twice the time).
 BLOCK_POINTS = f"""
 #version 330
 in vec2 in_block;  // a flagged block (column, row)
 uniform vec2 u_size;  // the frame's pixels
-void main() {{  // at the near plane
-    gl_Position = vec4((in_block + 0.5) * {BLOCK}.0 / u_size * 2.0 - 1.0, -1.0, 1.0);
+void main() {{
+    gl_Position = vec4((in_block + 0.5) * {BLOCK}.0 / u_size * 2.0 - 1.0, 0.0, 1.0);
     gl_PointSize = {BLOCK}.0;
 }}
-"""
-DEPTH_ONLY = """
-#version 330
-out vec4 f_color;
-void main() { f_color = vec4(0.0); }  // colour writes are off: the depth is the point
 """
 
 
 class PostAntiAliasing:
     """``apply(source, target)``: FXAA from a colour texture into ``target``, a
-    framebuffer that already holds a copy of ``source`` and has a depth buffer of its
-    size (the edge mask). Render thread only; ``release()`` frees the GL objects."""
+    framebuffer of its size that already holds a copy of ``source``. Render thread only;
+    ``release()`` frees the GL objects."""
 
     def __init__(self, ctx: moderngl.Context) -> None:
         self.ctx = ctx
         self.mask = ctx.program(
             vertex_shader=FULL_SCREEN_AT_DEPTH, fragment_shader=BLOCK_MASK_FRAGMENT
         )
-        self.marks = ctx.program(vertex_shader=BLOCK_POINTS, fragment_shader=DEPTH_ONLY)
-        self.program = ctx.program(
-            vertex_shader=FULL_SCREEN_AT_DEPTH, fragment_shader=FXAA_FRAGMENT
-        )
+        self.program = ctx.program(vertex_shader=BLOCK_POINTS, fragment_shader=FXAA_FRAGMENT)
         self.mask["u_source"].value = self.program["u_source"].value = 0
         self.mask["u_depth"].value = 0.0
-        self.program["u_depth"].value = 0.0  # window depth 0.5: passes "greater" only there
         self._mask_vao = ctx.vertex_array(self.mask, [])
-        self._vao = ctx.vertex_array(self.program, [])
         self._size = (0, 0)  # the frame size the block buffers below are for
         self._flags: moderngl.Framebuffer | None = None  # one texel per block
         self._blocks: moderngl.Buffer | None = None  # the flagged blocks' (column, row)
-        self._marks_vao: moderngl.VertexArray | None = None
+        self._vao: moderngl.VertexArray | None = None  # FXAA, a point per flagged block
 
     def apply(
         self,
@@ -276,31 +265,18 @@ class PostAntiAliasing:
         blocks = self._edge_blocks((w, h), (x, y, sw, sh))
         if not len(blocks):
             return
-        assert self._blocks is not None and self._marks_vao is not None
+        assert self._blocks is not None and self._vao is not None
         self._blocks.write(blocks)
         self.program["u_texel"].value = (1.0 / w, 1.0 / h)
-        self.marks["u_size"].value = (float(w), float(h))
-        ctx.enable(moderngl.DEPTH_TEST)
-        # moderngl applies a framebuffer's write masks when it is bound: set, then use().
-        target.color_mask, target.depth_mask = (False, False, False, False), True
-        target.use()
-        # The whole depth buffer (colour writes are off): llvmpipe clears whole tiles in
-        # place, where a clear limited to the scissor is drawn like a quad (1-2 ms at 720p
-        # against 0.3).
-        target.clear(depth=1.0)
-        ctx.depth_func = "<"
-        ctx.enable(moderngl.PROGRAM_POINT_SIZE)
-        self._marks_vao.render(moderngl.POINTS, vertices=len(blocks))
-        ctx.disable(moderngl.PROGRAM_POINT_SIZE)
-        target.color_mask, target.depth_mask = (True, True, True, True), False
+        self.program["u_size"].value = (float(w), float(h))
+        # A block on the region's border may hang over it: the scissor keeps the rest.
         target.scissor = (x, y, sw, sh)  # moderngl applies a framebuffer's scissor on use()
         target.use()
-        ctx.depth_func = ">"
-        self._vao.render(moderngl.TRIANGLES, vertices=3)
-        target.depth_mask = True
+        ctx.enable(moderngl.PROGRAM_POINT_SIZE)
+        self._vao.render(moderngl.POINTS, vertices=len(blocks))
+        ctx.disable(moderngl.PROGRAM_POINT_SIZE)
         target.scissor = None  # type: ignore[assignment]  # its stub omits None (no scissor)
         target.use()
-        ctx.depth_func = "<"  # moderngl's default, which the scene's passes expect
 
     def _edge_blocks(self, size: tuple[int, int], scissor: tuple[int, int, int, int]) -> np.ndarray:
         """(n, 2) float32 (column, row) of the blocks under ``scissor`` holding an edge
@@ -323,7 +299,7 @@ class PostAntiAliasing:
         columns, rows = -(-size[0] // BLOCK), -(-size[1] // BLOCK)
         self._flags = self.ctx.framebuffer([self.ctx.texture((columns, rows), 4)])
         self._blocks = self.ctx.buffer(reserve=columns * rows * 8)
-        self._marks_vao = self.ctx.vertex_array(self.marks, [(self._blocks, "2f", "in_block")])
+        self._vao = self.ctx.vertex_array(self.program, [(self._blocks, "2f", "in_block")])
         self._size = size
 
     def _release_blocks(self) -> None:
@@ -331,13 +307,13 @@ class PostAntiAliasing:
             for texture in self._flags.color_attachments:
                 texture.release()
             self._flags.release()
-        for obj in (self._marks_vao, self._blocks):
+        for obj in (self._vao, self._blocks):
             if obj is not None:
                 obj.release()
-        self._flags = self._blocks = self._marks_vao = None
+        self._flags = self._blocks = self._vao = None
         self._size = (0, 0)
 
     def release(self) -> None:
         self._release_blocks()
-        for obj in (self._vao, self._mask_vao, self.program, self.mask, self.marks):
+        for obj in (self._mask_vao, self.program, self.mask):
             obj.release()

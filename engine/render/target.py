@@ -29,9 +29,6 @@ class RenderTarget:
         # and readback must not involve depth.
         self.resolved = ctx.framebuffer([self.color])
         self.post_aa = PostAntiAliasing(ctx) if post_aa else None
-        if post_aa:  # the final colour with a depth buffer: the post pass's edge mask
-            self._post_depth = ctx.depth_renderbuffer(self.size)
-            self._post = ctx.framebuffer([self.color], self._post_depth)
         # Where the scene's colour lands before the post pass (the final texture without one).
         self._scene_color = ctx.texture(self.size, 4) if post_aa else self.color
         self._scene = ctx.framebuffer([self._scene_color]) if post_aa else self.resolved
@@ -56,7 +53,7 @@ class RenderTarget:
             # The pass only writes edge pixels: the copy (a memcpy on llvmpipe) is the rest.
             self.ctx.copy_framebuffer(self.resolved, self._scene)
             if region is not None:
-                self.post_aa.apply(self._scene_color, self._post, self._pixels(region))
+                self.post_aa.apply(self._scene_color, self.resolved, self._pixels(region))
 
     def _pixels(self, region: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """NDC rectangle -> pixel scissor (x, y, w, h), a few pixels of margin around it

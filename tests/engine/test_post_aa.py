@@ -36,7 +36,7 @@ def _apply_post_aa(ctx, image: np.ndarray) -> np.ndarray:
     """Run the pass as the render target does: the target holds a copy of the source."""
     source = ctx.texture((W, H), 4, image.tobytes())
     color = ctx.texture((W, H), 4, image.tobytes())
-    target = ctx.framebuffer([color], ctx.depth_renderbuffer((W, H)))
+    target = ctx.framebuffer([color])
     post = PostAntiAliasing(ctx)
     post.apply(source, target)
     out = np.frombuffer(target.read(components=4), np.uint8).reshape(H, W, 4)
@@ -101,7 +101,7 @@ def test_the_block_mask_filters_every_edge_pixel_and_nothing_else(ctx):
     image = _shapes_on_noise(w, h)
     source = ctx.texture((w, h), 4, image.tobytes())
     color = ctx.texture((w, h), 4, image.tobytes())
-    target = ctx.framebuffer([color], ctx.depth_renderbuffer((w, h)))
+    target = ctx.framebuffer([color])
     post = PostAntiAliasing(ctx)
     post.apply(source, target)
     out = np.frombuffer(target.read(components=4), np.uint8).reshape(h, w, 4)
