@@ -34,14 +34,31 @@ def _edge_image(supersample: int = 1) -> np.ndarray:
 
 def _apply_post_aa(ctx, image: np.ndarray) -> np.ndarray:
     """Run the pass as the render target does: the target holds a copy of the source."""
-    source = ctx.texture((W, H), 4, image.tobytes())
-    color = ctx.texture((W, H), 4, image.tobytes())
+    h, w = image.shape[:2]
+    source = ctx.texture((w, h), 4, image.tobytes())
+    color = ctx.texture((w, h), 4, image.tobytes())
     target = ctx.framebuffer([color])
     post = PostAntiAliasing(ctx)
     post.apply(source, target)
-    out = np.frombuffer(target.read(components=4), np.uint8).reshape(H, W, 4)
+    out = np.frombuffer(target.read(components=4), np.uint8).reshape(h, w, 4)
     post.release()
     return out
+
+
+def _fxaa_on_every_pixel(ctx, image: np.ndarray) -> np.ndarray:
+    """The FXAA shader run over the whole image with no mask at all."""
+    h, w = image.shape[:2]
+    source = ctx.texture((w, h), 4, image.tobytes())
+    source.repeat_x = source.repeat_y = False  # clamped, as the pass samples its source
+    source.use(0)
+    program = ctx.program(vertex_shader=FULL_SCREEN_AT_DEPTH, fragment_shader=FXAA_FRAGMENT)
+    program["u_texel"].value = (1 / w, 1 / h)
+    program["u_depth"].value = 0.0
+    target = ctx.framebuffer([ctx.texture((w, h), 4)])
+    target.use()
+    ctx.disable(ctx.DEPTH_TEST)
+    ctx.vertex_array(program, []).render(vertices=3)
+    return np.frombuffer(target.read(components=4), np.uint8).reshape(h, w, 4)
 
 
 @pytest.fixture
@@ -97,25 +114,9 @@ def _edge_pixels(image: np.ndarray) -> np.ndarray:
 
 def test_the_block_mask_filters_every_edge_pixel_and_nothing_else(ctx):
     # A size that is no multiple of the 4-pixel blocks: the last blocks hang over.
-    w, h = 70, 46
-    image = _shapes_on_noise(w, h)
-    source = ctx.texture((w, h), 4, image.tobytes())
-    color = ctx.texture((w, h), 4, image.tobytes())
-    target = ctx.framebuffer([color])
-    post = PostAntiAliasing(ctx)
-    post.apply(source, target)
-    out = np.frombuffer(target.read(components=4), np.uint8).reshape(h, w, 4)
-    # The reference: FXAA run on every pixel with no mask at all.
-    program = ctx.program(vertex_shader=FULL_SCREEN_AT_DEPTH, fragment_shader=FXAA_FRAGMENT)
-    program["u_texel"].value = (1 / w, 1 / h)
-    program["u_depth"].value = 0.0
-    reference = ctx.framebuffer([ctx.texture((w, h), 4)])
-    reference.use()
-    source.use(0)
-    ctx.disable(ctx.DEPTH_TEST)
-    ctx.vertex_array(program, []).render(vertices=3)
-    expected = np.frombuffer(reference.read(components=4), np.uint8).reshape(h, w, 4)
-    post.release()
+    image = _shapes_on_noise(70, 46)
+    out = _apply_post_aa(ctx, image)
+    expected = _fxaa_on_every_pixel(ctx, image)
     edge = _edge_pixels(image)
     assert 0.03 < edge.mean() < 0.3
     # Pixels without a luma step keep their colour exactly, though most share a block with
