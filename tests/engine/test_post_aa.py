@@ -9,7 +9,7 @@ from engine import App, EngineError, ModelRenderer, load_gltf
 from engine.render.post_aa import (
     EDGE_THRESHOLD,
     EDGE_THRESHOLD_MIN,
-    FULL_SCREEN_AT_DEPTH,
+    FULL_SCREEN,
     FXAA_FRAGMENT,
     PostAntiAliasing,
 )
@@ -51,9 +51,8 @@ def _fxaa_on_every_pixel(ctx, image: np.ndarray) -> np.ndarray:
     source = ctx.texture((w, h), 4, image.tobytes())
     source.repeat_x = source.repeat_y = False  # clamped, as the pass samples its source
     source.use(0)
-    program = ctx.program(vertex_shader=FULL_SCREEN_AT_DEPTH, fragment_shader=FXAA_FRAGMENT)
+    program = ctx.program(vertex_shader=FULL_SCREEN, fragment_shader=FXAA_FRAGMENT)
     program["u_texel"].value = (1 / w, 1 / h)
-    program["u_depth"].value = 0.0
     target = ctx.framebuffer([ctx.texture((w, h), 4)])
     target.use()
     ctx.disable(ctx.DEPTH_TEST)
