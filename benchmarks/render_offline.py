@@ -1,6 +1,6 @@
 """Offline render rows: ``avatarkit render`` speed per size and quality, beside a floor.
 
-The engine side is the whole command as a user runs it (``render_video``: embedded Motion
+The engine side is the whole render as a user runs it (``render_video``: embedded Motion
 Server, Direct Mode, the avatar's morphs, the quality's anti-aliasing, threaded encode),
 on a speech clip of ``--seconds`` built from the bundled speech. The floor, in the same
 process and right after it, is the least the same video can cost: the same avatar's
@@ -9,8 +9,10 @@ the quality's MSAA, no post pass) at the same camera, read back with ``glReadPix
 encoded with PyAV in one thread, frame by frame. Real-time factor = seconds of video per
 second of wall time; CPU is the process's CPU seconds (both cores count, and so do helper
 processes'), a figure that other load on a shared machine disturbs less than wall time.
-Each size and quality runs twice: the default (``procs`` 2 where ``avatarkit render``
-starts a helper process, see ``render_workers``) and one process.
+Each size and quality runs three times: ``render_video`` called in this process, by default
+(``procs`` 2 where ``avatarkit render`` starts a helper process, see ``render_workers``) and
+in one process; then ``avatarkit render`` as a user runs it (``run`` command: a fresh
+Python whose start-up, imports and shader compiles count, about a second).
 
     .venv/bin/python benchmarks/render.py --offline [--sizes 640x360,1280x720]
                                          [--qualities low,medium,high] [--seconds 10]
@@ -88,6 +90,28 @@ def engine_render(
     result = render_video("ava", wav, out, size, FPS, quality=quality, workers=workers)
     cpu = time.process_time() + children_cpu() - cpu
     return time.perf_counter() - wall, cpu, result.processes
+
+
+def command_render(
+    wav: Path, out: Path, size: tuple[int, int], quality: str
+) -> tuple[float, float, int]:
+    """``avatarkit render`` as a user runs it, a fresh Python: start-up and imports count."""
+    import re
+    import resource
+    import subprocess
+    import sys
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    command = [sys.executable, "-m", "avatarkit", "render", "--audio", str(wav), "-o", str(out)]
+    command += ["--size", f"{size[0]}x{size[1]}", "--quality", quality]
+    wall, cpu = time.perf_counter(), children_cpu()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
+    processes = re.search(r"(\d+) process", done.stdout)
+    return wall, cpu, int(processes.group(1)) if processes else 0
 
 
 def floor_render(
@@ -179,7 +203,7 @@ def main(sizes: list[tuple[int, int]], qualities: list[str], seconds: float) -> 
             f"{os.getloadavg()[0]:.2f}"
         )
         print(
-            f"{'size':>9} {'quality':>7} {'procs':>5} | {'engine s':>8} {'CPU s':>6} "
+            f"{'size':>9} {'quality':>7} {'run':>7} {'procs':>5} | {'engine s':>8} {'CPU s':>6} "
             f"{'x real':>6} | {'floor s':>7} {'CPU s':>6} {'x real':>6} | {'time ratio':>10} "
             f"{'CPU ratio':>9}"
         )
@@ -189,14 +213,16 @@ def main(sizes: list[tuple[int, int]], qualities: list[str], seconds: float) -> 
                 # The default (auto: a helper process on llvmpipe for this long an input)
                 # and one process, side by side, then the floor.
                 runs = [
-                    engine_render(wav, Path(tmp) / "engine.mp4", size, name, w) for w in (None, 1)
+                    ("call", *engine_render(wav, Path(tmp) / "engine.mp4", size, name, w))
+                    for w in (None, 1)
                 ]
+                runs.append(("command", *command_render(wav, Path(tmp) / "cmd.mp4", size, name)))
                 f_wall, f_cpu = floor_render(
                     Path(tmp) / "floor.mp4", size, quality.samples, frames, rate
                 )
-                for e_wall, e_cpu, procs in runs:
+                for how, e_wall, e_cpu, procs in runs:
                     print(
-                        f"{size[0]:>4}x{size[1]:<4} {name:>7} {procs:>5} | {e_wall:>8.2f} "
+                        f"{size[0]:>4}x{size[1]:<4} {name:>7} {how:>7} {procs:>5} | {e_wall:>8.2f} "
                         f"{e_cpu:>6.2f} {seconds / e_wall:>5.2f}x | {f_wall:>7.2f} {f_cpu:>6.2f} "
                         f"{seconds / f_wall:>5.2f}x | {e_wall / f_wall:>10.2f} "
                         f"{e_cpu / f_cpu:>9.2f}",

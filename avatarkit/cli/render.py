@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from avatarkit.cli import video_size
-from avatarkit.cli.common import check_output, output_with_suffix
-from avatarkit.cli.render_session import RenderJob, open_session
-from avatarkit.cli.render_workers import PARENT, RenderHelpers, helpers_for
+from avatarkit.cli.common import check_output, output_with_suffix, read_wav
+from avatarkit.cli.render_session import RenderJob, open_session, video_frames
+from avatarkit.cli.render_workers import PARENT, RenderHelpers, helpers_for, no_gpu_device
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import SUPPORTED_FPS
 from engine.render.quality import QUALITY_NAMES
@@ -120,7 +120,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=range(1, 9),
         metavar="N",
         help="processes drawing frames (1-8); default: 2 on a software rasteriser with two "
-        "or more CPUs for videos of 8 s or more, else 1",
+        "or more CPUs for videos of 4 s or more (8 s on a machine with a GPU device), else 1",
     )
     p.set_defaults(func=run)
 
@@ -218,8 +218,21 @@ def render_video(
     )
     check_output(Path(output))  # fail now, not after the whole render
     helpers: list[RenderHelpers] = []
+    # Helpers start before our own session where their number is known now: asked for,
+    # or no GPU device at all (EGL can only rasterise in software). Their start-up and
+    # ours (imports, server, context: single-threaded Python both) then share the cores.
+    early = workers is not None or no_gpu_device()
+    if early:
+        frames = video_frames(read_wav(job.audio_path), fps)
+        count = helpers_for(workers, True, frames / fps, early=True)
+        if count:
+            helpers.append(RenderHelpers(job, frames, count))
 
     def start_helpers(app: App, frames: int) -> None:  # they start up while we do
+        if early:
+            if helpers and workers is None and not app.software:  # a GPU after all
+                helpers.pop().close(kill=True)  # it rasterises while we work anyway
+            return
         count = helpers_for(workers, app.software, frames / fps)
         if count:
             helpers.append(RenderHelpers(job, frames, count))

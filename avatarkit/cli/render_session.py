@@ -25,6 +25,7 @@ import numpy as np
 
 from avatarkit.cli.common import open_avatar, read_wav
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.motion.wav import SpeechAudio
 
 if TYPE_CHECKING:
     from avatarkit.view import AvatarView
@@ -51,6 +52,11 @@ class RenderJob:
     quality: str = "auto"  # engine.render.quality: auto, low, medium, high
     samples: int | None = None  # MSAA samples overriding the quality's
     alpha: bool = False  # frames read back as RGBA (a video with alpha), else RGB
+
+
+def video_frames(audio: SpeechAudio, fps: int) -> int:
+    """Video frames for speech: its length rounded up to a frame (the last may show the tail)."""
+    return math.ceil(len(audio.pcm) * fps / audio.sample_rate)
 
 
 @dataclass
@@ -89,8 +95,7 @@ def open_session(
 
     audio = read_wav(Path(job.audio_path))
     pcm, rate = audio.pcm.astype("<i2").tobytes(), audio.sample_rate
-    audio_samples = len(pcm) // 2
-    frames = math.ceil(audio_samples * job.fps / rate)  # the last frame may show the tail
+    frames = video_frames(audio, job.fps)
     avatar = open_avatar(job.avatar_id)
     mixer = Mixer(rate)
     device = VirtualDevice(mixer).start()

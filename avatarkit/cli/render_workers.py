@@ -11,7 +11,11 @@ Chunks take turns: with N processes, chunk c is meant for process c mod N (0 is 
 parent). A free helper claims its next chunk after the one the parent is on; the parent
 draws every chunk nobody claimed by the time it gets there, so a helper that starts late
 (a Python, the imports, its own Motion Server: about 1.5 s) or dies costs only its share,
-and the parent draws whatever a helper did not deliver.
+and the parent draws whatever a helper did not deliver. On a machine with no GPU device
+node (``no_gpu_device``: EGL can only rasterise in software there) the helper starts
+before the parent's own session, so the two start-ups, single-threaded Python both, run
+side by side on the two cores; elsewhere it starts once the parent's context has shown a
+software rasteriser.
 
 Threads: the parent's render thread draws and takes frames (``RenderHelpers.owner``,
 ``take``); one receiver thread per helper reads its messages and answers its claims.
@@ -22,6 +26,7 @@ Wire (a ``multiprocessing`` connection over a socket pair): parent -> helper the
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import os
@@ -43,22 +48,33 @@ from avatarkit.cli.render_session import RenderJob, RenderSession, open_session
 log = logging.getLogger(__name__)
 
 CHUNK_FRAMES = 15  # frames a helper draws per claim: small enough to balance the load
-# A helper's start-up (about 1.2 s of CPU) pays for itself from about 8 s of video on.
-# Measured on two cores (BENCHMARKS.md): 10 s at 640x360 +1-8%, at 1280x720 +0-20%; 20 s
-# +6% and +20%.
+# A helper's start-up (about 1.2 s of CPU) pays for itself from about 8 s of video on
+# when it starts once the parent's context is up (BENCHMARKS.md: 10 s at 640x360 +1-8%,
+# at 1280x720 +0-20%; 20 s +6% and +20%), from about 3 s when it starts beside the
+# parent's own start-up (``early``; avatarkit render, 640x360: 3 s 2.21-2.45 s against
+# 2.50-2.52 in one process, 4 s 2.12-2.22 against 2.40-2.54).
 MIN_SECONDS = 8.0
+MIN_SECONDS_EARLY = 4.0
 TAKE_TIMEOUT_S = 60.0  # a helper silent this long is given up (the parent draws its share)
 PARENT = 0
 
 
-def helpers_for(workers: int | None, software: bool, seconds: float) -> int:
+def helpers_for(workers: int | None, software: bool, seconds: float, early: bool = False) -> int:
     """Helper processes for a render: ``workers - 1``; or, with ``workers=None`` (auto),
-    one on a software rasteriser with two or more CPUs for a video of ``MIN_SECONDS`` or
-    more, none on a GPU (which rasterises while the render thread works anyway)."""
+    one on a software rasteriser with two or more CPUs for a video of ``MIN_SECONDS``
+    (``MIN_SECONDS_EARLY`` for a helper started before the parent's session) or more,
+    none on a GPU (which rasterises while the render thread works anyway)."""
     if workers is not None:
         return max(0, workers - 1)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 1 if software and (cpus or 1) >= 2 and seconds >= MIN_SECONDS else 0
+    pays = seconds >= (MIN_SECONDS_EARLY if early else MIN_SECONDS)
+    return 1 if software and (cpus or 1) >= 2 and pays else 0
+
+
+def no_gpu_device() -> bool:
+    """Whether this machine has no GPU device node at all (no DRM render node, no NVIDIA
+    device): then EGL can only give a software rasteriser, known before any context."""
+    return not (glob.glob("/dev/dri/renderD*") or os.path.exists("/dev/nvidiactl"))
 
 
 class RenderHelpers:

@@ -113,6 +113,11 @@ def test_auto_starts_a_helper_only_where_it_pays():
     assert helpers_for(None, software=True, seconds=long - 1) == 0  # start-up > gain
     assert helpers_for(None, software=False, seconds=10 * long) == 0  # a GPU: no need
     assert helpers_for(3, software=False, seconds=1.0) == 2  # asked for: given
+    # Started beside the parent's own start-up, a helper pays from shorter videos on.
+    early = render_workers.MIN_SECONDS_EARLY
+    assert early < long
+    assert helpers_for(None, software=True, seconds=early, early=True) == 1
+    assert helpers_for(None, software=True, seconds=early - 1, early=True) == 0
 
 
 def test_a_helper_that_cannot_start_leaves_its_turns_to_the_parent(
@@ -145,3 +150,76 @@ def test_a_sound_card_playing_elsewhere_in_the_process_changes_nothing(
     finally:
         elsewhere.stop()
     assert encoded.frames == one_process
+
+
+@pytest.fixture
+def long_enough(monkeypatch):
+    """The test speech counts as long: auto starts a helper for it."""
+    monkeypatch.setattr(render_workers, "MIN_SECONDS", 1.0)
+    monkeypatch.setattr(render_workers, "MIN_SECONDS_EARLY", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("workers", "gpu_device", "order"),
+    [
+        (None, False, ["helpers", "app"]),  # no GPU device: software for certain
+        (2, True, ["helpers", "app"]),  # asked for
+        (None, True, ["app", "helpers"]),  # a GPU may be there: our context tells
+    ],
+)
+def test_a_helper_whose_need_is_known_starts_before_our_own_context(
+    tmp_path, one_process, patient, encoded, long_enough, monkeypatch, workers, gpu_device, order
+):
+    """Known before the parent's session (asked for, or no GPU device node: EGL can only
+    rasterise in software), the helper starts at once, on the core the parent's
+    single-threaded start-up leaves idle; else once the parent's context shows llvmpipe."""
+    import engine.app
+
+    started: list[str] = []
+    helpers_init, headless = render_workers.RenderHelpers.__init__, engine.app.App.headless
+
+    def helpers(self, *args, **kwargs):
+        started.append("helpers")
+        helpers_init(self, *args, **kwargs)
+
+    def app(*args, **kwargs):
+        started.append("app")
+        return headless(*args, **kwargs)
+
+    monkeypatch.setattr(render_workers.RenderHelpers, "__init__", helpers)
+    monkeypatch.setattr(engine.app.App, "headless", app)
+    monkeypatch.setattr("avatarkit.cli.render.no_gpu_device", lambda: not gpu_device)
+    result = render_video("ava", SPEECH, tmp_path / "early.mp4", SIZE, workers=workers)
+    assert started == order
+    assert result.processes == 2 and result.helper_frames > 0
+    assert encoded.frames == one_process
+
+
+def test_a_gpu_found_after_all_sends_the_early_helper_away(tmp_path, long_enough, monkeypatch):
+    import engine.app
+
+    boards: list[render_workers.RenderHelpers] = []
+    helpers_init = render_workers.RenderHelpers.__init__
+
+    def helpers(self, *args, **kwargs):
+        boards.append(self)
+        helpers_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(render_workers.RenderHelpers, "__init__", helpers)
+    monkeypatch.setattr("avatarkit.cli.render.no_gpu_device", lambda: True)
+    monkeypatch.setattr(engine.app, "SOFTWARE_RENDERERS", ())  # llvmpipe passes for a GPU
+    result = render_video("ava", SPEECH, tmp_path / "gpu.mp4", SIZE)
+    assert (result.processes, result.helper_frames) == (1, 0)
+    [board] = boards
+    assert all(h.process.wait(timeout=10) is not None for h in board._helpers.values())
+
+
+def test_a_gpu_device_node_is_seen(monkeypatch):
+    monkeypatch.setattr(render_workers.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(render_workers.glob, "glob", lambda pattern: [])
+    assert render_workers.no_gpu_device()
+    monkeypatch.setattr(render_workers.glob, "glob", lambda pattern: ["/dev/dri/renderD128"])
+    assert not render_workers.no_gpu_device()
+    monkeypatch.setattr(render_workers.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(render_workers.os.path, "exists", lambda path: path == "/dev/nvidiactl")
+    assert not render_workers.no_gpu_device()

@@ -131,6 +131,20 @@ def closure_runs(labels: np.ndarray, centres: np.ndarray, pad: int = 1) -> np.nd
     return out
 
 
+def frequency_masked(x, count: int, width: int):
+    """``x`` [batch, frames * NUM_MELS] z-scored windows with ``count`` random bands of up
+    to ``width`` mel channels set to the mean (0) across the whole window, per example."""
+    import torch
+
+    mels = torch.arange(NUM_MELS)
+    keep = torch.ones(len(x), NUM_MELS)
+    for _ in range(count):
+        widths = torch.randint(0, width + 1, (len(x), 1))
+        starts = (torch.rand(len(x), 1) * (NUM_MELS - widths + 1)).long()
+        keep *= ~((mels >= starts) & (mels < starts + widths))
+    return (x.view(len(x), -1, NUM_MELS) * keep[:, None, :]).view(len(x), -1)
+
+
 def main() -> None:
     import torch
     from torch import nn
@@ -240,6 +254,12 @@ def main() -> None:
         default="",
         help="vocal-tract scale range LO,HI for the real recordings: more speakers from few "
         "(default: the synthetic voices' 0.88,1.14)",
+    )
+    parser.add_argument(
+        "--freq-mask",
+        default="",
+        help="N,WIDTH: N bands of up to WIDTH mel channels blanked per training window "
+        "(SpecAugment's frequency masks; default none)",
     )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
@@ -406,6 +426,7 @@ def main() -> None:
                 scores.append(f"{name} {(pred == yv).float().mean().item():.3f}")
         return ", ".join(scores)
 
+    masks = tuple(int(v) for v in args.freq_mask.split(",")) if args.freq_mask else ()
     snapshots: list[dict[str, torch.Tensor]] = []
     for epoch in range(args.epochs):
         net.train()
@@ -413,6 +434,8 @@ def main() -> None:
         for step in range(steps_per_epoch):
             idx = perm[step * 512 : (step + 1) * 512]
             x, m = batch(xt, mt, ct[idx])
+            if masks:
+                x = frequency_masked(x, *masks)
             logits = net(x + 0.1 * torch.randn_like(x), m)
             # Cross-entropy for the classes plus the error of the articulation the runtime
             # actually uses (posteriors @ table): that is what the face shows.
