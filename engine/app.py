@@ -81,6 +81,7 @@ class App:
         self.renderer.flush_per_node = self.software
         self.renderer.host_morphs = self.software  # numpy beats llvmpipe's vertex gathers
         self.renderer.rigid_skin = self.software  # and a matrix a joint beats its gathers
+        self.renderer.host_mipmaps = self.software  # and numpy its mipmap blit's compile
         self.target = RenderTarget(
             self.ctx, backend.size, self.quality.samples, self.quality.post_aa
         )

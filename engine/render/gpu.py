@@ -19,6 +19,7 @@ from engine.gltf import GltfAsset, GltfPrimitive
 from engine.gltf_asset import GltfMaterial, TextureSlot
 from engine.render.batching import merge_by_material
 from engine.render.host_morph import HostTargets
+from engine.render.mipmaps import HOST_MIPMAP_TEXELS, upload_mipmaps
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
 from engine.render.skinning import rigid_runs
 
@@ -117,14 +118,21 @@ def _morphed_first(prim: GltfPrimitive) -> tuple[np.ndarray, int | None]:
 
 
 def color_texture(
-    ctx: moderngl.Context, image: np.ndarray, slot: TextureSlot | None = None
+    ctx: moderngl.Context,
+    image: np.ndarray,
+    slot: TextureSlot | None = None,
+    host_mipmaps: bool = False,
 ) -> moderngl.Texture:
     """An RGBA8 image (top row first, as glTF UVs expect: v=0 is the top row), sampled
-    as ``slot`` says (mirrored repeat is drawn as repeat)."""
+    as ``slot`` says (mirrored repeat is drawn as repeat); ``host_mipmaps``: its mipmaps
+    made by numpy up to ``HOST_MIPMAP_TEXELS`` (above that the GPU's blit is quicker)."""
     slot = slot or TextureSlot()
     h, w = image.shape[:2]
-    tex = ctx.texture((w, h), 4, np.ascontiguousarray(image, np.uint8).tobytes())
-    tex.build_mipmaps()
+    pixels = np.ascontiguousarray(image, np.uint8)
+    tex = ctx.texture((w, h), 4, pixels.tobytes())
+    small = pixels.shape[0] * pixels.shape[1] <= HOST_MIPMAP_TEXELS
+    if not (host_mipmaps and small and upload_mipmaps(tex, pixels)):
+        tex.build_mipmaps()
     mag = moderngl.NEAREST if slot.nearest else moderngl.LINEAR
     tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, mag)
     tex.repeat_x, tex.repeat_y = (mode != "clamp" for mode in slot.wrap)
@@ -136,7 +144,8 @@ class GpuAsset:
     ``program_for(material, primitive, skinned)`` picks for it (``skinned`` False: the one
     without skin code). ``host_morphs``: targets blended on the host (``host_targets`` per
     mesh) instead of in the vertex shader; ``rigid_skin``: a skinned primitive's rigidly
-    bound triangles drawn apart (``RigidDraw``)."""
+    bound triangles drawn apart (``RigidDraw``); ``host_mipmaps``: textures' mipmaps made
+    by numpy (``engine.render.mipmaps``)."""
 
     def __init__(
         self,
@@ -145,6 +154,7 @@ class GpuAsset:
         asset: GltfAsset,
         host_morphs: bool = False,
         rigid_skin: bool = False,
+        host_mipmaps: bool = False,
     ) -> None:
         self.asset = asset
         self.serial = next(_SERIALS)  # told apart from an asset later at the same id()
@@ -153,13 +163,13 @@ class GpuAsset:
         self._program_for = program_for
         self.refcount = 0
         self.textures = [
-            color_texture(ctx, m.base_color_texture, m.base_color_slot)
+            color_texture(ctx, m.base_color_texture, m.base_color_slot, host_mipmaps)
             if m.base_color_texture is not None
             else None
             for m in asset.materials
         ]
         self.emissive_textures = [
-            color_texture(ctx, m.emissive_texture, m.emissive_slot)
+            color_texture(ctx, m.emissive_texture, m.emissive_slot, host_mipmaps)
             if m.emissive_texture is not None
             else None
             for m in asset.materials

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-from collections.abc import Callable
+from typing import Any
 
 import moderngl
 
@@ -22,7 +22,9 @@ _LIBRARIES = ("libOpenGL.so.0", "libGL.so.1", ctypes.util.find_library("OpenGL")
 
 
 @functools.cache
-def _gl(function: str) -> Callable[[], None] | None:
+def gl_function(function: str) -> Any:
+    """A GL entry point of the library that dispatches to the current context, called
+    without the GIL; None where no GL library is found. Callers set its ``argtypes``."""
     for name in _LIBRARIES:
         if not name:
             continue
@@ -36,7 +38,7 @@ def _gl(function: str) -> Callable[[], None] | None:
 def wait_for_gpu(ctx: moderngl.Context) -> None:
     """Block until ``ctx`` (current on this thread) has finished all queued work, letting
     other threads run meanwhile; falls back to ``ctx.finish()`` without a GL library."""
-    finish = _gl("glFinish")
+    finish = gl_function("glFinish")
     if finish is None:
         ctx.finish()
     else:
@@ -46,6 +48,6 @@ def wait_for_gpu(ctx: moderngl.Context) -> None:
 def flush_gpu() -> None:
     """Hand the queued draws to the rasteriser threads, GIL released: a software
     rasteriser that has to wait for room in its queue waits here, not inside a draw."""
-    flush = _gl("glFlush")
+    flush = gl_function("glFlush")
     if flush is not None:
         flush()

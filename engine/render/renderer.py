@@ -146,6 +146,9 @@ class Renderer:
         # gathers (gpu.RigidDraw): on a software rasteriser, where they are most of the
         # vertex stage. Set before the first asset is acquired.
         self.rigid_skin = False
+        # Texture mipmaps made by numpy (mipmaps.py): a software rasteriser compiles its
+        # mipmap blit anew in every context. Set before the first asset is acquired.
+        self.host_mipmaps = False
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None, int] | None = None
         # What each program's uniforms hold (``_write``); each material's uniforms per
@@ -181,7 +184,12 @@ class Renderer:
         gpu = self._assets.get(id(asset))
         if gpu is None:
             gpu = self._assets[id(asset)] = GpuAsset(
-                self.ctx, self._program_for, asset, self.host_morphs, self.rigid_skin
+                self.ctx,
+                self._program_for,
+                asset,
+                self.host_morphs,
+                self.rigid_skin,
+                self.host_mipmaps,
             )
         gpu.refcount += 1
         return gpu
