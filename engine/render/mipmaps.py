@@ -92,7 +92,8 @@ def upload_mipmaps(texture: moderngl.Texture, image: np.ndarray) -> bool:
     if functions is None or image.ndim != 3 or image.shape[2] != 4:
         return False
     tex_image, bind_buffer, pixel_store = functions
-    texture.use(0)  # bound to unit 0 of the current context
+    # Bound where moderngl itself uploads (its spare unit), leaving unit 0's binding be.
+    texture.use(texture.ctx.default_texture_unit)
     bind_buffer(_GL_PIXEL_UNPACK_BUFFER, 0)  # pointers below are client memory
     pixel_store(_GL_UNPACK_ALIGNMENT, 1)
     for level, pixels in enumerate(mip_levels(image), start=1):
