@@ -17,17 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from avatarkit.cli import video_size
-from avatarkit.cli.common import check_output, output_with_suffix, read_wav
-from avatarkit.cli.render_session import RenderJob, open_session, video_frames
-from avatarkit.cli.render_workers import PARENT, RenderHelpers, helpers_for, no_gpu_device
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.motion.stream import SUPPORTED_FPS
 from engine.render.quality import QUALITY_NAMES
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from avatarkit.cli.render_workers import RenderHelpers
     from engine import App
 
 
@@ -129,6 +127,7 @@ ALPHA_SUFFIXES = (".webm", ".mov")
 
 
 def run(args: argparse.Namespace) -> int:
+    from avatarkit.cli.common import output_with_suffix
     from avatarkit.cli.progress import Progress
 
     if args.background == "transparent":
@@ -198,6 +197,12 @@ def render_video(
     through pixel buffers that do not stall the GPU (``FrameReader``), and on a software
     rasteriser a helper process draws every other chunk of a long video
     (``render_workers``)."""
+    import numpy as np
+
+    from avatarkit.cli import render_workers
+    from avatarkit.cli.common import check_output, read_wav
+    from avatarkit.cli.render_session import RenderJob, open_session, video_frames
+    from avatarkit.cli.render_workers import PARENT, RenderHelpers, helpers_for
     from engine import VideoWriter, straight_alpha
     from engine.capture import ALPHA_FORMATS
     from engine.render.readback import FrameReader
@@ -221,7 +226,7 @@ def render_video(
     # Helpers start before our own session where their number is known now: asked for,
     # or no GPU device at all (EGL can only rasterise in software). Their start-up and
     # ours (imports, server, context: single-threaded Python both) then share the cores.
-    early = workers is not None or no_gpu_device()
+    early = workers is not None or render_workers.no_gpu_device()
     if early:
         frames = video_frames(read_wav(job.audio_path), fps)
         count = helpers_for(workers, True, frames / fps, early=True)

@@ -8,10 +8,12 @@ included) and returns every frame whose audio (plus the model's lookahead) is co
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.frame import MotionFrame
+
+if TYPE_CHECKING:  # numpy: not for a module whose constants the CLI's parser reads
+    from avatarkit.motion.frame import MotionFrame
 
 SUPPORTED_SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 SUPPORTED_FPS = (25, 30, 60)

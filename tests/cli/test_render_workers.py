@@ -188,7 +188,7 @@ def test_a_helper_whose_need_is_known_starts_before_our_own_context(
 
     monkeypatch.setattr(render_workers.RenderHelpers, "__init__", helpers)
     monkeypatch.setattr(engine.app.App, "headless", app)
-    monkeypatch.setattr("avatarkit.cli.render.no_gpu_device", lambda: not gpu_device)
+    monkeypatch.setattr(render_workers, "no_gpu_device", lambda: not gpu_device)
     result = render_video("ava", SPEECH, tmp_path / "early.mp4", SIZE, workers=workers)
     assert started == order
     assert result.processes == 2 and result.helper_frames > 0
@@ -206,7 +206,7 @@ def test_a_gpu_found_after_all_sends_the_early_helper_away(tmp_path, long_enough
         helpers_init(self, *args, **kwargs)
 
     monkeypatch.setattr(render_workers.RenderHelpers, "__init__", helpers)
-    monkeypatch.setattr("avatarkit.cli.render.no_gpu_device", lambda: True)
+    monkeypatch.setattr(render_workers, "no_gpu_device", lambda: True)
     monkeypatch.setattr(engine.app, "SOFTWARE_RENDERERS", ())  # llvmpipe passes for a GPU
     result = render_video("ava", SPEECH, tmp_path / "gpu.mp4", SIZE)
     assert (result.processes, result.helper_frames) == (1, 0)
