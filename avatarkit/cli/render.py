@@ -222,18 +222,19 @@ def render_video(
         alpha,
     )
     check_output(Path(output))  # fail now, not after the whole render
+    audio = read_wav(job.audio_path)  # once: the session takes it as read
+    frames = video_frames(audio, fps)
     helpers: list[RenderHelpers] = []
     # Helpers start before our own session where their number is known now: asked for,
     # or no GPU device at all (EGL can only rasterise in software). Their start-up and
     # ours (imports, server, context: single-threaded Python both) then share the cores.
     early = workers is not None or render_workers.no_gpu_device()
     if early:
-        frames = video_frames(read_wav(job.audio_path), fps)
         count = helpers_for(workers, True, frames / fps, early=True)
         if count:
             helpers.append(RenderHelpers(job, frames, count))
 
-    def start_helpers(app: App, frames: int) -> None:  # they start up while we do
+    def start_helpers(app: App) -> None:  # they start up while we do
         if early:
             if helpers and workers is None and not app.software:  # a GPU after all
                 helpers.pop().close(kill=True)  # it rasterises while we work anyway
@@ -243,7 +244,7 @@ def render_video(
             helpers.append(RenderHelpers(job, frames, count))
 
     try:
-        with open_session(job, on_app=start_helpers) as session:
+        with open_session(job, on_app=start_helpers, audio=audio) as session:
             app = session.app
             with VideoWriter(
                 output, size, fps=fps, sample_rate=session.sample_rate, threaded=True

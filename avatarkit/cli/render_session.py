@@ -82,10 +82,13 @@ class RenderSession:
 
 @contextmanager
 def open_session(
-    job: RenderJob, on_app: Callable[[App, int], None] | None = None
+    job: RenderJob,
+    on_app: Callable[[App], None] | None = None,
+    audio: SpeechAudio | None = None,
 ) -> Iterator[RenderSession]:
-    """The scene of ``job`` with all its motion received; ``on_app(app, frames)`` runs as
-    soon as the App exists (``render_video`` starts its helper processes there)."""
+    """The scene of ``job`` with all its motion received; ``on_app(app)`` runs as soon as
+    the App exists (``render_video`` starts its helper processes there). ``audio``: the
+    job's WAV as the caller already read it (else it is read here)."""
     from avatarkit.sdk import AvatarSDK, Configuration
     from avatarkit.server.embedded import EmbeddedServer
     from avatarkit.view import AvatarView
@@ -93,7 +96,8 @@ def open_session(
     from engine.audio import Mixer, VirtualDevice
     from engine.clock import HeadlessClock
 
-    audio = read_wav(Path(job.audio_path))
+    if audio is None:
+        audio = read_wav(Path(job.audio_path))
     pcm, rate = audio.pcm.astype("<i2").tobytes(), audio.sample_rate
     frames = video_frames(audio, job.fps)
     avatar = open_avatar(job.avatar_id)
@@ -113,7 +117,7 @@ def open_session(
             if job.samples is not None:
                 app.set_quality(app.quality.with_samples(job.samples))
             if on_app is not None:
-                on_app(app, frames)
+                on_app(app)
             # The App's flush per node stays on (software rasteriser): it overlaps the
             # render thread's vertex work with rasterisation; with host morphs that beats
             # the tile reload each flush costs llvmpipe (10 s at 640x360: 6.3 -> 5.6 s).
