@@ -74,17 +74,19 @@ def speech_clip(path: Path, seconds: float) -> Path:
     return path
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (helper processes, a command)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def engine_render(
     wav: Path, out: Path, size: tuple[int, int], quality: str, workers: int | None = None
 ) -> tuple[float, float, int]:
     """Wall and CPU seconds (helper processes' CPU included), and the processes used."""
-    import resource
-
     from avatarkit.cli.render import render_video
-
-    def children_cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
 
     wall, cpu = time.perf_counter(), time.process_time() + children_cpu()
     result = render_video("ava", wav, out, size, FPS, quality=quality, workers=workers)
@@ -97,13 +99,8 @@ def command_render(
 ) -> tuple[float, float, int]:
     """``avatarkit render`` as a user runs it, a fresh Python: start-up and imports count."""
     import re
-    import resource
     import subprocess
     import sys
-
-    def children_cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return usage.ru_utime + usage.ru_stime
 
     command = [sys.executable, "-m", "avatarkit", "render", "--audio", str(wav), "-o", str(out)]
     command += ["--size", f"{size[0]}x{size[1]}", "--quality", quality]

@@ -19,7 +19,7 @@ from engine.gltf import GltfAsset, GltfPrimitive
 from engine.gltf_asset import GltfMaterial, TextureSlot
 from engine.render.batching import merge_by_material
 from engine.render.host_morph import HostTargets
-from engine.render.mipmaps import HOST_MIPMAP_TEXELS, upload_mipmaps
+from engine.render.mipmaps import upload_mipmaps
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
 from engine.render.skinning import rigid_runs
 
@@ -125,13 +125,12 @@ def color_texture(
 ) -> moderngl.Texture:
     """An RGBA8 image (top row first, as glTF UVs expect: v=0 is the top row), sampled
     as ``slot`` says (mirrored repeat is drawn as repeat); ``host_mipmaps``: its mipmaps
-    made by numpy up to ``HOST_MIPMAP_TEXELS`` (above that the GPU's blit is quicker)."""
+    made by numpy where that is quicker (``engine.render.mipmaps``)."""
     slot = slot or TextureSlot()
     h, w = image.shape[:2]
     pixels = np.ascontiguousarray(image, np.uint8)
     tex = ctx.texture((w, h), 4, pixels.tobytes())
-    small = pixels.shape[0] * pixels.shape[1] <= HOST_MIPMAP_TEXELS
-    if not (host_mipmaps and small and upload_mipmaps(tex, pixels)):
+    if not (host_mipmaps and upload_mipmaps(tex, pixels)):
         tex.build_mipmaps()
     mag = moderngl.NEAREST if slot.nearest else moderngl.LINEAR
     tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, mag)

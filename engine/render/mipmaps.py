@@ -86,10 +86,17 @@ def _gl() -> tuple | None:
 
 def upload_mipmaps(texture: moderngl.Texture, image: np.ndarray) -> bool:
     """Give ``texture`` (RGBA8, level 0 = ``image``, HxWx4 uint8) all its smaller levels;
-    False where the GL library cannot be reached (the caller then builds them on the GPU).
-    Render thread, with the texture's context current."""
+    False where the GPU's blit is the better way (more than ``HOST_MIPMAP_TEXELS``) or the
+    GL library cannot be reached: the caller then builds them on the GPU. Render thread,
+    with the texture's context current."""
+    if (
+        image.ndim != 3
+        or image.shape[2] != 4
+        or image.shape[0] * image.shape[1] > HOST_MIPMAP_TEXELS
+    ):
+        return False
     functions = _gl()
-    if functions is None or image.ndim != 3 or image.shape[2] != 4:
+    if functions is None:
         return False
     tex_image, bind_buffer, pixel_store = functions
     # Bound where moderngl itself uploads (its spare unit), leaving unit 0's binding be.

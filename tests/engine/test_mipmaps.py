@@ -66,3 +66,16 @@ def test_a_far_textured_avatar_draws_the_same_with_either_mipmaps(make_headless_
             frames.append(app.read_pixels())
     assert np.array_equal(frames[0], frames[1])
     assert frames[0].std() > 5  # a picture, not a blank
+
+
+def test_a_large_texture_is_left_to_the_gpus_blit(make_headless_app):
+    """Above HOST_MIPMAP_TEXELS the blit is quicker than numpy: nothing is uploaded."""
+    from engine.render.mipmaps import HOST_MIPMAP_TEXELS
+
+    side = int(HOST_MIPMAP_TEXELS**0.5)
+    image = np.zeros((side + 1, side, 4), np.uint8)
+    with make_headless_app(size=(16, 16)) as app:
+        texture = app.ctx.texture((side, side + 1), 4, image.tobytes())
+        assert not upload_mipmaps(texture, image)
+        at_limit = app.ctx.texture((side, side), 4, image[:side].tobytes())
+        assert upload_mipmaps(at_limit, image[:side])  # at the limit: numpy's
