@@ -62,12 +62,13 @@ BLOCK = 4  # pixels a side of the mask's unit (4x2 and 8x8 measured slower, 8x4 
 
 def _edge_test(edge_threshold: float, edge_threshold_min: float) -> str:
     """GLSL ``is_edge``: whether a pixel has a luma step to a neighbour (FXAA's early
-    exit). The mask and the full pass share it, so the two agree on every pixel."""
+    exit), and the step (``range``, which FXAA goes on to use). The mask and the full
+    pass share it, so the two agree on every pixel."""
     return f"""
-bool is_edge(float m, float d, float u, float l, float r) {{
+bool is_edge(float m, float d, float u, float l, float r, out float range) {{
     float hi = max(m, max(max(d, u), max(l, r)));
-    float lo = min(m, min(min(d, u), min(l, r)));
-    return hi - lo >= max({edge_threshold_min}, hi * {edge_threshold});
+    range = hi - min(m, min(min(d, u), min(l, r)));
+    return range >= max({edge_threshold_min}, hi * {edge_threshold});
 }}
 """
 
@@ -90,11 +91,12 @@ void main() {{
         for (int i = 0; i < {n}; i++)
             lumas[j * {n} + i] = fetch_luma(first + ivec2(i, j), last);
     bool edge = false;
+    float range;
     for (int j = 1; j <= {BLOCK}; j++)
         for (int i = 1; i <= {BLOCK}; i++) {{
             int c = j * {n} + i;
             edge = edge || is_edge(lumas[c], lumas[c - {n}], lumas[c + {n}], lumas[c - 1],
-                                   lumas[c + 1]);
+                                   lumas[c + 1], range);
         }}
     f_color = vec4(edge ? 1.0 : 0.0);
 }}
@@ -123,11 +125,11 @@ void main() {{
     ivec2 last = textureSize(u_source, 0) - 1;
     float m, d, u, l, r;
     cross_lumas(p, last, m, d, u, l, r);
-    if (!is_edge(m, d, u, l, r)) {{  // a block's other pixels
+    float range;  // of the five lumas
+    if (!is_edge(m, d, u, l, r, range)) {{  // a block's other pixels
         f_color = texelFetch(u_source, p, 0);
         return;
     }}
-    float range = max(m, max(max(d, u), max(l, r))) - min(m, min(min(d, u), min(l, r)));
     vec2 uv = gl_FragCoord.xy * u_texel;
     float dl = fetch_luma(p + ivec2(-1, -1), last);
     float ur = fetch_luma(p + ivec2(1, 1), last);
