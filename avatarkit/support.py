@@ -33,7 +33,7 @@ class SupportReport:
     gl_version: tuple[int, int] | None = None
     renderer: str = ""  # GL_RENDERER, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"
     software: bool = False  # a software rasteriser
-    quality: str = ""  # the render quality probed (resolved: low/medium/high)
+    quality: str = ""  # the render quality probed (resolved: low/medium/geometric/high)
     frame_ms: float | None = None  # median probe frame time
     budget_ms: float | None = None  # the most a frame may take for a "supported"
 

@@ -205,7 +205,9 @@ def main() -> None:
     parser.add_argument("--overdraw", action="store_true", help="lit fragments per live frame")
     parser.add_argument("--python", action="store_true", help="the frame's Python per scene")
     parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
-    parser.add_argument("--qualities", default="low,medium,high", help="--offline: qualities")
+    parser.add_argument(
+        "--qualities", default="low,medium,geometric,high", help="--offline: qualities"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="--offline: speech length")
     args = parser.parse_args()
     global SIZE
@@ -234,7 +236,7 @@ def main() -> None:
     if args.edges:
         from render_edges import main as edges
 
-        edges(sizes, ["low", "medium", "high"])  # type: ignore[arg-type]
+        edges(sizes, ["low", "medium", "geometric", "high"])  # type: ignore[arg-type]
         return
     if args.offline:
         from render_offline import main as offline

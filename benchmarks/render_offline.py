@@ -15,7 +15,7 @@ in one process; then ``avatarkit render`` as a user runs it (``run`` command: a 
 Python whose start-up, imports and shader compiles count, about a second).
 
     .venv/bin/python benchmarks/render.py --offline [--sizes 640x360,1280x720]
-                                         [--qualities low,medium,high] [--seconds 10]
+                                         [--qualities low,medium,geometric,high] [--seconds 10]
 """
 
 from __future__ import annotations

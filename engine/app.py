@@ -52,7 +52,8 @@ class App:
         adaptive: bool | None = None,
     ) -> None:
         """``quality``: a named render quality (``engine.render.quality``: auto, low,
-        medium, high: MSAA samples and the post anti-aliasing pass); it wins over
+        medium, geometric, high: MSAA samples, the post anti-aliasing pass and the edge
+        lines); it wins over
         ``samples``. Without one, ``samples`` MSAA samples (0 = off) and no post pass;
         ``samples=None`` means ``quality="auto"``: 4x MSAA on a GPU, the post pass alone
         on a software rasteriser, where 4x MSAA costs about 3x the frame time.
@@ -66,8 +67,14 @@ class App:
         )
         if quality is None and samples is None:
             quality = "auto"
+        # Quality auto in a live window on a software rasteriser trades the post pass for
+        # the frame rate when frames miss their budget (engine.render.adaptive);
+        # ``adaptive`` True asks for it headless too (real-time clocks only, always).
+        self._adapts = (adaptive if adaptive is not None else backend.interactive) and (
+            self.software
+        )
         self.quality = (
-            resolve_quality(quality, self.software)
+            resolve_quality(quality, self.software, self._adapts)
             if quality is not None
             else Quality("custom", int(samples or 0), post_aa=False)
         )
@@ -83,7 +90,11 @@ class App:
         self.renderer.rigid_skin = self.software  # and a matrix a joint beats its gathers
         self.renderer.host_mipmaps = self.software  # and numpy its mipmap blit's compile
         self.target = RenderTarget(
-            self.ctx, backend.size, self.quality.samples, self.quality.post_aa
+            self.ctx,
+            backend.size,
+            self.quality.samples,
+            self.quality.post_aa,
+            self.quality.edge_lines,
         )
         self.frame_index = 0  # frames completed
         self.stats = FrameStats()  # rolling real frame rate (``app.stats.fps``)
@@ -94,12 +105,6 @@ class App:
         self._closed = False
         self._warned_clock = False
         self._quality_request: str | None = None  # the scene's render_quality last applied
-        # Quality auto in a live window on a software rasteriser trades the post pass for
-        # the frame rate when frames miss their budget (engine.render.adaptive);
-        # ``adaptive`` True asks for it headless too (real-time clocks only, always).
-        self._adapts = (adaptive if adaptive is not None else backend.interactive) and (
-            self.software
-        )
         self.adaptive: AdaptiveQuality | None = None
         self._set_adaptive(quality == "auto")
         # Full garbage collections after loads, not mid-speech (``app.load_gc.enabled``).
@@ -159,18 +164,20 @@ class App:
 
     def _set_adaptive(self, auto: bool) -> None:
         """Adapt from now on if ``auto`` was asked for where it applies, else not."""
-        full, fallback = resolve_quality("auto", self.software), QUALITIES["low"]
+        full, fallback = resolve_quality("auto", self.software, live=True), QUALITIES["low"]
         # The rate to keep: 30 fps, or the clock's own where it paces slower on purpose.
         fps = min(MIN_LIVE_FPS, float(getattr(self.clock, "fps", MIN_LIVE_FPS)))
         self.adaptive = AdaptiveQuality(full, fallback, fps) if auto and self._adapts else None
 
     def _switch_quality(self, quality: str | Quality) -> Quality:
         # With our context current (a nested ``with ctx`` would leave none current on exit).
-        resolved = resolve_quality(quality, self.software)
+        resolved = resolve_quality(quality, self.software, self._adapts)
         if resolved != self.quality:
             size = self.target.size
             self.target.release()
-            self.target = RenderTarget(self.ctx, size, resolved.samples, resolved.post_aa)
+            self.target = RenderTarget(
+                self.ctx, size, resolved.samples, resolved.post_aa, resolved.edge_lines
+            )
             self.quality = resolved
         return self.quality
 
@@ -306,11 +313,13 @@ class App:
         )
         self.target.begin(scene.lighting.clear_color)
         self.renderer.track_region = self.target.post_aa is not None
+        self.renderer.capture_edges = self.target.edge_lines is not None
         self.renderer.begin_frame(frame)
         scene.render(frame)
         if self.software:
             wait_for_gpu(self.ctx)  # rasterise with the GIL released: audio threads run
-        self.target.resolve(self.renderer.drawn_region)
+        lines = self.renderer.edge_lines() if self.renderer.capture_edges else None
+        self.target.resolve(self.renderer.drawn_region, lines)
         if self.adaptive is not None:
             wait_for_gpu(self.ctx)  # the post pass's time is part of the frame's work
         return frame

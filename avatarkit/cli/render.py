@@ -103,8 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--quality",
         default="auto",
         choices=QUALITY_NAMES,
-        help="anti-aliasing: low (none), medium (FXAA edge pass), high (4x MSAA); auto: "
-        "medium on a software rasteriser, high on a GPU (default auto)",
+        help="anti-aliasing: low (none), medium (FXAA edge pass), geometric (FXAA, then "
+        "exact-coverage lines on silhouettes and borders), high (4x MSAA); auto: geometric "
+        "on a software rasteriser, high on a GPU (default auto)",
     )
     p.add_argument(
         "--samples",
@@ -186,7 +187,7 @@ def render_video(
     progress: Callable[[float], None] | None = None,
     model: str = "lipsync",  # avatarkit.motion.create_stream's; "envelope" only when named
     background: str = "scene",  # "transparent": RGBA frames into a .webm / .mov with alpha
-    quality: str = "auto",  # engine.render.quality: auto, low, medium, high
+    quality: str = "auto",  # engine.render.quality: auto, low, medium, geometric, high
     samples: int | None = None,  # MSAA samples overriding the quality's
     workers: int | None = None,  # processes drawing frames; None: auto (render_workers)
 ) -> RenderResult:

@@ -66,6 +66,10 @@ class GpuPrimitive:
     static_content: list[tuple[Any, ...]] = field(default_factory=list)
     index_buffer: moderngl.Buffer | None = None
     rigid: RigidDraw | None = None  # software rasteriser, skinned (RigidDraw)
+    # The indices as drawn and the rest positions: the triangles' neighbours for an edge
+    # capture come from them (edge_capture.triangle_neighbours, on first capture).
+    edge_source: tuple[np.ndarray, np.ndarray] | None = None
+    neighbours: np.ndarray | None = None
 
     def release(self) -> None:
         self.vao.release()
@@ -269,6 +273,7 @@ class GpuAsset:
             static_content=static if host else [],
             index_buffer=ibo,
             rigid=rigid,
+            edge_source=(indices, prim.positions),
         )
 
     def release(self) -> None:

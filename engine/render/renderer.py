@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.gltf import GltfAsset, GltfMaterial, GltfPrimitive
 from engine.lighting import Lighting
+from engine.render.edge_capture import EdgeCapture, triangle_neighbours
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw, skin_influences
 from engine.render.gpu_wait import flush_gpu
@@ -149,6 +150,15 @@ class Renderer:
         # Texture mipmaps made by numpy (mipmaps.py): a software rasteriser compiles its
         # mipmap blit anew in every context. Set before the first asset is acquired.
         self.host_mipmaps = False
+        # Whether this frame's lit draws are captured for the post pass's edge lines
+        # (engine.render.edge_capture; the App sets it each frame, from its target).
+        self.capture_edges = False
+        self.edge_capture: EdgeCapture | None = None  # made on the first such frame
+        self._capture_group: object = None  # the draw being captured (None: not captured)
+        self._node_serial = 0
+        self._capturing = False  # this draw_node call's faces are captured
+        self._mirrored_node = False
+        self._two_sided = False
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None, int] | None = None
         # What each program's uniforms hold (``_write``); each material's uniforms per
@@ -219,7 +229,11 @@ class Renderer:
         program = self._variants.get(variant)
         if program is None:
             vertex, fragment = variant.sources()
-            program = self.ctx.program(vertex_shader=vertex, fragment_shader=fragment)
+            program = self.ctx.program(
+                vertex_shader=vertex,
+                fragment_shader=fragment,
+                varyings=("gl_Position",),  # what an edge capture records
+            )
             if variant.morph_targets:
                 program["Morph"].binding = MORPH_BLOCK_BINDING
                 program["u_deltas"].value = DELTAS_UNIT
@@ -248,6 +262,11 @@ class Renderer:
         """Per-frame uniforms and the background. The target is bound and cleared."""
         self.draw_calls = 0
         self.drawn_region = None
+        self._node_serial = 0  # counts this frame's nodes: a capture's groups recur
+        if self.capture_edges:
+            if self.edge_capture is None:
+                self.edge_capture = EdgeCapture(self.ctx)
+            self.edge_capture.begin_frame()
         self._view_projection = frame.view_projection
         lighting = frame.lighting
         self.ctx.disable(moderngl.BLEND)  # a known state, whatever the last frame's components left
@@ -355,6 +374,9 @@ class Renderer:
         if self.track_region and sides != "back":  # the back faces lie inside the front's box
             self._cover(model_matrix, prims, palette)
         self.ctx.front_face = "cw" if det < 0 else "ccw"  # a mirroring transform flips the winding
+        self._node_serial += 1
+        self._capturing = sides != "back" and self.capture_edges
+        self._mirrored_node = det < 0
         # Material state is cached only within this call: other components may change
         # GL state between calls.
         self._material_key = None
@@ -570,6 +592,10 @@ class Renderer:
         span: tuple[int, int],
     ) -> None:
         """Indices ``span`` (first, count) of ``prim`` as its material draws them."""
+        self._capture_group = None
+        if self._capturing and material.alpha_mode != "BLEND":  # a see-through edge: FXAA's
+            self._capture_group = (self._node_serial, id(prim))
+            self._two_sided = material.double_sided
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
@@ -605,6 +631,7 @@ class Renderer:
         for culled in {"both": ("back", "front"), "front": ("back",), "back": ("front",)}[sides]:
             ctx.cull_face = culled
             self._render(prim, vao, morphed, span)
+            self._capture_group = None  # every triangle went through in the first pass
         ctx.cull_face = "back"
 
     def _render(
@@ -614,12 +641,35 @@ class Renderer:
         weights, the rest without (a primitive with a morph split is drawn whole)."""
         split = prim.morph_indices
         if not morphed or split is None:
-            vao.render(first=span[0], vertices=span[1])
+            self._indexed(prim, vao, *span)
             return
         if split:
-            vao.render(vertices=split)
+            self._indexed(prim, vao, 0, split)
         self._no_morph.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
-        vao.render(first=split, vertices=prim.index_count - split)
+        self._indexed(prim, vao, split, prim.index_count - split)
+
+    def _indexed(
+        self, prim: GpuPrimitive, vao: moderngl.VertexArray, first: int, count: int
+    ) -> None:
+        """Indices ``first`` to ``first + count`` of ``vao``; their triangles captured where
+        the edge capture records this draw (``_draw_faces``)."""
+        group = self._capture_group
+        if group is None or prim.edge_source is None:
+            vao.render(first=first, vertices=count)
+            return
+        if prim.neighbours is None:
+            prim.neighbours = triangle_neighbours(*prim.edge_source)
+        assert self.edge_capture is not None
+        self.edge_capture.draw(
+            vao, prim.neighbours, group, first, count, self._two_sided, self._mirrored_node
+        )
+
+    def edge_lines(self) -> np.ndarray:
+        """(n, 2, 4) clip-space ends of the edges that showed in this frame's captured
+        draws (``engine.render.edge_lines``); the GPU must have finished the frame."""
+        if self.edge_capture is None or not self.capture_edges:
+            return np.zeros((0, 2, 4), np.float32)
+        return self.edge_capture.lines()
 
     def close(self) -> None:
         """Release every GL object this renderer made (assets included)."""
@@ -628,6 +678,8 @@ class Renderer:
         self._assets.clear()
         self._no_morph.release()
         self._no_skin.release()
+        if self.edge_capture is not None:
+            self.edge_capture.release()
         self._release_background()
         for obj in (self._background_vao, self._background):
             obj.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import moderngl
 import numpy as np
 
+from engine.render.edge_lines import EdgeLines
 from engine.render.post_aa import PostAntiAliasing
 
 
@@ -20,10 +21,13 @@ class RenderTarget:
         size: tuple[int, int],
         samples: int = 4,
         post_aa: bool = False,
+        edge_lines: bool = False,
     ) -> None:
         self.ctx = ctx
         self.size = (int(size[0]), int(size[1]))
         self.samples = min(int(samples), ctx.max_samples) if samples > 1 else 0
+        # The shown edges' lines after the post pass (engine.render.edge_lines).
+        self.edge_lines: EdgeLines | None = None
         self.color = ctx.texture(self.size, 4)  # RGBA8, holds sRGB-encoded output
         # Colour only: blits to a window (which may lack a depth buffer of this format)
         # and readback must not involve depth.
@@ -37,16 +41,27 @@ class RenderTarget:
             self._ms_depth = ctx.depth_renderbuffer(self.size, samples=self.samples)
             self.framebuffer = ctx.framebuffer([self._ms_color], self._ms_depth)
         else:
-            self._depth = ctx.depth_renderbuffer(self.size)
+            lines = post_aa and edge_lines
+            # The edge lines read the scene's depth: a texture there.
+            self._depth = (
+                ctx.depth_texture(self.size) if lines else ctx.depth_renderbuffer(self.size)
+            )
             self.framebuffer = ctx.framebuffer([self._scene_color], self._depth)
+            if lines:  # drawn over the post pass's result
+                self.edge_lines = EdgeLines(ctx)
 
     def begin(self, clear_color: tuple[float, float, float, float]) -> None:
         self.framebuffer.use()
         self.framebuffer.clear(*clear_color, depth=1.0)
 
-    def resolve(self, region: tuple[float, float, float, float] | None = (-1, -1, 1, 1)) -> None:
+    def resolve(
+        self,
+        region: tuple[float, float, float, float] | None = (-1, -1, 1, 1),
+        lines: np.ndarray | None = None,
+    ) -> None:
         """Resolve MSAA, then the post pass over ``region`` (NDC x0, y0, x1, y1: where
-        geometry was drawn, ``Renderer.drawn_region``; None: nowhere)."""
+        geometry was drawn, ``Renderer.drawn_region``; None: nowhere), then the edge
+        ``lines`` (``Renderer.edge_lines``) where the target draws them."""
         if self.samples:
             self.ctx.copy_framebuffer(self._scene, self.framebuffer)
         if self.post_aa is not None:
@@ -54,6 +69,9 @@ class RenderTarget:
             self.ctx.copy_framebuffer(self.resolved, self._scene)
             if region is not None:
                 self.post_aa.apply(self._scene_color, self.resolved, self._pixels(region))
+            if self.edge_lines is not None and lines is not None:
+                assert isinstance(self._depth, moderngl.Texture)
+                self.edge_lines.apply(self._scene_color, self._depth, self.resolved, lines)
 
     def _pixels(self, region: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """NDC rectangle -> pixel scissor (x, y, w, h), a few pixels of margin around it
@@ -76,6 +94,8 @@ class RenderTarget:
     def release(self) -> None:
         if self.post_aa is not None:
             self.post_aa.release()
+        if self.edge_lines is not None:
+            self.edge_lines.release()
         seen = set()
         for obj in vars(self).values():
             if (

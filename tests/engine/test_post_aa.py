@@ -128,7 +128,8 @@ def test_the_block_mask_filters_every_edge_pixel_and_nothing_else(ctx):
 
 
 def test_qualities_pick_samples_and_the_post_pass_by_rasteriser():
-    assert resolve_quality("auto", software=True) == QUALITIES["medium"]
+    assert resolve_quality("auto", software=True) == QUALITIES["geometric"]
+    assert resolve_quality("auto", software=True, live=True) == QUALITIES["medium"]
     assert resolve_quality("auto", software=False) == QUALITIES["high"]
     assert QUALITIES["medium"].samples == 0 and QUALITIES["medium"].post_aa
     assert QUALITIES["high"].samples == 4
