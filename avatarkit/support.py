@@ -57,7 +57,9 @@ def check_support(
     from engine.errors import RENDER_NOT_SUPPORTED, EngineError
 
     try:
-        app = App.headless(size, fps=fps, quality=quality or "auto")
+        # As a live window would render (adaptive: ``auto`` resolves as it does live,
+        # ``medium`` on a software rasteriser; too few frames here for it to switch).
+        app = App.headless(size, fps=fps, quality=quality or "auto", adaptive=True)
     except EngineError as exc:
         if exc.code != RENDER_NOT_SUPPORTED:
             raise

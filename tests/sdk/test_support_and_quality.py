@@ -25,7 +25,8 @@ def test_support_probes_gl_and_frame_time(egl_app_possible):
     report = AvatarSDK.support(size=(64, 64), fps=5)  # 100 ms budget: any renderer makes it
     assert report.status is SupportStatus.SUPPORTED and report.supported
     assert report.gl_version is not None and report.gl_version >= (3, 3)
-    assert report.renderer and report.quality in ("low", "medium", "geometric", "high")
+    # auto as a live window resolves it: never the offline-only geometric
+    assert report.renderer and report.quality in ("low", "medium", "high")
     assert 0 < report.frame_ms <= report.budget_ms == pytest.approx(100.0)
     # The same machine asked for far more than it can do in the budget.
     slow = AvatarSDK.support(size=(64, 64), fps=1e5)
