@@ -51,7 +51,7 @@ def resolve_quality(quality: str | Quality, software: bool, live: bool = False) 
     """A ``Quality`` for a name or the one given. ``auto`` picks by rasteriser and use:
     ``high`` on a GPU; on a software rasteriser ``geometric`` offline, ``medium`` where
     frames are shown ``live`` (a window's frame rate first: each avatar's edge capture
-    costs the frame about 1-2 ms)."""
+    and its lines cost the frame about 2 ms on llvmpipe)."""
     if isinstance(quality, Quality):
         return quality
     if quality == "auto":

@@ -142,10 +142,11 @@ def test_pause_freezes_and_resume_loses_nothing(pulse):
     report, recorded = play(pulse, GREETING, pause_at=1.5, pause_for=1.0)
     paused_at, clock_at_pause = report["pause"][1], report["paused_clock"]
     # What the device already holds still plays out; the reading at pause() was a tick old.
-    # PortAudio reports the stream's nominal output latency; under a loaded machine
-    # PulseAudio's real one has run 2 ms past it (145 against 143 ms): 5 ms of slack.
+    # PortAudio reports the stream's nominal output latency; PulseAudio's real one moves
+    # around it: the run-on measured 7-25 ms under the allowance on a quiet machine, and
+    # 2 ms and 5 ms over it in two CI runs on a loaded one: 15 ms of slack (half a frame).
     allowed = report["latency"] + report["block"] / report["device_rate"] + report["since_tick"]
-    assert clock_at_pause - paused_at <= allowed + 0.005, (clock_at_pause - paused_at, allowed)
+    assert clock_at_pause - paused_at <= allowed + 0.015, (clock_at_pause - paused_at, allowed)
     assert abs(report["resume"][1] - clock_at_pause) < 1e-6  # frozen while paused
     source = source_pcm(GREETING)
     want = pulse_sink.active_seconds(source)
