@@ -206,6 +206,9 @@ def main() -> None:
     parser.add_argument("--python", action="store_true", help="the frame's Python per scene")
     parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
     parser.add_argument(
+        "--avatars", default="ava", help="--edges: bundled ids or avatar files, comma-separated"
+    )
+    parser.add_argument(
         "--qualities", default="low,medium,geometric,high", help="--offline: qualities"
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="--offline: speech length")
@@ -236,7 +239,8 @@ def main() -> None:
     if args.edges:
         from render_edges import main as edges
 
-        edges(sizes, ["low", "medium", "geometric", "high"])  # type: ignore[arg-type]
+        qualities = ["low", "medium", "geometric", "high"]
+        edges(sizes, qualities, args.avatars.split(","))  # type: ignore[arg-type]
         return
     if args.offline:
         from render_offline import main as offline

@@ -1,13 +1,14 @@
 """Edge quality per render quality: how far each frame's edge pixels are from a 4x4
 supersampled render of the same frame (the picture half of issue 15, item 1).
 
-The bundled avatar ``ava`` in its head shot, mid-sentence (lip-sync weights of bundled
-speech), at the given size; the truth is the same frame rendered at 4x the width and
-height with no anti-aliasing and averaged down. Edge pixels: where the aliased (low)
-frame is more than 24 levels from the truth. Printed: the mean absolute error there,
-per quality (lower is cleaner; the bar is quality auto no worse than 4x MSAA).
+Each avatar of ``--avatars`` (default the bundled ``ava``) in its head shot,
+mid-sentence (lip-sync weights of bundled speech), at the given size; the truth is the
+same frame rendered at 4x the width and height with no anti-aliasing and averaged down.
+Edge pixels: where the aliased (low) frame is more than 24 levels from the truth.
+Printed: the mean absolute error there, per quality (lower is cleaner; the bar is
+quality auto no worse than 4x MSAA).
 
-    .venv/bin/python benchmarks/render.py --edges [--sizes 640x360]
+    .venv/bin/python benchmarks/render.py --edges [--sizes 640x360] [--avatars ava,kai]
 """
 
 from __future__ import annotations
@@ -30,16 +31,21 @@ def render(avatar, weights: np.ndarray, size: tuple[int, int], quality: str) -> 
         return app.read_pixels().astype(float)
 
 
-def main(sizes: list[tuple[int, int]], qualities: list[str]) -> None:
+def main(sizes: list[tuple[int, int]], qualities: list[str], avatars: list[str]) -> None:
+    """``avatars``: bundled ids or avatar files (a third-party head, say), each in turn."""
     from avatarkit.cli.common import open_avatar
 
-    avatar = open_avatar("ava")
     weights = speech_weights(FRAME + 1)[FRAME]
     print("\nedge error against a 4x4 supersampled frame (mean |difference| on edge pixels)")
-    for w, h in sizes:
-        truth = render(avatar, weights, (4 * w, 4 * h), "low").reshape(h, 4, w, 4, 3).mean((1, 3))
-        frames = {q: render(avatar, weights, (w, h), q) for q in qualities}
-        low = frames["low"] if "low" in frames else render(avatar, weights, (w, h), "low")
-        edge = np.abs(low - truth).max(axis=2) > 24
-        errors = ", ".join(f"{q} {np.abs(f - truth)[edge].mean():.1f}" for q, f in frames.items())
-        print(f"{w}x{h}: {int(edge.sum())} edge pixels; {errors}", flush=True)
+    for name in avatars:
+        avatar = open_avatar(name)
+        for w, h in sizes:
+            truth = render(avatar, weights, (4 * w, 4 * h), "low")
+            truth = truth.reshape(h, 4, w, 4, 3).mean((1, 3))
+            frames = {q: render(avatar, weights, (w, h), q) for q in qualities}
+            low = frames["low"] if "low" in frames else render(avatar, weights, (w, h), "low")
+            edge = np.abs(low - truth).max(axis=2) > 24
+            errors = ", ".join(
+                f"{q} {np.abs(f - truth)[edge].mean():.1f}" for q, f in frames.items()
+            )
+            print(f"{name} {w}x{h}: {int(edge.sum())} edge pixels; {errors}", flush=True)
