@@ -67,8 +67,6 @@ class _Draw:
     group: object  # draws of one primitive in one node share facings
     first: int  # first triangle
     count: int
-    buffer: int  # which capture buffer
-    offset: int  # in it, in triangles
     two_sided: bool  # a double-sided material: back faces show too
     mirrored: bool  # its node flips the winding: front faces run clockwise
 
@@ -181,20 +179,9 @@ class EdgeCapture:
         self._begin(ctypes.c_uint(TRIANGLES))
         vao.render(first=first, vertices=count)
         self._end()
-        triangles = count // 3
-        self._draws.append(
-            _Draw(
-                neighbours,
-                group,
-                first // 3,
-                triangles,
-                index,
-                self._used[index],
-                two_sided,
-                mirrored,
-            )
-        )
-        self._used[index] += triangles
+        # In capture order: lines() reads the buffers back one after another.
+        self._draws.append(_Draw(neighbours, group, first // 3, count // 3, two_sided, mirrored))
+        self._used[index] += count // 3
 
     def lines(self) -> np.ndarray:
         """(n, 2, 4) float32: the clip-space ends of each shown edge of this frame's draws

@@ -18,6 +18,7 @@ from engine.errors import EngineError
 from engine.gltf import GltfAsset, GltfPrimitive
 from engine.gltf_asset import GltfMaterial, TextureSlot
 from engine.render.batching import merge_by_material
+from engine.render.edge_capture import triangle_neighbours
 from engine.render.host_morph import HostTargets
 from engine.render.mipmaps import upload_mipmaps
 from engine.render.shaders import DELTA_TEXTURE_WIDTH
@@ -67,9 +68,15 @@ class GpuPrimitive:
     index_buffer: moderngl.Buffer | None = None
     rigid: RigidDraw | None = None  # software rasteriser, skinned (RigidDraw)
     # The indices as drawn and the rest positions: the triangles' neighbours for an edge
-    # capture come from them (edge_capture.triangle_neighbours, on first capture).
+    # capture come from them (``neighbours()``, worked out on the first capture).
     edge_source: tuple[np.ndarray, np.ndarray] | None = None
-    neighbours: np.ndarray | None = None
+    _neighbours: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def neighbours(self) -> np.ndarray | None:
+        """``edge_capture.triangle_neighbours`` of this primitive as drawn (kept)."""
+        if self._neighbours is None and self.edge_source is not None:
+            self._neighbours = triangle_neighbours(*self.edge_source)
+        return self._neighbours
 
     def release(self) -> None:
         self.vao.release()

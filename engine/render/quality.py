@@ -23,7 +23,7 @@ class Quality:
     samples: int  # MSAA samples per pixel (0 = off)
     post_aa: bool  # the FXAA-style edge pass after the resolve
     # Silhouettes and open mesh borders blended by their exact place after the post pass
-    # (engine.render.edge_lines); chosen when the App is made (its draws are captured).
+    # (engine.render.edge_lines; the draws are captured while a target draws them).
     edge_lines: bool = False
 
     def with_samples(self, samples: int) -> Quality:

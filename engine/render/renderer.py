@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.gltf import GltfAsset, GltfMaterial, GltfPrimitive
 from engine.lighting import Lighting
-from engine.render.edge_capture import EdgeCapture, triangle_neighbours
+from engine.render.edge_capture import EdgeCapture
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw, skin_influences
 from engine.render.gpu_wait import flush_gpu
@@ -154,11 +154,11 @@ class Renderer:
         # (engine.render.edge_capture; the App sets it each frame, from its target).
         self.capture_edges = False
         self.edge_capture: EdgeCapture | None = None  # made on the first such frame
-        self._capture_group: object = None  # the draw being captured (None: not captured)
+        # The draw being captured: (group, two-sided, mirrored); None: not captured.
+        self._capture: tuple[object, bool, bool] | None = None
         self._node_serial = 0
         self._capturing = False  # this draw_node call's faces are captured
         self._mirrored_node = False
-        self._two_sided = False
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None, int] | None = None
         # What each program's uniforms hold (``_write``); each material's uniforms per
@@ -592,10 +592,10 @@ class Renderer:
         span: tuple[int, int],
     ) -> None:
         """Indices ``span`` (first, count) of ``prim`` as its material draws them."""
-        self._capture_group = None
+        self._capture = None
         if self._capturing and material.alpha_mode != "BLEND":  # a see-through edge: FXAA's
-            self._capture_group = (self._node_serial, id(prim))
-            self._two_sided = material.double_sided
+            group = (self._node_serial, id(prim))
+            self._capture = (group, material.double_sided, self._mirrored_node)
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
@@ -631,7 +631,7 @@ class Renderer:
         for culled in {"both": ("back", "front"), "front": ("back",), "back": ("front",)}[sides]:
             ctx.cull_face = culled
             self._render(prim, vao, morphed, span)
-            self._capture_group = None  # every triangle went through in the first pass
+            self._capture = None  # every triangle went through in the first pass
         ctx.cull_face = "back"
 
     def _render(
@@ -653,16 +653,13 @@ class Renderer:
     ) -> None:
         """Indices ``first`` to ``first + count`` of ``vao``; their triangles captured where
         the edge capture records this draw (``_draw_faces``)."""
-        group = self._capture_group
-        if group is None or prim.edge_source is None:
+        neighbours = prim.neighbours() if self._capture is not None else None
+        if neighbours is None:
             vao.render(first=first, vertices=count)
             return
-        if prim.neighbours is None:
-            prim.neighbours = triangle_neighbours(*prim.edge_source)
-        assert self.edge_capture is not None
-        self.edge_capture.draw(
-            vao, prim.neighbours, group, first, count, self._two_sided, self._mirrored_node
-        )
+        assert self.edge_capture is not None and self._capture is not None
+        group, two_sided, mirrored = self._capture
+        self.edge_capture.draw(vao, neighbours, group, first, count, two_sided, mirrored)
 
     def edge_lines(self) -> np.ndarray:
         """(n, 2, 4) clip-space ends of the edges that showed in this frame's captured
