@@ -44,6 +44,8 @@ JAW_OPEN_ANGLE = 0.30  # radians at jawOpen = 1
 NECK_PIVOT = (0.0, -0.075, -0.02)  # head-local point the head turns about
 HEAD_NODE = "Head"
 DEG = np.pi / 180
+HAIR_LINING_ROWS = 4  # of the hair's rows from the rim up whose inside is drawn
+SCALP_MARGIN = 0.2  # radians inside the hairline past which the skin is left out
 
 
 # ----------------------------------------------------------------------------- maths
@@ -557,6 +559,15 @@ class AvatarBuilder:
         part = Part("skin", pos, faces, uv, "skin", normals=normals)
         part.deltas = rig.fields(pos, jaw)
         self.eyelid_skin(part)
+        # Skin well inside the hairline is never seen (the hair covers it, head turns carry
+        # both): drop its still triangles, which cost a software rasteriser as much as seen
+        # ones. The vertices stay (the other parts' fields are built on this numbering).
+        theta = np.concatenate([tt.ravel(), tt.ravel()[originals], [0.0, np.pi]])
+        phi = np.concatenate([pp.ravel(), pp.ravel()[originals], [0.0, 0.0]])
+        hidden = theta < self.hair_line(phi) - SCALP_MARGIN
+        for delta in part.deltas.values():  # a target moving it by 0.1 mm stays under the hair
+            hidden &= np.linalg.norm(delta, axis=1) < 1e-4
+        part.faces = part.faces[~hidden[part.faces].all(axis=1)]
         self.material(
             "skin",
             texture=texture_from(
@@ -857,7 +868,9 @@ class AvatarBuilder:
             )
             return col * shade[..., None] + shadow * (1 - shade)[..., None]
 
-        self.material("teeth", texture=texture_from(teeth_tex, 32, 64), rough=0.35)
+        # One-sided, as the tongue: their backs face into the mouth and never show (the
+        # same pixels in 144 views and poses), and a back-face pass redraws every triangle.
+        self.material("teeth", texture=texture_from(teeth_tex, 32, 64), rough=0.35, double=False)
         return part
 
     def rigid_mouth(self, pos: np.ndarray, jaw: float) -> dict[str, np.ndarray]:
@@ -892,7 +905,7 @@ class AvatarBuilder:
         part.deltas["tongueOut"] = np.outer(front, [0, -0.004, 0.032]) + np.outer(
             1 - front, [0, -0.002, 0.016]
         )
-        self.material("tongue", color=(0.78, 0.36, 0.38), rough=0.35)
+        self.material("tongue", color=(0.78, 0.36, 0.38), rough=0.35, double=False)
         return part
 
     def mouth_cavity(self) -> Part:
@@ -965,7 +978,7 @@ class AvatarBuilder:
         uv = np.stack(
             np.meshgrid((phis + np.pi) / (2 * np.pi), np.concatenate([ts, [1.0]])), -1
         ).reshape(-1, 2)
-        parts = [Part("hair", p, faces, uv, "hair")]
+        parts = [Part("hair", p, faces, uv, "hair"), self.hair_lining(p, faces, uv, cols)]
         hair_col = np.array(s.hair)
 
         def hair_tex(uu, vv):
@@ -980,7 +993,9 @@ class AvatarBuilder:
                 lift > 0, hair_col + (highlight - hair_col) * lift, hair_col * (1 + lift)
             )
 
-        self.material("hair", texture=texture_from(hair_tex, 256, 128), rough=0.7)
+        # One-sided: its rim rolls back to the scalp, and its inside lies on the hair-tinted
+        # scalp (a second, back-face pass would redraw every hair triangle).
+        self.material("hair", texture=texture_from(hair_tex, 256, 128), rough=0.7, double=False)
         if style == "bun":
             centre = self.shape.point(np.array(0.55), np.array(np.pi)) * 1.0 + [0, 0.022, -0.012]
             th = np.linspace(0.08, np.pi - 0.08, 12)
@@ -993,6 +1008,20 @@ class AvatarBuilder:
             uvb = np.stack([pp2 / (2 * np.pi), tt2 / np.pi], -1).reshape(-1, 2)
             parts.append(Part("hair_bun", bun, f, uvb, "hair"))
         return parts
+
+    def hair_lining(self, p: np.ndarray, faces: np.ndarray, uv: np.ndarray, cols: int) -> Part:
+        """The inside of the hair's lowest rows, where it stands off the head and shows
+        from below and beside the jaw: the hair is one-sided, so this is drawn instead of
+        a back-face pass over all of it."""
+        first = (p.reshape(-1, cols, 3).shape[0] - 1 - HAIR_LINING_ROWS) * cols
+        lower = faces[faces.min(axis=1) >= first]
+        used = np.unique(lower)
+        remap = np.zeros(len(p), np.int64)
+        remap[used] = np.arange(len(used))
+        normals = -vertex_normals(p, faces)[used]  # the outer surface's, turned inward
+        return Part(
+            "hair_lining", p[used], remap[lower][:, ::-1], uv[used], "hair", normals=normals
+        )
 
     def ears(self) -> list[Part]:
         parts = []
@@ -1053,7 +1082,10 @@ class AvatarBuilder:
         faces = orient_outward(
             pos, grid_faces(len(ys), len(ph), wrap=True), np.array([0, -0.25, -0.012])
         )
-        parts = [Part("shirt", pos, faces, None, "shirt")]
+        parts = [
+            Part("shirt", pos, faces, None, "shirt"),
+            *self.shirt_caps(pos.reshape(len(ys), len(ph), 3)),
+        ]
         # Collar: a soft band around the neckline.
         ring = np.linspace(0, 2 * np.pi, 33) + np.pi  # its one seam sits at the back
         tube = np.linspace(0, 2 * np.pi, 6, endpoint=False)
@@ -1073,10 +1105,44 @@ class AvatarBuilder:
             .mean(axis=0),
         )
         parts.append(Part("collar", collar, faces, None, "collar"))
-        self.material("shirt", color=s.shirt, rough=0.9)
-        self.material("collar", color=s.collar, rough=0.8)
+        # Closed (caps), so one-sided: a software rasteriser pays for every triangle of a
+        # double-sided material twice (engine.render.renderer: _render_sides).
+        self.material("shirt", color=s.shirt, rough=0.9, double=False)
+        self.material("collar", color=s.collar, rough=0.8, double=False)
         self.material("skin_plain", color=s.skin, rough=0.6, double=False)
         return parts
+
+    def shirt_caps(self, grid: np.ndarray) -> list[Part]:
+        """Close the shirt's tube: a disc under the bust, and a yoke from the neckline
+        sloping down to just inside the neck (hidden there and behind the collar)."""
+        bottom, top = grid[0], grid[-1]
+        n = len(top)
+        ring = np.arange(n)
+        centre = bottom.mean(axis=0, keepdims=True)
+        fan = np.stack([ring, (ring + 1) % n, np.full(n, n)], -1)
+        disc = np.concatenate([bottom, centre])
+        ph = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        r = self.s.neck - 0.004
+        inner = np.stack(
+            [r * np.sin(ph), np.full(n, top[0, 1] - 0.03), r * np.cos(ph) * 1.02 - 0.028], -1
+        )
+        yoke = np.concatenate([top, inner])
+        return [
+            Part(
+                "shirt_bottom",
+                disc,
+                orient_outward(disc, fan, centre[0] + [0, 0.1, 0]),
+                None,
+                "shirt",
+            ),
+            Part(
+                "shirt_yoke",
+                yoke,
+                orient_outward(yoke, grid_faces(2, n, wrap=True), yoke.mean(axis=0) - [0, 0.1, 0]),
+                None,
+                "shirt",
+            ),
+        ]
 
     # -- assembly -------------------------------------------------------------------
     def build(self) -> tuple[list[Part], list[Part], list[Part]]:
