@@ -206,6 +206,27 @@ class Part:
         return self
 
 
+def lining(part: Part, faces: np.ndarray) -> Part:
+    """The back of ``part``'s ``faces`` (a mask) as a part of its own: their vertices
+    copied with normals turned inward, targets kept, winding flipped. Lining only where a
+    thin surface's back can show lets the material be one-sided: a back-face pass would
+    run every triangle of it through a software rasteriser again."""
+    assert part.normals is not None
+    chosen = part.faces[faces]
+    used = np.unique(chosen)
+    remap = np.zeros(len(part.positions), np.int64)
+    remap[used] = np.arange(len(used))
+    return Part(
+        f"{part.name}_lining",
+        part.positions[used],
+        remap[chosen][:, ::-1],
+        None if part.uvs is None else part.uvs[used],
+        part.material,
+        {name: delta[used] for name, delta in part.deltas.items()},
+        -part.normals[used],
+    )
+
+
 def sphere_dirs(theta, phi):
     """Unit directions: theta from +Y (0 = top), phi around Y from +Z towards +X."""
     st = np.sin(theta)
@@ -978,7 +999,10 @@ class AvatarBuilder:
         uv = np.stack(
             np.meshgrid((phis + np.pi) / (2 * np.pi), np.concatenate([ts, [1.0]])), -1
         ).reshape(-1, 2)
-        parts = [Part("hair", p, faces, uv, "hair"), self.hair_lining(p, faces, uv, cols)]
+        hair = Part("hair", p, faces, uv, "hair").finish()
+        # Its inside where it stands off the head (the lowest rows) shows from below and
+        # beside the jaw: lined there, so the rest is one-sided.
+        parts = [hair, lining(hair, faces.min(axis=1) >= (rows - 1 - HAIR_LINING_ROWS) * cols)]
         hair_col = np.array(s.hair)
 
         def hair_tex(uu, vv):
@@ -1008,20 +1032,6 @@ class AvatarBuilder:
             uvb = np.stack([pp2 / (2 * np.pi), tt2 / np.pi], -1).reshape(-1, 2)
             parts.append(Part("hair_bun", bun, f, uvb, "hair"))
         return parts
-
-    def hair_lining(self, p: np.ndarray, faces: np.ndarray, uv: np.ndarray, cols: int) -> Part:
-        """The inside of the hair's lowest rows, where it stands off the head and shows
-        from below and beside the jaw: the hair is one-sided, so this is drawn instead of
-        a back-face pass over all of it."""
-        first = (p.reshape(-1, cols, 3).shape[0] - 1 - HAIR_LINING_ROWS) * cols
-        lower = faces[faces.min(axis=1) >= first]
-        used = np.unique(lower)
-        remap = np.zeros(len(p), np.int64)
-        remap[used] = np.arange(len(used))
-        normals = -vertex_normals(p, faces)[used]  # the outer surface's, turned inward
-        return Part(
-            "hair_lining", p[used], remap[lower][:, ::-1], uv[used], "hair", normals=normals
-        )
 
     def ears(self) -> list[Part]:
         parts = []
