@@ -49,10 +49,14 @@ class Live:
         from avatarkit.cli.common import open_avatar
         from engine import App, ModelRenderer
         from engine.clock import RealtimeClock
+        from engine.render.quality import resolve_quality
 
         # Adaptive: as a kiosk window runs (a real-time clock, engine.render.adaptive).
         clock = RealtimeClock(30.0) if adaptive else None
         self.app = App.headless(SIZE, quality=quality, clock=clock, adaptive=adaptive)
+        if quality == "auto" and not adaptive:  # as a window resolves it, held fixed (a
+            # headless App's auto is the offline quality)
+            self.app.set_quality(resolve_quality("auto", self.app.software, live=True))
         self.avatars = [open_avatar(AVATARS[k % 4]) for k in range(count)]
         self.models = []
         for k, avatar in enumerate(self.avatars):
@@ -129,7 +133,8 @@ def row(count: int, quality: str, adaptive: bool, frames: int) -> None:
     in its first second; the row is then the frames after the warm-up, at the quality it
     settled on (a switch later in the run is printed as such)."""
     live = Live(count, quality, adaptive)
-    bare = Bare(live)
+    with live.app.ctx:  # set_quality leaves no context current
+        bare = Bare(live)
     warmup = 3 + (40 if adaptive else 0)
     wall: dict[str, list[float]] = {"e": [], "b": []}
     cpu: dict[str, list[float]] = {"e": [], "b": []}
