@@ -200,7 +200,9 @@ def run(args) -> None:
         )
         try:
             AvatarSDK.set_session_token(server.issue_token())
-            with App.headless(size, fps=FPS, quality="auto") as app:
+            # As a kiosk window runs: auto, adapting (a headless App alone takes the
+            # offline quality).
+            with App.headless(size, fps=FPS, quality="auto", adaptive=True) as app:
                 view = app.scene.create_entity("ava").add_component(AvatarView(avatar))
                 view.frame(app.scene.camera)
                 controller = view.controller
