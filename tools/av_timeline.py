@@ -137,9 +137,11 @@ def main(opts: dict) -> dict:
     seconds, count = float(opts.get("seconds", 10)), int(opts.get("avatars", 1))
     pcm, frames = make_audio(seconds), timeline_frames(seconds, FPS, RATE)
     # The default clock, and the kiosk's quality (``App.window``'s "auto": FXAA without
-    # MSAA on a software rasteriser) unless the scenario names one.
+    # MSAA on a software rasteriser, adapting; a headless App's own "auto" is the
+    # offline quality) unless the scenario names one.
     size = tuple(opts.get("size", (640, 360)))
-    app = App.headless(size=size, fps=FPS, quality=opts.get("quality", "auto"))
+    quality = opts.get("quality", "auto")
+    app = App.headless(size=size, fps=FPS, quality=quality, adaptive=quality == "auto")
     AvatarSDK.initialize(
         "av-timeline", Configuration(driving_mode="backend", audio_device="pyaudio")
     )
