@@ -34,6 +34,37 @@ def test_support_probes_gl_and_frame_time(egl_app_possible):
     assert "takes" in slow.reason and slow.frame_ms > slow.budget_ms
 
 
+@pytest.mark.parametrize(
+    ("quality", "status", "probed"),
+    [
+        (None, SupportStatus.SUPPORTED, "low"),  # auto: a live window drops the pass
+        ("medium", SupportStatus.INSUFFICIENT_PERFORMANCE, "medium"),  # named: it keeps it
+    ],
+)
+def test_auto_is_judged_at_the_quality_a_live_window_drops_to(
+    egl_app_possible, monkeypatch, quality, status, probed
+):
+    """Frame times scripted (the first probe misses 30 fps's half-frame budget, a second
+    would make it): the probe's own timing is the test above."""
+    from avatarkit import support
+
+    times = iter([30.0, 10.0])
+    qualities = []
+
+    def probe(app, model):
+        qualities.append(app.quality.name)
+        return next(times)
+
+    monkeypatch.setattr(support, "_probe", probe)
+    report = AvatarSDK.support(size=(64, 64), fps=30, quality=quality)
+    if not qualities or (quality is None and qualities[0] == "high"):
+        pytest.skip("a GPU: auto is 4x MSAA and does not adapt")
+    assert report.status is status and report.quality == probed
+    assert qualities == (["medium", "low"] if quality is None else ["medium"])
+    if quality is None:
+        assert "medium took 30.0 ms, so a live window drops to low" in report.reason
+
+
 def test_support_without_opengl_says_render_not_supported(tmp_path):
     """libglvnd pointed at no EGL vendor: no context can be made, as on a machine without
     Mesa or a driver."""
