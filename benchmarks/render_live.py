@@ -130,12 +130,12 @@ class Bare:
 def row(count: int, quality: str, adaptive: bool, frames: int) -> None:
     """One row: ``frames`` engine frames interleaved with the floor's. Adaptive: the
     kiosk's live ``auto`` (engine.render.adaptive), which may settle on another quality
-    in its first second; the row is then the frames after the warm-up, at the quality it
+    in its first seconds; the row is then the frames after the warm-up, at the quality it
     settled on (a switch later in the run is printed as such)."""
     live = Live(count, quality, adaptive)
     with live.app.ctx:  # set_quality leaves no context current
         bare = Bare(live)
-    warmup = 3 + (40 if adaptive else 0)
+    warmup = 3 + (250 if adaptive else 0)  # the ladder settles within a few seconds
     wall: dict[str, list[float]] = {"e": [], "b": []}
     cpu: dict[str, list[float]] = {"e": [], "b": []}
     qualities = set()

@@ -23,7 +23,7 @@ from engine.capture import save_png
 from engine.clock import Clock, HeadlessClock, ManualClock, RealtimeClock, Schedule
 from engine.events import Event
 from engine.load_gc import LoadTimeGC
-from engine.render.adaptive import MIN_LIVE_FPS, AdaptiveQuality
+from engine.render.adaptive import LIVE_LADDER, MIN_LIVE_FPS, AdaptiveQuality
 from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
 from engine.render.quality import QUALITIES, Quality, resolve_quality
@@ -164,10 +164,13 @@ class App:
 
     def _set_adaptive(self, auto: bool) -> None:
         """Adapt from now on if ``auto`` was asked for where it applies, else not."""
-        full, fallback = resolve_quality("auto", self.software, live=True), QUALITIES["low"]
+        ladder = [QUALITIES[name] for name in LIVE_LADDER]
+        start = ladder.index(resolve_quality("auto", self.software, live=True))
         # The rate to keep: 30 fps, or the clock's own where it paces slower on purpose.
         fps = min(MIN_LIVE_FPS, float(getattr(self.clock, "fps", MIN_LIVE_FPS)))
-        self.adaptive = AdaptiveQuality(full, fallback, fps) if auto and self._adapts else None
+        self.adaptive = (
+            AdaptiveQuality(*ladder, min_fps=fps, start=start) if auto and self._adapts else None
+        )
 
     def _switch_quality(self, quality: str | Quality) -> Quality:
         # With our context current (a nested ``with ctx`` would leave none current on exit).

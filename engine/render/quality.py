@@ -6,7 +6,8 @@ A software rasteriser (llvmpipe) pays for every MSAA sample in full: 4x costs it
 2-3x the frame time, while the post pass (``engine.render.post_aa``) costs one cheap
 full-screen pass, and the edge lines (``engine.render.edge_lines``) little more. A GPU
 resolves MSAA almost for free. So ``auto`` is ``high`` on a GPU and, on a software
-rasteriser, ``geometric`` offline and ``medium`` in a live window.
+rasteriser, ``geometric`` offline and ``medium`` in a live window to start (which then
+adapts: ``engine.render.adaptive``).
 """
 
 from __future__ import annotations

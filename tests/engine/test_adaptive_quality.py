@@ -10,7 +10,7 @@ import pytest
 
 from engine import App, Component
 from engine.clock import ManualClock, RealtimeClock
-from engine.render.adaptive import FLAP_S, HEADROOM, AdaptiveQuality
+from engine.render.adaptive import FLAP_S, HEADROOM, LIVE_LADDER, AdaptiveQuality
 from engine.render.quality import QUALITIES
 
 FULL, FALLBACK = QUALITIES["medium"], QUALITIES["low"]
@@ -83,6 +83,40 @@ def test_flapping_doubles_the_hold():
     assert policy.hold_s == 4.0
 
 
+LADDER = [QUALITIES[name] for name in LIVE_LADDER]  # geometric, medium, low
+
+
+def test_a_live_ladder_starts_at_medium_and_tries_the_edge_lines_where_frames_leave_room():
+    policy = AdaptiveQuality(*LADDER, min_fps=30, window=30, hold_s=2.0, start=1)
+    assert policy.current is QUALITIES["medium"]
+    # 20 ms frames and an untried rung guessed at a fifth of the 30 ms budget: 26 > 25.5.
+    assert feed(policy, 20.0, 600, 0.0)[0] is None
+    chosen, later = feed(policy, 12.0, 600, 20.0)  # a lighter scene: 12 + 6 fits
+    assert chosen is QUALITIES["geometric"] and later - 20.0 >= 0.5  # once the median has it
+
+
+def test_a_try_that_misses_comes_back_and_its_measured_cost_keeps_it_down():
+    policy = AdaptiveQuality(*LADDER, min_fps=30, window=30, hold_s=2.0, start=1)
+    chosen, now = feed(policy, 12.0, 600, 0.0)
+    assert chosen is QUALITIES["geometric"]
+    chosen, now = feed(policy, 40.0, 30, now)  # the lines cost 28 ms here: too much
+    assert chosen is QUALITIES["medium"] and policy.hold_s == 4.0  # flapped: a longer hold
+    chosen, now = feed(policy, 12.0, 1200, now)
+    assert chosen is None and policy.pass_cost_s == pytest.approx(28 * MS)
+
+
+def test_the_ladder_steps_one_rung_at_a_time():
+    policy = AdaptiveQuality(*LADDER, min_fps=30, window=30, hold_s=2.0, start=1)
+    chosen, now = feed(policy, 40.0, 30, 0.0)
+    assert chosen is QUALITIES["low"]
+    assert feed(policy, 45.0, 300, now)[0] is None  # the last rung: nowhere lower to go
+    chosen, now = feed(policy, 5.0, 600, now)  # the post pass measured at 0 ms: back up
+    assert chosen is QUALITIES["medium"]  # medium first, geometric only from there
+    chosen, now = feed(policy, 5.0, 600, now)
+    assert chosen is QUALITIES["geometric"]
+    assert feed(policy, 5.0, 600, now)[0] is None  # the top
+
+
 class SlowFrames(Component):
     """Each update takes ``seconds`` of wall time, as a heavy scene would."""
 
@@ -125,6 +159,25 @@ def test_a_live_auto_app_drops_the_post_pass_and_brings_it_back():
         assert app.quality is FULL and app.target.post_aa is not None
         assert app.read_pixels().shape == (48, 64, 3)  # it still draws after both switches
         assert len(shown) > 62 and min(shown) > 20  # the background on every frame, none blank
+    finally:
+        app.close()
+
+
+@pytest.mark.usefixtures("egl")
+def test_a_live_auto_app_with_room_to_spare_draws_the_edge_lines():
+    app, slow = live_app("auto")
+    try:
+        if not app.software:
+            pytest.skip("adaptive quality applies on a software rasteriser only")
+        slow.seconds = 0.0
+        assert app.adaptive is not None and app.quality is FULL
+        app.adaptive.hold_s = 0.3
+        deadline = time.perf_counter() + 10.0
+        while app.quality is FULL and time.perf_counter() < deadline:
+            app.step()
+        assert app.quality is QUALITIES["geometric"] and app.target.edge_lines is not None
+        app.step()
+        assert app.renderer.capture_edges and app.read_pixels().shape == (48, 64, 3)
     finally:
         app.close()
 
