@@ -171,6 +171,8 @@ class App:
         self.adaptive = (
             AdaptiveQuality(*ladder, min_fps=fps, start=start) if auto and self._adapts else None
         )
+        if self.adaptive is not None and any(q.edge_lines for q in ladder):
+            self.renderer.prepare_edges()  # a step up to the lines must not stall a frame
 
     def _switch_quality(self, quality: str | Quality) -> Quality:
         # With our context current (a nested ``with ctx`` would leave none current on exit).

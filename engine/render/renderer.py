@@ -154,6 +154,9 @@ class Renderer:
         # (engine.render.edge_capture; the App sets it each frame, from its target).
         self.capture_edges = False
         self.edge_capture: EdgeCapture | None = None  # made on the first such frame
+        # Each primitive's edge neighbours worked out at upload, not on the first captured
+        # frame (``prepare_edges``): a live App that may switch to the edge lines.
+        self.edges_ahead = False
         # The draw being captured: (group, two-sided, mirrored); None: not captured.
         self._capture: tuple[object, bool, bool] | None = None
         self._node_serial = 0
@@ -201,8 +204,19 @@ class Renderer:
                 self.rigid_skin,
                 self.host_mipmaps,
             )
+            if self.edges_ahead:
+                _work_out_neighbours(gpu)
         gpu.refcount += 1
         return gpu
+
+    def prepare_edges(self) -> None:
+        """Work out the edge neighbours of every asset uploaded, and of each one uploaded
+        from now on, when it is: a live switch to the edge lines then costs its first
+        frame no more than about a frame's capture (four avatars' neighbours take some
+        100 ms on llvmpipe's host, a stall the sound would be heard ahead of)."""
+        self.edges_ahead = True
+        for gpu in self._assets.values():
+            _work_out_neighbours(gpu)
 
     def release(self, asset: GltfAsset) -> None:
         gpu = self._assets.get(id(asset))
@@ -684,3 +698,9 @@ class Renderer:
             program.release()
         self._variants.clear()
         self._variant_of.clear()
+
+
+def _work_out_neighbours(gpu: GpuAsset) -> None:
+    for prims in gpu.meshes:
+        for prim in prims:
+            prim.neighbours()
