@@ -96,14 +96,15 @@ def check_support(
         budget_ms = 1000.0 / fps * BUDGET_SHARE
         note = ""
         ladder = app.adaptive
-        if frame_ms > budget_ms and ladder is not None:
-            # A live window at auto drops the post pass while its frames miss their rate:
-            # what counts is whether it keeps the rate there.
+        if frame_ms > budget_ms and ladder is not None and ladder.level + 1 < len(ladder.levels):
+            # A live window at auto steps down while its frames miss their rate (to no
+            # post pass): what counts is whether it keeps the rate there.
+            lower = ladder.levels[-1]
             note = (
-                f" ({ladder.full.name} took {frame_ms:.1f} ms, so a live window drops to "
-                f"{ladder.fallback.name})"
+                f" ({ladder.current.name} took {frame_ms:.1f} ms, so a live window drops to "
+                f"{lower.name})"
             )
-            found["quality"] = app.set_quality(ladder.fallback).name
+            found["quality"] = app.set_quality(lower).name
             frame_ms = _probe(app, model)
     if frame_ms > budget_ms:
         return SupportReport(

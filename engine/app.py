@@ -28,7 +28,7 @@ from engine.render.frame import Frame
 from engine.render.gpu_wait import wait_for_gpu
 from engine.render.quality import QUALITIES, Quality, resolve_quality
 from engine.render.renderer import Renderer
-from engine.render.target import RenderTarget
+from engine.render.target import RenderTarget, TargetPasses
 from engine.scene import Scene
 from engine.stats import FrameStats
 
@@ -89,6 +89,7 @@ class App:
         self.renderer.host_morphs = self.software  # numpy beats llvmpipe's vertex gathers
         self.renderer.rigid_skin = self.software  # and a matrix a joint beats its gathers
         self.renderer.host_mipmaps = self.software  # and numpy its mipmap blit's compile
+        self._passes: TargetPasses | None = None  # shared by the targets a live App switches
         self.target = RenderTarget(
             self.ctx,
             backend.size,
@@ -172,7 +173,11 @@ class App:
             AdaptiveQuality(*ladder, min_fps=fps, start=start) if auto and self._adapts else None
         )
         if self.adaptive is not None and any(q.edge_lines for q in ladder):
-            self.renderer.prepare_edges()  # a step up to the lines must not stall a frame
+            # A step up to the lines must not stall a frame the sound plays on.
+            self.renderer.prepare_edges()
+            if self._passes is None:
+                self._passes = TargetPasses(self.ctx)
+                self._passes.warm()
 
     def _switch_quality(self, quality: str | Quality) -> Quality:
         # With our context current (a nested ``with ctx`` would leave none current on exit).
@@ -181,7 +186,12 @@ class App:
             size = self.target.size
             self.target.release()
             self.target = RenderTarget(
-                self.ctx, size, resolved.samples, resolved.post_aa, resolved.edge_lines
+                self.ctx,
+                size,
+                resolved.samples,
+                resolved.post_aa,
+                resolved.edge_lines,
+                self._passes,
             )
             self.quality = resolved
         return self.quality
@@ -386,6 +396,8 @@ class App:
             self.scene.dispose()
             self.renderer.close()
             self.target.release()
+            if self._passes is not None:
+                self._passes.release()
         self.backend.close()
         self.load_gc.release()
 

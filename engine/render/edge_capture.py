@@ -20,6 +20,7 @@ geometry stage over the scene's triangles 35-40% of a frame (both measured).
 from __future__ import annotations
 
 import ctypes
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import moderngl
@@ -118,16 +119,33 @@ def _plan(draws: list[_Draw], key: tuple) -> _Plan:
     )
 
 
+_PLANNER: ThreadPoolExecutor | None = None
+
+
+def _planner() -> ThreadPoolExecutor:
+    global _PLANNER
+    if _PLANNER is None:
+        _PLANNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-plan")
+    return _PLANNER
+
+
 class EdgeCapture:
     """The shown edges of one frame's lit draws. Render thread only: ``begin_frame()``,
     ``draw(...)`` in place of each lit draw to capture, then ``lines()`` once the GPU
     has finished the frame."""
 
-    def __init__(self, ctx: moderngl.Context) -> None:
+    def __init__(self, ctx: moderngl.Context, plan_aside: bool = False, triangles: int = 0) -> None:
+        """``triangles``: how many a frame is expected to capture (its buffer's size)."""
         self.ctx = ctx
+        # Live frames (``plan_aside``): a new set of draws has its plan worked out on the
+        # ``edge-plan`` thread (pure numpy over the draws' copies), and frames draw no
+        # lines until it is ready, rather than one frame stalling for it (four avatars:
+        # 8 ms). Offline, every frame gets its lines: pixels must not depend on timing.
+        self.plan_aside = plan_aside
+        self._pending: tuple[tuple, Future[_Plan]] | None = None
         # Filled in turn; a frame that outgrows them gets another, and the next frame one
         # that holds everything.
-        self._buffers = [ctx.buffer(reserve=256 * 1024)]
+        self._buffers = [ctx.buffer(reserve=max(256 * 1024, triangles * 3 * CLIP_BYTES))]
         self._draws: list[_Draw] = []
         self._used = [0]  # triangles written to each buffer this frame
         self._plan: _Plan | None = None
@@ -192,9 +210,9 @@ class EdgeCapture:
             (id(d.neighbours), d.group, d.first, d.count, d.two_sided, d.mirrored)
             for d in self._draws
         )
-        if self._plan is None or self._plan.key != key:
-            self._plan = _plan(self._draws, key)
-        plan = self._plan
+        plan = self._plan_for(key)
+        if plan is None:  # being worked out aside
+            return np.zeros((0, 2, 4), np.float32)
         clip = np.concatenate(
             [
                 np.frombuffer(b.read(used * 3 * CLIP_BYTES), np.float32)
@@ -230,6 +248,21 @@ class EdgeCapture:
         t = np.concatenate([e[0] for e in edges])
         k = np.concatenate([e[1] for e in edges])
         return np.stack([clip[t, k], clip[t, (k + 1) % 3]], axis=1)
+
+    def _plan_for(self, key: tuple) -> _Plan | None:
+        if self._plan is not None and self._plan.key == key:
+            return self._plan
+        if not self.plan_aside:
+            self._plan = _plan(self._draws, key)
+            return self._plan
+        if self._pending is not None and self._pending[0] == key:
+            if not self._pending[1].done():
+                return None
+            self._plan = self._pending[1].result()
+            self._pending = None
+            return self._plan
+        self._pending = (key, _planner().submit(_plan, list(self._draws), key))
+        return None
 
     def release(self) -> None:
         for buffer in self._buffers:

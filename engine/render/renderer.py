@@ -210,11 +210,14 @@ class Renderer:
         return gpu
 
     def prepare_edges(self) -> None:
-        """Work out the edge neighbours of every asset uploaded, and of each one uploaded
-        from now on, when it is: a live switch to the edge lines then costs its first
-        frame no more than about a frame's capture (four avatars' neighbours take some
-        100 ms on llvmpipe's host, a stall the sound would be heard ahead of)."""
+        """For a live App that may switch to the edge lines: work out the edge neighbours
+        of every asset uploaded, and of each one uploaded from now on, when it is, and the
+        plan of each new set of draws aside (``EdgeCapture.plan_aside``). A switch then
+        costs its first frame no stall the sound would be heard ahead of (four avatars:
+        neighbours some 100 ms on llvmpipe's host, the plan 8)."""
         self.edges_ahead = True
+        if self.edge_capture is not None:
+            self.edge_capture.plan_aside = True
         for gpu in self._assets.values():
             _work_out_neighbours(gpu)
 
@@ -279,7 +282,13 @@ class Renderer:
         self._node_serial = 0  # counts this frame's nodes: a capture's groups recur
         if self.capture_edges:
             if self.edge_capture is None:
-                self.edge_capture = EdgeCapture(self.ctx)
+                drawn = sum(  # every uploaded triangle: the buffer need not grow mid-frame
+                    p.index_count // 3
+                    for gpu in self._assets.values()
+                    for prims in gpu.meshes
+                    for p in prims
+                )
+                self.edge_capture = EdgeCapture(self.ctx, self.edges_ahead, drawn)
             self.edge_capture.begin_frame()
         self._view_projection = frame.view_projection
         lighting = frame.lighting

@@ -14,6 +14,39 @@ from engine.render.edge_lines import EdgeLines
 from engine.render.post_aa import PostAntiAliasing
 
 
+class TargetPasses:
+    """The post pass and the edge-line pass made once and shared by every target an App
+    builds: a live App that switches quality rebuilds its target, and llvmpipe compiles a
+    program's variants on its first draws (the line pass: some 5 ms), which ``warm()``
+    does ahead on a scrap target."""
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.post_aa = PostAntiAliasing(ctx)
+        self.edge_lines = EdgeLines(ctx)
+
+    def warm(self) -> None:
+        """Both passes once over a 16x16 scrap frame holding an edge."""
+        size = (16, 16)
+        pixels = np.zeros((16, 16, 4), np.uint8)
+        pixels[:, 8:] = 255
+        source = self.ctx.texture(size, 4, pixels.tobytes())
+        depth = self.ctx.depth_texture(size)
+        out = self.ctx.framebuffer([self.ctx.texture(size, 4)])
+        scene = self.ctx.framebuffer([source], depth)
+        scene.use()
+        self.ctx.clear(depth=1.0)
+        line = np.array([[[0.1, -0.9, 0.5, 1.0], [0.1, 0.9, 0.5, 1.0]]], np.float32)
+        self.post_aa.apply(source, out)
+        self.edge_lines.apply(source, depth, out, line)
+        for obj in (scene, out, *out.color_attachments, source, depth):
+            obj.release()
+
+    def release(self) -> None:
+        self.post_aa.release()
+        self.edge_lines.release()
+
+
 class RenderTarget:
     def __init__(
         self,
@@ -22,8 +55,11 @@ class RenderTarget:
         samples: int = 4,
         post_aa: bool = False,
         edge_lines: bool = False,
+        passes: TargetPasses | None = None,
     ) -> None:
+        """``passes``: the post and line passes to use (kept by the caller), else its own."""
         self.ctx = ctx
+        self._own_passes = passes is None
         self.size = (int(size[0]), int(size[1]))
         self.samples = min(int(samples), ctx.max_samples) if samples > 1 else 0
         # The shown edges' lines after the post pass (engine.render.edge_lines).
@@ -32,7 +68,8 @@ class RenderTarget:
         # Colour only: blits to a window (which may lack a depth buffer of this format)
         # and readback must not involve depth.
         self.resolved = ctx.framebuffer([self.color])
-        self.post_aa = PostAntiAliasing(ctx) if post_aa else None
+        shared = passes
+        self.post_aa = (shared.post_aa if shared else PostAntiAliasing(ctx)) if post_aa else None
         # Where the scene's colour lands before the post pass (the final texture without one).
         self._scene_color = ctx.texture(self.size, 4) if post_aa else self.color
         self._scene = ctx.framebuffer([self._scene_color]) if post_aa else self.resolved
@@ -48,7 +85,7 @@ class RenderTarget:
             )
             self.framebuffer = ctx.framebuffer([self._scene_color], self._depth)
             if lines:  # drawn over the post pass's result
-                self.edge_lines = EdgeLines(ctx)
+                self.edge_lines = shared.edge_lines if shared else EdgeLines(ctx)
 
     def begin(self, clear_color: tuple[float, float, float, float]) -> None:
         self.framebuffer.use()
@@ -92,10 +129,11 @@ class RenderTarget:
         return np.frombuffer(data, np.uint8).reshape(h, w, components)[::-1].copy()
 
     def release(self) -> None:
-        if self.post_aa is not None:
-            self.post_aa.release()
-        if self.edge_lines is not None:
-            self.edge_lines.release()
+        if self._own_passes:
+            if self.post_aa is not None:
+                self.post_aa.release()
+            if self.edge_lines is not None:
+                self.edge_lines.release()
         seen = set()
         for obj in vars(self).values():
             if (

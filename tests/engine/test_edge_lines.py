@@ -146,3 +146,30 @@ def test_open_borders_are_drawn_on_a_mirrored_node_too(egl, tmp_path, mirrored):
     node mirrors (its front faces wind clockwise, which the capture must allow for)."""
     errors = _errors(_write_tilted_card(tmp_path / "card.glb", mirrored), slice(0, 120))
     assert errors["geometric"] < 0.75 * errors["medium"], errors
+
+
+@pytest.mark.usefixtures("egl")
+@pytest.mark.parametrize("aside", [False, True], ids=["offline", "live"])
+def test_a_live_frame_works_out_a_new_plan_aside_and_draws_no_lines_until_it_is_ready(
+    sphere_scene_path, aside
+):
+    """Offline every frame gets its lines (its pixels must not depend on timing); a live
+    App that may step up to the lines (``Renderer.prepare_edges``) works a new set of
+    draws' plan out on the edge-plan thread, not in one frame the sound plays through."""
+    with App.headless((64, 48), quality="geometric") as app:
+        if aside:
+            app.renderer.prepare_edges()
+        asset = load_gltf(sphere_scene_path)
+        app.scene.create_entity("m").add_component(ModelRenderer(asset))
+        app.scene.camera.frame_bounds(*asset.bounds(), aspect=app.aspect, margin=1.0)
+        counts = []
+        edge_lines = app.renderer.edge_lines
+        app.renderer.edge_lines = lambda: counts.append(len(out := edge_lines())) or out
+        app.step()
+        capture = app.renderer.edge_capture
+        assert capture is not None and capture.plan_aside is aside
+        if aside:
+            assert counts == [0] and capture._pending is not None
+            capture._pending[1].result(timeout=10)
+        app.step()
+        assert counts[-1] > 0 and (counts[0] > 0) is not aside
