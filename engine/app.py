@@ -164,15 +164,17 @@ class App:
             return self._switch_quality(quality)
 
     def _set_adaptive(self, auto: bool) -> None:
-        """Adapt from now on if ``auto`` was asked for where it applies, else not."""
+        """Adapt from now on if ``auto`` was asked for where it applies (a software
+        rasteriser, live), else not."""
+        self.adaptive = None
+        if not (auto and self._adapts):
+            return
         ladder = [QUALITIES[name] for name in LIVE_LADDER]
         start = ladder.index(resolve_quality("auto", self.software, live=True))
         # The rate to keep: 30 fps, or the clock's own where it paces slower on purpose.
         fps = min(MIN_LIVE_FPS, float(getattr(self.clock, "fps", MIN_LIVE_FPS)))
-        self.adaptive = (
-            AdaptiveQuality(*ladder, min_fps=fps, start=start) if auto and self._adapts else None
-        )
-        if self.adaptive is not None and any(q.edge_lines for q in ladder):
+        self.adaptive = AdaptiveQuality(*ladder, min_fps=fps, start=start)
+        if any(q.edge_lines for q in ladder):
             # A step up to the lines must not stall a frame the sound plays on.
             self.renderer.prepare_edges()
             if self._passes is None:
