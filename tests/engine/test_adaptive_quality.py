@@ -134,52 +134,51 @@ def live_app(quality: str, clock=None) -> tuple[App, SlowFrames]:
     return app, slow
 
 
-@pytest.mark.usefixtures("egl")
-def test_a_live_auto_app_drops_the_post_pass_and_brings_it_back():
+@pytest.fixture
+def live_auto(egl):
+    """A live ``auto`` App under 45 ms of load a frame, on a software rasteriser."""
     app, slow = live_app("auto")
-    try:
-        if not app.software:
-            pytest.skip("adaptive quality applies on a software rasteriser only")
-        assert app.quality is FULL and app.target.post_aa is not None
-        shown = []  # every frame as a listener (a capture) sees it: the switch loses none
-        app.add_frame_listener(lambda app, frame: shown.append(app.read_pixels().mean()))
-        for _ in range(32):
-            app.step()
-        assert app.quality is FALLBACK
-        assert app.target.post_aa is None  # the target was rebuilt without the pass
-        assert app.adaptive is not None
-        for _ in range(30):  # a window at the fallback under the same load: the pass's cost
-            app.step()
-        assert app.quality is FALLBACK and app.adaptive.pass_cost_s is not None
-        slow.seconds = 0.0  # the load goes: the frame with the pass fits again
-        app.adaptive.hold_s = 0.3
-        deadline = time.perf_counter() + 10.0
-        while app.quality is not FULL and time.perf_counter() < deadline:
-            app.step()
-        assert app.quality is FULL and app.target.post_aa is not None
-        assert app.read_pixels().shape == (48, 64, 3)  # it still draws after both switches
-        assert len(shown) > 62 and min(shown) > 20  # the background on every frame, none blank
-    finally:
+    if not app.software:
         app.close()
+        pytest.skip("adaptive quality applies on a software rasteriser only")
+    yield app, slow
+    app.close()
 
 
-@pytest.mark.usefixtures("egl")
-def test_a_live_auto_app_with_room_to_spare_draws_the_edge_lines():
-    app, slow = live_app("auto")
-    try:
-        if not app.software:
-            pytest.skip("adaptive quality applies on a software rasteriser only")
-        slow.seconds = 0.0
-        assert app.adaptive is not None and app.quality is FULL
-        app.adaptive.hold_s = 0.3
-        deadline = time.perf_counter() + 10.0
-        while app.quality is FULL and time.perf_counter() < deadline:
-            app.step()
-        assert app.quality is QUALITIES["geometric"] and app.target.edge_lines is not None
+def test_a_live_auto_app_drops_the_post_pass_and_brings_it_back(live_auto):
+    app, slow = live_auto
+    assert app.quality is FULL and app.target.post_aa is not None
+    shown = []  # every frame as a listener (a capture) sees it: the switch loses none
+    app.add_frame_listener(lambda app, frame: shown.append(app.read_pixels().mean()))
+    for _ in range(32):
         app.step()
-        assert app.renderer.capture_edges and app.read_pixels().shape == (48, 64, 3)
-    finally:
-        app.close()
+    assert app.quality is FALLBACK
+    assert app.target.post_aa is None  # the target was rebuilt without the pass
+    assert app.adaptive is not None
+    for _ in range(30):  # a window at the fallback under the same load: the pass's cost
+        app.step()
+    assert app.quality is FALLBACK and app.adaptive.pass_cost_s is not None
+    slow.seconds = 0.0  # the load goes: the frame with the pass fits again
+    app.adaptive.hold_s = 0.3
+    deadline = time.perf_counter() + 10.0
+    while app.quality is not FULL and time.perf_counter() < deadline:
+        app.step()
+    assert app.quality is FULL and app.target.post_aa is not None
+    assert app.read_pixels().shape == (48, 64, 3)  # it still draws after both switches
+    assert len(shown) > 62 and min(shown) > 20  # the background on every frame, none blank
+
+
+def test_a_live_auto_app_with_room_to_spare_draws_the_edge_lines(live_auto):
+    app, slow = live_auto
+    slow.seconds = 0.0
+    assert app.adaptive is not None and app.quality is FULL
+    app.adaptive.hold_s = 0.3
+    deadline = time.perf_counter() + 10.0
+    while app.quality is FULL and time.perf_counter() < deadline:
+        app.step()
+    assert app.quality is QUALITIES["geometric"] and app.target.edge_lines is not None
+    app.step()
+    assert app.renderer.capture_edges and app.read_pixels().shape == (48, 64, 3)
 
 
 @pytest.mark.usefixtures("egl")
