@@ -96,7 +96,7 @@ def check_support(
         budget_ms = 1000.0 / fps * BUDGET_SHARE
         note = ""
         ladder = app.adaptive
-        if frame_ms > budget_ms and ladder is not None and ladder.level + 1 < len(ladder.levels):
+        if frame_ms > budget_ms and ladder is not None and ladder.current is not ladder.levels[-1]:
             # A live window at auto steps down while its frames miss their rate (to no
             # post pass): what counts is whether it keeps the rate there.
             lower = ladder.levels[-1]

@@ -154,8 +154,8 @@ class Renderer:
         # (engine.render.edge_capture; the App sets it each frame, from its target).
         self.capture_edges = False
         self.edge_capture: EdgeCapture | None = None  # made on the first such frame
-        # Each primitive's edge neighbours worked out at upload, not on the first captured
-        # frame (``prepare_edges``): a live App that may switch to the edge lines.
+        # A live App that may switch to the edge lines (``prepare_edges``): each
+        # primitive's edge neighbours worked out at upload, each new plan aside.
         self.edges_ahead = False
         # The draw being captured: (group, two-sided, mirrored); None: not captured.
         self._capture: tuple[object, bool, bool] | None = None

@@ -68,8 +68,7 @@ class RenderTarget:
         # Colour only: blits to a window (which may lack a depth buffer of this format)
         # and readback must not involve depth.
         self.resolved = ctx.framebuffer([self.color])
-        shared = passes
-        self.post_aa = (shared.post_aa if shared else PostAntiAliasing(ctx)) if post_aa else None
+        self.post_aa = (passes.post_aa if passes else PostAntiAliasing(ctx)) if post_aa else None
         # Where the scene's colour lands before the post pass (the final texture without one).
         self._scene_color = ctx.texture(self.size, 4) if post_aa else self.color
         self._scene = ctx.framebuffer([self._scene_color]) if post_aa else self.resolved
@@ -85,7 +84,7 @@ class RenderTarget:
             )
             self.framebuffer = ctx.framebuffer([self._scene_color], self._depth)
             if lines:  # drawn over the post pass's result
-                self.edge_lines = shared.edge_lines if shared else EdgeLines(ctx)
+                self.edge_lines = passes.edge_lines if passes else EdgeLines(ctx)
 
     def begin(self, clear_color: tuple[float, float, float, float]) -> None:
         self.framebuffer.use()
