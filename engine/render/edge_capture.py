@@ -10,7 +10,9 @@
 3. After the frame, numpy reads the triangles back (about 0.7 MB for a 15k-triangle
    avatar) and keeps the edges that show: an open border (no neighbour: where another
    material or nothing continues) beside a face that shows, or a silhouette (the two
-   faces turn different ways on screen). About 0.5 ms for such an avatar.
+   faces turn different ways on screen). About 0.5 ms for such an avatar. Where two
+   still parts of one node cut through each other, the segments worked out with the
+   plan (``engine.render.crossings``) are placed from their triangles' corners.
 
 Why on the CPU: deciding in the line pass's vertex stage instead (the triangles as a
 texture, every edge a line) cost llvmpipe 4.5 ms a frame in texture fetches, and a
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import moderngl
 import numpy as np
 
+from engine.render.crossings import crossings
 from engine.render.gpu_wait import gl_function
 
 TRANSFORM_FEEDBACK_BUFFER = 0x8C8E
@@ -62,6 +65,12 @@ def triangle_neighbours(indices: np.ndarray, positions: np.ndarray) -> np.ndarra
     return np.where(found[:, None], pairs, -1).reshape(-1, 3, 2).astype(np.int32)
 
 
+# A part that holds still in its node: (the node's number in the frame, the part's
+# indices as drawn, its positions). Two such parts of one node cut through each other
+# along fixed lines (``engine.render.crossings``).
+StillShape = tuple[int, np.ndarray, np.ndarray]
+
+
 @dataclass(frozen=True)
 class _Draw:
     neighbours: np.ndarray  # the primitive's triangle_neighbours
@@ -70,6 +79,7 @@ class _Draw:
     count: int
     two_sided: bool  # a double-sided material: back faces show too
     mirrored: bool  # its node flips the winding: front faces run clockwise
+    still: StillShape | None = None
 
 
 @dataclass
@@ -83,6 +93,10 @@ class _Plan:
     pairs: np.ndarray  # (m, 4) intp: triangle, edge, the neighbour, its edge
     sign: np.ndarray  # (C,) float32
     two_sided: np.ndarray  # (C,) bool
+    # Where still parts cut through each other: per segment the two triangles crossing
+    # (k, 2) and its ends as weights on the first one's corners (k, 2, 3).
+    crossing: np.ndarray
+    crossing_weights: np.ndarray
 
 
 def _plan(draws: list[_Draw], key: tuple) -> _Plan:
@@ -110,13 +124,39 @@ def _plan(draws: list[_Draw], key: tuple) -> _Plan:
         t, k = np.nonzero((other >= 0) & (mine < other))  # each pair once
         pairs.append(np.stack([t + start, k, other[t, k], across[t, k, 1]], axis=1))
         start += draw.count
+    crossing, weights = _crossings(draws, slots, captured)
     return _Plan(
         key,
         np.concatenate(opens).astype(np.intp) if opens else np.zeros((0, 2), np.intp),
         np.concatenate(pairs).astype(np.intp) if pairs else np.zeros((0, 4), np.intp),
         np.concatenate([np.full(d.count, -1.0 if d.mirrored else 1.0, np.float32) for d in draws]),
         np.concatenate([np.full(d.count, d.two_sided) for d in draws]),
+        crossing,
+        weights,
     )
+
+
+def _crossings(
+    draws: list[_Draw], slots: dict[object, int], captured: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the still parts of each node cut through each other, in captured triangles
+    (segments on triangles this frame does not draw are left out)."""
+    still = {d.group: d.still for d in draws if d.still is not None}
+    groups = list(still)
+    found, found_weights = [], []
+    for i, ga in enumerate(groups):
+        for gb in groups[i + 1 :]:
+            a, b = still[ga], still[gb]
+            if a[0] != b[0]:  # other nodes: they move apart
+                continue
+            ta, tb, weights = crossings(a[1:], b[1:])
+            ca, cb = captured[ta + slots[ga]], captured[tb + slots[gb]]
+            drawn = (ca >= 0) & (cb >= 0)
+            found.append(np.stack([ca[drawn], cb[drawn]], axis=1))
+            found_weights.append(weights[drawn])
+    if not found:
+        return np.zeros((0, 2), np.intp), np.zeros((0, 2, 3), np.float32)
+    return np.concatenate(found).astype(np.intp), np.concatenate(found_weights)
 
 
 _PLANNER: ThreadPoolExecutor | None = None
@@ -174,6 +214,7 @@ class EdgeCapture:
         count: int,
         two_sided: bool,
         mirrored: bool,
+        still: StillShape | None = None,
     ) -> None:
         """``vao.render`` of indices first..first + count (3 per triangle), captured."""
         if not self.available:
@@ -198,7 +239,9 @@ class EdgeCapture:
         vao.render(first=first, vertices=count)
         self._end()
         # In capture order: lines() reads the buffers back one after another.
-        self._draws.append(_Draw(neighbours, group, first // 3, count // 3, two_sided, mirrored))
+        self._draws.append(
+            _Draw(neighbours, group, first // 3, count // 3, two_sided, mirrored, still)
+        )
         self._used[index] += count // 3
 
     def lines(self) -> np.ndarray:
@@ -207,7 +250,7 @@ class EdgeCapture:
         if not self._draws:
             return np.zeros((0, 2, 4), np.float32)
         key = tuple(
-            (id(d.neighbours), d.group, d.first, d.count, d.two_sided, d.mirrored)
+            (id(d.neighbours), d.group, d.first, d.count, d.two_sided, d.mirrored, d.still is None)
             for d in self._draws
         )
         plan = self._plan_for(key)
@@ -247,7 +290,15 @@ class EdgeCapture:
             edges.append((tri[half], edge[half]))
         t = np.concatenate([e[0] for e in edges])
         k = np.concatenate([e[1] for e in edges])
-        return np.stack([clip[t, k], clip[t, (k + 1) % 3]], axis=1)
+        lines = np.stack([clip[t, k], clip[t, (k + 1) % 3]], axis=1)
+        if not len(plan.crossing):
+            return lines
+        # Where still parts cut through each other and both faces show: the segments
+        # placed from the first triangle's corners (exact in clip space, a linear map).
+        a, b = plan.crossing[:, 0], plan.crossing[:, 1]
+        keep = shows[a] & shows[b]
+        cuts = np.einsum("nek,nkc->nec", plan.crossing_weights[keep], clip[a[keep]])
+        return np.concatenate([lines, cuts.astype(np.float32)])
 
     def _plan_for(self, key: tuple) -> _Plan | None:
         if self._plan is not None and self._plan.key == key:

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.gltf import GltfAsset, GltfMaterial, GltfPrimitive
 from engine.lighting import Lighting
-from engine.render.edge_capture import EdgeCapture
+from engine.render.edge_capture import EdgeCapture, StillShape
 from engine.render.frame import Frame
 from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw, skin_influences
 from engine.render.gpu_wait import flush_gpu
@@ -157,11 +157,13 @@ class Renderer:
         # A live App that may switch to the edge lines (``prepare_edges``): each
         # primitive's edge neighbours worked out at upload, each new plan aside.
         self.edges_ahead = False
-        # The draw being captured: (group, two-sided, mirrored); None: not captured.
-        self._capture: tuple[object, bool, bool] | None = None
+        # The draw being captured: (group, two-sided, mirrored, still shape: see
+        # _draw_faces); None: not captured.
+        self._capture: tuple[object, bool, bool, StillShape | None] | None = None
         self._node_serial = 0
         self._capturing = False  # this draw_node call's faces are captured
         self._mirrored_node = False
+        self._skinning = False  # the primitive being drawn is skinned
         self._assets: dict[int, GpuAsset] = {}
         self._material_key: tuple[int, int | None, int] | None = None
         # What each program's uniforms hold (``_write``); each material's uniforms per
@@ -519,6 +521,7 @@ class Renderer:
         sides: str = "both",
     ) -> None:
         skinned = palette is not None and prim.influences > 0
+        self._skinning = skinned
         host = weights if isinstance(weights, HostMorphs) else None
         vao = prim.vao
         if host is not None:
@@ -618,7 +621,12 @@ class Renderer:
         self._capture = None
         if self._capturing and material.alpha_mode != "BLEND":  # a see-through edge: FXAA's
             group = (self._node_serial, id(prim))
-            self._capture = (group, material.double_sided, self._mirrored_node)
+            # A part nothing moves but its node: where it cuts through another such part
+            # of the node is worked out once (engine.render.crossings).
+            source = prim.edge_source
+            still = prim.deltas is None and prim.host_part is None and not self._skinning
+            shape = (self._node_serial, *source) if still and source is not None else None
+            self._capture = (group, material.double_sided, self._mirrored_node, shape)
         if material.alpha_mode == "BLEND":
             ctx = self.ctx
             ctx.enable(moderngl.BLEND)
@@ -681,8 +689,8 @@ class Renderer:
             vao.render(first=first, vertices=count)
             return
         assert self.edge_capture is not None and self._capture is not None
-        group, two_sided, mirrored = self._capture
-        self.edge_capture.draw(vao, neighbours, group, first, count, two_sided, mirrored)
+        group, two_sided, mirrored, shape = self._capture
+        self.edge_capture.draw(vao, neighbours, group, first, count, two_sided, mirrored, shape)
 
     def edge_lines(self) -> np.ndarray:
         """(n, 2, 4) clip-space ends of the edges that showed in this frame's captured
