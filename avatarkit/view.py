@@ -153,7 +153,7 @@ class AvatarView(Component):
                     future.set_result(self._read_frame())
                 except Exception as exc:  # handed to the caller's thread, raised there
                     future.set_exception(exc)
-        if self._drawing and not self._first_drawn and not self._disposed:
+        if self._drawing and self.model.uploaded and not self._first_drawn and not self._disposed:
             self._first_drawn = True
             call_app(self.on_first_rendering, what="on_first_rendering")
             call_app(self.controller.on_first_rendering, what="on_first_rendering")

@@ -9,7 +9,7 @@ times are rendering, not command submission. Engine and floor are measured in
 alternating rounds; the table shows the median and the best round of each (the best is
 the least disturbed by other processes on a busy shared machine) and both ratios.
 
-    .venv/bin/python benchmarks/render.py [--counts 1,2,4,8,16] [--frames 20] [--rounds 5]
+    .venv/bin/python benchmarks/render.py [--counts 1,2,4,8,16] [--frames 20]
                                           [--samples 0,4] [--size 1280x720]
 
 ``--live`` prints the live rows instead (a kiosk's frames at 720p with 1 and 4 speaking
@@ -18,7 +18,8 @@ avatars beside a bare draw; see render_live.py); ``--offline`` the offline rende
 floor; see render_offline.py); ``--skinned`` the skinned-avatar row (an RPM-sized
 avatar: 30k triangles, 72 targets, 62 joints, beside a bare draw; see render_skinned.py);
 ``--overdraw`` the lit fragments shaded per live frame against the pixels covered;
-``--python`` the frame's Python (main-thread CPU outside GL calls; see render_python.py).
+``--python`` the frame's Python (main-thread CPU outside GL calls; see render_python.py);
+``--join`` avatars joining a live scene (the longest frame at each join; see render_join.py).
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ def main() -> None:
     parser.add_argument("--edges", action="store_true", help="edge error per quality")
     parser.add_argument("--overdraw", action="store_true", help="lit fragments per live frame")
     parser.add_argument("--python", action="store_true", help="the frame's Python per scene")
+    parser.add_argument("--join", action="store_true", help="avatars joining a live scene")
+    parser.add_argument("--rounds", type=int, default=3, help="--join: runs of the scene")
     parser.add_argument("--sizes", default="640x360,1280x720", help="--offline: frame sizes")
     parser.add_argument(
         "--avatars", default="ava", help="--edges: bundled ids or avatar files, comma-separated"
@@ -219,6 +222,11 @@ def main() -> None:
         from render_live import main as live
 
         live(args.frames, [1, 4])
+        return
+    if args.join:
+        from render_join import main as join
+
+        join(args.rounds)
         return
     if args.python:
         from render_python import main as python

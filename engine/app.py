@@ -331,6 +331,7 @@ class App:
         self.target.begin(scene.lighting.clear_color)
         self.renderer.track_region = self.target.post_aa is not None
         self.renderer.capture_edges = self.target.edge_lines is not None
+        self.renderer.upload_aside = self._realtime()  # no stall in a live frame loop
         self.renderer.begin_frame(frame)
         scene.render(frame)
         if self.software:

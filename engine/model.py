@@ -168,6 +168,12 @@ class ModelRenderer(Component):
         return world.min(axis=0), world.max(axis=0)
 
     @property
+    def uploaded(self) -> bool:
+        """Whether the asset is on the GPU, so that ``render`` draws it (a live App's
+        upload is prepared aside and lands a few frames after the model is added)."""
+        return self._gpu is not None
+
+    @property
     def triangle_count(self) -> int:
         return sum(
             p.triangle_count
@@ -180,8 +186,10 @@ class ModelRenderer(Component):
     def render(self, frame: Frame) -> None:
         renderer = frame.renderer
         if self._gpu is None:  # first frame: upload on the render thread
-            self._renderer = renderer
-            self._gpu = renderer.acquire(self.asset)
+            gpu = renderer.acquire(self.asset)
+            if gpu is None:  # its upload is being prepared aside: drawn once it is
+                return
+            self._renderer, self._gpu = renderer, gpu
             self._passes = [
                 (
                     [p for p in prims if not self._blended(p.material)],

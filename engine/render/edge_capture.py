@@ -22,12 +22,13 @@ geometry stage over the scene's triangles 35-40% of a frame (both measured).
 from __future__ import annotations
 
 import ctypes
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import moderngl
 import numpy as np
 
+from engine.render.aside import worker
 from engine.render.crossings import crossings
 from engine.render.gpu_wait import gl_function
 
@@ -157,16 +158,6 @@ def _crossings(
     if not found:
         return np.zeros((0, 2), np.intp), np.zeros((0, 2, 3), np.float32)
     return np.concatenate(found).astype(np.intp), np.concatenate(found_weights)
-
-
-_PLANNER: ThreadPoolExecutor | None = None
-
-
-def _planner() -> ThreadPoolExecutor:
-    global _PLANNER
-    if _PLANNER is None:
-        _PLANNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-plan")
-    return _PLANNER
 
 
 class EdgeCapture:
@@ -312,7 +303,7 @@ class EdgeCapture:
             self._plan = self._pending[1].result()
             self._pending = None
             return self._plan
-        self._pending = (key, _planner().submit(_plan, list(self._draws), key))
+        self._pending = (key, worker("edge-plan").submit(_plan, list(self._draws), key))
         return None
 
     def release(self) -> None:

@@ -84,16 +84,24 @@ def _gl() -> tuple | None:
     return image, bind, store
 
 
-def upload_mipmaps(texture: moderngl.Texture, image: np.ndarray) -> bool:
-    """Give ``texture`` (RGBA8, level 0 = ``image``, HxWx4 uint8) all its smaller levels;
-    False where the GPU's blit is the better way (more than ``HOST_MIPMAP_TEXELS``) or the
-    GL library cannot be reached: the caller then builds them on the GPU. Render thread,
-    with the texture's context current."""
-    if (
-        image.ndim != 3
-        or image.shape[2] != 4
-        or image.shape[0] * image.shape[1] > HOST_MIPMAP_TEXELS
-    ):
+def host_mipmapped(image: np.ndarray) -> bool:
+    """Whether numpy makes this image's levels (HxWx4, up to ``HOST_MIPMAP_TEXELS``)."""
+    return (
+        image.ndim == 3
+        and image.shape[2] == 4
+        and image.shape[0] * image.shape[1] <= (HOST_MIPMAP_TEXELS)
+    )
+
+
+def upload_mipmaps(
+    texture: moderngl.Texture, image: np.ndarray, levels: list[np.ndarray] | None = None
+) -> bool:
+    """Give ``texture`` (RGBA8, level 0 = ``image``, HxWx4 uint8) all its smaller levels
+    (``levels``: ``mip_levels(image)`` made beforehand, on any thread); False where the
+    GPU's blit is the better way (more than ``HOST_MIPMAP_TEXELS``) or the GL library
+    cannot be reached: the caller then builds them on the GPU. Render thread, with the
+    texture's context current."""
+    if not host_mipmapped(image):
         return False
     functions = _gl()
     if functions is None:
@@ -103,7 +111,7 @@ def upload_mipmaps(texture: moderngl.Texture, image: np.ndarray) -> bool:
     texture.use(texture.ctx.default_texture_unit)
     bind_buffer(_GL_PIXEL_UNPACK_BUFFER, 0)  # pointers below are client memory
     pixel_store(_GL_UNPACK_ALIGNMENT, 1)
-    for level, pixels in enumerate(mip_levels(image), start=1):
+    for level, pixels in enumerate(levels if levels is not None else mip_levels(image), 1):
         pixels = np.ascontiguousarray(pixels)
         h, w = pixels.shape[:2]
         tex_image(

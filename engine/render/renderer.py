@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from dataclasses import replace
 
 import moderngl
@@ -12,9 +13,10 @@ import numpy as np
 
 from engine.gltf import GltfAsset, GltfMaterial, GltfPrimitive
 from engine.lighting import Lighting
+from engine.render.aside import worker
 from engine.render.edge_capture import EdgeCapture, StillShape
 from engine.render.frame import Frame
-from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw, skin_influences
+from engine.render.gpu import GpuAsset, GpuPrimitive, RigidDraw
 from engine.render.gpu_wait import flush_gpu
 from engine.render.host_morph import HostMorphs
 from engine.render.material_uniforms import material_uniforms, needs_extras
@@ -25,12 +27,14 @@ from engine.render.shaders import (
     LitVariant,
 )
 from engine.render.skinning import BOX_CORNERS, JointPalette
+from engine.render.upload_data import UploadData, UploadOptions, skin_influences, upload_data
 
 MORPH_BLOCK_BINDING = 0
 SKIN_BLOCK_BINDING = 1
 DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
 EMISSIVE_TEXTURE_UNIT = 2
+UPLOAD_WAIT_S = 0.002  # what a frame waits for an upload prepared aside (``acquire``)
 MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_node``)
 _DEFAULT_MATERIAL = GltfMaterial()
 
@@ -154,6 +158,11 @@ class Renderer:
         # (engine.render.edge_capture; the App sets it each frame, from its target).
         self.capture_edges = False
         self.edge_capture: EdgeCapture | None = None  # made on the first such frame
+        # A live App's uploads: their host side (engine.render.upload_data) worked out on
+        # the ``asset-prep`` thread while frames go on, the model drawn from the first
+        # frame after (the App sets it each frame: real time only). Else in place.
+        self.upload_aside = False
+        self._preparing: dict[int, tuple[Future[UploadData], GltfAsset]] = {}
         # A live App that may switch to the edge lines (``prepare_edges``): each
         # primitive's edge neighbours worked out at upload, each new plan aside.
         self.edges_ahead = False
@@ -194,22 +203,43 @@ class Renderer:
         self._rigid_cache: dict[tuple[int, int, bytes], list] = {}
 
     # -- assets ----------------------------------------------------------------
-    def acquire(self, asset: GltfAsset) -> GpuAsset:
-        """Upload ``asset`` once per context; later calls share it. Pair with ``release``."""
+    def acquire(self, asset: GltfAsset) -> GpuAsset | None:
+        """Upload ``asset`` once per context; later calls share it. Pair with ``release``.
+        None while the upload's host side is being worked out aside (``upload_aside``):
+        ask again on a later frame."""
         gpu = self._assets.get(id(asset))
         if gpu is None:
-            gpu = self._assets[id(asset)] = GpuAsset(
-                self.ctx,
-                self._program_for,
-                asset,
-                self.host_morphs,
-                self.rigid_skin,
-                self.host_mipmaps,
-            )
-            if self.edges_ahead:
+            data = self._upload_data(asset)
+            if data is None:
+                return None
+            gpu = self._assets[id(asset)] = GpuAsset(self.ctx, self._program_for, data)
+            if self.edges_ahead:  # (asked for since the data was made: worked out now)
                 _work_out_neighbours(gpu)
         gpu.refcount += 1
         return gpu
+
+    def _upload_data(self, asset: GltfAsset) -> UploadData | None:
+        """``asset``'s ``UploadData``: made in place, or with ``upload_aside`` on the
+        ``asset-prep`` thread (None until it is ready; its error, if any, raised here)."""
+        pending = self._preparing.get(id(asset))
+        if pending is not None and pending[1] is asset:
+            # Each frame gives the upload a moment with the GIL released: a frame loop that
+            # spins (frames with little to draw, nothing paced) would otherwise hold the GIL
+            # all but its switch interval, and numpy's short calls on the other thread
+            # wait that long each (an avatar took over 10 s to land; sound starved too).
+            if not wait((pending[0],), timeout=UPLOAD_WAIT_S).done:
+                return None
+            del self._preparing[id(asset)]
+            return pending[0].result()
+        options = UploadOptions(
+            self.host_morphs, self.rigid_skin, self.host_mipmaps, neighbours=self.edges_ahead
+        )
+        if not self.upload_aside:
+            return upload_data(asset, options)
+        # The asset is kept with its future: its id() is the key, and must stay its own.
+        future = worker("asset-prep").submit(upload_data, asset, options)
+        self._preparing[id(asset)] = (future, asset)
+        return None
 
     def prepare_edges(self) -> None:
         """For a live App that may switch to the edge lines: work out the edge neighbours
@@ -701,6 +731,9 @@ class Renderer:
 
     def close(self) -> None:
         """Release every GL object this renderer made (assets included)."""
+        for future, _ in self._preparing.values():
+            future.cancel()  # one already running finishes unused
+        self._preparing.clear()
         for gpu in self._assets.values():
             gpu.release()
         self._assets.clear()

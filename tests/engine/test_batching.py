@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine.render.gpu as gpu_module
+import engine.render.upload_data as upload
 from engine import App, ModelRenderer, load_gltf
 from engine.gltf_write import GltfBuilder
 from engine.meshes import cube
@@ -36,7 +36,7 @@ def three_cubes(tmp_path):
 
 def _draw(path, host: bool, lift: float, merge: bool, monkeypatch) -> tuple[np.ndarray, int]:
     if not merge:
-        monkeypatch.setattr(gpu_module, "merge_by_material", lambda prims, materials: list(prims))
+        monkeypatch.setattr(upload, "merge_by_material", lambda prims, materials: list(prims))
     with App.headless((160, 80), fps=30, samples=0) as app:
         app.renderer.host_morphs = host
         app.scene.camera.look_at((0.0, 0.5, 6.0), (0.0, 0.0, 0.0))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import engine.render.gpu as gpu
+import engine.render.upload_data as gpu
 from engine import App, ModelRenderer, load_gltf
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from avatarkit.bones import BoneRig
 from engine import App, ModelRenderer, load_gltf
-from engine.render.gpu import compact_influences
 from engine.render.skinning import MIN_RIGID_TRIANGLES, rigid_runs
+from engine.render.upload_data import compact_influences
 
 RPM_HEAD = Path(__file__).resolve().parents[2] / "assets/test/rpm_head.glb"
 

@@ -297,7 +297,7 @@ def test_influences_are_compacted_to_what_vertices_use():
     """The GPU gets as many influences as the busiest vertex weights (llvmpipe gathers
     palette rows for every one), heaviest first; zero weights are all that is dropped."""
     from engine.gltf_asset import GltfPrimitive
-    from engine.render.gpu import compact_influences, skin_influences
+    from engine.render.upload_data import compact_influences, skin_influences
 
     def prim(joints, weights) -> GltfPrimitive:
         return GltfPrimitive(
@@ -325,7 +325,7 @@ def test_eight_influences_bend_like_two(framed):
     """JOINTS_1/WEIGHTS_1 (their own shader variant): the SimpleSkin strip with its
     weights spread over eight influences bends exactly like the file's, which the GPU
     gets compacted to the two its vertices use."""
-    from engine.render.gpu import skin_influences
+    from engine.render.upload_data import skin_influences
 
     asset = load_gltf(SIMPLE_SKIN)
     eight = copy.deepcopy(asset)

@@ -47,3 +47,29 @@ def test_a_raising_view_callback_does_not_stop_the_frame_loop(sdk, rig, caplog):
         assert "on_first_rendering" in names and "on_frame_rate_info" in names
     finally:
         app.close()
+
+
+def test_first_rendering_waits_for_an_upload_made_aside(sdk, rig):
+    """A live App makes an avatar's upload aside (engine.render.upload_data) and draws it
+    from a later frame: ``on_first_rendering`` fires after that frame, not before."""
+    from engine.clock import RealtimeClock
+
+    sdk(driving_mode="backend")
+    avatar = AvatarManager(str(AVATARS_DIR)).load_blocking("ava")
+    app = App.headless(size=(64, 64), clock=RealtimeClock(30), samples=0)
+    try:
+        view = app.scene.create_entity("ava").add_component(
+            AvatarView(avatar, mixer=rig.mixer, idle=False)
+        )
+        fired: list[bool] = []  # whether the model was drawn when it fired
+        view.on_first_rendering = lambda: fired.append(view.model.uploaded)
+        app.step()
+        assert fired == [] and not view.model.uploaded
+        for _ in range(300):
+            if fired:
+                break
+            app.step()
+        app.step()
+        assert fired == [True]  # once, after the frame that drew it
+    finally:
+        app.close()
