@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 MIN_GL = (3, 3)
 BUDGET_SHARE = 0.5  # of 1/fps that the probe's frame may take
 PROBE_FRAMES = 12
+UPLOAD_FRAMES = 1000  # at most, before the probe: until the model is drawn
 WARMUP_FRAMES = 3  # the first frames upload the avatar and compile shaders
 
 
@@ -128,6 +129,10 @@ def _probe(app: App, model: ModelRenderer) -> float:
     """Median milliseconds of ``PROBE_FRAMES`` frames of a speaking face (after
     ``WARMUP_FRAMES``: the first upload and compile)."""
     jaw = model.target_names.index("jawOpen") if "jawOpen" in model.target_names else None
+    for _ in range(UPLOAD_FRAMES):  # an App on a real-time clock uploads it aside
+        if model.uploaded:
+            break
+        app.step()
     times = []
     for k in range(WARMUP_FRAMES + PROBE_FRAMES):
         if jaw is not None:  # a speaking face: the morph weights change every frame

@@ -186,10 +186,11 @@ class ModelRenderer(Component):
     def render(self, frame: Frame) -> None:
         renderer = frame.renderer
         if self._gpu is None:  # first frame: upload on the render thread
+            self._renderer = renderer
             gpu = renderer.acquire(self.asset)
             if gpu is None:  # its upload is being prepared aside: drawn once it is
                 return
-            self._renderer, self._gpu = renderer, gpu
+            self._gpu = gpu
             self._passes = [
                 (
                     [p for p in prims if not self._blended(p.material)],
@@ -274,9 +275,13 @@ class ModelRenderer(Component):
         for palette in self._palettes.values():
             palette.release()
         self._palettes.clear()
-        if self._gpu is not None and self._renderer is not None:
+        if self._renderer is None:
+            return
+        if self._gpu is not None:
             self._renderer.release(self.asset)
             self._gpu = None
+        else:  # gone before its upload landed: the work aside is not kept for it
+            self._renderer.forget(self.asset)
 
 
 def _distance(eye: np.ndarray, prims: list[GpuPrimitive], matrix: np.ndarray) -> float:

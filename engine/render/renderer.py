@@ -241,6 +241,13 @@ class Renderer:
         self._preparing[id(asset)] = (future, asset)
         return None
 
+    def forget(self, asset: GltfAsset) -> None:
+        """Drop ``asset``'s upload being prepared aside, if any (its model went before it
+        landed; a model of the same asset that still waits submits it again)."""
+        pending = self._preparing.pop(id(asset), None)
+        if pending is not None:
+            pending[0].cancel()  # one already running finishes unused
+
     def prepare_edges(self) -> None:
         """For a live App that may switch to the edge lines: work out the edge neighbours
         of every asset uploaded, and of each one uploaded from now on, when it is, and the
@@ -731,9 +738,8 @@ class Renderer:
 
     def close(self) -> None:
         """Release every GL object this renderer made (assets included)."""
-        for future, _ in self._preparing.values():
-            future.cancel()  # one already running finishes unused
-        self._preparing.clear()
+        for _, asset in list(self._preparing.values()):
+            self.forget(asset)
         for gpu in self._assets.values():
             gpu.release()
         self._assets.clear()

@@ -96,3 +96,15 @@ def test_an_error_made_aside_is_raised_on_the_render_thread(egl, tmp_path, monke
                 app.step()
     assert raised.value.code == RENDER_NOT_SUPPORTED
     assert "morph data too large" in raised.value.message
+
+
+def test_a_model_gone_before_its_upload_landed_leaves_nothing_behind(egl, tmp_path):
+    with _live() as app:
+        model = _add(app, load_gltf(write_morph_cube(tmp_path / "cube.glb")))
+        app.step()
+        assert not model.uploaded and app.renderer._preparing
+        model.entity.destroy()
+        assert not app.renderer._preparing  # its prepared data is not kept for nobody
+        for _ in range(5):
+            app.step()
+        assert not app.renderer._preparing

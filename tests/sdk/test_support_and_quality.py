@@ -112,3 +112,32 @@ def test_an_unknown_render_quality_is_refused():
     with pytest.raises(AvatarKitError) as info:
         Configuration(render_quality="ultra")
     assert info.value.code == ErrorCode.INVALID_REQUEST and "low" in info.value.message
+
+
+def test_the_probe_times_frames_that_draw_the_avatar(egl_app_possible, monkeypatch):
+    """While a real-time audio device plays, the probe's App runs on the wall clock and
+    uploads the avatar aside (engine.render.upload_data): the frames it times must be
+    ones that draw it, or an empty scene would answer for the machine."""
+    from avatarkit import support
+    from engine import App as EngineApp
+
+    monkeypatch.setattr("engine.audio.devices.realtime_device_playing", lambda: True)
+    drawn: list[bool] = []
+    real_probe, real_step = support._probe, EngineApp.step
+
+    def probe(app, model):
+        def step(self):
+            frame = real_step(self)
+            drawn.append(model.uploaded)
+            return frame
+
+        monkeypatch.setattr(EngineApp, "step", step)
+        try:
+            return real_probe(app, model)
+        finally:
+            monkeypatch.setattr(EngineApp, "step", real_step)
+
+    monkeypatch.setattr(support, "_probe", probe)
+    AvatarSDK.support(size=(64, 64), fps=5)
+    timed = drawn[-(support.WARMUP_FRAMES + support.PROBE_FRAMES) :]
+    assert timed and all(timed), drawn
