@@ -29,14 +29,19 @@ def test_call_app_logs_and_reports_whether_it_ran(caplog):
     assert "on_something" in caplog.text and "the app's bug" in caplog.text
 
 
-def test_a_raising_view_callback_does_not_stop_the_frame_loop(sdk, rig, caplog):
+def _ava_in(app: App, sdk, rig) -> AvatarView:
+    """The bundled ``ava`` in ``app`` (backend mode, the rig's mixer, no idle motion)."""
     sdk(driving_mode="backend")
     avatar = AvatarManager(str(AVATARS_DIR)).load_blocking("ava")
+    return app.scene.create_entity("ava").add_component(
+        AvatarView(avatar, mixer=rig.mixer, idle=False)
+    )
+
+
+def test_a_raising_view_callback_does_not_stop_the_frame_loop(sdk, rig, caplog):
     app = App.headless(size=(64, 64), clock=ManualClock(30), samples=0)
     try:
-        view = app.scene.create_entity("ava").add_component(
-            AvatarView(avatar, mixer=rig.mixer, idle=False)
-        )
+        view = _ava_in(app, sdk, rig)
         view.on_first_rendering = broken
         view.on_frame_rate_info = broken
         view.controller.on_buffer_health = broken
@@ -54,13 +59,9 @@ def test_first_rendering_waits_for_an_upload_made_aside(sdk, rig):
     from a later frame: ``on_first_rendering`` fires after that frame, not before."""
     from engine.clock import RealtimeClock
 
-    sdk(driving_mode="backend")
-    avatar = AvatarManager(str(AVATARS_DIR)).load_blocking("ava")
     app = App.headless(size=(64, 64), clock=RealtimeClock(30), samples=0)
     try:
-        view = app.scene.create_entity("ava").add_component(
-            AvatarView(avatar, mixer=rig.mixer, idle=False)
-        )
+        view = _ava_in(app, sdk, rig)
         fired: list[bool] = []  # whether the model was drawn when it fired
         view.on_first_rendering = lambda: fired.append(view.model.uploaded)
         app.step()
