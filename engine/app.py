@@ -270,7 +270,8 @@ class App:
     def _update(self) -> float:
         """The frame's update half; returns when the scene was posed (perf_counter)."""
         dt = self.clock.tick()
-        self.load_gc.before_frame(self.scene.structure_version, self._realtime())
+        scene = self.scene
+        self.load_gc.before_frame(scene.structure_version, self._realtime(), scene.removals)
         self._dispatch_events()
         self.schedule.advance(self.clock.time)
         posed_at = time.perf_counter()

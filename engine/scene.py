@@ -80,9 +80,10 @@ class Entity:
     def create_child(self, name: str = "", transform: Transform | None = None) -> Entity:
         return self.add_child(Entity(name, transform))
 
-    def _structure_changed(self) -> None:
+    def _structure_changed(self, removed: bool = False) -> None:
         if self.scene is not None:  # the App collects garbage after loads (engine.load_gc)
             self.scene.structure_version += 1
+            self.scene.removals += removed
 
     def _set_scene(self, scene: Scene | None) -> None:
         self.scene = scene
@@ -121,7 +122,7 @@ class Entity:
         self.components.remove(component)
         component.dispose()
         component.entity = None
-        self._structure_changed()
+        self._structure_changed(removed=True)
 
     def destroy(self) -> None:
         """Dispose every component of this subtree and detach it from its parent."""
@@ -131,7 +132,7 @@ class Entity:
             component.dispose()
             component.entity = None
         self.components.clear()
-        self._structure_changed()
+        self._structure_changed(removed=True)
         if self.parent is not None:
             self.parent.children.remove(self)
             self.parent = None
@@ -186,8 +187,10 @@ class Scene:
         # (0 on a virtual clock, where a frame is shown at its own timestamp). Something
         # timed by another clock (speech by the audio clock) poses for now + this.
         self.present_lead = 0.0
-        # Bumped whenever an entity or a component is added or removed anywhere.
+        # Bumped whenever an entity or a component is added or removed anywhere; and
+        # whenever one is removed.
         self.structure_version = 0
+        self.removals = 0
         # A render quality name (engine.render.quality) something in the scene asks for;
         # the App switches to it before the next frame is drawn. None: the App's own.
         self.render_quality: str | None = None
