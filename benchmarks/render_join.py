@@ -22,10 +22,6 @@ from render_live import AVATARS, SIZE, SPACING, speech_weights
 JOIN_EVERY = 90  # frames (3 s at 30 fps)
 
 
-def drawn(model) -> bool:
-    return model._gpu is not None  # (``model.uploaded``; read so for older checkouts)
-
-
 def run_once() -> list[tuple[float, float, int]]:
     """Per join: (longest frame after, median frame before, frames until drawn)."""
     from avatarkit.cli.common import open_avatar
@@ -52,7 +48,7 @@ def run_once() -> list[tuple[float, float, int]]:
             join(len(models))
         for k, model in enumerate(models):
             model.weights[: weights.shape[1]] = weights[frame]
-            if k not in landed and drawn(model):
+            if k not in landed and model.uploaded:
                 landed[k] = frame
         started = time.perf_counter()
         app.step()

@@ -86,11 +86,7 @@ def _gl() -> tuple | None:
 
 def host_mipmapped(image: np.ndarray) -> bool:
     """Whether numpy makes this image's levels (HxWx4, up to ``HOST_MIPMAP_TEXELS``)."""
-    return (
-        image.ndim == 3
-        and image.shape[2] == 4
-        and image.shape[0] * image.shape[1] <= (HOST_MIPMAP_TEXELS)
-    )
+    return image.ndim == 3 and image.shape[2] == 4 and image.size // 4 <= HOST_MIPMAP_TEXELS
 
 
 def upload_mipmaps(
