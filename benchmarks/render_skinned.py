@@ -9,7 +9,9 @@ each frame are worked out before timing, as a controller hands them to its view)
 floor: the same triangles at rest with plain moderngl (the lit shader, no morphs, no
 skinning), the same camera and MSAA, frames interleaved one by one in the same process,
 both waiting for the GPU. The
-camera: the head shot avatarkit frames for the file (``anatomical_framing``).
+camera: the head shot avatarkit frames for the file (``anatomical_framing``). Then the
+same frames again, each split at its draw calls (``DrawMarks``): the Python before the
+first draw, the draws, and the rasteriser's tail after the last.
 
     .venv/bin/python benchmarks/render.py --skinned [--frames 100] [--samples 0,4]
 """
@@ -21,8 +23,10 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import moderngl
 import numpy as np
 from render import EngineBench, frame_times
 from render_live import Bare
@@ -97,6 +101,45 @@ class UnskinnedBench(SkinnedBench):
         super().__init__(asset, samples)
 
 
+class DrawMarks:
+    """Splits each frame at its draw calls (moderngl's ``VertexArray.render`` wrapped while
+    in use): the Python before the first draw, when llvmpipe's rasteriser threads have
+    nothing to do; the draws; the wait after the last one, the rasteriser's tail."""
+
+    def __enter__(self) -> DrawMarks:
+        self._render = render = moderngl.VertexArray.render
+        self.marks: list[tuple[float, float]] = []
+
+        def timed(vao, *args, **kwargs):
+            start = time.perf_counter()
+            render(vao, *args, **kwargs)
+            self.marks.append((start, time.perf_counter()))
+
+        moderngl.VertexArray.render = timed  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        moderngl.VertexArray.render = self._render  # type: ignore[method-assign]
+
+    def phases(self, bench, k: int) -> tuple[float, float, float]:
+        """Milliseconds of frame ``k`` before its first draw, from it to the end of the
+        last, and after."""
+        self.marks.clear()
+        start = time.perf_counter()
+        bench.frame(k)
+        end = time.perf_counter()
+        first, last = self.marks[0][0], self.marks[-1][1]
+        return tuple(1000 * t for t in (first - start, last - first, end - last))  # type: ignore[return-value]
+
+
+def phase_line(name: str, rows: list[tuple[float, float, float]]) -> str:
+    before, draws, after = (statistics.median(r[i] for r in rows) for i in range(3))
+    return (
+        f"    {name:<7} before the first draw {before:.2f} ms, draws {draws:.2f}, "
+        f"after the last {after:.2f}"
+    )
+
+
 class _Live:  # what render_live.Bare reads
     def __init__(self, bench: SkinnedBench) -> None:
         self.app, self.models = bench.app, bench.models
@@ -131,5 +174,13 @@ def main(frames: int, samples_list: list[int]) -> None:
             f"{fu:.2f} ms fast ({fe / fu:.2f}x)",
             flush=True,
         )
+        with DrawMarks() as marks:  # the same frames again, split at their draws
+            split: dict[str, list] = {"engine": [], "bare": []}
+            for k in range(frames):
+                split["engine"].append(marks.phases(engine, k))
+                split["bare"].append(marks.phases(bare, k))
+        print("  median phases (the rasteriser idle before the first draw):")
+        for name, rows in split.items():
+            print(phase_line(name, rows), flush=True)
         unskinned.close()
         engine.close()
