@@ -133,3 +133,42 @@ def test_blend_over_each_targets_own_rows_is_the_dense_sum_exactly():
         for t in np.flatnonzero(np.abs(weights) > host_morph._EPSILON):
             dense += host.deltas[t] * weights[t]
         np.testing.assert_array_equal(host.blend(weights).reshape(-1), dense)
+
+
+def test_a_model_draws_its_still_nodes_before_its_morphed_ones(egl, monkeypatch):
+    """The RPM-shaped head lists its morphed head first: its still body and eyes are drawn
+    first, so the rasteriser starts on them while the head's targets are blended; the
+    pixels are those of the asset's own order."""
+    from pathlib import Path
+
+    from engine.render.renderer import Renderer
+
+    path = Path(__file__).resolve().parents[2] / "assets/test/rpm_head.glb"
+    asset = load_gltf(path)
+    first = next(i for i, _ in asset.walk() if asset.nodes[i].mesh is not None)
+    assert asset.meshes[asset.nodes[first].mesh].target_names  # the walk starts morphed
+
+    def frame(walk_order: bool) -> tuple[list[bool], np.ndarray]:
+        calls: list[bool] = []
+        draw_node = Renderer.draw_node
+
+        def spy(self, gpu, prims, matrix, weights, palette=None, sides="both"):
+            if sides == "front":
+                calls.append(weights is not None)
+            return draw_node(self, gpu, prims, matrix, weights, palette, sides)
+
+        monkeypatch.setattr(Renderer, "draw_node", spy)
+        with App.headless((160, 160), fps=30, samples=0) as app:
+            model = app.scene.create_entity("rpm").add_component(ModelRenderer(asset))
+            if walk_order:
+                model._draw_order = model._walk
+            model.set_weight("jawOpen", 0.8)
+            lo, hi = asset.bounds()
+            app.scene.camera.frame_bounds(lo, hi, aspect=1.0)
+            app.step()
+            return calls, app.read_pixels().astype(int)
+
+    morphed, pixels = frame(walk_order=False)
+    assert morphed == sorted(morphed) and morphed[0] is False and morphed[-1] is True
+    _, as_walked = frame(walk_order=True)
+    assert np.abs(pixels - as_walked).max() <= 1
