@@ -56,12 +56,7 @@ class ModelRenderer(Component):
         self.nodes: list[Transform] = [node.transform.copy() for node in self.asset.nodes]
         self._node_index = {node.name: i for i, node in enumerate(self.asset.nodes)}
         self._walk = list(self.asset.walk())
-        # Nodes drawn in walk order, those whose meshes have morph targets last (a stable
-        # sort): a software rasteriser starts on the still parts while the render thread
-        # blends the morphed ones (``engine.render.host_morph``), 0.1-0.2 ms of an
-        # RPM-sized avatar's frame. Depth testing makes opaque draws order-free (but for
-        # exact depth ties between nodes).
-        self._draw_order = sorted(self._walk, key=lambda item: self._morphed(item[0]))
+        self._draw_order = self._still_first(self._walk)
         self._skeleton = Skeleton(self.asset)
         # Node index -> skin index, for nodes drawn skinned (every primitive has joints).
         self._skinned: dict[int, int] = {
@@ -250,6 +245,18 @@ class ModelRenderer(Component):
             blended, key=lambda b: -_distance(eye, b[0], b[1])
         ):
             renderer.draw_node(gpu, prims, matrix, weights, palette)
+
+    def _still_first(self, walk: list) -> list:
+        """The nodes in the file's order (its early-depth order: occluders first), unless
+        that starts with a morphed node: then its still nodes come first (a stable sort).
+        With host morphs the render thread blends a morphed node's targets right before
+        drawing it; still nodes drawn and flushed before give the software rasteriser
+        work meanwhile. An RPM-sized avatar lists its morphed head first: 0.1-0.2 ms of
+        its frame. The bundled avatars start with their hair, and keep their order."""
+        drawn = [node for node, _ in walk if self.asset.nodes[node].mesh is not None]
+        if not drawn or not self._morphed(drawn[0]):
+            return walk
+        return sorted(walk, key=lambda item: self._morphed(item[0]))
 
     def _morphed(self, node: int) -> bool:
         mesh = self.asset.nodes[node].mesh

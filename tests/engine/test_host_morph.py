@@ -135,40 +135,50 @@ def test_blend_over_each_targets_own_rows_is_the_dense_sum_exactly():
         np.testing.assert_array_equal(host.blend(weights).reshape(-1), dense)
 
 
-def test_a_model_draws_its_still_nodes_before_its_morphed_ones(egl, monkeypatch):
-    """The RPM-shaped head lists its morphed head first: its still body and eyes are drawn
-    first, so the rasteriser starts on them while the head's targets are blended; the
-    pixels are those of the asset's own order."""
-    from pathlib import Path
-
+def _front_pass(asset, monkeypatch, walk_order: bool = False) -> tuple[list[bool], np.ndarray]:
+    """Per node of one frame's front pass: whether it is drawn with morph weights; and the
+    frame's pixels (``walk_order``: drawn in the file's order, as before the rule)."""
     from engine.render.renderer import Renderer
 
-    path = Path(__file__).resolve().parents[2] / "assets/test/rpm_head.glb"
-    asset = load_gltf(path)
-    first = next(i for i, _ in asset.walk() if asset.nodes[i].mesh is not None)
-    assert asset.meshes[asset.nodes[first].mesh].target_names  # the walk starts morphed
+    calls: list[bool] = []
+    draw_node = Renderer.draw_node
 
-    def frame(walk_order: bool) -> tuple[list[bool], np.ndarray]:
-        calls: list[bool] = []
-        draw_node = Renderer.draw_node
+    def spy(self, gpu, prims, matrix, weights, palette=None, sides="both"):
+        if sides == "front":
+            calls.append(weights is not None)
+        return draw_node(self, gpu, prims, matrix, weights, palette, sides)
 
-        def spy(self, gpu, prims, matrix, weights, palette=None, sides="both"):
-            if sides == "front":
-                calls.append(weights is not None)
-            return draw_node(self, gpu, prims, matrix, weights, palette, sides)
-
-        monkeypatch.setattr(Renderer, "draw_node", spy)
-        with App.headless((160, 160), fps=30, samples=0) as app:
-            model = app.scene.create_entity("rpm").add_component(ModelRenderer(asset))
-            if walk_order:
-                model._draw_order = model._walk
+    monkeypatch.setattr(Renderer, "draw_node", spy)
+    with App.headless((160, 160), fps=30, samples=0) as app:
+        model = app.scene.create_entity("m").add_component(ModelRenderer(asset))
+        if walk_order:
+            model._draw_order = model._walk
+        if "jawOpen" in model.target_names:
             model.set_weight("jawOpen", 0.8)
-            lo, hi = asset.bounds()
-            app.scene.camera.frame_bounds(lo, hi, aspect=1.0)
-            app.step()
-            return calls, app.read_pixels().astype(int)
+        lo, hi = asset.bounds()
+        app.scene.camera.frame_bounds(lo, hi, aspect=1.0)
+        app.step()
+        return calls, app.read_pixels().astype(int)
 
-    morphed, pixels = frame(walk_order=False)
+
+def test_a_walk_that_starts_morphed_draws_its_still_nodes_first(egl, monkeypatch):
+    """The RPM-shaped head lists its morphed head first: its still body and eyes are drawn
+    first, so the rasteriser starts on them while the head's targets are blended; the
+    pixels are those of the file's order."""
+    from pathlib import Path
+
+    asset = load_gltf(Path(__file__).resolve().parents[2] / "assets/test/rpm_head.glb")
+    assert _front_pass(asset, monkeypatch, walk_order=True)[0][0] is True  # starts morphed
+    morphed, pixels = _front_pass(asset, monkeypatch)
     assert morphed == sorted(morphed) and morphed[0] is False and morphed[-1] is True
-    _, as_walked = frame(walk_order=True)
-    assert np.abs(pixels - as_walked).max() <= 1
+    _, as_listed = _front_pass(asset, monkeypatch, walk_order=True)
+    assert np.abs(pixels - as_listed).max() <= 1
+
+
+def test_a_walk_that_starts_still_keeps_the_files_order(egl, monkeypatch):
+    """A bundled avatar lists its hair (still) before its face (morphed) and body: the
+    file's early-depth order, kept (the face hides the body's neck)."""
+    from avatarkit.cli.common import open_avatar
+
+    morphed, _ = _front_pass(open_avatar("ava").asset, monkeypatch)
+    assert morphed == [False, True, False]
