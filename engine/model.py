@@ -253,8 +253,8 @@ class ModelRenderer(Component):
         drawing it; still nodes drawn and flushed before give the software rasteriser
         work meanwhile. An RPM-sized avatar lists its morphed head first: 0.1-0.2 ms of
         its frame. The bundled avatars start with their hair, and keep their order."""
-        drawn = [node for node, _ in walk if self.asset.nodes[node].mesh is not None]
-        if not drawn or not self._morphed(drawn[0]):
+        first = next((node for node, _ in walk if self.asset.nodes[node].mesh is not None), None)
+        if first is None or not self._morphed(first):
             return walk
         return sorted(walk, key=lambda item: self._morphed(item[0]))
 

@@ -187,10 +187,9 @@ class Scene:
         # (0 on a virtual clock, where a frame is shown at its own timestamp). Something
         # timed by another clock (speech by the audio clock) poses for now + this.
         self.present_lead = 0.0
-        # Bumped whenever an entity or a component is added or removed anywhere; and
-        # whenever one is removed.
+        # Bumped whenever an entity or a component is added or removed anywhere.
         self.structure_version = 0
-        self.removals = 0
+        self.removals = 0  # bumped by removals alone (an unload: engine.load_gc)
         # A render quality name (engine.render.quality) something in the scene asks for;
         # the App switches to it before the next frame is drawn. None: the App's own.
         self.render_quality: str | None = None
