@@ -210,6 +210,7 @@ def corpora(args) -> dict[str, list[Clip]]:
     makers = {
         "piper": lambda: cached_clips(args.utterances * 2 // 3, "heldout", 7, "piper"),
         "kokoro": lambda: cached_clips(args.utterances // 2, "heldout", 7, "kokoro"),
+        "pico": lambda: cached_clips(args.utterances * 2 // 3, "heldout", 7, "pico"),
         "human": human_clips,
     }
     for name, make in makers.items():
@@ -218,7 +219,8 @@ def corpora(args) -> dict[str, list[Clip]]:
         try:
             clips = make()
         except ImportError as exc:
-            print(f"{name}: skipped ({exc.name} not installed: pip install -e .[train])")
+            hint = exc.msg if exc.name == "pico2wave" else "pip install -e .[train]"
+            print(f"{name}: skipped ({exc.name} not installed: {hint})")
             continue
         out[name] = [resampled(c, args.noisy, rng) for c in clips]
     return out
@@ -230,6 +232,7 @@ BARS = {
     "espeak-ng": (0.80, 0.0, 0.95, 0.85, 20),
     "piper": (0.78, 0.15, 0.85, 0.85, 20),
     "kokoro": (0.78, 0.15, 0.85, 0.85, 20),
+    "pico": (0.78, 0.15, 0.85, 0.85, 20),
     "human": (0.70, 0.10, 0.85, 0.85, 30),
 }
 
@@ -268,7 +271,7 @@ def main() -> None:
         "--noisy", action="store_true", help="reverberant, noisy (20 dB SNR) speech"
     )
     parser.add_argument(
-        "--corpus", action="append", help="piper, kokoro or human (default: all installed)"
+        "--corpus", action="append", help="piper, kokoro, pico or human (default: all installed)"
     )
     parser.add_argument(
         "--weights",

@@ -132,3 +132,37 @@ def test_decoding_averages_the_channels_of_packed_stereo_and_gives_the_rate():
     audio, rate = decode_mono(buf.getvalue())
     assert rate == 8000 and len(audio) == 50
     assert np.allclose(audio * 32768, 2000)
+
+
+def test_pico_trains_on_one_voice_and_holds_out_the_other():
+    pytest.importorskip("pocketsphinx")  # the dictionary phrases come from its CMUdict
+    from avatarkit.motion.training.pico import HELDOUT_VOICES, TRAIN_VOICES, plan
+
+    train, held = plan(200, "train", 0), plan(40, "heldout", 7)
+    assert {job[1] for job in train} == set(TRAIN_VOICES)
+    assert {job[1] for job in held} == set(HELDOUT_VOICES)
+    assert not set(TRAIN_VOICES) & set(HELDOUT_VOICES)
+    assert not {job[0] for job in train} & {job[0] for job in held}
+    assert all(80 <= job[2] <= 125 and 85 <= job[3] <= 115 for job in train + held)
+
+
+def test_pico_spans_follow_the_audio():
+    """PocketSphinx's timing of Pico speech: the silence put before and after the line is
+    labelled silence, and the first and last sounds sit where the audio's energy does."""
+    pytest.importorskip("pocketsphinx")
+    from avatarkit.motion.training.pico import available, speak_pico
+
+    if not available():
+        pytest.skip("pico2wave not installed (Debian non-free: libttspico-utils)")
+    clip = speak_pico("Bob may buy a map for the trip.", "en-US", lead_s=0.4, tail_s=0.3)
+    assert clip is not None and clip.voice == "pico:en-US"
+    rate = clip.sample_rate
+    speech = [(v, s, e) for v, s, e in clip.spans if v != "sil"]
+    level = np.convolve(np.abs(clip.audio), np.ones(rate // 100) / (rate // 100), "same")
+    loud = np.flatnonzero(level > 0.05 * level.max())
+    # "Bob": the lips close in silence, the sound starts at their release.
+    assert speech[0][0] == "PP" and abs(speech[0][1] - 0.4 * rate) < 0.03 * rate
+    assert speech[0][1] < loud[0] < speech[0][2] + 0.03 * rate
+    # "trip": the vowel's sound ends where the lips close for its /p/.
+    assert speech[-1][0] == "PP" and abs(speech[-1][1] - loud[-1]) < 0.03 * rate
+    assert sum(v == "PP" for v, _, _ in speech) == 7  # Bob, may, buy, map, trip

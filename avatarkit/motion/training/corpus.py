@@ -106,6 +106,10 @@ def make_clips(count: int, split: str, seed: int, source: str = "espeak") -> lis
         from avatarkit.motion.training.piper import piper_clips
 
         return piper_clips(count, split, seed)
+    if source == "pico":
+        from avatarkit.motion.training.pico import pico_clips
+
+        return pico_clips(count, split, seed)
     if source in ("kokoro", "kokoro-blend"):
         from avatarkit.motion.training.kokoro import kokoro_clips
 

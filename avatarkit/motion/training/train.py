@@ -154,6 +154,12 @@ def main() -> None:
     parser.add_argument("--piper", type=int, default=1600, help="Piper utterances (0: none)")
     parser.add_argument("--kokoro", type=int, default=160, help="Kokoro utterances (0: none)")
     parser.add_argument(
+        "--pico",
+        type=int,
+        default=0,
+        help="SVOX Pico utterances (en-US; pico2wave from Debian non-free libttspico-utils)",
+    )
+    parser.add_argument(
         "--kokoro-blend",
         type=int,
         default=0,
@@ -275,7 +281,7 @@ def main() -> None:
     t0 = time.time()
     clips = make_clips(args.espeak, "train", 0)
     espeak_clips = len(clips)  # first in the corpus
-    for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
+    for source, count in (("piper", args.piper), ("kokoro", args.kokoro), ("pico", args.pico)):
         if count:
             copies = args.repeat  # Kokoro: fewer, costlier clips, more copies of each
             if source == "kokoro":
@@ -298,7 +304,7 @@ def main() -> None:
         real_warp=real_warp,
     )
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
-    for source, count in (("piper", args.piper), ("kokoro", args.kokoro)):
+    for source, count in (("piper", args.piper), ("kokoro", args.kokoro), ("pico", args.pico)):
         if count:
             watched[source] = build(
                 cached_clips(20 if source == "kokoro" else 40, "heldout", 99, source),
