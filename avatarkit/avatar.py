@@ -19,6 +19,7 @@ import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.bones import channels_by_bones
+from avatarkit.conventions import material_binds_warning
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import ignored
 from avatarkit.framing import anatomical_framing
@@ -76,6 +77,8 @@ class Avatar:
             log.warning(warning)
         if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
             log.warning(lost)
+        if (unseen := material_binds_warning(self.asset)) is not None:
+            log.warning("%s: %s", self.model_path.name, unseen)
 
     # -- identity -------------------------------------------------------------------------
     @property

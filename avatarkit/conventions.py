@@ -275,3 +275,47 @@ def has_vrm_extension(asset: GltfAsset) -> bool:
     return isinstance(asset.extensions.get("VRMC_vrm"), dict) or isinstance(
         asset.extensions.get("VRM"), dict
     )
+
+
+# VRM expression binds that change materials (a colour, a texture's offset), not shapes.
+_MATERIAL_BINDS = ("materialColorBinds", "textureTransformBinds")  # VRM 1.0; 0.x: materialValues
+
+
+def material_binds(asset: GltfAsset) -> dict[str, tuple[str, ...]]:
+    """VRM expressions (by the file's own names) that also or only change materials, which
+    the engine does not draw (a view drives morph-target binds only): name -> bind kinds.
+    Untrusted JSON: anything malformed is skipped."""
+    found: dict[str, tuple[str, ...]] = {}
+    vrm1 = asset.extensions.get("VRMC_vrm")
+    if isinstance(vrm1, dict) and isinstance(vrm1.get("expressions"), dict):
+        for kind in ("preset", "custom"):
+            named = vrm1["expressions"].get(kind)
+            for name, expr in named.items() if isinstance(named, dict) else ():
+                if isinstance(name, str) and isinstance(expr, dict):
+                    used = tuple(
+                        k for k in _MATERIAL_BINDS if isinstance(expr.get(k), list) and expr[k]
+                    )
+                    if used:
+                        found[name[:64]] = used
+        return found
+    vrm0 = asset.extensions.get("VRM")
+    master = vrm0.get("blendShapeMaster") if isinstance(vrm0, dict) else None
+    groups = master.get("blendShapeGroups") if isinstance(master, dict) else None
+    for group in groups if isinstance(groups, list) else ():
+        if isinstance(group, dict) and isinstance(group.get("materialValues"), list):
+            name = group.get("name") or group.get("presetName")
+            if group["materialValues"] and isinstance(name, str):
+                found[name[:64]] = ("materialValues",)
+    return found
+
+
+def material_binds_warning(asset: GltfAsset) -> str | None:
+    """One line naming the VRM expressions whose material changes are not drawn, or None."""
+    found = material_binds(asset)
+    if not found:
+        return None
+    listed = ", ".join(f"{name} ({', '.join(kinds)})" for name, kinds in sorted(found.items()))
+    return (
+        f"VRM expressions that change materials are drawn without those changes "
+        f"(only morph-target binds move the face): {listed}"
+    )

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 from avatarkit.avatar import require_drawable
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.bones import EYE_LOOK, BoneRig
-from avatarkit.conventions import arkit_channel, convention_for, expression_binds
+from avatarkit.conventions import (
+    arkit_channel,
+    convention_for,
+    expression_binds,
+    material_binds_warning,
+)
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
@@ -234,6 +239,8 @@ def inspect_avatar(path: str | Path) -> Inspection:
     report.bones = _bones(asset)
     if not blend.available_channels:
         report.notes.append("no morph target follows a known convention: the face will not move")
+    if (unseen := material_binds_warning(asset)) is not None:
+        report.notes.append(unseen)
     return report
 
 

@@ -485,3 +485,45 @@ def test_the_loader_keeps_the_root_extensions(tmp_path):
     asset = load_gltf(write_head(tmp_path / "e.vrm", {"t": None}, vrm1({"aa": [(0, 1.0)]})))
     assert asset.extensions["VRMC_vrm"]["specVersion"] == "1.0"
     assert load_gltf(write_head(tmp_path / "plain.glb", {"t": None})).extensions == {}
+
+
+def test_expressions_that_change_materials_are_named_as_not_drawn(tmp_path, caplog):
+    """A VRM expression may change a material (a colour, a texture's offset: blush, eye
+    highlights, a whole face drawn by texture) instead of or beside a shape. The engine
+    draws only the shapes, so loading and ``avatarkit inspect`` name each such expression
+    and its bind kinds, once; a file without any says nothing of it."""
+    from avatarkit.inspection import inspect_avatar
+
+    regions = {"m0": "mouth", "lids": "eyes", "grin": None}
+    ext = vrm1({"aa": [(0, 1.0)], "blink": [], "happy": [(2, 1.0)]})
+    preset = ext["VRMC_vrm"]["expressions"]["preset"]
+    preset["blink"]["textureTransformBinds"] = [{"material": 0, "offset": [0.5, 0.0]}]
+    preset["happy"]["materialColorBinds"] = [
+        {"material": 0, "type": "color", "targetValue": [1, 0.6, 0.6, 1]}
+    ]
+    preset["aa"]["materialColorBinds"] = []  # present but empty: changes nothing
+    path = write_head(tmp_path / "head.vrm", regions, ext)
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_file(path)
+    named = [r.getMessage() for r in caplog.records if "change materials" in r.getMessage()]
+    assert len(named) == 1
+    assert "blink (textureTransformBinds)" in named[0] and "happy (materialColorBinds)" in named[0]
+    assert "aa" not in named[0].split(":", 2)[-1]
+    assert any("blink (textureTransformBinds)" in n for n in inspect_avatar(path).notes)
+
+    groups = vrm0([("Joy", "joy", [(2, 100.0)]), ("A", "a", [(0, 100.0)])])
+    groups["VRM"]["blendShapeMaster"]["blendShapeGroups"][0]["materialValues"] = [
+        {"materialName": "face", "propertyName": "_Color", "targetValue": [1, 0.6, 0.6, 1]}
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_file(write_head(tmp_path / "head0.vrm", regions, groups))
+    named = [r.getMessage() for r in caplog.records if "change materials" in r.getMessage()]
+    assert len(named) == 1 and "Joy (materialValues)" in named[0] and "A (" not in named[0]
+
+    caplog.clear()
+    plain = write_head(tmp_path / "plain.vrm", regions, vrm1({"aa": [(0, 1.0)]}))
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_file(plain)
+    assert not any("change materials" in r.getMessage() for r in caplog.records)
+    assert not any("change materials" in n for n in inspect_avatar(plain).notes)
