@@ -281,6 +281,9 @@ def has_vrm_extension(asset: GltfAsset) -> bool:
 _MATERIAL_BINDS = ("materialColorBinds", "textureTransformBinds")  # VRM 1.0; 0.x: materialValues
 
 
+MAX_LISTED = 12  # expressions a warning names
+
+
 def material_binds(asset: GltfAsset) -> dict[str, tuple[str, ...]]:
     """VRM expressions (by the file's own names) that also or only change materials, which
     the engine does not draw (a view drives morph-target binds only): name -> bind kinds.
@@ -314,7 +317,13 @@ def material_binds_warning(asset: GltfAsset) -> str | None:
     found = material_binds(asset)
     if not found:
         return None
-    listed = ", ".join(f"{name} ({', '.join(kinds)})" for name, kinds in sorted(found.items()))
+    # Names are the file's (untrusted): shown quoted when not printable, a dozen at most.
+    shown = [
+        f"{name if name.isprintable() else repr(name)} ({', '.join(kinds)})"
+        for name, kinds in sorted(found.items())
+    ]
+    more = len(shown) - MAX_LISTED
+    listed = ", ".join(shown[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
     return (
         f"VRM expressions that change materials are drawn without those changes "
         f"(only morph-target binds move the face): {listed}"

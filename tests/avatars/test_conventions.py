@@ -521,6 +521,20 @@ def test_expressions_that_change_materials_are_named_as_not_drawn(tmp_path, capl
     named = [r.getMessage() for r in caplog.records if "change materials" in r.getMessage()]
     assert len(named) == 1 and "Joy (materialValues)" in named[0] and "A (" not in named[0]
 
+    # A hostile file's names cannot forge log lines or flood one: quoted, a dozen named.
+    many = vrm1({"aa": [(0, 1.0)]})
+    for k in range(40):
+        many["VRMC_vrm"]["expressions"]["preset"][f"x{k:02d}\nFAKE LINE"] = {
+            "morphTargetBinds": [],
+            "materialColorBinds": [{"material": 0, "type": "color", "targetValue": [1, 1, 1, 1]}],
+        }
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="avatarkit"):
+        Avatar.from_file(write_head(tmp_path / "many.vrm", regions, many))
+    named = [r.getMessage() for r in caplog.records if "change materials" in r.getMessage()]
+    assert len(named) == 1 and "\n" not in named[0] and "'x00\\nFAKE LINE'" in named[0]
+    assert named[0].endswith("and 28 more") and len(named[0]) < 1200
+
     caplog.clear()
     plain = write_head(tmp_path / "plain.vrm", regions, vrm1({"aa": [(0, 1.0)]}))
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
