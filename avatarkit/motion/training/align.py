@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
+from avatarkit.motion.training.corpus import Clip
 from avatarkit.motion.training.phones import arpabet_visemes
 
 RATE = 16000  # the acoustic model's rate
@@ -116,3 +117,18 @@ def agreement(
     ]
     best = int(np.argmax(scores))
     return float(np.corrcoef(a, b)[0, 1]), lags[best] * FRAME_S * 1000
+
+
+def aligned_clip(
+    audio: np.ndarray, rate: int, text: str, voice: str, lead_s: float = 0.0, tail_s: float = 0.0
+) -> Clip | None:
+    """A synthesizer's ``audio`` (float -1..1) saying ``text``, with ``lead_s`` / ``tail_s`` of
+    silence around it and PocketSphinx-aligned viseme spans: a ``Clip`` of ``voice``, or
+    None when the alignment fails (for the voices that give no timings of their own)."""
+    audio = np.concatenate(
+        [np.zeros(int(lead_s * rate)), audio, np.zeros(int(tail_s * rate))]
+    ).astype(np.float32)
+    phones = align_phones(audio, rate, text)
+    if not phones:
+        return None
+    return Clip(audio, rate, viseme_spans(phones, rate, len(audio)), text, voice)

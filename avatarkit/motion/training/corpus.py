@@ -129,6 +129,21 @@ def mixed_texts(count: int, split: str, seed: int) -> list[str]:
     return mixed + plain[len(salad) :]
 
 
+def on_every_core(speak, jobs: list, chunksize: int) -> list[Clip]:
+    """``speak(job)`` for every job in a process per core (each loads its own synthesizer
+    and aligner), in order; the jobs it returned None for (failed alignments) dropped."""
+    import os
+    from multiprocessing import Pool
+
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers <= 1:
+        clips = [speak(job) for job in jobs]
+    else:
+        with Pool(workers) as pool:
+            clips = pool.map(speak, jobs, chunksize=chunksize)
+    return [c for c in clips if c is not None]
+
+
 def cached_clips(count: int, split: str, seed: int, source: str) -> list[Clip]:
     """``make_clips``, kept in ``.cache/motion-corpus`` (neural voices take minutes)."""
     import pickle

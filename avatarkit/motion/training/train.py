@@ -281,7 +281,8 @@ def main() -> None:
     t0 = time.time()
     clips = make_clips(args.espeak, "train", 0)
     espeak_clips = len(clips)  # first in the corpus
-    for source, count in (("piper", args.piper), ("kokoro", args.kokoro), ("pico", args.pico)):
+    voices = (("piper", args.piper), ("kokoro", args.kokoro), ("pico", args.pico))
+    for source, count in voices:
         if count:
             copies = args.repeat  # Kokoro: fewer, costlier clips, more copies of each
             if source == "kokoro":
@@ -304,7 +305,7 @@ def main() -> None:
         real_warp=real_warp,
     )
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
-    for source, count in (("piper", args.piper), ("kokoro", args.kokoro), ("pico", args.pico)):
+    for source, count in voices:
         if count:
             watched[source] = build(
                 cached_clips(20 if source == "kokoro" else 40, "heldout", 99, source),
