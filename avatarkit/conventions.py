@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -214,12 +215,36 @@ def _weight(value: Any, scale: float) -> float | None:
     return None
 
 
+def _vrm1_expressions(asset: GltfAsset) -> Iterator[tuple[str, dict[str, Any]]] | None:
+    """(name, expression) of a ``VRMC_vrm`` extension's preset and custom expressions
+    (untrusted JSON: only string names and object expressions); None without VRM 1.0
+    expressions."""
+    vrm1 = asset.extensions.get("VRMC_vrm")
+    if not (isinstance(vrm1, dict) and isinstance(vrm1.get("expressions"), dict)):
+        return None
+    groups = vrm1["expressions"]
+    return (
+        (name, expr)
+        for kind in ("preset", "custom")
+        if isinstance(groups.get(kind), dict)
+        for name, expr in groups[kind].items()
+        if isinstance(name, str) and isinstance(expr, dict)
+    )
+
+
+def _vrm0_groups(asset: GltfAsset) -> Iterator[dict[str, Any]]:
+    """The object entries of a ``VRM`` extension's ``blendShapeMaster.blendShapeGroups``."""
+    vrm0 = asset.extensions.get("VRM")
+    master = vrm0.get("blendShapeMaster") if isinstance(vrm0, dict) else None
+    groups = master.get("blendShapeGroups") if isinstance(master, dict) else None
+    return (g for g in (groups if isinstance(groups, list) else ()) if isinstance(g, dict))
+
+
 def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
     """Expression -> morph target binds from ``VRMC_vrm`` (VRM 1.0) or ``VRM`` (VRM 0.x).
 
     The extension is untrusted JSON: anything malformed (wrong types, indices out of
     range) is skipped, never raised."""
-    ext = asset.extensions
     counts = [len(m.target_names) for m in asset.meshes]
     binds: list[ExpressionBind] = []
 
@@ -230,30 +255,20 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
         if t is not None:
             binds.append(ExpressionBind(expression, mesh, t, weight))
 
-    vrm1 = ext.get("VRMC_vrm")
-    if isinstance(vrm1, dict) and isinstance(vrm1.get("expressions"), dict):
-        groups = vrm1["expressions"]
-        for kind in ("preset", "custom"):  # custom ones count only if named like a preset
-            named = groups.get(kind)
-            for name, expr in named.items() if isinstance(named, dict) else ():
-                if not (
-                    isinstance(name, str)
-                    and isinstance(expr, dict)
-                    and isinstance(expr.get("morphTargetBinds"), list)
-                ):
-                    continue
-                expression = _key(name) if _key(name) in VRM_EXPRESSIONS else None
-                for b in expr["morphTargetBinds"]:
-                    if isinstance(b, dict):
-                        node = _index(b.get("node"), len(asset.nodes))
-                        mesh = None if node is None else _index(asset.nodes[node].mesh, len(counts))
-                        add(expression, mesh, b.get("index"), _weight(b.get("weight", 1.0), 1.0))
+    vrm1 = _vrm1_expressions(asset)
+    if vrm1 is not None:
+        for name, expr in vrm1:  # custom ones count only if named like a preset
+            if not isinstance(expr.get("morphTargetBinds"), list):
+                continue
+            expression = _key(name) if _key(name) in VRM_EXPRESSIONS else None
+            for b in expr["morphTargetBinds"]:
+                if isinstance(b, dict):
+                    node = _index(b.get("node"), len(asset.nodes))
+                    mesh = None if node is None else _index(asset.nodes[node].mesh, len(counts))
+                    add(expression, mesh, b.get("index"), _weight(b.get("weight", 1.0), 1.0))
         return binds
-    vrm0 = ext.get("VRM")
-    master = vrm0.get("blendShapeMaster") if isinstance(vrm0, dict) else None
-    groups0 = master.get("blendShapeGroups") if isinstance(master, dict) else None
-    for group in groups0 if isinstance(groups0, list) else ():
-        if not (isinstance(group, dict) and isinstance(group.get("binds"), list)):
+    for group in _vrm0_groups(asset):
+        if not isinstance(group.get("binds"), list):
             continue
         preset = group.get("presetName")
         expression = VRM0_PRESETS.get(preset.lower()) if isinstance(preset, str) else None
@@ -289,26 +304,18 @@ def material_binds(asset: GltfAsset) -> dict[str, tuple[str, ...]]:
     the engine does not draw (a view drives morph-target binds only): name -> bind kinds.
     Untrusted JSON: anything malformed is skipped."""
     found: dict[str, tuple[str, ...]] = {}
-    vrm1 = asset.extensions.get("VRMC_vrm")
-    if isinstance(vrm1, dict) and isinstance(vrm1.get("expressions"), dict):
-        for kind in ("preset", "custom"):
-            named = vrm1["expressions"].get(kind)
-            for name, expr in named.items() if isinstance(named, dict) else ():
-                if isinstance(name, str) and isinstance(expr, dict):
-                    used = tuple(
-                        k for k in _MATERIAL_BINDS if isinstance(expr.get(k), list) and expr[k]
-                    )
-                    if used:
-                        found[name[:64]] = used
+    vrm1 = _vrm1_expressions(asset)
+    if vrm1 is not None:
+        for name, expr in vrm1:
+            used = tuple(k for k in _MATERIAL_BINDS if isinstance(expr.get(k), list) and expr[k])
+            if used:
+                found[name[:64]] = used
         return found
-    vrm0 = asset.extensions.get("VRM")
-    master = vrm0.get("blendShapeMaster") if isinstance(vrm0, dict) else None
-    groups = master.get("blendShapeGroups") if isinstance(master, dict) else None
-    for group in groups if isinstance(groups, list) else ():
-        if isinstance(group, dict) and isinstance(group.get("materialValues"), list):
-            name = group.get("name") or group.get("presetName")
-            if group["materialValues"] and isinstance(name, str):
-                found[name[:64]] = ("materialValues",)
+    for group in _vrm0_groups(asset):
+        label = group.get("name") or group.get("presetName")
+        values = group.get("materialValues")
+        if isinstance(values, list) and values and isinstance(label, str):
+            found[label[:64]] = ("materialValues",)
     return found
 
 
