@@ -19,10 +19,10 @@ import numpy as np
 
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.bones import channels_by_bones
-from avatarkit.conventions import material_binds_warning
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import ignored
 from avatarkit.framing import anatomical_framing
+from avatarkit.material_binds import MaterialExpressions, undrawn_warning
 from avatarkit.package import (
     MANIFEST_NAME,
     FileEntry,
@@ -35,7 +35,7 @@ from avatarkit.package import (
 from avatarkit.vrm0 import face_forward
 
 if TYPE_CHECKING:
-    from engine import GltfAsset
+    from engine import GltfAsset, ModelRenderer
 
 MODEL_SUFFIXES = (".glb", ".gltf", ".vrm")  # a .vrm is a GLB with a VRM extension
 
@@ -73,11 +73,15 @@ class Avatar:
         # One line, not silence: a model that cannot show what the motion does would
         # otherwise just stand still where it should speak or blink.
         by_bones = channels_by_bones(self.asset)  # eye bones show the gaze: not missing
-        if warning := self.blendshape_map.coverage_warning(self.model_path.name, by_bones):
+        # VRM expressions that recolour or move a texture (blush, a face drawn by texture).
+        self.material_expressions = MaterialExpressions.of(self.asset)
+        by_materials = self.material_expressions.names if self.material_expressions else ()
+        warning = self.blendshape_map.coverage_warning(self.model_path.name, by_bones, by_materials)
+        if warning:
             log.warning(warning)
         if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
             log.warning(lost)
-        if (unseen := material_binds_warning(self.asset)) is not None:
+        if (unseen := undrawn_warning(self.asset)) is not None:
             log.warning("%s: %s", self.model_path.name, unseen)
 
     # -- identity -------------------------------------------------------------------------
@@ -116,6 +120,13 @@ class Avatar:
     def target_weights(self, arkit: np.ndarray, target_names: Sequence[str]) -> np.ndarray:
         """Weights in ``target_names`` order (e.g. ``ModelRenderer.asset.target_names``)."""
         return self.blendshape_map.weights_for(arkit, target_names)
+
+    def show(self, model: ModelRenderer, arkit: np.ndarray) -> None:
+        """Pose ``model`` (a renderer of this avatar's asset) with one ARKit vector: its
+        morph targets, and the materials its VRM expressions change (render thread)."""
+        model.set_weights(self.target_weights(arkit, model.target_names))
+        if self.material_expressions is not None:
+            model.material_overrides = self.material_expressions.materials(arkit)
 
     def __repr__(self) -> str:
         channels = len(self.available_channels)

@@ -180,13 +180,21 @@ class BlendshapeMap:
             lines.append("  missing: " + ", ".join(missing))
         return "\n".join(lines)
 
-    def coverage_warning(self, label: str, by_bones: Collection[str] = ()) -> str | None:
+    def coverage_warning(
+        self, label: str, by_bones: Collection[str] = (), by_materials: Collection[str] = ()
+    ) -> str | None:
         """One line naming the channels that move nothing on this model (``by_bones``: those
-        its bones show, left out), or None if all do."""
+        its bones show, left out; ``by_materials``: VRM expressions drawn by changing
+        materials), or None if all do."""
         if len(self.missing_channels) == NUM_BLENDSHAPES:
+            moves = (
+                f"only the materials of VRM expressions {', '.join(by_materials)} change"
+                if by_materials
+                else "the face will not move"
+            )
             return (
                 f"{label}: no morph target follows a known convention "
-                "(ARKit-52, Oculus/RPM visemes, VRM); the face will not move"
+                f"(ARKit-52, Oculus/RPM visemes, VRM); {moves}"
             )
         missing = [c for c in self.missing_channels if c not in by_bones]
         if not missing:

@@ -48,13 +48,12 @@ def render_poses(avatar: Avatar, cell: tuple[int, int] = (256, 256)) -> list[np.
         camera.far = max(camera.far, distance * 20)
         entity = app.scene.create_entity(avatar.id)
         model = entity.add_component(ModelRenderer(avatar.asset))
-        names = model.asset.target_names
         rig = BoneRig.find(model.nodes, model.asset)
         for label, channels in POSES:
             weights = np.zeros(NUM_BLENDSHAPES, np.float32)
             for name, value in channels.items():
                 weights[ARKIT_INDEX[name]] = value
-            model.set_weights(avatar.target_weights(weights, names))
+            avatar.show(model, weights)
             yaw = TURN_YAW if label == "head turned" else 0.0
             if rig is not None:
                 rig.apply(model.nodes, np.array([0.0, yaw, 0.0]), np.zeros(2))

@@ -128,7 +128,8 @@ _VISEME_RE = re.compile(r"^(?:.*[.:|])?viseme[_\-\s]?([a-z]+)$", re.IGNORECASE)
 _SIDE_RE = re.compile(r"^(.*?)(?:[_.\-\s]?(left|right|l|r))$")
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
+    """A name without case or separators: how names of one convention are compared."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
@@ -141,14 +142,14 @@ def arkit_channel(name: str) -> str | None:
     """
     # The whole name first (``browOuterUp.R``), then without a namespace (``blendShape1.x``).
     for base in (name, re.split(r"[.:|]", name)[-1]):
-        key = _key(base)
+        key = name_key(base)
         if key in _CANONICAL:
             return _CANONICAL[key]
         # eyeBlink_L, eyeBlinkL, eye_blink_l: a trailing side letter or word.
         match = _SIDE_RE.match(base.lower())
         if match:
             side = {"l": "left", "r": "right"}.get(match.group(2), match.group(2))
-            channel = _CANONICAL.get(_key(match.group(1)) + side)
+            channel = _CANONICAL.get(name_key(match.group(1)) + side)
             if channel:
                 return channel
     return None
@@ -170,7 +171,7 @@ def vrm_expression(name: str) -> str | None:
         low = base.strip().lower()
         if low in VRM0_PRESETS:
             return VRM0_PRESETS[low]
-        key = _key(base)
+        key = name_key(base)
         if key in VRM_EXPRESSIONS:
             return key
         if key in _VROID_NAMES:
@@ -182,7 +183,7 @@ def convention_for(name: str) -> tuple[str, Convention] | None:
     """(label, convention) for a plain target name that follows a known convention."""
     if (viseme := viseme_name(name)) is not None:
         return f"viseme {viseme}", VISEMES[viseme]
-    key = _key(re.split(r"[.:|]", name)[-1])
+    key = name_key(re.split(r"[.:|]", name)[-1])
     if key in RPM_EXTRAS:
         return f"rpm {key}", RPM_EXTRAS[key]
     if (expression := vrm_expression(name)) is not None:
@@ -201,7 +202,8 @@ class ExpressionBind:
     weight: float  # 0..1 at full expression
 
 
-def _index(value: Any, size: int) -> int | None:
+def index_below(value: Any, size: int) -> int | None:
+    """``value`` if it is an int index into ``size`` items (untrusted JSON), else None."""
     return (
         value
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size
@@ -215,7 +217,7 @@ def _weight(value: Any, scale: float) -> float | None:
     return None
 
 
-def _vrm1_expressions(asset: GltfAsset) -> Iterator[tuple[str, dict[str, Any]]] | None:
+def vrm1_expressions(asset: GltfAsset) -> Iterator[tuple[str, dict[str, Any]]] | None:
     """(name, expression) of a ``VRMC_vrm`` extension's preset and custom expressions
     (untrusted JSON: only string names and object expressions); None without VRM 1.0
     expressions."""
@@ -232,7 +234,7 @@ def _vrm1_expressions(asset: GltfAsset) -> Iterator[tuple[str, dict[str, Any]]] 
     )
 
 
-def _vrm0_groups(asset: GltfAsset) -> Iterator[dict[str, Any]]:
+def vrm0_groups(asset: GltfAsset) -> Iterator[dict[str, Any]]:
     """The object entries of a ``VRM`` extension's ``blendShapeMaster.blendShapeGroups``."""
     vrm0 = asset.extensions.get("VRM")
     master = vrm0.get("blendShapeMaster") if isinstance(vrm0, dict) else None
@@ -251,23 +253,25 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
     def add(expression: str | None, mesh: int | None, target: Any, weight: float | None) -> None:
         if expression is None or mesh is None or weight is None:
             return
-        t = _index(target, counts[mesh])
+        t = index_below(target, counts[mesh])
         if t is not None:
             binds.append(ExpressionBind(expression, mesh, t, weight))
 
-    vrm1 = _vrm1_expressions(asset)
+    vrm1 = vrm1_expressions(asset)
     if vrm1 is not None:
         for name, expr in vrm1:  # custom ones count only if named like a preset
             if not isinstance(expr.get("morphTargetBinds"), list):
                 continue
-            expression = _key(name) if _key(name) in VRM_EXPRESSIONS else None
+            expression = name_key(name) if name_key(name) in VRM_EXPRESSIONS else None
             for b in expr["morphTargetBinds"]:
                 if isinstance(b, dict):
-                    node = _index(b.get("node"), len(asset.nodes))
-                    mesh = None if node is None else _index(asset.nodes[node].mesh, len(counts))
+                    node = index_below(b.get("node"), len(asset.nodes))
+                    mesh = (
+                        None if node is None else index_below(asset.nodes[node].mesh, len(counts))
+                    )
                     add(expression, mesh, b.get("index"), _weight(b.get("weight", 1.0), 1.0))
         return binds
-    for group in _vrm0_groups(asset):
+    for group in vrm0_groups(asset):
         if not isinstance(group.get("binds"), list):
             continue
         preset = group.get("presetName")
@@ -279,7 +283,7 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
                 # VRM 0.x weights run 0..100.
                 add(
                     expression,
-                    _index(b.get("mesh"), len(counts)),
+                    index_below(b.get("mesh"), len(counts)),
                     b.get("index"),
                     _weight(b.get("weight", 100.0), 100.0),
                 )
@@ -289,49 +293,4 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
 def has_vrm_extension(asset: GltfAsset) -> bool:
     return isinstance(asset.extensions.get("VRMC_vrm"), dict) or isinstance(
         asset.extensions.get("VRM"), dict
-    )
-
-
-# VRM expression binds that change materials (a colour, a texture's offset), not shapes.
-_MATERIAL_BINDS = ("materialColorBinds", "textureTransformBinds")  # VRM 1.0; 0.x: materialValues
-
-
-MAX_LISTED = 12  # expressions a warning names
-
-
-def material_binds(asset: GltfAsset) -> dict[str, tuple[str, ...]]:
-    """VRM expressions (by the file's own names) that also or only change materials, which
-    the engine does not draw (a view drives morph-target binds only): name -> bind kinds.
-    Untrusted JSON: anything malformed is skipped."""
-    found: dict[str, tuple[str, ...]] = {}
-    vrm1 = _vrm1_expressions(asset)
-    if vrm1 is not None:
-        for name, expr in vrm1:
-            used = tuple(k for k in _MATERIAL_BINDS if isinstance(expr.get(k), list) and expr[k])
-            if used:
-                found[name[:64]] = used
-        return found
-    for group in _vrm0_groups(asset):
-        label = group.get("name") or group.get("presetName")
-        values = group.get("materialValues")
-        if isinstance(values, list) and values and isinstance(label, str):
-            found[label[:64]] = ("materialValues",)
-    return found
-
-
-def material_binds_warning(asset: GltfAsset) -> str | None:
-    """One line naming the VRM expressions whose material changes are not drawn, or None."""
-    found = material_binds(asset)
-    if not found:
-        return None
-    # Names are the file's (untrusted): shown quoted when not printable, a dozen at most.
-    shown = [
-        f"{name if name.isprintable() else repr(name)} ({', '.join(kinds)})"
-        for name, kinds in sorted(found.items())
-    ]
-    more = len(shown) - MAX_LISTED
-    listed = ", ".join(shown[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
-    return (
-        f"VRM expressions that change materials are drawn without those changes "
-        f"(only morph-target binds move the face): {listed}"
     )

@@ -23,11 +23,11 @@ from avatarkit.conventions import (
     arkit_channel,
     convention_for,
     expression_binds,
-    material_binds_warning,
 )
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
+from avatarkit.material_binds import MaterialExpressions, undrawn_warning
 from avatarkit.package import Framing
 from avatarkit.vrm0 import face_forward
 
@@ -237,9 +237,14 @@ def inspect_avatar(path: str | Path) -> Inspection:
     report.bounds = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
     report.framing = anatomical_framing(asset, blend)
     report.bones = _bones(asset)
-    if not blend.available_channels:
+    drawn = MaterialExpressions.of(asset)
+    if drawn is not None:
+        report.notes.append(
+            "VRM expressions that change materials (drawn): " + ", ".join(drawn.names)
+        )
+    elif not blend.available_channels:
         report.notes.append("no morph target follows a known convention: the face will not move")
-    if (unseen := material_binds_warning(asset)) is not None:
+    if (unseen := undrawn_warning(asset)) is not None:
         report.notes.append(unseen)
     return report
 

@@ -336,7 +336,7 @@ class AvatarView(Component):
     # -- internals ----------------------------------------------------------------------
 
     def _apply(self, pose: FacePose) -> None:
-        self.model.set_weights(self.avatar.target_weights(pose.weights, self.model.target_names))
+        self.avatar.show(self.model, pose.weights)
         turn = quat_from_euler(*(float(a) for a in pose.head))
         for index, rest in zip(self._head_nodes, self._rest, strict=True):
             self.model.nodes[index].rotation = quat_multiply(rest, turn)

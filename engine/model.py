@@ -25,7 +25,7 @@ import numpy as np
 from engine import errors
 from engine.errors import EngineError
 from engine.gltf import load_gltf
-from engine.gltf_asset import GltfAsset
+from engine.gltf_asset import GltfAsset, GltfMaterial
 from engine.render.frame import Frame
 from engine.scene import Component
 from engine.skeleton import Skeleton
@@ -77,6 +77,10 @@ class ModelRenderer(Component):
         # A 4x4 applied after the camera's projection (clip space): moves and scales the
         # model on screen without changing its perspective. None: as the camera sees it.
         self.screen_transform: np.ndarray | None = None
+        # Materials drawn in place of the asset's, by index: the same textures and modes,
+        # other colour factors or UV transforms (a VRM expression's material binds). Set
+        # on the render thread, as the weights are.
+        self.material_overrides: Mapping[int, GltfMaterial] = {}
 
     # -- morph weights -----------------------------------------------------------
     def target_index(self, name: str) -> int:
@@ -203,9 +207,11 @@ class ModelRenderer(Component):
         gpu = self._gpu
         if self.screen_transform is not None:  # moved/scaled in the view, after projection
             renderer.set_view_projection(self.screen_transform @ frame.view_projection)
+        renderer.material_overrides = self.material_overrides
         try:
             self._draw_nodes(renderer, gpu, np.asarray(frame.camera_position, np.float64))
         finally:
+            renderer.material_overrides = {}
             if self.screen_transform is not None:
                 renderer.set_view_projection(frame.view_projection)
 

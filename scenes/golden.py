@@ -82,7 +82,7 @@ def render_frames(
                 head + [0.0, 0.0, avatar.framing.camera_distance * 0.8], head
             )  # the face fills it
             for pose_name, pose in POSES.items():
-                model.set_weights(avatar.target_weights(pose_weights(pose), model.target_names))
+                avatar.show(model, pose_weights(pose))
                 app.step()
                 frames[f"{avatar_id}_{pose_name}"] = app.read_pixels()
             entity.destroy()

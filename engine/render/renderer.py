@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import replace
 
@@ -179,6 +179,9 @@ class Renderer:
         # (asset serial, material index, program id).
         self._held: dict[moderngl.Program, dict[str, bytes]] = {}
         self._material_uniforms: dict[tuple[int, int | None, int], dict[str, bytes]] = {}
+        # Materials the model being drawn shows in place of its asset's, by index (the same
+        # textures and modes, other factors or UV transforms): set by ``ModelRenderer``.
+        self.material_overrides: Mapping[int, GltfMaterial] = {}
         self.draw_calls = 0
         # Software rasteriser: flush after each node, with the GIL released (gpu_wait).
         self.flush_per_node = False
@@ -521,18 +524,24 @@ class Renderer:
     def _use_material(
         self, gpu: GpuAsset, index: int | None, lit: moderngl.Program
     ) -> GltfMaterial:
-        material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
+        override = self.material_overrides.get(index) if index is not None else None
+        if override is not None:
+            material = override
+        else:
+            material = gpu.asset.materials[index] if index is not None else _DEFAULT_MATERIAL
         # Per program too: a material's uniforms live in each shader variant that draws it.
         key = (gpu.serial, index, id(lit))
         if key == self._material_key:  # consecutive primitives often share a material
             return material
         self._material_key = key
         # Worked out once per material and program (an asset is fixed once uploaded, as
-        # its buffers and textures are); written where the program holds other values.
-        uniforms = self._material_uniforms.get(key)
+        # its buffers and textures are; an override changes by the frame); written where
+        # the program holds other values.
+        uniforms = None if override is not None else self._material_uniforms.get(key)
         if uniforms is None:
             uniforms = material_uniforms(material, self._variant_of[lit])
-            self._material_uniforms[key] = uniforms
+            if override is None:
+                self._material_uniforms[key] = uniforms
         for name, data in uniforms.items():
             self._write(lit, name, data)
         # A texture exactly where the material has one: its program is the variant that

@@ -1,0 +1,340 @@
+"""VRM expressions that change materials, drawn: a colour (blush, a darker shade) or a
+texture's offset and scale (a face drawn by texture, eye highlights) moved with the face.
+
+The VRM extension binds an expression to materials beside (or instead of) morph targets:
+VRM 1.0 ``materialColorBinds`` (``color``, ``emissionColor``, ``shadeColor``, ``rimColor``,
+``matcapColor``, ``outlineColor``) and ``textureTransformBinds``; VRM 0.x
+``materialValues`` (``_Color``, ``_EmissionColor``, ``_ShadeColor``, ``_RimColor``,
+``_OutlineColor`` and ``_MainTex_ST``, by material name). As three-vrm applies them, each
+bind moves its value from the material's own toward the target by the expression's weight,
+binds adding up. An expression's weight comes from the frame's ARKit weights through the
+same convention that drives its morph targets (``conventions.VRM_EXPRESSIONS``).
+
+What the engine has nothing to draw with (matcap and outline colours, expressions no preset
+stands for) is named in one warning at load (:func:`undrawn_warning`). The extension is
+untrusted JSON: anything malformed is skipped, never raised.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from avatarkit.blendshapes import FEATURE_INDEX, features
+from avatarkit.conventions import (
+    VRM0_PRESETS,
+    VRM_EXPRESSIONS,
+    index_below,
+    name_key,
+    vrm0_groups,
+    vrm1_expressions,
+    vrm_expression,
+)
+
+if TYPE_CHECKING:
+    from engine import GltfAsset
+    from engine.gltf_asset import GltfMaterial, TextureSlot
+
+# VRM 1.0 colour types the renderer draws, and VRM 0.x property names for each type.
+DRAWN_COLORS = ("color", "emissionColor", "shadeColor", "rimColor")
+_VRM0_COLORS = {
+    "_Color": "color",
+    "_EmissionColor": "emissionColor",
+    "_ShadeColor": "shadeColor",
+    "_RimColor": "rimColor",
+    "_OutlineColor": "outlineColor",
+    "_MatcapColor": "matcapColor",
+}
+# VRM 1.0: an expression may override the blink, look-at or mouth expressions: they show
+# (1 - its amount) of their weight, the amount being its weight ("blend") or 1 while it
+# shows at all ("block"); the largest amount of any overriding expression counts.
+_OVERRIDES = {"blink": "overrideBlink", "lookat": "overrideLookAt", "mouth": "overrideMouth"}
+_OVERRIDDEN = {
+    "blink": ("blink", "blinkleft", "blinkright"),
+    "lookat": ("lookup", "lookdown", "lookleft", "lookright"),
+    "mouth": ("aa", "ih", "ou", "ee", "oh"),
+}
+MAX_LISTED = 12  # expressions a warning names
+MAX_BINDS = 4096  # binds read from one file (each costs a little every frame)
+
+
+@dataclass(frozen=True)
+class ColorBind:
+    expression: str  # a key of VRM_EXPRESSIONS
+    material: int
+    kind: str  # one of DRAWN_COLORS
+    target: tuple[float, ...]  # linear RGBA (the alpha used by "color" only)
+
+
+@dataclass(frozen=True)
+class TextureBind:
+    expression: str
+    material: int
+    scale: tuple[float, ...]  # (u, v)
+    offset: tuple[float, ...]  # (u, v), glTF UV space
+
+
+@dataclass
+class _Found:
+    colors: list[ColorBind]
+    textures: list[TextureBind]
+    binary: set[str]  # VRM 1.0 isBinary expressions: shown fully past half weight, else not
+    undrawn: dict[str, set[str]]  # the file's expression name -> what of it is not drawn
+    # VRM 1.0 overrides: (expression, group it overrides, block?) (``_OVERRIDES``).
+    overrides: list[tuple[str, str, bool]] = field(default_factory=list)
+
+
+def _vector(value: Any, size: int, default: tuple[float, ...]) -> tuple[float, ...] | None:
+    if value is None:
+        return default
+    if not (isinstance(value, list) and len(value) >= size):
+        return None
+    out = []
+    for v in value[:size]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        out.append(float(v))
+    return tuple(out)
+
+
+def _shown(name: str) -> str:
+    name = name[:64]
+    return name if name.isprintable() else repr(name)
+
+
+def find_binds(asset: GltfAsset) -> _Found:
+    """The material binds of a ``VRMC_vrm`` or ``VRM`` extension, split into what the
+    renderer draws and what it cannot (by expression name, with the reason)."""
+    found = _Found([], [], set(), {})
+    count = len(asset.materials)
+
+    def undrawn(name: str, why: str) -> None:
+        found.undrawn.setdefault(_shown(name), set()).add(why)
+
+    vrm1 = vrm1_expressions(asset)
+    if vrm1 is not None:
+        for name, expr in vrm1:
+            expression = name_key(name) if name_key(name) in VRM_EXPRESSIONS else None
+            if expression is not None and expr.get("isBinary") is True:
+                found.binary.add(expression)
+            for overridden, key in _OVERRIDES.items():
+                if expression is not None and expr.get(key) in ("block", "blend"):
+                    found.overrides.append((expression, overridden, expr[key] == "block"))
+            colors, textures = expr.get("materialColorBinds"), expr.get("textureTransformBinds")
+            binds = [b for b in (colors, textures) if isinstance(b, list) and b]
+            if not binds:
+                continue
+            if expression is None:
+                undrawn(name, "not a preset expression: nothing drives it")
+                continue
+            for b in colors if isinstance(colors, list) else ():
+                _add_color(found, undrawn, name, expression, b, count)
+            for b in textures if isinstance(textures, list) else ():
+                material = index_below(b.get("material"), count) if isinstance(b, dict) else None
+                scale = _vector(b.get("scale"), 2, (1.0, 1.0)) if isinstance(b, dict) else None
+                offset = _vector(b.get("offset"), 2, (0.0, 0.0)) if isinstance(b, dict) else None
+                if material is None or scale is None or offset is None:
+                    undrawn(name, "a malformed textureTransformBind")
+                elif len(found.textures) < MAX_BINDS:
+                    found.textures.append(TextureBind(expression, material, scale, offset))
+        return found
+    by_name: dict[str, list[int]] = {}
+    for i, m in enumerate(asset.materials):
+        by_name.setdefault(m.name, []).append(i)
+    for group in vrm0_groups(asset):
+        values = group.get("materialValues")
+        label = group.get("name") or group.get("presetName")
+        if not (isinstance(values, list) and values and isinstance(label, str)):
+            continue
+        preset = group.get("presetName")
+        expression = VRM0_PRESETS.get(preset.lower()) if isinstance(preset, str) else None
+        if expression is None:
+            expression = vrm_expression(label)
+        if expression is None:
+            undrawn(label, "not a preset expression: nothing drives it")
+            continue
+        if group.get("isBinary") is True:
+            found.binary.add(expression)
+        for v in values:
+            if not isinstance(v, dict) or not isinstance(v.get("materialName"), str):
+                undrawn(label, "a malformed materialValue")
+                continue
+            target = _vector(v.get("targetValue"), 4, ())
+            prop = v.get("propertyName")
+            for material in by_name.get(v["materialName"], []):
+                if prop == "_MainTex_ST" and target:
+                    sx, sy, ox, oy = target
+                    # Unity's texture space runs bottom-up, glTF's top-down (three-vrm).
+                    if len(found.textures) < MAX_BINDS:
+                        found.textures.append(
+                            TextureBind(expression, material, (sx, sy), (ox, 1.0 - oy - sy))
+                        )
+                elif prop in _VRM0_COLORS and target:
+                    bind = {
+                        "material": material,
+                        "type": _VRM0_COLORS[prop],
+                        "targetValue": list(target),
+                    }
+                    _add_color(found, undrawn, label, expression, bind, count)
+                else:
+                    undrawn(label, f"material property {_shown(str(prop))}")
+    return found
+
+
+def _add_color(found: _Found, undrawn, name: str, expression: str, b: Any, count: int) -> None:
+    material = index_below(b.get("material"), count) if isinstance(b, dict) else None
+    kind = b.get("type") if isinstance(b, dict) else None
+    target = _vector(b.get("targetValue"), 3, ()) if isinstance(b, dict) else None
+    if material is None or not target or not isinstance(kind, str):
+        undrawn(name, "a malformed materialColorBind")
+    elif kind not in DRAWN_COLORS:
+        undrawn(name, f"{_shown(kind)} (no such shading here)")
+    elif len(found.colors) < MAX_BINDS:
+        rgba = _vector(b["targetValue"], 4, ()) or (*target, 1.0)
+        found.colors.append(ColorBind(expression, material, kind, rgba))
+
+
+def undrawn_warning(asset: GltfAsset) -> str | None:
+    """One line naming the VRM expressions whose material changes are not drawn (and why),
+    or None when every one is."""
+    lost = find_binds(asset).undrawn
+    if not lost:
+        return None
+    shown = [f"{name} ({', '.join(sorted(why))})" for name, why in sorted(lost.items())]
+    more = len(shown) - MAX_LISTED
+    listed = ", ".join(shown[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+    return f"VRM expression material changes not drawn: {listed}"
+
+
+class MaterialExpressions:
+    """Per frame: the materials as the face shows them (``materials(arkit)``)."""
+
+    def __init__(self, asset: GltfAsset, found: _Found) -> None:
+        self._base = asset.materials
+        self._colors, self._textures = found.colors, found.textures
+        self._binary = found.binary
+        self._overrides = found.overrides
+        expressions = sorted(
+            {b.expression for b in found.colors}
+            | {b.expression for b in found.textures}
+            | {name for name, _, _ in found.overrides}
+        )
+        self._expressions = expressions
+        # (expressions, features): each expression's weight is its convention's gains.
+        gains = np.zeros((len(expressions), len(FEATURE_INDEX)), np.float32)
+        for row, name in enumerate(expressions):
+            for feature, gain in VRM_EXPRESSIONS[name].gains.items():
+                gains[row, FEATURE_INDEX[feature]] += gain
+        self._gains = gains
+        self._last: tuple[bytes, dict[int, GltfMaterial]] | None = None
+
+    @classmethod
+    def of(cls, asset: GltfAsset) -> MaterialExpressions | None:
+        """The drawn material binds of ``asset``'s VRM extension; None when it has none."""
+        found = find_binds(asset)
+        return cls(asset, found) if found.colors or found.textures else None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The expressions whose material changes are drawn."""
+        return tuple(
+            sorted({b.expression for b in self._colors} | {b.expression for b in self._textures})
+        )
+
+    def weights(self, arkit: np.ndarray) -> dict[str, float]:
+        """Each bound (or overriding) expression's weight for one ARKit vector."""
+        w = np.clip(self._gains @ features(arkit), 0.0, 1.0)
+        out = {
+            name: (float(v > 0.5) if name in self._binary else float(v))
+            for name, v in zip(self._expressions, w, strict=True)
+        }
+        amount = dict.fromkeys(_OVERRIDDEN, 0.0)
+        for name, group, block in self._overrides:
+            shown = out[name]
+            amount[group] = max(amount[group], float(shown > 0) if block else shown)
+        for group, names in _OVERRIDDEN.items():
+            for name in names:
+                if name in out:
+                    out[name] *= 1.0 - amount[group]
+                    if name in self._binary and out[name] < 1.0:
+                        out[name] = 0.0  # a binary expression overridden at all is gone
+        return out
+
+    def materials(self, arkit: np.ndarray) -> dict[int, GltfMaterial]:
+        """Material index -> the material with this frame's expressions applied, for every
+        bound material (its own where no expression shows). The same dict while the
+        expressions' weights stand still."""
+        weights = self.weights(arkit)
+        key = np.array(list(weights.values()), np.float32).tobytes()
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        out: dict[int, Any] = {}
+        fields: dict[int, dict[str, np.ndarray]] = {}
+        for b in self._colors:
+            w = weights[b.expression]
+            base = self._base[b.material]
+            current = fields.setdefault(b.material, {})
+            own = _color_of(base, b.kind)
+            value = current.setdefault(b.kind, np.array(own, np.float64))
+            size = len(own)
+            value += w * (np.asarray(b.target[:size]) - np.asarray(own))
+        uv: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for t in self._textures:
+            w = weights[t.expression]
+            scale, offset, _ = _decompose(self._base[t.material].base_color_slot)
+            s, o = uv.setdefault(t.material, (np.array(scale), np.array(offset)))
+            s += w * (np.asarray(t.scale) - scale)
+            o += w * (np.asarray(t.offset) - offset)
+        for index in {*fields, *uv}:
+            material = self._base[index]
+            changes: dict[str, Any] = {}
+            for kind, value in fields.get(index, {}).items():
+                changes.update(_with_color(material, kind, tuple(float(v) for v in value)))
+            if index in uv:
+                s, o = uv[index]
+                changes["base_color_slot"] = _moved(material.base_color_slot, s, o)
+                changes["emissive_slot"] = _moved(material.emissive_slot, s, o)
+            out[index] = replace(material, **changes)
+        self._last = (key, out)
+        return out
+
+
+def _color_of(material: GltfMaterial, kind: str) -> tuple[float, ...]:
+    if kind == "color":
+        return tuple(material.base_color_factor)
+    if kind == "emissionColor":
+        return tuple(material.emissive_factor[:3])
+    toon = material.toon
+    if toon is None:
+        return (0.0, 0.0, 0.0)  # no MToon shading: nothing draws it (kept for the sum)
+    return tuple((toon.shade_color if kind == "shadeColor" else toon.rim_color)[:3])
+
+
+def _with_color(material: GltfMaterial, kind: str, value: tuple[float, ...]) -> dict[str, Any]:
+    if kind == "color":
+        return {"base_color_factor": value}
+    if kind == "emissionColor":
+        return {"emissive_factor": value}
+    if material.toon is None:
+        return {}
+    if kind == "shadeColor":
+        return {"toon": replace(material.toon, shade_color=value)}
+    return {"toon": replace(material.toon, rim_color=value)}
+
+
+def _decompose(slot: TextureSlot) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """(scale, offset, rotation) of a slot's ``KHR_texture_transform`` (``uv_matrix``)."""
+    a, b, c, d, e, f = slot.transform[:6]
+    sx, sy = math.hypot(a, d), math.hypot(b, e)
+    return (sx, sy), (c, f), math.atan2(-d, a)
+
+
+def _moved(slot: TextureSlot, scale: np.ndarray, offset: np.ndarray) -> TextureSlot:
+    _, _, r = _decompose(slot)
+    cos, sin = math.cos(r), math.sin(r)
+    sx, sy = float(scale[0]), float(scale[1])
+    transform = (cos * sx, sin * sy, float(offset[0]), -sin * sx, cos * sy, float(offset[1]))
+    return replace(slot, transform=transform)
