@@ -211,6 +211,7 @@ def corpora(args) -> dict[str, list[Clip]]:
         "piper": lambda: cached_clips(args.utterances * 2 // 3, "heldout", 7, "piper"),
         "kokoro": lambda: cached_clips(args.utterances // 2, "heldout", 7, "kokoro"),
         "pico": lambda: cached_clips(args.utterances * 2 // 3, "heldout", 7, "pico"),
+        "vtl": lambda: cached_clips(args.utterances * 2 // 3, "heldout", 7, "vtl"),
         "human": human_clips,
     }
     for name, make in makers.items():
@@ -233,6 +234,7 @@ BARS = {
     "piper": (0.78, 0.15, 0.85, 0.85, 20),
     "kokoro": (0.78, 0.15, 0.85, 0.85, 20),
     "pico": (0.78, 0.15, 0.85, 0.85, 20),
+    "vtl": (0.78, 0.15, 0.85, 0.85, 20),
     "human": (0.70, 0.10, 0.85, 0.85, 30),
 }
 
@@ -271,7 +273,9 @@ def main() -> None:
         "--noisy", action="store_true", help="reverberant, noisy (20 dB SNR) speech"
     )
     parser.add_argument(
-        "--corpus", action="append", help="piper, kokoro, pico or human (default: all installed)"
+        "--corpus",
+        action="append",
+        help="piper, kokoro, pico, vtl or human (default: all installed)",
     )
     parser.add_argument(
         "--weights",

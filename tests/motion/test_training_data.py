@@ -166,3 +166,33 @@ def test_pico_spans_follow_the_audio():
     # "trip": the vowel's sound ends where the lips close for its /p/.
     assert speech[-1][0] == "PP" and abs(speech[-1][1] - loud[-1]) < 0.03 * rate
     assert sum(v == "PP" for v, _, _ in speech) == 7  # Bob, may, buy, map, trip
+
+
+def test_vtl_closes_the_lips_where_its_labels_say():
+    """VocalTractLab's articulatory speech: the labels are the segments the tract model
+    moves on, so inside each /b/ and /p/ span the sound falls far below the vowels around
+    it (the lips shut), a pause between phrases is silent, and the utterance's sound
+    starts and ends inside its spans."""
+    pytest.importorskip("pocketsphinx")  # the phones come from its CMUdict
+    pytest.importorskip("vocaltractlab_cython")
+    from avatarkit.motion.training.vtl import speak_vtl
+
+    clip = speak_vtl("Bob is a good boy, put a pot up.", 2.0, 1.0, seed=3, lead_s=0.3, tail_s=0.2)
+    assert clip is not None and clip.voice == "vtl:JD3"
+    rate = clip.sample_rate
+    hop = rate // 100
+    level = 10 * np.log10(np.convolve(clip.audio**2, np.ones(hop) / hop, "same") + 1e-12)
+    level -= level.max()
+    stops = [(s, e) for v, s, e in clip.spans if v == "PP"]
+    assert len(stops) == 6  # Bob, boy, put, pot, up: b b b p p p (no /m/: its murmur is loud)
+    for i, (start, end) in enumerate(stops):
+        around = level[max(0, start - int(0.12 * rate)) : end + int(0.12 * rate)].max()
+        assert level[start:end].min() < around - 20, (i, level[start:end].min(), around)
+    vowels = [level[(s + e) // 2] for v, s, e in clip.spans if v in ("AA", "OH", "UU", "AH")]
+    assert np.median(vowels) > -10
+    pause = [(s, e) for v, s, e in clip.spans[1:-1] if v == "sil"]  # after "boy,"
+    assert len(pause) == 1 and level[(pause[0][0] + pause[0][1]) // 2] < -60
+    loud = np.flatnonzero(level > -30)
+    speech = [(s, e) for v, s, e in clip.spans if v != "sil"]
+    assert speech[0][0] - 0.02 * rate <= loud[0] <= speech[0][1]
+    assert speech[-1][0] <= loud[-1] <= speech[-1][1] + 0.05 * rate

@@ -110,6 +110,10 @@ def make_clips(count: int, split: str, seed: int, source: str = "espeak") -> lis
         from avatarkit.motion.training.pico import pico_clips
 
         return pico_clips(count, split, seed)
+    if source == "vtl":
+        from avatarkit.motion.training.vtl import vtl_clips
+
+        return vtl_clips(count, split, seed)
     if source in ("kokoro", "kokoro-blend"):
         from avatarkit.motion.training.kokoro import kokoro_clips
 

@@ -160,6 +160,12 @@ def main() -> None:
         help="SVOX Pico utterances (en-US; pico2wave from Debian non-free libttspico-utils)",
     )
     parser.add_argument(
+        "--vtl",
+        type=int,
+        default=0,
+        help="VocalTractLab articulatory utterances (pip install vocaltractlab-cython)",
+    )
+    parser.add_argument(
         "--kokoro-blend",
         type=int,
         default=0,
@@ -281,7 +287,12 @@ def main() -> None:
     t0 = time.time()
     clips = make_clips(args.espeak, "train", 0)
     espeak_clips = len(clips)  # first in the corpus
-    voices = (("piper", args.piper), ("kokoro", args.kokoro), ("pico", args.pico))
+    voices = (
+        ("piper", args.piper),
+        ("kokoro", args.kokoro),
+        ("pico", args.pico),
+        ("vtl", args.vtl),
+    )
     for source, count in voices:
         if count:
             copies = args.repeat  # Kokoro: fewer, costlier clips, more copies of each
