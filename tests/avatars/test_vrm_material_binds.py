@@ -243,3 +243,27 @@ def test_overrides_follow_the_vrm_1_specification(tmp_path, binary):
     jaw = {"jawOpen": 0.6}
     assert binds.weights(arkit(**jaw))["aa"] > 0.5
     assert binds.weights(arkit(**jaw, eyeWideLeft=0.05, eyeWideRight=0.05))["aa"] == 0.0
+
+
+def test_a_view_draws_its_expressions_materials(tmp_path, make_headless_app):
+    """Through ``AvatarView``, as a kiosk shows it: the app's smile reaches the material on
+    the render thread (``ModelRenderer.material_overrides``) and the face on screen."""
+    from tests.avatars.test_skinned_head import SIZE, _settle, framed_view
+
+    ext = with_binds(
+        vrm1({"aa": [(0, 1.0)], "blink": [(1, 1.0)], "happy": [(2, 1.0)]}),
+        happy={"materialColorBinds": [{"material": 0, "type": "color", "targetValue": RED}]},
+    )
+    views = framed_view(make_headless_app, textured_head(tmp_path / "v.vrm", ext))
+    app, view = next(views)
+    try:
+        rest = _settle(app, 3).astype(np.int16)
+        view.set_expression(SMILE, fade_s=0.0)
+        smiling = _settle(app, 3).astype(np.int16)
+        assert view.model.material_overrides[0].base_color_factor == pytest.approx(RED)
+        h, w = SIZE[1], SIZE[0]
+        centre = (slice(h // 3, 2 * h // 3), slice(w // 3, 2 * w // 3))
+        before, after = rest[centre][..., :3].mean((0, 1)), smiling[centre][..., :3].mean((0, 1))
+        assert after[1] < before[1] - 50 and after[0] >= before[0] - 5, (before, after)
+    finally:
+        views.close()
