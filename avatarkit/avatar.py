@@ -22,7 +22,7 @@ from avatarkit.bones import channels_by_bones
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import ignored
 from avatarkit.framing import anatomical_framing
-from avatarkit.material_binds import MaterialExpressions, undrawn_warning
+from avatarkit.material_binds import MaterialExpressions, find_binds
 from avatarkit.package import (
     MANIFEST_NAME,
     FileEntry,
@@ -74,14 +74,15 @@ class Avatar:
         # otherwise just stand still where it should speak or blink.
         by_bones = channels_by_bones(self.asset)  # eye bones show the gaze: not missing
         # VRM expressions that recolour or move a texture (blush, a face drawn by texture).
-        self.material_expressions = MaterialExpressions.of(self.asset)
+        binds = find_binds(self.asset)
+        self.material_expressions = MaterialExpressions.of(self.asset, binds)
         by_materials = self.material_expressions.names if self.material_expressions else ()
         warning = self.blendshape_map.coverage_warning(self.model_path.name, by_bones, by_materials)
         if warning:
             log.warning(warning)
         if (lost := drawing_warning(self.asset, self.model_path.name)) is not None:
             log.warning(lost)
-        if (unseen := undrawn_warning(self.asset)) is not None:
+        if (unseen := binds.undrawn_warning()) is not None:
             log.warning("%s: %s", self.model_path.name, unseen)
 
     # -- identity -------------------------------------------------------------------------

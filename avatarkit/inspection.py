@@ -19,15 +19,11 @@ from typing import TYPE_CHECKING, Any
 from avatarkit.avatar import require_drawable
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.bones import EYE_LOOK, BoneRig
-from avatarkit.conventions import (
-    arkit_channel,
-    convention_for,
-    expression_binds,
-)
+from avatarkit.conventions import arkit_channel, convention_for, expression_binds
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
-from avatarkit.material_binds import MaterialExpressions, undrawn_warning
+from avatarkit.material_binds import MaterialExpressions, find_binds
 from avatarkit.package import Framing
 from avatarkit.vrm0 import face_forward
 
@@ -237,14 +233,15 @@ def inspect_avatar(path: str | Path) -> Inspection:
     report.bounds = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
     report.framing = anatomical_framing(asset, blend)
     report.bones = _bones(asset)
-    drawn = MaterialExpressions.of(asset)
+    materials = find_binds(asset)
+    drawn = MaterialExpressions.of(asset, materials)
     if drawn is not None:
         report.notes.append(
             "VRM expressions that change materials (drawn): " + ", ".join(drawn.names)
         )
     elif not blend.available_channels:
         report.notes.append("no morph target follows a known convention: the face will not move")
-    if (unseen := undrawn_warning(asset)) is not None:
+    if (unseen := materials.undrawn_warning()) is not None:
         report.notes.append(unseen)
     return report
 

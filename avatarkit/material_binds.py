@@ -11,13 +11,14 @@ binds adding up. An expression's weight comes from the frame's ARKit weights thr
 same convention that drives its morph targets (``conventions.VRM_EXPRESSIONS``).
 
 What the engine has nothing to draw with (matcap and outline colours, expressions no preset
-stands for) is named in one warning at load (:func:`undrawn_warning`). The extension is
+stands for) is named in one warning at load (``MaterialBinds.undrawn_warning``). The extension is
 untrusted JSON: anything malformed is skipped, never raised.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -78,13 +79,26 @@ class TextureBind:
 
 
 @dataclass
-class _Found:
-    colors: list[ColorBind]
-    textures: list[TextureBind]
-    binary: set[str]  # VRM 1.0 isBinary expressions: shown fully past half weight, else not
-    undrawn: dict[str, set[str]]  # the file's expression name -> what of it is not drawn
+class MaterialBinds:
+    """A file's VRM material binds (``find_binds``): what the renderer draws, and what it
+    cannot, by the file's expression names."""
+
+    colors: list[ColorBind] = field(default_factory=list)
+    textures: list[TextureBind] = field(default_factory=list)
+    binary: set[str] = field(default_factory=set)  # isBinary: all past half weight, else none
     # VRM 1.0 overrides: (expression, group it overrides, block?) (``_OVERRIDES``).
     overrides: list[tuple[str, str, bool]] = field(default_factory=list)
+    undrawn: dict[str, set[str]] = field(default_factory=dict)  # name -> what is not drawn
+
+    def undrawn_warning(self) -> str | None:
+        """One line naming the expressions whose material changes are not drawn (and why),
+        or None when every one is."""
+        if not self.undrawn:
+            return None
+        shown = [f"{name} ({', '.join(sorted(why))})" for name, why in sorted(self.undrawn.items())]
+        more = len(shown) - MAX_LISTED
+        listed = ", ".join(shown[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
+        return f"VRM expression material changes not drawn: {listed}"
 
 
 def _vector(value: Any, size: int, default: tuple[float, ...]) -> tuple[float, ...] | None:
@@ -105,10 +119,10 @@ def _shown(name: str) -> str:
     return name if name.isprintable() else repr(name)
 
 
-def find_binds(asset: GltfAsset) -> _Found:
+def find_binds(asset: GltfAsset) -> MaterialBinds:
     """The material binds of a ``VRMC_vrm`` or ``VRM`` extension, split into what the
     renderer draws and what it cannot (by expression name, with the reason)."""
-    found = _Found([], [], set(), {})
+    found = MaterialBinds()
     count = len(asset.materials)
 
     def undrawn(name: str, why: str) -> None:
@@ -131,11 +145,16 @@ def find_binds(asset: GltfAsset) -> _Found:
                 undrawn(name, "not a preset expression: nothing drives it")
                 continue
             for b in colors if isinstance(colors, list) else ():
-                _add_color(found, undrawn, name, expression, b, count)
+                b = b if isinstance(b, dict) else {}
+                material = index_below(b.get("material"), count)
+                _add_color(
+                    found, undrawn, name, expression, material, b.get("type"), b.get("targetValue")
+                )
             for b in textures if isinstance(textures, list) else ():
-                material = index_below(b.get("material"), count) if isinstance(b, dict) else None
-                scale = _vector(b.get("scale"), 2, (1.0, 1.0)) if isinstance(b, dict) else None
-                offset = _vector(b.get("offset"), 2, (0.0, 0.0)) if isinstance(b, dict) else None
+                b = b if isinstance(b, dict) else {}
+                material = index_below(b.get("material"), count)
+                scale = _vector(b.get("scale"), 2, (1.0, 1.0))
+                offset = _vector(b.get("offset"), 2, (0.0, 0.0))
                 if material is None or scale is None or offset is None:
                     undrawn(name, "a malformed textureTransformBind")
                 elif len(found.textures) < MAX_BINDS:
@@ -173,46 +192,44 @@ def find_binds(asset: GltfAsset) -> _Found:
                             TextureBind(expression, material, (sx, sy), (ox, 1.0 - oy - sy))
                         )
                 elif prop in _VRM0_COLORS and target:
-                    bind = {
-                        "material": material,
-                        "type": _VRM0_COLORS[prop],
-                        "targetValue": list(target),
-                    }
-                    _add_color(found, undrawn, label, expression, bind, count)
+                    _add_color(
+                        found,
+                        undrawn,
+                        label,
+                        expression,
+                        material,
+                        _VRM0_COLORS[prop],
+                        v["targetValue"],
+                    )
                 else:
                     undrawn(label, f"material property {_shown(str(prop))}")
     return found
 
 
-def _add_color(found: _Found, undrawn, name: str, expression: str, b: Any, count: int) -> None:
-    material = index_below(b.get("material"), count) if isinstance(b, dict) else None
-    kind = b.get("type") if isinstance(b, dict) else None
-    target = _vector(b.get("targetValue"), 3, ()) if isinstance(b, dict) else None
-    if material is None or not target or not isinstance(kind, str):
+def _add_color(
+    found: MaterialBinds,
+    undrawn: Callable[[str, str], None],
+    name: str,
+    expression: str,
+    material: int | None,
+    kind: Any,
+    value: Any,
+) -> None:
+    """One colour bind (untrusted: ``kind`` and ``value`` as the file has them)."""
+    rgb = _vector(value, 3, ())
+    if material is None or not rgb or not isinstance(kind, str):
         undrawn(name, "a malformed materialColorBind")
     elif kind not in DRAWN_COLORS:
         undrawn(name, f"{_shown(kind)} (no such shading here)")
     elif len(found.colors) < MAX_BINDS:
-        rgba = _vector(b["targetValue"], 4, ()) or (*target, 1.0)
+        rgba = _vector(value, 4, ()) or (*rgb, 1.0)
         found.colors.append(ColorBind(expression, material, kind, rgba))
-
-
-def undrawn_warning(asset: GltfAsset) -> str | None:
-    """One line naming the VRM expressions whose material changes are not drawn (and why),
-    or None when every one is."""
-    lost = find_binds(asset).undrawn
-    if not lost:
-        return None
-    shown = [f"{name} ({', '.join(sorted(why))})" for name, why in sorted(lost.items())]
-    more = len(shown) - MAX_LISTED
-    listed = ", ".join(shown[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
-    return f"VRM expression material changes not drawn: {listed}"
 
 
 class MaterialExpressions:
     """Per frame: the materials as the face shows them (``materials(arkit)``)."""
 
-    def __init__(self, asset: GltfAsset, found: _Found) -> None:
+    def __init__(self, asset: GltfAsset, found: MaterialBinds) -> None:
         self._base = asset.materials
         self._colors, self._textures = found.colors, found.textures
         self._binary = found.binary
@@ -232,9 +249,8 @@ class MaterialExpressions:
         self._last: tuple[bytes, dict[int, GltfMaterial]] | None = None
 
     @classmethod
-    def of(cls, asset: GltfAsset) -> MaterialExpressions | None:
-        """The drawn material binds of ``asset``'s VRM extension; None when it has none."""
-        found = find_binds(asset)
+    def of(cls, asset: GltfAsset, found: MaterialBinds) -> MaterialExpressions | None:
+        """``found`` (``find_binds(asset)``) drawn on ``asset``; None when it draws nothing."""
         return cls(asset, found) if found.colors or found.textures else None
 
     @property
