@@ -115,18 +115,29 @@ def heldout_word(word: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _dictionary_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Plain CMUdict words (PocketSphinx's copy, training only), split as ``heldout_word``;
-    the template vocabulary keeps its own split."""
+def cmudict() -> dict[str, list[str]]:
+    """CMUdict as PocketSphinx ships it (training only): word -> its first pronunciation
+    (ARPAbet phones without stress marks), in the file's order."""
     import pocketsphinx
 
     path = Path(pocketsphinx.__file__).parent / "model" / "en-us" / "cmudict-en-us.dict"
+    pron: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        word, *phones = line.split()
+        if "(" not in word:  # word(2), word(3): other pronunciations
+            pron.setdefault(word, phones)
+    return pron
+
+
+@lru_cache(maxsize=1)
+def _dictionary_words() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Plain CMUdict words, split as ``heldout_word``; the template vocabulary keeps its
+    own split."""
     template_words = {w.lower(): kind for kind, ws in _WORDS.items() for w in ws.split()}
     train: list[str] = []
     held: list[str] = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        word = line.split(" ", 1)[0]
-        if "(" in word or not word.isalpha() or not 2 <= len(word) <= 11:
+    for word in cmudict():
+        if not word.isalpha() or not 2 <= len(word) <= 11:
             continue
         if word in template_words:
             continue  # already split with the template vocabulary

@@ -26,6 +26,7 @@ from scipy import signal
 from avatarkit.motion.training.align import EXTRA_WORDS, words_of
 from avatarkit.motion.training.corpus import Clip, on_every_core
 from avatarkit.motion.training.phones import arpabet_visemes
+from avatarkit.motion.training.sentences import cmudict
 
 RATE = 44100  # VocalTractLab's audio rate
 OUT_RATE = 22050  # what the clips keep (the features stop at 7.6 kHz)
@@ -62,30 +63,21 @@ def available() -> bool:
 
 @lru_cache(maxsize=1)
 def _dictionary() -> dict[str, list[str]]:
-    import pocketsphinx
-
-    path = Path(pocketsphinx.__file__).parent / "model" / "en-us" / "cmudict-en-us.dict"
-    pron: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        word, *phones = line.split()
-        if "(" not in word:
-            pron[word] = phones
-    for word, spelled in EXTRA_WORDS.items():
-        pron[word] = spelled.split()
-    return pron
+    """CMUdict and the aligner's extra words."""
+    return {**cmudict(), **{word: spelled.split() for word, spelled in EXTRA_WORDS.items()}}
 
 
-def phone_plan(text: str, rng: random.Random, rate: float) -> list[tuple[str, float]] | None:
-    """[(CMUdict phone, "@" for a schwa or "" for a pause, seconds)] for ``text`` at ``rate``
-    (1 = ordinary); None when a word is not in the dictionary."""
+def phone_plan(text: str, rng: random.Random, rate: float) -> list[list[tuple[str, float]]] | None:
+    """Per phrase (between punctuation): [(CMUdict phone, or "@" for a schwa, seconds)] for
+    ``text`` at ``rate`` (1 = ordinary); None when a word is not in the dictionary."""
     pron = _dictionary()
-    plan: list[tuple[str, float]] = []
+    phrases: list[list[tuple[str, float]]] = []
     for chunk in re.split(r"[,.;:!?]+", text):
         words = words_of(chunk).split()
         if not words:
             continue
-        if plan:
-            plan.append(("", 0.0))  # a phrase break
+        plan: list[tuple[str, float]] = []
+        phrases.append(plan)
         for w, word in enumerate(words):
             phones = pron.get(word)
             if phones is None:
@@ -110,7 +102,7 @@ def phone_plan(text: str, rng: random.Random, rate: float) -> list[tuple[str, fl
                     ms *= 1.35  # phrase-final lengthening
                 ms *= rng.lognormvariate(0.0, 0.18) / rate
                 plan.append((phone, max(0.03, ms / 1000.0)))
-    return plan
+    return phrases
 
 
 def _segment_name(phone: str) -> str:
@@ -131,20 +123,13 @@ def speak_vtl(
     own, at speaking ``rate``, each phrase (between punctuation) synthesized alone; viseme
     spans from the segments (None when a word is missing from the dictionary)."""
     rng = random.Random(seed)
-    plan = phone_plan(text, rng, rate)
-    if not plan:
+    phrases = phone_plan(text, rng, rate)
+    if not phrases:
         return None
-    # One score per phrase: a pause inside a score keeps the voice going.
-    phrases: list[list[tuple[str, float]]] = [[]]
-    for phone, dur in plan:
-        if phone:
-            phrases[-1].append((phone, dur))
-        elif phrases[-1]:
-            phrases.append([])
     pieces: list[np.ndarray] = [np.zeros(int(lead_s * RATE))]
     spans: list[tuple[str, int, int]] = []
     t = len(pieces[0])  # samples at RATE
-    for phrase in phrases:
+    for phrase in phrases:  # one score each: a pause inside a score keeps the voice going
         audio = _synthesize([("", _EDGE_S[0]), *phrase, ("", _EDGE_S[1])], pitch_st, rng)
         if audio is None:
             return None
