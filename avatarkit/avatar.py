@@ -75,7 +75,9 @@ class Avatar:
         by_bones = channels_by_bones(self.asset)  # eye bones show the gaze: not missing
         # VRM expressions that recolour or move a texture (blush, a face drawn by texture).
         binds = find_binds(self.asset)
-        self.material_expressions = MaterialExpressions.of(self.asset, binds)
+        self.material_expressions = MaterialExpressions.of(
+            self.asset, binds, self.blendshape_map.rules
+        )
         by_materials = self.material_expressions.names if self.material_expressions else ()
         warning = self.blendshape_map.coverage_warning(self.model_path.name, by_bones, by_materials)
         if warning:

@@ -25,11 +25,14 @@ from avatarkit.conventions import (
     VRM_EXPRESSIONS,
     Convention,
     ExpressionBind,
+    ExpressionRules,
     arkit_channel,
     convention_for,
     expression_binds,
+    expression_rules,
     has_vrm_extension,
 )
+from avatarkit.motion.face import SPEECH_SMILE
 
 if TYPE_CHECKING:
     from engine import GltfAsset
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 # three articulators (how open, how rounded, how spread) and the vowels sit at the corners
 # of that space, like the vowel chart: aa open+neutral, oh open+round, ou closed+round,
 # ee open+spread, ih closed+spread. Bilinear weights make a smooth cross-fade between them.
-FEATURE_NAMES: tuple[str, ...] = (*ARKIT_NAMES, *VOWELS)
+FEATURE_NAMES: tuple[str, ...] = (*ARKIT_NAMES, *VOWELS, "happy")
 FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
 NUM_FEATURES = len(FEATURE_NAMES)
 # ARKit values that count as "fully" open / rounded / spread (the Motion Server's widest
@@ -53,6 +56,11 @@ JAW_FULL, FUNNEL_FULL, PUCKER_FULL, STRETCH_FULL = 0.6, 0.7, 0.85, 0.35
 VOWEL_SOURCES: tuple[str, ...] = (
     "jawOpen", "mouthFunnel", "mouthPucker", "mouthStretchLeft", "mouthStretchRight",
 )  # fmt: skip
+# The ARKit channels each derived feature reads.
+DERIVED_SOURCES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(VOWELS, VOWEL_SOURCES),
+    "happy": ("mouthSmileLeft", "mouthSmileRight"),
+}
 
 
 def vowel_weights(arkit: np.ndarray) -> np.ndarray:
@@ -77,10 +85,42 @@ def vowel_weights(arkit: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
-def features(arkit: np.ndarray) -> np.ndarray:
-    """The (..., NUM_FEATURES) vector a map's matrices multiply: ARKit-52 then the vowels."""
+def happy_weight(arkit: np.ndarray) -> np.ndarray:
+    """(...) weight of a whole-face "happy" for (..., 52) ARKit vectors: the mean smile
+    beyond what speech makes (``SPEECH_SMILE``), scaled to 0..1."""
     w = np.asarray(arkit, np.float32)
-    return np.concatenate([w, vowel_weights(w)], axis=-1)
+    i = ARKIT_INDEX
+    smile = (w[..., i["mouthSmileLeft"]] + w[..., i["mouthSmileRight"]]) / 2
+    line = np.float32(SPEECH_SMILE)  # in float32, so a smile right at the line shows none
+    return np.clip((smile - line) / (1 - line), 0.0, 1.0).astype(np.float32)
+
+
+def features(arkit: np.ndarray) -> np.ndarray:
+    """The (..., NUM_FEATURES) vector a map's matrices multiply: ARKit-52, the vowels, then
+    "happy"."""
+    w = np.asarray(arkit, np.float32)
+    return np.concatenate([w, vowel_weights(w), happy_weight(w)[..., None]], axis=-1)
+
+
+class ExpressionWeights:
+    """VRM expressions' weights from a frame's features: each one's convention gains (summed,
+    clipped to 0..1), then the file's ``ExpressionRules``."""
+
+    def __init__(self, names: Iterable[str], rules: ExpressionRules) -> None:
+        self.rules = rules
+        self.names = tuple(sorted(set(names) | rules.read))
+        self._gains = np.zeros((len(self.names), NUM_FEATURES), np.float32)
+        for row, name in enumerate(self.names):
+            for feature, gain in VRM_EXPRESSIONS[name].gains.items():
+                self._gains[row, FEATURE_INDEX[feature]] += gain
+
+    def own(self, x: np.ndarray) -> np.ndarray:
+        """Each of ``names``' weight before the rules, for a features vector."""
+        return np.clip(self._gains @ x, 0.0, 1.0)
+
+    def __call__(self, x: np.ndarray) -> dict[str, float]:
+        """Each of ``names``' weight as shown, for a features vector."""
+        return self.rules.apply(dict(zip(self.names, self.own(x).tolist(), strict=True)))
 
 
 # -- the map ------------------------------------------------------------------------------
@@ -105,7 +145,17 @@ class BlendshapeMap:
     mesh_targets: list[list[str]]  # target names per mesh, in file order
     matrices: dict[int, np.ndarray]  # mesh index -> (targets, NUM_FEATURES) float32
     bindings: dict[str, list[TargetBinding]]  # ARKit channel -> targets it drives
-    _by_names: dict[tuple[str, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    # A VRM file's isBinary/override rules, and the share of ``matrices`` each expression
+    # they change makes: expression -> mesh index -> (targets, NUM_FEATURES).
+    rules: ExpressionRules = field(default_factory=ExpressionRules)
+    parts: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    _by_names: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray | None]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        self._ruled = tuple(sorted(self.parts))
+        self._expressions = ExpressionWeights(self._ruled, self.rules) if self._ruled else None
 
     @property
     def available_channels(self) -> tuple[str, ...]:
@@ -119,35 +169,65 @@ class BlendshapeMap:
     def mesh_weights(self, arkit: np.ndarray) -> dict[int, np.ndarray]:
         """Per mesh index, the target weights for one ARKit vector (clipped to 0..1)."""
         x = features(np.asarray(arkit, dtype=np.float32).reshape(NUM_BLENDSHAPES))
-        return {mesh: np.clip(m @ x, 0.0, 1.0) for mesh, m in self.matrices.items()}
+        scale = self._rule_scales(x)
+        out = {}
+        for mesh, m in self.matrices.items():
+            w = m @ x
+            for e, s in zip(self._ruled, scale, strict=True):
+                if mesh in self.parts[e]:
+                    w += s * (self.parts[e][mesh] @ x)
+            out[mesh] = np.clip(w, 0.0, 1.0)
+        return out
 
     def matrix_for(self, target_names: Sequence[str]) -> np.ndarray:
-        """(len(target_names), NUM_FEATURES) matrix for a renderer that keys weights by name.
+        """(len(target_names), NUM_FEATURES) matrix for a renderer that keys weights by name
+        (a VRM file's rules aside: :meth:`weights_for` applies them).
 
         A name present on several meshes takes the row of its first driven occurrence.
         Cached per distinct name order, so calling it every frame costs a dict lookup.
         """
-        key = tuple(target_names)
-        matrix = self._by_names.get(key)
-        if matrix is None:
-            rows: dict[str, np.ndarray] = {}
-            for mesh, m in self.matrices.items():
-                for t, name in enumerate(self.mesh_targets[mesh]):
-                    if name not in rows and m[t].any():
-                        rows[name] = m[t]
-            zero = np.zeros(NUM_FEATURES, np.float32)
-            matrix = (
-                np.stack([rows.get(n, zero) for n in key])
-                if key
-                else np.zeros((0, NUM_FEATURES), np.float32)
-            )
-            self._by_names[key] = matrix
-        return matrix
+        return self._rows_for(tuple(target_names))[0]
 
     def weights_for(self, arkit: np.ndarray, target_names: Sequence[str]) -> np.ndarray:
         """Target weights in ``target_names`` order for one ARKit vector (clipped to 0..1)."""
         x = features(np.asarray(arkit, dtype=np.float32).reshape(NUM_BLENDSHAPES))
-        return np.clip(self.matrix_for(target_names) @ x, 0.0, 1.0)
+        matrix, parts = self._rows_for(tuple(target_names))
+        w = matrix @ x
+        if parts is not None:
+            w += self._rule_scales(x) @ (parts @ x)
+        return np.clip(w, 0.0, 1.0)
+
+    def _rows_for(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The name-keyed matrix, and its ruled expressions' shares (E, names, features)."""
+        cached = self._by_names.get(key)
+        if cached is None:
+            rows: dict[str, tuple[int, int]] = {}
+            for mesh, m in self.matrices.items():
+                for t, name in enumerate(self.mesh_targets[mesh]):
+                    if name not in rows and m[t].any():
+                        rows[name] = (mesh, t)
+
+            def stack(matrices: dict[int, np.ndarray]) -> np.ndarray:
+                out = np.zeros((len(key), NUM_FEATURES), np.float32)
+                for i, name in enumerate(key):
+                    if name in rows and rows[name][0] in matrices:
+                        out[i] = matrices[rows[name][0]][rows[name][1]]
+                return out
+
+            parts = np.stack([stack(self.parts[e]) for e in self._ruled]) if self._ruled else None
+            cached = self._by_names[key] = (stack(self.matrices), parts)
+        return cached
+
+    def _rule_scales(self, x: np.ndarray) -> np.ndarray:
+        """Per ruled expression, what its share of the weights gains under the file's rules
+        (shown / own - 1: -1 where a rule hides it)."""
+        if self._expressions is None:
+            return np.zeros(0, np.float32)
+        own = dict(zip(self._expressions.names, self._expressions.own(x).tolist(), strict=True))
+        shown = self.rules.apply(own)
+        return np.array(
+            [shown[e] / own[e] - 1.0 if own[e] > 1e-6 else -1.0 for e in self._ruled], np.float32
+        )
 
     def __call__(self, arkit: np.ndarray) -> dict[str, float]:
         """``{target name: weight}`` for every driven target (for name-keyed renderers)."""
@@ -206,20 +286,21 @@ class BlendshapeMap:
 
 
 def _sources(gains: dict[str, float]) -> Iterable[tuple[str, float]]:
-    """The ARKit channels behind feature gains (a vowel stands for the mouth channels it reads)."""
+    """The ARKit channels behind feature gains (a derived feature stands for the channels it
+    reads)."""
     for name, gain in gains.items():
-        if name in ARKIT_INDEX:
-            yield name, gain
-        else:
-            yield from ((c, gain) for c in VOWEL_SOURCES)
+        yield from ((c, gain) for c in DERIVED_SOURCES.get(name, (name,)))
 
 
 def build_map(
-    meshes: list[tuple[str, list[str]]], binds: Sequence[ExpressionBind] | None = None
+    meshes: list[tuple[str, list[str]]],
+    binds: Sequence[ExpressionBind] | None = None,
+    rules: ExpressionRules | None = None,
 ) -> BlendshapeMap:
     """Build the map from (mesh name, target names) per mesh, in file order, plus the binds
-    of a VRM extension (:func:`expression_binds`). With binds, VRM expressions come only
-    from them; otherwise also from plain target names."""
+    of a VRM extension (:func:`expression_binds`) and its ``rules``. With binds, VRM
+    expressions come only from them; otherwise also from plain target names."""
+    rules = rules or ExpressionRules()
     # Per mesh, per target: (label, convention, weight) it stands for.
     found: dict[tuple[int, int], list[tuple[str, Convention, float]]] = {}
     direct: dict[tuple[int, int], str] = {}
@@ -256,6 +337,7 @@ def build_map(
     mouth_direct = any(c in covered for c in VOWEL_SOURCES)
 
     matrices: dict[int, np.ndarray] = {}
+    parts: dict[str, dict[int, np.ndarray]] = {}
     bindings: dict[str, list[TargetBinding]] = {name: [] for name in ARKIT_NAMES}
     for mesh_index, (mesh_name, names) in enumerate(meshes):
         if not names:
@@ -272,9 +354,20 @@ def build_map(
                 skip = covered | (side_covered if label == "vrm blink" else set())
                 if label == "rpm mouthopen" and has_vowels:
                     skip = skip | {"jawOpen"}
-                gains = {c: g for c, g in gains.items() if c not in skip}
+                gains = {
+                    c: g
+                    for c, g in gains.items()
+                    if c not in skip and not skip.intersection(DERIVED_SOURCES.get(c, ()))
+                }
+                ruled = label[4:] if label.startswith("vrm ") else None
+                ruled = ruled if ruled in rules.changed else None
                 for name, gain in gains.items():
                     mat[t, FEATURE_INDEX[name]] += weight * gain
+                    if ruled is not None:
+                        share = parts.setdefault(ruled, {}).setdefault(
+                            mesh_index, np.zeros_like(mat)
+                        )
+                        share[t, FEATURE_INDEX[name]] += weight * gain
                 for channel, gain in _sources(gains):
                     bindings[channel].append(
                         TargetBinding(mesh_index, mesh_name, t, target_name, weight * gain, label)
@@ -282,7 +375,12 @@ def build_map(
         if mat.any():
             matrices[mesh_index] = mat
     return BlendshapeMap(
-        [name for name, _ in meshes], [list(names) for _, names in meshes], matrices, bindings
+        [name for name, _ in meshes],
+        [list(names) for _, names in meshes],
+        matrices,
+        bindings,
+        rules,
+        {e: {m: p for m, p in shares.items() if m in matrices} for e, shares in parts.items()},
     )
 
 
@@ -293,6 +391,6 @@ def mesh_target_names(asset: GltfAsset) -> list[tuple[str, list[str]]]:
 
 def map_asset(asset: GltfAsset) -> BlendshapeMap:
     """The map of a parsed glTF: its target names and, where present, its VRM expressions."""
-    return build_map(
-        mesh_target_names(asset), expression_binds(asset) if has_vrm_extension(asset) else None
-    )
+    if not has_vrm_extension(asset):
+        return build_map(mesh_target_names(asset))
+    return build_map(mesh_target_names(asset), expression_binds(asset), expression_rules(asset))

@@ -27,6 +27,7 @@ _CANONICAL = {name.lower(): name for name in ARKIT_NAMES}
 # The five vowels vowel-only avatars have (VRM aa/ih/ou/ee/oh, viseme_aa/E/I/O/U); their
 # weights come from the articulation (``blendshapes.vowel_weights``).
 VOWELS: tuple[str, ...] = ("aa", "ih", "ou", "ee", "oh")
+MAX_RULES = 64  # override rules read from one file (three groups per preset at most)
 
 
 # -- conventions --------------------------------------------------------------------------
@@ -97,7 +98,9 @@ VRM_EXPRESSIONS: dict[str, Convention] = {
     "blink": Convention(_pair("eyeBlink")),
     "blinkleft": Convention({"eyeBlinkLeft": 1.0}),
     "blinkright": Convention({"eyeBlinkRight": 1.0}),
-    "happy": Convention(_pair("mouthSmile")),
+    # Speech spreads the lips with a little smile: a whole-face "happy" reads only what is
+    # above it (the ``happy`` feature), so talking does not flash joy.
+    "happy": Convention({"happy": 1.0}),
     "angry": Convention(_pair("browDown")),
     "sad": Convention(_pair("mouthFrown")),
     "surprised": Convention(_pair("eyeWide")),
@@ -211,6 +214,21 @@ def index_below(value: Any, size: int) -> int | None:
     )
 
 
+def number_list(value: Any, size: int, default: tuple[float, ...]) -> tuple[float, ...] | None:
+    """The first ``size`` numbers of a JSON list (untrusted: all finite numbers, at least
+    ``size`` of them), ``default`` when absent (None), else None."""
+    if value is None:
+        return default
+    if not (isinstance(value, list) and len(value) >= size):
+        return None
+    out = []
+    for v in value[:size]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        out.append(float(v))
+    return tuple(out)
+
+
 def _weight(value: Any, scale: float) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return min(max(float(value) / scale, 0.0), 1.0)
@@ -288,6 +306,88 @@ def expression_binds(asset: GltfAsset) -> list[ExpressionBind]:
                     _weight(b.get("weight", 100.0), 100.0),
                 )
     return binds
+
+
+# VRM 1.0: an expression may override the blink, look-at or mouth expressions: they show
+# (1 - its amount) of their weight, the amount being its weight ("blend") or 1 while it
+# shows at all ("block"); the largest amount of any overriding expression counts.
+OVERRIDE_KEYS = {"blink": "overrideBlink", "lookat": "overrideLookAt", "mouth": "overrideMouth"}
+OVERRIDDEN = {
+    "blink": ("blink", "blinkleft", "blinkright"),
+    "lookat": ("lookup", "lookdown", "lookleft", "lookright"),
+    "mouth": VOWELS,
+}
+
+
+@dataclass(frozen=True)
+class ExpressionRules:
+    """A VRM file's rules over its expressions' weights, as three-vrm applies them to morph
+    and material binds alike: an ``isBinary`` expression shows fully past half weight and
+    not at all below; an overriding one holds back the blink, look-at or mouth group."""
+
+    binary: frozenset[str] = frozenset()
+    overrides: tuple[tuple[str, str, bool], ...] = ()  # (expression, group, block?)
+
+    @property
+    def changed(self) -> frozenset[str]:
+        """The expressions whose weight these rules can change."""
+        held = {name for _, group, _ in self.overrides for name in OVERRIDDEN[group]}
+        return self.binary | held
+
+    @property
+    def read(self) -> frozenset[str]:
+        """The expressions whose weight :meth:`apply` reads."""
+        return self.changed | {name for name, _, _ in self.overrides}
+
+    def describe(self) -> str | None:
+        """One line for ``avatarkit inspect``, or None without rules."""
+        held = [f"{name} overrides {group} ({'block' if block else 'blend'})"
+                for name, group, block in self.overrides]  # fmt: skip
+        binary = [f"{', '.join(sorted(self.binary))} binary"] if self.binary else []
+        return "VRM expression rules: " + "; ".join(binary + held) if binary or held else None
+
+    def apply(self, weights: dict[str, float]) -> dict[str, float]:
+        """The weights shown, from each expression's own (0..1; at least those of ``read``
+        that the file has)."""
+        out = {name: (float(w > 0.5) if name in self.binary else w) for name, w in weights.items()}
+        amount = dict.fromkeys(OVERRIDDEN, 0.0)
+        for name, group, block in self.overrides:
+            shown = out.get(name, 0.0)
+            amount[group] = max(amount[group], float(shown > 0) if block else shown)
+        for group, names in OVERRIDDEN.items():
+            for name in names:
+                if name in out and amount[group] > 0:
+                    out[name] *= 1.0 - amount[group]
+                    if name in self.binary and out[name] < 1.0:
+                        out[name] = 0.0  # a binary expression overridden at all is gone
+        return out
+
+
+def expression_rules(asset: GltfAsset) -> ExpressionRules:
+    """The ``isBinary`` and override rules of a ``VRMC_vrm`` or ``VRM`` extension's preset
+    expressions (untrusted JSON: anything else is ignored)."""
+    binary: set[str] = set()
+    overrides: list[tuple[str, str, bool]] = []
+    vrm1 = vrm1_expressions(asset)
+    if vrm1 is not None:
+        for name, expr in vrm1:
+            expression = name_key(name) if name_key(name) in VRM_EXPRESSIONS else None
+            if expression is None:
+                continue
+            if expr.get("isBinary") is True:
+                binary.add(expression)
+            for held, key in OVERRIDE_KEYS.items():
+                if expr.get(key) in ("block", "blend") and len(overrides) < MAX_RULES:
+                    overrides.append((expression, held, expr[key] == "block"))
+        return ExpressionRules(frozenset(binary), tuple(overrides))
+    for group in vrm0_groups(asset):
+        preset = group.get("presetName")
+        expression = VRM0_PRESETS.get(preset.lower()) if isinstance(preset, str) else None
+        if expression is None and isinstance(group.get("name"), str):
+            expression = vrm_expression(group["name"])
+        if expression is not None and group.get("isBinary") is True:
+            binary.add(expression)
+    return ExpressionRules(frozenset(binary))
 
 
 def has_vrm_extension(asset: GltfAsset) -> bool:

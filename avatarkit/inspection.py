@@ -234,7 +234,7 @@ def inspect_avatar(path: str | Path) -> Inspection:
     report.framing = anatomical_framing(asset, blend)
     report.bones = _bones(asset)
     materials = find_binds(asset)
-    drawn = MaterialExpressions.of(asset, materials)
+    drawn = MaterialExpressions.of(asset, materials, blend.rules)
     if drawn is not None:
         report.notes.append(
             "VRM expressions that change materials (drawn): " + ", ".join(drawn.names)
@@ -243,6 +243,8 @@ def inspect_avatar(path: str | Path) -> Inspection:
         report.notes.append("no morph target follows a known convention: the face will not move")
     if (unseen := materials.undrawn_warning()) is not None:
         report.notes.append(unseen)
+    if (rules := blend.rules.describe()) is not None:
+        report.notes.append(rules)
     return report
 
 

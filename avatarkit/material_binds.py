@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from avatarkit.blendshapes import FEATURE_INDEX, features
+from avatarkit.blendshapes import ExpressionWeights, features
 from avatarkit.conventions import (
     VRM0_PRESETS,
     VRM_EXPRESSIONS,
+    ExpressionRules,
     index_below,
     name_key,
+    number_list,
     vrm0_groups,
     vrm1_expressions,
     vrm_expression,
@@ -48,15 +50,6 @@ _VRM0_COLORS = {
     "_RimColor": "rimColor",
     "_OutlineColor": "outlineColor",
     "_MatcapColor": "matcapColor",
-}
-# VRM 1.0: an expression may override the blink, look-at or mouth expressions: they show
-# (1 - its amount) of their weight, the amount being its weight ("blend") or 1 while it
-# shows at all ("block"); the largest amount of any overriding expression counts.
-_OVERRIDES = {"blink": "overrideBlink", "lookat": "overrideLookAt", "mouth": "overrideMouth"}
-_OVERRIDDEN = {
-    "blink": ("blink", "blinkleft", "blinkright"),
-    "lookat": ("lookup", "lookdown", "lookleft", "lookright"),
-    "mouth": ("aa", "ih", "ou", "ee", "oh"),
 }
 MAX_LISTED = 12  # expressions a warning names
 MAX_BINDS = 4096  # binds read from one file (each costs a little every frame)
@@ -85,9 +78,6 @@ class MaterialBinds:
 
     colors: list[ColorBind] = field(default_factory=list)
     textures: list[TextureBind] = field(default_factory=list)
-    binary: set[str] = field(default_factory=set)  # isBinary: all past half weight, else none
-    # VRM 1.0 overrides: (expression, group it overrides, block?) (``_OVERRIDES``).
-    overrides: list[tuple[str, str, bool]] = field(default_factory=list)
     undrawn: dict[str, set[str]] = field(default_factory=dict)  # name -> what is not drawn
 
     def undrawn_warning(self) -> str | None:
@@ -99,19 +89,6 @@ class MaterialBinds:
         more = len(shown) - MAX_LISTED
         listed = ", ".join(shown[:MAX_LISTED]) + (f" and {more} more" if more > 0 else "")
         return f"VRM expression material changes not drawn: {listed}"
-
-
-def _vector(value: Any, size: int, default: tuple[float, ...]) -> tuple[float, ...] | None:
-    if value is None:
-        return default
-    if not (isinstance(value, list) and len(value) >= size):
-        return None
-    out = []
-    for v in value[:size]:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return None
-        out.append(float(v))
-    return tuple(out)
 
 
 def _shown(name: str) -> str:
@@ -132,11 +109,6 @@ def find_binds(asset: GltfAsset) -> MaterialBinds:
     if vrm1 is not None:
         for name, expr in vrm1:
             expression = name_key(name) if name_key(name) in VRM_EXPRESSIONS else None
-            if expression is not None and expr.get("isBinary") is True:
-                found.binary.add(expression)
-            for overridden, key in _OVERRIDES.items():
-                if expression is not None and expr.get(key) in ("block", "blend"):
-                    found.overrides.append((expression, overridden, expr[key] == "block"))
             colors, textures = expr.get("materialColorBinds"), expr.get("textureTransformBinds")
             binds = [b for b in (colors, textures) if isinstance(b, list) and b]
             if not binds:
@@ -153,8 +125,8 @@ def find_binds(asset: GltfAsset) -> MaterialBinds:
             for b in textures if isinstance(textures, list) else ():
                 b = b if isinstance(b, dict) else {}
                 material = index_below(b.get("material"), count)
-                scale = _vector(b.get("scale"), 2, (1.0, 1.0))
-                offset = _vector(b.get("offset"), 2, (0.0, 0.0))
+                scale = number_list(b.get("scale"), 2, (1.0, 1.0))
+                offset = number_list(b.get("offset"), 2, (0.0, 0.0))
                 if material is None or scale is None or offset is None:
                     undrawn(name, "a malformed textureTransformBind")
                 elif len(found.textures) < MAX_BINDS:
@@ -175,13 +147,11 @@ def find_binds(asset: GltfAsset) -> MaterialBinds:
         if expression is None:
             undrawn(label, "not a preset expression: nothing drives it")
             continue
-        if group.get("isBinary") is True:
-            found.binary.add(expression)
         for v in values:
             if not isinstance(v, dict) or not isinstance(v.get("materialName"), str):
                 undrawn(label, "a malformed materialValue")
                 continue
-            target = _vector(v.get("targetValue"), 4, ())
+            target = number_list(v.get("targetValue"), 4, ())
             prop = v.get("propertyName")
             for material in by_name.get(v["materialName"], []):
                 if prop == "_MainTex_ST" and target:
@@ -216,42 +186,32 @@ def _add_color(
     value: Any,
 ) -> None:
     """One colour bind (untrusted: ``kind`` and ``value`` as the file has them)."""
-    rgb = _vector(value, 3, ())
+    rgb = number_list(value, 3, ())
     if material is None or not rgb or not isinstance(kind, str):
         undrawn(name, "a malformed materialColorBind")
     elif kind not in DRAWN_COLORS:
         undrawn(name, f"{_shown(kind)} (no such shading here)")
     elif len(found.colors) < MAX_BINDS:
-        rgba = _vector(value, 4, ()) or (*rgb, 1.0)
+        rgba = number_list(value, 4, ()) or (*rgb, 1.0)
         found.colors.append(ColorBind(expression, material, kind, rgba))
 
 
 class MaterialExpressions:
     """Per frame: the materials as the face shows them (``materials(arkit)``)."""
 
-    def __init__(self, asset: GltfAsset, found: MaterialBinds) -> None:
+    def __init__(self, asset: GltfAsset, found: MaterialBinds, rules: ExpressionRules) -> None:
         self._base = asset.materials
         self._colors, self._textures = found.colors, found.textures
-        self._binary = found.binary
-        self._overrides = found.overrides
-        expressions = sorted(
-            {b.expression for b in found.colors}
-            | {b.expression for b in found.textures}
-            | {name for name, _, _ in found.overrides}
-        )
-        self._expressions = expressions
-        # (expressions, features): each expression's weight is its convention's gains.
-        gains = np.zeros((len(expressions), len(FEATURE_INDEX)), np.float32)
-        for row, name in enumerate(expressions):
-            for feature, gain in VRM_EXPRESSIONS[name].gains.items():
-                gains[row, FEATURE_INDEX[feature]] += gain
-        self._gains = gains
+        self._expressions = ExpressionWeights(self.names, rules)
         self._last: tuple[bytes, dict[int, GltfMaterial]] | None = None
 
     @classmethod
-    def of(cls, asset: GltfAsset, found: MaterialBinds) -> MaterialExpressions | None:
-        """``found`` (``find_binds(asset)``) drawn on ``asset``; None when it draws nothing."""
-        return cls(asset, found) if found.colors or found.textures else None
+    def of(
+        cls, asset: GltfAsset, found: MaterialBinds, rules: ExpressionRules
+    ) -> MaterialExpressions | None:
+        """``found`` (``find_binds(asset)``) drawn on ``asset`` under the file's ``rules``
+        (``conventions.expression_rules``); None when it draws nothing."""
+        return cls(asset, found, rules) if found.colors or found.textures else None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -262,22 +222,7 @@ class MaterialExpressions:
 
     def weights(self, arkit: np.ndarray) -> dict[str, float]:
         """Each bound (or overriding) expression's weight for one ARKit vector."""
-        w = np.clip(self._gains @ features(arkit), 0.0, 1.0)
-        out = {
-            name: (float(v > 0.5) if name in self._binary else float(v))
-            for name, v in zip(self._expressions, w, strict=True)
-        }
-        amount = dict.fromkeys(_OVERRIDDEN, 0.0)
-        for name, group, block in self._overrides:
-            shown = out[name]
-            amount[group] = max(amount[group], float(shown > 0) if block else shown)
-        for group, names in _OVERRIDDEN.items():
-            for name in names:
-                if name in out:
-                    out[name] *= 1.0 - amount[group]
-                    if name in self._binary and out[name] < 1.0:
-                        out[name] = 0.0  # a binary expression overridden at all is gone
-        return out
+        return self._expressions(features(arkit))
 
     def materials(self, arkit: np.ndarray) -> dict[int, GltfMaterial]:
         """Material index -> the material with this frame's expressions applied, for every

@@ -34,6 +34,9 @@ EMPHASIS_LN, EMPHASIS_RANGE = (
     1.5,
 )  # ln-loudness above the running level that starts/saturates emphasis
 PHRASE_PAUSE_S = 0.5
+# The most mouthSmile speech makes (a fully spread vowel); avatars read a smile beyond it as
+# the expression "happy" (``blendshapes.happy_weight``).
+SPEECH_SMILE = 0.2
 # A person's face comes to rest within about 150 ms of the last sound: head sway, nods,
 # brows and gaze are scaled by a gate that holds through the short silences inside speech
 # (stop closures, word joins) and then closes fast.
@@ -239,7 +242,7 @@ def _mapping() -> np.ndarray:
     put("mouthFunnel", r=0.7 * 0.35, ro=0.7)  # funnel = 0.7 r (0.35 + o)
     put("mouthPucker", r=0.9, ro=-0.45)  # pucker = 0.9 r (1 - 0.5 o)
     put(_pair("mouthStretch"), s=0.35, rs=-0.35)  # stretch = 0.35 s (1 - r)
-    put(_pair("mouthSmile"), s=0.2)
+    put(_pair("mouthSmile"), s=SPEECH_SMILE)
     put(_pair("cheekSquint"), s=0.12)
     put("tongueOut", t=0.3)
     put("browInnerUp", brow=0.45)

@@ -16,6 +16,7 @@ from test_conventions import vrm0, vrm1, write_head
 
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 from avatarkit.avatar import Avatar
+from avatarkit.motion.face import SPEECH_SMILE
 from engine.gltf_write import GltfBuilder
 from engine.meshes import uv_sphere
 
@@ -31,6 +32,14 @@ def arkit(**channels: float) -> np.ndarray:
 
 
 SMILE = {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0}
+
+
+def happy(weight: float) -> dict[str, float]:
+    """The smile that shows "happy" at ``weight`` (the part beyond speech's own smile)."""
+    smile = SPEECH_SMILE + weight * (1.0 - SPEECH_SMILE)
+    return {"mouthSmileLeft": smile, "mouthSmileRight": smile}
+
+
 BLINK = {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}
 
 
@@ -64,7 +73,7 @@ def test_vrm1_colour_and_texture_binds_follow_their_expressions(tmp_path):
 
     full = binds.materials(arkit(**SMILE))[0]
     assert full.base_color_factor == pytest.approx(RED)
-    half = binds.materials(arkit(mouthSmileLeft=0.5, mouthSmileRight=0.5))[0]
+    half = binds.materials(arkit(**happy(0.5)))[0]
     expected = 0.5 * (np.array(own.base_color_factor) + np.array(RED))
     assert half.base_color_factor == pytest.approx(expected)
 
@@ -230,8 +239,8 @@ def test_overrides_follow_the_vrm_1_specification(tmp_path, binary):
     binds = Avatar.from_file(write_head(tmp_path / "o.vrm", REGIONS, ext)).material_expressions
     assert binds is not None
 
-    def blink_with(smile: float) -> float:
-        return binds.weights(arkit(mouthSmileLeft=smile, mouthSmileRight=smile, **BLINK))["blink"]
+    def blink_with(joy: float) -> float:
+        return binds.weights(arkit(**happy(joy), **BLINK))["blink"]
 
     assert blink_with(0.0) == 1.0
     if binary == "happy":
