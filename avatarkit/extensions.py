@@ -16,7 +16,9 @@ KNOWN: dict[str, str] = {
     "colour (specular and glossiness drawn as the default)",
     "VRMC_materials_mtoon": "drawn as a toon approximation (lit/shade step, rim)",
     "VRMC_vrm": "read: expressions, humanoid bones and lookAt ranges",
-    "VRM": "read: blend shape groups, humanoid bones, lookAt ranges and MToon materials",
+    "VRM": "read: blend shape groups, humanoid bones, lookAt ranges, MToon materials and "
+    "spring bones (secondaryAnimation)",
+    "VRMC_springBone": "simulated: hair and cloth swing (spheres and capsules collide)",
 }
 # The decoders, known where their package is installed (the ``compressed`` extra).
 _DECODED = {
@@ -30,7 +32,6 @@ KNOWN.update({name: why for name, why in _DECODED.items() if DECODERS.get(name)}
 # What a picture lacks when an extension is ignored; any other is "not implemented".
 _MISSING = "(pip install 'avatarkit[compressed]')"
 IGNORED_BECAUSE: dict[str, str] = {
-    "VRMC_springBone": "hair and cloth do not swing",
     "VRMC_node_constraint": "constraints not applied",
     "KHR_draco_mesh_compression": f"Draco-compressed geometry is not decoded {_MISSING}",
     "EXT_meshopt_compression": f"meshopt-compressed buffers are not decoded {_MISSING}",

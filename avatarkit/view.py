@@ -29,6 +29,7 @@ from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.sdk import AvatarSDK
+from avatarkit.spring_bones import SpringBones
 from avatarkit.view_layers import ExpressionLayer, LookLayer, finite
 from engine import Component, ModelRenderer, Schedule, png_bytes, straight_alpha
 from engine.transform import quat_from_euler, quat_multiply
@@ -96,6 +97,7 @@ class AvatarView(Component):
         self._disposed = False
         # A skinned avatar turns its head, neck and eye bones; anything else a node.
         self._bones = BoneRig.find(self.model.nodes, self.model.asset)
+        self._springs = SpringBones.of(self.model.asset, self.model.nodes)  # hair, cloth
         self._head_nodes = [] if self._bones is not None else self._find_head_nodes()
         for index in self._head_nodes:
             self.model.nodes[index].to_trs()  # a glTF matrix would override the turn
@@ -129,7 +131,7 @@ class AvatarView(Component):
             self._expression.apply(pose, layer_dt)
             self._look.apply(pose, layer_dt)
             self.pose = pose  # what is drawn: speech and idle plus the app's overrides
-            self._apply(pose)
+            self._apply(pose, layer_dt)
             if self.on_frame_rate_info is not None:
                 self._frames += 1  # the rate of frames drawn: 0 while paused
         else:
@@ -335,13 +337,15 @@ class AvatarView(Component):
 
     # -- internals ----------------------------------------------------------------------
 
-    def _apply(self, pose: FacePose) -> None:
+    def _apply(self, pose: FacePose, dt: float) -> None:
         self.avatar.show(self.model, pose.weights)
         turn = quat_from_euler(*(float(a) for a in pose.head))
         for index, rest in zip(self._head_nodes, self._rest, strict=True):
             self.model.nodes[index].rotation = quat_multiply(rest, turn)
         if self._bones is not None:
             self._bones.apply(self.model.nodes, pose.head, pose.gaze)
+        if self._springs is not None:  # after the head moved: the hair follows it
+            self._springs.step(self.model.nodes, self.model.world_matrices(), dt)
 
     def _report_frame_rate(self, elapsed: float) -> None:
         frames, self._frames = self._frames, 0

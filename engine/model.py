@@ -215,6 +215,11 @@ class ModelRenderer(Component):
             if self.screen_transform is not None:
                 renderer.set_view_projection(frame.view_projection)
 
+    def world_matrices(self) -> np.ndarray:
+        """(N, 4, 4) float64 asset-space matrices of every node as ``nodes`` pose them now
+        (read-only; composed again only where a transform changed)."""
+        return self._skeleton.world(self.nodes)
+
     def _draw_nodes(self, renderer: Renderer, gpu: GpuAsset, eye: np.ndarray) -> None:
         world = self._skeleton.world(self.nodes)  # asset space, every node
         base = (

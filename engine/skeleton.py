@@ -30,6 +30,17 @@ def local_matrices(nodes: Sequence[Transform]) -> np.ndarray:
     t = np.array([node.translation for node in nodes], np.float64).reshape(n, 3)
     q = np.array([node.rotation for node in nodes], np.float64).reshape(n, 4)
     s = np.array([node.scale for node in nodes], np.float64).reshape(n, 3)
+    m = trs_matrices(t, q, s)
+    for i, node in enumerate(nodes):  # glTF node.matrix wins over TRS
+        if node.matrix is not None:
+            m[i] = node.matrix
+    return m
+
+
+def trs_matrices(t: np.ndarray, q: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) float64 matrices from (N, 3) translations, (N, 4) quaternions (x, y, z, w;
+    any length) and (N, 3) scales: T * R * S."""
+    n = len(t)
     x, y, z, w = q.T
     norm = (q * q).sum(axis=1)
     k = np.divide(2.0, norm, out=np.zeros(n), where=norm > 0)  # non-unit quaternions too
@@ -46,9 +57,6 @@ def local_matrices(nodes: Sequence[Transform]) -> np.ndarray:
     m[:, :3, :3] *= s[:, None, :]
     m[:, :3, 3] = t
     m[:, 3, 3] = 1.0
-    for i, node in enumerate(nodes):  # glTF node.matrix wins over TRS
-        if node.matrix is not None:
-            m[i] = node.matrix
     return m
 
 
