@@ -14,7 +14,10 @@ VRoid Studio exports a character, to the published specs (vrm-c/vrm-specificatio
 
 Expression-only faces, as VRoid's are: the head's targets are VRoid's ``Fcl_*`` shapes (no
 ARKit or viseme names), so the mouth and the blinks move only through the extension's
-binds. Bones are VRoid's ``J_Bip_*`` / ``J_Adj_*_FaceEye``. Deterministic bytes.
+binds. Bones are VRoid's ``J_Bip_*`` / ``J_Adj_*_FaceEye``. A ponytail hangs from the back
+of the head on a chain of spring bones (VRoid's ``J_Sec_Hair*``: ``VRMC_springBone`` in the
+1.0 file, ``secondaryAnimation`` in the 0.x one) with the head as their collider, so it
+swings as the head nods and turns. Deterministic bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from engine.gltf_write import GltfBuilder
 
@@ -74,7 +79,15 @@ TOON = {
     "Wolf3D_Skin": ((0.85, 0.62, 0.5), (0.7, 0.42, 0.38)),
     "Wolf3D_Eye": ((1.0, 1.0, 1.0), (0.8, 0.8, 0.85)),
     "Wolf3D_Outfit": ((0.2, 0.3, 0.5), (0.1, 0.14, 0.3)),
+    "Hair": ((0.16, 0.08, 0.04), (0.08, 0.04, 0.03)),
 }
+# The ponytail: from the back of the skull (head bone space, the face along +Z), then each
+# link's offset from the one before; the last node is only the chain's tail.
+PONYTAIL = ((0.0, 0.15, -0.095), *((0.0, -0.045, -0.022),) * 4)
+HAIR_RADII = (0.026, 0.024, 0.02, 0.015, 0.008)  # the tube's, at each node
+# Spring settings (VRoid's hair defaults are near these) and the head's collider sphere.
+SPRING = {"stiffness": 1.0, "gravityPower": 0.3, "dragForce": 0.4, "hitRadius": 0.02}
+SKULL = ((0.0, 0.11, 0.0), 0.09)  # offset from the head bone, radius
 LOOK_RANGE = (60.0, 30.0)  # degrees of gaze (input) -> degrees the eye bones turn (output)
 META_AUTHOR = "AvatarKit for Python (assets/test/make_vrm_heads.py)"
 
@@ -91,7 +104,111 @@ def _head(facing: float) -> tuple[GltfBuilder, dict[str, int]]:
         chest=True,
         leg_joints=3,
     )
+    _ponytail(b, found, facing)
     return b, found
+
+
+def _ponytail(b: GltfBuilder, found: dict[str, int], facing: float) -> None:
+    """The chain of hair bones under the head (``found["Hair1"]`` ... the tail) and a
+    tapered tube skinned to them (its own skin: ring k follows bone k)."""
+    flip = np.array([facing, 1.0, facing])
+    parent = found["Head"]
+    chain = []
+    for k, step in enumerate(PONYTAIL):
+        parent = b.add_node(
+            f"J_Sec_Hair1_{k + 1:02d}", translation=np.asarray(step) * flip, parent=parent
+        )
+        chain.append(parent)
+        found[f"Hair{k + 1}"] = parent
+    points = (np.array([0.0, 1.55, 0.0]) + np.cumsum(PONYTAIL, axis=0)) * flip  # model space
+    rings, segments, sub = [], 10, 3  # sub rings per link: a smooth bend
+    for k in range(len(points) - 1):
+        for t in np.arange(sub) / sub:
+            rings.append((k, t))
+    rings.append((len(points) - 2, 1.0))
+    positions, normals, joints, weights = [], [], [], []
+    angle = 2 * np.pi * np.arange(segments) / segments
+    for k, t in rings:
+        along = points[k + 1] - points[k]
+        along /= np.linalg.norm(along)
+        u = np.cross(along, [1.0, 0.0, 0.0])
+        u /= np.linalg.norm(u)
+        v = np.cross(along, u)
+        radius = (1 - t) * HAIR_RADII[k] + t * HAIR_RADII[k + 1]
+        out = np.cos(angle)[:, None] * u + np.sin(angle)[:, None] * v
+        positions.append((1 - t) * points[k] + t * points[k + 1] + radius * out)
+        normals.append(out)
+        joints.append(np.tile([k, k + 1, 0, 0], (segments, 1)))
+        weights.append(np.tile([1 - t, t, 0.0, 0.0], (segments, 1)))
+    indices = []
+    for r in range(len(rings) - 1):
+        for j in range(segments):
+            a, b_ = r * segments + j, r * segments + (j + 1) % segments
+            indices += [a, b_, a + segments, b_, b_ + segments, a + segments]
+    hair = b.add_material((*TOON["Hair"][0], 1.0), name="N00_000_Hair_00_HAIR (Instance)")
+    found["Hair"] = hair
+    mesh = b.add_mesh(
+        [
+            {
+                "positions": np.concatenate(positions).astype(np.float32),
+                "normals": np.concatenate(normals).astype(np.float32),
+                "indices": np.array(indices, np.uint32),
+                "joints": np.concatenate(joints).astype(np.uint16),
+                "weights": np.concatenate(weights).astype(np.float32),
+                "material": hair,
+            }
+        ],
+        "Hair001",
+    )
+    skin = b.add_skin(chain, "HairSkin", skeleton=chain[0])
+    found["Hair001"] = b.add_node("Hair001", mesh=mesh, skin=skin, parent=found["Armature"])
+
+
+def _springs(found: dict[str, int]) -> dict[str, Any]:
+    """``VRMC_springBone`` 1.0: the ponytail's chain, the skull its collider."""
+    offset, radius = SKULL
+    hair = [found[f"Hair{k + 1}"] for k in range(len(PONYTAIL))]
+    return {
+        "specVersion": "1.0",
+        "colliders": [
+            {"node": found["Head"], "shape": {"sphere": {"offset": list(offset), "radius": radius}}}
+        ],
+        "colliderGroups": [{"name": "Head", "colliders": [0]}],
+        "springs": [
+            {
+                "name": "Hair1",
+                "joints": [{"node": n, **SPRING, "gravityDir": [0.0, -1.0, 0.0]} for n in hair],
+                "colliderGroups": [0],
+            }
+        ],
+    }
+
+
+def _secondary(found: dict[str, int]) -> dict[str, Any]:
+    """VRM 0.x ``secondaryAnimation``: the same spring, the ponytail's root its bone group's
+    (offsets in Unity's space: z turned; the skull's has none)."""
+    (x, y, z), radius = SKULL
+    return {
+        "boneGroups": [
+            {
+                "comment": "Hair1",
+                "stiffiness": SPRING["stiffness"],  # sic: UniVRM's spelling
+                "gravityPower": SPRING["gravityPower"],
+                "gravityDir": {"x": 0.0, "y": -1.0, "z": 0.0},
+                "dragForce": SPRING["dragForce"],
+                "center": -1,
+                "hitRadius": SPRING["hitRadius"],
+                "bones": [found["Hair1"]],
+                "colliderGroups": [0],
+            }
+        ],
+        "colliderGroups": [
+            {
+                "node": found["Head"],
+                "colliders": [{"offset": {"x": x, "y": y, "z": -z}, "radius": radius}],
+            }
+        ],
+    }
 
 
 def _use(b: GltfBuilder, name: str) -> None:
@@ -153,9 +270,11 @@ def build_vrm1(path: Path = HERE / "vrm1_head.vrm") -> Path:
                 "rangeMapVerticalUp": _range(LOOK_RANGE[1]),
             },
             "expressions": {"preset": preset},
-        }
+        },
+        "VRMC_springBone": _springs(found),
     }
     _use(b, "VRMC_vrm")
+    _use(b, "VRMC_springBone")
     for rpm, (lit, shade) in TOON.items():
         material = b.doc.materials[found[rpm]]
         material.extensions = {
@@ -305,7 +424,7 @@ def build_vrm0(path: Path = HERE / "vrm0_head.vrm") -> Path:
                 "lookAtVerticalUp": _curve(LOOK_RANGE[1]),
             },
             "blendShapeMaster": {"blendShapeGroups": groups},
-            "secondaryAnimation": {"boneGroups": [], "colliderGroups": []},
+            "secondaryAnimation": _secondary(found),
             "materialProperties": materials,
         }
     }

@@ -82,6 +82,13 @@ def test_vrm1_follows_the_vrmc_vrm_schema():
     assert all(
         m["extensions"]["VRMC_materials_mtoon"]["specVersion"] == "1.0" for m in doc["materials"]
     )
+    springs = doc["extensions"]["VRMC_springBone"]
+    assert springs["specVersion"] == "1.0" and "VRMC_springBone" in doc["extensionsUsed"]
+    parents = _parents(doc)
+    for spring in springs["springs"]:
+        chain = [j["node"] for j in spring["joints"]]
+        assert all(parents[c] == p for p, c in zip(chain, chain[1:], strict=False))  # a chain
+        assert all(0 <= g < len(springs["colliderGroups"]) for g in spring["colliderGroups"])
     # The face looks along +Z: the eyes sit in front of the head bone.
     assert _eye_ahead(doc, bones["head"]["node"], bones["leftEye"]["node"]) > 0
 
@@ -111,6 +118,10 @@ def test_vrm0_follows_the_vrm_0x_schema():
     names = [m["name"] for m in doc["materials"]]
     props = vrm["materialProperties"]
     assert [p["name"] for p in props] == names and {p["shader"] for p in props} == {"VRM/MToon"}
+    secondary = vrm["secondaryAnimation"]
+    for group in secondary["boneGroups"]:
+        assert {"stiffiness", "gravityPower", "gravityDir", "dragForce", "bones"} <= set(group)
+        assert all(0 <= g < len(secondary["colliderGroups"]) for g in group["colliderGroups"])
     # The face looks along -Z, as every VRM 0.x model does.
     assert _eye_ahead(doc, bones["head"], bones["leftEye"]) < 0
     # The avatar's left eye is on its left: -X when it faces -Z.
@@ -200,6 +211,28 @@ def test_the_head_bone_nods_and_turns(vrm_view):
     nodded = _settle(app)
     _, dy = _pupils(nodded) - _pupils(rest)
     assert dy > 3, dy
+
+
+def test_the_ponytail_swings_on_its_spring_bones(vrm_view):
+    """The hair chain (``VRMC_springBone`` / ``secondaryAnimation``) lags a turn of the
+    head, then settles again behind it: its bones turn away from rest while the head
+    moves, the chain's joints staying on the head."""
+    app, view = vrm_view
+    assert view._springs is not None
+    # The 1.0 chain's last node is only its tail; 0.x makes it a joint with a virtual one.
+    assert len(view._springs.joints) == {"VRM 1.0": 4, "VRM 0.x": 5}[_version(view)]
+    _settle(app, 30)
+    still = _turned_by(view, "J_Sec_Hair1_02")
+    view.look_at(0.8, head=1.0)
+    _settle(app, 4)
+    swinging = _turned_by(view, "J_Sec_Hair1_02")
+    assert swinging > still + 0.05, (still, swinging)
+    _settle(app, 90)
+    assert abs(_turned_by(view, "J_Sec_Hair1_02") - still) < 0.02
+
+
+def _version(view) -> str:
+    return "VRM 1.0" if "VRMC_vrm" in view.model.asset.extensions else "VRM 0.x"
 
 
 def test_the_eye_bones_follow_the_gaze(vrm_view):
