@@ -296,10 +296,21 @@ class SpringBones:
             plans.append(
                 _Level(
                     rows,
+                    [self.joints[i].node for i in rows],
                     np.array([int(parent[self.joints[i].node]) for i in rows], np.intp),
                     anchor[rows],
                     np.array([self.joints[a].node if a >= 0 else -1 for a in anchor[rows]]),
                     mask,
+                    self._rest[rows],
+                    self._tail[rows][:, :, None],
+                    self._axis[rows],
+                    self._t[rows],
+                    self._q[rows],
+                    self._s[rows],
+                    self._keep[rows],
+                    self._stiffness[rows],
+                    self._gravity[rows],
+                    self._hit[rows][:, None],
                 )
             )
         return plans
@@ -321,31 +332,30 @@ class SpringBones:
         for plan in self._levels:
             rows = plan.rows
             parents = _parent_matrices(plan, world, posed)
-            initial = parents @ self._rest[rows]  # the bone at rest under its parent
+            initial = parents @ plan.rest  # the bone at rest under its parent
             origin = initial[:, :3, 3]
-            reach = (initial[:, :3, :3] @ self._tail[rows][:, :, None])[:, :, 0]
-            length = np.linalg.norm(reach, axis=1, keepdims=True)
+            reach = (initial[:, :3, :3] @ plan.tail)[:, :, 0]
+            length = _length(reach)
             if first:
                 current[rows] = previous[rows] = origin + reach
             now = current[rows]
             tail = (
                 now
-                + (now - previous[rows]) * self._keep[rows]
-                + _unit(reach) * self._stiffness[rows] * dt
-                + self._gravity[rows] * dt
+                + (now - previous[rows]) * plan.keep
+                + reach * (plan.stiffness * dt / length)
+                + plan.gravity * dt
             )
             tail = origin + _unit(tail - origin) * length
             if shapes is not None and plan.mask.any():
                 tail = origin + _unit(self._collide(plan, tail, shapes) - origin) * length
             previous[rows], current[rows] = now, tail
             # Turn the bone: its rest axis onto the tail, seen from its own rest frame.
-            point = np.concatenate([tail, np.ones((len(rows), 1))], 1)[:, :, None]
-            local = np.linalg.solve(initial, point)[:, :3, 0]
-            turn = _from_unit_vectors(self._axis[rows], _unit(local))
-            rotation = _quat_multiply(self._q[rows], turn)
-            posed[rows] = parents @ trs_matrices(self._t[rows], rotation, self._s[rows])
-            for i, q in zip(rows, rotation.astype(np.float32), strict=True):
-                nodes[self.joints[i].node].rotation = q
+            local = np.linalg.solve(initial[:, :3, :3], (tail - origin)[:, :, None])[:, :, 0]
+            turn = _from_unit_vectors(plan.axis, _unit(local))
+            rotation = _quat_multiply(plan.q, turn)
+            posed[rows] = parents @ trs_matrices(plan.t, rotation, plan.s)
+            for node, q in zip(plan.nodes, rotation.astype(np.float32), strict=True):
+                nodes[node].rotation = q
         self._current, self._previous = current, previous
 
     def _collider_shapes(self, world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -373,20 +383,32 @@ class SpringBones:
         )
         away = d - h[..., None] * ab
         distance = np.linalg.norm(away, axis=-1)
-        inside = radius[None] + self._hit[plan.rows][:, None] - distance
+        inside = radius[None] + plan.hit - distance
         inside = np.where(plan.mask & (inside > 0) & (distance > 1e-12), inside, 0.0)
         return tail + (away / np.maximum(distance, 1e-12)[..., None] * inside[..., None]).sum(1)
 
 
 @dataclass(frozen=True)
 class _Level:
-    """Joints whose nearest spring ancestors are all stepped before them."""
+    """Joints whose nearest spring ancestors are all stepped before them, and their
+    constants (gathered once: a frame indexes nothing)."""
 
     rows: np.ndarray  # joint indices
-    parent: np.ndarray  # each one's parent node (-1: a root)
+    nodes: list[int]  # each one's node
+    parent: np.ndarray  # its parent node (-1: a root)
     anchor: np.ndarray  # its nearest spring ancestor (joint index; -1: none)
     anchor_node: np.ndarray  # that joint's node (-1: none)
     mask: np.ndarray  # (rows, colliders): the colliders each one touches
+    rest: np.ndarray  # (rows, 4, 4) local matrix at rest
+    tail: np.ndarray  # (rows, 3, 1) the tail in the bone's own space
+    axis: np.ndarray  # (rows, 3) its direction
+    t: np.ndarray  # rest translation, rotation, scale
+    q: np.ndarray
+    s: np.ndarray
+    keep: np.ndarray  # (rows, 1) 1 - drag
+    stiffness: np.ndarray  # (rows, 1)
+    gravity: np.ndarray  # (rows, 3) direction x power
+    hit: np.ndarray  # (rows, 1) hit radius
 
 
 def _parent_matrices(plan: _Level, world: np.ndarray, posed: np.ndarray) -> np.ndarray:
@@ -410,8 +432,12 @@ def _depth(parent: np.ndarray, node: int) -> int:
     return depth
 
 
+def _length(v: np.ndarray) -> np.ndarray:
+    return np.sqrt((v * v).sum(axis=-1, keepdims=True))
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    return v / np.maximum(_length(v), 1e-12)
 
 
 # Batched quaternion helpers (x, y, z, w): pyrr's take one quaternion a call.
@@ -434,7 +460,9 @@ def _from_unit_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The shortest rotation taking unit ``a`` onto unit ``b``, row by row (three.js's
     ``Quaternion.setFromUnitVectors``)."""
     r = (a * b).sum(axis=1) + 1.0
-    q = np.concatenate([np.cross(a, b), r[:, None]], axis=1)
+    ax, ay, az = a.T
+    bx, by, bz = b.T
+    q = np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx, r], axis=1)
     opposite = r < 1e-6  # half a turn: about any axis perpendicular to a
     if opposite.any():
         x, y, z = a[opposite].T
