@@ -25,6 +25,7 @@ from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
 from avatarkit.material_binds import MaterialExpressions, find_binds
 from avatarkit.package import Framing
+from avatarkit.spring_bones import find_springs
 from avatarkit.vrm0 import face_forward
 
 if TYPE_CHECKING:
@@ -245,6 +246,11 @@ def inspect_avatar(path: str | Path) -> Inspection:
         report.notes.append(unseen)
     if (rules := blend.rules.describe()) is not None:
         report.notes.append(rules)
+    joints, colliders = find_springs(asset)
+    if joints:
+        report.notes.append(
+            f"spring bones (simulated): {len(joints)} joints, {len(colliders)} collider(s)"
+        )
     return report
 
 

@@ -165,6 +165,8 @@ def test_inspect_reports_channels_and_bones(which):
         "rightEye": "J_Adj_R_FaceEye",
     }
     assert "bones: head J_Bip_C_Head, neck J_Bip_C_Neck" in text
+    joints = {"VRM 1.0": 4, "VRM 0.x": 5}[which]
+    assert f"note: spring bones (simulated): {joints} joints, 1 collider(s)" in text
     # The gaze turns the eye bones: its eyeLook* channels are not reported missing.
     missing = next(line for line in text.splitlines() if line.startswith("  missing:"))
     assert "eyeLook" not in missing and "eyeSquintLeft" in missing
