@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 MAX_JOINTS = 1024
 MAX_COLLIDERS = 256
+MAX_COORD = 1e3  # an offset or direction component past this is malformed
 MAX_STEP_S = 0.1  # a longer frame (a hitch, a resume) is stepped as this long
 LEAF_TAIL = 0.07  # a VRM 0.x chain's last bone: a tail this far along it (local units)
 _LIMITS = {  # per setting: default, lowest, highest
@@ -113,9 +114,9 @@ def _vrm1(ext: dict[str, Any], count: int) -> tuple[list[SpringJoint], list[Spri
         kind: Any = sphere if is_sphere else capsule
         collider = None
         if node is not None and isinstance(kind, dict) and len(colliders) < MAX_COLLIDERS:
-            offset = number_list(kind.get("offset"), 3, (0.0, 0.0, 0.0))
+            offset = _point(kind.get("offset"), (0.0, 0.0, 0.0))
             radius = _radius(kind.get("radius"))
-            end = None if is_sphere else number_list(kind.get("tail"), 3, (0.0, 0.0, 0.0))
+            end = None if is_sphere else _point(kind.get("tail"), (0.0, 0.0, 0.0))
             if offset is not None and radius is not None and (is_sphere or end is not None):
                 collider = SpringCollider(node, offset, radius, end)
         slots.append(len(colliders) if collider is not None else None)
@@ -135,7 +136,7 @@ def _vrm1(ext: dict[str, Any], count: int) -> tuple[list[SpringJoint], list[Spri
             node, child = index_below(bone.get("node"), count), index_below(tail.get("node"), count)
             if node is None or child is None or node in taken or len(joints) >= MAX_JOINTS:
                 continue
-            direction = number_list(bone.get("gravityDir"), 3, (0.0, -1.0, 0.0))
+            direction = _point(bone.get("gravityDir"), (0.0, -1.0, 0.0))
             taken.add(node)
             joints.append(_joint(bone, node, child, direction or (0.0, -1.0, 0.0), touched))
     return joints, colliders
@@ -211,7 +212,14 @@ def _xyz(value: Any, default: tuple[float, ...]) -> tuple[float, ...] | None:
         return default
     if not isinstance(value, dict):
         return None
-    return number_list([value.get(k, 0.0) for k in "xyz"], 3, default)
+    return _point([value.get(k, 0.0) for k in "xyz"], default)
+
+
+def _point(value: Any, default: tuple[float, ...]) -> tuple[float, ...] | None:
+    """Three finite numbers no larger than ``MAX_COORD`` (an offset, a direction), the
+    default when absent, else None."""
+    xyz = number_list(value, 3, default)
+    return xyz if xyz is not None and max(map(abs, xyz)) <= MAX_COORD else None
 
 
 def _slot(slots: list[int | None], index: Any) -> int | None:

@@ -199,6 +199,10 @@ def test_vrm0_collider_offsets_turn_unitys_z(tmp_path):
             "colliderGroups": [{"colliders": [0, 1, 99]}, "g"],
         },  # fmt: skip
         {"springs": [{"joints": [{"node": 1}] * 5000}]},
+        {
+            "springs": [{"joints": [{"node": 1, "gravityDir": [1e300, 0, 0]}, {"node": 2}]}],
+            "colliders": [{"node": 0, "shape": {"sphere": {"offset": [0, -1e300, 0]}}}],
+        },  # fmt: skip
     ],
 )
 def test_hostile_extensions_are_skipped_not_raised(tmp_path, hostile):
