@@ -8,11 +8,11 @@ spheres and capsules, and the bone is turned to point at it.
 
 ``AvatarView`` steps it each drawn frame on the render thread, after the head, neck and
 eye bones are posed and before the model is drawn: it reads the model's node matrices and
-writes the spring joints' local rotations. The simulation runs in the asset's space (a
-spring's ``center`` is not needed there), so moving the entity in the scene does not
-swing the hair. Joints are stepped a level at a time (a joint after its parent), each
-level in one batch of numpy calls: a VRoid model's 100-200 joints cost about as much
-Python as their chains are deep.
+writes the spring joints' local rotations. The tails live in the scene's space, as in
+three-vrm without a ``center`` (a spring's ``center`` is not read): an avatar moved
+through the scene swings its hair. Joints are stepped a level at a time (a joint after
+its parent), each level in one batch of numpy calls: a VRoid model's 100-200 joints cost
+about as much Python as their chains are deep.
 
 The extension is untrusted JSON: malformed springs, joints and colliders are skipped,
 never raised, and at most ``MAX_JOINTS`` joints and ``MAX_COLLIDERS`` colliders are read.
@@ -327,11 +327,21 @@ class SpringBones:
         """Let every tail start again where its bone points at rest (no swing left)."""
         self._current = None
 
-    def step(self, nodes: Sequence[Transform], world: np.ndarray, dt: float) -> None:
+    def step(
+        self,
+        nodes: Sequence[Transform],
+        world: np.ndarray,
+        dt: float,
+        place: np.ndarray | None = None,
+    ) -> None:
         """Move the tails on by ``dt`` seconds and turn the joints' nodes to them.
         ``world``: every node's asset-space matrix as posed this frame before the springs
-        (``ModelRenderer.world_matrices``)."""
+        (``ModelRenderer.world_matrices``); ``place``: the model's matrix in the scene (its
+        entity's; None: where the asset is). The tails live in the scene's space, so an
+        avatar moved through it swings its hair, and gravity points down in the scene."""
         dt = min(max(float(dt), 0.0), MAX_STEP_S)
+        if place is not None:
+            world = np.asarray(place, np.float64) @ world
         posed = np.empty((len(self.joints), 4, 4))  # each joint's new matrix
         first = self._current is None
         current = np.zeros((len(self.joints), 3)) if self._current is None else self._current

@@ -345,7 +345,8 @@ class AvatarView(Component):
         if self._bones is not None:
             self._bones.apply(self.model.nodes, pose.head, pose.gaze)
         if self._springs is not None:  # after the head moved: the hair follows it
-            self._springs.step(self.model.nodes, self.model.world_matrices(), dt)
+            place = self.entity.world_matrix() if self.entity is not None else None
+            self._springs.step(self.model.nodes, self.model.world_matrices(), dt, place)
 
     def _report_frame_rate(self, elapsed: float) -> None:
         frames, self._frames = self._frames, 0

@@ -104,9 +104,9 @@ class Rig:
         self.springs = springs
         self.index = {n.name: i for i, n in enumerate(self.asset.nodes)}
 
-    def run(self, seconds: float) -> None:
+    def run(self, seconds: float, place: np.ndarray | None = None) -> None:
         for _ in range(round(seconds * FPS)):
-            self.springs.step(self.nodes, self.skeleton.world(self.nodes), 1 / FPS)
+            self.springs.step(self.nodes, self.skeleton.world(self.nodes), 1 / FPS, place)
 
     def at(self, name: str) -> np.ndarray:
         return self.skeleton.world(self.nodes)[self.index[name]][:3, 3].copy()
@@ -144,6 +144,19 @@ def test_stiffness_holds_the_rest_and_a_turn_swings_the_strand(tmp_path):
     assert lag > 30, lag  # a rigid strand would have turned with the head
     rig.run(4.0)
     assert rig.strand() == pytest.approx(turned, abs=2e-3)  # back at rest on the turned head
+
+
+def test_moving_the_avatar_through_the_scene_swings_the_strand(tmp_path):
+    rig = Rig(hair_head(tmp_path / "move.glb", gravity=0.0, stiffness=4.0, collide=False))
+    rest = rig.strand()
+    place = np.eye(4)
+    rig.run(0.5, place)
+    assert rig.strand() == pytest.approx(rest, abs=1e-6)  # standing: nothing moves
+    place[1, 3] = 0.1  # the whole avatar lifted 10 cm in one frame: the strand trails
+    rig.run(1 / FPS, place)
+    assert rig.strand()[-1][1] < rest[-1][1] - 0.02
+    rig.run(3.0, place)  # and settles where it was on the model
+    assert rig.strand() == pytest.approx(rest, abs=1e-3)
 
 
 def test_the_head_collider_keeps_the_strand_out(tmp_path):
