@@ -249,11 +249,11 @@ class SpringBones:
         kept, tails = [], []
         for j in joints:  # the tail in the bone's own space at rest
             if j.child is not None:
-                tail = np.linalg.solve(world[j.node], world[j.child][:, 3])[:3]
+                tail = _solve(world[j.node][None], world[j.child][None, :, 3:])[0, :3, 0]
             else:
                 t = np.asarray(nodes[j.node].translation, np.float64)
                 tail = t / max(float(np.linalg.norm(t)), 1e-12) * LEAF_TAIL
-            if np.linalg.norm(tail) > 1e-9:  # a zero-length bone has nowhere to point
+            if 1e-9 < np.linalg.norm(tail) < np.inf:  # a zero-length bone points nowhere
                 kept.append(j)
                 tails.append(tail)
         self.joints, self.colliders = kept, list(colliders)
@@ -272,7 +272,7 @@ class SpringBones:
         ).reshape(-1, 3)
         self._keep = 1.0 - np.array([j.drag for j in kept], np.float64)[:, None]
         self._levels = self._plan(skeleton.parent)
-        self._current: np.ndarray | None = None  # each tail now and a step ago (asset space)
+        self._current: np.ndarray | None = None  # each tail now and a step ago (scene space)
         self._previous = np.zeros((len(kept), 3))
 
     @classmethod
@@ -360,7 +360,7 @@ class SpringBones:
             tail = (
                 now
                 + (now - previous[rows]) * plan.keep
-                + reach * (plan.stiffness * dt / length)
+                + reach * (plan.stiffness * dt / np.maximum(length, 1e-12))
                 + plan.gravity * dt
             )
             tail = origin + _unit(tail - origin) * length
@@ -368,7 +368,7 @@ class SpringBones:
                 tail = origin + _unit(self._collide(plan, tail, shapes) - origin) * length
             previous[rows], current[rows] = now, tail
             # Turn the bone: its rest axis onto the tail, seen from its own rest frame.
-            local = np.linalg.solve(initial[:, :3, :3], (tail - origin)[:, :, None])[:, :, 0]
+            local = _solve(initial[:, :3, :3], (tail - origin)[:, :, None])[:, :, 0]
             turn = _from_unit_vectors(plan.axis, _unit(local))
             rotation = _quat_multiply(plan.q, turn)
             posed[rows] = parents @ trs_matrices(plan.t, rotation, plan.s)
@@ -439,8 +439,17 @@ def _parent_matrices(plan: _Level, world: np.ndarray, posed: np.ndarray) -> np.n
         between = moved & ~direct  # nodes between: carried along by the anchor's turn
         for k in np.flatnonzero(between):
             a = plan.anchor_node[k]
-            out[k] = posed[plan.anchor[k]] @ np.linalg.solve(world[a], world[plan.parent[k]])
+            out[k] = posed[plan.anchor[k]] @ _solve(world[a][None], world[plan.parent[k]][None])[0]
     return out
+
+
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^-1 b`` row by row; a bone scaled to nothing (a singular ``a``) by its
+    pseudo-inverse, so a degenerate file never stops the frame."""
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(a) @ b
 
 
 def _depth(parent: np.ndarray, node: int) -> int:

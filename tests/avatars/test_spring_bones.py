@@ -232,6 +232,18 @@ def test_hostile_extensions_are_skipped_not_raised(tmp_path, hostile):
     assert all(np.isfinite(n.rotation).all() for n in nodes)
 
 
+@pytest.mark.parametrize("flat", ["hair1", "Face"])
+def test_a_bone_scaled_to_nothing_does_not_stop_the_frame(tmp_path, flat):
+    rig = Rig(hair_head(tmp_path / "flat.glb"))
+    rig.nodes[rig.index[flat]].scale = np.zeros(3, np.float32)
+    for _ in range(5):  # springs found at rest, stepped on the degenerate pose
+        rig.springs.step(rig.nodes, rig.skeleton.world(rig.nodes), 1 / FPS)
+    # Found on it: the bones that still have a length (none when the head is flat).
+    springs = SpringBones.of(rig.asset, [n.copy() for n in rig.nodes])
+    assert (springs is None) == (flat == "Face")
+    assert all(np.isfinite(n.rotation).all() for n in rig.nodes)
+
+
 def test_a_view_swings_the_hair_on_screen(tmp_path, make_headless_app):
     """Through ``AvatarView`` on real EGL: the strand sticking out to the side at first
     hangs down beside the head a second later (the springs step in the view's frame)."""
