@@ -267,11 +267,14 @@ class BlendshapeMap:
         its bones show, left out; ``by_materials``: VRM expressions drawn by changing
         materials), or None if all do."""
         if len(self.missing_channels) == NUM_BLENDSHAPES:
-            moves = (
-                f"only the materials of VRM expressions {', '.join(by_materials)} change"
-                if by_materials
-                else "the face will not move"
-            )
+            shown = []
+            if by_materials:
+                shown.append(f"the materials of VRM expressions {', '.join(by_materials)} change")
+            if "jawOpen" in by_bones:
+                shown.append("the jaw bone opens the mouth")
+            if any(c.startswith("eyeLook") for c in by_bones):
+                shown.append("the eye bones follow the gaze")
+            moves = "only " + " and ".join(shown) if shown else "the face will not move"
             return (
                 f"{label}: no morph target follows a known convention "
                 f"(ARKit-52, Oculus/RPM visemes, VRM); {moves}"

@@ -3,13 +3,15 @@
 ``AvatarView`` finds them once (``BoneRig.find``) and calls ``apply`` each drawn frame on
 the render thread, before the model is drawn: the head pose (pitch, yaw, roll, from speech,
 idle and the app's ``look_at``) is shared between the neck and the head, the gaze turns
-both eyes (as far as a VRM file's ``lookAt`` range maps say: ``avatarkit.look_range``).
-The engine's GPU skinning then moves the vertices those bones carry.
+both eyes (as far as a VRM file's ``lookAt`` range maps say: ``avatarkit.look_range``), and
+on a face with a jaw bone and no morph target that opens the jaw, ``jawOpen`` turns the
+jaw (``JAW_RANGE``). The engine's GPU skinning then moves the vertices those bones carry.
 
 Bones are found by, in order: the VRM humanoid map (``VRMC_vrm`` 1.0 or ``VRM`` 0.x
-``humanBones``: ``head``, ``neck``, ``leftEye``, ``rightEye``), then the names Mixamo
-(``mixamorig:Head``), Ready Player Me (``Head``, ``Neck``, ``LeftEye``, ``RightEye``) and
-VRoid (``J_Bip_C_Head``) use, among the joints of the file's skins. Eye bones whose
+``humanBones``: ``head``, ``neck``, ``leftEye``, ``rightEye``, ``jaw``), then the names
+Mixamo (``mixamorig:Head``), Ready Player Me (``Head``, ``Neck``, ``LeftEye``,
+``RightEye``), VRoid (``J_Bip_C_Head``) and other rigs (a jaw: ``Jaw``, ``CC_Base_JawRoot``,
+``FACIAL_C_Jaw``, ``DEF-jaw``) use, among the joints of the file's skins. Eye bones whose
 eyeballs already turn by ``eyeLook*`` morph targets are left alone (both would double
 every look).
 
@@ -21,7 +23,7 @@ bones are rolled or scaled any way turns the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +31,7 @@ import pyrr
 
 from avatarkit.arkit import ARKIT_NAMES
 from avatarkit.conventions import arkit_channel
-from avatarkit.framing import eye_side, humanoid_bones, is_head, tokens
+from avatarkit.framing import eye_side, humanoid_bones, is_head, is_jaw, tokens
 from avatarkit.look_range import LookRange, look_range
 from avatarkit.vrm0 import faces_back
 from engine.gltf_asset import GltfAsset
@@ -37,6 +39,7 @@ from engine.skeleton import Skeleton
 from engine.transform import Transform, quat_from_euler, quat_multiply
 
 NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
+JAW_RANGE = 0.45  # radians the jaw bone turns at jawOpen 1 (speech reaches about 0.6 of it)
 # The ARKit channels of a gaze: on a rig with eye bones the bones show them, not morphs.
 EYE_LOOK = tuple(name for name in ARKIT_NAMES if name.startswith("eyeLook"))
 
@@ -75,8 +78,9 @@ class BoneRig:
         facing: float,
         eye_sides: Sequence[str] = ("left", "right"),
         look: LookRange | None = None,
+        jaw: int | None = None,
     ) -> None:
-        for index in (head, neck, *eyes):
+        for index in (head, neck, *eyes, jaw):
             if index is not None:
                 asset_nodes[index].to_trs()  # an explicit matrix would hide the rotation
         world = skeleton.world(asset_nodes)
@@ -99,10 +103,11 @@ class BoneRig:
         self.head = bone(head)
         self.neck = bone(neck) if neck is not None else None
         self.eyes = [bone(e) for e in eyes]
+        self.jaw = bone(jaw) if jaw is not None else None
         self.facing = facing  # +1: the face looks along +Z; -1: along -Z
         self.eye_sides = list(eye_sides)[: len(eyes)]  # "left" / "right", per eye
         self.look = look  # a VRM file's range maps: how far its eyes turn for a gaze
-        self.names = {"head": head, "neck": neck, "eyes": eyes}
+        self.names = {"head": head, "neck": neck, "eyes": eyes, "jaw": jaw}
 
     @classmethod
     def find(cls, asset_nodes: Sequence[Transform], asset: GltfAsset) -> BoneRig | None:
@@ -133,6 +138,11 @@ class BoneRig:
             below = _descendants(asset, head)
             eyes = [i for i in sorted(below & joints) if eye_side(names[i]) is not None][:2]
             sides = [str(eye_side(names[i])) for i in eyes]
+        jaw = human.get("jaw")
+        if jaw is None:  # the shallowest joint below the head named as a jaw
+            below = _descendants(asset, head) & joints
+            jaws = sorted((i for i in below if is_jaw(names[i])), key=_depth(skeleton))
+            jaw = jaws[0] if jaws else None
         world = skeleton.world(asset_nodes)
         if eyes and _eyes_look_by_morphs(asset, set(eyes)):
             eyes = []  # turning the bones as well would double every look
@@ -141,11 +151,18 @@ class BoneRig:
             facing = -1.0 if ahead < 0 else 1.0
         else:  # VRM 0.x models face -Z (until avatarkit.vrm0 turns them); the rest +Z
             facing = -1.0 if faces_back(asset) else 1.0
-        return cls(asset_nodes, skeleton, head, neck, eyes, facing, sides, look_range(asset))
+        return cls(asset_nodes, skeleton, head, neck, eyes, facing, sides, look_range(asset), jaw)
 
-    def apply(self, nodes: Sequence[Transform], head: np.ndarray, gaze: np.ndarray) -> None:
+    def apply(
+        self,
+        nodes: Sequence[Transform],
+        head: np.ndarray,
+        gaze: np.ndarray,
+        jaw_open: float | None = None,
+    ) -> None:
         """Pose the bones: ``head`` pitch (+ nods down), yaw, roll and ``gaze`` yaw (+ to
-        the avatar's right), pitch (+ up), radians."""
+        the avatar's right), pitch (+ up), radians; ``jaw_open`` (ARKit ``jawOpen``, 0..1)
+        turns the jaw bone down, None leaves it (a face whose morph targets open it)."""
         pitch, yaw, roll = (float(a) for a in head)
         pitch, roll = pitch * self.facing, roll * self.facing
         share = NECK_SHARE if self.neck is not None else 0.0
@@ -158,13 +175,24 @@ class BoneRig:
             if self.look is not None:
                 yaw, pitch = self.look.eye(side, yaw, pitch)
             bone.turn(nodes, quat_from_euler(-pitch * self.facing, -yaw, 0.0))
+        if self.jaw is not None and jaw_open is not None:
+            opened = min(max(float(jaw_open), 0.0), 1.0) * JAW_RANGE * self.facing
+            self.jaw.turn(nodes, quat_from_euler(opened, 0.0, 0.0))
+
+
+def jaw_opens_by_bone(rig: BoneRig | None, morphed: Collection[str]) -> bool:
+    """Whether ``rig``'s jaw bone shows ``jawOpen`` on a face whose morph targets show the
+    ``morphed`` channels: only where none opens the jaw (never both)."""
+    return rig is not None and rig.jaw is not None and "jawOpen" not in morphed
 
 
 def channels_by_bones(asset: GltfAsset) -> tuple[str, ...]:
-    """The ARKit channels a view shows on this model by turning bones: the eyeLook*
-    channels when its eye bones follow the gaze, else none."""
+    """The ARKit channels a view can show on this model by turning bones: the eyeLook*
+    channels when its eye bones follow the gaze, ``jawOpen`` when it has a jaw bone."""
     rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
-    return EYE_LOOK if rig is not None and rig.eyes else ()
+    if rig is None:
+        return ()
+    return (*(EYE_LOOK if rig.eyes else ()), *(("jawOpen",) if rig.jaw else ()))
 
 
 def _eyes_look_by_morphs(asset: GltfAsset, eye_nodes: set[int]) -> bool:

@@ -34,7 +34,7 @@ COLUMNS = 3
 
 def render_poses(avatar: Avatar, cell: tuple[int, int] = (256, 256)) -> list[np.ndarray]:
     """One HxWx3 uint8 picture per entry of ``POSES``."""
-    from avatarkit.bones import BoneRig
+    from avatarkit.bones import BoneRig, jaw_opens_by_bone
     from engine import App, ModelRenderer
     from engine.transform import quat_from_euler, quat_to_matrix
 
@@ -49,6 +49,7 @@ def render_poses(avatar: Avatar, cell: tuple[int, int] = (256, 256)) -> list[np.
         entity = app.scene.create_entity(avatar.id)
         model = entity.add_component(ModelRenderer(avatar.asset))
         rig = BoneRig.find(model.nodes, model.asset)
+        jaw_by_bone = jaw_opens_by_bone(rig, avatar.available_channels)
         for label, channels in POSES:
             weights = np.zeros(NUM_BLENDSHAPES, np.float32)
             for name, value in channels.items():
@@ -56,7 +57,8 @@ def render_poses(avatar: Avatar, cell: tuple[int, int] = (256, 256)) -> list[np.
             avatar.show(model, weights)
             yaw = TURN_YAW if label == "head turned" else 0.0
             if rig is not None:
-                rig.apply(model.nodes, np.array([0.0, yaw, 0.0]), np.zeros(2))
+                jaw = float(weights[ARKIT_INDEX["jawOpen"]]) if jaw_by_bone else None
+                rig.apply(model.nodes, np.array([0.0, yaw, 0.0]), np.zeros(2), jaw)
             else:  # rotate about the head centre: the face stays where the camera looks
                 turn = quat_from_euler(0.0, yaw, 0.0)
                 entity.transform.rotation[:] = turn

@@ -79,6 +79,13 @@ def is_head(name: str) -> bool:
     return "head" in words and not {"top", "end", "nub", "neck"} & set(words)
 
 
+def is_jaw(name: str) -> bool:
+    """True for a jaw bone (``Jaw``, ``CC_Base_JawRoot``, ``FACIAL_C_Jaw``, ``DEF-jaw``),
+    not its end marker (``Jaw_end``)."""
+    words = set(tokens(name))
+    return bool({"jaw", "jawbone"} & words) and not {"end", "nub", "tip", "top"} & words
+
+
 def _is_head_top(name: str) -> bool:
     words = tokens(name)
     return "head" in words and bool({"top", "end"} & set(words))

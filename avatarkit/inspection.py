@@ -241,7 +241,9 @@ def inspect_avatar(path: str | Path) -> Inspection:
             "VRM expressions that change materials (drawn): " + ", ".join(drawn.names)
         )
     elif not blend.available_channels:
-        report.notes.append("no morph target follows a known convention: the face will not move")
+        jaw = "jaw" in report.bones
+        moves = "the jaw bone opens the mouth" if jaw else "the face will not move"
+        report.notes.append(f"no morph target follows a known convention: {moves}")
     if (unseen := materials.undrawn_warning()) is not None:
         report.notes.append(unseen)
     if (rules := blend.rules.describe()) is not None:
@@ -255,13 +257,15 @@ def inspect_avatar(path: str | Path) -> Inspection:
 
 
 def _bones(asset: GltfAsset) -> dict[str, str]:
-    """The head, neck and eye bones a view would turn (``BoneRig.find``), by node name."""
+    """The head, neck, eye and jaw bones a view would turn (``BoneRig.find``), by node
+    name."""
     rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
     if rig is None:
         return {}
     neck = rig.neck.node if rig.neck is not None else None
     found: dict[str, int | None] = {"head": rig.head.node, "neck": neck}
     found.update(zip(("leftEye", "rightEye"), [b.node for b in rig.eyes], strict=False))
+    found["jaw"] = rig.jaw.node if rig.jaw is not None else None
     return {k: asset.nodes[v].name or f"node{v}" for k, v in found.items() if v is not None}
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
-from avatarkit.bones import BoneRig
+from avatarkit.bones import BoneRig, jaw_opens_by_bone
 from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
@@ -46,6 +46,7 @@ FRAME_RATE_WINDOW = 2.0  # seconds per on_frame_rate_info report
 EXPRESSION_FADE_S = 0.25  # default seconds to fade an expression in or out
 LOOK_HEAD_SHARE = 0.3  # default share of a look the head turns (the eyes do the rest)
 LOOK_LIMIT = (1.2, 0.7)  # radians of yaw, pitch a look is clamped to (no looking behind)
+_JAW = ARKIT_INDEX["jawOpen"]
 EXPORT_WAIT_S = 5.0  # export_bitmap() from another thread waits this long for a frame
 MAX_SCALE = 10.0  # set_transform(scale=...) upper bound
 Background = Literal["scene", "transparent"]
@@ -97,6 +98,7 @@ class AvatarView(Component):
         self._disposed = False
         # A skinned avatar turns its head, neck and eye bones; anything else a node.
         self._bones = BoneRig.find(self.model.nodes, self.model.asset)
+        self._jaw_by_bone = jaw_opens_by_bone(self._bones, self.avatar.available_channels)
         self._springs = SpringBones.of(self.model.asset, self.model.nodes)  # hair, cloth
         self._head_nodes = [] if self._bones is not None else self._find_head_nodes()
         for index in self._head_nodes:
@@ -343,7 +345,8 @@ class AvatarView(Component):
         for index, rest in zip(self._head_nodes, self._rest, strict=True):
             self.model.nodes[index].rotation = quat_multiply(rest, turn)
         if self._bones is not None:
-            self._bones.apply(self.model.nodes, pose.head, pose.gaze)
+            jaw = float(pose.weights[_JAW]) if self._jaw_by_bone else None
+            self._bones.apply(self.model.nodes, pose.head, pose.gaze, jaw)
         if self._springs is not None:  # after the head moved: the hair follows it
             place = self.entity.world_matrix() if self.entity is not None else None
             self._springs.step(self.model.nodes, self.model.world_matrices(), dt, place)
