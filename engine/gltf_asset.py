@@ -33,12 +33,14 @@ class TextureSlot:
 class Toon:
     """MToon's two-tone shading: lit colour (the base colour) above the terminator, shade
     colour below it; ``toony`` 1 is a hard step, 0 a smooth ramp; ``shift`` moves the
-    terminator (-1..1); ``rim_color`` adds a parametric rim (linear RGB)."""
+    terminator (-1..1); ``rim_color`` adds a parametric rim (linear RGB); ``outline``: the
+    material asks for MToon's outline (an inverted hull), which is not drawn."""
 
     shade_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB
     toony: float = 0.9
     shift: float = 0.0
     rim_color: tuple[float, ...] = (0.0, 0.0, 0.0)
+    outline: bool = False
 
 
 @dataclass

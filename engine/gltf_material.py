@@ -125,6 +125,8 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
             toony=_number(mtoon.get("shadingToonyFactor"), 0.9),
             shift=_number(mtoon.get("shadingShiftFactor"), 0.0),
             rim_color=_floats(mtoon.get("parametricRimColorFactor"), (0.0, 0.0, 0.0)),
+            outline=mtoon.get("outlineWidthMode") in ("worldCoordinates", "screenCoordinates")
+            and _number(mtoon.get("outlineWidthFactor"), 0.0) > 0,
         )
     if vrm0 is None or vrm0.get("shader") != "VRM/MToon":
         return None
@@ -139,6 +141,8 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
         toony=_number(floats.get("_ShadeToony"), 0.9),
         shift=_number(floats.get("_ShadeShift"), 0.0),
         rim_color=tuple(_srgb_to_linear(v) for v in rim),
+        outline=_number(floats.get("_OutlineWidthMode"), 0.0) in (1.0, 2.0)
+        and _number(floats.get("_OutlineWidth"), 0.0) > 0,
     )
 
 

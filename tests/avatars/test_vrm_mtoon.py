@@ -61,3 +61,34 @@ def test_mtoon_skin_is_toon_shaded(tmp_path, make_headless_app, vrm0):
     # The toony step: few in-between shades across the head's terminator.
     hue = (toon_face[..., 2] - toon_face[..., 0]).astype(float)[head]
     assert ((hue > 0) & (hue < 40)).mean() < 0.25
+
+
+@pytest.mark.parametrize("vrm0", [False, True], ids=["VRM 1.0", "VRM 0.x"])
+def test_an_mtoon_outline_is_named_as_not_drawn(tmp_path, caplog, vrm0):
+    """MToon's outline (an inverted hull) is not drawn: a material that asks for one is
+    named in the load warning and in inspect; one with no width asks for nothing."""
+    import logging
+
+    from avatarkit.inspection import inspect_avatar
+
+    shading = {"shadeColorFactor": BLUE_SHADE, "shadingToonyFactor": 0.9,
+               "shadingShiftFactor": 0.0}  # fmt: skip
+    for width, named in ((0.002, True), (0.0, False)):
+        path = figure(tmp_path / f"o{width}.vrm", vrm0, shading)
+        doc, blob = unpack_glb(path.read_bytes())
+        if vrm0:
+            floats = doc["extensions"]["VRM"]["materialProperties"][0]["floatProperties"]
+            floats.update(_OutlineWidthMode=1.0, _OutlineWidth=width * 100)  # centimetres
+        else:
+            skin = next(m for m in doc["materials"] if m["name"] == "skin")
+            skin["extensions"]["VRMC_materials_mtoon"].update(
+                outlineWidthMode="worldCoordinates", outlineWidthFactor=width
+            )
+        path.write_bytes(pack_glb(doc, blob))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="avatarkit"):
+            Avatar.from_file(path)
+        said = " ".join(r.getMessage() for r in caplog.records)
+        notes = " ".join(inspect_avatar(path).notes)
+        assert ("MToon outlines not drawn (skin)" in said) is named, said
+        assert ("MToon outlines not drawn (skin)" in notes) is named, notes
