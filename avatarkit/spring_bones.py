@@ -346,7 +346,7 @@ class SpringBones:
         first = self._current is None
         current = np.zeros((len(self.joints), 3)) if self._current is None else self._current
         previous = self._previous
-        shapes = self._collider_shapes(world) if self.colliders else None
+        shapes = collider_ends(self.colliders, world) if self.colliders else None
         for plan in self._levels:
             rows = plan.rows
             parents = _parent_matrices(plan, world, posed)
@@ -376,34 +376,44 @@ class SpringBones:
                 nodes[node].rotation = q
         self._current, self._previous = current, previous
 
-    def _collider_shapes(self, world: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each collider's start and end (asset space; a sphere's are the same point) and
-        radius."""
-        c = self.colliders
-        m = world[[s.node for s in c]]
-        start = np.array([s.offset for s in c], np.float64)
-        end = np.array([s.end if s.end is not None else s.offset for s in c], np.float64)
-        a = (m[:, :3, :3] @ start[:, :, None])[:, :, 0] + m[:, :3, 3]
-        b = (m[:, :3, :3] @ end[:, :, None])[:, :, 0] + m[:, :3, 3]
-        return a, b, np.array([s.radius for s in c], np.float64)
-
     def _collide(
         self, plan: _Level, tail: np.ndarray, shapes: tuple[np.ndarray, np.ndarray, np.ndarray]
     ) -> np.ndarray:
         """``tail`` pushed out of every collider its joint touches (each joint against all
         its colliders at once, three-vrm takes them in turn: the same unless two overlap)."""
-        a, b, radius = shapes
-        ab = b - a
-        span = (ab * ab).sum(axis=1)
-        d = tail[:, None, :] - a[None]  # (joints, colliders, 3)
-        h = np.clip(
-            np.divide((d * ab).sum(-1), span, out=np.zeros(d.shape[:2]), where=span > 0), 0, 1
-        )
-        away = d - h[..., None] * ab
-        distance = np.linalg.norm(away, axis=-1)
-        inside = radius[None] + plan.hit - distance
-        inside = np.where(plan.mask & (inside > 0) & (distance > 1e-12), inside, 0.0)
-        return tail + (away / np.maximum(distance, 1e-12)[..., None] * inside[..., None]).sum(1)
+        distance, direction = collider_distances(tail, plan.hit, *shapes)
+        inside = np.where(plan.mask & (distance < 0), -distance, 0.0)
+        return tail + (direction * inside[..., None]).sum(axis=1)
+
+
+def collider_ends(
+    colliders: Sequence[SpringCollider], world: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each collider's two ends in the space of ``world`` (its nodes' matrices; a sphere's
+    ends are one point) and its radius."""
+    m = world[[c.node for c in colliders]]
+    start = np.array([c.offset for c in colliders], np.float64)
+    end = np.array([c.end if c.end is not None else c.offset for c in colliders], np.float64)
+    a = (m[:, :3, :3] @ start[:, :, None])[:, :, 0] + m[:, :3, 3]
+    b = (m[:, :3, :3] @ end[:, :, None])[:, :, 0] + m[:, :3, 3]
+    return a, b, np.array([c.radius for c in colliders], np.float64)
+
+
+def collider_distances(
+    points: np.ndarray, hit: np.ndarray, a: np.ndarray, b: np.ndarray, radius: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For (n, 3) ``points`` with (n, 1) hit radii against capsules from ``a`` to ``b``
+    (spheres where they meet) of ``radius``: (n, colliders) distances from the surfaces
+    (negative inside) and the unit directions that push out (three-vrm's
+    ``calculateCollision``)."""
+    ab = b - a
+    span = (ab * ab).sum(axis=1)
+    d = points[:, None, :] - a[None]  # (points, colliders, 3)
+    along = np.divide((d * ab).sum(-1), span, out=np.zeros(d.shape[:2]), where=span > 0)
+    away = d - np.clip(along, 0.0, 1.0)[..., None] * ab
+    length = np.sqrt((away * away).sum(axis=-1))
+    direction = away / np.maximum(length, 1e-12)[..., None]
+    return length - radius[None] - hit, direction
 
 
 @dataclass(frozen=True)

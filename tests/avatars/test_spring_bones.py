@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from avatarkit.spring_bones import LEAF_TAIL, SpringBones, find_springs
+from avatarkit.spring_bones import (
+    LEAF_TAIL,
+    SpringBones,
+    SpringCollider,
+    collider_distances,
+    collider_ends,
+    find_springs,
+)
 from engine import load_gltf
 from engine.gltf_write import GltfBuilder
 from engine.meshes import cube, uv_sphere
@@ -113,6 +120,43 @@ class Rig:
 
     def strand(self) -> np.ndarray:
         return np.array([self.at(f"hair{k}") for k in range(JOINTS)] + [self.at("tip")])
+
+
+def _translation(x: float, y: float, z: float) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = x, y, z
+    return m
+
+
+def _rotation_x(angle: float) -> np.ndarray:
+    m = np.eye(4)
+    m[1:3, 1:3] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    return m
+
+
+# three-vrm's own collider cases (packages/three-vrm-springbone/src/tests/
+# VRMSpringBoneColliderShape{Sphere,Capsule}.test.ts): collider matrix, offset, capsule
+# tail (None: a sphere), the point (hit radius 1; every collider's radius 1) -> its
+# distance from the surface and the direction out.
+THREE_VRM_CASES = [
+    (_translation(1, 0, 0), (0, 0, 0), None, (2, 1, 0), np.sqrt(2) - 2, (1, 1, 0)),
+    (_translation(1, 0, 0), (0, 0, -1), None, (2, 1, 0), np.sqrt(3) - 2, (1, 1, 1)),
+    (_rotation_x(-np.pi / 2), (0, 1, 1), None, (-1, 1, -1), -1.0, (-1, 0, 0)),
+    (_translation(1, 0, 0), (0, 0, 0), (0, 0, 0), (2, 1, 0), np.sqrt(2) - 2, (1, 1, 0)),
+    (np.eye(4), (-1, 0, 0), (1, 1, 1), (-2, 0, 1), np.sqrt(2) - 2, (-1, 0, 1)),
+    (np.eye(4), (-1, 0, 0), (1, 1, 1), (3, 0, 0), np.sqrt(6) - 2, (2, -1, -1)),
+    (np.eye(4), (-1, 0, 0), (1, 1, 1), (0, 0, 0), np.sqrt(3) / 3 - 2, (1, -1, -1)),
+]
+
+
+@pytest.mark.parametrize("matrix,offset,end,point,distance,direction", THREE_VRM_CASES)
+def test_colliders_match_three_vrms_own_cases(matrix, offset, end, point, distance, direction):
+    collider = SpringCollider(0, offset, 1.0, end)
+    got, way = collider_distances(
+        np.array([point], float), np.ones((1, 1)), *collider_ends([collider], matrix[None])
+    )
+    assert got[0, 0] == pytest.approx(distance, abs=1e-5)
+    assert way[0, 0] == pytest.approx(np.array(direction) / np.linalg.norm(direction), abs=1e-5)
 
 
 def test_a_strand_falls_under_its_gravity_and_keeps_its_length(tmp_path):
