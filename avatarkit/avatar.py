@@ -212,23 +212,9 @@ def local_id(stem: str) -> str:
 
 
 def drawing_warning(asset: GltfAsset, label: str) -> str | None:
-    """One line naming what of the file is not drawn (ignored extensions, MToon outlines),
-    or None."""
+    """One line naming what of the file is not drawn (ignored extensions), or None."""
     parts = [f"{name} ignored ({why})" for name, why in ignored(asset.extensions_used)]
-    if (outlines := undrawn_outlines(asset)) is not None:
-        parts.append(outlines)
     return f"{label}: " + "; ".join(parts) if parts else None
-
-
-def undrawn_outlines(asset: GltfAsset) -> str | None:
-    """ "MToon outlines not drawn (materials...)" where materials ask for one, else None."""
-    outlined = [m.name[:64] or f"material {i}" for i, m in enumerate(asset.materials)
-                if m.toon is not None and m.toon.outline]  # fmt: skip
-    if not outlined:
-        return None
-    listed = ", ".join(n if n.isprintable() else repr(n) for n in outlined[:6])
-    more = f" and {len(outlined) - 6} more" if len(outlined) > 6 else ""
-    return f"MToon outlines not drawn ({listed}{more})"
 
 
 def _with_framing(manifest: Manifest, framing: Framing) -> Manifest:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from avatarkit.avatar import require_drawable, undrawn_outlines
+from avatarkit.avatar import require_drawable
 from avatarkit.blendshapes import BlendshapeMap, map_asset
 from avatarkit.bones import EYE_LOOK, BoneRig
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
@@ -246,8 +246,6 @@ def inspect_avatar(path: str | Path) -> Inspection:
         report.notes.append(f"no morph target follows a known convention: {moves}")
     if (unseen := materials.undrawn_warning()) is not None:
         report.notes.append(unseen)
-    if (outlines := undrawn_outlines(asset)) is not None:
-        report.notes.append(outlines)
     if (rules := blend.rules.describe()) is not None:
         report.notes.append(rules)
     joints, colliders = find_springs(asset)

@@ -33,14 +33,23 @@ class TextureSlot:
 class Toon:
     """MToon's two-tone shading: lit colour (the base colour) above the terminator, shade
     colour below it; ``toony`` 1 is a hard step, 0 a smooth ramp; ``shift`` moves the
-    terminator (-1..1); ``rim_color`` adds a parametric rim (linear RGB); ``outline``: the
-    material asks for MToon's outline (an inverted hull), which is not drawn."""
+    terminator (-1..1); ``rim_color`` adds a parametric rim (linear RGB). The outline is
+    MToon's inverted hull: the back faces pushed out along the normals by
+    ``outline_width`` (model units, or with ``outline_screen`` a fraction of the screen's
+    height) in ``outline_color``, lit by ``outline_mix`` of the lights."""
 
     shade_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB
     toony: float = 0.9
     shift: float = 0.0
     rim_color: tuple[float, ...] = (0.0, 0.0, 0.0)
-    outline: bool = False
+    outline_width: float = 0.0  # 0: no outline
+    outline_screen: bool = False
+    outline_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB
+    outline_mix: float = 1.0
+
+    @property
+    def outline(self) -> bool:
+        return self.outline_width > 0
 
 
 @dataclass

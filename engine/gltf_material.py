@@ -125,8 +125,12 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
             toony=_number(mtoon.get("shadingToonyFactor"), 0.9),
             shift=_number(mtoon.get("shadingShiftFactor"), 0.0),
             rim_color=_floats(mtoon.get("parametricRimColorFactor"), (0.0, 0.0, 0.0)),
-            outline=mtoon.get("outlineWidthMode") in ("worldCoordinates", "screenCoordinates")
-            and _number(mtoon.get("outlineWidthFactor"), 0.0) > 0,
+            **_outline(
+                mtoon.get("outlineWidthMode"),
+                _number(mtoon.get("outlineWidthFactor"), 0.0),
+                _floats(mtoon.get("outlineColorFactor"), (0.0, 0.0, 0.0)),
+                _number(mtoon.get("outlineLightingMixFactor"), 1.0),
+            ),
         )
     if vrm0 is None or vrm0.get("shader") != "VRM/MToon":
         return None
@@ -141,9 +145,34 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
         toony=_number(floats.get("_ShadeToony"), 0.9),
         shift=_number(floats.get("_ShadeShift"), 0.0),
         rim_color=tuple(_srgb_to_linear(v) for v in rim),
-        outline=_number(floats.get("_OutlineWidthMode"), 0.0) in (1.0, 2.0)
-        and _number(floats.get("_OutlineWidth"), 0.0) > 0,
+        # UniVRM 0.x: _OutlineWidthMode 1 world, 2 screen; the width in centimetres (world)
+        # or hundredths of half the screen's height (its clip offset); the colour sRGB.
+        **_outline(
+            {1.0: "worldCoordinates", 2.0: "screenCoordinates"}.get(
+                _number(floats.get("_OutlineWidthMode"), 0.0)
+            ),
+            _number(floats.get("_OutlineWidth"), 0.0)
+            * (0.01 if _number(floats.get("_OutlineWidthMode"), 0.0) == 1.0 else 0.005),
+            tuple(
+                _srgb_to_linear(v)
+                for v in _floats(vectors.get("_OutlineColor"), (0.0, 0.0, 0.0, 1.0))[:3]
+            ),
+            _number(floats.get("_OutlineLightingMix"), 1.0),
+        ),
     )
+
+
+def _outline(mode: Any, width: float, color: tuple[float, ...], mix: float) -> dict[str, Any]:
+    """Toon's outline fields: none unless the mode draws one with a width; the width at
+    most 0.1 (a hostile file's hull swallowing the scene), the mix 0..1."""
+    if mode not in ("worldCoordinates", "screenCoordinates") or not width > 0:
+        return {}
+    return {
+        "outline_width": min(width, 0.1),
+        "outline_screen": mode == "screenCoordinates",
+        "outline_color": tuple(min(max(c, 0.0), 1e3) for c in color[:3]),
+        "outline_mix": min(max(mix, 0.0), 1.0),
+    }
 
 
 def vrm0_material_properties(extensions: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -69,6 +69,10 @@ class GpuPrimitive:
     # The indices as drawn and the rest positions: the triangles' neighbours for an edge
     # capture come from them (``neighbours()``, worked out on the first capture).
     edge_source: tuple[np.ndarray, np.ndarray] | None = None
+    # Every vertex attribute as ``vao`` binds it: an outline pass's vertex arrays (per
+    # program, made on first use) bind the same buffers.
+    content: list[tuple[Any, ...]] = field(default_factory=list)
+    outline_vaos: dict[int, moderngl.VertexArray] = field(default_factory=dict)
     _neighbours: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def neighbours(self) -> np.ndarray | None:
@@ -77,8 +81,19 @@ class GpuPrimitive:
             self._neighbours = triangle_neighbours(*self.edge_source)
         return self._neighbours
 
+    def outline_vao(self, ctx: moderngl.Context, program: moderngl.Program) -> moderngl.VertexArray:
+        """The vertex array ``program`` (an outline variant) draws this primitive with."""
+        vao = self.outline_vaos.get(id(program))
+        if vao is None:
+            vao = self.outline_vaos[id(program)] = ctx.vertex_array(
+                program, self.content, self.index_buffer, 4, skip_errors=True
+            )
+        return vao
+
     def release(self) -> None:
         self.vao.release()
+        for vao in self.outline_vaos.values():
+            vao.release()
         if self.rigid is not None and self.rigid.vao is not None:
             self.rigid.vao.release()
         for b in self.buffers:
@@ -211,6 +226,7 @@ class GpuAsset:
             index_buffer=ibo,
             rigid=rigid,
             edge_source=(data.indices, prim.positions),
+            content=content,
         )
         gpu._neighbours = data.neighbours
         return gpu

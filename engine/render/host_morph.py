@@ -120,6 +120,7 @@ class HostMorphs:
         self._dirty = True
         # Per part index: (buffer, all of the primitive's vertices (n, 6), vertex array).
         self._parts: dict[int, tuple[moderngl.Buffer, np.ndarray, moderngl.VertexArray]] = {}
+        self._outlines: dict[tuple[int, int], moderngl.VertexArray] = {}  # (part, program)
         self._rigid: dict[int, moderngl.VertexArray] = {}  # per part: its rigid draw's
 
     def set(self, weights: np.ndarray) -> None:
@@ -158,6 +159,24 @@ class HostMorphs:
             )
         return rigid_vao
 
+    def outline_array(self, prim: GpuPrimitive, program: moderngl.Program) -> moderngl.VertexArray:
+        """This instance's vertex array for ``prim`` in an outline variant ``program``
+        (after ``vertex_array(prim)`` this frame: the same blended buffer)."""
+        part = prim.host_part
+        assert part is not None
+        key = (part, id(program))
+        vao = self._outlines.get(key)
+        if vao is None:
+            content = [(self._parts[part][0], "3f 3f", "in_position", "in_normal")]
+            vao = self._outlines[key] = self.ctx.vertex_array(
+                program,
+                [*content, *prim.static_content],
+                prim.index_buffer,
+                index_element_size=4,
+                skip_errors=True,
+            )
+        return vao
+
     def _upload(self) -> None:
         rows = self.targets.blend(self._weights)
         for part, (buffer, vertices, _) in self._parts.items():
@@ -179,6 +198,9 @@ class HostMorphs:
         self._dirty = False
 
     def release(self) -> None:
+        for vao in self._outlines.values():
+            vao.release()
+        self._outlines.clear()
         for rigid in self._rigid.values():
             rigid.release()
         for buffer, _, vao in self._parts.values():

@@ -4,6 +4,7 @@ texture UV sets and transforms, emissive, unlit and MToon (``engine.gltf_materia
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,6 +25,16 @@ def material_uniforms(material: GltfMaterial, variant: LitVariant) -> dict[str, 
     uniforms exist only where it samples that texture), name -> bytes: the renderer writes
     only those a program does not hold already (primitives of one avatar switch between
     materials that mostly differ in their colour alone)."""
+    if variant.outline:  # the toon's outline, and what a cut-out one is cut by
+        toon = material.toon or _NO_TOON
+        plain = replace(variant, outline=False, extras=False)
+        return {
+            **(material_uniforms(material, plain) if variant.alpha_mask else {}),
+            "u_outline_width": _floats([toon.outline_width]),
+            "u_outline_screen": _int(toon.outline_screen),
+            "u_outline_color": _floats(toon.outline_color[:3]),
+            "u_outline_mix": _floats([toon.outline_mix]),
+        }
     out = {
         "u_base_color": _floats(material.base_color_factor[:4]),  # glTF factors are linear
         "u_alpha_mode": _int(ALPHA_MODES.get(material.alpha_mode, 0)),

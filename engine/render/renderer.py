@@ -39,6 +39,19 @@ MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_n
 _DEFAULT_MATERIAL = GltfMaterial()
 
 
+# The uniforms begin_frame sets on every program that reads them.
+FRAME_UNIFORMS = (
+    "u_light_dir", "u_light_color", "u_ambient", "u_exposure", "u_camera_position",
+    "u_view_projection", "u_aspect",
+)  # fmt: skip
+
+
+def _aspect(projection: np.ndarray) -> bytes:
+    """The projection's x scale over its y (1 / the aspect ratio of a perspective one)."""
+    y = float(projection[1, 1])
+    return np.float32(float(projection[0, 0]) / y if y else 1.0).tobytes()
+
+
 def _mat4(m: np.ndarray) -> bytes:
     return np.ascontiguousarray(m.T, np.float32).tobytes()  # GLSL wants column-major
 
@@ -133,6 +146,8 @@ class Renderer:
         # needs one.
         self._variants: dict[LitVariant, moderngl.Program] = {}
         self._variant_of: dict[moderngl.Program, LitVariant] = {}
+        # Per program, the frame uniforms it does not read (an outline variant reads few).
+        self._absent: dict[moderngl.Program, frozenset[str]] = {}
         self._frame_uniforms: dict[str, bytes] = {}  # name -> data, as of begin_frame
         self._lighting_key = b""  # the lights' values, and their uniforms
         self._lighting_data: dict[str, bytes] = {}
@@ -304,6 +319,7 @@ class Renderer:
                 program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
             self._variants[variant] = program
             self._variant_of[program] = variant
+            self._absent[program] = frozenset(n for n in FRAME_UNIFORMS if n not in program)
             self._write_frame_uniforms(program)
         return program
 
@@ -342,6 +358,7 @@ class Renderer:
             **self._lighting_uniforms(lighting),
             "u_camera_position": np.asarray(frame.camera_position, np.float32).tobytes(),
             "u_view_projection": _mat4(frame.view_projection),
+            "u_aspect": _aspect(frame.projection),
         }
         for lit in self.programs:
             self._write_frame_uniforms(lit)
@@ -374,8 +391,10 @@ class Renderer:
 
     def _write_frame_uniforms(self, program: moderngl.Program) -> None:
         """This frame's camera and lights (a variant compiled mid-frame gets them too)."""
+        absent = self._absent.get(program, frozenset())
         for name, data in self._frame_uniforms.items():
-            self._write(program, name, data)
+            if name not in absent:
+                self._write(program, name, data)
 
     def _write(self, program: moderngl.Program, name: str, data: bytes) -> None:
         """``program``'s uniform ``name`` set to ``data`` unless it holds it already. Only
@@ -587,6 +606,7 @@ class Renderer:
             count -= first
             if not count:
                 self.draw_calls += 1
+                self._outline(gpu, prim, host, weights, palette, sides)
                 return
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
@@ -606,6 +626,69 @@ class Renderer:
             block.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
             self._write(lit, "u_vertex_count", struct.pack("i", prim.vertex_count))
         self._draw_faces(prim, material, vao, morphed, sides, (first, count))
+        self.draw_calls += 1
+        self._outline(gpu, prim, host, weights, palette, sides)
+
+    def _outline(
+        self,
+        gpu: GpuAsset,
+        prim: GpuPrimitive,
+        host: HostMorphs | None,
+        weights: MorphWeights | HostMorphs | None,
+        palette: JointPalette | None,
+        sides: str,
+    ) -> None:
+        """MToon's outline of an opaque primitive whose material has one: the whole
+        primitive again through the outline variant, its front faces culled, so the hull
+        pushed out along the normals shows only around the silhouette (as MToon draws it).
+        Once per node (not with the back faces of a two-sided one); never captured."""
+        index = prim.material
+        material = self.material_overrides.get(index) if index is not None else None
+        if material is None and index is not None:
+            material = gpu.asset.materials[index]
+        toon = material.toon if material is not None else None
+        if toon is None or not toon.outline or material is None or sides == "back":
+            return
+        if material.alpha_mode == "BLEND":
+            return
+        main = self._variant_of[prim.program]
+        cut = main.alpha_mask  # a cut-out outline samples what cuts it
+        variant = LitVariant(
+            influences=main.influences,
+            morph_targets=main.morph_targets,
+            outline=True,
+            alpha_mask=cut,
+            base_texture=cut and main.base_texture,
+            uv1=cut and main.uv1,
+            vertex_colors=cut and main.vertex_colors,
+        )
+        program = self._variant(variant)
+        if host is not None and prim.host_part is not None:
+            vao = host.outline_array(prim, program)
+        else:
+            vao = prim.outline_vao(self.ctx, program)
+        _, normal, model = self._node
+        self._write(program, "u_model", model)
+        self._write(program, "u_normal_matrix", normal)
+        for name, data in material_uniforms(material, variant).items():
+            if name in program:  # a cut-out outline reads its base colour's alpha alone
+                self._write(program, name, data)
+        if main.influences:
+            skinned = palette is not None and prim.influences > 0
+            self._write(program, "u_skin_influences", struct.pack("i", prim.influences * skinned))
+            joints = palette if skinned and palette is not None else self._no_skin
+            joints.buffer.bind_to_uniform_block(SKIN_BLOCK_BINDING)
+        if main.morph_targets and prim.deltas is not None:
+            prim.deltas.use(DELTAS_UNIT)
+            block = weights if isinstance(weights, MorphWeights) else self._no_morph
+            block.buffer.bind_to_uniform_block(MORPH_BLOCK_BINDING)
+            self._write(program, "u_vertex_count", struct.pack("i", prim.vertex_count))
+        ctx = self.ctx
+        ctx.enable(moderngl.CULL_FACE)
+        ctx.cull_face = "front"
+        vao.render(first=0, vertices=prim.index_count)
+        ctx.cull_face = "back"
+        self._material_key = None  # the next primitive's material is written again
         self.draw_calls += 1
 
     def _draw_rigid(

@@ -83,6 +83,13 @@ ivec2 delta_texel(int i) {{
 uniform mat4 u_model;
 uniform mat3 u_normal_matrix;
 uniform mat4 u_view_projection;
+#ifdef OUTLINE
+// MToon's outline: the hull pushed out along the normals, in model units or (screen) as
+// a fraction of the screen's height; u_aspect is the projection's x scale over its y.
+uniform float u_outline_width;
+uniform bool u_outline_screen;
+uniform float u_aspect;
+#endif
 
 in vec3 in_position;
 in vec3 in_normal;
@@ -120,6 +127,9 @@ void main() {{
         normal = vec3(dot(r0.xyz, normal), dot(r1.xyz, normal), dot(r2.xyz, normal));
     }}
 #endif
+#ifdef OUTLINE
+    if (!u_outline_screen) position += normalize(normal) * u_outline_width;
+#endif
     vec4 world = u_model * vec4(position, 1.0);
     v_world = world.xyz;
     v_normal = u_normal_matrix * normal;
@@ -131,6 +141,14 @@ void main() {{
     v_color = in_color;
 #endif
     gl_Position = u_view_projection * world;
+#ifdef OUTLINE
+    if (u_outline_screen) {{  // as three-vrm: a clip-space offset, the same in x and y
+        vec2 across = (u_view_projection * vec4(v_normal, 0.0)).xy;
+        across = normalize(across + vec2(1e-9, 0.0));
+        across.x *= u_aspect;
+        gl_Position.xy += 2.0 * u_outline_width * across * gl_Position.w;
+    }}
+#endif
 }}
 """
 )
@@ -153,6 +171,10 @@ uniform vec3 u_base_uv_row[2];
 uniform sampler2D u_emissive_texture;  // sRGB-encoded
 uniform int u_emissive_uv_set;
 uniform vec3 u_emissive_uv_row[2];
+#endif
+#ifdef OUTLINE
+uniform vec3 u_outline_color;       // linear
+uniform float u_outline_mix;        // how much the lights colour it (0: as authored)
 #endif
 #ifdef MATERIAL_EXTRAS
 uniform bool u_unlit;               // KHR_materials_unlit
@@ -225,6 +247,14 @@ void main() {
 #ifdef ALPHA_MASK
     if (base.a < u_alpha_cutoff) discard;
 #endif
+#ifdef OUTLINE  // one flat colour where the hull shows (a cut-out one where its texture is)
+    // The toon's key and fill, and a little of the rim light (every light read: the
+    // frame writes the whole array).
+    vec3 lights = u_ambient + (u_light_color[0] + u_light_color[1]) * 0.55 + u_light_color[2] * 0.1;
+    vec3 outline = u_outline_color * mix(vec3(1.0), lights, u_outline_mix);
+    f_color = vec4(linear_to_srgb(tonemap(outline * u_exposure)), 1.0);
+    return;
+#endif
     float alpha = u_alpha_mode == 2 ? base.a : 1.0;
     vec3 emissive = u_emissive;
 #ifdef EMISSIVE_TEXTURE
@@ -288,6 +318,7 @@ class LitVariant:
     vertex_colors: bool = False  # COLOR_0 multiplies the base colour
     morph_targets: bool = False  # the vertex shader's target loop (not with host morphs)
     alpha_mask: bool = False  # alpha MASK: fragments under the cutoff are discarded
+    outline: bool = False  # MToon's outline pass: the hull pushed out, one flat colour
 
     def sources(self) -> tuple[str, str]:
         """(vertex, fragment) GLSL of this variant."""
@@ -302,6 +333,7 @@ class LitVariant:
             + "#define VERTEX_COLORS\n" * self.vertex_colors
             + "#define MORPH_TARGETS\n" * self.morph_targets
             + "#define ALPHA_MASK\n" * self.alpha_mask
+            + "#define OUTLINE\n" * self.outline
         )
         version = "#version 330\n"
         return (

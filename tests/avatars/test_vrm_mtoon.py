@@ -64,31 +64,36 @@ def test_mtoon_skin_is_toon_shaded(tmp_path, make_headless_app, vrm0):
 
 
 @pytest.mark.parametrize("vrm0", [False, True], ids=["VRM 1.0", "VRM 0.x"])
-def test_an_mtoon_outline_is_named_as_not_drawn(tmp_path, caplog, vrm0):
-    """MToon's outline (an inverted hull) is not drawn: a material that asks for one is
-    named in the load warning and in inspect; one with no width asks for nothing."""
+def test_an_mtoon_outline_rings_the_skinned_face(tmp_path, caplog, vrm0):
+    """MToon's outline on a skinned, morphed avatar (the software rasteriser's paths: host
+    morphs, rigid runs) in the contact sheet: a ring of the outline colour around the
+    head, none without a width; nothing said about it at load."""
     import logging
-
-    from avatarkit.inspection import inspect_avatar
 
     shading = {"shadeColorFactor": BLUE_SHADE, "shadingToonyFactor": 0.9,
                "shadingShiftFactor": 0.0}  # fmt: skip
-    for width, named in ((0.002, True), (0.0, False)):
+    rings = []
+    for width in (0.0, 0.004):
         path = figure(tmp_path / f"o{width}.vrm", vrm0, shading)
         doc, blob = unpack_glb(path.read_bytes())
         if vrm0:
-            floats = doc["extensions"]["VRM"]["materialProperties"][0]["floatProperties"]
-            floats.update(_OutlineWidthMode=1.0, _OutlineWidth=width * 100)  # centimetres
+            props = doc["extensions"]["VRM"]["materialProperties"][0]
+            props["floatProperties"].update(
+                _OutlineWidthMode=1.0, _OutlineWidth=width * 100, _OutlineLightingMix=0.0
+            )  # centimetres
+            props["vectorProperties"]["_OutlineColor"] = [1.0, 0.0, 0.0, 1.0]
         else:
             skin = next(m for m in doc["materials"] if m["name"] == "skin")
             skin["extensions"]["VRMC_materials_mtoon"].update(
-                outlineWidthMode="worldCoordinates", outlineWidthFactor=width
+                outlineWidthMode="worldCoordinates",
+                outlineWidthFactor=width,
+                outlineColorFactor=[1.0, 0.0, 0.0],
+                outlineLightingMixFactor=0.0,
             )
         path.write_bytes(pack_glb(doc, blob))
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="avatarkit"):
-            Avatar.from_file(path)
-        said = " ".join(r.getMessage() for r in caplog.records)
-        notes = " ".join(inspect_avatar(path).notes)
-        assert ("MToon outlines not drawn (skin)" in said) is named, said
-        assert ("MToon outlines not drawn (skin)" in notes) is named, notes
+            image = render_poses(Avatar.from_file(path), (160, 160))[0].astype(int)
+        assert not any("outline" in r.getMessage() for r in caplog.records)
+        rings.append(int(((image[..., 0] > 200) & (image[..., 1] < 60)).sum()))
+    assert rings[0] == 0 and rings[1] > 150, rings
