@@ -88,6 +88,9 @@ HAIR_RADII = (0.026, 0.024, 0.02, 0.015, 0.008)  # the tube's, at each node
 # Spring settings (VRoid's hair defaults are near these) and the head's collider sphere.
 SPRING = {"stiffness": 1.0, "gravityPower": 0.3, "dragForce": 0.4, "hitRadius": 0.02}
 SKULL = ((0.0, 0.11, 0.0), 0.09)  # offset from the head bone, radius
+# MToon outlines, as VRoid draws its hair and clothes: world width (metres), linear colour.
+OUTLINED = ("Hair", "Wolf3D_Outfit")
+OUTLINE_WIDTH, OUTLINE_COLOR = 0.002, (0.05, 0.03, 0.03)
 LOOK_RANGE = (60.0, 30.0)  # degrees of gaze (input) -> degrees the eye bones turn (output)
 META_AUTHOR = "AvatarKit for Python (assets/test/make_vrm_heads.py)"
 
@@ -291,9 +294,9 @@ def build_vrm1(path: Path = HERE / "vrm1_head.vrm") -> Path:
                 "parametricRimFresnelPowerFactor": 5.0,
                 "parametricRimLiftFactor": 0.0,
                 "rimLightingMixFactor": 1.0,
-                "outlineWidthMode": "none",
-                "outlineWidthFactor": 0.0,
-                "outlineColorFactor": [0.0, 0.0, 0.0],
+                "outlineWidthMode": "worldCoordinates" if rpm in OUTLINED else "none",
+                "outlineWidthFactor": OUTLINE_WIDTH if rpm in OUTLINED else 0.0,
+                "outlineColorFactor": list(OUTLINE_COLOR),
                 "outlineLightingMixFactor": 1.0,
                 "uvAnimationScrollXSpeedFactor": 0.0,
                 "uvAnimationScrollYSpeedFactor": 0.0,
@@ -347,7 +350,7 @@ def build_vrm0(path: Path = HERE / "vrm0_head.vrm") -> Path:
                     "_RimLightingMix": 0.0,
                     "_RimFresnelPower": 1.0,
                     "_RimLift": 0.0,
-                    "_OutlineWidth": 0.0,
+                    "_OutlineWidth": OUTLINE_WIDTH * 100 if rpm in OUTLINED else 0.0,  # cm
                     "_OutlineScaledMaxDistance": 1.0,
                     "_OutlineLightingMix": 1.0,
                     "_UvAnimScrollX": 0.0,
@@ -356,7 +359,7 @@ def build_vrm0(path: Path = HERE / "vrm0_head.vrm") -> Path:
                     "_MToonVersion": 38.0,
                     "_DebugMode": 0.0,
                     "_BlendMode": 0.0,
-                    "_OutlineWidthMode": 0.0,
+                    "_OutlineWidthMode": 1.0 if rpm in OUTLINED else 0.0,
                     "_OutlineColorMode": 0.0,
                     "_CullMode": 2.0,
                     "_OutlineCullMode": 1.0,
@@ -370,7 +373,7 @@ def build_vrm0(path: Path = HERE / "vrm0_head.vrm") -> Path:
                     "_MainTex": [0.0, 0.0, 1.0, 1.0],
                     "_RimColor": [0.0, 0.0, 0.0, 1.0],
                     "_EmissionColor": [0.0, 0.0, 0.0, 1.0],
-                    "_OutlineColor": [0.0, 0.0, 0.0, 1.0],
+                    "_OutlineColor": _srgb(OUTLINE_COLOR),
                 },
                 "textureProperties": {},
                 "keywordMap": {},
