@@ -10,8 +10,8 @@ bind moves its value from the material's own toward the target by the expression
 binds adding up. An expression's weight comes from the frame's ARKit weights through the
 same convention that drives its morph targets (``conventions.VRM_EXPRESSIONS``).
 
-What the engine has nothing to draw with (matcap and outline colours, expressions no preset
-stands for) is named in one warning at load (``MaterialBinds.undrawn_warning``). The extension is
+What the engine has nothing to draw with (matcap colours, expressions no preset stands for)
+is named in one warning at load (``MaterialBinds.undrawn_warning``). The extension is
 untrusted JSON: anything malformed is skipped, never raised.
 """
 
@@ -42,7 +42,12 @@ if TYPE_CHECKING:
     from engine.gltf_asset import GltfMaterial, TextureSlot
 
 # VRM 1.0 colour types the renderer draws, and VRM 0.x property names for each type.
-DRAWN_COLORS = ("color", "emissionColor", "shadeColor", "rimColor")
+DRAWN_COLORS = ("color", "emissionColor", "shadeColor", "rimColor", "outlineColor")
+_TOON_FIELDS = {
+    "shadeColor": "shade_color",
+    "rimColor": "rim_color",
+    "outlineColor": "outline_color",
+}
 _VRM0_COLORS = {
     "_Color": "color",
     "_EmissionColor": "emissionColor",
@@ -271,7 +276,7 @@ def _color_of(material: GltfMaterial, kind: str) -> tuple[float, ...]:
     toon = material.toon
     if toon is None:
         return (0.0, 0.0, 0.0)  # no MToon shading: nothing draws it (kept for the sum)
-    return tuple((toon.shade_color if kind == "shadeColor" else toon.rim_color)[:3])
+    return tuple(getattr(toon, _TOON_FIELDS[kind])[:3])
 
 
 def _with_color(material: GltfMaterial, kind: str, value: tuple[float, ...]) -> dict[str, Any]:
@@ -281,9 +286,7 @@ def _with_color(material: GltfMaterial, kind: str, value: tuple[float, ...]) -> 
         return {"emissive_factor": value}
     if material.toon is None:
         return {}
-    if kind == "shadeColor":
-        return {"toon": replace(material.toon, shade_color=value)}
-    return {"toon": replace(material.toon, rim_color=value)}
+    return {"toon": replace(material.toon, **{_TOON_FIELDS[kind]: value})}
 
 
 def _decompose(slot: TextureSlot) -> tuple[tuple[float, float], tuple[float, float], float]:

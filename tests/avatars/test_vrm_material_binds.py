@@ -157,8 +157,8 @@ def test_material_binds_are_drawn(tmp_path, make_headless_app):
 
 
 def test_what_cannot_be_drawn_is_named_once(tmp_path, caplog):
-    """Matcap and outline colours (no such shading here) and expressions no preset stands
-    for are named in one warning at load and in ``avatarkit inspect``; a file whose binds
+    """Matcap colours (no such shading here) and expressions no preset stands for are
+    named in one warning at load and in ``avatarkit inspect``; a file whose binds
     are all drawn says nothing. A hostile file's names cannot forge lines or flood one."""
     from avatarkit.inspection import inspect_avatar
 
@@ -276,3 +276,30 @@ def test_a_view_draws_its_expressions_materials(tmp_path, make_headless_app):
         assert after[1] < before[1] - 50 and after[0] >= before[0] - 5, (before, after)
     finally:
         views.close()
+
+
+def test_an_outline_colour_bind_moves_the_mtoon_outline(tmp_path):
+    """``outlineColor`` is drawn now that MToon's outline is: the bind moves it."""
+    from engine.gltf_write import pack_glb, unpack_glb
+
+    ext = with_binds(
+        vrm1({"aa": [(0, 1.0)]}),
+        happy={"materialColorBinds": [{"material": 0, "type": "outlineColor", "targetValue": RED}]},
+    )
+    path = write_head(tmp_path / "o.vrm", REGIONS, ext)
+    doc, blob = unpack_glb(path.read_bytes())
+    doc["materials"][0]["extensions"] = {
+        "VRMC_materials_mtoon": {
+            "specVersion": "1.0",
+            "outlineWidthMode": "worldCoordinates",
+            "outlineWidthFactor": 0.003,
+            "outlineColorFactor": [0.0, 0.0, 0.0],
+        }
+    }
+    doc["extensionsUsed"] = sorted({*doc["extensionsUsed"], "VRMC_materials_mtoon"})
+    path.write_bytes(pack_glb(doc, blob))
+    binds = Avatar.from_file(path).material_expressions
+    assert binds is not None and binds.names == ("happy",)
+    assert binds.materials(arkit())[0].toon.outline_color == pytest.approx([0, 0, 0])
+    half = binds.materials(arkit(**happy(0.5)))[0].toon.outline_color
+    assert half == pytest.approx([0.5, 0.05, 0.05])
