@@ -254,8 +254,11 @@ class BlendshapeMap:
             lines.append(f"  {name}: {targets}")
         turned = [c for c in self.missing_channels if c in by_bones]
         missing = [c for c in self.missing_channels if c not in by_bones]
-        if turned:
-            lines.append("  by eye bones: " + ", ".join(turned))
+        eyes = [c for c in turned if c != "jawOpen"]
+        if eyes:
+            lines.append("  by eye bones: " + ", ".join(eyes))
+        if "jawOpen" in turned:
+            lines.append("  by the jaw bone: jawOpen")
         if missing:
             lines.append("  missing: " + ", ".join(missing))
         return "\n".join(lines)

@@ -128,12 +128,13 @@ class Inspection:
             out.append("bones: " + ", ".join(f"{k} {v}" for k, v in self.bones.items()))
         if self.blend is not None:
             eyes = {"leftEye", "rightEye"} & set(self.bones)
-            report = self.blend.report(EYE_LOOK if eyes else ()).splitlines()
+            by_bones = (*(EYE_LOOK if eyes else ()), *(("jawOpen",) if "jaw" in self.bones else ()))
+            report = self.blend.report(by_bones).splitlines()
             out.append("channels: " + report[0])
             out.extend(
                 report[1:]
                 if verbose
-                else [r for r in report[1:] if r.startswith(("  missing", "  by eye bones"))]
+                else [r for r in report[1:] if r.startswith(("  missing", "  by "))]
             )
         if self.bounds is not None:
             lo, hi = self.bounds

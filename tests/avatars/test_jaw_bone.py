@@ -75,7 +75,11 @@ def test_the_jaw_bone_is_found(tmp_path, name, humanoid):
     rig, avatar = _rig(jaw_head(tmp_path / "j.glb", name, humanoid))
     assert rig.jaw is not None and avatar.asset.nodes[rig.jaw.node].name == name  # not _end
     assert "jawOpen" in channels_by_bones(avatar.asset)
-    assert inspect_avatar(avatar.model_path).bones["jaw"] == name
+    report = inspect_avatar(avatar.model_path)
+    assert report.bones["jaw"] == name
+    lines = report.lines()
+    assert "  by the jaw bone: jawOpen" in lines
+    assert not any(line.startswith("  missing") and "jawOpen" in line for line in lines)
 
 
 def test_no_jaw_bone_without_one(tmp_path):
