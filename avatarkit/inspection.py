@@ -27,6 +27,7 @@ from avatarkit.material_binds import MaterialExpressions, find_binds
 from avatarkit.package import Framing
 from avatarkit.spring_bones import find_springs
 from avatarkit.vrm0 import face_forward
+from avatarkit.vrm_meta import vrm_terms
 
 if TYPE_CHECKING:
     from engine import GltfAsset
@@ -67,6 +68,7 @@ class Inspection:
     framing: Framing | None = None
     # The bones the motion turns: "head", "neck", "leftEye", "rightEye" -> node name.
     bones: dict[str, str] = field(default_factory=dict)
+    terms: dict[str, str] = field(default_factory=dict)  # a VRM file's terms of use
     notes: list[str] = field(default_factory=list)  # what else a user should know
 
     @property
@@ -150,6 +152,9 @@ class Inspection:
                 + (f" {detail}" if detail else "")
                 + f": head centre ({where}), camera {f.camera_distance:.3g} in front"
             )
+        if self.terms:  # the author's terms of use: what a deployment must keep to
+            out.append("VRM terms of use (from the file's meta):")
+            out.extend(f"  {k}: {v}" for k, v in self.terms.items())
         out.extend(f"note: {note}" for note in self.notes)
         return out
 
@@ -168,6 +173,7 @@ class Inspection:
             ],
             "skins": [{"name": n, "joints": j} for n, j in self.skins],
             "bones": self.bones,
+            "terms": self.terms,
             "channels": list(self.blend.available_channels) if self.blend else [],
             "missing_channels": list(self.blend.missing_channels) if self.blend else [],
             "bounds": None if self.bounds is None else [list(b) for b in self.bounds],
@@ -235,6 +241,7 @@ def inspect_avatar(path: str | Path) -> Inspection:
     report.bounds = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
     report.framing = anatomical_framing(asset, blend)
     report.bones = _bones(asset)
+    report.terms = vrm_terms(asset)
     materials = find_binds(asset)
     drawn = MaterialExpressions.of(asset, materials, blend.rules)
     if drawn is not None:
