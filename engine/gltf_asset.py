@@ -42,6 +42,10 @@ class Toon:
     toony: float = 0.9
     shift: float = 0.0
     rim_color: tuple[float, ...] = (0.0, 0.0, 0.0)
+    # The rim: (1 - N.V + lift) ** power, lit by rim_mix of the lights (MToon's parametric rim).
+    rim_power: float = 5.0
+    rim_lift: float = 0.0
+    rim_mix: float = 1.0
     outline_width: float = 0.0  # 0: no outline
     outline_screen: bool = False
     outline_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB

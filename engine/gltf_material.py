@@ -125,6 +125,11 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
             toony=_number(mtoon.get("shadingToonyFactor"), 0.9),
             shift=_number(mtoon.get("shadingShiftFactor"), 0.0),
             rim_color=_floats(mtoon.get("parametricRimColorFactor"), (0.0, 0.0, 0.0)),
+            **_rim(
+                _number(mtoon.get("parametricRimFresnelPowerFactor"), 5.0),
+                _number(mtoon.get("parametricRimLiftFactor"), 0.0),
+                _number(mtoon.get("rimLightingMixFactor"), 1.0),
+            ),
             **_outline(
                 mtoon.get("outlineWidthMode"),
                 _number(mtoon.get("outlineWidthFactor"), 0.0),
@@ -145,6 +150,11 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
         toony=_number(floats.get("_ShadeToony"), 0.9),
         shift=_number(floats.get("_ShadeShift"), 0.0),
         rim_color=tuple(_srgb_to_linear(v) for v in rim),
+        **_rim(
+            _number(floats.get("_RimFresnelPower"), 1.0),
+            _number(floats.get("_RimLift"), 0.0),
+            _number(floats.get("_RimLightingMix"), 0.0),
+        ),
         # UniVRM 0.x: _OutlineWidthMode 1 world, 2 screen; the width in centimetres (world)
         # or hundredths of half the screen's height (its clip offset); the colour sRGB.
         **_outline(
@@ -160,6 +170,15 @@ def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
             _number(floats.get("_OutlineLightingMix"), 1.0),
         ),
     )
+
+
+def _rim(power: float, lift: float, mix: float) -> dict[str, Any]:
+    """Toon's rim fields, each in its range (MToon: power 0..100, lift 0..1, mix 0..1)."""
+    return {
+        "rim_power": min(max(power, 1e-5), 100.0),
+        "rim_lift": min(max(lift, 0.0), 1.0),
+        "rim_mix": min(max(mix, 0.0), 1.0),
+    }
 
 
 def _outline(mode: Any, width: float, color: tuple[float, ...], mix: float) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def material_uniforms(material: GltfMaterial, variant: LitVariant) -> dict[str, 
     out["u_toony"] = _floats([min(max(toon.toony, 0.0), 1.0)])
     out["u_shade_shift"] = _floats([min(max(toon.shift, -1.0), 1.0)])
     out["u_rim_color"] = _floats(toon.rim_color[:3])
+    out["u_rim"] = _floats([toon.rim_power, toon.rim_lift, toon.rim_mix])
     return out
 
 

@@ -183,6 +183,7 @@ uniform vec3 u_shade_color;         // linear
 uniform float u_toony;
 uniform float u_shade_shift;
 uniform vec3 u_rim_color;           // linear
+uniform vec3 u_rim;                 // MToon's rim: fresnel power, lift, lighting mix
 #endif
 
 uniform vec3 u_light_dir[3];        // key, fill, rim: unit vectors towards the light
@@ -279,8 +280,11 @@ void main() {
         float lit = clamp((ndl + width) / (2.0 * width), 0.0, 1.0);
         vec3 shade = u_shade_color * texel * VERTEX_COLOR.rgb;
         color += mix(shade, base.rgb, lit) * (u_light_color[0] + u_light_color[1]) * 0.55;
-        float rim = pow(1.0 - max(dot(n, normalize(u_camera_position - v_world)), 0.0), 5.0);
-        color += u_rim_color * rim + emissive;
+        float facing = 1.0 - dot(n, normalize(u_camera_position - v_world)) + u_rim.y;
+        float rim = pow(clamp(facing, 0.0, 1.0), u_rim.x);
+        vec3 rim_light = mix(vec3(1.0), u_ambient + (u_light_color[0] + u_light_color[1]) * 0.55,
+                             u_rim.z);
+        color += u_rim_color * rim * rim_light + emissive;
         f_color = vec4(linear_to_srgb(tonemap(color * u_exposure)), alpha);
         return;
     }

@@ -97,3 +97,35 @@ def test_an_mtoon_outline_rings_the_skinned_face(tmp_path, caplog, vrm0):
         assert not any("outline" in r.getMessage() for r in caplog.records)
         rings.append(int(((image[..., 0] > 200) & (image[..., 1] < 60)).sum()))
     assert rings[0] == 0 and rings[1] > 150, rings
+
+
+def test_the_parametric_rim_follows_its_power_lift_and_mix(tmp_path):
+    """MToon's rim: (1 - N.V + lift) ** power in the rim colour. Lifted all the way it
+    tints the whole face, not only its edge; VRM 0.x's _RimFresnelPower / _RimLift /
+    _RimLightingMix are read the same way."""
+    shading = {"shadeColorFactor": BLUE_SHADE, "shadingToonyFactor": 0.9,
+               "shadingShiftFactor": 0.0, "parametricRimColorFactor": [0.6, 0.0, 0.0],
+               "parametricRimFresnelPowerFactor": 1.0, "rimLightingMixFactor": 0.0}  # fmt: skip
+    centres = []
+    for lift in (0.0, 1.0):
+        path = figure(
+            tmp_path / f"rim{lift}.vrm", False, {**shading, "parametricRimLiftFactor": lift}
+        )
+        image = face(path)
+        h, w = image.shape[:2]
+        centres.append(image[h // 3 : h // 2, 2 * w // 5 : 3 * w // 5].reshape(-1, 3).mean(0))
+    # Redder in the middle of the face (near white already: the tone curve squeezes it),
+    # its green and blue as they were.
+    assert centres[1][0] > centres[0][0] + 6, centres
+    assert np.abs(centres[1][1:] - centres[0][1:]).max() < 3, centres
+    toon = Avatar.from_file(path).asset.materials[0].toon
+    assert toon is not None and (toon.rim_power, toon.rim_lift, toon.rim_mix) == (1.0, 1.0, 0.0)
+
+    zero = figure(tmp_path / "rim0.vrm", True, shading)
+    doc, blob = unpack_glb(zero.read_bytes())
+    floats = doc["extensions"]["VRM"]["materialProperties"][0]["floatProperties"]
+    floats.update(_RimFresnelPower=3.0, _RimLift=0.25, _RimLightingMix=0.5)
+    zero.write_bytes(pack_glb(doc, blob))
+    materials = Avatar.from_file(zero).asset.materials
+    toon = next(m.toon for m in materials if m.name == "skin")
+    assert toon is not None and (toon.rim_power, toon.rim_lift, toon.rim_mix) == (3.0, 0.25, 0.5)
