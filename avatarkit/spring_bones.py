@@ -15,7 +15,8 @@ its parent), each level in one batch of numpy calls: a VRoid model's 100-200 joi
 about as much Python as their chains are deep.
 
 The extension is untrusted JSON: malformed springs, joints and colliders are skipped,
-never raised, and at most ``MAX_JOINTS`` joints and ``MAX_COLLIDERS`` colliders are read.
+never raised, and at most ``MAX_JOINTS`` joints and ``MAX_COLLIDERS`` colliders are read;
+joints more than ``MAX_DEPTH`` springs deep stay at rest.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 MAX_JOINTS = 1024
 MAX_COLLIDERS = 256
+MAX_DEPTH = 32  # levels of joints stepped (a frame costs one batch a level); deeper ones stay
 MAX_COORD = 1e3  # an offset or direction component past this is malformed
 MAX_STEP_S = 0.1  # a longer frame (a hitch, a resume) is stepped as this long
 LEAF_TAIL = 0.07  # a VRM 0.x chain's last bone: a tail this far along it (local units)
@@ -296,7 +298,7 @@ class SpringBones:
                 anchor[i], level[i] = index[up], level[index[up]] + 1
         c = len(self.colliders)
         plans = []
-        for d in range(int(level.max(initial=-1)) + 1):
+        for d in range(min(int(level.max(initial=-1)) + 1, MAX_DEPTH)):
             rows = np.flatnonzero(level == d)
             mask = np.zeros((len(rows), c), bool)
             for k, i in enumerate(rows):

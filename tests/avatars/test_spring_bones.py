@@ -276,6 +276,28 @@ def test_hostile_extensions_are_skipped_not_raised(tmp_path, hostile):
     assert all(np.isfinite(n.rotation).all() for n in nodes)
 
 
+def test_a_chain_deeper_than_max_depth_costs_max_depth_levels(tmp_path):
+    from avatarkit.spring_bones import MAX_DEPTH, SpringJoint
+
+    b = GltfBuilder()
+    chain = [b.add_node("root", mesh=b.add_mesh([dict(cube(0.01))]))]
+    for k in range(200):
+        chain.append(b.add_node(f"j{k}", translation=(0.01, 0, 0), parent=chain[-1]))
+    asset = load_gltf(b.save(tmp_path / "deep.glb"))
+    nodes = [n.transform.copy() for n in asset.nodes]
+    joints = [
+        SpringJoint(n, c, 0.0, 1.0, 1.0, (0.0, -1.0, 0.0), 0.4, ())
+        for n, c in zip(chain, chain[1:], strict=False)
+    ]
+    springs = SpringBones(Skeleton(asset), nodes, joints)
+    assert len(springs._levels) == MAX_DEPTH
+    springs.step(nodes, Skeleton(asset).world(nodes), 1 / 30)
+    moved = [not np.allclose(nodes[n].rotation, asset.nodes[n].transform.rotation) for n in chain]
+    # The top of the chain swings (below, it already hangs along its gravity); past
+    # MAX_DEPTH nothing is stepped.
+    assert moved[0] and not any(moved[MAX_DEPTH:])
+
+
 @pytest.mark.parametrize("flat", ["hair1", "Face"])
 def test_a_bone_scaled_to_nothing_does_not_stop_the_frame(tmp_path, flat):
     rig = Rig(hair_head(tmp_path / "flat.glb"))
