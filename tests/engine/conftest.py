@@ -80,6 +80,22 @@ def write_sphere_scene(path: Path, embed: bool = False) -> Path:
     return b.save(path, embed=embed)
 
 
+def bulged_frame(
+    path: Path, bulge: float, host: bool = False, size: tuple[int, int] = (160, 120)
+) -> np.ndarray:
+    """One frame of the sphere scene at ``path`` with its "bulge" target at ``bulge``,
+    blended by the shader's target loop or (``host``) by numpy."""
+    from engine import ModelRenderer, load_gltf
+
+    with App.headless(size, fps=30, samples=0) as app:
+        app.renderer.host_morphs = host
+        app.scene.camera.look_at((0.0, 0.4, 5.0), (0.0, 0.4, 0.0))
+        model = app.scene.create_entity("m").add_component(ModelRenderer(load_gltf(path)))
+        model.set_weight("bulge", bulge)
+        app.step()
+        return app.read_pixels().astype(int)
+
+
 def foreground(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Boolean mask of pixels that differ clearly from a background render."""
     return np.abs(pixels.astype(int) - background.astype(int)).sum(axis=2) > 24

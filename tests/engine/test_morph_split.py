@@ -7,17 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 import engine.render.upload_data as gpu
-from engine import App, ModelRenderer, load_gltf
+from engine import load_gltf
+from tests.engine.conftest import bulged_frame
 
 
 def _draw(path, bulge: float) -> np.ndarray:
-    with App.headless((160, 120), fps=30, samples=0) as app:
-        app.renderer.host_morphs = False
-        app.scene.camera.look_at((0.0, 0.4, 5.0), (0.0, 0.4, 0.0))
-        model = app.scene.create_entity("m").add_component(ModelRenderer(load_gltf(path)))
-        model.set_weight("bulge", bulge)
-        app.step()
-        return app.read_pixels().astype(int)
+    return bulged_frame(path, bulge)
 
 
 def test_split_draw_matches_the_whole_draw(egl, sphere_scene_path, monkeypatch):

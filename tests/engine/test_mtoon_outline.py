@@ -14,6 +14,7 @@ import pytest
 
 from engine import App, ModelRenderer, load_gltf
 from engine.gltf_write import pack_glb, unpack_glb
+from tests.engine.conftest import bulged_frame
 
 RED = (1.0, 0.0, 0.0)
 
@@ -36,13 +37,7 @@ def outlined(src: Path, dst: Path, width: float, mode: str = "worldCoordinates")
 
 
 def _frame(path: Path, host: bool, bulge: float) -> np.ndarray:
-    with App.headless((160, 160), fps=30, samples=0) as app:
-        app.renderer.host_morphs = host
-        app.scene.camera.look_at((0.0, 0.4, 5.0), (0.0, 0.4, 0.0))
-        model = app.scene.create_entity("m").add_component(ModelRenderer(load_gltf(path)))
-        model.set_weight("bulge", bulge)
-        app.step()
-        return app.read_pixels().astype(int)
+    return bulged_frame(path, bulge, host, (160, 160))
 
 
 def _red(image: np.ndarray) -> np.ndarray:
