@@ -39,6 +39,7 @@ MAX_COLLIDERS = 256
 MAX_DEPTH = 32  # levels of joints stepped (a frame costs one batch a level); deeper ones stay
 MAX_COORD = 1e3  # an offset or direction component past this is malformed
 MAX_STEP_S = 0.1  # a longer frame (a hitch, a resume) is stepped as this long
+TELEPORT = 1.0  # the model moved this far (scene units) in one step: placed, not moved
 LEAF_TAIL = 0.07  # a VRM 0.x chain's last bone: a tail this far along it (local units)
 _LIMITS = {  # per setting: default, lowest, highest
     "hitRadius": (0.0, 0.0, 1e3),
@@ -275,6 +276,7 @@ class SpringBones:
         self._keep = 1.0 - np.array([j.drag for j in kept], np.float64)[:, None]
         self._levels = self._plan(skeleton.parent)
         self._current: np.ndarray | None = None  # each tail now and a step ago (scene space)
+        self._where: np.ndarray | None = None  # the model's place at the last step
         self._previous = np.zeros((len(kept), 3))
 
     @classmethod
@@ -343,7 +345,12 @@ class SpringBones:
         avatar moved through it swings its hair, and gravity points down in the scene."""
         dt = min(max(float(dt), 0.0), MAX_STEP_S)
         if place is not None:
-            world = np.asarray(place, np.float64) @ world
+            place = np.asarray(place, np.float64)
+            where = place[:3, 3].copy()
+            if self._where is not None and np.linalg.norm(where - self._where) > TELEPORT:
+                self.reset()  # put somewhere else: the hair does not fly after it
+            self._where = where
+            world = place @ world
         posed = np.empty((len(self.joints), 4, 4))  # each joint's new matrix
         first = self._current is None
         current = np.zeros((len(self.joints), 3)) if self._current is None else self._current

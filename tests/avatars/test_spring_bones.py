@@ -201,6 +201,9 @@ def test_moving_the_avatar_through_the_scene_swings_the_strand(tmp_path):
     assert rig.strand()[-1][1] < rest[-1][1] - 0.02
     rig.run(3.0, place)  # and settles where it was on the model
     assert rig.strand() == pytest.approx(rest, abs=1e-3)
+    place[0, 3] = 25.0  # put somewhere else in one frame: placed, not flung
+    rig.run(1 / FPS, place)
+    assert rig.strand() == pytest.approx(rest, abs=1e-6)
 
 
 def test_the_head_collider_keeps_the_strand_out(tmp_path):
