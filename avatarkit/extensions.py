@@ -19,6 +19,7 @@ KNOWN: dict[str, str] = {
     "VRM": "read: blend shape groups, humanoid bones, lookAt ranges, MToon materials and "
     "spring bones (secondaryAnimation)",
     "VRMC_springBone": "simulated: hair and cloth swing (spheres and capsules collide)",
+    "VRMC_node_constraint": "applied: rotation, roll and aim constraints",
 }
 # The decoders, known where their package is installed (the ``compressed`` extra).
 _DECODED = {
@@ -32,7 +33,6 @@ KNOWN.update({name: why for name, why in _DECODED.items() if DECODERS.get(name)}
 # What a picture lacks when an extension is ignored; any other is "not implemented".
 _MISSING = "(pip install 'avatarkit[compressed]')"
 IGNORED_BECAUSE: dict[str, str] = {
-    "VRMC_node_constraint": "constraints not applied",
     "KHR_draco_mesh_compression": f"Draco-compressed geometry is not decoded {_MISSING}",
     "EXT_meshopt_compression": f"meshopt-compressed buffers are not decoded {_MISSING}",
     "KHR_texture_basisu": f"KTX2 / Basis textures are not decoded {_MISSING}",

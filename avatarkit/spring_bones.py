@@ -29,7 +29,7 @@ import numpy as np
 
 from avatarkit.conventions import index_below, number_list
 from engine.skeleton import Skeleton, trs_matrices
-from engine.transform import Transform
+from engine.transform import Transform, quat_between_rows, quat_multiply_rows
 
 if TYPE_CHECKING:
     from engine import GltfAsset
@@ -378,8 +378,8 @@ class SpringBones:
             previous[rows], current[rows] = now, tail
             # Turn the bone: its rest axis onto the tail, seen from its own rest frame.
             local = _solve(initial[:, :3, :3], (tail - origin)[:, :, None])[:, :, 0]
-            turn = _from_unit_vectors(plan.axis, _unit(local))
-            rotation = _quat_multiply(plan.q, turn)
+            turn = quat_between_rows(plan.axis, _unit(local))
+            rotation = quat_multiply_rows(plan.q, turn)
             posed[rows] = parents @ trs_matrices(plan.t, rotation, plan.s)
             for node, q in zip(plan.nodes, rotation.astype(np.float32), strict=True):
                 nodes[node].rotation = q
@@ -484,38 +484,3 @@ def _length(v: np.ndarray) -> np.ndarray:
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(_length(v), 1e-12)
-
-
-# Batched quaternion helpers (x, y, z, w): pyrr's take one quaternion a call.
-def _quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a * b`` row by row: rotate by ``b``, then by ``a``."""
-    ax, ay, az, aw = a.T
-    bx, by, bz, bw = b.T
-    return np.stack(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ],
-        axis=1,
-    )
-
-
-def _from_unit_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The shortest rotation taking unit ``a`` onto unit ``b``, row by row (three.js's
-    ``Quaternion.setFromUnitVectors``)."""
-    r = (a * b).sum(axis=1) + 1.0
-    ax, ay, az = a.T
-    bx, by, bz = b.T
-    q = np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx, r], axis=1)
-    opposite = r < 1e-6  # half a turn: about any axis perpendicular to a
-    if opposite.any():
-        x, y, z = a[opposite].T
-        zero = np.zeros_like(x)
-        q[opposite] = np.where(
-            (np.abs(x) > np.abs(z))[:, None],
-            np.stack([-y, x, zero, zero], axis=1),
-            np.stack([zero, -z, y, zero], axis=1),
-        )
-    return q / np.linalg.norm(q, axis=1, keepdims=True)

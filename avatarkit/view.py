@@ -28,6 +28,7 @@ from avatarkit.bones import BoneRig, jaw_opens_by_bone
 from avatarkit.callbacks import call_app
 from avatarkit.controller import AvatarController, FacePose
 from avatarkit.errors import AvatarKitError, ErrorCode
+from avatarkit.node_constraints import NodeConstraints
 from avatarkit.sdk import AvatarSDK
 from avatarkit.spring_bones import SpringBones
 from avatarkit.view_layers import ExpressionLayer, LookLayer, finite
@@ -99,6 +100,7 @@ class AvatarView(Component):
         # A skinned avatar turns its head, neck and eye bones; anything else a node.
         self._bones = BoneRig.find(self.model.nodes, self.model.asset)
         self._jaw_by_bone = jaw_opens_by_bone(self._bones, self.avatar.available_channels)
+        self._constraints = NodeConstraints.of(self.model.asset, self.model.nodes)
         self._springs = SpringBones.of(self.model.asset, self.model.nodes)  # hair, cloth
         self._head_nodes = [] if self._bones is not None else self._find_head_nodes()
         for index in self._head_nodes:
@@ -347,6 +349,8 @@ class AvatarView(Component):
         if self._bones is not None:
             jaw = float(pose.weights[_JAW]) if self._jaw_by_bone else None
             self._bones.apply(self.model.nodes, pose.head, pose.gaze, jaw)
+        if self._constraints is not None:  # nodes that follow the bones just posed
+            self._constraints.apply(self.model.nodes, self.model.world_matrices)
         if self._springs is not None:  # after the head moved: the hair follows it
             place = self.entity.world_matrix() if self.entity is not None else None
             self._springs.step(self.model.nodes, self.model.world_matrices(), dt, place)

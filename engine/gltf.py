@@ -409,12 +409,14 @@ class _Reader:
                 node.get("rotation") or (0, 0, 0, 1),
                 node.get("scale") or (1, 1, 1),
             )
+        extensions = node.get("extensions")
         return GltfNode(
             node.get("name") or f"node{index}",
             transform,
             list(node.get("children") or []),
             node.get("mesh"),
             node.get("skin"),
+            extensions if isinstance(extensions, dict) else {},
         )
 
     def _mesh(self, index: int, mesh: dict[str, Any]) -> GltfMesh:

@@ -120,6 +120,8 @@ class GltfNode:
     children: list[int] = field(default_factory=list)
     mesh: int | None = None
     skin: int | None = None  # index into GltfAsset.skins: the mesh is drawn skinned
+    # The node's ``extensions`` object as parsed JSON (untrusted: e.g. VRMC_node_constraint).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

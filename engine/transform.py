@@ -120,3 +120,55 @@ class Transform:
     def __repr__(self) -> str:
         t, r, s = self.translation.tolist(), self.rotation.tolist(), self.scale.tolist()
         return f"Transform(t={t}, r={r}, s={s})"
+
+
+# Row by row over (n, 4) quaternions (x, y, z, w): pyrr's functions take one a call, and a
+# rig's joints are posed a batch at a time (avatarkit.spring_bones).
+def quat_multiply_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b`` row by row: rotate by ``b``, then by ``a``."""
+    ax, ay, az, aw = a.T
+    bx, by, bz, bw = b.T
+    return np.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        axis=1,
+    )
+
+
+def quat_between_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The shortest rotation taking unit ``a`` onto unit ``b``, row by row (three.js's
+    ``Quaternion.setFromUnitVectors``)."""
+    r = (a * b).sum(axis=1) + 1.0
+    ax, ay, az = a.T
+    bx, by, bz = b.T
+    q = np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx, r], axis=1)
+    opposite = r < 1e-6  # half a turn: about any axis perpendicular to a
+    if opposite.any():
+        x, y, z = a[opposite].T
+        zero = np.zeros_like(x)
+        q[opposite] = np.where(
+            (np.abs(x) > np.abs(z))[:, None],
+            np.stack([-y, x, zero, zero], axis=1),
+            np.stack([zero, -z, y, zero], axis=1),
+        )
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def quat_slerp(a: Vector, b: Vector, t: float) -> np.ndarray:
+    """From unit ``a`` to unit ``b`` by ``t`` (0..1) the short way round. (pyrr's ``slerp``
+    lerps near ``b`` without the sign flip it takes elsewhere, and does not normalise.)"""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    t = min(max(float(t), 0.0), 1.0)
+    dot = float(a @ b)
+    if dot < 0.0:
+        b, dot = -b, -dot
+    if dot > 0.9995:  # nearly the same: a normalised lerp
+        out = a + t * (b - a)
+    else:
+        angle = np.arccos(dot)
+        out = (np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle)
+    return (out / np.linalg.norm(out)).astype(np.float32)

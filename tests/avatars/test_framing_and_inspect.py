@@ -142,7 +142,7 @@ def test_inspect_a_vrm_figure_with_a_skin(tmp_path, capsys):
         k=100.0,
         morphs=["Fcl_MTH_A", "Fcl_EYE_Close", "viseme_PP", "mystery"],
         extensions=ext,
-        used=["VRMC_node_constraint", "VRMC_springBone", "KHR_materials_unlit"],
+        used=["KHR_materials_clearcoat", "VRMC_springBone", "KHR_materials_unlit"],
     )
     report = inspect_avatar(path)
     assert report.loadable, report.error
@@ -154,7 +154,7 @@ def test_inspect_a_vrm_figure_with_a_skin(tmp_path, capsys):
     assert report.framing is not None and report.framing.extra["anchor"] == "eyes"
     assert {"jawOpen", "eyeBlinkLeft", "mouthClose"} <= set(report.blend.available_channels)
     status = {e.name: e.status for e in report.extensions}
-    assert status["VRMC_node_constraint"] == "ignored: constraints not applied"
+    assert status["KHR_materials_clearcoat"] == "ignored: no clear coat layer"
     assert status["VRMC_springBone"].startswith("simulated")
     assert status["KHR_materials_unlit"] == "supported"
     assert status["VRMC_vrm"].startswith("read")
@@ -242,14 +242,14 @@ def test_opening_a_file_says_what_is_not_drawn(tmp_path, caplog):
     from avatarkit.paths import AVATARS_DIR
 
     path = write_figure(
-        tmp_path / "rpm.glb", rig="rpm", morphs=["viseme_aa"], used=["VRMC_node_constraint"]
+        tmp_path / "rpm.glb", rig="rpm", morphs=["viseme_aa"], used=["KHR_materials_clearcoat"]
     )
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
         Avatar.from_file(path)
     lines = [r.getMessage() for r in caplog.records if "not drawn" in r.getMessage() or
              "ignored" in r.getMessage()]  # fmt: skip
     assert len(lines) == 1, lines  # one line naming all of it
-    assert "VRMC_node_constraint ignored (constraints not applied)" in lines[0]
+    assert "KHR_materials_clearcoat ignored (no clear coat layer)" in lines[0]
     assert "skin" not in lines[0]  # skins are drawn (GPU skinning): nothing to warn about
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
