@@ -24,6 +24,7 @@ from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
 from avatarkit.framing import anatomical_framing
 from avatarkit.material_binds import MaterialExpressions, find_binds
+from avatarkit.node_constraints import find_constraints
 from avatarkit.package import Framing
 from avatarkit.spring_bones import find_springs
 from avatarkit.vrm0 import face_forward
@@ -256,6 +257,10 @@ def inspect_avatar(path: str | Path) -> Inspection:
         report.notes.append(unseen)
     if (rules := blend.rules.describe()) is not None:
         report.notes.append(rules)
+    if constraints := find_constraints(asset):
+        kinds = Counter(c.kind for c in constraints)
+        listed = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        report.notes.append(f"node constraints (applied): {listed}")
     joints, colliders = find_springs(asset)
     if joints:
         report.notes.append(

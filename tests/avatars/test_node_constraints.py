@@ -89,6 +89,15 @@ def test_aim_points_its_axis_at_the_source(tmp_path):
     assert q["E"] == pytest.approx([0, 0, 0, 1])  # weight 0: at rest
 
 
+def test_inspect_names_them(tmp_path):
+    from avatarkit.inspection import inspect_avatar
+
+    path = rig(tmp_path / "i.glb", {"D": {"rotation": {"source": "S"}},
+                                    "E": {"roll": {"source": "S", "rollAxis": "X"}}})  # fmt: skip
+    notes = inspect_avatar(path).notes
+    assert "node constraints (applied): 1 roll, 1 rotation" in notes
+
+
 def test_sources_first_and_cycles_left_out(tmp_path):
     # E follows D, D follows S: in the file E comes after D, but order must not matter.
     path = rig(tmp_path / "chain.glb", {"E": {"rotation": {"source": "D"}},

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import random
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from avatarkit.avatar import Avatar
 from avatarkit.errors import AvatarKitError
+from avatarkit.node_constraints import NodeConstraints
 from avatarkit.spring_bones import SpringBones
 from engine import EngineError
 from engine.gltf_write import pack_glb, unpack_glb
@@ -70,6 +72,10 @@ def test_mutated_avatars_open_or_fail_with_a_code(tmp_path, name):
             springs = SpringBones.of(avatar.asset, nodes)
             if springs is not None:
                 springs.step(nodes, Skeleton(avatar.asset).world(nodes), 1 / 30)
+            constraints = NodeConstraints.of(avatar.asset, nodes)
+            if constraints is not None:
+                skeleton = Skeleton(avatar.asset)
+                constraints.apply(nodes, partial(skeleton.world, nodes))
         except (EngineError, AvatarKitError):
             pass
         except Exception as exc:  # the point: any other kind of exception is a defect
