@@ -601,12 +601,12 @@ class Renderer:
             if rigid_vao is None:  # the instance's host-morphed vertices
                 assert host is not None
                 rigid_vao = host.vertex_array(prim, rigid=True)
-            self._draw_rigid(gpu, prim, rigid, rigid_vao, palette, sides)
+            material = self._draw_rigid(gpu, prim, rigid, rigid_vao, palette, sides)
             first = rigid.skinned_first
             count -= first
             if not count:
                 self.draw_calls += 1
-                self._outline(gpu, prim, host, weights, palette, sides)
+                self._outline(prim, material, host, weights, palette, sides)
                 return
         lit = prim.program
         material = self._use_material(gpu, prim.material, lit)
@@ -627,12 +627,12 @@ class Renderer:
             self._write(lit, "u_vertex_count", struct.pack("i", prim.vertex_count))
         self._draw_faces(prim, material, vao, morphed, sides, (first, count))
         self.draw_calls += 1
-        self._outline(gpu, prim, host, weights, palette, sides)
+        self._outline(prim, material, host, weights, palette, sides)
 
     def _outline(
         self,
-        gpu: GpuAsset,
         prim: GpuPrimitive,
+        material: GltfMaterial,
         host: HostMorphs | None,
         weights: MorphWeights | HostMorphs | None,
         palette: JointPalette | None,
@@ -641,15 +641,10 @@ class Renderer:
         """MToon's outline of an opaque primitive whose material has one: the whole
         primitive again through the outline variant, its front faces culled, so the hull
         pushed out along the normals shows only around the silhouette (as MToon draws it).
-        Once per node (not with the back faces of a two-sided one); never captured."""
-        index = prim.material
-        material = self.material_overrides.get(index) if index is not None else None
-        if material is None and index is not None:
-            material = gpu.asset.materials[index]
-        toon = material.toon if material is not None else None
-        if toon is None or not toon.outline or material is None or sides == "back":
-            return
-        if material.alpha_mode == "BLEND":
+        Once per node (not with the back faces of a two-sided one); never captured.
+        ``material``: the one the primitive was just drawn with (``_use_material``)."""
+        toon = material.toon
+        if toon is None or not toon.outline or sides == "back" or material.alpha_mode == "BLEND":
             return
         main = self._variant_of[prim.program]
         cut = main.alpha_mask  # a cut-out outline samples what cuts it
@@ -699,10 +694,11 @@ class Renderer:
         vao: moderngl.VertexArray,
         palette: JointPalette,
         sides: str,
-    ) -> None:
+    ) -> GltfMaterial:
         """``prim``'s triangles that follow one joint each: per joint, its skinning matrix
         folded into the model matrix, drawn by the variant without skin code (a primitive
-        drawn with the node's own matrix writes it again: ``_draw``)."""
+        drawn with the node's own matrix writes it again: ``_draw``); returns the material
+        they were drawn with."""
         lit = rigid.program
         material = self._use_material(gpu, prim.material, lit)
         # The winding stays the node's, as for the skinned vertices (a joint that mirrors
@@ -711,6 +707,7 @@ class Renderer:
             self._write(lit, "u_model", model)
             self._write(lit, "u_normal_matrix", normal)
             self._draw_faces(prim, material, vao, False, sides, (first, count))
+        return material
 
     def _rigid_parts(
         self, rigid: RigidDraw, palette: JointPalette
