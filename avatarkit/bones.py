@@ -36,7 +36,7 @@ from avatarkit.look_range import LookRange, look_range
 from avatarkit.vrm0 import faces_back
 from engine.gltf_asset import GltfAsset
 from engine.skeleton import Skeleton
-from engine.transform import Transform, quat_from_euler, quat_multiply
+from engine.transform import Transform, quat_from_euler, quat_multiply, rotation_of
 
 NECK_SHARE = 0.4  # of a head turn, the neck's part (the head does the rest)
 JAW_RANGE = 0.45  # radians the jaw bone turns at jawOpen 1 (speech reaches about 0.6 of it)
@@ -87,12 +87,8 @@ class BoneRig:
 
         def bone(index: int) -> _Bone:
             parent = int(skeleton.parent[index])
-            linear = world[parent][:3, :3] if parent >= 0 else np.eye(3)
-            scale = np.linalg.norm(linear, axis=0)
-            rotation = linear / np.where(scale > 1e-12, scale, 1.0)
-            if np.linalg.det(rotation) < 0:  # a mirrored parent: keep the rotation proper
-                rotation[:, 0] = -rotation[:, 0]
-            parent_q = _unit(pyrr.quaternion.create_from_matrix(rotation))
+            # A mirrored or scaled parent: its proper rotation alone.
+            parent_q = _unit(rotation_of(world[parent] if parent >= 0 else np.eye(4)))
             return _Bone(
                 index,
                 _unit(asset_nodes[index].rotation),

@@ -20,7 +20,13 @@ import numpy as np
 import pyrr
 
 from avatarkit.conventions import index_below
-from engine.transform import Transform, quat_between_rows, quat_multiply, quat_slerp
+from engine.transform import (
+    Transform,
+    quat_between_rows,
+    quat_multiply,
+    quat_slerp,
+    rotation_of,
+)
 
 if TYPE_CHECKING:
     from engine import GltfAsset
@@ -156,7 +162,7 @@ class NodeConstraints:
     def _aim(self, c: NodeConstraint, rest: np.ndarray, world: np.ndarray) -> np.ndarray:
         """The destination's axis (as it rests) turned towards the source's position."""
         up = self._parents.get(c.node)
-        parent = _rotation_of(world[up]) if up is not None else np.array([0.0, 0.0, 0.0, 1.0])
+        parent = rotation_of(world[up]) if up is not None else np.array([0.0, 0.0, 0.0, 1.0])
         axis = pyrr.quaternion.apply_to_vector(
             parent, pyrr.quaternion.apply_to_vector(rest, np.array(c.axis))
         )
@@ -175,19 +181,9 @@ def _unit(q: Any) -> np.ndarray:
 
 
 def _inverse(q: np.ndarray) -> np.ndarray:
-    return np.array([-q[0], -q[1], -q[2], q[3]])  # of a unit quaternion
+    return np.asarray(pyrr.quaternion.inverse(q), np.float64)
 
 
 def _between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The shortest turn taking unit ``a`` onto unit ``b``."""
     return quat_between_rows(np.asarray(a, np.float64)[None], np.asarray(b, np.float64)[None])[0]
-
-
-def _rotation_of(matrix: np.ndarray) -> np.ndarray:
-    """The unit quaternion of a 4x4's rotation (its scale taken out)."""
-    linear = np.asarray(matrix, np.float64)[:3, :3]
-    scale = np.linalg.norm(linear, axis=0)
-    rotation = linear / np.where(scale > 1e-12, scale, 1.0)
-    if np.linalg.det(rotation) < 0:
-        rotation[:, 0] = -rotation[:, 0]
-    return _unit(pyrr.quaternion.create_from_matrix(rotation))

@@ -52,6 +52,17 @@ def quat_from_matrix(r: np.ndarray) -> np.ndarray:
     return (quat / np.linalg.norm(quat)).astype(np.float32)
 
 
+def rotation_of(matrix: np.ndarray) -> np.ndarray:
+    """The unit quaternion of a 3x3 or 4x4 matrix's rotation: its scale taken out, and a
+    mirror's flip (a proper rotation kept)."""
+    linear = np.asarray(matrix, np.float64)[:3, :3]
+    scale = np.linalg.norm(linear, axis=0)
+    rotation = linear / np.where(scale > 1e-12, scale, 1.0)
+    if np.linalg.det(rotation) < 0:
+        rotation[:, 0] = -rotation[:, 0]
+    return quat_from_matrix(rotation)
+
+
 def compose(translation, rotation, scale) -> np.ndarray:
     m = np.eye(4, dtype=np.float32)
     m[:3, :3] = quat_to_matrix(rotation) * np.asarray(scale, dtype=np.float32)[None, :]
