@@ -149,6 +149,12 @@ class BoneRig:
             facing = -1.0 if faces_back(asset) else 1.0
         return cls(asset_nodes, skeleton, head, neck, eyes, facing, sides, look_range(asset), jaw)
 
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The ARKit channels these bones can show: the eyeLook* ones with eye bones,
+        ``jawOpen`` with a jaw bone."""
+        return (*(EYE_LOOK if self.eyes else ()), *(("jawOpen",) if self.jaw else ()))
+
     def apply(
         self,
         nodes: Sequence[Transform],
@@ -186,9 +192,7 @@ def channels_by_bones(asset: GltfAsset) -> tuple[str, ...]:
     """The ARKit channels a view can show on this model by turning bones: the eyeLook*
     channels when its eye bones follow the gaze, ``jawOpen`` when it has a jaw bone."""
     rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
-    if rig is None:
-        return ()
-    return (*(EYE_LOOK if rig.eyes else ()), *(("jawOpen",) if rig.jaw else ()))
+    return () if rig is None else rig.channels
 
 
 def _eyes_look_by_morphs(asset: GltfAsset, eye_nodes: set[int]) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from avatarkit.avatar import require_drawable
 from avatarkit.blendshapes import BlendshapeMap, map_asset
-from avatarkit.bones import EYE_LOOK, BoneRig
+from avatarkit.bones import BoneRig
 from avatarkit.conventions import arkit_channel, convention_for, expression_binds
 from avatarkit.errors import AvatarKitError, ErrorCode
 from avatarkit.extensions import IGNORED_BECAUSE, KNOWN
@@ -67,8 +67,10 @@ class Inspection:
     blend: BlendshapeMap | None = None
     bounds: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     framing: Framing | None = None
-    # The bones the motion turns: "head", "neck", "leftEye", "rightEye" -> node name.
+    # The bones the motion turns: "head", "neck", "leftEye", "rightEye", "jaw" -> node name,
+    # and the ARKit channels they show (``BoneRig.channels``).
     bones: dict[str, str] = field(default_factory=dict)
+    by_bones: tuple[str, ...] = ()
     terms: dict[str, str] = field(default_factory=dict)  # a VRM file's terms of use
     notes: list[str] = field(default_factory=list)  # what else a user should know
 
@@ -130,9 +132,7 @@ class Inspection:
         if self.bones:
             out.append("bones: " + ", ".join(f"{k} {v}" for k, v in self.bones.items()))
         if self.blend is not None:
-            eyes = {"leftEye", "rightEye"} & set(self.bones)
-            by_bones = (*(EYE_LOOK if eyes else ()), *(("jawOpen",) if "jaw" in self.bones else ()))
-            report = self.blend.report(by_bones).splitlines()
+            report = self.blend.report(self.by_bones).splitlines()
             out.append("channels: " + report[0])
             out.extend(
                 report[1:]
@@ -241,7 +241,7 @@ def inspect_avatar(path: str | Path) -> Inspection:
     lo, hi = asset.bounds()
     report.bounds = (tuple(float(v) for v in lo), tuple(float(v) for v in hi))
     report.framing = anatomical_framing(asset, blend)
-    report.bones = _bones(asset)
+    report.bones, report.by_bones = _bones(asset)
     report.terms = vrm_terms(asset)
     materials = find_binds(asset)
     drawn = MaterialExpressions.of(asset, materials, blend.rules)
@@ -269,17 +269,18 @@ def inspect_avatar(path: str | Path) -> Inspection:
     return report
 
 
-def _bones(asset: GltfAsset) -> dict[str, str]:
+def _bones(asset: GltfAsset) -> tuple[dict[str, str], tuple[str, ...]]:
     """The head, neck, eye and jaw bones a view would turn (``BoneRig.find``), by node
-    name."""
+    name, and the channels they show."""
     rig = BoneRig.find([n.transform.copy() for n in asset.nodes], asset)
     if rig is None:
-        return {}
+        return {}, ()
     neck = rig.neck.node if rig.neck is not None else None
     found: dict[str, int | None] = {"head": rig.head.node, "neck": neck}
     found.update(zip(("leftEye", "rightEye"), [b.node for b in rig.eyes], strict=False))
     found["jaw"] = rig.jaw.node if rig.jaw is not None else None
-    return {k: asset.nodes[v].name or f"node{v}" for k, v in found.items() if v is not None}
+    names = {k: asset.nodes[v].name or f"node{v}" for k, v in found.items() if v is not None}
+    return names, rig.channels
 
 
 # -- the document (untrusted JSON) ----------------------------------------------------------
