@@ -286,12 +286,8 @@ def _with_color(material: GltfMaterial, kind: str, value: tuple[float, ...]) -> 
         return {"emissive_factor": value}
     if material.toon is None:
         return {}
-    toon = material.toon
-    if kind == "shadeColor":
-        return {"toon": replace(toon, shade_color=value)}
-    if kind == "rimColor":
-        return {"toon": replace(toon, rim_color=value)}
-    return {"toon": replace(toon, outline_color=value)}
+    changes: dict[str, Any] = {_TOON_FIELDS[kind]: value}
+    return {"toon": replace(material.toon, **changes)}
 
 
 def _decompose(slot: TextureSlot) -> tuple[tuple[float, float], tuple[float, float], float]:
