@@ -14,7 +14,7 @@ KNOWN: dict[str, str] = {
     "KHR_materials_emissive_strength": "supported",
     "KHR_materials_pbrSpecularGlossiness": "read: the diffuse colour and texture as the base "
     "colour (specular and glossiness drawn as the default)",
-    "VRMC_materials_mtoon": "drawn as a toon approximation (lit/shade step, rim, outline)",
+    "VRMC_materials_mtoon": "drawn as a toon approximation (lit/shade step, rim, matcap, outline)",
     "VRMC_vrm": "read: expressions, humanoid bones and lookAt ranges",
     "VRM": "read: blend shape groups, humanoid bones, lookAt ranges, MToon materials and "
     "spring bones (secondaryAnimation)",

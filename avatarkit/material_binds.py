@@ -5,14 +5,15 @@ The VRM extension binds an expression to materials beside (or instead of) morph 
 VRM 1.0 ``materialColorBinds`` (``color``, ``emissionColor``, ``shadeColor``, ``rimColor``,
 ``matcapColor``, ``outlineColor``) and ``textureTransformBinds``; VRM 0.x
 ``materialValues`` (``_Color``, ``_EmissionColor``, ``_ShadeColor``, ``_RimColor``,
-``_OutlineColor`` and ``_MainTex_ST``, by material name). As three-vrm applies them, each
-bind moves its value from the material's own toward the target by the expression's weight,
-binds adding up. An expression's weight comes from the frame's ARKit weights through the
-same convention that drives its morph targets (``conventions.VRM_EXPRESSIONS``).
+``_MatcapColor``, ``_OutlineColor`` and ``_MainTex_ST``, by material name). As three-vrm
+applies them, each bind moves its value from the material's own toward the target by the
+expression's weight, binds adding up. An expression's weight comes from the frame's ARKit
+weights through the same convention that drives its morph targets
+(``conventions.VRM_EXPRESSIONS``).
 
-What the engine has nothing to draw with (matcap colours, expressions no preset stands for)
-is named in one warning at load (``MaterialBinds.undrawn_warning``). The extension is
-untrusted JSON: anything malformed is skipped, never raised.
+What the engine has nothing to draw with (a colour type it does not know, expressions no
+preset stands for) is named in one warning at load (``MaterialBinds.undrawn_warning``).
+The extension is untrusted JSON: anything malformed is skipped, never raised.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ if TYPE_CHECKING:
     from engine.gltf_asset import GltfMaterial, TextureSlot
 
 # VRM 1.0 colour types the renderer draws, and VRM 0.x property names for each type.
-DRAWN_COLORS = ("color", "emissionColor", "shadeColor", "rimColor", "outlineColor")
+DRAWN_COLORS = (
+    "color", "emissionColor", "shadeColor", "rimColor", "matcapColor", "outlineColor",
+)  # fmt: skip
 _TOON_FIELDS = {
     "shadeColor": "shade_color",
     "rimColor": "rim_color",
+    "matcapColor": "matcap_factor",
     "outlineColor": "outline_color",
 }
 _VRM0_COLORS = {

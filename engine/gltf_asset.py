@@ -36,7 +36,9 @@ class Toon:
     terminator (-1..1); ``rim_color`` adds a parametric rim (linear RGB). The outline is
     MToon's inverted hull: the back faces pushed out along the normals by
     ``outline_width`` (model units, or with ``outline_screen`` a fraction of the screen's
-    height) in ``outline_color``, lit by ``outline_mix`` of the lights."""
+    height) in ``outline_color``, lit by ``outline_mix`` of the lights. The matcap
+    (``GltfMaterial.matcap_texture``, where there is one) adds ``matcap_factor`` times its
+    texel where the view-space normal points, to the rim."""
 
     shade_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB
     toony: float = 0.9
@@ -50,6 +52,7 @@ class Toon:
     outline_screen: bool = False
     outline_color: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear RGB
     outline_mix: float = 1.0
+    matcap_factor: tuple[float, ...] = (1.0, 1.0, 1.0)  # linear RGB
 
     @property
     def outline(self) -> bool:
@@ -68,6 +71,10 @@ class GltfMaterial:
     emissive_factor: tuple[float, ...] = (0.0, 0.0, 0.0)  # linear, times emissive strength
     emissive_texture: np.ndarray | None = None  # HxWx4 uint8, sRGB-encoded
     emissive_slot: TextureSlot = field(default_factory=TextureSlot)
+    # MToon's matcap (only with ``toon``): HxWx4 uint8, sRGB-encoded; its slot's transform
+    # moves the normal's UV (its UV set is unread).
+    matcap_texture: np.ndarray | None = None
+    matcap_slot: TextureSlot = field(default_factory=TextureSlot)
     unlit: bool = False  # KHR_materials_unlit: base colour as is, no lighting
     toon: Toon | None = None  # MToon, drawn as a two-tone approximation
 

@@ -3,7 +3,8 @@ UV set, ``KHR_texture_transform``, sampler), alpha mode, double-sided,
 ``KHR_materials_unlit``, ``KHR_materials_emissive_strength``, the diffuse colour of the
 archived ``KHR_materials_pbrSpecularGlossiness`` (older exporters' only colour), and
 MToon (VRM 1.0 ``VRMC_materials_mtoon`` and VRM 0.x ``materialProperties`` with shader
-``VRM/MToon``) drawn as a two-tone toon approximation. Runs on the loading thread.
+``VRM/MToon``) drawn as a two-tone toon approximation with its rim, matcap and outline.
+Runs on the loading thread.
 
 The document is untrusted: every number read here is checked to be a finite number (or
 falls back to the default, with the field named in ``invalidGltf`` only where the core
@@ -53,6 +54,13 @@ def read_material(
     base, base_slot = _texture(doc, pbr.get(texture), texture_image)
     emissive, emissive_slot = _texture(doc, mat.get("emissiveTexture"), texture_image)
     strength = _number(_obj(ext.get(EMISSIVE_STRENGTH)).get("emissiveStrength"), 1.0)
+    mtoon = _obj(ext.get(MTOON))
+    toon = _toon(mtoon, vrm0)
+    matcap, matcap_slot = None, TextureSlot()
+    if toon is not None:  # VRM 0.x's _SphereAdd: a texture index alone
+        sphere = _obj(_obj(vrm0).get("textureProperties")).get("_SphereAdd")
+        info = mtoon.get("matcapTexture") if mtoon else {"index": sphere}
+        matcap, matcap_slot = _texture(doc, info, texture_image)
     cutoff = mat.get("alphaCutoff")
     return GltfMaterial(
         name=mat.get("name") or f"material{index}",
@@ -67,8 +75,10 @@ def read_material(
         ),
         emissive_texture=emissive,
         emissive_slot=emissive_slot,
+        matcap_texture=matcap,
+        matcap_slot=matcap_slot,
         unlit=UNLIT in ext,
-        toon=_toon(_obj(ext.get(MTOON)), vrm0),
+        toon=toon,
     )
 
 
@@ -118,9 +128,11 @@ def _sampler(doc: dict[str, Any], texture: Any) -> dict[str, Any]:
 
 def _toon(mtoon: dict[str, Any], vrm0: dict[str, Any] | None) -> Toon | None:
     """MToon's lit/shade split: VRM 1.0 names, else VRM 0.x's ``floatProperties`` /
-    ``vectorProperties`` (``_ShadeColor``, ``_ShadeToony``, ``_ShadeShift``, ``_RimColor``)."""
+    ``vectorProperties`` (``_ShadeColor``, ``_ShadeToony``, ``_ShadeShift``, ``_RimColor``).
+    The matcap factor: VRM 1.0's ``matcapFactor``; VRM 0.x has none (white)."""
     if mtoon:
         return Toon(
+            matcap_factor=_color(_floats(mtoon.get("matcapFactor"), (1.0, 1.0, 1.0))),
             shade_color=_floats(mtoon.get("shadeColorFactor"), (0.0, 0.0, 0.0)),
             toony=_number(mtoon.get("shadingToonyFactor"), 0.9),
             shift=_number(mtoon.get("shadingShiftFactor"), 0.0),
@@ -189,9 +201,15 @@ def _outline(mode: Any, width: float, color: tuple[float, ...], mix: float) -> d
     return {
         "outline_width": min(width, 0.1),
         "outline_screen": mode == "screenCoordinates",
-        "outline_color": tuple(min(max(c, 0.0), 1e3) for c in color[:3]),
+        "outline_color": _color(color),
         "outline_mix": min(max(mix, 0.0), 1.0),
     }
+
+
+def _color(color: tuple[float, ...]) -> tuple[float, ...]:
+    """A linear RGB factor in 0..1000: nothing negative, nothing a hostile file could
+    blow through the tone curve with."""
+    return tuple(min(max(c, 0.0), 1e3) for c in color[:3])
 
 
 def vrm0_material_properties(extensions: dict[str, Any]) -> dict[str, dict[str, Any]]:

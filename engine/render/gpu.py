@@ -163,6 +163,11 @@ class GpuAsset:
             else color_texture(ctx, m.emissive_texture, m.emissive_slot, levels)
             for m, levels in zip(asset.materials, data.emissive_mips, strict=True)
         ]  # fmt: skip
+        self.matcap_textures = [  # MToon's, sampled only where the material is MToon
+            None if m.matcap_texture is None or m.toon is None
+            else color_texture(ctx, m.matcap_texture, m.matcap_slot, levels)
+            for m, levels in zip(asset.materials, data.matcap_mips, strict=True)
+        ]  # fmt: skip
         self.host_targets = data.host_targets
         self.meshes = [[self._primitive(ctx, p) for p in prims] for prims in data.meshes]
         for mesh_targets, prims in zip(self.host_targets, self.meshes, strict=True):
@@ -235,7 +240,7 @@ class GpuAsset:
         for prims in self.meshes:
             for p in prims:
                 p.release()
-        for t in [*self.textures, *self.emissive_textures]:
+        for t in [*self.textures, *self.emissive_textures, *self.matcap_textures]:
             if t is not None:
                 t.release()
 

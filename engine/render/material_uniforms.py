@@ -1,5 +1,6 @@
 """The lit shader's material uniforms as bytes: base colour, alpha mode and cutoff,
-texture UV sets and transforms, emissive, unlit and MToon (``engine.gltf_material``)."""
+texture UV sets and transforms, emissive, unlit and MToon with its matcap
+(``engine.gltf_material``)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def material_uniforms(material: GltfMaterial, variant: LitVariant) -> dict[str, 
     out["u_shade_shift"] = _floats([min(max(toon.shift, -1.0), 1.0)])
     out["u_rim_color"] = _floats(toon.rim_color[:3])
     out["u_rim"] = _floats([toon.rim_power, toon.rim_lift, toon.rim_mix])
+    if variant.matcap_texture:
+        out["u_matcap_factor"] = _floats(toon.matcap_factor[:3])
+        out["u_matcap_uv_row"] = _rows(material.matcap_slot.transform)
     return out
 
 

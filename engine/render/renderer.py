@@ -34,6 +34,7 @@ SKIN_BLOCK_BINDING = 1
 DELTAS_UNIT = 0
 BASE_TEXTURE_UNIT = 1
 EMISSIVE_TEXTURE_UNIT = 2
+MATCAP_TEXTURE_UNIT = 3
 UPLOAD_WAIT_S = 0.002  # what a frame waits for an upload prepared aside (``acquire``)
 MATRIX_CACHE_SIZE = 512  # model matrices whose derived parts are kept (``draw_node``)
 _DEFAULT_MATERIAL = GltfMaterial()
@@ -42,7 +43,7 @@ _DEFAULT_MATERIAL = GltfMaterial()
 # The uniforms begin_frame sets on every program that reads them.
 FRAME_UNIFORMS = (
     "u_light_dir", "u_light_color", "u_ambient", "u_exposure", "u_camera_position",
-    "u_view_projection", "u_aspect",
+    "u_view_projection", "u_aspect", "u_view_rotation",
 )  # fmt: skip
 
 
@@ -54,6 +55,10 @@ def _aspect(projection: np.ndarray) -> bytes:
 
 def _mat4(m: np.ndarray) -> bytes:
     return np.ascontiguousarray(m.T, np.float32).tobytes()  # GLSL wants column-major
+
+
+def _mat3(m: np.ndarray) -> bytes:
+    return np.ascontiguousarray(m[:3, :3].T, np.float32).tobytes()
 
 
 def _linear_parts(model_matrix: np.ndarray) -> tuple[float, float, bytes]:
@@ -83,7 +88,8 @@ def lit_variant(
     """The lit shader variant that draws ``prim`` with ``material``: only the parts it
     uses (a texture exactly where the material has one, TEXCOORD_1 where a sampled
     texture reads it, COLOR_0 where the primitive has it, the target loop where it has
-    targets and ``shader_morphs``, not host morphs, blend them)."""
+    targets and ``shader_morphs``, not host morphs, blend them; MToon's matcap where
+    its material has a matcap texture, whatever its factor: a bind may raise it)."""
     influences = skin_influences(prim)
     colors = prim.colors is not None
     morphs = shader_morphs and bool(prim.targets)
@@ -96,6 +102,7 @@ def lit_variant(
         influences=influences,
         base_texture=base,
         emissive_texture=emissive,
+        matcap_texture=material.toon is not None and material.matcap_texture is not None,
         uv1=(base and material.base_color_slot.uv_set == 1)
         or (emissive and material.emissive_slot.uv_set == 1),
         vertex_colors=colors,
@@ -317,6 +324,8 @@ class Renderer:
                 program["u_base_texture"].value = BASE_TEXTURE_UNIT
             if variant.emissive_texture:
                 program["u_emissive_texture"].value = EMISSIVE_TEXTURE_UNIT
+            if variant.matcap_texture:
+                program["u_matcap_texture"].value = MATCAP_TEXTURE_UNIT
             self._variants[variant] = program
             self._variant_of[program] = variant
             self._absent[program] = frozenset(n for n in FRAME_UNIFORMS if n not in program)
@@ -359,6 +368,7 @@ class Renderer:
             "u_camera_position": np.asarray(frame.camera_position, np.float32).tobytes(),
             "u_view_projection": _mat4(frame.view_projection),
             "u_aspect": _aspect(frame.projection),
+            "u_view_rotation": _mat3(frame.view),  # the matcap's view-space normal
         }
         for lit in self.programs:
             self._write_frame_uniforms(lit)
@@ -571,6 +581,9 @@ class Renderer:
         emissive = gpu.emissive_textures[index] if index is not None else None
         if emissive is not None:
             emissive.use(EMISSIVE_TEXTURE_UNIT)
+        matcap = gpu.matcap_textures[index] if index is not None else None
+        if matcap is not None:
+            matcap.use(MATCAP_TEXTURE_UNIT)
         if material.double_sided:
             self.ctx.disable(moderngl.CULL_FACE)
         else:

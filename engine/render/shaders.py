@@ -184,6 +184,12 @@ uniform float u_toony;
 uniform float u_shade_shift;
 uniform vec3 u_rim_color;           // linear
 uniform vec3 u_rim;                 // MToon's rim: fresnel power, lift, lighting mix
+#ifdef MATCAP_TEXTURE
+uniform sampler2D u_matcap_texture; // sRGB-encoded, read where the view-space normal points
+uniform vec3 u_matcap_uv_row[2];
+uniform vec3 u_matcap_factor;       // linear
+uniform mat3 u_view_rotation;       // world -> camera
+#endif
 #endif
 
 uniform vec3 u_light_dir[3];        // key, fill, rim: unit vectors towards the light
@@ -281,10 +287,21 @@ void main() {
         vec3 shade = u_shade_color * texel * VERTEX_COLOR.rgb;
         color += mix(shade, base.rgb, lit) * (u_light_color[0] + u_light_color[1]) * 0.55;
         float facing = 1.0 - dot(n, normalize(u_camera_position - v_world)) + u_rim.y;
-        float rim = pow(clamp(facing, 0.0, 1.0), u_rim.x);
+        vec3 rim = u_rim_color * pow(clamp(facing, 0.0, 1.0), u_rim.x);
+#ifdef MATCAP_TEXTURE
+        {  // as three-vrm: the view-space normal's UV, seen along the view direction,
+           // added to the rim before the rim's lighting
+            vec3 vn = u_view_rotation * n, vd = u_view_rotation * v;
+            vec3 x = normalize(vec3(vd.z, 0.0, -vd.x));
+            vec3 y = cross(vd, x);
+            vec3 sphere = vec3(0.5 + 0.5 * vec2(dot(x, vn), -dot(y, vn)), 1.0);
+            vec2 muv = vec2(dot(u_matcap_uv_row[0], sphere), dot(u_matcap_uv_row[1], sphere));
+            rim += u_matcap_factor * srgb_to_linear(texture(u_matcap_texture, muv).rgb);
+        }
+#endif
         vec3 rim_light = mix(vec3(1.0), u_ambient + (u_light_color[0] + u_light_color[1]) * 0.55,
                              u_rim.z);
-        color += u_rim_color * rim * rim_light + emissive;
+        color += rim * rim_light + emissive;
         f_color = vec4(linear_to_srgb(tonemap(color * u_exposure)), alpha);
         return;
     }
@@ -318,6 +335,7 @@ class LitVariant:
     influences: int = 0  # linear-blend skinning with 1-4 or 8 joints a vertex (0: none)
     base_texture: bool = False  # the base colour texture is sampled
     emissive_texture: bool = False  # the emissive texture is sampled
+    matcap_texture: bool = False  # MToon's matcap is sampled (with extras)
     uv1: bool = False  # a sampled texture reads TEXCOORD_1
     vertex_colors: bool = False  # COLOR_0 multiplies the base colour
     morph_targets: bool = False  # the vertex shader's target loop (not with host morphs)
@@ -333,6 +351,7 @@ class LitVariant:
             + "#define SKIN_EIGHT\n" * (self.influences > 4)
             + "#define BASE_TEXTURE\n" * self.base_texture
             + "#define EMISSIVE_TEXTURE\n" * self.emissive_texture
+            + "#define MATCAP_TEXTURE\n" * self.matcap_texture
             + "#define UV1\n" * self.uv1
             + "#define VERTEX_COLORS\n" * self.vertex_colors
             + "#define MORPH_TARGETS\n" * self.morph_targets

@@ -72,10 +72,11 @@ class UploadData:
     options: UploadOptions
     host_targets: list[HostTargets | None]  # per mesh (None: shader morphs or none)
     meshes: list[list[PrimitiveData]]
-    # Per material: the base colour and emissive textures' smaller levels, made on the
-    # host (None: the GPU makes them, or no texture; ``engine.render.mipmaps``).
+    # Per material: the base colour, emissive and matcap textures' smaller levels, made
+    # on the host (None: the GPU makes them, or no texture; ``engine.render.mipmaps``).
     base_mips: list[list[np.ndarray] | None]
     emissive_mips: list[list[np.ndarray] | None]
+    matcap_mips: list[list[np.ndarray] | None]
 
 
 def upload_data(asset: GltfAsset, options: UploadOptions) -> UploadData:
@@ -98,6 +99,7 @@ def upload_data(asset: GltfAsset, options: UploadOptions) -> UploadData:
         [[_primitive(p, options) for p in prims] for prims in drawn],
         [mips(m.base_color_texture) for m in asset.materials],
         [mips(m.emissive_texture) for m in asset.materials],
+        [mips(m.matcap_texture) for m in asset.materials],
     )
 
 

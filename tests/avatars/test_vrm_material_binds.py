@@ -157,9 +157,10 @@ def test_material_binds_are_drawn(tmp_path, make_headless_app):
 
 
 def test_what_cannot_be_drawn_is_named_once(tmp_path, caplog):
-    """Matcap colours (no such shading here) and expressions no preset stands for are
+    """Colour types with no such shading here and expressions no preset stands for are
     named in one warning at load and in ``avatarkit inspect``; a file whose binds
-    are all drawn says nothing. A hostile file's names cannot forge lines or flood one."""
+    are all drawn (MToon's matcap colour among them) says nothing. A hostile file's names
+    cannot forge lines or flood one."""
     from avatarkit.inspection import inspect_avatar
 
     ext = with_binds(
@@ -167,7 +168,7 @@ def test_what_cannot_be_drawn_is_named_once(tmp_path, caplog):
         happy={
             "materialColorBinds": [
                 {"material": 0, "type": "color", "targetValue": RED},
-                {"material": 0, "type": "matcapColor", "targetValue": RED},
+                {"material": 0, "type": "sparkleColor", "targetValue": RED},
             ]
         },
     )
@@ -179,13 +180,18 @@ def test_what_cannot_be_drawn_is_named_once(tmp_path, caplog):
         Avatar.from_file(path)
     named = [r.getMessage() for r in caplog.records if "not drawn" in r.getMessage()]
     assert len(named) == 1, named
-    assert "happy (matcapColor (no such shading here))" in named[0]
+    assert "happy (sparkleColor (no such shading here))" in named[0]
     assert "blush (not a preset expression: nothing drives it)" in named[0]
     assert any("blush" in n for n in inspect_avatar(path).notes)
 
     drawn = with_binds(
         vrm1({"aa": [(0, 1.0)]}),
-        happy={"materialColorBinds": [{"material": 0, "type": "color", "targetValue": RED}]},
+        happy={
+            "materialColorBinds": [
+                {"material": 0, "type": "color", "targetValue": RED},
+                {"material": 0, "type": "matcapColor", "targetValue": RED},
+            ]
+        },
     )
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="avatarkit"):
@@ -303,3 +309,46 @@ def test_an_outline_colour_bind_moves_the_mtoon_outline(tmp_path):
     assert binds.materials(arkit())[0].toon.outline_color == pytest.approx([0, 0, 0])
     half = binds.materials(arkit(**happy(0.5)))[0].toon.outline_color
     assert half == pytest.approx([0.5, 0.05, 0.05])
+
+
+def test_a_matcap_colour_bind_lights_the_matcap(tmp_path, make_headless_app):
+    """``matcapColor`` (VRM 0.x ``_MatcapColor``) moves MToon's matcap factor: a face
+    whose matcap is off (factor 0) shows it magenta in the middle once smiling. Real EGL
+    pixels, through the contact sheet."""
+    from avatarkit.contact_sheet import POSES, render_poses
+    from engine.gltf_write import pack_glb, unpack_glb
+    from tests.engine.conftest import add_texture, glow_matcap
+
+    make_headless_app(size=(16, 16)).close()  # skips where there is no EGL
+    magenta = [1.0, 0.0, 1.0, 1.0]
+    ext = with_binds(
+        vrm1({"aa": [(0, 1.0)], "blink": [(1, 1.0)], "happy": [(2, 1.0)]}),
+        happy={
+            "materialColorBinds": [{"material": 0, "type": "matcapColor", "targetValue": magenta}]
+        },
+    )
+    path = textured_head(tmp_path / "m.vrm", ext)
+    doc, blob = unpack_glb(path.read_bytes())
+    doc["materials"][0]["extensions"] = {
+        "VRMC_materials_mtoon": {
+            "specVersion": "1.0",
+            "matcapTexture": {"index": add_texture(doc, glow_matcap())},
+            "matcapFactor": [0.0, 0.0, 0.0],
+        }
+    }
+    doc["extensionsUsed"] = sorted({*doc["extensionsUsed"], "VRMC_materials_mtoon"})
+    path.write_bytes(pack_glb(doc, blob))
+    avatar = Avatar.from_file(path)
+    binds = avatar.material_expressions
+    assert binds is not None
+    assert binds.materials(arkit(**SMILE))[0].toon.matcap_factor == pytest.approx(magenta[:3])
+
+    cells = render_poses(avatar, (96, 96))
+    shown = {label: cells[i].astype(np.int16) for i, (label, _) in enumerate(POSES)}
+    centre = (slice(40, 56), slice(40, 56))  # the middle of the face, facing the camera
+    neutral, smile = (
+        shown[k][centre][..., :3].reshape(-1, 3).mean(axis=0) for k in ("neutral", "smile")
+    )
+    # Red and blue rise where the matcap is white; green as it was.
+    assert smile[0] > neutral[0] + 40 and smile[2] > neutral[2] + 40, (neutral, smile)
+    assert abs(smile[1] - neutral[1]) < 6, (neutral, smile)

@@ -129,3 +129,33 @@ def test_the_parametric_rim_follows_its_power_lift_and_mix(tmp_path):
     materials = Avatar.from_file(zero).asset.materials
     toon = next(m.toon for m in materials if m.name == "skin")
     assert toon is not None and (toon.rim_power, toon.rim_lift, toon.rim_mix) == (3.0, 0.25, 0.5)
+
+
+@pytest.mark.parametrize("vrm0", [False, True], ids=["VRM 1.0", "VRM 0.x"])
+def test_a_matcap_lights_the_skinned_face(tmp_path, make_headless_app, vrm0):
+    """MToon's matcap (VRM 1.0 ``matcapTexture``, VRM 0.x ``_SphereAdd``) on the skinned,
+    morphed figure in the contact sheet (host morphs, rigid runs): the middle of the face,
+    which faces the camera, brightens where the matcap is white at its centre."""
+    from tests.engine.conftest import add_texture, glow_matcap
+
+    make_headless_app(size=(16, 16)).close()  # skips where there is no EGL
+    shading = {"shadeColorFactor": BLUE_SHADE, "shadingToonyFactor": 0.9,
+               "shadingShiftFactor": 0.0}  # fmt: skip
+    plain = face(figure(tmp_path / "plain.vrm", vrm0, shading))
+    path = figure(tmp_path / "matcap.vrm", vrm0, shading)
+    doc, blob = unpack_glb(path.read_bytes())
+    index = add_texture(doc, glow_matcap())
+    if vrm0:
+        doc["extensions"]["VRM"]["materialProperties"][0]["textureProperties"] = {
+            "_SphereAdd": index
+        }
+    else:
+        skin = next(m for m in doc["materials"] if m["name"] == "skin")
+        skin["extensions"]["VRMC_materials_mtoon"]["matcapTexture"] = {"index": index}
+    path.write_bytes(pack_glb(doc, blob))
+    lit = face(path)
+    h, w = lit.shape[:2]
+    middle = (slice(h // 3, h // 2), slice(2 * w // 5, 3 * w // 5))
+    gain = (lit - plain)[middle][..., :3].reshape(-1, 3).mean(axis=0)
+    assert gain.min() > 5 and gain.sum() > 40, gain  # red nears white already
+    assert (lit - plain)[..., :3].min() >= -2  # the matcap only adds

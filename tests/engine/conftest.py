@@ -96,6 +96,33 @@ def bulged_frame(
         return app.read_pixels().astype(int)
 
 
+def add_texture(doc: dict, rgba: np.ndarray) -> int:
+    """Append an RGBA image (a PNG in a data URI) and a texture of it to a parsed glTF
+    document; the texture's index."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.asarray(rgba, np.uint8)).save(png, "PNG")
+    uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    doc.setdefault("images", []).append({"uri": uri})
+    doc.setdefault("textures", []).append({"source": len(doc["images"]) - 1})
+    return len(doc["textures"]) - 1
+
+
+def glow_matcap(size: int = 16) -> np.ndarray:
+    """A matcap white in a disc at its centre (where a normal facing the camera reads)
+    and black out to its rim (where a silhouette's normals read)."""
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    image = np.zeros((size, size, 4), np.uint8)
+    image[..., 3] = 255
+    image[disc, :3] = 255
+    return image
+
+
 def foreground(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Boolean mask of pixels that differ clearly from a background render."""
     return np.abs(pixels.astype(int) - background.astype(int)).sum(axis=2) > 24
