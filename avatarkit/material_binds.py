@@ -62,6 +62,7 @@ _VRM0_COLORS = {
 }
 MAX_LISTED = 12  # expressions a warning names
 MAX_BINDS = 4096  # binds read from one file (each costs a little every frame)
+BIND_LIMIT = 1e3  # the largest target a bind may name (as the toon colours, engine.gltf_material)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,9 @@ def find_binds(asset: GltfAsset) -> MaterialBinds:
                 if material is None or scale is None or offset is None:
                     undrawn(name, "a malformed textureTransformBind")
                 elif len(found.textures) < MAX_BINDS:
-                    found.textures.append(TextureBind(expression, material, scale, offset))
+                    found.textures.append(
+                        TextureBind(expression, material, _bounded(scale), _bounded(offset))
+                    )
         return found
     by_name: dict[str, list[int]] = {}
     for i, m in enumerate(asset.materials):
@@ -168,7 +171,12 @@ def find_binds(asset: GltfAsset) -> MaterialBinds:
                     # Unity's texture space runs bottom-up, glTF's top-down (three-vrm).
                     if len(found.textures) < MAX_BINDS:
                         found.textures.append(
-                            TextureBind(expression, material, (sx, sy), (ox, 1.0 - oy - sy))
+                            TextureBind(
+                                expression,
+                                material,
+                                _bounded((sx, sy)),
+                                _bounded((ox, 1.0 - oy - sy)),
+                            )
                         )
                 elif prop in _VRM0_COLORS and target:
                     _add_color(
@@ -202,7 +210,13 @@ def _add_color(
         undrawn(name, f"{_shown(kind)} (no such shading here)")
     elif len(found.colors) < MAX_BINDS:
         rgba = number_list(value, 4, ()) or (*rgb, 1.0)
-        found.colors.append(ColorBind(expression, material, kind, rgba))
+        found.colors.append(ColorBind(expression, material, kind, _bounded(rgba, 0.0)))
+
+
+def _bounded(values: tuple[float, ...], low: float = -BIND_LIMIT) -> tuple[float, ...]:
+    """A bind's target inside ``low``..``BIND_LIMIT``: finite is not enough, a 1e300 colour
+    or texture offset overflows to infinity in the GPU's 32-bit floats."""
+    return tuple(min(max(v, low), BIND_LIMIT) for v in values)
 
 
 class MaterialExpressions:

@@ -352,3 +352,28 @@ def test_a_matcap_colour_bind_lights_the_matcap(tmp_path, make_headless_app):
     # Red and blue rise where the matcap is white; green as it was.
     assert smile[0] > neutral[0] + 40 and smile[2] > neutral[2] + 40, (neutral, smile)
     assert abs(smile[1] - neutral[1]) < 6, (neutral, smile)
+
+
+def test_hostile_bind_targets_are_bounded(tmp_path):
+    """A finite but huge target (1e300) would overflow the GPU's 32-bit floats to infinity:
+    colours stay in 0..1e3, texture scales and offsets in -1e3..1e3."""
+    ext = with_binds(
+        vrm1({"aa": [(0, 1.0)], "blink": [(1, 1.0)], "happy": [(2, 1.0)]}),
+        happy={
+            "materialColorBinds": [
+                {"material": 0, "type": "color", "targetValue": [1e300, -1e300, 0.5, 1.0]}
+            ]
+        },
+        blink={
+            "textureTransformBinds": [
+                {"material": 0, "offset": [1e300, -1e300], "scale": [1e300, 1]}
+            ]
+        },
+    )
+    avatar = Avatar.from_file(write_head(tmp_path / "head.vrm", REGIONS, ext))
+    binds = avatar.material_expressions
+    assert binds is not None
+    shown = binds.materials(arkit(**SMILE, **BLINK))[0]
+    assert shown.base_color_factor == pytest.approx((1e3, 0.0, 0.5, 1.0))
+    assert shown.base_color_slot.transform == pytest.approx((1e3, 0, 1e3, 0, 1, -1e3))
+    assert np.isfinite(np.float32(shown.base_color_slot.transform)).all()
