@@ -8,11 +8,12 @@ spheres and capsules, and the bone is turned to point at it.
 
 ``AvatarView`` steps it each drawn frame on the render thread, after the head, neck and
 eye bones are posed and before the model is drawn: it reads the model's node matrices and
-writes the spring joints' local rotations. The tails live in the scene's space, as in
-three-vrm without a ``center`` (a spring's ``center`` is not read): an avatar moved
-through the scene swings its hair. Joints are stepped a level at a time (a joint after
-its parent), each level in one batch of numpy calls: a VRoid model's 100-200 joints cost
-about as much Python as their chains are deep.
+writes the spring joints' local rotations. The tails live in the scene's space, so an
+avatar moved through the scene swings its hair; a spring with a ``center`` node keeps its
+tails' inertia in that node's space instead, as three-vrm does (hair that moves with the
+hips, say, and swings only as the head turns under them). Joints are stepped a level at
+a time (a joint after its parent), each level in one batch of numpy calls: a VRoid
+model's 100-200 joints cost about as much Python as their chains are deep.
 
 The extension is untrusted JSON: malformed springs, joints and colliders are skipped,
 never raised, and at most ``MAX_JOINTS`` joints and ``MAX_COLLIDERS`` colliders are read;
@@ -62,6 +63,7 @@ class SpringJoint:
     gravity_dir: tuple[float, ...]  # asset space
     drag: float
     colliders: tuple[int, ...]  # indices into the colliders
+    center: int | None = None  # the node whose space the tail's inertia lives in
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def _vrm1(ext: dict[str, Any], count: int) -> tuple[list[SpringJoint], list[Spri
     taken: set[int] = set()
     for spring in _objects(ext.get("springs")):
         touched = _touched(groups, spring)
+        center = index_below(spring.get("center"), count)
         chain = list(_objects(spring.get("joints")))
         # Each joint's tail is the next joint; the last one is only a tail.
         for bone, tail in zip(chain, chain[1:], strict=False):
@@ -141,7 +144,9 @@ def _vrm1(ext: dict[str, Any], count: int) -> tuple[list[SpringJoint], list[Spri
                 continue
             direction = _point(bone.get("gravityDir"), (0.0, -1.0, 0.0))
             taken.add(node)
-            joints.append(_joint(bone, node, child, direction or (0.0, -1.0, 0.0), touched))
+            joints.append(
+                _joint(bone, node, child, direction or (0.0, -1.0, 0.0), touched, center=center)
+            )
     return joints, colliders
 
 
@@ -168,6 +173,7 @@ def _vrm0(
     for group in _objects(secondary.get("boneGroups")):
         touched = _touched(groups, group)
         direction = _xyz(group.get("gravityDir"), (0.0, -1.0, 0.0)) or (0.0, -1.0, 0.0)
+        center = index_below(group.get("center"), count)  # UniVRM writes -1 for none
         for root in _list(group.get("bones")):
             stack = [] if index_below(root, count) is None else [root]
             while stack:  # the root and all below it, each bone's tail its first child
@@ -176,7 +182,9 @@ def _vrm0(
                 if node not in taken and len(joints) < MAX_JOINTS:
                     taken.add(node)
                     first = children[0] if children else None
-                    joints.append(_joint(group, node, first, direction, touched, "stiffiness"))
+                    joints.append(
+                        _joint(group, node, first, direction, touched, "stiffiness", center)
+                    )
                 stack.extend(reversed(children))
     return joints, colliders
 
@@ -188,6 +196,7 @@ def _joint(
     direction: tuple[float, ...],
     colliders: tuple[int, ...],
     stiffness: str = "stiffness",
+    center: int | None = None,
 ) -> SpringJoint:
     return SpringJoint(
         node,
@@ -198,6 +207,7 @@ def _joint(
         direction,
         _setting(source, "dragForce"),
         colliders,
+        center,
     )
 
 
@@ -274,6 +284,9 @@ class SpringBones:
             [np.multiply(j.gravity_dir, j.gravity_power) for j in kept], np.float64
         ).reshape(-1, 3)
         self._keep = 1.0 - np.array([j.drag for j in kept], np.float64)[:, None]
+        centers = np.array([-1 if j.center is None else j.center for j in kept], np.intp)
+        self._centered = np.flatnonzero(centers >= 0)
+        self._centers = centers[self._centered]
         self._levels = self._plan(skeleton.parent)
         self._current: np.ndarray | None = None  # each tail now and a step ago (scene space)
         self._where: np.ndarray | None = None  # the model's place at the last step
@@ -355,6 +368,12 @@ class SpringBones:
         first = self._current is None
         current = np.zeros((len(self.joints), 3)) if self._current is None else self._current
         previous = self._previous
+        centered = self._centered
+        if len(centered):  # this frame's centres: their tails from centre space to the scene's
+            centre = world[self._centers]
+            if not first:
+                current[centered] = _affine(centre, current[centered])
+                previous[centered] = _affine(centre, previous[centered])
         shapes = collider_ends(self.colliders, world) if self.colliders else None
         for plan in self._levels:
             rows = plan.rows
@@ -383,6 +402,9 @@ class SpringBones:
             posed[rows] = parents @ trs_matrices(plan.t, rotation, plan.s)
             for node, q in zip(plan.nodes, rotation.astype(np.float32), strict=True):
                 nodes[node].rotation = q
+        if len(centered):  # and back: next frame's inertia moves with the centre
+            current[centered] = _unaffine(centre, current[centered])
+            previous[centered] = _unaffine(centre, previous[centered])
         self._current, self._previous = current, previous
 
     def _collide(
@@ -460,6 +482,16 @@ def _parent_matrices(plan: _Level, world: np.ndarray, posed: np.ndarray) -> np.n
             a = plan.anchor_node[k]
             out[k] = posed[plan.anchor[k]] @ _solve(world[a][None], world[plan.parent[k]][None])[0]
     return out
+
+
+def _affine(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``points`` [n, 3] through the matrices ``m`` [n, 4, 4], row by row."""
+    return (m[:, :3, :3] @ points[:, :, None])[:, :, 0] + m[:, :3, 3]
+
+
+def _unaffine(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``points`` [n, 3] through the inverses of ``m`` (pseudo-inverses where singular)."""
+    return _solve(m[:, :3, :3], (points - m[:, :3, 3])[:, :, None])[:, :, 0]
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:

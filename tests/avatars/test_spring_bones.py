@@ -40,6 +40,7 @@ def hair_head(
     top: bool = False,
     collide: bool = True,
     vrm0: bool = False,
+    center: bool = False,
 ) -> Path:
     """A sphere head with a strand of hair sticking out along +X: from the side of the
     head (``top``: from its crown), each joint a small blue box."""
@@ -68,6 +69,7 @@ def hair_head(
                             "hitRadius": 0.01,
                             "bones": [strand[0]],
                             "colliderGroups": [0] if collide else [],
+                            "center": face if center else -1,
                         }
                     ],
                     "colliderGroups": [
@@ -90,6 +92,7 @@ def hair_head(
                         "name": "hair",
                         "joints": [{"node": n, "hitRadius": 0.01, **settings} for n in strand],
                         "colliderGroups": [0] if collide else [],
+                        **({"center": face} if center else {}),
                     }
                 ],
             }
@@ -204,6 +207,38 @@ def test_moving_the_avatar_through_the_scene_swings_the_strand(tmp_path):
     place[0, 3] = 25.0  # put somewhere else in one frame: placed, not flung
     rig.run(1 / FPS, place)
     assert rig.strand() == pytest.approx(rest, abs=1e-6)
+
+
+@pytest.mark.parametrize("vrm0", [False, True])
+def test_a_spring_with_a_center_moves_with_it(tmp_path, vrm0):
+    """A spring's ``center`` (here the head) keeps its tails' inertia in that node's space,
+    as three-vrm does: the avatar lifted through the scene, or the head turned, carries
+    the strand along without a swing (the same moves swing a strand without one)."""
+    path = hair_head(tmp_path / "c.glb", gravity=0.0, stiffness=4.0, collide=False, vrm0=vrm0)
+    centred_path = hair_head(
+        tmp_path / "cc.glb", gravity=0.0, stiffness=4.0, collide=False, vrm0=vrm0, center=True
+    )
+    assert {j.center for j in find_springs(load_gltf(centred_path))[0]} == {0}
+    assert {j.center for j in find_springs(load_gltf(path))[0]} == {None}
+    free, centred = Rig(path), Rig(centred_path)
+    rest = free.strand()
+    place = np.eye(4)
+    for rig in (free, centred):
+        rig.run(0.5, place)
+    place[1, 3] = 0.1  # lifted 10 cm in one frame
+    for rig in (free, centred):
+        rig.run(1 / FPS, place)
+    assert free.strand()[-1][1] < rest[-1][1] - 0.02  # (the model's own space)
+    assert centred.strand() == pytest.approx(rest, abs=1e-6)
+    # The head turned a quarter turn in one frame: the centred strand turns with it.
+    for rig in (free, centred):
+        rig.nodes[rig.index["Face"]].rotation = quat_from_euler(yaw=np.pi / 2)
+        rig.run(1 / FPS, place)
+    turn = centred.skeleton.world(centred.nodes)[centred.index["Face"]]
+    turned = (turn @ np.c_[rest, np.ones(len(rest))].T).T[:, :3]
+    assert np.abs(turned - rest).max() > 0.1
+    assert centred.strand() == pytest.approx(turned, abs=1e-6)
+    assert np.abs(free.strand() - turned).max() > 0.02
 
 
 def test_the_head_collider_keeps_the_strand_out(tmp_path):
