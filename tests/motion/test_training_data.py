@@ -81,6 +81,64 @@ def test_augmented_spans_follow_the_audio(seed, warp):
     assert np.allclose(heard, labelled, atol=0.004), (heard, labelled)
 
 
+def _vowel(rate: int, f0: float, formants=(700.0, 1200.0), seconds: float = 1.0):
+    """A steady vowel: a glottal pulse train at ``f0`` through two formant resonators."""
+    from scipy import signal
+
+    x = np.zeros(int(seconds * rate))
+    x[:: int(rate / f0)] = 1.0
+    for f in formants:
+        r = np.exp(-np.pi * 80.0 / rate)
+        x = signal.lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / rate), r * r], x)
+    return 0.5 * x / np.abs(x).max()
+
+
+def _f0_and_formants(x: np.ndarray, rate: int) -> tuple[float, float]:
+    """Median F0 and the centroid of the spectral envelope's power from 200 Hz to 2 kHz (where
+    both formants are), by WORLD's own analysis."""
+    import pyworld
+
+    f0, times = pyworld.dio(x, rate)
+    f0 = pyworld.stonemask(x, f0, times, rate)
+    envelope = pyworld.cheaptrick(x, f0, times, rate)[len(f0) // 4 : -len(f0) // 4].mean(0)
+    freqs = np.linspace(0, rate / 2, len(envelope))
+    band = (freqs > 200) & (freqs < 2000)
+    centroid = np.sum(freqs[band] * envelope[band]) / np.sum(envelope[band])
+    return float(np.median(f0[f0 > 0])), float(centroid)
+
+
+def test_revoicing_moves_pitch_and_formants_apart():
+    """``revoice`` changes the pitch without the vocal tract and the tract without the pitch
+    (a tract warp moves both): the speakers ``train.py --world`` adds."""
+    pytest.importorskip("pyworld")
+    from avatarkit.motion.training.corpus import revoice
+
+    rate = 16000
+    x = _vowel(rate, 120.0)
+    f0, formants = _f0_and_formants(x, rate)
+    assert abs(f0 - 120) < 3
+    f0_up, formants_same = _f0_and_formants(revoice(x, rate, 1.6, 1.0, 1.0), rate)
+    assert abs(f0_up - 192) < 6 and abs(formants_same / formants - 1) < 0.03
+    f0_same, formants_up = _f0_and_formants(revoice(x, rate, 1.0, 1.0, 1.15), rate)
+    assert abs(f0_same - f0) < 3 and 1.08 < formants_up / formants < 1.15
+    # A person's range: a doubled pitch from 200 Hz stops at 300 Hz.
+    high = revoice(_vowel(rate, 200.0), rate, 2.0, 1.0, 1.0)
+    assert abs(_f0_and_formants(high, rate)[0] - 300) < 9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_revoiced_audio_stays_on_its_labels(seed):
+    pytest.importorskip("pyworld")
+    rate = 22050
+    at = [0.3, 0.9, 1.5]
+    spans = [("PP", int(t * rate), int((t + 0.01) * rate)) for t in at]
+    clip = Clip(_clicks(rate, at), rate, spans, "", "test")
+    out = augment(clip, random.Random(seed), world=1.0)
+    labelled = np.array([s for _, s, _ in out.spans]) / out.sample_rate
+    heard = _burst_onsets(out.audio, out.sample_rate)[: len(labelled)]
+    assert np.allclose(heard, labelled, atol=0.006), (heard, labelled)
+
+
 def test_kokoro_blends_mix_training_voices_only():
     pytest.importorskip("pocketsphinx")
     from avatarkit.motion.training.kokoro import HELDOUT_VOICES, TRAIN_VOICES, plan

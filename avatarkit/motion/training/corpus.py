@@ -8,6 +8,7 @@ into the exact features the runtime stream computes, with a viseme label per fea
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -42,17 +43,68 @@ def speak(text: str, voice: dict, lead_s: float = 0.0, tail_s: float = 0.0) -> C
 
 
 WARP = (0.88, 1.14)  # vocal-tract scale factors ``augment`` draws from
+PITCH = (0.6, 1.7)  # ``revoiced``: F0 scale factors (log-uniform)
+PITCH_HZ = (70.0, 300.0)  # ... keeping the median F0 inside a person's range
+FORMANTS = (0.85, 1.18)  # ``revoiced``: spectral-envelope scale factors, pitch apart
+WORLD_PERIOD_MS = 5.0
+
+
+def revoiced(x: np.ndarray, sr: int, rng: random.Random) -> np.ndarray:
+    """The same words from another speaker: pitch, intonation range and vocal tract drawn
+    independently (``augment``'s tract warp moves them together); see ``revoice``."""
+    return revoice(
+        x,
+        sr,
+        pitch=math.exp(rng.uniform(math.log(PITCH[0]), math.log(PITCH[1]))),
+        spread=rng.uniform(0.5, 1.5),  # a flatter or livelier intonation
+        formants=rng.uniform(*FORMANTS),
+    )
+
+
+def revoice(x: np.ndarray, sr: int, pitch: float, spread: float, formants: float) -> np.ndarray:
+    """``x`` through the WORLD vocoder (PyPI ``pyworld``; training only) with its median F0
+    times ``pitch`` (kept within ``PITCH_HZ``), its log-F0 excursions times ``spread`` and
+    its spectral envelope's frequencies times ``formants``. Durations are kept, so the
+    labels stay put."""
+    import pyworld
+
+    f0, times = pyworld.dio(x, sr, frame_period=WORLD_PERIOD_MS)
+    f0 = pyworld.stonemask(x, f0, times, sr)
+    envelope = pyworld.cheaptrick(x, f0, times, sr)
+    aperiodicity = pyworld.d4c(x, f0, times, sr)
+    voiced = f0 > 0
+    if voiced.any():
+        median = float(np.median(f0[voiced]))
+        target = min(max(median * pitch, PITCH_HZ[0]), PITCH_HZ[1])
+        f0[voiced] = target * np.exp(spread * np.log(f0[voiced] / median))
+    # The envelope at f becomes the old one at f / formants (log-linear between bins).
+    bins = np.arange(envelope.shape[1], dtype=np.float64)
+    source = np.minimum(bins / formants, bins[-1])
+    lo = np.floor(source).astype(np.int64)
+    hi = np.minimum(lo + 1, len(bins) - 1)
+    frac = source - lo
+    warped = np.exp(np.log(envelope[:, lo]) * (1 - frac) + np.log(envelope[:, hi]) * frac)
+    y = pyworld.synthesize(f0, np.ascontiguousarray(warped), aperiodicity, sr, WORLD_PERIOD_MS)
+    y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
+    return y / max(1e-9, np.abs(y).max()) * np.abs(x).max()
 
 
 def augment(
-    clip: Clip, rng: random.Random, rates=SUPPORTED_SAMPLE_RATES, warp: tuple = WARP
+    clip: Clip,
+    rng: random.Random,
+    rates=SUPPORTED_SAMPLE_RATES,
+    warp: tuple = WARP,
+    world: float = 0.0,
 ) -> Clip:
-    """A random speaker, microphone, room, line and level for one utterance."""
+    """A random speaker, microphone, room, line and level for one utterance; ``world``: the
+    share of utterances re-voiced (``revoiced``) instead of tract-warped."""
     x = clip.audio.astype(np.float64)
     sr = clip.sample_rate
     # Another vocal tract: play the audio at a rate ``warp`` times faster. Formants and
     # pitch scale by ``warp`` (a shorter or longer tract), durations by 1 / warp.
-    if rng.random() < 0.6:
+    if world and rng.random() < world:
+        x = revoiced(x, sr, rng)
+    elif rng.random() < 0.6:
         up = round(100 / rng.uniform(*warp))
         x = signal.resample_poly(x, up, 100)
     scale = len(x) / len(clip.audio)

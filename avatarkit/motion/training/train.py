@@ -51,13 +51,13 @@ def taps_given(text: str) -> bool:
 
 
 def _featurise(job) -> tuple[np.ndarray, np.ndarray]:
-    clip, seed, lead, augmented, stops, real_warp = job
+    clip, seed, lead, augmented, stops, real_warp, world = job
     rng = random.Random(seed)
     if stops:
         clip = connected_stops(clip, rng, stops)
     if augmented:
         warp = real_warp if real_warp and clip.voice.startswith("real:") else WARP
-        clip = augment(clip, rng, warp=warp)
+        clip = augment(clip, rng, warp=warp, world=world)
     mels, lab = features_and_labels(clip)
     # Target the face ``lead`` frames ahead: the runtime's coarticulation smoothing lags
     # by about that much, and lips lead the sound they shape anyway.
@@ -72,14 +72,16 @@ def build(
     augmented: bool = True,
     stops: float = 0.0,
     real_warp: tuple = (),
+    world: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per clip: level-normalised log-mels and viseme labels (leading the audio by ``lead``),
     on every core; ``stops``: the share of p/b/m closures made connected-speech-like;
-    ``real_warp``: the vocal-tract scale range for real recordings (default ``WARP``)."""
+    ``real_warp``: the vocal-tract scale range for real recordings (default ``WARP``);
+    ``world``: the share of clips re-voiced by vocoder (``corpus.revoiced``)."""
     from multiprocessing import Pool
 
     jobs = [
-        (clip, seed * 1_000_003 + i, lead, augmented, stops, real_warp)
+        (clip, seed * 1_000_003 + i, lead, augmented, stops, real_warp, world)
         for i, clip in enumerate(clips)
     ]
     with Pool() as pool:
@@ -273,6 +275,13 @@ def main() -> None:
         help="N,WIDTH: N bands of up to WIDTH mel channels blanked per training window "
         "(SpecAugment's frequency masks; default none)",
     )
+    parser.add_argument(
+        "--world",
+        type=float,
+        default=0.0,
+        help="share of training clips re-voiced by the WORLD vocoder: pitch and formants "
+        "changed apart (PyPI pyworld)",
+    )
     parser.add_argument("--out", default=str(MODEL_PATH))
     args = parser.parse_args()
     if args.conv and taps_given(args.taps):
@@ -314,6 +323,7 @@ def main() -> None:
         lead=args.lead,
         stops=args.connected_stops,
         real_warp=real_warp,
+        world=args.world,
     )
     watched = {"espeak-ng": build(make_clips(300, "heldout", 99), 2, ahead, args.lead)}
     for source, count in voices:
