@@ -27,9 +27,9 @@ class WindowBackend:
         vsync: bool = True,
         fullscreen: bool = False,
     ) -> None:
-        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner in the app's output
-        import pygame
+        from engine.quiet_pygame import import_pygame
 
+        pygame = import_pygame()
         self._pg = pygame
         check_display()
         try:

@@ -9,7 +9,6 @@ one quad each, not the whole screen.
 from __future__ import annotations
 
 import copy
-import os
 
 import moderngl
 import numpy as np
@@ -41,9 +40,9 @@ _CORNERS = np.array([(0, 0), (1, 0), (0, 1), (0, 1), (1, 0), (1, 1)], np.float32
 
 def _pygame():
     """pygame with its font module ready (works without a display)."""
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
+    from engine.quiet_pygame import import_pygame
 
+    pygame = import_pygame()
     if not pygame.font.get_init():
         pygame.font.init()
     return pygame

@@ -6,12 +6,13 @@ inwards from it (``"top-left"``, ``"top"``, ``"top-right"``, ``"left"``, ``"cent
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-import pygame  # noqa: E402
+from engine.quiet_pygame import import_pygame
+
+import_pygame()
+import pygame  # noqa: E402  (loaded quietly above)
 
 Color = tuple[int, int, int, int]
 FontFor = Callable[[int], "pygame.font.Font"]
