@@ -212,6 +212,18 @@ def test_demo_flags_without_a_scene_go_to_the_kiosk(argv, expected):
         assert args.scene == "kiosk" and args.scene_args[-1] in ("1", "--headless")
 
 
+def _drain(fd: int, quiet_s: float = 0.3) -> bytes:
+    """Everything written to a pty so far: Linux hands a pty's output to its reader from a
+    work queue, so one read right after the write can return only the start of it."""
+    import os
+    import select
+
+    out = b""
+    while select.select([fd], [], [], quiet_s)[0]:
+        out += os.read(fd, 65536)
+    return out
+
+
 def test_the_bar_shows_on_a_terminal_that_reports_no_size(monkeypatch):
     """A fresh pty (e.g. `script`, some CI runners) reports 0x0; tqdm then draws nothing."""
     import os
@@ -226,7 +238,7 @@ def test_the_bar_shows_on_a_terminal_that_reports_no_size(monkeypatch):
             bar.update(0.5)
             bar.finish("completed")
             stream.flush()
-        shown = os.read(master, 65536).decode(errors="replace")
+        shown = _drain(master).decode(errors="replace")
     finally:
         os.close(slave)
         os.close(master)
