@@ -23,6 +23,10 @@ from avatarkit.arkit import ARKIT_INDEX, NUM_BLENDSHAPES
 # never chatters. Per articulator: open close round spread dental tongue.
 ATTACK_S = (0.012, 0.008, 0.025, 0.025, 0.012, 0.015)
 RELEASE_S = (0.025, 0.020, 0.045, 0.045, 0.025, 0.025)
+# Once the classifier hears silence, every articulator returns this fast: a speaker's
+# mouth closes at the end of a phrase in a quick gesture (and an exponential release
+# with the in-speech constants would still be visibly moving 150 ms on).
+REST_RELEASE_S = 0.015
 TRACK_DT = 0.01
 SPEECH_S = 0.25  # speech-activity envelope (head sway, brows, blinks fade with it)
 SPEECH_FLOOR = 0.15  # speech probability below this is silence (the classifier never says 0)
@@ -39,8 +43,14 @@ PHRASE_PAUSE_S = 0.5
 SPEECH_SMILE = 0.2
 # A person's face comes to rest within about 150 ms of the last sound: head sway, nods,
 # brows and gaze are scaled by a gate that holds through the short silences inside speech
-# (stop closures, word joins) and then closes fast.
-GATE_HOLD_S, GATE_ATTACK_S, GATE_RELEASE_S = 0.06, 0.03, 0.025
+# (stop closures, word joins) and then closes along an eased ramp that ends at exactly 0,
+# so the face arrives at rest a fixed time after speech whatever it was doing (an
+# exponential release never arrives: a large sway was still visibly moving 150 ms on).
+GATE_HOLD_S, GATE_ATTACK_S, GATE_CLOSE_S = 0.04, 0.03, 0.05
+# Sound this far below the running speech peak (ln band power: 40 dB) is breath, a faint
+# release or room noise: it never restarts the gate's hold, however speech-like the
+# classifier finds it. A person's face does not start again for it.
+QUIET_LN = -40.0 * math.log(10.0) / 10.0
 BLINK_INTERVAL_S = (2.0, 5.0)
 BLINK_CLOSE_S, BLINK_OPEN_S = 0.07, 0.13
 SACCADE_INTERVAL_S = (0.5, 2.0)
@@ -60,12 +70,16 @@ class Coarticulation:
     def __init__(self) -> None:
         self._attack = [1.0 - math.exp(-TRACK_DT / tau) for tau in ATTACK_S]
         self._release = [1.0 - math.exp(-TRACK_DT / tau) for tau in RELEASE_S]
+        self._rest = [1.0 - math.exp(-TRACK_DT / REST_RELEASE_S)] * len(RELEASE_S)
         self._state = [0.0] * len(ATTACK_S)
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        state, attack, release = self._state, self._attack, self._release
+    def __call__(self, rows: np.ndarray, speech: np.ndarray) -> np.ndarray:
+        """``rows`` [n, 6] targets; ``speech`` [n] the speech probability (below
+        ``SPEECH_FLOOR``: silence, released at ``REST_RELEASE_S``)."""
+        state, attack = self._state, self._attack
         out = []
-        for target in rows.tolist():
+        for target, p in zip(rows.tolist(), speech.tolist(), strict=True):
+            release = self._release if p >= SPEECH_FLOOR else self._rest
             for j, value in enumerate(target):
                 delta = value - state[j]
                 state[j] += delta * (attack[j] if delta > 0 else release[j])
@@ -93,9 +107,9 @@ class FaceAnimator:
         self._next_saccade = self._rng.uniform(*SACCADE_INTERVAL_S)
         self._gaze_target = (0.0, 0.0)
         self._gaze = [0.0, 0.0]
-        self._gate = 0.0
+        self._gate = 0.0  # before easing: rises exponentially, falls linearly
         self._gate_attack = 1.0 - math.exp(-dt / GATE_ATTACK_S)
-        self._gate_release = 1.0 - math.exp(-dt / GATE_RELEASE_S)
+        self._gate_step = dt / GATE_CLOSE_S
 
     def animate(self, articulation: np.ndarray, speech: np.ndarray, loudness: np.ndarray):
         """Per frame: (coarticulated) articulation [n, 6], speech probability [n], loudness
@@ -109,9 +123,12 @@ class FaceAnimator:
         ):
             voiced = max(0.0, (p_speech - SPEECH_FLOOR) / (1.0 - SPEECH_FLOOR))
             self._speech += (voiced - self._speech) * self._speech_k
+            heard = voiced > 0.3 and loud > QUIET_LN
+            pause = self._silent_for  # the silence this frame ends, if it is speech
+            self._silent_for = 0.0 if heard else pause + self.dt
             gate = self._speaking(voiced)
             head = [gate * v for v in self._head(voiced, loud, art[0])]
-            blink = self._blink(voiced)
+            blink = self._blink(heard, pause)
             gaze = [gate * v for v in self._saccade()]
             o, c, r, s, d, t = art
             yaw, pitch = gaze[0] / GAZE_PER_WEIGHT, gaze[1] / GAZE_PER_WEIGHT
@@ -126,14 +143,16 @@ class FaceAnimator:
         return weights, table[:, _NUM_TERMS : _NUM_TERMS + 3], table[:, _NUM_TERMS + 3 :]
 
     def _speaking(self, voiced: float) -> float:
-        """The rest gate: opens with speech, holds ``GATE_HOLD_S`` into a silence, then
-        closes with a ``GATE_RELEASE_S`` time constant."""
+        """The rest gate: opens with speech, holds ``GATE_HOLD_S`` into a silence (counted
+        from the last frame heard as speech: louder than ``QUIET_LN`` too), then closes
+        within ``GATE_CLOSE_S``, eased at both ends (smoothstep)."""
         held = voiced > 0.05 or self._silent_for < GATE_HOLD_S
         if held:
             self._gate += (1.0 - self._gate) * self._gate_attack
         else:
-            self._gate -= self._gate * self._gate_release
-        return self._gate
+            self._gate = max(0.0, self._gate - self._gate_step)
+        g = self._gate
+        return g * g * (3.0 - 2.0 * g)
 
     def _head(self, voiced: float, loud: float, opening: float) -> tuple[float, float, float]:
         """Nods on emphasised syllables (a damped spring kicked by each) plus a slow sway."""
@@ -157,19 +176,16 @@ class FaceAnimator:
             s * SWAY[2] * math.sin(0.23 * t + p[3]),
         )
 
-    def _blink(self, voiced: float) -> float:
+    def _blink(self, heard: bool, pause: float) -> float:
         """Blinks while speaking (the client's idle animation blinks in silence); a phrase
-        after a pause often starts with one."""
+        after a pause (``pause`` s of silence before this frame) often starts with one."""
         t = self._t
-        if voiced > 0.3:
-            if self._silent_for > PHRASE_PAUSE_S and self._rng.random() < 0.5:
+        if heard:
+            if pause > PHRASE_PAUSE_S and self._rng.random() < 0.5:
                 self._next_blink = t
-            self._silent_for = 0.0
             if t >= self._next_blink and self._speech > 0.3:
                 self._blink_start = t
                 self._next_blink = t + self._rng.uniform(*BLINK_INTERVAL_S)
-        else:
-            self._silent_for += self.dt
         since = t - self._blink_start
         if 0 <= since < BLINK_CLOSE_S:
             return math.sin(0.5 * math.pi * since / BLINK_CLOSE_S)
@@ -256,6 +272,17 @@ def _mapping() -> np.ndarray:
 
 
 _MAPPING = _mapping()
+
+
+def shown_speech(speech: np.ndarray) -> np.ndarray:
+    """Per frame, how much of the articulation to show, from the speech probability.
+
+    The articulation is the posterior-weighted mean of the visemes' targets, so it scales
+    with the speech probability; below ``SPEECH_FLOOR`` that probability is the
+    classifier's residual in silence. Rescaled past the floor, the mouth rests exactly in
+    silence and shows the speech articulation in proportion to the evidence above it."""
+    floor = np.float32(SPEECH_FLOOR)
+    return np.maximum(speech - floor, 0.0) / ((1.0 - floor) * np.maximum(speech, floor))
 
 
 def lip_aperture(weights: np.ndarray) -> np.ndarray:

@@ -192,6 +192,30 @@ def test_decoding_averages_the_channels_of_packed_stereo_and_gives_the_rate():
     assert np.allclose(audio * 32768, 2000)
 
 
+def test_decoding_reads_audio_whose_tags_are_not_utf8():
+    # A WAV whose INFO title is Latin-1 ("café"): PyAV's strict metadata decoding refused
+    # the whole file, and a training run died on such a codec round trip.
+    import io
+    import struct
+    import wave
+
+    from avatarkit.motion.training.codecs import decode_mono
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(np.full(160, 1000, "<i2").tobytes())
+    title = b"caf\xe9\0"
+    info = b"INFO" + b"INAM" + struct.pack("<I", len(title)) + title
+    data = bytearray(buf.getvalue()) + b"LIST" + struct.pack("<I", len(info)) + info
+    data[4:8] = struct.pack("<I", len(data) - 8)
+    audio, rate = decode_mono(bytes(data))
+    assert rate == 16000 and len(audio) == 160
+    assert np.allclose(audio * 32768, 1000)
+
+
 def test_pico_trains_on_one_voice_and_holds_out_the_other():
     pytest.importorskip("pocketsphinx")  # the dictionary phrases come from its CMUdict
     from avatarkit.motion.training.pico import HELDOUT_VOICES, TRAIN_VOICES, plan

@@ -68,7 +68,10 @@ def decode_mono(data: bytes) -> tuple[np.ndarray, int]:
     import io
 
     chunks = []
-    with av.open(io.BytesIO(data), "r") as src:
+    # Metadata is not ours to read, and tags need not be UTF-8 (a Latin-1 title in a WAV's
+    # INFO list; a low-bitrate round trip once produced such bytes): PyAV's strict default
+    # would refuse the audio over them.
+    with av.open(io.BytesIO(data), "r", metadata_errors="replace") as src:
         rate = src.streams.audio[0].rate
         for frame in src.decode(audio=0):
             a = frame.to_ndarray()
