@@ -42,10 +42,12 @@ class Rig:
         return poses
 
 
-def heard_position(heard: np.ndarray, pcm: bytes) -> int | None:
-    """Where in ``pcm`` the block ``heard`` starts (the mixer is bit-exact for one centred
-    voice at unity volume), or None when it holds none of it: found at the output, so it
-    does not depend on the controller's own clock."""
+def heard_position(heard: np.ndarray, pcm: bytes, after: int = 0) -> int | None:
+    """Where in ``pcm``, at or after ``after``, the block ``heard`` starts (the mixer is
+    bit-exact for one centred voice at unity volume), or None when it holds none of it:
+    found at the output, so it does not depend on the controller's own clock. Playback
+    only moves forward: pass the last position found, since a test signal may repeat
+    (``speech`` does every second) and its first match would then be a second early."""
     source = np.frombuffer(pcm, "<i2").astype(np.int32)
     levels = np.round(np.asarray(heard, np.float64) * 32768).astype(np.int32)
     nonzero = np.flatnonzero(levels)
@@ -53,7 +55,7 @@ def heard_position(heard: np.ndarray, pcm: bytes) -> int | None:
         return None
     j = nonzero[0]
     for i in np.flatnonzero(source == levels[j]) - j:
-        if i >= 0 and np.array_equal(source[i : i + len(levels)], levels[: len(source) - i]):
+        if i >= after and np.array_equal(source[i : i + len(levels)], levels[: len(source) - i]):
             return int(i)
     return None
 

@@ -13,6 +13,7 @@ human recordings (``human.py``) are only watched, never trained on.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from pathlib import Path
@@ -530,6 +531,8 @@ def main() -> None:
         mean=mean,
         std=std,
         visemes=np.array(VISEMES),
+        # Provenance: the options that made these weights (the runtime does not read it).
+        recipe=np.array(json.dumps({k: v for k, v in vars(args).items() if k != "out"})),
         **params,  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     )
     print(f"saved {args.out}")
