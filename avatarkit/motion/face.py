@@ -65,7 +65,13 @@ def _pair(name: str) -> list[int]:
 
 
 class Coarticulation:
-    """Asymmetric one-pole smoothing of articulation rows [n, 6] at 100 Hz, stateful."""
+    """Asymmetric one-pole smoothing of articulation rows [n, 6] at 100 Hz, stateful.
+
+    A row is the posterior-weighted mean of the visemes' targets, so it scales with the
+    speech probability, and below ``SPEECH_FLOOR`` that probability is the classifier's
+    residual in silence. Each row is shown in proportion to the probability above the
+    floor: silence shows an exactly resting mouth, speech its full articulation.
+    """
 
     def __init__(self) -> None:
         self._attack = [1.0 - math.exp(-TRACK_DT / tau) for tau in ATTACK_S]
@@ -76,12 +82,15 @@ class Coarticulation:
     def __call__(self, rows: np.ndarray, speech: np.ndarray) -> np.ndarray:
         """``rows`` [n, 6] targets; ``speech`` [n] the speech probability (below
         ``SPEECH_FLOOR``: silence, released at ``REST_RELEASE_S``)."""
-        state, attack = self._state, self._attack
+        state, attack, floor = self._state, self._attack, SPEECH_FLOOR
         out = []
         for target, p in zip(rows.tolist(), speech.tolist(), strict=True):
-            release = self._release if p >= SPEECH_FLOOR else self._rest
+            if p > floor:
+                shown, release = (p - floor) / ((1.0 - floor) * p), self._release
+            else:
+                shown, release = 0.0, self._rest
             for j, value in enumerate(target):
-                delta = value - state[j]
+                delta = value * shown - state[j]
                 state[j] += delta * (attack[j] if delta > 0 else release[j])
             out.append(list(state))
         return np.array(out, np.float32).reshape(len(rows), len(state))
@@ -272,17 +281,6 @@ def _mapping() -> np.ndarray:
 
 
 _MAPPING = _mapping()
-
-
-def shown_speech(speech: np.ndarray) -> np.ndarray:
-    """Per frame, how much of the articulation to show, from the speech probability.
-
-    The articulation is the posterior-weighted mean of the visemes' targets, so it scales
-    with the speech probability; below ``SPEECH_FLOOR`` that probability is the
-    classifier's residual in silence. Rescaled past the floor, the mouth rests exactly in
-    silence and shows the speech articulation in proportion to the evidence above it."""
-    floor = np.float32(SPEECH_FLOOR)
-    return np.maximum(speech - floor, 0.0) / ((1.0 - floor) * np.maximum(speech, floor))
 
 
 def lip_aperture(weights: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from avatarkit.errors import AvatarKitError, ErrorCode
-from avatarkit.motion.face import Coarticulation, FaceAnimator, shown_speech
+from avatarkit.motion.face import Coarticulation, FaceAnimator
 from avatarkit.motion.features import (
     LOG_FLOOR,
     NUM_MELS,
@@ -184,9 +184,7 @@ class LipSyncStream:
             post = net(net.inputs(window_rows, window_means[net.history - 1 :]))
             track = np.empty((n_out, _NUM_ART + 2), np.float32)
             speech = 1.0 - post[:, _SIL]
-            articulation = post @ ARTICULATION
-            articulation *= shown_speech(speech)[:, None]
-            track[:, :_NUM_ART] = self._coarticulate(articulation, speech)
+            track[:, :_NUM_ART] = self._coarticulate(post @ ARTICULATION, speech)
             track[:, _NUM_ART] = speech
             track[:, _NUM_ART + 1] = levels[:n_out]
             self._track = np.concatenate([self._track, track])
