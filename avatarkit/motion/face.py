@@ -38,6 +38,10 @@ EMPHASIS_LN, EMPHASIS_RANGE = (
     1.5,
 )  # ln-loudness above the running level that starts/saturates emphasis
 PHRASE_PAUSE_S = 0.5
+# Time constants of the slower signals (they were per-frame steps tuned at 30 fps, so the
+# face moved twice as fast at 60 fps): the running speech level emphasis is judged
+# against, the brows rising with emphasis and settling after it, a saccade landing.
+LEVEL_AVG_S, BROW_RISE_S, BROW_FALL_S, SACCADE_S = 1.1, 0.077, 0.54, 0.036
 # The most mouthSmile speech makes (a fully spread vowel); avatars read a smile beyond it as
 # the expression "happy" (``blendshapes.happy_weight``).
 SPEECH_SMILE = 0.2
@@ -119,6 +123,12 @@ class FaceAnimator:
         self._gate = 0.0  # before easing: rises exponentially, falls linearly
         self._gate_attack = 1.0 - math.exp(-dt / GATE_ATTACK_S)
         self._gate_step = dt / GATE_CLOSE_S
+        self._level_k, self._saccade_k = (
+            1.0 - math.exp(-dt / tau) for tau in (LEVEL_AVG_S, SACCADE_S)
+        )
+        self._brow_rise, self._brow_fall = (
+            1.0 - math.exp(-dt / tau) for tau in (BROW_RISE_S, BROW_FALL_S)
+        )
 
     def animate(self, articulation: np.ndarray, speech: np.ndarray, loudness: np.ndarray):
         """Per frame: (coarticulated) articulation [n, 6], speech probability [n], loudness
@@ -166,12 +176,13 @@ class FaceAnimator:
     def _head(self, voiced: float, loud: float, opening: float) -> tuple[float, float, float]:
         """Nods on emphasised syllables (a damped spring kicked by each) plus a slow sway."""
         if voiced > 0.5:
-            self._loud_avg += (loud - self._loud_avg) * 0.03
+            self._loud_avg += (loud - self._loud_avg) * self._level_k
         # Emphasis: a syllable clearly louder than the running speech level; brows follow it.
         emphasis = (
             min(1.0, max(0.0, (loud - self._loud_avg - EMPHASIS_LN) / EMPHASIS_RANGE)) * voiced
         )
-        self._brow += (emphasis - self._brow) * (0.35 if emphasis > self._brow else 0.06)
+        rate = self._brow_rise if emphasis > self._brow else self._brow_fall
+        self._brow += (emphasis - self._brow) * rate
         if emphasis > 0.35 and opening > 0.4 and self._t - self._last_nod > NOD_REFRACTORY_S:
             self._nod_vel += NOD_GAIN * emphasis * 2 * math.pi * NOD_HZ
             self._last_nod = self._t
@@ -211,8 +222,8 @@ class FaceAnimator:
             )
             self._next_saccade = self._t + self._rng.uniform(*SACCADE_INTERVAL_S)
         g = self._gaze
-        for j in range(2):  # a saccade lands within two frames
-            g[j] += (self._gaze_target[j] * self._speech - g[j]) * 0.6
+        for j in range(2):  # a saccade lands in about 70 ms
+            g[j] += (self._gaze_target[j] * self._speech - g[j]) * self._saccade_k
         return g[0], g[1]
 
 

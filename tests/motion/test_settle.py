@@ -100,3 +100,23 @@ def test_the_mouth_rests_exactly_in_silence(mt, greeting):
     pcm = np.concatenate([pcm, np.zeros(rate, "<i2")])
     weights, _, _ = mt.stacked(mt.run_stream(pcm, rate, FPS))
     assert np.abs(weights[-10:]).max() < 1e-4
+
+
+def test_brows_and_gaze_keep_time_at_any_frame_rate():
+    # The same second of emphasised speech at 30 and 60 fps: the brows rise and settle,
+    # and the gaze moves, on the same clock (they were per-frame steps: twice as fast at 60).
+    from avatarkit.arkit import ARKIT_INDEX
+    from avatarkit.motion.face import FaceAnimator
+
+    tracks = {}
+    for fps in (30, 60):
+        t = np.arange(2 * fps) / fps
+        loud = np.where((t > 0.5) & (t < 0.7), 0.0, -4.0).astype(np.float32)  # one emphasis
+        art = np.tile(np.float32([0.6, 0, 0, 0, 0, 0]), (len(t), 1))
+        weights, _, gaze = FaceAnimator(fps).animate(art, np.ones(len(t), np.float32), loud)
+        tracks[fps] = np.concatenate([weights[:, [ARKIT_INDEX["browInnerUp"]]], gaze], axis=1)
+    assert tracks[30][:, 0].max() > 0.2  # the emphasis lifted the brows
+    # Every 30 fps frame against the 60 fps frame at the same time (the brows were 0.19
+    # apart, the gaze 0.009: its radians are small).
+    np.testing.assert_allclose(tracks[30][:, 0], tracks[60][::2, 0], atol=0.02)
+    np.testing.assert_allclose(tracks[30][:, 1:], tracks[60][::2, 1:], atol=0.002)
