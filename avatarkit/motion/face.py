@@ -68,6 +68,12 @@ def _pair(name: str) -> list[int]:
     return [_I[name + "Left"], _I[name + "Right"]]
 
 
+def _voiced(p_speech: float) -> float:
+    """The speech probability rescaled past ``SPEECH_FLOOR``: 0 at the floor and below
+    (the classifier's residual in silence), 1 for certain speech."""
+    return max(0.0, (p_speech - SPEECH_FLOOR) / (1.0 - SPEECH_FLOOR))
+
+
 class Coarticulation:
     """Asymmetric one-pole smoothing of articulation rows [n, 6] at 100 Hz, stateful.
 
@@ -86,11 +92,12 @@ class Coarticulation:
     def __call__(self, rows: np.ndarray, speech: np.ndarray) -> np.ndarray:
         """``rows`` [n, 6] targets; ``speech`` [n] the speech probability (below
         ``SPEECH_FLOOR``: silence, released at ``REST_RELEASE_S``)."""
-        state, attack, floor = self._state, self._attack, SPEECH_FLOOR
+        state, attack = self._state, self._attack
         out = []
         for target, p in zip(rows.tolist(), speech.tolist(), strict=True):
-            if p > floor:
-                shown, release = (p - floor) / ((1.0 - floor) * p), self._release
+            voiced = _voiced(p)
+            if voiced > 0.0:
+                shown, release = voiced / p, self._release
             else:
                 shown, release = 0.0, self._rest
             for j, value in enumerate(target):
@@ -140,7 +147,7 @@ class FaceAnimator:
         for art, p_speech, loud in zip(
             articulation.tolist(), speech.tolist(), loudness.tolist(), strict=True
         ):
-            voiced = max(0.0, (p_speech - SPEECH_FLOOR) / (1.0 - SPEECH_FLOOR))
+            voiced = _voiced(p_speech)
             self._speech += (voiced - self._speech) * self._speech_k
             heard = voiced > 0.3 and loud > QUIET_LN
             pause = self._silent_for  # the silence this frame ends, if it is speech
